@@ -1,0 +1,109 @@
+# mcplink build: the engine library, the CLI/REPL binary, tests, demo.
+# `make help` lists the targets.
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+CC      ?= cc
+VERSION := 0.1.0
+
+PKGS    := lua5.4 libcurl openssl sqlite3 libedit
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wwrite-strings -Wpointer-arith -Wformat=2 -Wundef -Wvla \
+           -Wold-style-definition -Wmissing-declarations -Wimplicit-fallthrough \
+           -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(CFLAGS) $(SAN) \
+           -DMCPL_VERSION='"$(VERSION)"' -Icore -I$(BUILD) \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llua5.4-cjson -lpthread -lm
+LDFLAGS ?=
+
+LIB_SRC  := $(sort $(wildcard core/*.c))
+CLI_SRC  := $(sort $(wildcard core/cli/*.c))
+LUA_SRC  := $(sort $(shell find lua -name '*.lua'))
+LIB_OBJ  := $(LIB_SRC:core/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/lua_embed.o
+CLI_OBJ  := $(CLI_SRC:core/cli/%.c=$(BUILD)/obj/cli/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+HDRS     := $(wildcard core/*.h core/cli/*.h)
+
+.PHONY: all deps check-deps test test-run asan demo install clean help fuzz bench
+
+all: check-deps $(BUILD)/mcplink $(BUILD)/libmcplink.a $(BUILD)/libmcplink.so
+
+help:
+	@echo "make            build $(BUILD)/mcplink, libmcplink.a, libmcplink.so"
+	@echo "make deps       install missing Debian packages (root) or print the command"
+	@echo "make test       build and run every test (prove)"
+	@echo "make asan       build with ASan+UBSan into build-asan/ and run the tests there"
+	@echo "make demo       set up and run the demo scenario"
+	@echo "make install    install into PREFIX (default /usr/local)"
+
+deps:
+	@sh core/tools/deps.sh install
+
+check-deps:
+	@sh core/tools/deps.sh check
+
+$(BUILD)/obj/%.o: core/%.c $(HDRS) | check-deps
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"; $(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/cli/%.o: core/cli/%.c $(HDRS) | check-deps
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"; $(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/gen_embed: core/tools/gen_embed.c | check-deps
+	@mkdir -p $(BUILD)
+	$(CC) -std=c11 -O1 -Wall -Werror -o $@ $<
+
+$(BUILD)/lua_embed.c: $(BUILD)/gen_embed $(LUA_SRC)
+	$(BUILD)/gen_embed lua $(LUA_SRC) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/lua_embed.o: $(BUILD)/lua_embed.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c $< -o $@
+
+$(BUILD)/libmcplink.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libmcplink.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libmcplink.so.0 $(SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/mcplink: $(CLI_OBJ) $(BUILD)/libmcplink.a
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmcplink.a $(LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmcplink.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmcplink.a $(LIBS) -lcmocka
+
+# test and demo set the machine up first (deps), then re-enter make so the
+# package flags are read after the packages exist.
+test: deps
+	@$(MAKE) --no-print-directory test-run
+
+test-run: all $(UNIT_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test-run
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh examples/demo.sh $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0755 $(BUILD)/mcplink $(DESTDIR)$(PREFIX)/bin/mcplink
+	install -m 0644 $(BUILD)/libmcplink.a $(DESTDIR)$(PREFIX)/lib/libmcplink.a
+	install -m 0755 $(BUILD)/libmcplink.so $(DESTDIR)$(PREFIX)/lib/libmcplink.so.0
+	ln -sf libmcplink.so.0 $(DESTDIR)$(PREFIX)/lib/libmcplink.so
+	install -m 0644 core/mcplink.h $(DESTDIR)$(PREFIX)/include/mcplink.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	  -e 's|@REQUIRES@|$(PKGS)|' core/tools/mcplink.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mcplink.pc
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,23 @@
+/* cli.h: shared pieces of the mcplink command line (main.c, repl.c). */
+#ifndef MCPL_CLI_H
+#define MCPL_CLI_H
+
+#include <lua.h>
+#include "mcplink.h"
+
+typedef struct {
+  mcpl_engine *engine;
+  mcpl_actor actor;
+  int compact;
+  const char *history_file; /* REPL history; NULL = default */
+} cli_ctx;
+
+/* Runs the interactive REPL; returns the process exit status. */
+int cli_repl(cli_ctx *c);
+
+/* The operator-script state's entry table (script.prelude) is pushed;
+ * returns the state or NULL after printing the error. */
+lua_State *cli_script_state(cli_ctx *c);
+void cli_push_actor(lua_State *L, const mcpl_actor *a);
+
+#endif

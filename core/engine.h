@@ -1,0 +1,93 @@
+/* engine.h: internal engine interface shared by the core bindings.
+ * Not installed; hosts use mcplink.h only. */
+#ifndef MCPL_ENGINE_H
+#define MCPL_ENGINE_H
+
+#include <stddef.h>
+#include <lua.h>
+#include "mcplink.h"
+
+/* Areas: one C binding each, exposed to engine Lua as a module of that name.
+ * Each may keep engine-wide shared state in its slot. */
+enum mcpl_area {
+  MCPL_AREA_JSON,
+  MCPL_AREA_LOG,
+  MCPL_AREA_CRYPTO,
+  MCPL_AREA_STORE,
+  MCPL_AREA_HTTP,
+  MCPL_AREA_MCP,
+  MCPL_AREA_POLICY,
+  MCPL_AREA_CORE,
+  MCPL_AREA_COUNT
+};
+
+typedef struct {
+  const char *name;                                /* Lua module name */
+  int (*open)(lua_State *L);                       /* pushes the module table */
+  int (*engine_init)(mcpl_engine *e, char **err);  /* optional: once per engine */
+  void (*engine_fini)(mcpl_engine *e);             /* optional */
+} mcpl_area_def;
+
+/* Defined by each bind_<area>.c. */
+int luaopen_mcpl_json(lua_State *L);
+int luaopen_mcpl_log(lua_State *L);
+int luaopen_mcpl_crypto(lua_State *L);
+int luaopen_mcpl_store(lua_State *L);
+int luaopen_mcpl_http(lua_State *L);
+int luaopen_mcpl_mcp(lua_State *L);
+int luaopen_mcpl_policy(lua_State *L);
+int luaopen_mcpl_core(lua_State *L);
+int crypto_engine_init(mcpl_engine *e, char **err);
+void crypto_engine_fini(mcpl_engine *e);
+int store_engine_init(mcpl_engine *e, char **err);
+void store_engine_fini(mcpl_engine *e);
+int http_engine_init(mcpl_engine *e, char **err);
+void http_engine_fini(mcpl_engine *e);
+int mcp_engine_init(mcpl_engine *e, char **err);
+void mcp_engine_fini(mcpl_engine *e);
+int policy_engine_init(mcpl_engine *e, char **err);
+void policy_engine_fini(mcpl_engine *e);
+
+/* The engine a Lua state belongs to (engine, script or policy state). */
+mcpl_engine *mcpl_engine_of(lua_State *L);
+void mcpl_engine_bind(lua_State *L, mcpl_engine *e);
+
+void *mcpl_engine_slot(mcpl_engine *e, enum mcpl_area a);
+void mcpl_engine_set_slot(mcpl_engine *e, enum mcpl_area a, void *p);
+
+/* Option values (NULL when unset). */
+const char *mcpl_engine_opt(mcpl_engine *e, const char *name);
+
+/* Interrupt: set from a signal handler (REPL Ctrl-C); long-running work
+ * (Lua hooks, HTTP progress) checks it and stops with a "cancelled" error. */
+void mcpl_engine_interrupt(mcpl_engine *e);
+void mcpl_engine_clear_interrupt(mcpl_engine *e);
+int mcpl_engine_interrupted(mcpl_engine *e);
+
+/* Logging (core/log.c). msg must never contain secret values. */
+void mcpl_log(mcpl_engine *e, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int mcpl_log_enabled(mcpl_engine *e, const char *level);
+
+/* Lua state construction (core/luastate.c). */
+lua_State *mcpl_state_engine(mcpl_engine *e, char **err);  /* engine Lua */
+lua_State *mcpl_state_script(mcpl_engine *e, char **err);  /* operator scripts */
+/* Loads an engine-owned Lua module's source (lua_dir override or embedded).
+ * Returns a malloc'd copy; *chunkname points to static or malloc'd storage
+ * owned by the caller only when *owned is set. */
+char *mcpl_module_source(mcpl_engine *e, const char *name, char **chunkname);
+
+/* Error helpers for bindings: raise {code=..., message=...} as a Lua error. */
+int mcpl_lua_error(lua_State *L, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Pushes an error table {code=..., message=...}; for nil, err returns. */
+void mcpl_push_error(lua_State *L, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Map between code names and mcpl_code. */
+int mcpl_code_from_name(const char *name);
+
+/* JSON string escaping into a malloc'd buffer (for C-built error JSON). */
+char *mcpl_json_error(const char *code, const char *message, const char *field);
+
+#endif

@@ -1,0 +1,375 @@
+/* luastate.c: builds the engine's Lua states from an allow list.
+ * Engine Lua gets the core bindings; operator scripts get the op API only. */
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include "embed.h"
+#include "engine.h"
+
+#define MAX_MODULE_BYTES (4 * 1024 * 1024)
+
+const mcpl_area_def *mcpl_areas(void);
+
+static const char ENGINE_KEY[] = "mcpl.engine";
+
+void mcpl_engine_bind(lua_State *L, mcpl_engine *e) {
+  lua_pushlightuserdata(L, e);
+  lua_setfield(L, LUA_REGISTRYINDEX, ENGINE_KEY);
+}
+
+mcpl_engine *mcpl_engine_of(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, ENGINE_KEY);
+  mcpl_engine *e = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return e;
+}
+
+void mcpl_push_error(lua_State *L, const char *code, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, code);
+  lua_setfield(L, -2, "code");
+  lua_pushstring(L, buf);
+  lua_setfield(L, -2, "message");
+}
+
+int mcpl_lua_error(lua_State *L, const char *code, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  mcpl_push_error(L, code, "%s", buf);
+  return lua_error(L);
+}
+
+/* ---- module sources ------------------------------------------------------ */
+
+static char *read_file(const char *path, size_t max) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+    fclose(f);
+    return NULL;
+  }
+  char *buf = malloc((size_t)st.st_size + 1);
+  if (buf) {
+    size_t n = fread(buf, 1, (size_t)st.st_size, f);
+    buf[n] = 0;
+  }
+  fclose(f);
+  return buf;
+}
+
+static int valid_module_name(const char *name) {
+  if (!name || !*name || strlen(name) > 200) return 0;
+  for (const char *p = name; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          *p == '_' || (*p == '.' && p != name && p[1] && p[1] != '.')))
+      return 0;
+  return 1;
+}
+
+char *mcpl_module_source(mcpl_engine *e, const char *name, char **chunkname) {
+  *chunkname = NULL;
+  if (!valid_module_name(name)) return NULL;
+  const char *dir = mcpl_engine_opt(e, "lua_dir");
+  if (dir && *dir) {
+    size_t n = strlen(dir) + strlen(name) + 8;
+    char *path = malloc(n);
+    if (!path) return NULL;
+    snprintf(path, n, "%s/%s", dir, name);
+    for (char *p = path + strlen(dir) + 1; *p; p++) if (*p == '.') *p = '/';
+    strcat(path, ".lua");
+    char *src = read_file(path, MAX_MODULE_BYTES);
+    if (!src) { free(path); return NULL; }
+    *chunkname = malloc(strlen(path) + 2);
+    if (*chunkname) sprintf(*chunkname, "@%s", path);
+    free(path);
+    return src;
+  }
+  for (const struct mcpl_embedded *m = mcpl_embedded_lua; m->name; m++) {
+    if (strcmp(m->name, name) == 0) {
+      *chunkname = strdup(m->chunk);
+      return strdup(m->src);
+    }
+  }
+  return NULL;
+}
+
+static void scan_dir(lua_State *L, const char *root, const char *rel, int *n) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
+  DIR *d = opendir(path);
+  if (!d) return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (de->d_name[0] == '.') continue;
+    char sub[1024];
+    snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+    size_t len = strlen(sub);
+    if (len > 4 && strcmp(sub + len - 4, ".lua") == 0) {
+      sub[len - 4] = 0;
+      for (char *p = sub; *p; p++) if (*p == '/') *p = '.';
+      lua_pushstring(L, sub);
+      lua_rawseti(L, -2, ++*n);
+    } else {
+      char full[2048];
+      struct stat st;
+      snprintf(full, sizeof full, "%s/%s", root, sub);
+      if (stat(full, &st) == 0 && S_ISDIR(st.st_mode)) scan_dir(L, root, sub, n);
+    }
+  }
+  closedir(d);
+}
+
+/* core.modules(): names of every engine-owned Lua module. */
+static int core_modules(lua_State *L) {
+  mcpl_engine *e = mcpl_engine_of(L);
+  const char *dir = mcpl_engine_opt(e, "lua_dir");
+  int n = 0;
+  lua_newtable(L);
+  if (dir && *dir) scan_dir(L, dir, "", &n);
+  else
+    for (const struct mcpl_embedded *m = mcpl_embedded_lua; m->name; m++) {
+      lua_pushstring(L, m->name);
+      lua_rawseti(L, -2, ++n);
+    }
+  return 1;
+}
+
+/* require(name): preloaded C bindings, then engine-owned Lua modules. Text
+ * chunks only; there is no package path and no C module loading. */
+static int safe_require(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  lua_settop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, "mcpl.loaded");
+  lua_getfield(L, 2, name);
+  if (!lua_isnil(L, -1)) return 1;
+  lua_pop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, "mcpl.preload");
+  lua_getfield(L, -1, name);
+  if (lua_isfunction(L, -1)) {
+    lua_call(L, 0, 1);
+  } else {
+    lua_pop(L, 2);
+    char *chunk = NULL;
+    char *src = mcpl_module_source(mcpl_engine_of(L), name, &chunk);
+    if (!src) { free(chunk); return luaL_error(L, "module '%s' not found", name); }
+    int st = luaL_loadbufferx(L, src, strlen(src), chunk ? chunk : name, "t");
+    free(src);
+    free(chunk);
+    if (st != LUA_OK) return lua_error(L);
+    lua_pushstring(L, name);
+    lua_call(L, 1, 1);
+  }
+  if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, 2, name);
+  return 1;
+}
+
+/* load(chunk [, chunkname [, mode [, env]]]) restricted to text chunks. */
+static int safe_load(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  const char *name = luaL_optstring(L, 2, "=(load)");
+  int has_env = !lua_isnone(L, 4);
+  if (luaL_loadbufferx(L, s, n, name, "t") != LUA_OK) {
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+  }
+  if (has_env) {
+    lua_pushvalue(L, 4);
+    if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+  }
+  return 1;
+}
+
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  mcpl_engine *e = mcpl_engine_of(L);
+  if (mcpl_engine_interrupted(e)) mcpl_lua_error(L, "timeout", "operation cancelled");
+}
+
+/* Opens the allowed standard libraries and strips what is not allowed. */
+static void open_safe_libs(lua_State *L) {
+  static const luaL_Reg libs[] = {
+    {LUA_GNAME, luaopen_base},       {LUA_TABLIBNAME, luaopen_table},
+    {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
+    {LUA_UTF8LIBNAME, luaopen_utf8},  {LUA_COLIBNAME, luaopen_coroutine},
+    {LUA_OSLIBNAME, luaopen_os},      {NULL, NULL}};
+  for (const luaL_Reg *l = libs; l->name; l++) {
+    luaL_requiref(L, l->name, l->func, 1);
+    lua_pop(L, 1);
+  }
+  /* os: time only */
+  lua_newtable(L);
+  lua_getglobal(L, "os");
+  static const char *const keep_os[] = {"time", "clock", "date", "difftime", NULL};
+  for (int i = 0; keep_os[i]; i++) {
+    lua_getfield(L, -1, keep_os[i]);
+    lua_setfield(L, -3, keep_os[i]);
+  }
+  lua_pop(L, 1);
+  lua_setglobal(L, "os");
+  /* no file access, no bytecode */
+  static const char *const drop[] = {"dofile", "loadfile", "require", NULL};
+  for (int i = 0; drop[i]; i++) { lua_pushnil(L); lua_setglobal(L, drop[i]); }
+  lua_getglobal(L, "string");
+  lua_pushnil(L);
+  lua_setfield(L, -2, "dump");
+  lua_pop(L, 1);
+  /* package.loaded still references the originals; drop it entirely */
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushcfunction(L, safe_load);
+  lua_setglobal(L, "load");
+  lua_pushcfunction(L, safe_require);
+  lua_setglobal(L, "require");
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, "mcpl.loaded");
+}
+
+static lua_State *new_state(mcpl_engine *e) {
+  lua_State *L = luaL_newstate();
+  if (!L) return NULL;
+  mcpl_engine_bind(L, e);
+  open_safe_libs(L);
+  lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 10000);
+  return L;
+}
+
+static void preload(lua_State *L, const char *const *names) {
+  const mcpl_area_def *areas = mcpl_areas();
+  lua_newtable(L);
+  for (int a = 0; a < MCPL_AREA_COUNT; a++) {
+    int want = names == NULL;
+    for (int i = 0; names && names[i]; i++) want |= strcmp(names[i], areas[a].name) == 0;
+    if (!want) continue;
+    lua_pushcfunction(L, areas[a].open);
+    lua_setfield(L, -2, areas[a].name);
+  }
+  lua_setfield(L, LUA_REGISTRYINDEX, "mcpl.preload");
+}
+
+static lua_State *boot(mcpl_engine *e, const char *const *areas, const char *init,
+                       const char *regkey, char **err) {
+  lua_State *L = new_state(e);
+  if (!L) {
+    if (err) *err = mcpl_json_error("internal", "out of memory creating Lua state", NULL);
+    return NULL;
+  }
+  preload(L, areas);
+  lua_pushcfunction(L, safe_require);
+  lua_pushstring(L, init);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    const char *m = NULL, *code = "internal";
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "message");
+      lua_getfield(L, -2, "code");
+      if (lua_isstring(L, -1)) code = lua_tostring(L, -1);
+      m = lua_tostring(L, -2);
+    } else m = lua_tostring(L, -1);
+    mcpl_log(e, "error", "engine Lua failed to load: %s", m ? m : "?");
+    if (err) *err = mcpl_json_error(code, m ? m : "engine Lua failed to load", NULL);
+    lua_close(L);
+    return NULL;
+  }
+  lua_setfield(L, LUA_REGISTRYINDEX, regkey);
+  return L;
+}
+
+lua_State *mcpl_state_engine(mcpl_engine *e, char **err) {
+  return boot(e, NULL, "init", "mcpl.dispatch", err);
+}
+
+lua_State *mcpl_state_script(mcpl_engine *e, char **err) {
+  static const char *const script_areas[] = {"json", "log", "core", NULL};
+  return boot(e, script_areas, "script.prelude", "mcpl.script", err);
+}
+
+/* ---- the core module: engine facts for engine Lua ------------------------ */
+
+static int core_option(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  const char *v = mcpl_engine_opt(mcpl_engine_of(L), name);
+  if (v) lua_pushstring(L, v); else lua_pushnil(L);
+  return 1;
+}
+
+static int core_interrupted(lua_State *L) {
+  lua_pushboolean(L, mcpl_engine_interrupted(mcpl_engine_of(L)));
+  return 1;
+}
+
+static int core_now_ms(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushinteger(L, (lua_Integer)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+  return 1;
+}
+
+static int core_mono_ms(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec * 1000.0 + (lua_Number)ts.tv_nsec / 1e6);
+  return 1;
+}
+
+/* core.op(actor, name, args_json) -> result_json, code|nil: used by operator
+ * scripts, which run in their own state and enter the registry like any
+ * other front end. */
+static int core_op(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const char *name = luaL_checkstring(L, 2);
+  const char *args = luaL_optstring(L, 3, NULL);
+  mcpl_actor a = {0};
+  lua_getfield(L, 1, "system");
+  a.system = lua_toboolean(L, -1);
+  lua_getfield(L, 1, "tenant");
+  a.tenant = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+  lua_getfield(L, 1, "user");
+  a.user = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+  char *res = NULL;
+  int rc = mcpl_op(mcpl_engine_of(L), &a, name, args, &res);
+  lua_pushstring(L, res ? res : "{}");
+  mcpl_free(res);
+  if (rc == MCPL_OK) lua_pushnil(L); else lua_pushstring(L, mcpl_code_name(rc));
+  return 2;
+}
+
+/* core.eprint(s): a line on stderr (CLI error messages). */
+static int core_eprint(lua_State *L) {
+  fprintf(stderr, "%s\n", luaL_checkstring(L, 1));
+  return 0;
+}
+
+/* core.traceback([msg]): engine Lua has no debug library. */
+static int core_traceback(lua_State *L) {
+  luaL_traceback(L, L, luaL_optstring(L, 1, NULL), 1);
+  return 1;
+}
+
+int luaopen_mcpl_core(lua_State *L) {
+  static const luaL_Reg fns[] = {
+    {"modules", core_modules}, {"option", core_option}, {"interrupted", core_interrupted},
+    {"now_ms", core_now_ms},   {"mono_ms", core_mono_ms}, {"op", core_op},
+    {"traceback", core_traceback}, {"eprint", core_eprint}, {NULL, NULL}};
+  luaL_newlib(L, fns);
+  lua_pushstring(L, MCPL_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

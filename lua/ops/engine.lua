@@ -1,0 +1,24 @@
+-- ops/engine: facts about the running engine.
+local core = require "core"
+local registry = require "registry"
+local json = require "json"
+
+local PROTOCOL_VERSIONS = { "2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05" }
+
+registry.op {
+  name = "engine.info", role = "any",
+  summary = "Engine version, MCP protocol versions, storage path and policy directory",
+  args = {},
+  handler = function(ctx, args)
+    local lua_dir = core.option("lua_dir")
+    local policies = core.option("policies")
+    return {
+      version = core.version,
+      protocol_versions = json.array(PROTOCOL_VERSIONS),
+      storage = core.option("db") or json.null,
+      policies = (policies and policies ~= "") and policies or "(built-in default)",
+      lua = (lua_dir and lua_dir ~= "") and lua_dir or "(embedded)",
+      pool_size = tonumber(core.option("pool_size") or "8"),
+    }
+  end,
+}

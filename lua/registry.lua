@@ -1,0 +1,121 @@
+-- registry: the one operation registry. Every front end (C API, CLI, REPL,
+-- scripts) reaches an op through dispatch(); ops declare role and schema.
+local errors = require "errors"
+local schema = require "schema"
+local json = require "json"
+local log = require "log"
+local core = require "core"
+
+local M = { ops = {} }
+
+local ROLES = { any = true, member = true, admin = true, system = true }
+
+-- op{name=, role=, system=bool, mutating=bool, summary=, args={field=spec}, handler=fn}
+function M.op(def)
+  assert(type(def.name) == "string" and def.name:match("^[a-z_]+%.[a-z_]+$"), "bad op name " .. tostring(def.name))
+  assert(ROLES[def.role], def.name .. ": role must be any, member, admin or system")
+  assert(type(def.handler) == "function", def.name .. ": handler required")
+  assert(type(def.summary) == "string", def.name .. ": summary required")
+  assert(not M.ops[def.name], "duplicate op " .. def.name)
+  def.args = def.args or {}
+  for k, spec in pairs(def.args) do schema.check_spec(spec, def.name .. "." .. k) end
+  M.ops[def.name] = def
+  return def
+end
+
+-- May this actor call an op of this role? System is its own role; a tenant
+-- admin can do what a member can.
+function M.allowed(def, actor)
+  local r = def.role
+  if r == "any" then return true end
+  if actor.system then return r == "system" or def.system == true end
+  if r == "member" then return actor.role == "member" or actor.role == "admin" end
+  if r == "admin" then return actor.role == "admin" end
+  return false
+end
+
+function M.list()
+  local out = json.array()
+  for name, def in pairs(M.ops) do
+    local args = {}
+    for k, spec in pairs(def.args) do args[k] = schema.describe(spec) end
+    out[#out + 1] = { name = name, role = def.role, system = def.system or false,
+                      mutating = def.mutating or false, summary = def.summary,
+                      cli = def.cli,
+                      args = json.object(args) }
+  end
+  table.sort(out, function(a, b) return a.name < b.name end)
+  return out
+end
+
+local function traceback(e)
+  if errors.is(e) then return e end
+  return { internal = true, message = core.traceback(tostring(e)) }
+end
+
+local function error_json(e)
+  return json.encode({ error = { code = e.code, message = e.message, field = e.field,
+                                 detail = e.detail } }), e.code
+end
+
+-- Hooks later layers install: resolve an actor to {role, tenant_id, ...}
+-- and append audit records. The defaults keep the registry usable alone.
+M.hooks = {
+  resolve = function(actor)
+    if actor.system then return { system = true, role = "system" } end
+    if type(actor.tenant) ~= "string" or type(actor.user) ~= "string" then
+      errors.raise("unauthorized", "a tenant actor needs a tenant and a user")
+    end
+    return { tenant = actor.tenant, user = actor.user, role = "member" }
+  end,
+  audit = function(ctx, def, args, outcome) end,
+  begin = function(ctx) end,
+  finish = function(ctx) end,
+}
+
+-- dispatch(actor, name, args_json) -> json, code|nil
+function M.dispatch(raw_actor, name, args_json)
+  local ctx = { op = name }
+  local def
+  local ok, res = xpcall(function()
+    def = M.ops[name]
+    if not def then errors.raise("not_found", "unknown op '" .. tostring(name) .. "'", "op") end
+    local args = {}
+    if args_json ~= nil and args_json ~= "" then
+      local okd, v = pcall(json.decode, args_json)
+      if not okd then errors.raise("invalid_argument", "arguments are not valid JSON: " .. tostring(v.message or v)) end
+      if type(v) ~= "table" or json.is_array(v) then errors.raise("invalid_argument", "arguments must be a JSON object") end
+      args = v
+    end
+    ctx.actor = M.hooks.resolve(raw_actor)
+    if not M.allowed(def, ctx.actor) then
+      errors.raise("forbidden", "op '" .. name .. "' needs role " .. def.role ..
+        (def.system and " (or the system actor)" or ""))
+    end
+    args = schema.validate_args(def.args, args)
+    ctx.args = args
+    M.hooks.begin(ctx)
+    local r = def.handler(ctx, args)
+    if r == nil then r = json.object() end
+    return r
+  end, traceback)
+  M.hooks.finish(ctx)
+  if ok then
+    if def and def.mutating then M.hooks.audit(ctx, def, ctx.args, "ok") end
+    local okj, out = pcall(json.encode, res)
+    if okj then return out, nil end
+    log.error("op", name, "returned a value that is not JSON:", tostring(out.message or out))
+    return error_json(errors.new("internal", "internal error (see log)"))
+  end
+  local e = res
+  if not errors.is(e) then
+    log.error("op", name, "failed:", tostring(e.message))
+    e = errors.new("internal", "internal error (see log)")
+  end
+  if def and def.mutating and ctx.actor then
+    pcall(M.hooks.audit, ctx, def, ctx.args, e.code)
+  end
+  return error_json(e)
+end
+
+return M

@@ -1,0 +1,251 @@
+-- script.prelude: the operator-script environment (REPL, `mcplink run`,
+-- `mcplink test`): the op API, json, log and TAP test helpers, nothing else.
+local core = require "core"
+local json = require "json"
+local log = require "log"
+
+local M = {}
+
+-- ---- the op API ---------------------------------------------------------
+
+local Client = {}
+Client.__index = Client
+
+local function norm_actor(a)
+  if a == "system" or (type(a) == "table" and a.system) then return { system = true } end
+  if type(a) == "table" and type(a.tenant) == "string" and type(a.user) == "string" then
+    return { tenant = a.tenant, user = a.user }
+  end
+  error("actor must be \"system\" or {tenant=..., user=...}", 3)
+end
+
+local errmt = { __tostring = function(e)
+  return tostring(e.code) .. ": " .. tostring(e.message) .. (e.field and (" (" .. e.field .. ")") or "")
+end }
+
+-- client:op(name, args) -> result | nil, err{code,message,field}
+function Client:op(name, args)
+  local ok, body = pcall(json.encode, args == nil and json.object() or args)
+  if not ok then
+    return nil, setmetatable({ code = "invalid_argument", message = tostring(body.message or body) }, errmt)
+  end
+  local res, code = core.op(self.actor, name, body)
+  local v = json.decode(res)
+  if code then return nil, setmetatable(v.error or { code = code }, errmt) end
+  return v
+end
+
+-- client:must(name, args) -> result, or raises the error
+function Client:must(name, args)
+  local r, e = self:op(name, args)
+  if r == nil then error(e, 2) end
+  return r
+end
+
+function M.client(actor)
+  return setmetatable({ actor = norm_actor(actor) }, Client)
+end
+
+-- ---- TAP ----------------------------------------------------------------
+
+local function new_tap()
+  local T = { n = 0, failed = 0, planned = nil, out = print }
+  local env = {}
+
+  local function where()
+    -- the caller's line, found from a traceback (no debug library here)
+    local tb = core.traceback()
+    for line in tb:gmatch("[^\n]+") do
+      local loc = line:match("^%s*([^%s:]+:%d+):")
+      if loc and not loc:match("^@?lua/script/") and not loc:match("^%[C%]") and not loc:match("prelude") then
+        return loc
+      end
+    end
+    return "?"
+  end
+
+  local function diag(...)
+    local parts = {}
+    for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
+    local msg = table.concat(parts, " ")
+    for line in (msg .. "\n"):gmatch("([^\n]*)\n") do T.out("# " .. line) end
+  end
+
+  local function show(v)
+    if type(v) == "table" then
+      local ok, s = pcall(json.encode, v, { sort = true })
+      if ok then return s end
+    elseif type(v) == "string" then return string.format("%q", v) end
+    return tostring(v)
+  end
+
+  function env.ok(v, name)
+    T.n = T.n + 1
+    name = name and (" - " .. tostring(name)) or ""
+    if v then T.out("ok " .. T.n .. name)
+    else
+      T.failed = T.failed + 1
+      T.out("not ok " .. T.n .. name)
+      diag("  Failed test at " .. where())
+    end
+    return v and true or false
+  end
+
+  function env.is(got, exp, name)
+    local r = env.ok(got == exp, name)
+    if not r then diag("         got: " .. show(got)); diag("    expected: " .. show(exp)) end
+    return r
+  end
+
+  function env.isnt(got, exp, name)
+    local r = env.ok(got ~= exp, name)
+    if not r then diag("    got: " .. show(got) .. " (expected anything else)") end
+    return r
+  end
+
+  function env.like(got, pat, name)
+    local r = env.ok(type(got) == "string" and got:find(pat) ~= nil, name)
+    if not r then diag("    " .. show(got) .. " does not match " .. show(pat)) end
+    return r
+  end
+
+  function env.unlike(got, pat, name)
+    local r = env.ok(type(got) ~= "string" or got:find(pat) == nil, name)
+    if not r then diag("    " .. show(got) .. " matches " .. show(pat)) end
+    return r
+  end
+
+  function env.is_deeply(got, exp, name)
+    local a = select(2, pcall(json.encode, got, { sort = true }))
+    local b = select(2, pcall(json.encode, exp, { sort = true }))
+    local r = env.ok(type(a) == "string" and a == b, name)
+    if not r then diag("         got: " .. tostring(a)); diag("    expected: " .. tostring(b)) end
+    return r
+  end
+
+  -- err_is(res, err, code, name): an op result that failed with this code
+  function env.err_is(res, err, code, name)
+    local r = env.ok(res == nil and type(err) == "table" and err.code == code, name)
+    if not r then diag("    expected error " .. code .. ", got " .. (res ~= nil and ("result " .. show(res)) or show(err))) end
+    return r
+  end
+
+  -- dies(fn, pattern, name): fn raises an error whose text matches pattern
+  function env.dies(fn, pat, name)
+    local ok, e = pcall(fn)
+    local msg = tostring(type(e) == "table" and (e.message or e.code) or e)
+    local r = env.ok(not ok and (pat == nil or msg:find(pat) ~= nil), name)
+    if not r then diag(ok and "    did not raise" or ("    raised: " .. msg)) end
+    return r
+  end
+
+  function env.plan(n) T.planned = n; T.out("1.." .. n) end
+  env.diag = diag
+  env.note = diag
+  function env.skip(reason, n)
+    for _ = 1, (n or 1) do T.n = T.n + 1; T.out("ok " .. T.n .. " # skip " .. tostring(reason)) end
+  end
+  function env.bail_out(msg) T.out("Bail out! " .. tostring(msg)); error({ bail = true }, 0) end
+  function env.subtest(name, fn)
+    diag("subtest: " .. name)
+    local ok, e = pcall(fn)
+    if not ok then env.ok(false, name .. " (died: " .. tostring(type(e) == "table" and (e.message or e.code) or e) .. ")") end
+  end
+  return T, env
+end
+
+-- ---- environments -------------------------------------------------------
+
+local SAFE = { "assert", "error", "ipairs", "next", "pairs", "pcall", "print", "rawequal",
+  "rawget", "rawlen", "rawset", "select", "setmetatable", "getmetatable", "tonumber",
+  "tostring", "type", "xpcall" }
+
+local function copy(t) local c = {} for k, v in pairs(t) do c[k] = v end return c end
+
+function M.env(actor, script_args)
+  local env = {}
+  for _, k in ipairs(SAFE) do env[k] = _G[k] end
+  env.string, env.table, env.math, env.utf8, env.coroutine, env.os =
+    copy(string), copy(table), copy(math), copy(utf8), copy(coroutine), copy(os)
+  env.json = { encode = json.encode, decode = json.decode, null = json.null,
+               array = json.array, object = json.object, is_array = json.is_array }
+  env.log = copy(log)
+  local default = M.client(actor)
+  env.mcplink = {
+    version = core.version,
+    actor = default.actor,
+    op = function(name, args) return default:op(name, args) end,
+    must = function(name, args) return default:must(name, args) end,
+    as = M.client,
+    now_ms = core.now_ms,
+  }
+  env.arg = script_args or {}
+  env._G = env
+  return env
+end
+
+local function load_in(src, chunkname, env)
+  local fn, err = load(src, chunkname, "t", env)
+  if not fn then return nil, err end
+  return fn
+end
+
+local function errtext(e)
+  if type(e) == "table" then
+    if e.code then return tostring(e.code) .. ": " .. tostring(e.message) end
+    return tostring(e.message or e)
+  end
+  return tostring(e)
+end
+
+-- run(src, chunkname, actor, args) -> exit status
+function M.run(src, chunkname, actor, args)
+  local env = M.env(actor, args)
+  local fn, err = load_in(src, chunkname, env)
+  if not fn then print("error: " .. err); return 1 end
+  local ok, e = xpcall(fn, function(m) return core.traceback(errtext(m)) end, table.unpack(args or {}))
+  if not ok then print("error: " .. tostring(e)); return 1 end
+  return 0
+end
+
+-- test(src, chunkname, actor) -> exit status; prints TAP
+function M.test(src, chunkname, actor)
+  local T, tap = new_tap()
+  local env = M.env(actor, {})
+  for k, v in pairs(tap) do env[k] = v end
+  local done = false
+  env.done_testing = function(n)
+    if not T.planned then T.out("1.." .. (n or T.n)) end
+    done = true
+  end
+  local fn, err = load_in(src, chunkname, env)
+  if not fn then
+    T.out("1..1"); T.out("not ok 1 - script compiles"); T.out("# " .. err)
+    return 1
+  end
+  local ok, e = xpcall(fn, function(m)
+    if type(m) == "table" and m.bail then return m end
+    return core.traceback(errtext(m))
+  end)
+  if not ok then
+    if type(e) == "table" and e.bail then return 255 end
+    tap.ok(false, "script ran to the end")
+    tap.diag(e)
+  end
+  if not T.planned and not done then T.out("1.." .. T.n) end
+  if T.planned and T.planned ~= T.n then
+    tap.diag(string.format("planned %d tests but ran %d", T.planned, T.n))
+    return 1
+  end
+  if T.n == 0 then tap.diag("no tests ran"); return 1 end
+  return T.failed > 0 and 1 or 0
+end
+
+-- cli(compact, actor, argv) -> exit status (friendly subcommands)
+function M.cli(compact, actor, argv)
+  return require("script.cli").run(M.client(actor), compact, argv)
+end
+
+M.pretty = function(s) return require("script.cli").pretty(s) end
+
+return M

@@ -1,0 +1,107 @@
+/* test_api.c: the public C API: open, op, errors, options, concurrency. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "mcplink.h"
+#include "testutil.h"
+
+static void test_version(void **st) {
+  (void)st;
+  assert_non_null(mcpl_version());
+  assert_true(strlen(mcpl_version()) > 0);
+}
+
+static void test_options_reject_unknown(void **st) {
+  (void)st;
+  mcpl_options *o = mcpl_options_new();
+  assert_int_equal(mcpl_options_set(o, "no_such_option", "x"), MCPL_E_INVALID_ARGUMENT);
+  assert_int_equal(mcpl_options_set(o, "pool_size", "0"), MCPL_E_INVALID_ARGUMENT);
+  assert_int_equal(mcpl_options_set(o, "pool_size", "abc"), MCPL_E_INVALID_ARGUMENT);
+  assert_int_equal(mcpl_options_set(o, "pool_size", "4"), MCPL_OK);
+  assert_int_equal(mcpl_options_set(o, "log_level", "loud"), MCPL_E_INVALID_ARGUMENT);
+  mcpl_options_free(o);
+}
+
+static void test_op_list_and_errors(void **st) {
+  (void)st;
+  tu_env env;
+  mcpl_engine *e = tu_open(&env, NULL);
+  mcpl_actor sys = {NULL, NULL, 1};
+  char *res = NULL;
+  assert_int_equal(mcpl_op(e, &sys, "op.list", "{}", &res), MCPL_OK);
+  assert_non_null(strstr(res, "\"engine.info\""));
+  mcpl_free(res);
+
+  assert_int_equal(mcpl_op(e, &sys, "no.such", NULL, &res), MCPL_E_NOT_FOUND);
+  assert_non_null(strstr(res, "\"code\":\"not_found\""));
+  mcpl_free(res);
+
+  assert_int_equal(mcpl_op(e, &sys, "engine.info", "{\"bogus\":1}", &res), MCPL_E_INVALID_ARGUMENT);
+  assert_non_null(strstr(res, "\"field\":\"bogus\""));
+  mcpl_free(res);
+
+  assert_int_equal(mcpl_op(e, &sys, "engine.info", "[1,2]", &res), MCPL_E_INVALID_ARGUMENT);
+  mcpl_free(res);
+  assert_int_equal(mcpl_op(e, &sys, "engine.info", "{\"a\":", &res), MCPL_E_INVALID_ARGUMENT);
+  mcpl_free(res);
+  assert_int_equal(mcpl_op(e, NULL, NULL, NULL, &res), MCPL_E_INVALID_ARGUMENT);
+  mcpl_free(res);
+  tu_close(&env, e);
+}
+
+static void test_code_names(void **st) {
+  (void)st;
+  assert_string_equal(mcpl_code_name(MCPL_E_URL_BLOCKED), "url_blocked");
+  assert_string_equal(mcpl_code_name(MCPL_E_KEY_UNAVAILABLE), "key_unavailable");
+  assert_string_equal(mcpl_code_name(999), "internal");
+}
+
+struct worker { mcpl_engine *e; int failures; };
+
+static void *worker_main(void *p) {
+  struct worker *w = p;
+  mcpl_actor sys = {NULL, NULL, 1};
+  for (int i = 0; i < 200; i++) {
+    char *res = NULL;
+    const char *op = (i % 3) ? "engine.info" : "op.list";
+    if (mcpl_op(w->e, &sys, op, NULL, &res) != MCPL_OK || !strchr(res, '{')) w->failures++;
+    mcpl_free(res);
+  }
+  return NULL;
+}
+
+/* Many threads on one engine with a pool smaller than the thread count. */
+static void test_concurrent_ops(void **st) {
+  (void)st;
+  tu_env env;
+  mcpl_engine *e = tu_open(&env, "3");
+  enum { N = 8 };
+  pthread_t t[N];
+  struct worker w[N];
+  for (int i = 0; i < N; i++) {
+    w[i].e = e;
+    w[i].failures = 0;
+    assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+  }
+  int fails = 0;
+  for (int i = 0; i < N; i++) { pthread_join(t[i], NULL); fails += w[i].failures; }
+  assert_int_equal(fails, 0);
+  tu_close(&env, e);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_version),
+    cmocka_unit_test(test_options_reject_unknown),
+    cmocka_unit_test(test_op_list_and_errors),
+    cmocka_unit_test(test_code_names),
+    cmocka_unit_test(test_concurrent_ops),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
