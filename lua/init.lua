@@ -2,6 +2,7 @@
 -- dispatch function the C core calls for each mcpl_op.
 local core = require "core"
 local registry = require "registry"
+require "auth"
 
 local families = {}
 for _, name in ipairs(core.modules()) do

@@ -77,7 +77,9 @@ local function help_for(ops, prefix)
       end
       local flags = {}
       local names = {}
-      for k in pairs(op.args) do names[#names + 1] = k end
+      local ispos = {}
+      for _, p in ipairs(op.cli and op.cli.positional or {}) do ispos[p] = true end
+      for k in pairs(op.args) do if not ispos[k] then names[#names + 1] = k end end
       table.sort(names)
       for _, k in ipairs(names) do
         local a = op.args[k]

@@ -46,6 +46,20 @@ function M.client(actor)
   return setmetatable({ actor = norm_actor(actor) }, Client)
 end
 
+-- setup{tenant=NAME, users={name=role,...}} -> table of clients by user name
+-- (plus .system): creates the tenant and users through the ops, for
+-- scenario scripts and demos.
+function M.setup(spec)
+  local sys = M.client("system")
+  local t = sys:must("tenant.create", { name = spec.tenant })
+  local out = { system = sys, tenant = t }
+  for name, role in pairs(spec.users or {}) do
+    sys:must("user.create", { tenant = spec.tenant, name = name, role = role })
+    out[name] = M.client({ tenant = spec.tenant, user = name })
+  end
+  return out
+end
+
 -- ---- TAP ----------------------------------------------------------------
 
 local function new_tap()
@@ -177,6 +191,7 @@ function M.env(actor, script_args)
     op = function(name, args) return default:op(name, args) end,
     must = function(name, args) return default:must(name, args) end,
     as = M.client,
+    setup = M.setup,
     now_ms = core.now_ms,
   }
   env.arg = script_args or {}

@@ -1,0 +1,107 @@
+-- model: shared pieces of the admin workflows: name rules, reference
+-- resolution (id or name, always tenant-scoped) and the records ops return.
+local errors = require "errors"
+local store = require "store"
+local json = require "json"
+
+local M = {}
+
+M.NAME = { type = "string", min = 1, max = 200 }
+M.SLUG = { type = "string", min = 1, max = 64, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+           pattern_doc = "must start with a letter or digit and use only letters, digits, '.', '_' and '-'" }
+M.LIMIT = { type = "integer", min = 1, max = 500 }
+M.CURSOR = { type = "string", max = 200 }
+
+-- paging(args) -> opts for store.list
+function M.paging(args, where)
+  return { where = where or {}, limit = args.limit, cursor = args.cursor }
+end
+
+local NOUN = { servers = "server", spaces = "space", assistants = "assistant",
+               classifications = "classification", users = "user", tenants = "tenant" }
+
+-- ref(actor, table, ref, field): a row by id, else by unique name.
+function M.ref(actor, tbl, ref, field)
+  if type(ref) ~= "string" or ref == "" then
+    errors.raise("invalid_argument", "'" .. field .. "' must be an id or a name", field)
+  end
+  local row = store.find(actor, tbl, { id = ref })
+  if not row then row = store.find(actor, tbl, { name = ref }) end
+  if not row then
+    errors.raise("not_found", (NOUN[tbl] or tbl) .. " '" .. ref .. "' not found", field)
+  end
+  return row
+end
+
+local function nullable(v) if v == nil then return json.null end return v end
+M.nullable = nullable
+
+function M.classification_view(c)
+  if not c then return json.null end
+  return { id = c.id, name = c.name, level = c.level, description = nullable(c.description) }
+end
+
+-- classification of a row's classification_id, or nil
+function M.classification_of(actor, id)
+  if id == nil or id == json.null then return nil end
+  return store.find(actor, "classifications", { id = id })
+end
+
+function M.server_view(actor, s)
+  local enabled = store.find(actor, "enablements", { server_id = s.id }) ~= nil
+  return {
+    id = s.id, name = s.name,
+    description = nullable(s.description),
+    description_source = nullable(s.description_source),
+    url = nullable(s.url),
+    url_set = s.url ~= nil and s.url ~= json.null,
+    auth_type = s.auth_type or "none",
+    api_key_set = s.api_key_set == true,
+    oauth = {
+      client_id = nullable(s.oauth_client_id),
+      client_secret_set = s.oauth_client_secret_set == true,
+      authorization_url = nullable(s.oauth_authorization_url),
+      token_url = nullable(s.oauth_token_url),
+      revocation_url = nullable(s.oauth_revocation_url),
+      scopes = s.oauth_scopes ~= nil and s.oauth_scopes ~= json.null and s.oauth_scopes or json.array(),
+      registration_mode = nullable(s.oauth_registration_mode),
+      issuer = nullable(s.oauth_issuer),
+    },
+    classification = M.classification_view(M.classification_of(actor, s.classification_id)),
+    timeout_ms = nullable(s.timeout_ms),
+    capabilities_status = s.capabilities_status or "not_discovered",
+    discovered_at = nullable(s.discovered_at),
+    enabled = enabled,
+    created_at = s.created_at, updated_at = s.updated_at,
+  }
+end
+
+function M.space_view(actor, sp)
+  return { id = sp.id, name = sp.name,
+           classification = M.classification_view(M.classification_of(actor, sp.classification_id)),
+           created_at = sp.created_at }
+end
+
+function M.assistant_view(actor, a)
+  local space = json.null
+  if a.space_id ~= nil and a.space_id ~= json.null then
+    local sp = store.find(actor, "spaces", { id = a.space_id })
+    if sp then space = { id = sp.id, name = sp.name } end
+  end
+  return { id = a.id, name = a.name, space = space, personal = space == json.null,
+           owner_user_id = a.owner_user_id, created_at = a.created_at }
+end
+
+function M.user_view(u)
+  return { id = u.id, name = u.name, role = u.role, created_at = u.created_at }
+end
+
+-- list(actor, table, args, where, view) -> {items, next_cursor}
+function M.list(actor, tbl, args, where, view)
+  local page = store.list(actor, tbl, M.paging(args, where))
+  local items = json.array()
+  for i, row in ipairs(page.items) do items[i] = view(row) end
+  return { items = items, next_cursor = page.next_cursor or json.null }
+end
+
+return M

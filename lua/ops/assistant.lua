@@ -1,0 +1,209 @@
+-- ops/assistant: assistants (in a space or personal) and their MCP tools
+-- (spec step 4), with security classification enforced on attach and use.
+local registry = require "registry"
+local errors = require "errors"
+local store = require "store"
+local model = require "model"
+local toolnames = require "toolnames"
+local json = require "json"
+
+local M = {}
+
+-- An assistant the actor may see: space assistants are the tenant's;
+-- personal ones only their owner's.
+local function visible(a, row)
+  if row.space_id ~= nil and row.space_id ~= json.null then return true end
+  return row.owner_user_id == a.user_id
+end
+
+function M.get_assistant(a, ref, field)
+  local row = store.find(a, "assistants", { id = ref })
+  if not row or not visible(a, row) then
+    errors.raise("not_found", "assistant '" .. tostring(ref) .. "' not found", field)
+  end
+  return row
+end
+
+-- May the actor change this assistant? Its owner, or a tenant admin for
+-- space assistants.
+local function check_manage(a, row)
+  if row.owner_user_id == a.user_id then return end
+  if a.role == "admin" and row.space_id ~= nil and row.space_id ~= json.null then return end
+  errors.raise("forbidden", "only the assistant's owner or a tenant admin can change assistant '" .. row.name .. "'")
+end
+
+-- usable(a, assistant, server) -> true | false, code, reason
+-- The same rules at attach time and at every use: enabled for the tenant,
+-- and the server's classification meets the space's requirement.
+function M.usable(a, asst, s)
+  if not store.find(a, "enablements", { server_id = s.id }) then
+    return false, "forbidden", "server '" .. s.name .. "' is not enabled as a tool for this tenant"
+  end
+  if asst.space_id == nil or asst.space_id == json.null then return true end
+  local sp = store.find(a, "spaces", { id = asst.space_id })
+  if not sp then return false, "not_found", "the assistant's space no longer exists" end
+  local need = model.classification_of(a, sp.classification_id)
+  if not need then return true end
+  local have = model.classification_of(a, s.classification_id)
+  if not have then
+    return false, "forbidden", string.format(
+      "server '%s' has no security classification; space '%s' requires '%s' (level %d)",
+      s.name, sp.name, need.name, need.level)
+  end
+  if have.level < need.level then
+    return false, "forbidden", string.format(
+      "server '%s' is classified '%s' (level %d), below space '%s' requirement '%s' (level %d)",
+      s.name, have.name, have.level, sp.name, need.name, need.level)
+  end
+  return true
+end
+
+registry.op {
+  name = "assistant.create", role = "member", mutating = true,
+  summary = "Create an assistant in a space, or a personal one when no space is given",
+  args = { name = { type = "string", required = true, min = 1, max = 200 },
+           space = { type = "string", max = 200 } },
+  cli = { positional = { "name" } },
+  handler = function(ctx, args)
+    local a = ctx.actor
+    local space_id = json.null
+    if args.space then space_id = model.ref(a, "spaces", args.space, "space").id end
+    local row = store.insert(a, "assistants", { name = args.name, space_id = space_id, owner_user_id = a.user_id })
+    ctx.target = row.id
+    return model.assistant_view(a, row)
+  end,
+}
+
+registry.op {
+  name = "assistant.get", role = "member",
+  summary = "Show an assistant",
+  args = { id = { type = "string", required = true, max = 200 } },
+  cli = { words = "assistant show", positional = { "id" } },
+  handler = function(ctx, args)
+    return model.assistant_view(ctx.actor, M.get_assistant(ctx.actor, args.id, "id"))
+  end,
+}
+
+registry.op {
+  name = "assistant.list", role = "member",
+  summary = "List the assistants the caller can see (space assistants and their own)",
+  args = { limit = model.LIMIT, cursor = model.CURSOR },
+  handler = function(ctx, args)
+    local a = ctx.actor
+    local page = store.list(a, "assistants", model.paging(args))
+    local items = json.array()
+    for _, row in ipairs(page.items) do
+      if visible(a, row) then items[#items + 1] = model.assistant_view(a, row) end
+    end
+    return { items = items, next_cursor = page.next_cursor or json.null }
+  end,
+}
+
+registry.op {
+  name = "assistant.attach", role = "member", mutating = true,
+  summary = "Attach an enabled MCP server tool to an assistant",
+  args = { assistant = { type = "string", required = true, max = 200 },
+           server = { type = "string", required = true, max = 200 } },
+  cli = { positional = { "assistant", "server" } },
+  handler = function(ctx, args)
+    local a = ctx.actor
+    local asst = M.get_assistant(a, args.assistant, "assistant")
+    check_manage(a, asst)
+    local s = model.ref(a, "servers", args.server, "server")
+    ctx.target = asst.id
+    local ok, code, reason = M.usable(a, asst, s)
+    if not ok then errors.raise(code, reason, "server") end
+    return store.tx(function()
+      if not store.find(a, "attachments", { assistant_id = asst.id, server_id = s.id }) then
+        store.insert(a, "attachments", { assistant_id = asst.id, server_id = s.id })
+      end
+      return { assistant = asst.id, server = s.id, attached = true }
+    end)
+  end,
+}
+
+registry.op {
+  name = "assistant.detach", role = "member", mutating = true,
+  summary = "Detach an MCP server tool from an assistant",
+  args = { assistant = { type = "string", required = true, max = 200 },
+           server = { type = "string", required = true, max = 200 } },
+  cli = { positional = { "assistant", "server" } },
+  handler = function(ctx, args)
+    local a = ctx.actor
+    local asst = M.get_assistant(a, args.assistant, "assistant")
+    check_manage(a, asst)
+    local s = model.ref(a, "servers", args.server, "server")
+    ctx.target = asst.id
+    local att = store.find(a, "attachments", { assistant_id = asst.id, server_id = s.id })
+    if not att then errors.raise("not_found", "server '" .. s.name .. "' is not attached to this assistant", "server") end
+    store.delete(a, "attachments", att.id)
+    return { assistant = asst.id, server = s.id, attached = false }
+  end,
+}
+
+-- attached(a, asst) -> list of {server=row, usable=bool, code, reason}
+function M.attached(a, asst)
+  local out = {}
+  local cursor
+  repeat
+    local page = store.list(a, "attachments", { where = { assistant_id = asst.id }, limit = 500, cursor = cursor })
+    for _, att in ipairs(page.items) do
+      local s = store.find(a, "servers", { id = att.server_id })
+      if s then
+        local ok, code, reason = M.usable(a, asst, s)
+        out[#out + 1] = { server = s, usable = ok, code = code, reason = reason }
+      end
+    end
+    cursor = page.next_cursor
+  until not cursor or cursor == json.null
+  return out
+end
+
+-- tools_of(a, asst) -> tools (with engine-unique names), servers summary
+function M.tools_of(a, asst)
+  local servers, entries = json.array(), {}
+  for _, e in ipairs(M.attached(a, asst)) do
+    local s = e.server
+    servers[#servers + 1] = { id = s.id, name = s.name, usable = e.usable,
+                              reason = model.nullable(e.reason),
+                              capabilities_status = s.capabilities_status or "not_discovered" }
+    if e.usable then
+      local cursor
+      repeat
+        local page = store.list(a, "capabilities", { where = { server_id = s.id, kind = "tool" }, limit = 500, cursor = cursor })
+        for _, c in ipairs(page.items) do entries[#entries + 1] = { server = s, cap = c } end
+        cursor = page.next_cursor
+      until not cursor or cursor == json.null
+    end
+  end
+  local names = toolnames.assign(entries)
+  local tools = json.array()
+  for i, en in ipairs(entries) do
+    local def = en.cap.definition or {}
+    tools[#tools + 1] = {
+      name = names[i], tool = en.cap.name,
+      server = { id = en.server.id, name = en.server.name },
+      title = model.nullable(def.title),
+      description = model.nullable(def.description),
+      input_schema = def.inputSchema or json.object(),
+      output_schema = model.nullable(def.outputSchema),
+      annotations = model.nullable(def.annotations),
+      pending_approval = en.cap.status == "pending",
+    }
+  end
+  return tools, servers
+end
+
+registry.op {
+  name = "assistant.tools", role = "member",
+  summary = "The MCP tools an assistant may use, with names unique across its servers",
+  args = { assistant = { type = "string", required = true, max = 200 } },
+  cli = { positional = { "assistant" } },
+  handler = function(ctx, args)
+    local asst = M.get_assistant(ctx.actor, args.assistant, "assistant")
+    local tools, servers = M.tools_of(ctx.actor, asst)
+    return { assistant = asst.id, tools = tools, servers = servers }
+  end,
+}
+
+return M
