@@ -113,6 +113,13 @@ static void print_json(cli_ctx *c, const char *json, FILE *out) {
 }
 
 static int cmd_op(cli_ctx *c, int argc, char **argv) {
+  /* --compact is also accepted after the op name, where people type it */
+  int n = 0;
+  for (int k = 0; k < argc; k++) {
+    if (strcmp(argv[k], "--compact") == 0) c->compact = 1;
+    else argv[n++] = argv[k];
+  }
+  argc = n;
   if (argc < 1) return usage_error("op: missing op name", "");
   if (argc > 2) return usage_error("op: unexpected argument", argv[2]);
   char *args = NULL;

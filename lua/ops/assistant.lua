@@ -159,37 +159,56 @@ function M.attached(a, asst)
   return out
 end
 
--- tools_of(a, asst) -> tools (with engine-unique names), servers summary
+-- entries(a, asst) -> attached servers and every tool entry {server, cap,
+-- usable, code, reason, name}. Names are assigned over all attached servers,
+-- usable or not, so a tool keeps its name when another server changes state.
+function M.entries(a, asst)
+  local servers, entries = M.attached(a, asst), {}
+  for _, e in ipairs(servers) do
+    local cursor
+    repeat
+      local page = store.list(a, "capabilities", { where = { server_id = e.server.id, kind = "tool" }, limit = 500, cursor = cursor })
+      for _, c in ipairs(page.items) do
+        entries[#entries + 1] = { server = e.server, cap = c, usable = e.usable, code = e.code, reason = e.reason }
+      end
+      cursor = page.next_cursor
+    until not cursor or cursor == json.null
+  end
+  table.sort(entries, function(x, y)
+    if x.server.name ~= y.server.name then return x.server.name < y.server.name end
+    return x.cap.name < y.cap.name
+  end)
+  local names = toolnames.assign(entries)
+  for i, en in ipairs(entries) do en.name = names[i] end
+  return servers, entries
+end
+
+-- tools_of(a, asst) -> usable tools (engine-unique names), servers summary
 function M.tools_of(a, asst)
-  local servers, entries = json.array(), {}
-  for _, e in ipairs(M.attached(a, asst)) do
+  local attached, entries = M.entries(a, asst)
+  local servers = json.array()
+  for _, e in ipairs(attached) do
     local s = e.server
     servers[#servers + 1] = { id = s.id, name = s.name, usable = e.usable,
                               reason = model.nullable(e.reason),
                               capabilities_status = s.capabilities_status or "not_discovered" }
-    if e.usable then
-      local cursor
-      repeat
-        local page = store.list(a, "capabilities", { where = { server_id = s.id, kind = "tool" }, limit = 500, cursor = cursor })
-        for _, c in ipairs(page.items) do entries[#entries + 1] = { server = s, cap = c } end
-        cursor = page.next_cursor
-      until not cursor or cursor == json.null
-    end
   end
-  local names = toolnames.assign(entries)
   local tools = json.array()
-  for i, en in ipairs(entries) do
-    local def = en.cap.definition or {}
-    tools[#tools + 1] = {
-      name = names[i], tool = en.cap.name,
-      server = { id = en.server.id, name = en.server.name },
-      title = model.nullable(def.title),
-      description = model.nullable(def.description),
-      input_schema = def.inputSchema or json.object(),
-      output_schema = model.nullable(def.outputSchema),
-      annotations = model.nullable(def.annotations),
-      pending_approval = en.cap.status == "pending",
-    }
+  for _, en in ipairs(entries) do
+    if en.usable then
+      local def = en.cap.status == "pending" and en.cap.approved_definition or en.cap.definition
+      def = def or {}
+      tools[#tools + 1] = {
+        name = en.name, tool = en.cap.name,
+        server = { id = en.server.id, name = en.server.name },
+        title = model.nullable(def.title),
+        description = model.nullable(def.description),
+        input_schema = def.inputSchema or json.object(),
+        output_schema = model.nullable(def.outputSchema),
+        annotations = model.nullable(def.annotations),
+        pending_approval = en.cap.status == "pending",
+      }
+    end
   end
   return tools, servers
 end

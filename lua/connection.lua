@@ -1,0 +1,54 @@
+-- connection: an MCP client for a stored server and the calling user, with
+-- the server's credentials, timeout and limits applied.
+local errors = require "errors"
+local json = require "json"
+local credentials = require "credentials"
+
+local M = {}
+
+M.DEFAULT_TIMEOUT_MS = 60000
+M.MAX_TIMEOUT_MS = 600000
+M.MAX_RESULT_BYTES = 16 * 1024 * 1024
+
+function M.timeout_of(s)
+  local t = s.timeout_ms
+  if t == nil or t == json.null then t = M.DEFAULT_TIMEOUT_MS end
+  if t > M.MAX_TIMEOUT_MS then t = M.MAX_TIMEOUT_MS end
+  return t
+end
+
+-- open(ctx, server_row) -> client, cache key
+function M.open(ctx, s)
+  if s.url == nil or s.url == json.null then
+    errors.raise("invalid_argument", "Server URL is not set: edit the MCP server and provide an HTTPS URL", "url",
+      { status = "Server URL not set" })
+  end
+  local headers, fp = credentials.for_server(ctx, s)
+  local client = require "mcp.client"
+  local key = s.id .. ":" .. fp
+  return client.new(ctx, {
+    key = key,
+    url = s.url,
+    headers = headers,
+    timeout_ms = M.timeout_of(s),
+    max_bytes = M.MAX_RESULT_BYTES,
+    era = s.protocol_era ~= json.null and s.protocol_era or nil,
+  }), key
+end
+
+-- forget(server_id): drop cached sessions and era after reconfiguration.
+function M.forget(server_id)
+  local ok, client = pcall(require, "mcp.client")
+  if ok and type(client) == "table" and client.evict then client.evict(server_id .. ":") end
+end
+
+-- note_stale(ctx, s, key): a list_changed notification seen during a call
+-- marks the stored capabilities stale until the next refresh.
+function M.note_stale(ctx, s, key)
+  local ok, client = pcall(require, "mcp.client")
+  if ok and type(client) == "table" and client.stale and client.stale(key) then
+    pcall(require("store").update, ctx.actor, "servers", s.id, { capabilities_status = "stale" })
+  end
+end
+
+return M

@@ -1,0 +1,147 @@
+-- discovery: learns what a server offers (era, identity, tools, resources,
+-- resource templates, prompts) and stores it in one transaction, pinning
+-- tool definitions: a changed definition waits for an admin's approval.
+local store = require "store"
+local json = require "json"
+local crypto = require "crypto"
+local core = require "core"
+local log = require "log"
+local connection = require "connection"
+
+local M = {}
+
+-- kind -> how the server advertises it, the list call, and the item key
+M.KINDS = {
+  { kind = "tool", list = "tools", cap = "tools", key = "name" },
+  { kind = "resource", list = "resources", cap = "resources", key = "uri" },
+  { kind = "resource_template", list = "resource_templates", cap = "resources", key = "uriTemplate" },
+  { kind = "prompt", list = "prompts", cap = "prompts", key = "name" },
+}
+
+local PINNED = { "title", "description", "inputSchema", "outputSchema", "annotations" }
+
+-- The part of a definition whose change needs approval (tools), or all of it.
+function M.pinned_part(kind, def)
+  if kind ~= "tool" then return def end
+  local p = {}
+  for _, k in ipairs(PINNED) do p[k] = def[k] end
+  return p
+end
+
+function M.hash(kind, def)
+  return crypto.sha256(json.encode(M.pinned_part(kind, def), { sort = true }))
+end
+
+local function is_set(v) return v ~= nil and v ~= json.null end
+
+-- existing(actor, server_id) -> map kind -> name -> row
+local function existing(a, sid)
+  local out = { tool = {}, resource = {}, resource_template = {}, prompt = {} }
+  local cursor
+  repeat
+    local page = store.list(a, "capabilities", { where = { server_id = sid }, limit = 500, cursor = cursor })
+    for _, r in ipairs(page.items) do out[r.kind][r.name] = r end
+    cursor = page.next_cursor
+  until not is_set(cursor)
+  return out
+end
+
+-- fetch(ctx, s) -> info, lists (kind -> items) ; network only, no writes
+function M.fetch(ctx, s)
+  local c = connection.open(ctx, s)
+  local info = c:discover()
+  local caps = info.capabilities or {}
+  local lists = {}
+  for _, k in ipairs(M.KINDS) do
+    if caps[k.cap] ~= nil and caps[k.cap] ~= json.null then
+      lists[k.kind] = c:list(k.list)
+    else
+      lists[k.kind] = json.array()
+    end
+  end
+  return info, lists
+end
+
+-- apply(a, s, info, lists) -> diff ; one transaction
+function M.apply(a, s, info, lists)
+  return store.tx(function()
+    local old = existing(a, s.id)
+    local diff = {}
+    for _, k in ipairs(M.KINDS) do
+      local d = { added = json.array(), removed = json.array(), changed = json.array(), pending = json.array() }
+      local seen = {}
+      for _, item in ipairs(lists[k.kind] or {}) do
+        local name = type(item) == "table" and item[k.key]
+        if type(name) == "string" and name ~= "" and not seen[name] then
+          seen[name] = true
+          local h = M.hash(k.kind, item)
+          local row = old[k.kind][name]
+          if not row then
+            store.insert(a, "capabilities", { server_id = s.id, kind = k.kind, name = name,
+              definition = item, hash = h, approved_definition = item, approved_hash = h, status = "approved" })
+            d.added[#d.added + 1] = name
+          elseif row.hash ~= h then
+            local fields = { definition = item, hash = h }
+            if k.kind == "tool" then
+              -- pinned: a change to what the model sees needs an admin's approval
+              if h == row.approved_hash then fields.status = "approved"
+              else fields.status = "pending"; d.pending[#d.pending + 1] = name end
+            else
+              fields.approved_definition, fields.approved_hash, fields.status = item, h, "approved"
+            end
+            store.update(a, "capabilities", row.id, fields)
+            d.changed[#d.changed + 1] = name
+          elseif not json.is_array(item) and json.encode(item, { sort = true }) ~= json.encode(row.definition, { sort = true }) then
+            -- same pinned part, other fields (e.g. _meta) changed: keep current
+            store.update(a, "capabilities", row.id, { definition = item })
+          end
+        end
+      end
+      for name, row in pairs(old[k.kind]) do
+        if not seen[name] then
+          store.delete(a, "capabilities", row.id)
+          d.removed[#d.removed + 1] = name
+        end
+      end
+      for _, l in pairs(d) do table.sort(l) end
+      diff[k.kind .. "s"] = d
+    end
+    local f = {
+      capabilities_status = "ok", discovered_at = core.now_ms(),
+      server_info = info.server_info or json.object(),
+      protocol_era = info.era or json.null,
+      protocol_version = info.protocol_version or json.null,
+      discovery_error = json.null,
+    }
+    local si = info.server_info or {}
+    local server_desc = (is_set(si.description) and si.description) or (is_set(info.instructions) and info.instructions) or nil
+    if (not is_set(s.description) or s.description_source == "server") and type(server_desc) == "string" then
+      f.description = server_desc:sub(1, 4000)
+      f.description_source = "server"
+      diff.description_from_server = true
+    end
+    store.update(a, "servers", s.id, f)
+    return diff
+  end)
+end
+
+-- refresh(ctx, s) -> {ok=true, diff=...} | {ok=false, error={code, message}}
+-- A failure is recorded on the record (capabilities_status "error") and
+-- returned, never raised: the admin's saved configuration stands.
+function M.refresh(ctx, s)
+  local ok, info, lists = pcall(M.fetch, ctx, s)
+  if ok then
+    local ok2, diff = pcall(M.apply, ctx.actor, s, info, lists)
+    if ok2 then return { ok = true, diff = diff, era = info.era, protocol_version = info.protocol_version } end
+    info = diff
+  end
+  local e = info
+  local code = type(e) == "table" and e.code or "internal"
+  local msg = type(e) == "table" and e.message or tostring(e)
+  if code == "internal" then log.error("discovery failed for", s.id, msg); msg = "internal error (see log)" end
+  pcall(store.update, ctx.actor, "servers", s.id, { capabilities_status = "error",
+    discovery_error = { code = code, message = msg } })
+  return { ok = false, error = { code = code, message = msg } }
+end
+
+return M
