@@ -1,0 +1,384 @@
+/* keyring.c: the key ring file (several AES-256 keys with ids, one current),
+ * engine-wide and thread-safe; rewritten atomically, always mode 0600. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+#include "keyring.h"
+
+#define RING_MAX_KEYS 64
+#define RING_MAX_BYTES 65536
+
+typedef struct {
+  char kid[CRYPTO_KID_MAX];
+  long long created;
+  unsigned char key[CRYPTO_KEY_LEN];
+} ring_key;
+
+typedef struct {
+  pthread_mutex_t mu;
+  char *path;           /* NULL: no key_file option */
+  int loaded;
+  ring_key keys[RING_MAX_KEYS];
+  int nkeys, current;
+  struct stat st;       /* identity of the file we loaded, to notice rewrites */
+} ring;
+
+static ring *ring_of(mcpl_engine *e) { return mcpl_engine_slot(e, MCPL_AREA_CRYPTO); }
+
+static void ring_clear(ring *r) {
+  OPENSSL_cleanse(r->keys, sizeof r->keys);
+  r->nkeys = 0;
+  r->current = -1;
+  r->loaded = 0;
+}
+
+static int same_file(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Parses the key file text into r. Format, one item a line:
+ *   # comment
+ *   current <kid>
+ *   key <kid> <created-unix-seconds> <base64url of 32 bytes> */
+static int ring_parse(ring *r, char *text, char *err, size_t errn) {
+  char cur[CRYPTO_KID_MAX] = "";
+  int lineno = 0;
+  r->nkeys = 0;
+  r->current = -1;
+  for (char *save = NULL, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    lineno++;
+    if (line[0] == '#' || line[0] == 0) continue;
+    char word[16], kid[CRYPTO_KID_MAX], b64[64];
+    long long created;
+    if (sscanf(line, "%15s", word) != 1) continue;
+    if (strcmp(word, "current") == 0 && sscanf(line, "current %31s", cur) == 1) continue;
+    if (strcmp(word, "key") == 0 && r->nkeys < RING_MAX_KEYS &&
+        sscanf(line, "key %31s %lld %63s", kid, &created, b64) == 3) {
+      ring_key *k = &r->keys[r->nkeys];
+      unsigned char buf[48];
+      size_t n = 0;
+      int bad = crypto_b64url_decode(b64, strlen(b64), buf, &n) != 0 || n != CRYPTO_KEY_LEN;
+      if (!bad) memcpy(k->key, buf, CRYPTO_KEY_LEN);
+      OPENSSL_cleanse(buf, sizeof buf);
+      OPENSSL_cleanse(b64, sizeof b64);
+      if (bad) {
+        snprintf(err, errn, "key file line %d: key '%s' is not 32 bytes of base64url", lineno, kid);
+        return MCPL_E_KEY_UNAVAILABLE;
+      }
+      snprintf(k->kid, sizeof k->kid, "%s", kid);
+      k->created = created;
+      r->nkeys++;
+      continue;
+    }
+    snprintf(err, errn, "key file line %d is not understood", lineno);
+    return MCPL_E_KEY_UNAVAILABLE;
+  }
+  for (int i = 0; i < r->nkeys; i++)
+    if (strcmp(r->keys[i].kid, cur) == 0) r->current = i;
+  if (r->current < 0) {
+    snprintf(err, errn, "key file names no current key that it holds");
+    return MCPL_E_KEY_UNAVAILABLE;
+  }
+  return MCPL_OK;
+}
+
+/* Reads the key file into r. Returns MCPL_E_NOT_FOUND when it is absent. */
+static int ring_read(ring *r, char *err, size_t errn) {
+  int rc = MCPL_E_KEY_UNAVAILABLE;
+  char *text = NULL;
+  struct stat st;
+  int fd = open(r->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT) { snprintf(err, errn, "key file '%s' does not exist", r->path); return MCPL_E_NOT_FOUND; }
+    snprintf(err, errn, "cannot open key file '%s': %s", r->path, strerror(errno));
+    return rc;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > RING_MAX_BYTES) {
+    snprintf(err, errn, "key file '%s' is not a regular file of sane size", r->path);
+    goto done;
+  }
+  /* A key ring others can read is a leaked key ring: refuse to use it. */
+  if (st.st_mode & 077) {
+    snprintf(err, errn, "key file '%s' is accessible by group or others (mode %03o); "
+             "run chmod 600 on it", r->path, (unsigned)(st.st_mode & 0777));
+    goto done;
+  }
+  text = malloc((size_t)st.st_size + 1);
+  if (!text) { snprintf(err, errn, "out of memory"); goto done; }
+  ssize_t got = 0;
+  while (got < st.st_size) {
+    ssize_t n = read(fd, text + got, (size_t)(st.st_size - got));
+    if (n <= 0) { snprintf(err, errn, "cannot read key file '%s'", r->path); goto done; }
+    got += n;
+  }
+  text[got] = 0;
+  ring tmp;
+  memset(&tmp, 0, sizeof tmp);
+  rc = ring_parse(&tmp, text, err, errn);
+  if (rc == MCPL_OK) {
+    memcpy(r->keys, tmp.keys, sizeof tmp.keys);
+    r->nkeys = tmp.nkeys;
+    r->current = tmp.current;
+    r->st = st;
+    r->loaded = 1;
+  }
+  OPENSSL_cleanse(&tmp, sizeof tmp);
+done:
+  if (text) crypto_wipe_free(text, (size_t)st.st_size + 1);
+  close(fd);
+  return rc;
+}
+
+/* Writes r to its file: a 0600 temporary beside it, fsync, then rename (or
+ * link, when exclusive, so two processes creating the ring cannot clobber
+ * each other). */
+static int ring_write(ring *r, int exclusive, char *err, size_t errn) {
+  int rc = MCPL_E_KEY_UNAVAILABLE, fd = -1;
+  size_t cap = 256 + (size_t)r->nkeys * 160, n = 0;
+  char *text = malloc(cap), tmp[4096];
+  if (!text) { snprintf(err, errn, "out of memory"); return MCPL_E_INTERNAL; }
+  n += (size_t)snprintf(text + n, cap - n,
+                        "# mcplink key ring. Keep it secret (mode 0600) and backed up:\n"
+                        "# without it the secrets stored in the database cannot be read.\n"
+                        "current %s\n", r->keys[r->current].kid);
+  for (int i = 0; i < r->nkeys; i++) {
+    char b64[64];
+    crypto_b64url_encode(r->keys[i].key, CRYPTO_KEY_LEN, b64);
+    n += (size_t)snprintf(text + n, cap - n, "key %s %lld %s\n", r->keys[i].kid,
+                          r->keys[i].created, b64);
+    OPENSSL_cleanse(b64, sizeof b64);
+  }
+  unsigned char rnd[6];
+  char rhex[13];
+  crypto_random(rnd, sizeof rnd);
+  for (int i = 0; i < 6; i++) snprintf(rhex + 2 * i, 3, "%02x", rnd[i]);
+  snprintf(tmp, sizeof tmp, "%s.tmp-%s", r->path, rhex);
+  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) { snprintf(err, errn, "cannot create key file '%s': %s", tmp, strerror(errno)); goto done; }
+  fchmod(fd, 0600); /* regardless of umask */
+  for (size_t off = 0; off < n;) {
+    ssize_t w = write(fd, text + off, n - off);
+    if (w <= 0) { snprintf(err, errn, "cannot write key file '%s'", tmp); goto fail; }
+    off += (size_t)w;
+  }
+  if (fsync(fd) != 0) { snprintf(err, errn, "cannot sync key file '%s'", tmp); goto fail; }
+  close(fd);
+  fd = -1;
+  if (exclusive) {
+    if (link(tmp, r->path) != 0) {
+      int en = errno;
+      unlink(tmp);
+      if (en == EEXIST) { rc = MCPL_E_CONFLICT; snprintf(err, errn, "key file appeared meanwhile"); }
+      else snprintf(err, errn, "cannot create key file '%s': %s", r->path, strerror(en));
+      goto done;
+    }
+    unlink(tmp);
+  } else if (rename(tmp, r->path) != 0) {
+    snprintf(err, errn, "cannot replace key file '%s': %s", r->path, strerror(errno));
+    goto fail;
+  }
+  /* make the directory entry durable too */
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", r->path);
+  char *slash = strrchr(dir, '/');
+  if (slash) { if (slash == dir) slash[1] = 0; else *slash = 0; } else snprintf(dir, sizeof dir, ".");
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) { fsync(dfd); close(dfd); }
+  stat(r->path, &r->st);
+  rc = MCPL_OK;
+  goto done;
+fail:
+  unlink(tmp);
+done:
+  if (fd >= 0) close(fd);
+  crypto_wipe_free(text, cap);
+  return rc;
+}
+
+static int ring_new_key(ring *r, char *err, size_t errn) {
+  if (r->nkeys >= RING_MAX_KEYS) {
+    snprintf(err, errn, "the key ring is full (%d keys): retire old keys first", RING_MAX_KEYS);
+    return MCPL_E_CONFLICT;
+  }
+  ring_key *k = &r->keys[r->nkeys];
+  unsigned char id[8];
+  if (crypto_random(k->key, CRYPTO_KEY_LEN) != 0 || crypto_random(id, sizeof id) != 0) {
+    snprintf(err, errn, "no randomness for a new key");
+    return MCPL_E_INTERNAL;
+  }
+  snprintf(k->kid, sizeof k->kid, "k-%02x%02x%02x%02x%02x%02x", id[0], id[1], id[2], id[3], id[4], id[5]);
+  k->created = (long long)time(NULL);
+  r->current = r->nkeys++;
+  return MCPL_OK;
+}
+
+/* Under r->mu: make sure the ring in memory matches the file. */
+static int ring_sync(ring *r, int may_create, char *err, size_t errn) {
+  if (!r->path) {
+    snprintf(err, errn, "no key file configured (engine option key_file)");
+    return MCPL_E_KEY_UNAVAILABLE;
+  }
+  struct stat st;
+  if (r->loaded && stat(r->path, &st) == 0 && same_file(&st, &r->st)) return MCPL_OK;
+  int rc = ring_read(r, err, errn);
+  if (rc != MCPL_E_NOT_FOUND) return rc;
+  if (!may_create) return MCPL_E_KEY_UNAVAILABLE;
+  ring_clear(r);
+  if ((rc = ring_new_key(r, err, errn)) != MCPL_OK) return rc;
+  rc = ring_write(r, 1, err, errn);
+  if (rc == MCPL_E_CONFLICT) { ring_clear(r); return ring_read(r, err, errn); }
+  if (rc != MCPL_OK) { ring_clear(r); return rc; }
+  r->loaded = 1;
+  return MCPL_OK;
+}
+
+/* ---- public ---------------------------------------------------------------- */
+
+int keyring_engine_init(mcpl_engine *e, char **err) {
+  ring *r = calloc(1, sizeof *r);
+  if (!r) { *err = mcpl_json_error("internal", "out of memory", NULL); return -1; }
+  pthread_mutex_init(&r->mu, NULL);
+  r->current = -1;
+  const char *p = mcpl_engine_opt(e, "key_file");
+  if (p && *p && !(r->path = strdup(p))) {
+    free(r);
+    *err = mcpl_json_error("internal", "out of memory", NULL);
+    return -1;
+  }
+  mcpl_engine_set_slot(e, MCPL_AREA_CRYPTO, r);
+  if (!r->path) return 0;
+  char msg[CRYPTO_ERR_MAX];
+  int rc = ring_read(r, msg, sizeof msg);
+  if (rc == MCPL_OK || rc == MCPL_E_NOT_FOUND) return 0; /* absent: created on first use */
+  *err = mcpl_json_error("key_unavailable", msg, "key_file");
+  return -1;
+}
+
+void keyring_engine_fini(mcpl_engine *e) {
+  ring *r = ring_of(e);
+  if (!r) return;
+  ring_clear(r);
+  pthread_mutex_destroy(&r->mu);
+  free(r->path);
+  free(r);
+  mcpl_engine_set_slot(e, MCPL_AREA_CRYPTO, NULL);
+}
+
+int crypto_ring_loaded(mcpl_engine *e) {
+  ring *r = ring_of(e);
+  if (!r) return 0;
+  pthread_mutex_lock(&r->mu);
+  int l = r->loaded;
+  pthread_mutex_unlock(&r->mu);
+  return l;
+}
+
+int crypto_ring_load(mcpl_engine *e, int may_create, char *err, size_t errn) {
+  ring *r = ring_of(e);
+  if (!r) { snprintf(err, errn, "crypto is not initialised"); return MCPL_E_INTERNAL; }
+  pthread_mutex_lock(&r->mu);
+  int rc = ring_sync(r, may_create, err, errn);
+  pthread_mutex_unlock(&r->mu);
+  return rc;
+}
+
+int keyring_get(mcpl_engine *e, const char *kid, unsigned char key[CRYPTO_KEY_LEN],
+                char kid_out[CRYPTO_KID_MAX], char *err, size_t errn) {
+  ring *r = ring_of(e);
+  if (!r) { snprintf(err, errn, "crypto is not initialised"); return MCPL_E_INTERNAL; }
+  char why[CRYPTO_ERR_MAX];
+  pthread_mutex_lock(&r->mu);
+  int rc = ring_sync(r, 0, why, sizeof why), idx = -1;
+  if (rc == MCPL_OK) {
+    if (!kid) idx = r->current;
+    else
+      for (int i = 0; i < r->nkeys; i++)
+        if (strcmp(r->keys[i].kid, kid) == 0) idx = i;
+  }
+  if (idx >= 0) {
+    memcpy(key, r->keys[idx].key, CRYPTO_KEY_LEN);
+    snprintf(kid_out, CRYPTO_KID_MAX, "%s", r->keys[idx].kid);
+  }
+  pthread_mutex_unlock(&r->mu);
+  if (idx >= 0) return MCPL_OK;
+  if (rc == MCPL_OK) snprintf(why, sizeof why, "it is not in the key ring");
+  if (kid) snprintf(err, errn, "key '%s' is unavailable: %s", kid, why);
+  else snprintf(err, errn, "no current key is available: %s", why);
+  return MCPL_E_KEY_UNAVAILABLE;
+}
+
+int crypto_ring_add(mcpl_engine *e, char kid[CRYPTO_KID_MAX], char *err, size_t errn) {
+  ring *r = ring_of(e);
+  if (!r) { snprintf(err, errn, "crypto is not initialised"); return MCPL_E_INTERNAL; }
+  pthread_mutex_lock(&r->mu);
+  int rc = ring_sync(r, 0, err, errn);
+  int prev = r->current;
+  if (rc == MCPL_OK) rc = ring_new_key(r, err, errn);
+  if (rc == MCPL_OK) {
+    rc = ring_write(r, 0, err, errn);
+    if (rc != MCPL_OK) { /* undo in memory: the file still holds the old ring */
+      r->nkeys--;
+      OPENSSL_cleanse(&r->keys[r->nkeys], sizeof r->keys[0]);
+      r->current = prev;
+    } else snprintf(kid, CRYPTO_KID_MAX, "%s", r->keys[r->current].kid);
+  }
+  pthread_mutex_unlock(&r->mu);
+  return rc;
+}
+
+int crypto_ring_remove(mcpl_engine *e, const char *kid, char *err, size_t errn) {
+  ring *r = ring_of(e);
+  if (!r) { snprintf(err, errn, "crypto is not initialised"); return MCPL_E_INTERNAL; }
+  pthread_mutex_lock(&r->mu);
+  int rc = ring_sync(r, 0, err, errn), idx = -1;
+  if (rc == MCPL_OK) {
+    for (int i = 0; i < r->nkeys; i++)
+      if (strcmp(r->keys[i].kid, kid) == 0) idx = i;
+    if (idx < 0) { rc = MCPL_E_NOT_FOUND; snprintf(err, errn, "key '%s' not found", kid); }
+    else if (idx == r->current) {
+      rc = MCPL_E_CONFLICT;
+      snprintf(err, errn, "key '%s' is the current key: rotate first", kid);
+    }
+  }
+  if (rc == MCPL_OK) {
+    ring_key gone = r->keys[idx];
+    int cur = r->current;
+    memmove(&r->keys[idx], &r->keys[idx + 1], (size_t)(r->nkeys - idx - 1) * sizeof r->keys[0]);
+    r->nkeys--;
+    if (r->current > idx) r->current--;
+    rc = ring_write(r, 0, err, errn);
+    if (rc != MCPL_OK) { /* put it back */
+      memmove(&r->keys[idx + 1], &r->keys[idx], (size_t)(r->nkeys - idx) * sizeof r->keys[0]);
+      r->keys[idx] = gone;
+      r->nkeys++;
+      r->current = cur;
+    }
+    OPENSSL_cleanse(&gone, sizeof gone);
+    OPENSSL_cleanse(&r->keys[r->nkeys], sizeof r->keys[0]);
+  }
+  pthread_mutex_unlock(&r->mu);
+  return rc;
+}
+
+int crypto_ring_list(mcpl_engine *e, crypto_key_info *out, int max) {
+  ring *r = ring_of(e);
+  if (!r) return 0;
+  char why[CRYPTO_ERR_MAX];
+  pthread_mutex_lock(&r->mu);
+  int n = ring_sync(r, 0, why, sizeof why) == MCPL_OK ? r->nkeys : 0;
+  for (int i = 0; i < n && i < max; i++) {
+    snprintf(out[i].kid, sizeof out[i].kid, "%s", r->keys[i].kid);
+    out[i].created = r->keys[i].created;
+    out[i].current = i == r->current;
+  }
+  pthread_mutex_unlock(&r->mu);
+  return n;
+}
