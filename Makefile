@@ -27,7 +27,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard core/*.h core/cli/*.h)
 
-.PHONY: all deps check-deps test test-run asan demo install clean help fuzz bench
+.PHONY: all deps check-deps test test-run asan demo install clean help fuzz bench bench-ops
 
 all: check-deps $(BUILD)/mcplink $(BUILD)/libmcplink.a $(BUILD)/libmcplink.so
 
@@ -38,6 +38,7 @@ help:
 	@echo "make asan       build with ASan+UBSan into build-asan/ and run the tests there"
 	@echo "make demo       set up and run the demo scenario"
 	@echo "make install    install into PREFIX (default /usr/local)"
+	@echo "make bench-ops  warm op latency through the C API (medians, ratios)"
 
 deps:
 	@sh core/tools/deps.sh install
@@ -89,6 +90,14 @@ test-run: all $(UNIT_BIN)
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test-run
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libmcplink.a core/mcplink.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libmcplink.a $(LIBS)
+
+# Benchmarks report medians and ratios to a baseline measured in the same run.
+bench-ops: all $(BUILD)/bench/ops_bench
+	$(BUILD)/bench/ops_bench
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -1,0 +1,120 @@
+/* ops_bench.c: warm op latency through the C API (server.get, assistant.tools)
+ * against a baseline measured in the same run (engine.info: dispatch only). */
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "mcplink.h"
+
+static double now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static char *must(mcpl_engine *e, const mcpl_actor *a, const char *op, const char *args) {
+  char *res = NULL;
+  if (mcpl_op(e, a, op, args, &res) != MCPL_OK) {
+    fprintf(stderr, "%s failed: %s\n", op, res);
+    exit(1);
+  }
+  return res;
+}
+
+static void id_of(const char *json, char *out, size_t n) {
+  const char *p = strstr(json, "\"id\":\"");
+  if (!p) { fprintf(stderr, "no id in %s\n", json); exit(1); }
+  p += 6;
+  size_t i = 0;
+  while (p[i] && p[i] != '"' && i + 1 < n) { out[i] = p[i]; i++; }
+  out[i] = 0;
+}
+
+/* Runs op `iters` times in `reps` repetitions; returns the median of the
+ * per-repetition medians, in microseconds. */
+static double measure(mcpl_engine *e, const mcpl_actor *a, const char *op, const char *args,
+                      int iters, int reps, double *p99) {
+  double *lat = malloc(sizeof(double) * (size_t)iters);
+  double *med = malloc(sizeof(double) * (size_t)reps);
+  double worst99 = 0;
+  for (int r = 0; r < reps; r++) {
+    for (int i = 0; i < iters; i++) {
+      char *res = NULL;
+      double t0 = now_us();
+      int rc = mcpl_op(e, a, op, args, &res);
+      lat[i] = now_us() - t0;
+      if (rc != MCPL_OK) { fprintf(stderr, "%s failed: %s\n", op, res); exit(1); }
+      mcpl_free(res);
+    }
+    qsort(lat, (size_t)iters, sizeof(double), cmp);
+    med[r] = lat[iters / 2];
+    if (lat[iters * 99 / 100] > worst99) worst99 = lat[iters * 99 / 100];
+  }
+  qsort(med, (size_t)reps, sizeof(double), cmp);
+  double m = med[reps / 2];
+  *p99 = worst99;
+  free(lat);
+  free(med);
+  return m;
+}
+
+static int rm(const char *p, const struct stat *s, int f, struct FTW *w) {
+  (void)s; (void)f; (void)w;
+  return remove(p);
+}
+
+int main(int argc, char **argv) {
+  int iters = argc > 1 ? atoi(argv[1]) : 5000, reps = 5;
+  if (iters < 10) iters = 10;
+  char dir[] = "/tmp/mcplink-bench-XXXXXX", db[128], key[128];
+  if (!mkdtemp(dir)) return 1;
+  snprintf(db, sizeof db, "%s/b.db", dir);
+  snprintf(key, sizeof key, "%s/b.key", dir);
+  mcpl_options *o = mcpl_options_new();
+  mcpl_options_set(o, "db", db);
+  mcpl_options_set(o, "key_file", key);
+  char *err = NULL;
+  mcpl_engine *e = mcpl_open(o, &err);
+  mcpl_options_free(o);
+  if (!e) { fprintf(stderr, "open: %s\n", err); return 1; }
+  mcpl_actor sys = {NULL, NULL, 1}, ada = {"bench", "ada", 0};
+  mcpl_free(must(e, &sys, "tenant.create", "{\"name\":\"bench\"}"));
+  mcpl_free(must(e, &sys, "user.create", "{\"tenant\":\"bench\",\"name\":\"ada\",\"role\":\"admin\"}"));
+  char sid[64], aid[64], args[256];
+  char *r = must(e, &ada, "server.create", "{\"name\":\"bench server\"}");
+  id_of(r, sid, sizeof sid);
+  mcpl_free(r);
+  snprintf(args, sizeof args, "{\"id\":\"%s\",\"url\":\"https://mcp.example.com/mcp\",\"auth_type\":\"api_key\",\"api_key\":\"k\"}", sid);
+  mcpl_free(must(e, &ada, "server.update", args));
+  snprintf(args, sizeof args, "{\"server\":\"%s\"}", sid);
+  mcpl_free(must(e, &ada, "tool.enable", args));
+  r = must(e, &ada, "assistant.create", "{\"name\":\"bench bot\"}");
+  id_of(r, aid, sizeof aid);
+  mcpl_free(r);
+  snprintf(args, sizeof args, "{\"assistant\":\"%s\",\"server\":\"%s\"}", aid, sid);
+  mcpl_free(must(e, &ada, "assistant.attach", args));
+
+  char get_args[128], tools_args[128];
+  snprintf(get_args, sizeof get_args, "{\"id\":\"%s\"}", sid);
+  snprintf(tools_args, sizeof tools_args, "{\"assistant\":\"%s\"}", aid);
+  double p99b, p99g, p99t;
+  measure(e, &ada, "engine.info", "{}", iters / 5, 1, &p99b); /* warm-up */
+  double base = measure(e, &ada, "engine.info", "{}", iters, reps, &p99b);
+  double get = measure(e, &ada, "server.get", get_args, iters, reps, &p99g);
+  double tools = measure(e, &ada, "assistant.tools", tools_args, iters, reps, &p99t);
+  printf("| op (warm, C API, 1 thread) | median µs | p99 µs | ratio to baseline |\n");
+  printf("|---|---:|---:|---:|\n");
+  printf("| engine.info (baseline: dispatch only) | %.1f | %.1f | 1.00 |\n", base, p99b);
+  printf("| server.get | %.1f | %.1f | %.2f |\n", get, p99g, get / base);
+  printf("| assistant.tools | %.1f | %.1f | %.2f |\n", tools, p99t, tools / base);
+  printf("(%d calls x %d repetitions each; median of repetition medians)\n", iters, reps);
+  mcpl_close(e);
+  nftw(dir, rm, 8, FTW_DEPTH | FTW_PHYS);
+  return 0;
+}
