@@ -1,0 +1,130 @@
+/* http.h: the engine's one outbound HTTP client (libcurl) with the SSRF guard.
+ * Used by the Lua `http` module and by C bindings such as the MCP client. */
+#ifndef MCPL_HTTP_H
+#define MCPL_HTTP_H
+
+#include <stddef.h>
+#include <netdb.h>
+#include <curl/curl.h>
+#include "addr.h"
+#include "engine.h"
+
+/* ---- URLs: parsed once with libcurl's URL API; the same CURLU handle is
+ * handed to the transfer (CURLOPT_CURLU), so what was judged is fetched. */
+typedef struct {
+  CURLU *h;
+  char *text;      /* normalised URL as curl will send it */
+  char *scheme;    /* "https" or "http" (anything else is refused) */
+  char *host;      /* lower case, no brackets, no zone id, no trailing dot */
+  char *path;
+  char *query;     /* NULL when absent */
+  int port;        /* explicit or scheme default */
+  int host_is_ip;  /* host is an address literal; ip holds it */
+  addr_t ip;
+} http_url;
+
+/* Parses text (len bytes; embedded NULs are refused). Only http and https
+ * schemes parse; whether http is allowed is decided per request. On failure
+ * returns NULL and writes a reason word ("invalid_url", "scheme",
+ * "userinfo") and a message. */
+http_url *http_url_parse(const char *text, size_t len, char *reason, size_t rn, char *msg,
+                         size_t mn);
+/* Resolves a reference (a redirect's Location) against base. */
+http_url *http_url_join(const http_url *base, const char *ref, size_t len, char *reason,
+                        size_t rn, char *msg, size_t mn);
+void http_url_free(http_url *u);
+/* Same scheme, host and port. */
+int http_url_same_origin(const http_url *a, const http_url *b);
+
+/* ---- requests ------------------------------------------------------------- */
+
+typedef struct {
+  long connect_timeout_ms;  /* DNS + TCP + TLS; 0 = 10 s */
+  long timeout_ms;          /* whole transfer; 0 = 30 s */
+  size_t max_body;          /* 0 = 8 MiB */
+  size_t max_header;        /* all header bytes of the response; 0 = 64 KiB */
+} http_limits;
+
+typedef struct {
+  char *name;   /* lower case */
+  char *value;
+} http_header;
+
+struct http_response;
+
+typedef struct {
+  const http_url *url;
+  const char *method;                 /* NULL: GET, or POST when body is set */
+  const char *const *headers;         /* "Name: value" lines, nheaders of them */
+  size_t nheaders;
+  const char *body;
+  size_t body_len;
+  addr_guard guard;                   /* connect-time decision for this request */
+  int allow_http;                     /* plain http permitted for this request */
+  http_limits limits;
+  /* Streaming (optional). on_response runs once the final response's
+   * headers are in; on_body receives body bytes instead of rs->body. A
+   * non-zero return from either cancels the transfer. */
+  int (*on_response)(void *ud, const struct http_response *rs);
+  int (*on_body)(void *ud, const char *data, size_t len);
+  void *ud;
+  const volatile int *cancel;         /* optional: set non-zero to cancel */
+} http_request;
+
+typedef struct http_response {
+  long status;
+  int http_version;                   /* 1 (1.x) or 2 */
+  char primary_ip[64];                /* the address actually connected to */
+  http_header *headers;               /* final response's headers, in order */
+  size_t nheaders;
+  char *body;                         /* NUL-terminated; NULL when streamed */
+  size_t body_len;
+  /* Failure: code is an engine code ("url_blocked", "timeout", "too_large",
+   * "upstream_error", "invalid_argument"); reason one of "scheme",
+   * "userinfo", "private_address <ip>", "dns_failure", "connect_failed",
+   * "tls_error", "timeout", "cancelled", "too_large", ... */
+  const char *code;
+  char reason[128];
+  char message[256];
+} http_response;
+
+/* Runs one request; 0 on success (any HTTP status), -1 with rs->code set. */
+int http_perform(mcpl_engine *e, const http_request *rq, http_response *rs);
+/* Runs n requests concurrently through one multi handle; returns the number
+ * that failed. Each rs[i] is filled as by http_perform. */
+int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs, size_t n);
+void http_response_free(http_response *rs);
+/* First header of that (lower-case) name, or NULL. */
+const char *http_response_header(const http_response *rs, const char *name);
+
+/* Resolves the URL's host and judges every answer against the guard without
+ * connecting. Fills up to max addresses (text) into addrs, *naddrs. Returns 0
+ * when all pass, else -1 with code/reason/message in rs. */
+int http_judge(mcpl_engine *e, const http_url *u, const addr_guard *g, long timeout_ms,
+               char (*addrs)[64], size_t max, size_t *naddrs, http_response *rs);
+
+/* ---- resolver (tests inject their own; NULL restores getaddrinfo) ---------- */
+typedef int (*http_resolve_fn)(const char *host, const char *port, const struct addrinfo *hints,
+                               struct addrinfo **res);
+typedef void (*http_free_fn)(struct addrinfo *res);
+void http_set_resolver(http_resolve_fn fn, http_free_fn free_fn);
+
+/* Internal to http_*.c: a lookup bounded by a deadline and cancellation. */
+int http_resolve(mcpl_engine *e, const char *host, int port, long timeout_ms,
+                 const volatile int *cancel, addr_t *out, size_t max, size_t *n, char *reason,
+                 size_t rn);
+
+/* The same, split so many lookups run at once: start returns NULL on
+ * failure (wait then reports dns_failure); wait consumes the lookup. */
+struct http_lookup;
+struct http_lookup *http_lookup_start(const char *host, int port);
+int http_lookup_wait(struct http_lookup *lk, mcpl_engine *e, long deadline_ms,
+                     const volatile int *cancel, addr_t *out, size_t max, size_t *n,
+                     char *reason, size_t rn);
+long http_now_ms(void);  /* monotonic */
+#define HTTP_MAX_ADDRS 32
+
+/* Engine-wide state (share handle, extra CA certificates). */
+void *http_engine_state(mcpl_engine *e);
+
+#endif

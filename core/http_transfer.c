@@ -1,0 +1,579 @@
+/* http_transfer.c: runs guarded transfers through libcurl's multi interface.
+ * Every answer for a name is judged, then pinned; the socket is judged again. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include "http.h"
+
+#define DEF_CONNECT_MS 10000L
+#define DEF_TIMEOUT_MS 30000L
+#define DEF_MAX_BODY (8u << 20)
+#define DEF_MAX_HEADER (64u << 10)
+
+/* ---- engine-wide state ---------------------------------------------------- */
+
+struct http_state {
+  CURLSH *share;
+  pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+  STACK_OF(X509) *extra_ca;
+};
+
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *ud) {
+  (void)h; (void)a;
+  pthread_mutex_lock(&((struct http_state *)ud)->locks[d]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data d, void *ud) {
+  (void)h;
+  pthread_mutex_unlock(&((struct http_state *)ud)->locks[d]);
+}
+
+void http_state_free(struct http_state *s);
+struct http_state *http_state_new(const char *ca_file, char *err, size_t en);
+
+void http_state_free(struct http_state *s) {
+  if (!s) return;
+  if (s->share) curl_share_cleanup(s->share);
+  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_destroy(&s->locks[i]);
+  if (s->extra_ca) sk_X509_pop_free(s->extra_ca, X509_free);
+  free(s);
+}
+
+/* The extra CA bundle is read once; each new TLS context gets its
+ * certificates added to the system trust store (added to, not replaced). */
+static int load_ca(struct http_state *s, const char *path, char *err, size_t en) {
+  FILE *f = fopen(path, "r");
+  if (!f) { snprintf(err, en, "ca_file '%s' cannot be read", path); return -1; }
+  s->extra_ca = sk_X509_new_null();
+  X509 *x;
+  while (s->extra_ca && (x = PEM_read_X509(f, NULL, NULL, NULL)))
+    if (!sk_X509_push(s->extra_ca, x)) { X509_free(x); break; }
+  fclose(f);
+  if (!s->extra_ca || sk_X509_num(s->extra_ca) == 0) {
+    snprintf(err, en, "ca_file '%s' holds no PEM certificate", path);
+    return -1;
+  }
+  return 0;
+}
+
+struct http_state *http_state_new(const char *ca_file, char *err, size_t en) {
+  struct http_state *s = calloc(1, sizeof *s);
+  if (!s) { snprintf(err, en, "out of memory"); return NULL; }
+  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&s->locks[i], NULL);
+  if (ca_file && *ca_file && load_ca(s, ca_file, err, en) != 0) goto fail;
+  s->share = curl_share_init();
+  if (!s->share) { snprintf(err, en, "curl_share_init failed"); goto fail; }
+  /* Connections and TLS sessions are reused across requests. DNS is not
+   * shared: each transfer pins the answers it judged itself. */
+  curl_share_setopt(s->share, CURLSHOPT_LOCKFUNC, share_lock);
+  curl_share_setopt(s->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+  curl_share_setopt(s->share, CURLSHOPT_USERDATA, s);
+  curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+  curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  return s;
+fail:
+  http_state_free(s);
+  return NULL;
+}
+
+/* ---- one transfer ------------------------------------------------------- */
+
+typedef struct {
+  mcpl_engine *e;
+  struct http_state *st;
+  const http_request *rq;
+  http_response *rs;
+  CURL *h;
+  struct curl_slist *hdrs, *pin;
+  size_t body_cap, header_bytes;
+  size_t max_body, max_header;
+  int started;        /* the final response's headers were handed out */
+  int blocked, too_large, cancelled, failed, done;
+  struct http_lookup *lookup;
+  long deadline;      /* for the lookup */
+  addr_t addrs[HTTP_MAX_ADDRS];  /* every answer, as judged */
+  size_t naddrs;
+} xfer;
+
+static void set_err(http_response *rs, const char *code, const char *reason, const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
+static void set_err(http_response *rs, const char *code, const char *reason, const char *fmt,
+                    ...) {
+  va_list ap;
+  rs->code = code;
+  snprintf(rs->reason, sizeof rs->reason, "%s", reason);
+  va_start(ap, fmt);
+  vsnprintf(rs->message, sizeof rs->message, fmt, ap);
+  va_end(ap);
+}
+
+static int cancelled(xfer *x) {
+  return (x->rq->cancel && *x->rq->cancel) || mcpl_engine_interrupted(x->e);
+}
+
+static void headers_clear(http_response *rs) {
+  for (size_t i = 0; i < rs->nheaders; i++) {
+    free(rs->headers[i].name);
+    free(rs->headers[i].value);
+  }
+  free(rs->headers);
+  rs->headers = NULL;
+  rs->nheaders = 0;
+}
+
+void http_response_free(http_response *rs) {
+  if (!rs) return;
+  headers_clear(rs);
+  free(rs->body);
+  rs->body = NULL;
+}
+
+const char *http_response_header(const http_response *rs, const char *name) {
+  for (size_t i = 0; rs && i < rs->nheaders; i++)
+    if (strcmp(rs->headers[i].name, name) == 0) return rs->headers[i].value;
+  return NULL;
+}
+
+/* The connect-time check: curl calls this for every address it tries. */
+static curl_socket_t on_opensocket(void *ud, curlsocktype purpose, struct curl_sockaddr *sa) {
+  xfer *x = ud;
+  addr_t a;
+  const char *block = NULL;
+  if (purpose != CURLSOCKTYPE_IPCXN ||
+      addr_from_sockaddr(&sa->addr, sa->addrlen, &a) != 0) {
+    x->blocked = 1;
+    set_err(x->rs, "url_blocked", "address_family", "refused a non-IP socket");
+    return CURL_SOCKET_BAD;
+  }
+  if (!addr_guard_allows(&x->rq->guard, &a, x->rs->reason, sizeof x->rs->reason, &block)) {
+    x->blocked = 1;
+    x->rs->code = "url_blocked";
+    snprintf(x->rs->message, sizeof x->rs->message, "connection to %s refused (%s)",
+             x->rs->reason + strlen("private_address "), block);
+    return CURL_SOCKET_BAD;
+  }
+  return socket(sa->family, sa->socktype | SOCK_CLOEXEC, sa->protocol);
+}
+
+/* Runs before every request, also on a reused connection: the connection
+ * may have been opened for another request under another decision. */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port) {
+  (void)local_ip; (void)primary_port; (void)local_port;
+  xfer *x = ud;
+  addr_t a;
+  const char *block = NULL;
+  int zoned;
+  if (addr_parse(primary_ip, &a, &zoned) != 0 ||
+      !addr_guard_allows(&x->rq->guard, &a, x->rs->reason, sizeof x->rs->reason, &block)) {
+    x->blocked = 1;
+    x->rs->code = "url_blocked";
+    snprintf(x->rs->message, sizeof x->rs->message, "connection to %s refused (%s)", primary_ip,
+             block ? block : "not an address");
+    return CURL_PREREQFUNC_ABORT;
+  }
+  return CURL_PREREQFUNC_OK;
+}
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+  (void)dt; (void)dn; (void)ut; (void)un;
+  xfer *x = ud;
+  if (cancelled(x)) { x->cancelled = 1; return 1; }
+  return 0;
+}
+
+static int add_header(http_response *rs, const char *line, size_t n) {
+  const char *colon = memchr(line, ':', n);
+  if (!colon || colon == line) return 0; /* not a field line: ignore */
+  size_t nl = (size_t)(colon - line);
+  const char *v = colon + 1, *end = line + n;
+  while (v < end && (*v == ' ' || *v == '\t')) v++;
+  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t')) end--;
+  http_header *nh = realloc(rs->headers, (rs->nheaders + 1) * sizeof *nh);
+  if (!nh) return -1;
+  rs->headers = nh;
+  char *name = malloc(nl + 1), *val = malloc((size_t)(end - v) + 1);
+  if (!name || !val) { free(name); free(val); return -1; }
+  for (size_t i = 0; i < nl; i++) {
+    char c = line[i];
+    name[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+  }
+  name[nl] = 0;
+  memcpy(val, v, (size_t)(end - v));
+  val[end - v] = 0;
+  rs->headers[rs->nheaders].name = name;
+  rs->headers[rs->nheaders].value = val;
+  rs->nheaders++;
+  return 0;
+}
+
+/* Headers of the final response are handed to on_response once complete. */
+static int headers_done(xfer *x) {
+  if (x->started) return 0;
+  x->started = 1;
+  long v = 0;
+  curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->rs->status);
+  curl_easy_getinfo(x->h, CURLINFO_HTTP_VERSION, &v);
+  x->rs->http_version = v == CURL_HTTP_VERSION_2_0 ? 2 : 1;
+  if (x->rq->on_response && x->rq->on_response(x->rq->ud, x->rs) != 0) {
+    x->cancelled = 1;
+    return -1;
+  }
+  return 0;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *ud) {
+  xfer *x = ud;
+  size_t len = size * n;
+  x->header_bytes += len;
+  if (x->header_bytes > x->max_header) {
+    x->too_large = 1;
+    set_err(x->rs, "too_large", "headers", "response headers exceed %zu bytes", x->max_header);
+    return 0;
+  }
+  if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+    headers_clear(x->rs); /* a new response: 1xx, or after a proxy CONNECT */
+    return len;
+  }
+  if (len <= 2 && (data[0] == '\r' || data[0] == '\n')) {
+    long code = 0;
+    curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
+    if (code >= 200 && headers_done(x) != 0) return 0;
+    return len;
+  }
+  if (add_header(x->rs, data, len) != 0) return 0;
+  return len;
+}
+
+static size_t on_write(char *data, size_t size, size_t n, void *ud) {
+  xfer *x = ud;
+  size_t len = size * n;
+  if (headers_done(x) != 0) return 0;
+  if (x->rs->body_len + len > x->max_body) {
+    x->too_large = 1;
+    set_err(x->rs, "too_large", "too_large", "response body exceeds %zu bytes", x->max_body);
+    return 0;
+  }
+  if (x->rq->on_body) {
+    x->rs->body_len += len;
+    if (x->rq->on_body(x->rq->ud, data, len) != 0) { x->cancelled = 1; return 0; }
+    return len;
+  }
+  if (x->rs->body_len + len + 1 > x->body_cap) {
+    size_t cap = x->body_cap ? x->body_cap : 4096;
+    while (cap < x->rs->body_len + len + 1) cap *= 2;
+    char *nb = realloc(x->rs->body, cap);
+    if (!nb) return 0;
+    x->rs->body = nb;
+    x->body_cap = cap;
+  }
+  memcpy(x->rs->body + x->rs->body_len, data, len);
+  x->rs->body_len += len;
+  x->rs->body[x->rs->body_len] = 0;
+  return len;
+}
+
+static CURLcode ssl_ctx_cb(CURL *h, void *sslctx, void *ud) {
+  (void)h;
+  struct http_state *s = ud;
+  X509_STORE *store = SSL_CTX_get_cert_store((SSL_CTX *)sslctx);
+  for (int i = 0; s->extra_ca && i < sk_X509_num(s->extra_ca); i++)
+    X509_STORE_add_cert(store, sk_X509_value(s->extra_ca, i)); /* dup is harmless */
+  return CURLE_OK;
+}
+
+static int header_line_ok(const char *s) {
+  const char *colon = strchr(s, ':');
+  if (!colon || colon == s) return 0;
+  for (const char *p = s; *p; p++)
+    if (*p == '\r' || *p == '\n') return 0;
+  return 1;
+}
+
+/* Judges the URL's scheme and literal address, or every answer of the
+ * finished lookup; pins the judged answers for curl. 0 or -1 with rs set. */
+static int judge_and_pin(xfer *x) {
+  const http_url *u = x->rq->url;
+  http_response *rs = x->rs;
+  addr_t *addrs = x->addrs;
+  size_t n = 0;
+  if (u->host_is_ip) {
+    addrs[0] = u->ip;
+    n = 1;
+  } else {
+    char reason[64];
+    int rc = http_lookup_wait(x->lookup, x->e, x->deadline, x->rq->cancel, addrs,
+                              HTTP_MAX_ADDRS, &n, reason, sizeof reason);
+    x->lookup = NULL;
+    if (rc != 0) {
+      if (strcmp(reason, "timeout") == 0)
+        set_err(rs, "timeout", "timeout", "name lookup for %s timed out", u->host);
+      else if (strcmp(reason, "cancelled") == 0)
+        set_err(rs, "timeout", "cancelled", "request cancelled");
+      else set_err(rs, "upstream_error", "dns_failure", "cannot resolve %s", u->host);
+      return -1;
+    }
+  }
+  x->naddrs = n;
+  char pin[HTTP_MAX_ADDRS * 48 + 300];
+  size_t pl = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *block = NULL;
+    if (!addr_guard_allows(&x->rq->guard, &addrs[i], rs->reason, sizeof rs->reason, &block)) {
+      char t[64];
+      rs->code = "url_blocked";
+      snprintf(rs->message, sizeof rs->message, "%s resolves to %s (%s)", u->host,
+               addr_text(&addrs[i], t, sizeof t), block);
+      return -1;
+    }
+    char t[64];
+    addr_text(&addrs[i], t, sizeof t);
+    pl += (size_t)snprintf(pin + pl, sizeof pin - pl, "%s%s%s%s", i ? "," : "",
+                           addrs[i].family == AF_INET6 ? "[" : "", t,
+                           addrs[i].family == AF_INET6 ? "]" : "");
+  }
+  if (u->host_is_ip) return 0;
+  /* Pin: curl connects only to the answers judged above and never looks
+   * the name up again (no second, rebound answer). Both spellings of the
+   * host, with and without a trailing dot, map to the same answers. */
+  char entry[sizeof pin + 300];
+  snprintf(entry, sizeof entry, "%s:%d:%s", u->host, u->port, pin);
+  x->pin = curl_slist_append(x->pin, entry);
+  snprintf(entry, sizeof entry, "%s.:%d:%s", u->host, u->port, pin);
+  x->pin = x->pin ? curl_slist_append(x->pin, entry) : NULL;
+  if (!x->pin) { set_err(rs, "internal", "internal", "out of memory"); return -1; }
+  return 0;
+}
+
+static int setup(xfer *x) {
+  const http_request *rq = x->rq;
+  http_response *rs = x->rs;
+  const http_url *u = rq->url;
+  if (!u) { set_err(rs, "invalid_argument", "invalid_url", "no URL"); return -1; }
+  if (strcmp(u->scheme, "https") != 0 && !(strcmp(u->scheme, "http") == 0 && rq->allow_http)) {
+    set_err(rs, "url_blocked", "scheme", "%s: only https is allowed", u->text);
+    return -1;
+  }
+  for (size_t i = 0; i < rq->nheaders; i++)
+    if (!header_line_ok(rq->headers[i])) {
+      set_err(rs, "invalid_argument", "header", "bad request header (needs \"Name: value\", no CR/LF)");
+      return -1;
+    }
+  if (judge_and_pin(x) != 0) return -1;
+  CURL *h = x->h = curl_easy_init();
+  if (!h) { set_err(rs, "internal", "internal", "curl_easy_init failed"); return -1; }
+  const http_limits *l = &rq->limits;
+  for (size_t i = 0; i < rq->nheaders; i++) x->hdrs = curl_slist_append(x->hdrs, rq->headers[i]);
+  x->hdrs = curl_slist_append(x->hdrs, "Expect:");
+  curl_easy_setopt(h, CURLOPT_PRIVATE, x);
+  curl_easy_setopt(h, CURLOPT_CURLU, u->h);
+  curl_easy_setopt(h, CURLOPT_SHARE, x->st->share);
+  if (x->pin) curl_easy_setopt(h, CURLOPT_RESOLVE, x->pin);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, rq->allow_http ? "http,https" : "https");
+  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);  /* the engine follows */
+  curl_easy_setopt(h, CURLOPT_PROXY, "");            /* ignore *_proxy variables */
+  curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(h, CURLOPT_NETRC, (long)CURL_NETRC_IGNORED);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (x->st->extra_ca) {
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, x->st);
+  }
+  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "mcplink/" MCPL_VERSION);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs);
+  curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+  curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, x);
+  curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
+  curl_easy_setopt(h, CURLOPT_PREREQDATA, x);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, l->connect_timeout_ms > 0 ? l->connect_timeout_ms : DEF_CONNECT_MS);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, l->timeout_ms > 0 ? l->timeout_ms : DEF_TIMEOUT_MS);
+  curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
+  const char *m = rq->method ? rq->method : (rq->body ? "POST" : "GET");
+  if (rq->body) {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body);
+  }
+  if (strcmp(m, "GET") == 0 && !rq->body) curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  else if (strcmp(m, "HEAD") == 0) curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  else if (strcmp(m, "POST") != 0) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+  return 0;
+}
+
+/* Maps a finished transfer's curl result onto the engine's codes. */
+static void finish(xfer *x, CURLcode cc) {
+  http_response *rs = x->rs;
+  char *ip = NULL;
+  if (x->h && curl_easy_getinfo(x->h, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip)
+    snprintf(rs->primary_ip, sizeof rs->primary_ip, "%s", ip);
+  if (cc == CURLE_OK) {
+    if (headers_done(x) == 0) { rs->code = NULL; return; }
+  }
+  if (x->blocked || x->too_large) return; /* set where it was detected */
+  if (x->cancelled || cancelled(x)) {
+    set_err(rs, "timeout", "cancelled", "request cancelled");
+    return;
+  }
+  const char *cm = curl_easy_strerror(cc);
+  switch (cc) {
+  case CURLE_OPERATION_TIMEDOUT:
+    set_err(rs, "timeout", "timeout", "request timed out: %s", cm);
+    break;
+  case CURLE_FILESIZE_EXCEEDED:
+    set_err(rs, "too_large", "too_large", "response body exceeds %zu bytes", x->max_body);
+    break;
+  case CURLE_COULDNT_RESOLVE_HOST:
+    set_err(rs, "upstream_error", "dns_failure", "%s", cm);
+    break;
+  case CURLE_COULDNT_CONNECT:
+    set_err(rs, "upstream_error", "connect_failed", "%s", cm);
+    break;
+  case CURLE_SSL_CONNECT_ERROR: case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CERTPROBLEM: case CURLE_SSL_CIPHER: case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_ISSUER_ERROR: case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_SSL_INVALIDCERTSTATUS: case CURLE_USE_SSL_FAILED: case CURLE_SSL_ENGINE_INITFAILED:
+    set_err(rs, "upstream_error", "tls_error", "%s", cm);
+    break;
+  case CURLE_UNSUPPORTED_PROTOCOL:
+    set_err(rs, "url_blocked", "scheme", "%s", cm);
+    break;
+  default:
+    set_err(rs, "upstream_error", "connection_error", "%s", cm);
+  }
+}
+
+static void xfer_init(xfer *x, mcpl_engine *e, struct http_state *st, const http_request *rq,
+                      http_response *rs) {
+  memset(x, 0, sizeof *x);
+  memset(rs, 0, sizeof *rs);
+  x->e = e;
+  x->st = st;
+  x->rq = rq;
+  x->rs = rs;
+  x->max_body = rq->limits.max_body ? rq->limits.max_body : DEF_MAX_BODY;
+  x->max_header = rq->limits.max_header ? rq->limits.max_header : DEF_MAX_HEADER;
+  long ct = rq->limits.connect_timeout_ms > 0 ? rq->limits.connect_timeout_ms : DEF_CONNECT_MS;
+  x->deadline = http_now_ms() + ct;
+  if (rq->url && !rq->url->host_is_ip) x->lookup = http_lookup_start(rq->url->host, rq->url->port);
+}
+
+static void xfer_cleanup(xfer *x) {
+  if (x->lookup) {
+    size_t n;
+    addr_t a[1];
+    char r[32];
+    /* Releases our reference; an expired deadline returns at once. */
+    http_lookup_wait(x->lookup, x->e, 0, NULL, a, 1, &n, r, sizeof r);
+  }
+  if (x->h) curl_easy_cleanup(x->h);
+  curl_slist_free_all(x->hdrs);
+  curl_slist_free_all(x->pin);
+  if (x->rs->code) { free(x->rs->body); x->rs->body = NULL; x->rs->body_len = 0; }
+}
+
+int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs, size_t n) {
+  struct http_state *st = http_engine_state(e);
+  xfer *xs = calloc(n ? n : 1, sizeof *xs);
+  int failed = 0;
+  CURLM *m = NULL;
+  if (!xs || !st || !(m = curl_multi_init())) {
+    for (size_t i = 0; i < n; i++) {
+      memset(&rs[i], 0, sizeof rs[i]);
+      set_err(&rs[i], "internal", "internal", "HTTP client unavailable");
+    }
+    free(xs);
+    return (int)n;
+  }
+  /* Lookups start together; each is then judged and its transfer added. */
+  for (size_t i = 0; i < n; i++) xfer_init(&xs[i], e, st, &rq[i], &rs[i]);
+  int running = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (setup(&xs[i]) != 0) { xs[i].failed = 1; continue; }
+    if (curl_multi_add_handle(m, xs[i].h) != CURLM_OK) {
+      xs[i].failed = 1;
+      set_err(&rs[i], "internal", "internal", "curl_multi_add_handle failed");
+      continue;
+    }
+    running++;
+  }
+  while (running > 0) {
+    int still = 0;
+    curl_multi_perform(m, &still);
+    CURLMsg *msg;
+    int q;
+    while ((msg = curl_multi_info_read(m, &q))) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      xfer *x = NULL;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+      finish(x, msg->data.result);
+      curl_multi_remove_handle(m, x->h);
+      x->done = 1;
+      running--;
+    }
+    if (running <= 0) break;
+    /* Cancellation ends a transfer here even when it is idle (the
+     * progress callback only runs on activity); the short poll bounds the
+     * delay. */
+    for (size_t i = 0; i < n; i++) {
+      xfer *x = &xs[i];
+      if (x->failed || x->rs->code || !x->h || x->done || !cancelled(x)) continue;
+      x->cancelled = 1;
+      finish(x, CURLE_ABORTED_BY_CALLBACK);
+      curl_multi_remove_handle(m, x->h);
+      x->done = 1;
+      running--;
+    }
+    if (running <= 0) break;
+    curl_multi_poll(m, NULL, 0, 100, NULL);
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (rs[i].code) failed++;
+    xfer_cleanup(&xs[i]);
+  }
+  curl_multi_cleanup(m);
+  free(xs);
+  return failed;
+}
+
+int http_perform(mcpl_engine *e, const http_request *rq, http_response *rs) {
+  return http_perform_many(e, rq, rs, 1) ? -1 : 0;
+}
+
+int http_judge(mcpl_engine *e, const http_url *u, const addr_guard *g, long timeout_ms,
+               char (*addrs)[64], size_t max, size_t *naddrs, http_response *rs) {
+  http_request rq;
+  memset(&rq, 0, sizeof rq);
+  rq.url = u;
+  rq.guard = *g;
+  rq.limits.connect_timeout_ms = timeout_ms;
+  xfer x;
+  xfer_init(&x, e, NULL, &rq, rs);
+  *naddrs = 0;
+  int rc = judge_and_pin(&x);
+  /* Report what the name resolved to, allowed or not. */
+  for (size_t i = 0; i < x.naddrs && *naddrs < max; i++)
+    addr_text(&x.addrs[i], addrs[(*naddrs)++], 64);
+  x.h = NULL;
+  x.lookup = NULL;
+  curl_slist_free_all(x.pin);
+  return rc;
+}
