@@ -1,0 +1,253 @@
+/* store_schema.c: the tables the store knows (columns, types, references,
+ * scoping) and the versioned SQLite migrations that create them. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "store.h"
+
+#define T(n, ty) {n, ty, NULL}
+#define R(n, ref) {n, ST_TEXT, ref}
+#define END {NULL, ST_TEXT, NULL}
+
+static const store_col tenants_cols[] = {T("name", ST_TEXT), T("settings", ST_JSON), END};
+static const store_col users_cols[] = {T("name", ST_TEXT), T("role", ST_TEXT), END};
+static const store_col classifications_cols[] = {
+  T("name", ST_TEXT), T("level", ST_INT), T("description", ST_TEXT), END};
+static const store_col spaces_cols[] = {
+  T("name", ST_TEXT), R("classification_id", "classifications"), END};
+static const store_col assistants_cols[] = {
+  T("name", ST_TEXT), R("space_id", "spaces"), R("owner_user_id", "users"), END};
+static const store_col servers_cols[] = {
+  T("name", ST_TEXT), T("description", ST_TEXT), T("description_source", ST_TEXT),
+  T("url", ST_TEXT), T("auth_type", ST_TEXT), T("api_key", ST_SECRET),
+  T("oauth_client_id", ST_TEXT), T("oauth_client_secret", ST_SECRET),
+  T("oauth_authorization_url", ST_TEXT), T("oauth_token_url", ST_TEXT),
+  T("oauth_revocation_url", ST_TEXT), T("oauth_scopes", ST_JSON),
+  T("oauth_registration_mode", ST_TEXT), T("oauth_issuer", ST_TEXT),
+  T("oauth_metadata", ST_JSON), R("classification_id", "classifications"),
+  T("timeout_ms", ST_INT), T("capabilities_status", ST_TEXT), T("discovered_at", ST_INT),
+  T("server_info", ST_JSON), T("created_by", ST_TEXT),
+  /* added by migration 2 */
+  T("protocol_era", ST_TEXT), T("protocol_version", ST_TEXT), T("discovery_error", ST_JSON),
+  END};
+static const store_col capabilities_cols[] = {
+  R("server_id", "servers"), T("kind", ST_TEXT), T("name", ST_TEXT), T("definition", ST_JSON),
+  T("hash", ST_TEXT), T("approved_definition", ST_JSON), T("approved_hash", ST_TEXT),
+  T("status", ST_TEXT), END};
+static const store_col enablements_cols[] = {R("server_id", "servers"), T("enabled_by", ST_TEXT), END};
+static const store_col attachments_cols[] = {
+  R("assistant_id", "assistants"), R("server_id", "servers"), END};
+static const store_col oauth_tokens_cols[] = {
+  R("server_id", "servers"), R("user_id", "users"), T("access_token", ST_SECRET),
+  T("refresh_token", ST_SECRET), T("expires_at", ST_INT), T("scopes", ST_JSON),
+  T("issuer", ST_TEXT), T("token_type", ST_TEXT), END};
+static const store_col oauth_pending_cols[] = {
+  R("server_id", "servers"), R("user_id", "users"), T("state_hash", ST_TEXT),
+  T("verifier", ST_SECRET), T("redirect_uri", ST_TEXT), T("scopes", ST_JSON),
+  T("resource", ST_TEXT), T("issuer", ST_TEXT), T("expires_at", ST_INT), END};
+static const store_col oauth_clients_cols[] = {
+  R("server_id", "servers"), T("issuer", ST_TEXT), T("client_id", ST_TEXT),
+  T("client_secret", ST_SECRET), T("registration", ST_JSON), END};
+static const store_col audit_cols[] = {
+  T("at", ST_INT), T("actor", ST_TEXT), T("op", ST_TEXT), T("target", ST_TEXT),
+  T("outcome", ST_TEXT), T("detail", ST_JSON), END};
+
+/*  name, noun, prefix, scoped, null_tenant, system_only, append_only, cols */
+static store_table tables[] = {
+  {"tenants", "tenant", "ten_", 0, 0, 1, 0, tenants_cols, "", 0},
+  {"users", "user", "usr_", 1, 0, 0, 0, users_cols, "", 0},
+  {"classifications", "classification", "cls_", 1, 0, 0, 0, classifications_cols, "", 0},
+  {"spaces", "space", "spc_", 1, 0, 0, 0, spaces_cols, "", 0},
+  {"assistants", "assistant", "ast_", 1, 0, 0, 0, assistants_cols, "", 0},
+  {"servers", "server", "srv_", 1, 0, 0, 0, servers_cols, "", 0},
+  {"capabilities", "capability", "cap_", 1, 0, 0, 0, capabilities_cols, "", 0},
+  {"enablements", "enablement", "enb_", 1, 0, 0, 0, enablements_cols, "", 0},
+  {"attachments", "attachment", "att_", 1, 0, 0, 0, attachments_cols, "", 0},
+  {"oauth_tokens", "OAuth token", "otk_", 1, 0, 0, 0, oauth_tokens_cols, "", 0},
+  {"oauth_pending", "pending OAuth authorization", "opa_", 1, 0, 0, 0, oauth_pending_cols, "", 0},
+  {"oauth_clients", "OAuth client", "ocl_", 1, 0, 0, 0, oauth_clients_cols, "", 0},
+  {"audit", "audit record", "aud_", 1, 1, 0, 1, audit_cols, "", 0},
+};
+#define NTABLES ((int)(sizeof tables / sizeof tables[0]))
+
+static pthread_once_t schema_once = PTHREAD_ONCE_INIT;
+
+/* Secrets are selected as "(col IS NOT NULL)": the sealed text never even
+ * reaches the row-building code. */
+static void build_select_lists(void) {
+  for (int i = 0; i < NTABLES; i++) {
+    store_table *t = &tables[i];
+    size_t n = (size_t)snprintf(t->select_list, sizeof t->select_list, "id,%screated_at,updated_at",
+                                t->scoped ? "tenant_id," : "");
+    for (const store_col *c = t->cols; c->name; c++, t->ncols++) {
+      if (c->type == ST_SECRET)
+        n += (size_t)snprintf(t->select_list + n, sizeof t->select_list - n, ",(%s IS NOT NULL)", c->name);
+      else
+        n += (size_t)snprintf(t->select_list + n, sizeof t->select_list - n, ",%s", c->name);
+    }
+  }
+}
+
+void store_schema_init(void) { pthread_once(&schema_once, build_select_lists); }
+
+store_table *store_table_find(const char *name) {
+  for (int i = 0; name && i < NTABLES; i++)
+    if (strcmp(tables[i].name, name) == 0) return &tables[i];
+  return NULL;
+}
+
+const store_col *store_col_find(const store_table *t, const char *name) {
+  for (const store_col *c = t->cols; name && c->name; c++)
+    if (strcmp(c->name, name) == 0) return c;
+  return NULL;
+}
+
+store_table *store_tables(int *n) { *n = NTABLES; return tables; }
+
+/* ---- migrations ---------------------------------------------------------------
+ * Append only: never edit a released step; add a new one. Each runs inside
+ * the migration transaction; PRAGMA user_version records the step reached.
+ * Every entity has seq (integer key, keyset pagination), id (random text,
+ * what callers see), created_at and updated_at (unix ms). */
+
+#define ENTITY "seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
+#define TENANT "tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE, "
+#define STAMPS "created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL"
+#define TSEQ(t) "CREATE INDEX " t "_tenant_seq ON " t "(tenant_id, seq);\n"
+
+static const char MIGRATION_1[] =
+  "CREATE TABLE tenants (" ENTITY "name TEXT NOT NULL UNIQUE, settings TEXT, " STAMPS ");\n"
+  "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);\n"
+  "CREATE TABLE users (" ENTITY TENANT "name TEXT NOT NULL, "
+  "  role TEXT NOT NULL DEFAULT 'member' CONSTRAINT role CHECK (role IN ('admin','member')), "
+  STAMPS ", UNIQUE (tenant_id, name));\n" TSEQ("users")
+  "CREATE TABLE classifications (" ENTITY TENANT "name TEXT NOT NULL, level INTEGER NOT NULL, "
+  "  description TEXT, " STAMPS ", UNIQUE (tenant_id, name), UNIQUE (tenant_id, level));\n"
+  TSEQ("classifications")
+  "CREATE TABLE spaces (" ENTITY TENANT "name TEXT NOT NULL, "
+  "  classification_id TEXT NOT NULL REFERENCES classifications(id) ON DELETE RESTRICT, "
+  STAMPS ", UNIQUE (tenant_id, name));\n" TSEQ("spaces")
+  "CREATE INDEX spaces_classification ON spaces(classification_id);\n"
+  "CREATE TABLE assistants (" ENTITY TENANT "name TEXT NOT NULL, "
+  "  space_id TEXT REFERENCES spaces(id) ON DELETE RESTRICT, "
+  "  owner_user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE, " STAMPS ");\n"
+  TSEQ("assistants")
+  "CREATE INDEX assistants_space ON assistants(space_id);\n"
+  "CREATE INDEX assistants_owner ON assistants(owner_user_id);\n"
+  "CREATE TABLE servers (" ENTITY TENANT "name TEXT NOT NULL, description TEXT, "
+  "  description_source TEXT CONSTRAINT description_source CHECK (description_source IN ('admin','server')), "
+  "  url TEXT, auth_type TEXT NOT NULL DEFAULT 'none' "
+  "    CONSTRAINT auth_type CHECK (auth_type IN ('none','api_key','oauth')), "
+  "  api_key TEXT, oauth_client_id TEXT, oauth_client_secret TEXT, oauth_authorization_url TEXT, "
+  "  oauth_token_url TEXT, oauth_revocation_url TEXT, oauth_scopes TEXT, "
+  "  oauth_registration_mode TEXT, oauth_issuer TEXT, oauth_metadata TEXT, "
+  "  classification_id TEXT REFERENCES classifications(id) ON DELETE RESTRICT, "
+  "  timeout_ms INTEGER, capabilities_status TEXT NOT NULL DEFAULT 'not_discovered', "
+  "  discovered_at INTEGER, server_info TEXT, created_by TEXT, " STAMPS ", "
+  "  UNIQUE (tenant_id, name));\n" TSEQ("servers")
+  "CREATE INDEX servers_classification ON servers(classification_id);\n"
+  "CREATE TABLE capabilities (" ENTITY TENANT
+  "  server_id TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE, "
+  "  kind TEXT NOT NULL CONSTRAINT kind CHECK (kind IN ('tool','resource','resource_template','prompt')), "
+  "  name TEXT NOT NULL, definition TEXT, hash TEXT, approved_definition TEXT, approved_hash TEXT, "
+  "  status TEXT NOT NULL DEFAULT 'approved' CONSTRAINT status CHECK (status IN ('approved','pending')), "
+  STAMPS ", UNIQUE (server_id, kind, name));\n" TSEQ("capabilities")
+  "CREATE TABLE enablements (" ENTITY TENANT
+  "  server_id TEXT NOT NULL UNIQUE REFERENCES servers(id) ON DELETE CASCADE, "
+  "  enabled_by TEXT, " STAMPS ");\n" TSEQ("enablements")
+  "CREATE TABLE attachments (" ENTITY TENANT
+  "  assistant_id TEXT NOT NULL REFERENCES assistants(id) ON DELETE CASCADE, "
+  "  server_id TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE, " STAMPS ", "
+  "  UNIQUE (assistant_id, server_id));\n" TSEQ("attachments")
+  "CREATE INDEX attachments_server ON attachments(server_id);\n"
+  "CREATE TABLE oauth_tokens (" ENTITY TENANT
+  "  server_id TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE, "
+  "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE, "
+  "  access_token TEXT, refresh_token TEXT, expires_at INTEGER, scopes TEXT, issuer TEXT, "
+  "  token_type TEXT, " STAMPS ", UNIQUE (server_id, user_id));\n" TSEQ("oauth_tokens")
+  "CREATE INDEX oauth_tokens_user ON oauth_tokens(user_id);\n"
+  "CREATE TABLE oauth_pending (" ENTITY TENANT
+  "  server_id TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE, "
+  "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE, "
+  "  state_hash TEXT NOT NULL UNIQUE, verifier TEXT, redirect_uri TEXT, scopes TEXT, "
+  "  resource TEXT, issuer TEXT, expires_at INTEGER, " STAMPS ");\n" TSEQ("oauth_pending")
+  "CREATE INDEX oauth_pending_server ON oauth_pending(server_id);\n"
+  "CREATE INDEX oauth_pending_user ON oauth_pending(user_id);\n"
+  "CREATE TABLE oauth_clients (" ENTITY TENANT
+  "  server_id TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE, "
+  "  issuer TEXT NOT NULL, client_id TEXT, client_secret TEXT, registration TEXT, " STAMPS ", "
+  "  UNIQUE (server_id, issuer));\n" TSEQ("oauth_clients")
+  /* audit: no foreign keys, so records outlive what they describe */
+  "CREATE TABLE audit (" ENTITY "tenant_id TEXT, at INTEGER NOT NULL, actor TEXT NOT NULL, "
+  "  op TEXT NOT NULL, target TEXT, outcome TEXT NOT NULL, detail TEXT, " STAMPS ");\n"
+  TSEQ("audit")
+  "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit "
+  "  BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;\n"
+  "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
+  "  BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;\n";
+
+/* 2: what discovery records about the protocol, and database leases for
+ * single-flight work across processes (OAuth refresh). */
+static const char MIGRATION_2[] =
+  "ALTER TABLE servers ADD COLUMN protocol_era TEXT;\n"
+  "ALTER TABLE servers ADD COLUMN protocol_version TEXT;\n"
+  "ALTER TABLE servers ADD COLUMN discovery_error TEXT;\n"
+  "CREATE TABLE leases (key TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL);\n";
+
+static const char *const migrations[] = {MIGRATION_1, MIGRATION_2};
+#define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+int store_schema_latest(void) { return NMIGRATIONS; }
+
+
+static int user_version(sqlite3 *db, int *v) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    *v = sqlite3_column_int(st, 0);
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_migrate(sqlite3 *db, int target, char **err) {
+  int v = 0;
+  char buf[1024];
+  *err = NULL;
+  if (target <= 0 || target > NMIGRATIONS) target = NMIGRATIONS;
+  /* Reading the version first, before any write or pragma that writes:
+   * a newer database must be left exactly as it is. */
+  if (user_version(db, &v) != SQLITE_OK) {
+    snprintf(buf, sizeof buf, "cannot read the database: %s", sqlite3_errmsg(db));
+    *err = strdup(buf);
+    return MCPL_E_INTERNAL;
+  }
+  if (v > NMIGRATIONS) {
+    snprintf(buf, sizeof buf, "the database has schema version %d, newer than this mcplink "
+             "supports (%d): upgrade mcplink; the file was not changed", v, NMIGRATIONS);
+    *err = strdup(buf);
+    return MCPL_E_INVALID_ARGUMENT;
+  }
+  if (v >= target) return MCPL_OK;
+  char *msg = NULL;
+  if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) goto fail;
+  /* another process may have migrated while we waited for the lock */
+  if (user_version(db, &v) != SQLITE_OK) goto fail_rb;
+  for (; v < target; v++) {
+    if (sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK) goto fail_rb;
+    char set[64];
+    snprintf(set, sizeof set, "PRAGMA user_version = %d", v + 1);
+    if (sqlite3_exec(db, set, NULL, NULL, &msg) != SQLITE_OK) goto fail_rb;
+  }
+  if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) goto fail_rb;
+  return MCPL_OK;
+fail_rb:
+  sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+fail:
+  snprintf(buf, sizeof buf, "database migration %d failed: %s", v + 1, msg ? msg : sqlite3_errmsg(db));
+  *err = strdup(buf);
+  sqlite3_free(msg);
+  return MCPL_E_INTERNAL;
+}
