@@ -329,8 +329,11 @@ static int judge_and_pin(xfer *x) {
     if (!addr_guard_allows(&x->rq->guard, &addrs[i], rs->reason, sizeof rs->reason, &block)) {
       char t[64];
       rs->code = "url_blocked";
-      snprintf(rs->message, sizeof rs->message, "%s resolves to %s (%s)", u->host,
-               addr_text(&addrs[i], t, sizeof t), block);
+      addr_text(&addrs[i], t, sizeof t);
+      if (u->host_is_ip)
+        snprintf(rs->message, sizeof rs->message, "address %s is not allowed (%s)", t, block);
+      else
+        snprintf(rs->message, sizeof rs->message, "%s resolves to %s (%s)", u->host, t, block);
       return -1;
     }
     char t[64];
