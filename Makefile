@@ -21,13 +21,14 @@ LDFLAGS ?=
 LIB_SRC  := $(sort $(wildcard core/*.c))
 CLI_SRC  := $(sort $(wildcard core/cli/*.c))
 LUA_SRC  := $(sort $(shell find lua -name '*.lua'))
-LIB_OBJ  := $(LIB_SRC:core/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/lua_embed.o
+LIB_OBJ  := $(LIB_SRC:core/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/lua_embed.o \
+            $(BUILD)/obj/policy_embed.o
 CLI_OBJ  := $(CLI_SRC:core/cli/%.c=$(BUILD)/obj/cli/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard core/*.h core/cli/*.h)
 
-.PHONY: all deps check-deps test test-run asan demo install clean help fuzz bench bench-ops
+.PHONY: all deps check-deps test test-run asan demo install clean help fuzz bench fixtures bench-ops
 
 all: check-deps $(BUILD)/mcplink $(BUILD)/libmcplink.a $(BUILD)/libmcplink.so
 
@@ -37,6 +38,7 @@ help:
 	@echo "make test       build and run every test (prove)"
 	@echo "make asan       build with ASan+UBSan into build-asan/ and run the tests there"
 	@echo "make demo       set up and run the demo scenario"
+	@echo "make fixtures   npm ci in tests/fixtures (MCP servers, conformance suite) and the test CA"
 	@echo "make install    install into PREFIX (default /usr/local)"
 	@echo "make bench-ops  warm op latency through the C API (medians, ratios)"
 
@@ -65,6 +67,17 @@ $(BUILD)/obj/lua_embed.o: $(BUILD)/lua_embed.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c $< -o $@
 
+# The built-in default policy: policies/default.lua, or an empty table of
+# entries when that file does not exist (the runner then uses `return {}`).
+POLICY_DEFAULT := $(wildcard policies/default.lua)
+$(BUILD)/policy_embed.c: $(BUILD)/gen_embed $(POLICY_DEFAULT)
+	$(BUILD)/gen_embed policies $(POLICY_DEFAULT) > $@.tmp && \
+	  sed -i 's/mcpl_embedded_lua/mcpl_embedded_policies/' $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/policy_embed.o: $(BUILD)/policy_embed.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c $< -o $@
+
 $(BUILD)/libmcplink.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -79,12 +92,26 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmcplink.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmcplink.a $(LIBS) -lcmocka
 
+# Test fixtures: the pinned npm packages of tests/fixtures (MCP servers on the official SDKs,
+# the conformance suite, Node 22), installed again when the lock file changes, and the test CA.
+# The lock keeps two builds from running npm ci in the same folder at once.
+FIXTURES := tests/fixtures
+fixtures: $(FIXTURES)/node_modules/.package-lock.json $(BUILD)/certs/server.pem
+
+$(FIXTURES)/node_modules/.package-lock.json: $(FIXTURES)/package.json $(FIXTURES)/package-lock.json
+	@command -v npm >/dev/null || { echo "make fixtures: npm is required" >&2; exit 1; }
+	flock $${TMPDIR:-/tmp}/mcplink-fixtures-npm-$$(id -u).lock sh -c '[ -f $@ ] && [ $@ -nt $(FIXTURES)/package-lock.json ] || (cd $(FIXTURES) && npm ci --no-audit --no-fund --loglevel=error)'
+	@touch $@
+
+$(BUILD)/certs/server.pem: tests/tools/mkcerts.sh
+	sh tests/tools/mkcerts.sh $(BUILD)/certs
+
 # test and demo set the machine up first (deps), then re-enter make so the
 # package flags are read after the packages exist.
 test: deps
 	@$(MAKE) --no-print-directory test-run
 
-test-run: all $(UNIT_BIN)
+test-run: all $(UNIT_BIN) fixtures
 	@BUILD=$(BUILD) sh tests/run.sh
 
 asan: deps
