@@ -1,6 +1,7 @@
 /* luastate.c: builds the engine's Lua states from an allow list.
  * Engine Lua gets the core bindings; operator scripts get the op API only. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,6 +323,17 @@ static int core_now_ms(lua_State *L) {
   return 1;
 }
 
+/* core.sleep_ms(ms): waits (at most 1 s a call), for polling a database
+ * lease held by another thread or process (OAuth refresh). */
+static int core_sleep_ms(lua_State *L) {
+  lua_Integer ms = luaL_checkinteger(L, 1);
+  if (ms < 0) ms = 0;
+  if (ms > 1000) ms = 1000;
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  return 0;
+}
+
 static int core_mono_ms(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -366,7 +378,7 @@ static int core_traceback(lua_State *L) {
 int luaopen_mcpl_core(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"modules", core_modules}, {"option", core_option}, {"interrupted", core_interrupted},
-    {"now_ms", core_now_ms},   {"mono_ms", core_mono_ms}, {"op", core_op},
+    {"now_ms", core_now_ms},   {"mono_ms", core_mono_ms}, {"op", core_op}, {"sleep_ms", core_sleep_ms},
     {"traceback", core_traceback}, {"eprint", core_eprint}, {NULL, NULL}};
   luaL_newlib(L, fns);
   lua_pushstring(L, MCPL_VERSION);

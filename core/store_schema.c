@@ -41,7 +41,9 @@ static const store_col attachments_cols[] = {
 static const store_col oauth_tokens_cols[] = {
   R("server_id", "servers"), R("user_id", "users"), T("access_token", ST_SECRET),
   T("refresh_token", ST_SECRET), T("expires_at", ST_INT), T("scopes", ST_JSON),
-  T("issuer", ST_TEXT), T("token_type", ST_TEXT), END};
+  T("issuer", ST_TEXT), T("token_type", ST_TEXT),
+  /* added by migration 3 */
+  T("step_up", ST_JSON), END};
 static const store_col oauth_pending_cols[] = {
   R("server_id", "servers"), R("user_id", "users"), T("state_hash", ST_TEXT),
   T("verifier", ST_SECRET), T("redirect_uri", ST_TEXT), T("scopes", ST_JSON),
@@ -195,7 +197,12 @@ static const char MIGRATION_2[] =
   "ALTER TABLE servers ADD COLUMN discovery_error TEXT;\n"
   "CREATE TABLE leases (key TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL);\n";
 
-static const char *const migrations[] = {MIGRATION_1, MIGRATION_2};
+/* 3: a user's pending OAuth step-up (scopes a 403 insufficient_scope asked
+ * for, and how many re-authorizations were tried). */
+static const char MIGRATION_3[] =
+  "ALTER TABLE oauth_tokens ADD COLUMN step_up TEXT;\n";
+
+static const char *const migrations[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3};
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
 int store_schema_latest(void) { return NMIGRATIONS; }

@@ -1,0 +1,124 @@
+-- ops/oauth: the OAuth ops (client metadata, discovery, a user's connect flow,
+-- status, disconnect); installs the OAuth provider of the credentials hook.
+local registry = require "registry"
+local errors = require "errors"
+local store = require "store"
+local model = require "model"
+local json = require "json"
+local core = require "core"
+local credentials = require "credentials"
+local util = require "oauth.util"
+local flow = require "oauth.flow"
+local tokens = require "oauth.tokens"
+local guard = require "oauth.guard"
+local registration = require "oauth.registration"
+
+credentials.oauth = guard.token
+
+registry.op {
+  name = "oauth.client_metadata", role = "any",
+  summary = "The engine's OAuth Client ID Metadata Document, for the host to serve at oauth_client_metadata_url",
+  handler = function() return registration.client_metadata() end,
+}
+
+local function oauth_server(ctx, ref)
+  local s = model.ref(ctx.actor, "servers", ref, "server")
+  if s.auth_type ~= "oauth" then
+    errors.raise("invalid_argument", "server '" .. s.name .. "' does not use OAuth", "server")
+  end
+  return s
+end
+
+registry.op {
+  name = "oauth.discover", role = "admin", mutating = true,
+  summary = "Discover a server's authorization server and record its endpoints and scopes",
+  args = { server = { type = "string", required = true, max = 200 } },
+  cli = { positional = { "server" } },
+  handler = function(ctx, args)
+    local s = oauth_server(ctx, args.server)
+    ctx.target = s.id
+    local _, s2 = flow.discover_and_record(ctx, s)
+    return { server = s2.id, issuer = s2.oauth_issuer, metadata = s2.oauth_metadata,
+             oauth = model.server_view(ctx.actor, s2).oauth }
+  end,
+}
+
+registry.op {
+  name = "oauth.begin", role = "member",
+  summary = "Start connecting the calling user to an OAuth server: returns the authorization URL",
+  args = { server = { type = "string", required = true, max = 200 },
+           redirect_uri = { type = "string", max = 200 } },
+  cli = { positional = { "server" } },
+  handler = function(ctx, args)
+    local s = oauth_server(ctx, args.server)
+    local r = flow.begin(ctx, s, args)
+    r.server = s.id
+    return r
+  end,
+}
+
+registry.op {
+  name = "oauth.complete", role = "member",
+  summary = "Finish the calling user's OAuth flow with the callback (state and code, or the callback URL)",
+  args = { state = { type = "string", max = 1000 }, code = { type = "string", max = 4096 },
+           iss = { type = "string", max = 2048 }, error = { type = "string", max = 200 },
+           error_description = { type = "string", max = 2000 },
+           callback_url = { type = "string", max = 8192 } },
+  cli = { positional = { "callback_url" } },
+  handler = function(ctx, args) return flow.complete(ctx, args) end,
+}
+
+-- status(ctx, s) -> the calling user's connection to s
+local function status(ctx, s)
+  local row = ctx.actor.user_id and tokens.row(ctx, s) or nil
+  local out = { server = s.id, connected = row ~= nil and row.access_token_set == true,
+                expires_at = json.null, scopes = json.array(), refreshable = false,
+                needs_reauthorization = false }
+  if row then
+    out.expires_at = row.expires_at or json.null
+    out.scopes = util.is_set(row.scopes) and row.scopes or json.array()
+    out.refreshable = row.refresh_token_set == true
+    out.expired = type(row.expires_at) == "number" and row.expires_at <= core.now_ms()
+    local su = util.is_set(row.step_up) and row.step_up or nil
+    if su and type(su.scopes) == "table" then
+      out.needs_reauthorization = true
+      out.requested_scopes = su.scopes
+    end
+  end
+  return out
+end
+
+registry.op {
+  name = "oauth.status", role = "member",
+  summary = "Is the calling user connected to an OAuth server (expiry, granted scopes)?",
+  args = { server = { type = "string", required = true, max = 200 } },
+  cli = { positional = { "server" } },
+  handler = function(ctx, args) return status(ctx, oauth_server(ctx, args.server)) end,
+}
+
+registry.op {
+  name = "oauth.disconnect", role = "member", mutating = true,
+  summary = "Disconnect the calling user from an OAuth server: revoke and delete their tokens",
+  args = { server = { type = "string", required = true, max = 200 } },
+  cli = { positional = { "server" } },
+  handler = function(ctx, args)
+    local a = ctx.actor
+    local s = oauth_server(ctx, args.server)
+    ctx.target = s.id
+    if not a.user_id then errors.raise("forbidden", "only a tenant user has OAuth connections") end
+    local row = tokens.row(ctx, s)
+    local revoked = { refresh_token = false, access_token = false }
+    if row then
+      local tok = row.access_token_set and store.reveal(a, "oauth_tokens", row.id, "access_token") or nil
+      revoked = tokens.revoke(ctx, s, row)
+      store.delete(a, "oauth_tokens", row.id)
+      if tok then tokens.evict(s, tok) end
+    end
+    -- flows this user left unfinished end too
+    local page = store.list(a, "oauth_pending", { where = { server_id = s.id, user_id = a.user_id }, limit = 500 })
+    for _, p in ipairs(page.items) do pcall(store.delete, a, "oauth_pending", p.id) end
+    return { server = s.id, disconnected = row ~= nil, revoked = revoked }
+  end,
+}
+
+return { status = status }
