@@ -1,0 +1,563 @@
+/* test_http.c: the guarded HTTP client against loopback fixture servers
+ * (tests/fixtures/http/server.mjs, the test CA): redirects, credentials,
+ * limits, proxies, cancellation, DNS answers chosen by an injected resolver. */
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <lauxlib.h>
+#include "testutil.h"
+#include "engine.h"
+#include "http.h"
+
+static pid_t srv_pid = -1;
+static int srv_in = -1;
+static int port_https, port_http, canary;
+static char certdir[64];
+static tu_env env;
+static mcpl_engine *E;
+static lua_State *L;
+
+/* ---- fixture lifecycle ---------------------------------------------------- */
+
+static int start_server(void) {
+  char cmd[256];
+  strcpy(certdir, "/tmp/mcplink-http-XXXXXX");
+  if (!mkdtemp(certdir)) return -1;
+  snprintf(cmd, sizeof cmd, "sh tests/tools/mkcerts.sh %s >/dev/null", certdir);
+  if (system(cmd) != 0) return -1;
+  int in[2], out[2];
+  if (pipe(in) || pipe(out)) return -1;
+  srv_pid = fork();
+  if (srv_pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    close(in[1]);
+    close(out[0]);
+    execlp("node", "node", "tests/fixtures/http/server.mjs", certdir, (char *)NULL);
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  srv_in = in[1];
+  char line[256];
+  FILE *f = fdopen(out[0], "r");
+  if (!f || !fgets(line, sizeof line, f)) return -1;
+  fclose(f);
+  char c[8] = "";
+  if (sscanf(line, "{\"https\":%d,\"http\":%d,\"canary\":%7[a-z]}", &port_https, &port_http, c) != 3)
+    return -1;
+  canary = strcmp(c, "true") == 0;
+  return 0;
+}
+
+static mcpl_engine *open_engine(tu_env *te, const char *ca) {
+  tu_paths(te);
+  mcpl_options *o = mcpl_options_new();
+  mcpl_options_set(o, "db", te->db);
+  mcpl_options_set(o, "key_file", te->key);
+  mcpl_options_set(o, "policies", "policies");
+  if (ca) mcpl_options_set(o, "ca_file", ca);
+  char *err = NULL;
+  mcpl_engine *e = mcpl_open(o, &err);
+  mcpl_options_free(o);
+  if (!e) fprintf(stderr, "# mcpl_open: %s\n", err ? err : "?");
+  mcpl_free(err);
+  return e;
+}
+
+static void set_settings(const char *json) {
+  mcpl_actor sys = {NULL, NULL, 1};
+  char *res = NULL;
+  int rc = mcpl_op(E, &sys, "settings.set", json, &res);
+  if (rc != MCPL_OK) fprintf(stderr, "# settings.set: %s\n", res);
+  mcpl_free(res);
+  assert_int_equal(rc, MCPL_OK);
+}
+
+static int setup(void **st) {
+  (void)st;
+  if (start_server() != 0) { fprintf(stderr, "# fixture server did not start\n"); return -1; }
+  char ca[128];
+  snprintf(ca, sizeof ca, "%s/ca.pem", certdir);
+  E = open_engine(&env, ca);
+  if (!E) return -1;
+  set_settings("{\"allow_private_urls\":true}");  /* the fixtures live on 127.0.0.1 */
+  char *err = NULL;
+  L = mcpl_state_engine(E, &err);
+  if (!L) { fprintf(stderr, "# state: %s\n", err); mcpl_free(err); return -1; }
+  return 0;
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int f, struct FTW *w) {
+  (void)sb; (void)f; (void)w;
+  return remove(p);
+}
+
+static int teardown(void **st) {
+  (void)st;
+  if (L) lua_close(L);
+  if (E) tu_close(&env, E);
+  if (srv_in >= 0) close(srv_in);
+  if (srv_pid > 0) { kill(srv_pid, SIGTERM); waitpid(srv_pid, NULL, 0); }
+  nftw(certdir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+  return 0;
+}
+
+/* ---- running Lua in an engine state ------------------------------------------ */
+
+static const char PRELUDE[] =
+  "local net = require 'net'; local http = require 'http'; local json = require 'json'\n"
+  "local core = require 'core'\n"
+  "local S, P = ...\n"  /* https://127.0.0.1:port, http://127.0.0.1:port */
+  "local ctx = { actor = { system = true } }\n"
+  "local function fails(req, code, reason)\n"
+  "  local ok, e = pcall(net.request, ctx, req)\n"
+  "  if ok then return 'expected ' .. code .. ', got HTTP ' .. e.status end\n"
+  "  if type(e) ~= 'table' then return 'raised ' .. tostring(e) end\n"
+  "  if e.code ~= code then return 'code ' .. tostring(e.code) .. ': ' .. tostring(e.message) end\n"
+  "  if reason and not tostring(e.reason):find(reason, 1, true) then\n"
+  "    return 'reason ' .. tostring(e.reason) .. ': ' .. tostring(e.message) end\n"
+  "end\n";
+
+/* Runs code (which returns nil/"ok" on success or a failure text). */
+static void lua_ok(const char *code) {
+  char s[128], p[128];
+  size_t n = strlen(PRELUDE) + strlen(code) + 1;
+  char *chunk = malloc(n);
+  snprintf(chunk, n, "%s%s", PRELUDE, code);
+  lua_settop(L, 0);
+  int rc = luaL_loadbufferx(L, chunk, strlen(chunk), "=test", "t");
+  free(chunk);
+  if (rc != LUA_OK) fail_msg("load: %s", lua_tostring(L, -1));
+  snprintf(s, sizeof s, "https://127.0.0.1:%d", port_https);
+  snprintf(p, sizeof p, "http://127.0.0.1:%d", port_http);
+  lua_pushstring(L, s);
+  lua_pushstring(L, p);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    const char *m = lua_tostring(L, -1);
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "message");
+      m = lua_tostring(L, -1);
+    }
+    fail_msg("error: %s", m ? m : "?");
+  }
+  if (!lua_isnil(L, -1) && strcmp(lua_tostring(L, -1), "ok") != 0)
+    fail_msg("%s", lua_tostring(L, -1));
+}
+
+/* ---- Lua-level behaviour ----------------------------------------------------- */
+
+static void test_https_h2_echo(void **st) {
+  (void)st;
+  lua_ok("local r = net.request(ctx, { url = S .. '/echo', headers = { ['X-Test'] = 'one' } })\n"
+         "if r.status ~= 200 then return 'status ' .. r.status end\n"
+         "if r.http_version ~= 2 then return 'not HTTP/2: ' .. r.http_version end\n"
+         "if r.primary_ip ~= '127.0.0.1' then return 'ip ' .. r.primary_ip end\n"
+         "if r.headers['x-fixture'] ~= 'yes' then return 'missing response header' end\n"
+         "local b = json.decode(r.body)\n"
+         "if b.method ~= 'GET' or b.headers['x-test'] ~= 'one' then return 'echo: ' .. r.body end\n"
+         "local r2 = net.request(ctx, { url = S .. '/echo', method = 'POST', body = '{\"a\":1}',\n"
+         "  headers = { ['Content-Type'] = 'application/json' } })\n"
+         "local b2 = json.decode(r2.body)\n"
+         "if b2.method ~= 'POST' or b2.body ~= '{\"a\":1}' then return 'post: ' .. r2.body end\n");
+}
+
+static void test_private_blocked_by_default(void **st) {
+  (void)st;
+  set_settings("{\"allow_private_urls\":false}");
+  lua_ok("return fails({ url = S .. '/echo' }, 'url_blocked', 'private_address 127.0.0.1')");
+  set_settings("{\"allow_private_urls\":true}");
+  /* link-local (cloud metadata) stays shut even with allow_private_urls */
+  lua_ok("return fails({ url = 'https://169.254.169.254/latest/meta-data/' }, 'url_blocked', 'private_address 169.254.169.254')");
+  lua_ok("return fails({ url = P .. '/echo' }, 'url_blocked', 'scheme')");
+}
+
+static void test_redirect_hops_rechecked(void **st) {
+  (void)st;
+  lua_ok("return fails({ url = S .. '/redirect?to=https://169.254.169.254/x' }, 'url_blocked', 'private_address 169.254.169.254')");
+  lua_ok("return fails({ url = S .. '/redirect?to=https://[::ffff:a9fe:a9fe]/' }, 'url_blocked', 'private_address')");
+  lua_ok("return fails({ url = S .. '/redirect?to=' .. P .. '/echo' }, 'url_blocked', 'scheme')");
+  lua_ok("return fails({ url = S .. '/redirect?to=ftp://127.0.0.1/' }, 'url_blocked', 'scheme')");
+  lua_ok("return fails({ url = S .. '/redirect?to=https://u:p@127.0.0.1/' }, 'url_blocked', 'userinfo')");
+  lua_ok("return fails({ url = S .. '/loop' }, 'upstream_error', 'too_many_redirects')");
+  /* a followed redirect, and purpose token that does not follow */
+  lua_ok("local r = net.request(ctx, { url = S .. '/redirect?to=/echo' })\n"
+         "if r.status ~= 200 or r.redirects ~= 1 then return 'followed: ' .. r.status end\n"
+         "local t = net.request(ctx, { url = S .. '/redirect?to=/echo', purpose = 'token', method = 'POST', body = 'x' })\n"
+         "if t.status ~= 302 or t.redirects ~= 0 then return 'token followed: ' .. t.status end\n");
+  /* with http allowed, the same http hop goes through */
+  set_settings("{\"allow_http\":true}");
+  lua_ok("local r = net.request(ctx, { url = S .. '/redirect?to=' .. P .. '/echo' })\n"
+         "if r.status ~= 200 or r.http_version ~= 1 then return 'http hop: ' .. r.status end\n");
+  set_settings("{\"allow_http\":false}");
+}
+
+static void test_credentials_dropped_across_origins(void **st) {
+  (void)st;
+  lua_ok("local H = { Authorization = 'Bearer s3cret', ['X-Api-Key'] = 'k', ['X-Other'] = 'o' }\n"
+         "local same = net.request(ctx, { url = S .. '/redirect?to=/echo', headers = H, sensitive_headers = { 'x-api-key' } })\n"
+         "local b = json.decode(same.body)\n"
+         "if b.headers.authorization ~= 'Bearer s3cret' then return 'same origin lost Authorization' end\n"
+         "local other = 'https://localhost:' .. S:match(':(%d+)$') .. '/echo'\n"
+         "local r = net.request(ctx, { url = S .. '/redirect?to=' .. other, headers = H, sensitive_headers = { 'x-api-key' } })\n"
+         "local b2 = json.decode(r.body)\n"
+         "if r.url ~= other then return 'did not reach ' .. other .. ' but ' .. r.url end\n"
+         "if b2.headers.authorization then return 'Authorization crossed origins' end\n"
+         "if b2.headers['x-api-key'] then return 'sensitive header crossed origins' end\n"
+         "if b2.headers['x-other'] ~= 'o' then return 'ordinary header lost' end\n"
+         /* and stays dropped when the chain comes back to the first origin */
+         "local back = 'https://localhost:' .. S:match(':(%d+)$') .. '/redirect?to=' .. S .. '/echo'\n"
+         "local r3 = net.request(ctx, { url = S .. '/redirect?to=' .. back:gsub('[?=/:&]', function(c) return string.format('%%%02X', c:byte()) end), headers = H })\n"
+         "if json.decode(r3.body).headers.authorization then return 'Authorization came back' end\n");
+}
+
+static void test_proxy_env_ignored(void **st) {
+  (void)st;
+  const char *vars[] = {"https_proxy", "HTTPS_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"};
+  for (size_t i = 0; i < 5; i++) setenv(vars[i], "http://127.0.0.1:9", 1);
+  lua_ok("local r = net.request(ctx, { url = S .. '/echo' })\n"
+         "if r.status ~= 200 or r.primary_ip ~= '127.0.0.1' then return 'via proxy?' end\n");
+  for (size_t i = 0; i < 5; i++) unsetenv(vars[i]);
+}
+
+static void test_limits(void **st) {
+  (void)st;
+  lua_ok("local t0 = core.mono_ms()\n"
+         "local e = fails({ url = S .. '/forever', max_bytes = 1048576 }, 'too_large') if e then return e end\n"
+         "if core.mono_ms() - t0 > 5000 then return 'size limit took too long' end\n"
+         "e = fails({ url = S .. '/big?n=2000000', max_bytes = 1000000 }, 'too_large') if e then return e end\n"
+         "local r = net.request(ctx, { url = S .. '/big?n=1000000', max_bytes = 1000000 })\n"
+         "if #r.body ~= 1000000 then return 'exact limit refused' end\n"
+         "e = fails({ url = S .. '/bigheaders', max_header_bytes = 16384 }, 'too_large', 'headers') if e then return e end\n"
+         "t0 = core.mono_ms()\n"
+         "e = fails({ url = S .. '/trickle', timeout_ms = 1000 }, 'timeout') if e then return e end\n"
+         "local dt = core.mono_ms() - t0\n"
+         "if dt < 900 or dt > 3000 then return 'trickle stopped after ' .. dt .. ' ms' end\n"
+         /* a request may lower a purpose limit, never raise it */
+         "e = fails({ url = S .. '/big?n=70000', purpose = 'client_metadata', max_bytes = 100000000 }, 'too_large')\n"
+         "if e then return e end\n");
+}
+
+static void test_request_many(void **st) {
+  (void)st;
+  lua_ok("local reqs = {}\n"
+         "for i = 1, 6 do reqs[i] = { url = S .. '/echo?i=' .. i } end\n"
+         "reqs[7] = { url = 'https://169.254.0.1/' }  -- blocked even with allow_private_urls\n"
+         "reqs[8] = { url = S .. '/redirect?to=/echo?i=8' }\n"
+         "reqs[9] = { url = S .. '/trickle', timeout_ms = 800 }\n"
+         "local t0 = core.mono_ms()\n"
+         "local out = net.request_many(ctx, reqs)\n"
+         "for i = 1, 6 do\n"
+         "  if not out[i].ok or json.decode(out[i].response.body).path ~= '/echo?i=' .. i then return 'req ' .. i end\n"
+         "end\n"
+         "if out[7].ok or out[7].error.code ~= 'url_blocked' then return 'blocked one went through' end\n"
+         "if not out[8].ok or out[8].response.redirects ~= 1 then return 'redirect in many' end\n"
+         "if out[9].ok or out[9].error.code ~= 'timeout' then return 'trickle in many' end\n"
+         "if core.mono_ms() - t0 > 3000 then return 'not concurrent' end\n");
+}
+
+static void test_untrusted_certificate(void **st) {
+  (void)st;
+  tu_env te;
+  mcpl_engine *e2 = open_engine(&te, NULL);  /* no extra CA: the test CA is unknown */
+  assert_non_null(e2);
+  char *err = NULL;
+  lua_State *L2 = mcpl_state_engine(e2, &err);
+  assert_non_null(L2);
+  char url[128], reason[64] = "", msg[256] = "";
+  snprintf(url, sizeof url, "https://127.0.0.1:%d/echo", port_https);
+  http_url *u = http_url_parse(url, strlen(url), reason, sizeof reason, msg, sizeof msg);
+  assert_non_null(u);
+  http_request rq;
+  memset(&rq, 0, sizeof rq);
+  rq.url = u;
+  rq.guard.allow_private = 1;
+  http_response rs;
+  assert_int_equal(http_perform(e2, &rq, &rs), -1);
+  assert_string_equal(rs.code, "upstream_error");
+  assert_string_equal(rs.reason, "tls_error");
+  http_response_free(&rs);
+  /* a bad ca_file stops the engine from opening */
+  mcpl_options *o = mcpl_options_new();
+  mcpl_options_set(o, "db", te.db);
+  mcpl_options_set(o, "key_file", te.key);
+  mcpl_options_set(o, "ca_file", "/nonexistent/ca.pem");
+  mcpl_engine *e3 = mcpl_open(o, &err);
+  mcpl_options_free(o);
+  assert_null(e3);
+  assert_non_null(strstr(err, "ca_file"));
+  mcpl_free(err);
+  http_url_free(u);
+  lua_close(L2);
+  tu_close(&te, e2);
+}
+
+/* ---- C API: streaming, cancellation ------------------------------------------ */
+
+struct stream { size_t bytes; int calls; long status; const char *ctype; };
+
+static int st_resp(void *ud, const http_response *rs) {
+  struct stream *s = ud;
+  s->status = rs->status;
+  s->ctype = http_response_header(rs, "content-type");
+  s->ctype = s->ctype ? strdup(s->ctype) : NULL;
+  return 0;
+}
+
+static int st_body(void *ud, const char *d, size_t n) {
+  (void)d;
+  struct stream *s = ud;
+  s->bytes += n;
+  s->calls++;
+  return 0;
+}
+
+static http_url *url_of(const char *host, int port, const char *path) {
+  char url[256], reason[64], msg[256];
+  snprintf(url, sizeof url, "https://%s:%d%s", host, port, path);
+  http_url *u = http_url_parse(url, strlen(url), reason, sizeof reason, msg, sizeof msg);
+  assert_non_null(u);
+  return u;
+}
+
+static void test_c_streaming(void **st) {
+  (void)st;
+  http_url *u = url_of("127.0.0.1", port_https, "/big?n=300000");
+  struct stream s = {0};
+  http_request rq;
+  memset(&rq, 0, sizeof rq);
+  rq.url = u;
+  rq.guard.allow_private = 1;
+  rq.on_response = st_resp;
+  rq.on_body = st_body;
+  rq.ud = &s;
+  http_response rs;
+  assert_int_equal(http_perform(E, &rq, &rs), 0);
+  assert_int_equal(s.status, 200);
+  assert_string_equal(s.ctype, "application/octet-stream");
+  assert_int_equal(s.bytes, 300000);
+  assert_true(s.calls > 1);
+  assert_null(rs.body);
+  free((void *)s.ctype);
+  http_response_free(&rs);
+  http_url_free(u);
+}
+
+static volatile int cancel_flag;
+
+static void *set_later(void *p) {
+  usleep(300 * 1000);
+  if (p) mcpl_engine_interrupt(p); else cancel_flag = 1;
+  return NULL;
+}
+
+static long mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void test_c_cancellation(void **st) {
+  (void)st;
+  http_url *u = url_of("127.0.0.1", port_https, "/trickle");
+  http_request rq;
+  memset(&rq, 0, sizeof rq);
+  rq.url = u;
+  rq.guard.allow_private = 1;
+  rq.limits.timeout_ms = 20000;
+  rq.cancel = &cancel_flag;
+  for (int round = 0; round < 2; round++) {
+    pthread_t t;
+    cancel_flag = 0;
+    pthread_create(&t, NULL, set_later, round ? (void *)E : NULL);
+    long t0 = mono_ms();
+    http_response rs;
+    assert_int_equal(http_perform(E, &rq, &rs), -1);
+    long dt = mono_ms() - t0;
+    pthread_join(t, NULL);
+    mcpl_engine_clear_interrupt(E);
+    assert_string_equal(rs.code, "timeout");
+    assert_string_equal(rs.reason, "cancelled");
+    assert_true(dt < 2000);
+    http_response_free(&rs);
+  }
+  http_url_free(u);
+}
+
+/* ---- DNS answers chosen by the test ----------------------------------------- */
+
+enum { R_REAL, R_PRIVATE, R_MIXED, R_REBIND, R_FIXED };
+static int r_mode;
+static int r_calls;
+static const char *r_fixed;
+
+static struct addrinfo *ai_v4(const char *ip, const char *port, struct addrinfo *next) {
+  struct addrinfo *ai = calloc(1, sizeof *ai);
+  struct sockaddr_in *sa = calloc(1, sizeof *sa);
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons((uint16_t)atoi(port));
+  inet_pton(AF_INET, ip, &sa->sin_addr);
+  ai->ai_family = AF_INET;
+  ai->ai_socktype = SOCK_STREAM;
+  ai->ai_protocol = IPPROTO_TCP;
+  ai->ai_addr = (struct sockaddr *)sa;
+  ai->ai_addrlen = sizeof *sa;
+  ai->ai_next = next;
+  ai->ai_flags = 0x4000;  /* marks lists built here (fake_free) */
+  return ai;
+}
+
+static int fake_resolve(const char *host, const char *port, const struct addrinfo *hints,
+                        struct addrinfo **res) {
+  if (strcmp(host, "localhost") != 0 || r_mode == R_REAL) return getaddrinfo(host, port, hints, res);
+  __atomic_add_fetch(&r_calls, 1, __ATOMIC_SEQ_CST);
+  switch (r_mode) {
+  case R_PRIVATE: *res = ai_v4("10.0.0.7", port, NULL); break;
+  case R_MIXED: *res = ai_v4("127.0.0.1", port, ai_v4("10.0.0.1", port, NULL)); break;
+  case R_REBIND: *res = ai_v4(r_calls == 1 ? "127.0.0.1" : "127.0.0.2", port, NULL); break;
+  default: *res = ai_v4(r_fixed, port, NULL);
+  }
+  return 0;
+}
+
+static void fake_free(struct addrinfo *ai) {
+  if (!ai || ai->ai_flags != 0x4000) { if (ai) freeaddrinfo(ai); return; }
+  while (ai) {
+    struct addrinfo *n = ai->ai_next;
+    free(ai->ai_addr);
+    free(ai);
+    ai = n;
+  }
+}
+
+static int fetch(const char *host, const char *path, const addr_guard *g, http_response *rs) {
+  http_url *u = url_of(host, port_https, path);
+  http_request rq;
+  memset(&rq, 0, sizeof rq);
+  rq.url = u;
+  rq.guard = *g;
+  int rc = http_perform(E, &rq, rs);
+  http_url_free(u);
+  return rc;
+}
+
+static int canary_count(void) {
+  addr_guard g;
+  memset(&g, 0, sizeof g);
+  g.allow_private = 1;
+  http_response rs;
+  int n = -1;
+  int saved = r_mode;
+  r_mode = R_REAL;
+  if (fetch("127.0.0.1", "/stats", &g, &rs) == 0 && rs.body) {
+    const char *p = strstr(rs.body, "\"127.0.0.2\":");
+    n = p ? atoi(p + 12) : 0;
+  }
+  r_mode = saved;
+  http_response_free(&rs);
+  return n;
+}
+
+static void test_dns_answers(void **st) {
+  (void)st;
+  http_set_resolver(fake_resolve, fake_free);
+  addr_guard g;
+  memset(&g, 0, sizeof g);
+  g.allow_private = 1;
+  http_response rs;
+
+  /* a name with a private answer is blocked before any connection */
+  set_settings("{\"allow_private_urls\":false}");
+  r_mode = R_PRIVATE;
+  addr_guard none;
+  memset(&none, 0, sizeof none);
+  assert_int_equal(fetch("localhost", "/echo", &none, &rs), -1);
+  assert_string_equal(rs.code, "url_blocked");
+  assert_string_equal(rs.reason, "private_address 10.0.0.7");
+  http_response_free(&rs);
+  lua_ok("local r = net.check(ctx, 'https://localhost/', 'mcp')\n"
+         "if r.allowed or r.reason ~= 'private_address 10.0.0.7' then return 'url.check: ' .. tostring(r.reason) end\n"
+         "if r.addresses[1] ~= '10.0.0.7' then return 'addresses' end\n");
+  set_settings("{\"allow_private_urls\":true}");
+
+  /* mixed answers: one allowed, one not: the whole name is refused */
+  r_mode = R_MIXED;
+  addr_guard only_lo;
+  memset(&only_lo, 0, sizeof only_lo);
+  addr_cidr_parse("127.0.0.0/8", &only_lo.cidrs[only_lo.ncidrs++]);
+  assert_int_equal(fetch("localhost", "/echo", &only_lo, &rs), -1);
+  assert_string_equal(rs.code, "url_blocked");
+  assert_string_equal(rs.reason, "private_address 10.0.0.1");
+  http_response_free(&rs);
+
+  /* rebinding: the first lookup is allowed, the second turns to another
+   * address; the second request is refused and nothing connects to it */
+  if (!canary) skip();
+  int before = canary_count();
+  assert_true(before >= 0);
+  addr_guard one;
+  memset(&one, 0, sizeof one);
+  addr_cidr_parse("127.0.0.1/32", &one.cidrs[one.ncidrs++]);
+  r_mode = R_REBIND;
+  r_calls = 0;
+  assert_int_equal(fetch("localhost", "/echo", &one, &rs), 0);
+  assert_int_equal(rs.status, 200);
+  assert_string_equal(rs.primary_ip, "127.0.0.1");
+  http_response_free(&rs);
+  assert_int_equal(fetch("localhost", "/echo", &one, &rs), -1);
+  assert_string_equal(rs.reason, "private_address 127.0.0.2");
+  http_response_free(&rs);
+  assert_int_equal(r_calls, 2);  /* one lookup per request: curl never looked up again */
+  assert_int_equal(canary_count(), before);
+  /* control: when the guard does allow 127.0.0.2, the canary sees it */
+  r_mode = R_REAL;
+  assert_int_equal(fetch("127.0.0.2", "/echo", &g, &rs), -1);  /* cert is not for .2 */
+  http_response_free(&rs);
+  assert_int_equal(canary_count(), before + 1);
+
+  /* a reused connection is re-checked against the new request's guard:
+   * localhost:port is connected (127.0.0.1) under a guard allowing it, then
+   * asked for under a guard that allows only 127.0.0.3 */
+  r_mode = R_FIXED;
+  r_fixed = "127.0.0.1";
+  assert_int_equal(fetch("localhost", "/echo", &g, &rs), 0);
+  http_response_free(&rs);
+  r_fixed = "127.0.0.3";
+  addr_guard three;
+  memset(&three, 0, sizeof three);
+  addr_cidr_parse("127.0.0.3/32", &three.cidrs[three.ncidrs++]);
+  assert_int_equal(fetch("localhost", "/echo", &three, &rs), -1);
+  assert_string_equal(rs.code, "url_blocked");
+  http_response_free(&rs);
+
+  r_mode = R_REAL;
+  http_set_resolver(NULL, NULL);
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_https_h2_echo),
+    cmocka_unit_test(test_private_blocked_by_default),
+    cmocka_unit_test(test_redirect_hops_rechecked),
+    cmocka_unit_test(test_credentials_dropped_across_origins),
+    cmocka_unit_test(test_proxy_env_ignored),
+    cmocka_unit_test(test_limits),
+    cmocka_unit_test(test_request_many),
+    cmocka_unit_test(test_untrusted_certificate),
+    cmocka_unit_test(test_c_streaming),
+    cmocka_unit_test(test_c_cancellation),
+    cmocka_unit_test(test_dns_answers),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
