@@ -759,7 +759,7 @@ static int l_lease_release(lua_State *L) {
   return 0;
 }
 
-/* store.schema_version() -> n */
+/* store.schema_version() -> version of the database, latest this code knows */
 static int l_schema_version(lua_State *L) {
   store_conn *c = store_conn_of(L);
   sqlbuf q = {.n = 0};
@@ -769,9 +769,9 @@ static int l_schema_version(lua_State *L) {
   if (rc != SQLITE_ROW) return store_raise_sqlite(L, c, st, rc, NULL, 0, 0);
   lua_pushinteger(L, sqlite3_column_int(st, 0));
   sqlite3_reset(st);
-  return 1;
+  lua_pushinteger(L, store_schema_latest());
+  return 2;
 }
-
 
 int luaopen_mcpl_store(lua_State *L) {
   static const luaL_Reg fns[] = {

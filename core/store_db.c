@@ -224,6 +224,8 @@ int store_raise_sqlite(lua_State *L, store_conn *c, sqlite3_stmt *st, int rc,
   snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(c->db));
   if (st) sqlite3_reset(st);
   const char *noun = t ? t->noun : "record";
+  /* ON DELETE RESTRICT reports through the trigger code; the text is stable */
+  if (strcmp(msg, "FOREIGN KEY constraint failed") == 0) rc = SQLITE_CONSTRAINT_FOREIGNKEY;
   switch (rc) {
   case SQLITE_CONSTRAINT_UNIQUE:
   case SQLITE_CONSTRAINT_PRIMARYKEY: {

@@ -252,6 +252,13 @@ static int l_keys_retire(lua_State *L) {
   int rc = tx_begin(c, "keys_retire");
   if (rc != SQLITE_OK) return store_raise_sqlite(L, c, NULL, rc, NULL, 0, 0);
   int code = crypto_ring_load(c->e, 0, err, sizeof err);
+  crypto_key_info keys[64];
+  int nk = code == MCPL_OK ? crypto_ring_list(c->e, keys, 64) : 0;
+  for (int i = 0; i < nk && i < 64; i++)
+    if (keys[i].current && strcmp(keys[i].kid, kid) == 0) {
+      code = MCPL_E_CONFLICT;
+      snprintf(err, sizeof err, "key '%s' is the current key: rotate first", kid);
+    }
   long long n = code == MCPL_OK ? count_kid(c, kid) : 0;
   if (code == MCPL_OK && n != 0) {
     code = MCPL_E_CONFLICT;

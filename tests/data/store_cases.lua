@@ -1,0 +1,620 @@
+-- store_cases.lua: the store and crypto binding tests, run one case per fresh
+-- engine by tests/unit/test_store.c (globals: store, crypto, json, reopen, sql).
+local C = {}
+local SYS = { system = true }
+
+local function eq(a, b, msg)
+  if a ~= b then error((msg or "values differ") .. ": expected " .. tostring(b) .. ", got " .. tostring(a), 2) end
+end
+local function ok(v, msg) if not v then error(msg or "not ok", 2) end end
+local function err(code, fn, ...)
+  local okk, e = pcall(fn, ...)
+  if okk then error("expected error " .. code .. " but the call succeeded", 2) end
+  if type(e) ~= "table" or e.code ~= code then
+    error("expected " .. code .. ", got " .. (type(e) == "table" and (tostring(e.code) .. ": " .. tostring(e.message)) or tostring(e)), 2)
+  end
+  return e
+end
+local function slurp(p)
+  local f = io.open(p, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+local function spit(p, s) local f = assert(io.open(p, "wb")); f:write(s); f:close() end
+local function has(s, sub) return s ~= nil and s:find(sub, 1, true) ~= nil end
+
+local function tenant(name)
+  local t = store.insert(SYS, "tenants", { name = name, settings = json.object() })
+  local ad = store.insert(SYS, "users", { tenant_id = t.id, name = "admin", role = "admin" })
+  local me = store.insert(SYS, "users", { tenant_id = t.id, name = "member", role = "member" })
+  return t, { tenant_id = t.id, user_id = ad.id, role = "admin" }, { tenant_id = t.id, user_id = me.id, role = "member" }
+end
+
+local function classification(a, name, level)
+  return store.insert(a, "classifications", { name = name, level = level })
+end
+
+-- ---- migrations -----------------------------------------------------------
+
+function C.migrations_fresh()
+  local cur, latest = store.schema_version()
+  ok(latest >= 2, "at least two migrations")
+  eq(cur, latest, "fresh database is at the latest version")
+  eq(sql(DB, "PRAGMA journal_mode"), "wal", "WAL mode")
+  for _, t in ipairs({ "tenants", "settings", "users", "classifications", "spaces", "assistants", "servers",
+                        "capabilities", "enablements", "attachments", "oauth_tokens", "oauth_pending",
+                        "oauth_clients", "leases", "audit" }) do
+    eq(sql(DB, "SELECT name FROM sqlite_master WHERE type='table' AND name='" .. t .. "'"), t, "table " .. t)
+  end
+  eq(sql(DB, "SELECT count(*) FROM pragma_table_info('servers') WHERE name='protocol_era'"), "1", "v2 column")
+  -- the file is private
+  local p = io.popen("stat -c %a " .. DB):read("l")
+  eq(p, "600", "database file mode")
+end
+
+function C.migration_upgrade_v1()
+  local src = slurp("tests/data/v1.db")
+  ok(src, "fixture tests/data/v1.db present")
+  local old = DIR .. "/old.db"
+  spit(old, src)
+  eq(sql(old, "PRAGMA user_version"), "1", "fixture is version 1")
+  assert(reopen({ db = old }))
+  local cur, latest = store.schema_version()
+  eq(cur, latest, "upgraded to the latest version")
+  local t = store.find(SYS, "tenants", { name = "legacy" })
+  ok(t, "tenant kept")
+  local a = store.resolve_actor("legacy", "root")
+  eq(a.role, "admin", "user kept")
+  local s = store.find(a, "servers", { name = "old-server" })
+  ok(s, "server kept")
+  eq(s.description, "kept across upgrade")
+  eq(s.url, "https://mcp.example.com/")
+  eq(s.protocol_era, nil, "new column starts empty")
+  s = store.update(a, "servers", s.id, { protocol_era = "2025", discovery_error = { code = "x" } })
+  eq(s.protocol_era, "2025", "new column writable")
+  eq(s.discovery_error.code, "x")
+  local cap = store.find(a, "capabilities", { server_id = s.id, kind = "tool", name = "echo" })
+  ok(json.is_array(cap.definition.tags), "json empty array survives")
+  ok(store.lease_acquire("k", "me", 1000), "leases table from v2 works")
+  eq(sql(old, "PRAGMA integrity_check"), "ok")
+end
+
+function C.newer_version_refused()
+  local newer = DIR .. "/newer.db"
+  assert(reopen({ db = newer }))
+  store.insert(SYS, "tenants", { name = "x" })
+  assert(reopen({}))
+  sql(newer, "PRAGMA user_version = 99")
+  sql(newer, "PRAGMA wal_checkpoint(TRUNCATE)")
+  local before = slurp(newer)
+  local wal_before = slurp(newer .. "-wal")
+  local r, e = reopen({ db = newer })
+  ok(not r, "newer database refused")
+  ok(has(e, "newer") and has(e, "99"), "clear error: " .. tostring(e))
+  eq(slurp(newer), before, "file unchanged byte for byte")
+  eq(slurp(newer .. "-wal"), wal_before, "no WAL written")
+  assert(reopen({}))
+end
+
+-- ---- records --------------------------------------------------------------
+
+function C.crud_and_types()
+  local t, ad = tenant("acme")
+  local c = classification(ad, "internal", 10)
+  local s = store.insert(ad, "servers", { name = "gh", description = "GitHub", description_source = "admin",
+    oauth_scopes = json.array(), timeout_ms = 5000, classification_id = c.id, server_info = { name = "x", list = json.array() } })
+  ok(s.id:match("^srv_[a-z2-7]+$") and #s.id == 24, "id with prefix: " .. s.id)
+  eq(s.tenant_id, t.id, "tenant filled in")
+  eq(math.type(s.created_at), "integer")
+  ok(s.created_at > 1.6e12, "unix ms")
+  eq(s.api_key_set, false)
+  eq(s.oauth_client_secret_set, false)
+  eq(s.api_key, nil, "secret never returned")
+  ok(json.is_array(s.oauth_scopes), "empty array preserved")
+  eq(json.encode(s.server_info.list), "[]")
+  eq(s.timeout_ms, 5000)
+  eq(s.capabilities_status, "not_discovered", "default")
+  eq(s.auth_type, "none", "default")
+  local g = store.get(ad, "servers", s.id)
+  eq(g.name, "gh")
+  eq(store.find(ad, "servers", { name = "gh" }).id, s.id)
+  eq(store.find(ad, "servers", { name = "nope" }), nil)
+  eq(store.find(ad, "servers", { url = json.null }).id, s.id, "IS NULL match")
+  local u = store.update(ad, "servers", s.id, { description = json.null, timeout_ms = 7000 })
+  eq(u.description, nil, "json.null clears")
+  eq(u.name, "gh", "other columns unchanged")
+  eq(u.timeout_ms, 7000)
+  ok(u.updated_at >= s.updated_at)
+  eq(store.count(ad, "servers", {}), 1)
+  local e = err("not_found", store.get, ad, "servers", "srv_nope")
+  eq(e.message, "server not found")
+  e = err("invalid_argument", store.insert, ad, "servers", { name = "x", bogus = 1 })
+  eq(e.field, "bogus")
+  e = err("invalid_argument", store.insert, ad, "servers", { name = "x", timeout_ms = "soon" })
+  eq(e.field, "timeout_ms")
+  e = err("invalid_argument", store.insert, ad, "servers", { name = 42 })
+  eq(e.field, "name")
+  e = err("invalid_argument", store.insert, ad, "nothing", {})
+  eq(e.field, "table")
+  e = err("invalid_argument", store.update, ad, "servers", s.id, { id = "srv_x" })
+  eq(e.field, "id")
+  err("invalid_argument", store.find, ad, "servers", { api_key = "x" })
+  store.delete(ad, "servers", s.id)
+  err("not_found", store.delete, ad, "servers", s.id)
+  eq(store.count(ad, "servers"), 0)
+  err("forbidden", store.find, ad, "tenants", { id = t.id })
+end
+
+function C.conflicts_and_refs()
+  local _, ad = tenant("acme")
+  local c = classification(ad, "public", 0)
+  store.insert(ad, "servers", { name = "x" })
+  local e = err("conflict", store.insert, ad, "servers", { name = "x" })
+  eq(e.message, "a server named 'x' already exists")
+  eq(e.field, "name")
+  e = err("conflict", classification, ad, "other", 0)
+  eq(e.field, "level")
+  e = err("not_found", store.insert, ad, "spaces", { name = "sp", classification_id = "cls_missing" })
+  eq(e.field, "classification_id")
+  e = err("invalid_argument", store.insert, ad, "spaces", { name = "sp" })
+  eq(e.field, "classification_id")
+  e = err("invalid_argument", store.insert, ad, "users", { name = "bob", role = "owner" })
+  eq(e.field, "role")
+  local sp = store.insert(ad, "spaces", { name = "sp", classification_id = c.id })
+  err("conflict", store.delete, ad, "classifications", c.id)
+  -- cascades: a server's capabilities, enablement, attachments, tokens
+  local s = store.insert(ad, "servers", { name = "casc" })
+  local asst = store.insert(ad, "assistants", { name = "a", space_id = sp.id, owner_user_id = ad.user_id })
+  store.insert(ad, "capabilities", { server_id = s.id, kind = "tool", name = "t", definition = {} })
+  store.insert(ad, "enablements", { server_id = s.id, enabled_by = ad.user_id })
+  store.insert(ad, "attachments", { assistant_id = asst.id, server_id = s.id })
+  store.insert(ad, "oauth_tokens", { server_id = s.id, user_id = ad.user_id, access_token = "tok" })
+  e = err("conflict", store.insert, ad, "attachments", { assistant_id = asst.id, server_id = s.id })
+  eq(e.field, "server_id")
+  e = err("conflict", store.insert, ad, "capabilities", { server_id = s.id, kind = "tool", name = "t" })
+  eq(e.message, "a capability named 't' already exists")
+  store.delete(ad, "servers", s.id)
+  for _, tb in ipairs({ "capabilities", "enablements", "attachments", "oauth_tokens" }) do
+    eq(store.count(ad, tb), 0, tb .. " cascaded")
+  end
+  eq(store.count(ad, "assistants"), 1, "the assistant stays")
+end
+
+function C.tenant_scoping()
+  local ta, aa, ma = tenant("a")
+  local tb, ab, mb = tenant("b")
+  local c = classification(aa, "c", 1)
+  local s = store.insert(aa, "servers", { name = "secret-srv", api_key = "k-a" })
+  local asst = store.insert(ma, "assistants", { name = "x", owner_user_id = ma.user_id })
+  store.insert(aa, "enablements", { server_id = s.id })
+  store.insert(ma, "attachments", { assistant_id = asst.id, server_id = s.id })
+  local before = store.get(aa, "servers", s.id)
+  for _, actor in ipairs({ ab, mb }) do
+    local e = err("not_found", store.get, actor, "servers", s.id)
+    eq(e.message, "server not found")
+    eq(store.find(actor, "servers", { id = s.id }), nil)
+    eq(store.find(actor, "servers", { name = "secret-srv" }), nil)
+    err("not_found", store.update, actor, "servers", s.id, { name = "stolen" })
+    err("not_found", store.delete, actor, "servers", s.id)
+    err("not_found", store.reveal, actor, "servers", s.id, "api_key")
+    eq(#store.list(actor, "servers").items, 0)
+    eq(store.count(actor, "servers"), 0)
+    eq(store.count(actor, "servers", { tenant_id = ta.id }), 0, "where tenant_id cannot widen")
+    eq(#store.query(actor, "assistant_tools", { assistant_id = asst.id }), 0)
+    eq(#store.query(actor, "assistant_servers", { assistant_id = asst.id }), 0)
+    local e2 = err("not_found", store.insert, actor, "spaces", { name = "sp", classification_id = c.id })
+    eq(e2.field, "classification_id")
+    e2 = err("not_found", store.insert, actor, "enablements", { server_id = s.id })
+    eq(e2.field, "server_id")
+    e2 = err("invalid_argument", store.insert, actor, "servers", { name = "y", tenant_id = ta.id })
+    eq(e2.field, "tenant_id")
+  end
+  local after = store.get(aa, "servers", s.id)
+  eq(after.name, before.name, "unchanged")
+  eq(after.updated_at, before.updated_at, "unchanged")
+  eq(store.reveal(aa, "servers", s.id, "api_key"), "k-a")
+  -- the same name in another tenant is fine
+  store.insert(ab, "servers", { name = "secret-srv" })
+  -- the system actor sees all and must name the tenant
+  eq(store.count(SYS, "servers"), 2)
+  local e = err("invalid_argument", store.insert, SYS, "servers", { name = "z" })
+  eq(e.field, "tenant_id")
+  e = err("not_found", store.insert, SYS, "servers", { name = "z", tenant_id = "ten_none" })
+  eq(e.field, "tenant_id")
+  eq(store.insert(SYS, "servers", { name = "z", tenant_id = tb.id }).tenant_id, tb.id)
+  err("forbidden", store.insert, aa, "tenants", { name = "evil" })
+end
+
+-- ---- secrets ----------------------------------------------------------------
+
+function C.secrets_canary()
+  local _, ad = tenant("acme")
+  local K1, K2, K3, K4 = "CANARY-api-key-7f3a9c", "CANARY-client-secret-41be", "CANARY-rotated-api-key-0d1", "CANARY-access-tok-99"
+  local s = store.insert(ad, "servers", { name = "gh", auth_type = "api_key", api_key = K1, oauth_client_secret = K2 })
+  local out = json.encode(s)
+  ok(not has(out, "CANARY"), "insert result holds no secret")
+  eq(s.api_key_set, true)
+  eq(s.oauth_client_secret_set, true)
+  eq(store.reveal(ad, "servers", s.id, "api_key"), K1)
+  eq(store.reveal(ad, "servers", s.id, "oauth_client_secret"), K2)
+  s = store.update(ad, "servers", s.id, { api_key = K3 })
+  ok(not has(json.encode(s), "CANARY"))
+  eq(store.reveal(ad, "servers", s.id, "api_key"), K3)
+  store.insert(ad, "oauth_tokens", { server_id = s.id, user_id = ad.user_id, access_token = K4, refresh_token = K4 .. "r" })
+  ok(not has(json.encode(store.list(ad, "servers")), "CANARY"), "list holds no secret")
+  ok(not has(json.encode(store.list(ad, "oauth_tokens")), "CANARY"))
+  local sealed = sql(DB, "SELECT api_key FROM servers")
+  ok(sealed:match("^v1:k%-%x+:[%w_-]+$"), "sealed format records the key id: " .. sealed)
+  for _, when in ipairs({ "before checkpoint", "after checkpoint" }) do
+    for _, f in ipairs({ DB, DB .. "-wal", KEY }) do
+      local bytes = slurp(f) or ""
+      for _, k in ipairs({ K1, K2, K3, K4, "CANARY" }) do
+        ok(not has(bytes, k), k .. " found in " .. f .. " " .. when)
+      end
+    end
+    sql(DB, "PRAGMA wal_checkpoint(TRUNCATE)")
+  end
+  ok(#slurp(DB) > 0)
+  s = store.update(ad, "servers", s.id, { api_key = json.null })
+  eq(s.api_key_set, false, "json.null clears a secret")
+  eq(store.reveal(ad, "servers", s.id, "api_key"), nil)
+  err("invalid_argument", store.reveal, ad, "servers", s.id, "name")
+  err("invalid_argument", store.insert, ad, "servers", { name = "n", api_key = 12 })
+end
+
+function C.aad_binding()
+  local _, aa = tenant("a")
+  local _, ab = tenant("b")
+  local s1 = store.insert(aa, "servers", { name = "one", api_key = "first-secret" })
+  local s2 = store.insert(aa, "servers", { name = "two", api_key = "second-secret" })
+  local s3 = store.insert(ab, "servers", { name = "three", api_key = "third-secret" })
+  local c1 = sql(DB, "SELECT api_key FROM servers WHERE id='" .. s1.id .. "'")
+  local kid = c1:match("^v1:([^:]+):")
+  sql(DB, "UPDATE servers SET api_key='" .. c1 .. "' WHERE id='" .. s2.id .. "'")
+  local e = err("key_unavailable", store.reveal, aa, "servers", s2.id, "api_key")
+  ok(has(e.message, kid), "names the key id: " .. e.message)
+  sql(DB, "UPDATE servers SET api_key='" .. c1 .. "' WHERE id='" .. s3.id .. "'")
+  err("key_unavailable", store.reveal, ab, "servers", s3.id, "api_key")
+  sql(DB, "UPDATE servers SET oauth_client_secret='" .. c1 .. "' WHERE id='" .. s1.id .. "'")
+  err("key_unavailable", store.reveal, aa, "servers", s1.id, "oauth_client_secret")
+  eq(store.reveal(aa, "servers", s1.id, "api_key"), "first-secret", "the original still opens")
+  -- a flipped byte fails too
+  local flipped = c1:sub(1, -3) .. (c1:sub(-2, -2) == "A" and "B" or "A") .. c1:sub(-1)
+  sql(DB, "UPDATE servers SET api_key='" .. flipped .. "' WHERE id='" .. s1.id .. "'")
+  err("key_unavailable", store.reveal, aa, "servers", s1.id, "api_key")
+end
+
+function C.key_missing_and_wrong()
+  local _, ad = tenant("acme")
+  local s = store.insert(ad, "servers", { name = "gh", api_key = "the-secret" })
+  local kid = store.keys_list()[1].kid
+  local sealed = sql(DB, "SELECT api_key FROM servers")
+  -- missing key file
+  local missing = DIR .. "/missing.key"
+  assert(reopen({ key = missing }))
+  local e = err("key_unavailable", store.reveal, ad, "servers", s.id, "api_key")
+  ok(has(e.message, kid), "names the key id: " .. e.message)
+  e = err("key_unavailable", store.update, ad, "servers", s.id, { api_key = "new" })
+  ok(has(e.message, kid), "writes refused too, naming the key: " .. e.message)
+  eq(slurp(missing), nil, "no new key file made while the database holds secrets")
+  eq(sql(DB, "SELECT api_key FROM servers"), sealed, "nothing destroyed")
+  eq(store.get(ad, "servers", s.id).name, "gh", "plain reads still work")
+  -- another key ring
+  local other = DIR .. "/other.key"
+  assert(reopen({ db = DIR .. "/other.db", key = other }))
+  local _, ao = tenant("o")
+  store.insert(ao, "servers", { name = "o", api_key = "x" })
+  assert(reopen({ key = other }))
+  e = err("key_unavailable", store.reveal, ad, "servers", s.id, "api_key")
+  ok(has(e.message, kid), "names the key id: " .. e.message)
+  -- same key id, wrong key material
+  local text = slurp(KEY)
+  local b64 = text:match("key " .. kid:gsub("%-", "%%-") .. " %d+ ([%w_-]+)")
+  ok(b64, "key line found")
+  local wrong = DIR .. "/wrong.key"
+  local repl = (b64:sub(1, 1) == "A" and "B" or "A") .. b64:sub(2)
+  spit(wrong, (text:gsub(b64:gsub("%-", "%%-"), repl)))
+  os.execute("chmod 600 " .. wrong)
+  assert(reopen({ key = wrong }))
+  e = err("key_unavailable", store.reveal, ad, "servers", s.id, "api_key")
+  ok(has(e.message, kid) and has(e.message, "cannot decrypt"), e.message)
+  -- a key file others can read is refused
+  local loose = DIR .. "/loose.key"
+  spit(loose, text)
+  os.execute("chmod 644 " .. loose)
+  local r, je = reopen({ key = loose })
+  ok(not r and has(je, "key_unavailable") and has(je, "chmod 600"), "loose key file refused: " .. tostring(je))
+  -- the right key again: nothing was lost
+  assert(reopen({}))
+  eq(store.reveal(ad, "servers", s.id, "api_key"), "the-secret")
+  eq(sql(DB, "SELECT api_key FROM servers WHERE id='" .. s.id .. "'"), sealed)
+  eq(io.popen("stat -c %a " .. KEY):read("l"), "600", "key file mode")
+end
+
+function C.rotation()
+  local _, ad = tenant("acme")
+  local s = store.insert(ad, "servers", { name = "gh", api_key = "s-api", oauth_client_secret = "s-cs" })
+  store.insert(ad, "oauth_tokens", { server_id = s.id, user_id = ad.user_id, access_token = "s-at", refresh_token = "s-rt" })
+  store.insert(ad, "oauth_pending", { server_id = s.id, user_id = ad.user_id, state_hash = "h", verifier = "s-v" })
+  store.insert(ad, "oauth_clients", { server_id = s.id, issuer = "https://as", client_secret = "s-dcs" })
+  local keys = store.keys_list()
+  eq(#keys, 1)
+  local old = keys[1].kid
+  eq(keys[1].secrets, 6)
+  eq(keys[1].current, true)
+  local r = store.keys_rotate()
+  eq(r.previous, old)
+  eq(r.reencrypted, 6)
+  ok(r.kid ~= old)
+  keys = store.keys_list()
+  eq(#keys, 2)
+  for _, k in ipairs(keys) do
+    if k.kid == old then eq(k.secrets, 0); eq(k.current, false)
+    else eq(k.kid, r.kid); eq(k.secrets, 6); eq(k.current, true) end
+  end
+  eq(sql(DB, "SELECT count(*) FROM servers WHERE api_key LIKE 'v1:" .. r.kid .. ":%'"), "1")
+  eq(store.reveal(ad, "servers", s.id, "api_key"), "s-api")
+  eq(store.reveal(ad, "servers", s.id, "oauth_client_secret"), "s-cs")
+  local tok = store.find(ad, "oauth_tokens", { server_id = s.id })
+  eq(store.reveal(ad, "oauth_tokens", tok.id, "refresh_token"), "s-rt")
+  local e = err("conflict", store.keys_retire, r.kid)
+  ok(has(e.message, "current"), e.message)
+  err("not_found", store.keys_retire, "k-nope")
+  store.keys_retire(old)
+  eq(#store.keys_list(), 1)
+  ok(not has(slurp(KEY), old), "retired key gone from the file")
+  eq(store.reveal(ad, "servers", s.id, "api_key"), "s-api", "still readable")
+  -- a secret no key can open: rotation fails and changes nothing
+  local r2 = store.keys_rotate()
+  local before = sql(DB, "SELECT group_concat(api_key) FROM servers")
+  local s2 = store.insert(ad, "servers", { name = "bad", api_key = "z" })
+  sql(DB, "UPDATE servers SET api_key = 'v1:k-deadbeef0000:AAAA' WHERE id='" .. s2.id .. "'")
+  local snap = sql(DB, "SELECT group_concat(coalesce(api_key,'') || coalesce(oauth_client_secret,'')) FROM servers")
+  e = err("key_unavailable", store.keys_rotate)
+  ok(has(e.message, "k-deadbeef0000") and has(e.message, "nothing changed"), e.message)
+  eq(sql(DB, "SELECT group_concat(coalesce(api_key,'') || coalesce(oauth_client_secret,'')) FROM servers"), snap, "rolled back")
+  -- the old current key still seals the good rows, so it cannot be retired
+  err("conflict", store.keys_retire, r2.kid)
+  ok(before)
+  -- inside a transaction, rotation is a savepoint of it
+  store.delete(ad, "servers", s2.id)
+  local ok2 = pcall(store.tx, function() store.keys_rotate(); error({ code = "internal", message = "abort" }) end)
+  ok(not ok2)
+  eq(store.reveal(ad, "servers", s.id, "api_key"), "s-api", "rollback left readable secrets")
+end
+
+-- ---- lists and transactions -------------------------------------------------------
+
+function C.pagination()
+  local _, ad = tenant("acme")
+  local _, ab = tenant("other")
+  for i = 1, 120 do store.insert(ad, "servers", { name = ("s%03d"):format(i), timeout_ms = i % 3 }) end
+  for i = 1, 10 do store.insert(ab, "servers", { name = ("o%03d"):format(i) }) end
+  local seen, cursor, pages, n = {}, nil, 0, 0
+  repeat
+    local p = store.list(ad, "servers", { cursor = cursor })
+    pages = pages + 1
+    ok(json.is_array(p.items))
+    for _, s in ipairs(p.items) do
+      n = n + 1
+      eq(s.name, ("s%03d"):format(n), "creation order")
+      ok(not seen[s.id]); seen[s.id] = true
+    end
+    cursor = p.next_cursor
+  until not cursor
+  eq(n, 120)
+  eq(pages, 3, "50 + 50 + 20")
+  local p = store.list(ad, "servers", { limit = 500, where = { timeout_ms = 0 } })
+  eq(#p.items, 40, "where filter")
+  eq(p.next_cursor, nil)
+  eq(#store.list(ad, "servers", { limit = 1 }).items, 1)
+  eq(json.encode(store.list(ad, "attachments").items), "[]", "empty list is an array")
+  local e = err("invalid_argument", store.list, ad, "servers", { cursor = "xyz" })
+  eq(e.field, "cursor")
+  err("invalid_argument", store.list, ad, "servers", { cursor = "s12a" })
+  e = err("invalid_argument", store.list, ad, "servers", { limit = 0 })
+  eq(e.field, "limit")
+  err("invalid_argument", store.list, ad, "servers", { limit = 501 })
+  -- a cursor from another tenant's list only skips: it never widens the scope
+  local bp = store.list(ab, "servers", { limit = 5 })
+  for _, s in ipairs(store.list(ad, "servers", { cursor = bp.next_cursor, limit = 500 }).items) do
+    eq(s.tenant_id, ad.tenant_id)
+  end
+end
+
+function C.pagination_100k()
+  local t0 = now_ms()
+  sql(DB, [[WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999)
+    INSERT INTO tenants (id, name, settings, created_at, updated_at)
+    SELECT printf('ten_%04d', i), printf('tenant%04d', i), '{}', 0, 0 FROM n]])
+  -- interleaved: each tenant's servers are spread over the whole table
+  sql(DB, [[WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
+    INSERT INTO servers (id, tenant_id, name, auth_type, capabilities_status, created_at, updated_at)
+    SELECT printf('srv_%06d', i), printf('ten_%04d', i % 1000), printf('s%06d', i), 'none',
+           'not_discovered', 0, 0 FROM n]])
+  io.write(("# seeded 100,000 servers over 1,000 tenants in %.0f ms\n"):format(now_ms() - t0))
+  local plan = sql(DB, "EXPLAIN QUERY PLAN SELECT id FROM servers WHERE tenant_id = 'ten_0500' AND seq > 10 ORDER BY seq LIMIT 51")
+  ok(has(plan, "servers_tenant_seq"), "tenant page uses the (tenant_id, seq) index: " .. tostring(plan))
+  local a = { tenant_id = "ten_0500" }
+  local times = {}
+  for rep = 1, 20 do
+    local t1 = now_ms()
+    local n, cursor = 0, nil
+    repeat
+      local p = store.list(a, "servers", { cursor = cursor, limit = 50 })
+      for _, s in ipairs(p.items) do
+        n = n + 1
+        eq(s.tenant_id, "ten_0500")
+      end
+      cursor = p.next_cursor
+    until not cursor
+    eq(n, 100, "a tenant's 100 servers")
+    times[rep] = now_ms() - t1
+  end
+  table.sort(times)
+  io.write(("# tenant walk (100 servers, 2 pages): median %.3f ms\n"):format(times[10]))
+  local t2 = now_ms()
+  local p = store.list(a, "servers", { limit = 50 })
+  for _ = 1, 1000 do p = store.list(a, "servers", { limit = 50, cursor = p.next_cursor or nil }) end
+  io.write(("# 1000 page fetches: %.2f ms each\n"):format((now_ms() - t2) / 1000))
+  local t3 = now_ms()
+  eq(store.count(a, "servers"), 100)
+  io.write(("# tenant count: %.3f ms\n"):format(now_ms() - t3))
+  -- the system actor pages the whole table
+  local t4 = now_ms()
+  local cur, pages = nil, 0
+  for _ = 1, 50 do
+    local sp = store.list(SYS, "servers", { limit = 500, cursor = cur })
+    cur = sp.next_cursor
+    pages = pages + 1
+  end
+  io.write(("# system actor: 50 pages of 500 in %.1f ms\n"):format(now_ms() - t4))
+  ok(cur)
+  local t5 = now_ms()
+  eq(store.find(a, "servers", { name = "s000500" }).id, "srv_000500")
+  io.write(("# find by name: %.3f ms\n"):format(now_ms() - t5))
+end
+
+function C.tx()
+  local _, ad = tenant("acme")
+  local x, y = store.tx(function(a, b) return a + b, "two" end, 1, 2)
+  eq(x, 3); eq(y, "two")
+  eq(store.in_tx(), false)
+  local raised = { code = "conflict", message = "boom" }
+  local okk, e = pcall(store.tx, function()
+    eq(store.in_tx(), true)
+    store.insert(ad, "servers", { name = "gone" })
+    error(raised)
+  end)
+  ok(not okk)
+  ok(e == raised, "the error is raised again unchanged")
+  eq(store.find(ad, "servers", { name = "gone" }), nil, "rolled back")
+  store.tx(function()
+    store.insert(ad, "servers", { name = "kept" })
+    local ok2 = pcall(store.tx, function()
+      store.insert(ad, "servers", { name = "inner" })
+      store.insert(ad, "servers", { name = "kept" }) -- conflict
+    end)
+    ok(not ok2)
+    eq(store.find(ad, "servers", { name = "inner" }), nil, "savepoint rolled back")
+  end)
+  ok(store.find(ad, "servers", { name = "kept" }), "outer committed")
+  eq(store.count(ad, "servers"), 1)
+  -- a Lua runtime error rolls back too
+  pcall(store.tx, function() store.insert(ad, "servers", { name = "rt" }); local z = nil; return z.x end)
+  eq(store.find(ad, "servers", { name = "rt" }), nil)
+  eq(store.in_tx(), false)
+end
+
+function C.settings_leases_resolve()
+  eq(store.setting_get("allow_http"), nil)
+  store.setting_set("allow_http", true)
+  eq(store.setting_get("allow_http"), true)
+  store.setting_set("complex", { a = json.array(), n = 3 })
+  local v = store.setting_get("complex")
+  ok(json.is_array(v.a)); eq(v.n, 3)
+  store.setting_set("allow_http", json.null)
+  eq(store.setting_get("allow_http"), nil)
+  local t, ad = tenant("acme")
+  local r = store.resolve_actor("acme", "admin")
+  eq(r.tenant_id, t.id); eq(r.user_id, ad.user_id); eq(r.role, "admin"); eq(r.tenant, "acme"); eq(r.user, "admin")
+  eq(store.resolve_actor("acme", "nobody"), nil)
+  eq(store.resolve_actor("nope", "admin"), nil)
+  ok(store.lease_acquire("refresh:x", "p1", 60000))
+  ok(not store.lease_acquire("refresh:x", "p2", 60000), "held by another")
+  ok(store.lease_acquire("refresh:x", "p1", 60000), "re-entrant for its holder")
+  store.lease_release("refresh:x", "p2")
+  ok(not store.lease_acquire("refresh:x", "p2", 60000), "only the holder releases")
+  store.lease_release("refresh:x", "p1")
+  ok(store.lease_acquire("refresh:x", "p2", 1))
+  sql(DB, "UPDATE leases SET expires_at = 0")
+  ok(store.lease_acquire("refresh:x", "p3", 1000), "expired lease taken over")
+end
+
+function C.named_queries()
+  local _, ad, me = tenant("acme")
+  local lo = classification(ad, "public", 0)
+  local hi = classification(ad, "secret", 50)
+  local sp = store.insert(ad, "spaces", { name = "sp", classification_id = hi.id })
+  local asst = store.insert(me, "assistants", { name = "helper", space_id = sp.id, owner_user_id = me.user_id })
+  local s1 = store.insert(ad, "servers", { name = "one", url = "https://one", classification_id = hi.id })
+  local s2 = store.insert(ad, "servers", { name = "two", classification_id = lo.id })
+  store.insert(ad, "enablements", { server_id = s1.id })
+  store.insert(ad, "capabilities", { server_id = s1.id, kind = "tool", name = "t1", definition = { name = "t1", inputSchema = { type = "object" } }, hash = "h", status = "approved" })
+  store.insert(ad, "capabilities", { server_id = s1.id, kind = "prompt", name = "p1", definition = {} })
+  store.insert(ad, "capabilities", { server_id = s2.id, kind = "tool", name = "t2", definition = {}, status = "pending" })
+  store.insert(me, "attachments", { assistant_id = asst.id, server_id = s1.id })
+  store.insert(me, "attachments", { assistant_id = asst.id, server_id = s2.id })
+  local rows = store.query(me, "assistant_servers", { assistant_id = asst.id })
+  eq(#rows, 2)
+  eq(rows[1].server_id, s1.id); eq(rows[1].enabled, true); eq(rows[1].url_set, true)
+  eq(rows[1].classification_level, 50); eq(rows[1].classification_name, "secret")
+  eq(rows[2].enabled, false); eq(rows[2].url_set, false); eq(rows[2].classification_level, 0)
+  local tools = store.query(me, "assistant_tools", { assistant_id = asst.id })
+  eq(#tools, 2, "tools only, of both servers")
+  eq(tools[1].name, "t1"); eq(tools[1].server_name, "one"); eq(tools[1].definition.inputSchema.type, "object")
+  eq(tools[1].enabled, true); eq(tools[1].classification_level, 50)
+  eq(tools[2].name, "t2"); eq(tools[2].status, "pending"); eq(tools[2].enabled, false)
+  eq(#store.query(SYS, "assistant_tools", { assistant_id = asst.id }), 2)
+  err("invalid_argument", store.query, me, "nope", {})
+  local e = err("invalid_argument", store.query, me, "assistant_tools", {})
+  eq(e.field, "assistant_id")
+end
+
+function C.audit_append_only()
+  local t = tenant("acme")
+  local r = store.insert(SYS, "audit", { tenant_id = json.null, at = 1, actor = "system", op = "tenant.create",
+                                         outcome = "ok", detail = { fields = json.array({ "name" }) } })
+  eq(r.tenant_id, nil)
+  store.insert(SYS, "audit", { tenant_id = t.id, at = 2, actor = "acme/admin", op = "server.create", outcome = "ok" })
+  eq(store.count(SYS, "audit"), 2)
+  eq(store.count(SYS, "audit", { tenant_id = t.id }), 1)
+  eq(store.count(SYS, "audit", { tenant_id = json.null }), 1)
+  err("invalid_argument", store.update, SYS, "audit", r.id, { outcome = "forged" })
+  err("invalid_argument", store.delete, SYS, "audit", r.id)
+  local okk = pcall(sql, DB, "UPDATE audit SET outcome = 'forged'")
+  ok(not okk, "append-only below the binding too")
+  okk = pcall(sql, DB, "DELETE FROM audit")
+  ok(not okk)
+  eq(store.count(SYS, "audit"), 2)
+end
+
+-- ---- crypto module --------------------------------------------------------------
+
+function C.crypto_module()
+  eq(crypto.sha256("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+  eq(crypto.hmac_sha256("Jefe", "what do ya want for nothing?"),
+     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", "RFC 4231 case 2")
+  eq(#crypto.hmac_sha256("k", "s", "raw"), 32)
+  eq(crypto.base64url_encode(""), "")
+  eq(crypto.base64url_encode("\251\255"), "-_8")
+  eq(crypto.base64_encode("\251\255"), "+/8=")
+  local all = {}
+  for i = 0, 255 do all[#all + 1] = string.char(i) end
+  all = table.concat(all)
+  for n = 0, 7 do
+    local s = all:sub(1, 250 + n)
+    eq(crypto.base64url_decode(crypto.base64url_encode(s)), s, "round trip " .. n)
+  end
+  eq(crypto.base64url_decode("YQ=="), "a", "padding tolerated")
+  eq(crypto.base64url_decode("a+b/"), nil, "standard alphabet refused")
+  eq(crypto.base64url_decode("YR"), nil, "non-canonical trailing bits refused")
+  local v, ch = crypto.pkce()
+  eq(#v, 43)
+  ok(v:match("^[%w_-]+$"))
+  eq(ch, crypto.sha256_b64url(v), "S256 challenge")
+  -- RFC 7636 appendix B
+  eq(crypto.sha256_b64url("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+  eq(#crypto.random_token(), 43)
+  eq(#crypto.random_token(16), 22)
+  eq(#crypto.random(16), 16)
+  ok(crypto.random(16) ~= crypto.random(16))
+  ok(crypto.constant_time_equal("abc", "abc"))
+  ok(not crypto.constant_time_equal("abc", "abd"))
+  ok(not crypto.constant_time_equal("abc", "ab"))
+  err("invalid_argument", crypto.random, 0)
+end
+
+return C
