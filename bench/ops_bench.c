@@ -85,12 +85,14 @@ int main(int argc, char **argv) {
   if (!e) { fprintf(stderr, "open: %s\n", err); return 1; }
   mcpl_actor sys = {NULL, NULL, 1}, ada = {"bench", "ada", 0};
   mcpl_free(must(e, &sys, "tenant.create", "{\"name\":\"bench\"}"));
+  /* the server lives on a closed loopback port: nothing leaves the machine */
+  mcpl_free(must(e, &sys, "settings.set", "{\"allow_private_urls\":true}"));
   mcpl_free(must(e, &sys, "user.create", "{\"tenant\":\"bench\",\"name\":\"ada\",\"role\":\"admin\"}"));
   char sid[64], aid[64], args[256];
   char *r = must(e, &ada, "server.create", "{\"name\":\"bench server\"}");
   id_of(r, sid, sizeof sid);
   mcpl_free(r);
-  snprintf(args, sizeof args, "{\"id\":\"%s\",\"url\":\"https://mcp.example.com/mcp\",\"auth_type\":\"api_key\",\"api_key\":\"k\"}", sid);
+  snprintf(args, sizeof args, "{\"id\":\"%s\",\"url\":\"https://127.0.0.1:1/mcp\",\"auth_type\":\"api_key\",\"api_key\":\"k\"}", sid);
   mcpl_free(must(e, &ada, "server.update", args));
   snprintf(args, sizeof args, "{\"server\":\"%s\"}", sid);
   mcpl_free(must(e, &ada, "tool.enable", args));

@@ -14,6 +14,9 @@ say("database: %s", info.storage)
 step("Set up: a tenant with an admin and a member (system administrator)")
 local t = mcplink.setup { tenant = "demo-corp", users = { ada = "admin", max = "member" } }
 local ada, max = t.ada, t.max
+-- the demo's servers live on loopback: the system administrator allows
+-- private URLs for it (by default only public HTTPS addresses are allowed)
+mcplink.must("settings.set", { allow_private_urls = true })
 say("tenant %s (%s); users ada (admin), max (member)", t.tenant.name, t.tenant.id)
 ada:must("classification.set", { name = "Public", level = 0 })
 ada:must("classification.set", { name = "Internal", level = 1 })
@@ -26,11 +29,11 @@ local s = ada:must("server.create", { name = "Internal CRM Tools" })
 show("server.create", s)
 
 step("Step 2: configure the URL and authentication")
-local r, e = ada:op("server.update", { id = s.id, url = "http://crm.example.com/mcp" })
+local r, e = ada:op("server.update", { id = s.id, url = "http://127.0.0.1:1/mcp" })
 say("plain http is refused: %s: %s", e.code, e.message)
-r, e = ada:op("server.update", { id = s.id, url = "https://admin:pw@crm.example.com/mcp" })
+r, e = ada:op("server.update", { id = s.id, url = "https://admin:pw@127.0.0.1:1/mcp" })
 say("credentials in the URL are refused: %s: %s", e.code, e.message)
-s = ada:must("server.update", { id = s.id, url = "https://crm.example.com/mcp", auth_type = "api_key",
+s = ada:must("server.update", { id = s.id, url = "https://127.0.0.1:1/mcp", auth_type = "api_key",
   api_key = "sk-demo-not-a-real-key", classification = "Internal", description = "CRM lookups" })
 show("server.update (the API key is stored encrypted; only api_key_set is shown)", s)
 
@@ -46,7 +49,7 @@ show("assistant.attach (space assistant)", ada:must("assistant.attach", { assist
 local mine = max:must("assistant.create", { name = "Max's helper" })
 show("assistant.attach (personal assistant)", max:must("assistant.attach", { assistant = mine.id, server = s.id }))
 local pub = ada:must("server.create", { name = "Public search" })
-ada:must("server.update", { id = pub.id, url = "https://search.example.com/mcp", classification = "Public" })
+ada:must("server.update", { id = pub.id, url = "https://127.0.0.1:2/mcp", classification = "Public" })
 ada:must("tool.enable", { server = pub.id })
 r, e = ada:op("assistant.attach", { assistant = bot.id, server = pub.id })
 say("\nsecurity classification: %s: %s", e.code, e.message)

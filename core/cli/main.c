@@ -294,9 +294,9 @@ int main(int argc, char **argv) {
   if ((tenant != NULL) != (user != NULL)) return usage_error("--tenant and --user go together", "");
   if (tenant && explicit_system) return usage_error("--system cannot be combined with --tenant/--user", "");
   if (tenant) { c.actor.system = 0; c.actor.tenant = tenant; c.actor.user = user; }
-  if (!g.db) g.db = "mcplink.db";
-
   const char *cmd = argv[i++];
+  /* `test` uses a fresh temporary database unless one was named */
+  if (!g.db && strcmp(cmd, "test") != 0) g.db = "mcplink.db";
   int rest = argc - i;
   char **rargv = argv + i;
   if (strcmp(cmd, "version") == 0) { printf("mcplink %s\n", mcpl_version()); return 0; }

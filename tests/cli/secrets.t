@@ -8,15 +8,16 @@ canary="CANARY-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 secret2="CLIENTSECRET-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 m() { "$bin" --db "$tmp/m.db" --log-file "$tmp/log" --log-level debug --compact "$@" >>"$tmp/out" 2>&1; }
 m op tenant.create '{"name":"acme"}'
+m op settings.set '{"allow_private_urls":true}'   # servers on closed loopback ports only
 m op user.create '{"tenant":"acme","name":"ann","role":"admin"}'
 m --tenant acme --user ann op server.create '{"name":"s1"}'
 id=$(sed -n 's/.*"id":"\(srv_[^"]*\)".*/\1/p' "$tmp/out" | head -1)
 check "server created" test -n "$id"
-m --tenant acme --user ann op server.update "{\"id\":\"$id\",\"url\":\"https://x.example.com/mcp\",\"auth_type\":\"api_key\",\"api_key\":\"$canary\"}"
+m --tenant acme --user ann op server.update "{\"id\":\"$id\",\"url\":\"https://127.0.0.1:1/mcp\",\"auth_type\":\"api_key\",\"api_key\":\"$canary\"}"
 check "update reports api_key_set" grep -q '"api_key_set":true' "$tmp/out"
 m --tenant acme --user ann op server.create '{"name":"s2"}'
 id2=$(sed -n 's/.*"id":"\(srv_[^"]*\)".*/\1/p' "$tmp/out" | tail -1)
-m --tenant acme --user ann op server.update "{\"id\":\"$id2\",\"url\":\"https://y.example.com/mcp\",\"auth_type\":\"oauth\",\"oauth\":{\"registration_mode\":\"manual\",\"client_id\":\"cid\",\"client_secret\":\"$secret2\",\"authorization_url\":\"https://y.example.com/authorize\",\"token_url\":\"https://y.example.com/token\"}}"
+m --tenant acme --user ann op server.update "{\"id\":\"$id2\",\"url\":\"https://127.0.0.1:2/mcp\",\"auth_type\":\"oauth\",\"oauth\":{\"registration_mode\":\"manual\",\"client_id\":\"cid\",\"client_secret\":\"$secret2\",\"authorization_url\":\"https://127.0.0.1:2/authorize\",\"token_url\":\"https://127.0.0.1:2/token\"}}"
 check "client_secret_set reported" grep -q '"client_secret_set":true' "$tmp/out"
 # a failing update carrying the canary must not echo it either
 m --tenant acme --user ann op server.update "{\"id\":\"$id\",\"auth_type\":\"none\",\"api_key\":\"$canary\"}"

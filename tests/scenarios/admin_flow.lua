@@ -2,6 +2,8 @@
 -- create a server, configure it, enable it, attach it to assistants.
 local acme = mcplink.setup { tenant = "acme", users = { alice = "admin", bob = "member" } }
 local alice, bob = acme.alice, acme.bob
+-- servers in these tests live on closed loopback ports: nothing leaves the machine
+mcplink.must("settings.set", { allow_private_urls = true })
 
 -- classifications and a space
 alice:must("classification.set", { name = "Public", level = 0 })
@@ -25,17 +27,17 @@ local r, e = alice:op("server.create", { name = "Internal CRM Tools" })
 err_is(r, e, "conflict", "name unique per tenant")
 
 -- Step 2: URL and API key (stored, never shown)
-s = alice:must("server.update", { id = s.id, url = "https://mcp.example.com/mcp",
+s = alice:must("server.update", { id = s.id, url = "https://127.0.0.1:1/mcp",
   auth_type = "api_key", api_key = "sk-test-123", classification = "Internal",
   description = "CRM lookups" })
-is(s.url, "https://mcp.example.com/mcp", "URL saved")
+is(s.url, "https://127.0.0.1:1/mcp", "URL saved")
 is(s.api_key_set, true, "api_key_set true")
 is(s.api_key, nil, "API key value never returned")
 is(s.description_source, "admin", "description came from the admin")
 is(s.classification.name, "Internal", "classification set")
-r, e = alice:op("server.update", { id = s.id, url = "http://mcp.example.com/mcp" })
+r, e = alice:op("server.update", { id = s.id, url = "http://127.0.0.1:1/mcp" })
 err_is(r, e, "url_blocked", "plain http refused by default")
-r, e = alice:op("server.update", { id = s.id, url = "https://user:pw@mcp.example.com/" })
+r, e = alice:op("server.update", { id = s.id, url = "https://user:pw@127.0.0.1:1/" })
 err_is(r, e, "url_blocked", "userinfo refused")
 r, e = alice:op("server.update", { id = s.id, url = "not a url" })
 err_is(r, e, "invalid_argument", "garbage URL refused")
@@ -70,7 +72,7 @@ is(#tools.tools, 0, "no tools until discovery")
 -- classification: a server below the space's level cannot be attached, and
 -- a downgrade after attachment makes it unusable
 local low = alice:must("server.create", { name = "Public search" })
-alice:must("server.update", { id = low.id, url = "https://search.example.com/mcp", classification = "Public" })
+alice:must("server.update", { id = low.id, url = "https://127.0.0.1:2/mcp", classification = "Public" })
 alice:must("tool.enable", { server = low.id })
 r, e = alice:op("assistant.attach", { assistant = team.id, server = low.id })
 err_is(r, e, "forbidden", "classification below the space's requirement refused")
@@ -83,7 +85,7 @@ alice:must("server.update", { id = s.id, classification = "Internal" })
 
 -- unclassified server into a classified space
 local unc = alice:must("server.create", { name = "Unclassified" })
-alice:must("server.update", { id = unc.id, url = "https://u.example.com/mcp" })
+alice:must("server.update", { id = unc.id, url = "https://127.0.0.1:3/mcp" })
 alice:must("tool.enable", { server = unc.id })
 r, e = alice:op("assistant.attach", { assistant = team.id, server = unc.id })
 err_is(r, e, "forbidden", "unclassified server refused in a classified space")

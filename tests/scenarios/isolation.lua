@@ -2,11 +2,13 @@
 -- member, gets not_found and changes nothing.
 local a = mcplink.setup { tenant = "tenant-a", users = { admin_a = "admin", member_a = "member" } }
 local b = mcplink.setup { tenant = "tenant-b", users = { admin_b = "admin", member_b = "member" } }
+-- servers in these tests live on closed loopback ports: nothing leaves the machine
+mcplink.must("settings.set", { allow_private_urls = true })
 
 a.admin_a:must("classification.set", { name = "Internal", level = 1 })
 local space = a.admin_a:must("space.create", { name = "S", classification = "Internal" })
 local srv = a.admin_a:must("server.create", { name = "A server" })
-a.admin_a:must("server.update", { id = srv.id, url = "https://a.example.com/mcp", classification = "Internal",
+a.admin_a:must("server.update", { id = srv.id, url = "https://127.0.0.1:1/mcp", classification = "Internal",
   auth_type = "api_key", api_key = "secret-a" })
 a.admin_a:must("tool.enable", { server = srv.id })
 local asst = a.admin_a:must("assistant.create", { name = "A bot", space = space.id })
@@ -19,7 +21,7 @@ local calls = {
   { "server.get", { id = srv.id } },
   { "server.get", { id = "A server" } },
   { "server.update", { id = srv.id, name = "stolen" } },
-  { "server.update", { id = srv.id, url = "https://evil.example.com/" } },
+  { "server.update", { id = srv.id, url = "https://127.0.0.1:2/" } },
   { "server.delete", { id = srv.id } },
   { "tool.enable", { server = srv.id } },
   { "tool.disable", { server = srv.id } },
