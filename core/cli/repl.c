@@ -243,6 +243,9 @@ static int repl_interactive(void) {
     if (repl_sighup) repl_reload();
     repl_sigint = 0;
     char *prompt = repl_prompt(more);
+    /* Raw mode before the prompt shows: libedit would switch only at its
+     * first read, and a key typed in between (Ctrl-D) would be cooked. */
+    rl_prep_terminal(0);
     char *line = readline(prompt);
     free(prompt);
     if (repl_sigint) {
