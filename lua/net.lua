@@ -100,7 +100,7 @@ function M.decide(ctx, url, purpose)
   local guard, reason = interpret(res, why, set)
   local d = { url = u, req = req, guard = guard }
   if not guard then
-    if res == nil then log.warn("net: url policy failed for tenant", tostring(tenant), "-", tostring(why)) end
+    if res == nil then log.debug("net: url policy failed for tenant", tostring(tenant), "-", tostring(why)) end
     d.allow, d.reason, d.message = false, reason, p.url .. ": blocked by " .. reason
     return d
   end

@@ -1,0 +1,113 @@
+/* test_http_policy.c: URL policies in force for url.check: reload without a
+ * restart, a broken file keeps the old set, failing policies deny. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+#include "testutil.h"
+
+static void write_file(const char *dir, const char *name, const char *text) {
+  char p[256];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  FILE *f = fopen(p, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static char *op(mcpl_engine *e, const mcpl_actor *a, const char *name, const char *args, int want) {
+  char *res = NULL;
+  int rc = mcpl_op(e, a, name, args, &res);
+  if (rc != want) fail_msg("%s -> %d: %s", name, rc, res);
+  return res;
+}
+
+static void expect(mcpl_engine *e, const mcpl_actor *a, const char *url, const char *needle) {
+  char args[256];
+  snprintf(args, sizeof args, "{\"url\":\"%s\",\"resolve\":false}", url);
+  char *res = op(e, a, "url.check", args, MCPL_OK);
+  if (!strstr(res, needle)) fail_msg("url.check %s: %s (wanted %s)", url, res, needle);
+  mcpl_free(res);
+}
+
+static void test_reload_and_failures(void **st) {
+  (void)st;
+  tu_env env;
+  tu_paths(&env);
+  char pol[128], ten[160];
+  snprintf(pol, sizeof pol, "%s/policies", env.dir);
+  snprintf(ten, sizeof ten, "%s/tenants", pol);
+  assert_int_equal(mkdir(pol, 0700), 0);
+  assert_int_equal(mkdir(ten, 0700), 0);
+  write_file(pol, "default.lua", "return { url = function(req) return { allow = true } end }\n");
+  write_file(ten, "t1.lua",
+             "return { url = function(req)\n"
+             "  if req.host == 'blocked.example' then return { allow = false, reason = 'v1 says no' } end\n"
+             "  return default.url(req) end }\n");
+  write_file(ten, "loops.lua", "return { url = function(req) while true do end end }\n");
+  write_file(ten, "raises.lua", "return { url = function(req) error('boom') end }\n");
+  write_file(ten, "garbage.lua", "return { url = function(req) return { allow = true, allow_cidrs = { 'not-a-cidr' } } end }\n");
+  write_file(ten, "notable.lua", "return { url = function(req) return 'yes' end }\n");
+  write_file(ten, "truthy.lua", "return { url = function(req) return { allow = 1 } end }\n");
+
+  mcpl_options *o = mcpl_options_new();
+  mcpl_options_set(o, "db", env.db);
+  mcpl_options_set(o, "key_file", env.key);
+  mcpl_options_set(o, "policies", pol);
+  mcpl_options_set(o, "log_level", "error");  /* the denials below are logged as warnings */
+  char *err = NULL;
+  mcpl_engine *e = mcpl_open(o, &err);
+  mcpl_options_free(o);
+  if (!e) fail_msg("open: %s", err);
+  mcpl_actor sys = {NULL, NULL, 1};
+  const char *tenants[] = {"t1", "loops", "raises", "garbage", "notable", "truthy"};
+  for (size_t i = 0; i < 6; i++) {
+    char args[128];
+    snprintf(args, sizeof args, "{\"name\":\"%s\"}", tenants[i]);
+    mcpl_free(op(e, &sys, "tenant.create", args, MCPL_OK));
+    snprintf(args, sizeof args, "{\"tenant\":\"%s\",\"name\":\"u\",\"role\":\"member\"}", tenants[i]);
+    mcpl_free(op(e, &sys, "user.create", args, MCPL_OK));
+  }
+  mcpl_actor t1 = {"t1", "u", 0};
+  expect(e, &t1, "https://blocked.example/", "\"reason\":\"policy: v1 says no\"");
+  expect(e, &t1, "https://fine.example/", "\"allowed\":true");
+
+  /* a failing policy is a deny with the reason, and the engine goes on */
+  mcpl_actor lo = {"loops", "u", 0}, ra = {"raises", "u", 0}, ga = {"garbage", "u", 0};
+  mcpl_actor nt = {"notable", "u", 0}, tr = {"truthy", "u", 0};
+  expect(e, &lo, "https://fine.example/", "\"allowed\":false");
+  expect(e, &ra, "https://fine.example/", "\"allowed\":false");
+  expect(e, &ra, "https://fine.example/", "\"reason\":\"policy: ");
+  expect(e, &ga, "https://fine.example/", "allow_cidrs[1] is not a valid");
+  expect(e, &nt, "https://fine.example/", "\"allowed\":false");
+  expect(e, &tr, "https://fine.example/", "\"allowed\":false");
+  expect(e, &t1, "https://fine.example/", "\"allowed\":true");
+
+  /* reload picks up a change without a restart */
+  write_file(ten, "t1.lua",
+             "return { url = function(req)\n"
+             "  if req.host == 'fine.example' then return { allow = false, reason = 'v2 says no' } end\n"
+             "  return default.url(req) end }\n");
+  mcpl_free(op(e, &sys, "policy.reload", "{}", MCPL_OK));
+  expect(e, &t1, "https://fine.example/", "\"reason\":\"policy: v2 says no\"");
+  expect(e, &t1, "https://blocked.example/", "\"allowed\":true");
+
+  /* a broken file is reported and the previous policies stay in force */
+  write_file(ten, "t1.lua", "return { url = function(req) return { allow = true } end \n");
+  char *res = op(e, &sys, "policy.reload", "{}", MCPL_E_INVALID_ARGUMENT);
+  assert_non_null(strstr(res, "t1.lua"));
+  mcpl_free(res);
+  expect(e, &t1, "https://fine.example/", "\"reason\":\"policy: v2 says no\"");
+  /* and tenants cannot reload */
+  mcpl_free(op(e, &t1, "policy.reload", "{}", MCPL_E_FORBIDDEN));
+  tu_close(&env, e);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_reload_and_failures)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
