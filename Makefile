@@ -126,6 +126,22 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libmcplink.a core/mcplink.h
 bench-ops: all $(BUILD)/bench/ops_bench
 	$(BUILD)/bench/ops_bench
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c) over URL parsing and the address
+# classifier; each runs FUZZ_TIME seconds from its seeds.
+FUZZ_CC   ?= clang-14
+FUZZ_TIME ?= 20
+fuzz:
+	@mkdir -p $(BUILD)/fuzz
+	@for f in $(sort $(wildcard tests/fuzz/fuzz_*.c)); do n=$$(basename $$f .c); \
+	  echo "  FUZZ $$n"; \
+	  $(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icore \
+	    $$(pkg-config --cflags lua5.4 libcurl) -o $(BUILD)/fuzz/$$n $$f core/addr.c core/http_url.c \
+	    $$(pkg-config --libs libcurl) -lpthread || exit 1; \
+	  mkdir -p $(BUILD)/fuzz/$$n.corpus; \
+	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_TIME) -max_len=512 $(BUILD)/fuzz/$$n.corpus \
+	    tests/fuzz/seeds/$$n || exit 1; \
+	done
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh examples/demo.sh $(BUILD)
