@@ -193,6 +193,12 @@ function M.complete(ctx, args)
   -- advertised iss must be present.
   local issuer = util.is_set(pend.issuer) and pend.issuer or nil
   local meta = util.is_set(s.oauth_metadata) and s.oauth_metadata or {}
+  if p.iss ~= nil and not issuer and s.oauth_registration_mode == "manual" then
+    -- manual mode records no issuer: accept one at the configured
+    -- authorization endpoint's origin only
+    local au, iu = util.split(s.oauth_authorization_url), util.split(p.iss)
+    if au and iu and au.origin == iu.origin then issuer = p.iss end
+  end
   if p.iss ~= nil then
     if p.iss ~= issuer then
       errors.raise("invalid_argument", "the authorization response comes from issuer '" .. tostring(p.iss) ..

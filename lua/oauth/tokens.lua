@@ -96,6 +96,8 @@ function M.save(ctx, s, doc, scopes, issuer)
   local row
   if old then
     local okold, oldtok = pcall(store.reveal, a, "oauth_tokens", old.id, "access_token")
+    -- the tokens this connection replaces are revoked, not left alive at the AS
+    pcall(M.revoke, ctx, s, old)
     -- a granted step-up keeps its attempt count (the bound), not its request
     if util.is_set(old.step_up) then
       f.step_up = { attempts = type(old.step_up.attempts) == "number" and old.step_up.attempts or 0 }
@@ -206,9 +208,16 @@ function M.refresh_locked(ctx, s, opts, seen)
   return doc.access_token
 end
 
+-- Refresh when less than a minute (or a tenth of the token's life, for
+-- short-lived tokens) is left.
 function M.needs_refresh(row)
   local exp = row.expires_at
-  return type(exp) == "number" and core.now_ms() + M.REFRESH_SKEW_MS >= exp
+  if type(exp) ~= "number" then return false end
+  local skew = M.REFRESH_SKEW_MS
+  if type(row.updated_at) == "number" and exp > row.updated_at then
+    skew = math.min(skew, (exp - row.updated_at) // 10)
+  end
+  return core.now_ms() + skew >= exp
 end
 
 -- access_token(ctx, s) -> token for the calling user; the credentials hook.

@@ -97,6 +97,26 @@ registry.op {
 }
 
 registry.op {
+  name = "oauth.refresh", role = "member",
+  summary = "Make sure the calling user's token for a server is fresh (refresh it if it expires soon, or always with force)",
+  args = { server = { type = "string", required = true, max = 200 }, force = { type = "boolean" } },
+  cli = { positional = { "server" } },
+  handler = function(ctx, args)
+    local s = oauth_server(ctx, args.server)
+    if args.force then
+      local row = tokens.row(ctx, s)
+      if not row then
+        errors.raise("user_not_authenticated", "you have not connected to server '" .. s.name .. "' yet (oauth.begin)")
+      end
+      tokens.refresh(ctx, s, { stale_fp = tokens.fp(store.reveal(ctx.actor, "oauth_tokens", row.id, "access_token")) })
+    else
+      tokens.access_token(ctx, s)
+    end
+    return status(ctx, s)
+  end,
+}
+
+registry.op {
   name = "oauth.disconnect", role = "member", mutating = true,
   summary = "Disconnect the calling user from an OAuth server: revoke and delete their tokens",
   args = { server = { type = "string", required = true, max = 200 } },
