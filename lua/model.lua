@@ -66,6 +66,10 @@ function M.server_view(actor, s)
       scopes = s.oauth_scopes ~= nil and s.oauth_scopes ~= json.null and s.oauth_scopes or json.array(),
       registration_mode = nullable(s.oauth_registration_mode),
       issuer = nullable(s.oauth_issuer),
+      discovered = nullable(s.oauth_metadata),
+      -- the spec's status indicator: is the calling user connected?
+      user_connected = (s.auth_type == "oauth" and actor.user_id ~= nil)
+        and store.find(actor, "oauth_tokens", { server_id = s.id, user_id = actor.user_id }) ~= nil,
     },
     classification = M.classification_view(M.classification_of(actor, s.classification_id)),
     timeout_ms = nullable(s.timeout_ms),

@@ -20,11 +20,15 @@ local function usable_server(a, asst, ref)
   return s
 end
 
+-- OAuth servers: a 401 refreshes the user's token once and retries; a 403
+-- insufficient_scope marks the connection for step-up (oauth.guard).
 local function run(ctx, s, fn)
-  local c, key = connection.open(ctx, s)
-  local result = fn(c)
-  connection.note_stale(ctx, s, key)
-  return result
+  return require("oauth.guard").run(ctx, s, function()
+    local c, key = connection.open(ctx, s)
+    local result = fn(c)
+    connection.note_stale(ctx, s, key)
+    return result
+  end)
 end
 
 registry.op {

@@ -40,6 +40,8 @@ cb=$(follow "$au" alice)
 case $cb in https://app.example.test/oauth/callback\?code=*iss=*) ok 0 "the AS redirects back with code and iss";; *) ok 1 "callback: $cb";; esac
 c=$(as alice op oauth.complete "{\"callback_url\":\"$cb\"}")
 is "$(j "$c" o.connected)" true "alice completes the flow"
+is "$(j "$(as alice op server.get '{"id":"fx"}')" o.oauth.user_connected)" true "server.get shows alice as connected"
+is "$(j "$(as carol op server.get '{"id":"fx"}')" o.oauth.user_connected)" false "and carol as not connected"
 r=$(as alice op oauth.complete "{\"callback_url\":\"$cb\"}")
 is "$(j "$r" o.error.code)" invalid_argument "replaying the callback is refused (single-use state)"
 bb=$(as bob op oauth.begin '{"server":"fx"}')
