@@ -20,4 +20,8 @@ int cli_repl(cli_ctx *c);
 lua_State *cli_script_state(cli_ctx *c);
 void cli_push_actor(lua_State *L, const mcpl_actor *a);
 
+/* `oauth connect SERVER`: the OAuth flow with a loopback redirect listener
+ * (oauth_connect.c); returns the exit status. */
+int cli_oauth_connect(cli_ctx *c, int argc, char **argv);
+
 #endif

@@ -308,6 +308,8 @@ int main(int argc, char **argv) {
   int status;
   if (strcmp(cmd, "op") == 0) status = cmd_op(&c, rest, rargv);
   else if (strcmp(cmd, "repl") == 0) status = cli_repl(&c);
+  else if (strcmp(cmd, "oauth") == 0 && rest > 0 && strcmp(rargv[0], "connect") == 0)
+    status = cli_oauth_connect(&c, rest - 1, rargv + 1);
   else if (strcmp(cmd, "run") == 0) {
     status = rest < 1 ? usage_error("run: missing FILE", "")
                       : run_script(&c, "run", rargv[0], rest - 1, rargv + 1);

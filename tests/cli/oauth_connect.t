@@ -1,0 +1,40 @@
+#!/bin/sh
+# tests/cli/oauth_connect.t: `mcplink oauth connect SERVER` end to end: the loopback redirect
+# listener (RFC 8252), the authorization URL it prints, the browser's return (headless agent),
+# then `oauth status` and `oauth disconnect` through the friendly CLI.
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+fx=$top/tests/fixtures
+BIN=${MCPLINK_BIN:-$top/build/mcplink}
+export FIXTURE_CERTS=${FIXTURE_CERTS:-${MCPLINK_BUILD:-$top/build}/certs}
+export FIXTURE_PARENT_PID=$$
+export FIXTURE_MAX_LIFETIME_S=120
+if [ ! -d "$fx/node_modules/oidc-provider" ]; then echo "1..0 # SKIP fixtures not installed (make fixtures)"; exit 0; fi
+. "$top/tests/cli/oauth_lib.sh"
+
+fxline=$("$fx/oauth/start.sh" --auto-consent alice) || { echo "Bail out! could not start the OAuth fixture"; exit 1; }
+pids="$(j "$fxline" o.pid)"
+URL=$(j "$fxline" o.url); CTL=$(j "$fxline" o.control)
+setup_engine
+as ann op server.update "{\"id\":\"fx\",\"url\":\"$URL\",\"auth_type\":\"oauth\"}" >/dev/null
+
+as alice oauth connect fx --timeout 60 > "$work/connect.out" 2>&1 &
+cpid=$!
+i=0; while [ $i -lt 100 ] && ! grep -q 'https://.*/auth?' "$work/connect.out"; do sleep 0.1; i=$((i + 1)); done
+au=$(grep -o 'https://[^ ]*/auth?[^ ]*' "$work/connect.out" | head -n 1)
+case $au in *redirect_uri=http%3A%2F%2F127.0.0.1%3A*%2Fcallback*) ok 0 "the printed URL returns to a loopback listener";;
+  *) ok 1 "printed URL: $(cat "$work/connect.out")";; esac
+cb=$(follow "$au" alice)
+case $cb in http://127.0.0.1:*/callback\?code=*) ok 0 "the AS sends the browser back to the listener";; *) ok 1 "callback: $cb";; esac
+page=$(curl -s -m 20 "$cb")
+like "$page" "Connected" "the browser sees a success page"
+wait $cpid; st=$?
+is "$st" 0 "oauth connect exits 0"
+like "$(cat "$work/connect.out")" '"connected":true' "oauth connect prints the connection"
+is "$(j "$(as alice oauth status fx)" o.connected)" true "oauth status: connected"
+is "$(j "$(probe "$CTL/stats")" 'o.authorize[0].client_id.length > 0')" true "a client was registered for the loopback redirect"
+is "$(j "$(as alice oauth disconnect fx)" o.disconnected)" true "oauth disconnect"
+is "$(j "$(as alice oauth status fx)" o.connected)" false "oauth status: disconnected"
+as bob oauth connect fx --timeout 1 > "$work/timeout.out" 2>&1; st=$?
+is "$st" 1 "without a callback, oauth connect gives up after its timeout"
+done_tap
