@@ -1,12 +1,462 @@
-/* bind_mcp.c: the Lua `mcp` module (placeholder until its issue lands).
- * Engine-wide state lives in the engine's mcp slot. */
+/* bind_mcp.c: the Lua `mcp` module: streamed exchanges, the SSE parser, and
+ * the engine-wide era/session cache shared by every Lua state (one mutex). */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <lauxlib.h>
 #include "engine.h"
+#include "http.h"
+#include "http_stream.h"
+#include "sse.h"
 
-int mcp_engine_init(mcpl_engine *e, char **err) { (void)e; (void)err; return 0; }
-void mcp_engine_fini(mcpl_engine *e) { (void)e; }
+#define MCP_MAX_ENTRIES 4096      /* cache entries; the oldest idle go first */
+#define MCP_CLOSE_TIMEOUT_MS 2000 /* per session DELETE at engine close */
+
+/* A session's goodbye, kept so the engine can end it at close without Lua. */
+typedef struct {
+  char *url;
+  char **lines;  /* "Name: value" */
+  size_t nlines;
+  addr_guard guard;
+  int allow_http;
+} mcp_close;
+
+typedef struct mcp_entry {
+  struct mcp_entry *next;
+  char *key;
+  char *value;       /* NULL while claimed and not yet put */
+  int claimed;       /* someone is creating the value (e.g. initialize) */
+  long used_ms;      /* monotonic, last get/put */
+  mcp_close *close;
+} mcp_entry;
+
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  mcp_entry *head;
+  size_t n;
+} mcp_cache;
+
+static long mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void close_free(mcp_close *c) {
+  if (!c) return;
+  for (size_t i = 0; i < c->nlines; i++) free(c->lines[i]);
+  free(c->lines);
+  free(c->url);
+  free(c);
+}
+
+static void entry_free(mcp_entry *e) {
+  free(e->key);
+  free(e->value);
+  close_free(e->close);
+  free(e);
+}
+
+int mcp_engine_init(mcpl_engine *e, char **err) {
+  (void)err;
+  mcp_cache *c = calloc(1, sizeof *c);
+  if (!c) return -1;
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_cond_init(&c->cv, NULL);
+  mcpl_engine_set_slot(e, MCPL_AREA_MCP, c);
+  return 0;
+}
+
+/* Ends a legacy session with DELETE; best effort, bounded. */
+static void send_close(mcpl_engine *e, const mcp_close *c) {
+  char reason[64], msg[256];
+  http_url *u = http_url_parse(c->url, strlen(c->url), reason, sizeof reason, msg, sizeof msg);
+  if (!u) return;
+  http_request rq;
+  memset(&rq, 0, sizeof rq);
+  rq.url = u;
+  rq.method = "DELETE";
+  rq.headers = (const char *const *)c->lines;
+  rq.nheaders = c->nlines;
+  rq.guard = c->guard;
+  rq.allow_http = c->allow_http;
+  rq.limits.connect_timeout_ms = MCP_CLOSE_TIMEOUT_MS;
+  rq.limits.timeout_ms = MCP_CLOSE_TIMEOUT_MS;
+  rq.limits.max_body = 64 * 1024;
+  http_response rs;
+  if (http_perform(e, &rq, &rs) != 0) mcpl_log(e, "debug", "mcp: session DELETE failed: %s", rs.message);
+  http_response_free(&rs);
+  http_url_free(u);
+}
+
+void mcp_engine_fini(mcpl_engine *e) {
+  mcp_cache *c = mcpl_engine_slot(e, MCPL_AREA_MCP);
+  if (!c) return;
+  mcp_entry *x = c->head;
+  while (x) {
+    mcp_entry *next = x->next;
+    if (x->close) send_close(e, x->close);
+    entry_free(x);
+    x = next;
+  }
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->cv);
+  free(c);
+  mcpl_engine_set_slot(e, MCPL_AREA_MCP, NULL);
+}
+
+static mcp_cache *cache_of(lua_State *L) {
+  mcp_cache *c = mcpl_engine_slot(mcpl_engine_of(L), MCPL_AREA_MCP);
+  if (!c) mcpl_lua_error(L, "internal", "mcp cache not initialised");
+  return c;
+}
+
+static mcp_entry *find(mcp_cache *c, const char *key, mcp_entry ***link) {
+  mcp_entry **pp = &c->head;
+  for (; *pp; pp = &(*pp)->next)
+    if (strcmp((*pp)->key, key) == 0) {
+      if (link) *link = pp;
+      return *pp;
+    }
+  return NULL;
+}
+
+/* Pushes the value of an unlinked entry (when it has a session to end,
+ * with its close spec) onto the Lua list at idx, then frees it. */
+static void push_evicted(lua_State *L, int idx, mcp_entry *x) {
+  if (x->value) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, x->key); lua_setfield(L, -2, "key");
+    lua_pushstring(L, x->value); lua_setfield(L, -2, "value");
+    lua_rawseti(L, idx, (lua_Integer)luaL_len(L, idx) + 1);
+  }
+  entry_free(x);
+}
+
+/* Lua may not be called while the mutex is held (an error would leave it
+ * locked), so strings are copied in and out under the lock only. */
+static char *xstrdup(lua_State *L, const char *s) {
+  char *d = strdup(s);
+  if (!d) mcpl_lua_error(L, "internal", "out of memory");
+  return d;
+}
+
+/* mcp.cache_get(key) -> value | nil */
+static int l_cache_get(lua_State *L) {
+  const char *key = luaL_checkstring(L, 1);
+  mcp_cache *c = cache_of(L);
+  char *v = NULL;
+  pthread_mutex_lock(&c->mu);
+  mcp_entry *x = find(c, key, NULL);
+  if (x && x->value) {
+    x->used_ms = mono_ms();
+    v = strdup(x->value);
+  }
+  pthread_mutex_unlock(&c->mu);
+  if (v) { lua_pushstring(L, v); free(v); } else lua_pushnil(L);
+  return 1;
+}
+
+/* mcp.cache_claim(key, wait_ms) -> value | nil, claimed
+ * Returns the value when present. Otherwise, when another caller is creating
+ * it, waits up to wait_ms for it; when nobody is, marks the key claimed and
+ * returns nil, true: the caller must cache_put or cache_release it. */
+static int l_cache_claim(lua_State *L) {
+  const char *key = luaL_checkstring(L, 1);
+  lua_Integer wait = luaL_optinteger(L, 2, 0);
+  mcp_cache *c = cache_of(L);
+  char *kcopy = xstrdup(L, key);
+  mcp_entry *fresh = calloc(1, sizeof *fresh);
+  if (!fresh) { free(kcopy); return mcpl_lua_error(L, "internal", "out of memory"); }
+  fresh->key = kcopy;
+  long deadline = mono_ms() + (long)(wait < 0 ? 0 : wait);
+  char *v = NULL;
+  int claimed = 0;
+  pthread_mutex_lock(&c->mu);
+  for (;;) {
+    mcp_entry *x = find(c, key, NULL);
+    if (x && x->value) { x->used_ms = mono_ms(); v = strdup(x->value); break; }
+    if (!x) {
+      fresh->claimed = 1;
+      fresh->used_ms = mono_ms();
+      fresh->next = c->head;
+      c->head = fresh;
+      c->n++;
+      fresh = NULL;
+      claimed = 1;
+      break;
+    }
+    long now = mono_ms();
+    if (now >= deadline) break; /* still being created elsewhere */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long left = deadline - now;
+    ts.tv_sec += left / 1000;
+    ts.tv_nsec += (left % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+  }
+  pthread_mutex_unlock(&c->mu);
+  if (fresh) entry_free(fresh);
+  if (v) { lua_pushstring(L, v); free(v); lua_pushboolean(L, 0); return 2; }
+  lua_pushnil(L);
+  lua_pushboolean(L, claimed);
+  return 2;
+}
+
+static mcp_close *read_close(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return NULL;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "url");
+  const char *url = luaL_checkstring(L, -1);
+  addr_guard g;
+  int allow_http;
+  lua_getfield(L, idx, "guard");
+  hs_read_guard(L, lua_gettop(L), &g, &allow_http);
+  lua_pop(L, 1);
+  mcp_close *cl = calloc(1, sizeof *cl);
+  if (!cl) mcpl_lua_error(L, "internal", "out of memory");
+  cl->guard = g;
+  cl->allow_http = allow_http;
+  cl->url = strdup(url);
+  lua_pop(L, 1);
+  if (lua_getfield(L, idx, "headers") == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING && cl->nlines < 64) {
+        char **nl = realloc(cl->lines, (cl->nlines + 1) * sizeof *nl);
+        if (nl) {
+          cl->lines = nl;
+          size_t kl = strlen(lua_tostring(L, -2)), vl = strlen(lua_tostring(L, -1));
+          char *line = malloc(kl + vl + 3);
+          if (line) {
+            memcpy(line, lua_tostring(L, -2), kl);
+            memcpy(line + kl, ": ", 2);
+            memcpy(line + kl + 2, lua_tostring(L, -1), vl + 1);
+            cl->lines[cl->nlines++] = line;
+          }
+        }
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  if (!cl->url) { close_free(cl); mcpl_lua_error(L, "internal", "out of memory"); }
+  return cl;
+}
+
+/* Drops the least recently used settled entry when the cache is full. */
+static mcp_entry *evict_lru(mcp_cache *c) {
+  mcp_entry **best = NULL;
+  for (mcp_entry **pp = &c->head; *pp; pp = &(*pp)->next)
+    if (!(*pp)->claimed && (!best || (*pp)->used_ms < (*best)->used_ms)) best = pp;
+  if (!best) return NULL;
+  mcp_entry *x = *best;
+  *best = x->next;
+  c->n--;
+  return x;
+}
+
+/* mcp.cache_put(key, value [, close]) -> evicted list
+ * close = {url=, headers=, guard=}: a DELETE the engine sends at close. */
+static int l_cache_put(lua_State *L) {
+  const char *key = luaL_checkstring(L, 1);
+  const char *val = luaL_checkstring(L, 2);
+  mcp_close *cl = read_close(L, 3);
+  mcp_cache *c = cache_of(L);
+  char *k = strdup(key), *v = strdup(val);
+  mcp_entry *fresh = calloc(1, sizeof *fresh);
+  if (!k || !v || !fresh) {
+    free(k); free(v); free(fresh); close_free(cl);
+    return mcpl_lua_error(L, "internal", "out of memory");
+  }
+  lua_newtable(L);
+  int out = lua_gettop(L);
+  mcp_entry *old_close_holder = NULL, *dropped = NULL;
+  pthread_mutex_lock(&c->mu);
+  mcp_entry *x = find(c, key, NULL);
+  if (!x) {
+    if (c->n >= MCP_MAX_ENTRIES) dropped = evict_lru(c);
+    fresh->key = k;
+    k = NULL;
+    fresh->next = c->head;
+    c->head = fresh;
+    c->n++;
+    x = fresh;
+    fresh = NULL;
+  }
+  if (x->close && x->close != cl) {
+    /* a replaced session: hand its old value back so it can be ended */
+    old_close_holder = calloc(1, sizeof *old_close_holder);
+    if (old_close_holder) {
+      old_close_holder->key = strdup(x->key);
+      old_close_holder->value = x->value ? strdup(x->value) : NULL;
+      old_close_holder->close = x->close;
+      x->close = NULL;
+    }
+  }
+  free(x->value);
+  x->value = v;
+  close_free(x->close);
+  x->close = cl;
+  x->claimed = 0;
+  x->used_ms = mono_ms();
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  free(k);
+  if (fresh) entry_free(fresh);
+  if (old_close_holder) {
+    if (old_close_holder->key) push_evicted(L, out, old_close_holder);
+    else entry_free(old_close_holder);
+  }
+  if (dropped) push_evicted(L, out, dropped);
+  return 1;
+}
+
+/* mcp.cache_release(key): gives up a claim without a value. */
+static int l_cache_release(lua_State *L) {
+  const char *key = luaL_checkstring(L, 1);
+  mcp_cache *c = cache_of(L);
+  mcp_entry *drop = NULL, **link = NULL;
+  pthread_mutex_lock(&c->mu);
+  mcp_entry *x = find(c, key, &link);
+  if (x) {
+    x->claimed = 0;
+    if (!x->value) { *link = x->next; c->n--; drop = x; }
+  }
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  if (drop) entry_free(drop);
+  return 0;
+}
+
+/* Unlinks entries matching (prefix match, or idle longer than idle_ms) and
+ * returns them as a Lua list {key=, value=}. The caller ends sessions. */
+static int remove_where(lua_State *L, const char *prefix, long idle_ms) {
+  mcp_cache *c = cache_of(L);
+  size_t pl = prefix ? strlen(prefix) : 0;
+  long now = mono_ms();
+  mcp_entry *gone = NULL;
+  pthread_mutex_lock(&c->mu);
+  for (mcp_entry **pp = &c->head; *pp;) {
+    mcp_entry *x = *pp;
+    int hit = prefix ? strncmp(x->key, prefix, pl) == 0
+                     : (!x->claimed && x->value && now - x->used_ms > idle_ms);
+    if (hit && !x->claimed) {
+      *pp = x->next;
+      c->n--;
+      x->next = gone;
+      gone = x;
+    } else pp = &x->next;
+  }
+  pthread_mutex_unlock(&c->mu);
+  lua_newtable(L);
+  int out = lua_gettop(L);
+  while (gone) {
+    mcp_entry *next = gone->next;
+    push_evicted(L, out, gone);
+    gone = next;
+  }
+  return 1;
+}
+
+/* mcp.cache_evict(prefix) -> {{key=, value=}, ...} */
+static int l_cache_evict(lua_State *L) {
+  return remove_where(L, luaL_checkstring(L, 1), 0);
+}
+
+/* mcp.cache_sweep(idle_ms) -> {{key=, value=}, ...}: entries idle too long */
+static int l_cache_sweep(lua_State *L) {
+  lua_Integer idle = luaL_checkinteger(L, 1);
+  return remove_where(L, NULL, (long)(idle < 0 ? 0 : idle));
+}
+
+/* mcp.cache_del(key) -> value | nil (the entry is gone; no DELETE sent) */
+static int l_cache_del(lua_State *L) {
+  const char *key = luaL_checkstring(L, 1);
+  mcp_cache *c = cache_of(L);
+  mcp_entry *drop = NULL, **link = NULL;
+  pthread_mutex_lock(&c->mu);
+  mcp_entry *x = find(c, key, &link);
+  if (x && !x->claimed) { *link = x->next; c->n--; drop = x; }
+  pthread_mutex_unlock(&c->mu);
+  if (drop && drop->value) lua_pushstring(L, drop->value); else lua_pushnil(L);
+  if (drop) entry_free(drop);
+  return 1;
+}
+
+/* ---- SSE parser userdata (tests, fuzzing, callers with their own bytes) ---- */
+
+#define SSE_MT "mcpl.sse_parser"
+
+static int collect_event(void *ud, const sse_event *ev) {
+  lua_State *L = ud;
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, ev->event); lua_setfield(L, -2, "event");
+  lua_pushlstring(L, ev->data, ev->data_len); lua_setfield(L, -2, "data");
+  lua_pushstring(L, ev->id); lua_setfield(L, -2, "id");
+  lua_pushboolean(L, ev->has_id); lua_setfield(L, -2, "has_id");
+  lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+  return 0;
+}
+
+/* mcp.sse_parser([max_event]) -> parser; parser:feed(bytes) -> {events} */
+static int l_sse_new(lua_State *L) {
+  lua_Integer max = luaL_optinteger(L, 1, 0);
+  if (max < 0) return mcpl_lua_error(L, "invalid_argument", "max_event must not be negative");
+  sse_parser *p = lua_newuserdatauv(L, sizeof *p, 0);
+  sse_init(p, (size_t)max);
+  luaL_setmetatable(L, SSE_MT);
+  return 1;
+}
+
+static int l_sse_feed(lua_State *L) {
+  sse_parser *p = luaL_checkudata(L, 1, SSE_MT);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n);
+  lua_newtable(L);
+  int rc = sse_feed(p, s, n, collect_event, L);
+  if (rc == SSE_TOO_LARGE) return mcpl_lua_error(L, "too_large", "an SSE event exceeds the size limit");
+  if (rc == SSE_NOMEM) return mcpl_lua_error(L, "internal", "out of memory");
+  return 1;
+}
+
+static int l_sse_state(lua_State *L) {
+  sse_parser *p = luaL_checkudata(L, 1, SSE_MT);
+  lua_pushstring(L, sse_last_id(p));
+  lua_pushinteger(L, sse_retry(p));
+  return 2;
+}
+
+static int l_sse_gc(lua_State *L) {
+  sse_free(luaL_checkudata(L, 1, SSE_MT));
+  return 0;
+}
 
 int luaopen_mcpl_mcp(lua_State *L) {
-  lua_newtable(L);
+  if (luaL_newmetatable(L, SSE_MT)) {
+    static const luaL_Reg m[] = {{"feed", l_sse_feed}, {"state", l_sse_state}, {NULL, NULL}};
+    luaL_newlib(L, m);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_sse_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, -2, "__metatable");
+  }
+  lua_pop(L, 1);
+  static const luaL_Reg fns[] = {
+    {"stream", hs_l_stream},
+    {"sse_parser", l_sse_new},
+    {"cache_get", l_cache_get},
+    {"cache_claim", l_cache_claim},
+    {"cache_put", l_cache_put},
+    {"cache_release", l_cache_release},
+    {"cache_evict", l_cache_evict},
+    {"cache_sweep", l_cache_sweep},
+    {"cache_del", l_cache_del},
+    {NULL, NULL}};
+  luaL_newlib(L, fns);
   return 1;
 }

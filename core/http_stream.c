@@ -1,0 +1,257 @@
+/* http_stream.c: streamed HTTP exchanges for the MCP client: SSE response
+ * bodies are parsed in C and handed to Lua event by event, on http.h. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <lauxlib.h>
+#include "http_stream.h"
+#include "sse.h"
+
+#define HS_URL_MT "mcpl.http_url"       /* the http binding's URL userdata */
+#define HS_MAX_EVENT_DEFAULT (4 * 1024 * 1024)
+#define HS_MAX_HEADERS 64
+
+typedef struct {
+  lua_State *L;
+  int fn;            /* stack index of on_event (0: none) */
+  sse_parser sse;
+  int sse_mode;      /* the response is 2xx text/event-stream */
+  int stopped;       /* on_event asked to stop: a deliberate end */
+  int err_ref;       /* on_event raised: the error value (LUA_NOREF: none) */
+  int sse_rc;        /* SSE_TOO_LARGE / SSE_NOMEM when the parser failed */
+  char *body;        /* non-SSE bodies are buffered here */
+  size_t body_len, body_cap;
+  int nomem;
+} hs_ctx;
+
+void hs_read_guard(lua_State *L, int idx, addr_guard *g, int *allow_http) {
+  memset(g, 0, sizeof *g);
+  *allow_http = 0;
+  if (lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "allow_private");
+  g->allow_private = lua_toboolean(L, -1);
+  lua_getfield(L, idx, "allow_http");
+  *allow_http = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  if (lua_getfield(L, idx, "allow_cidrs") == LUA_TTABLE) {
+    lua_Integer n = luaL_len(L, -1);
+    if (n > ADDR_GUARD_MAX_CIDRS) mcpl_lua_error(L, "invalid_argument", "too many allow_cidrs");
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_geti(L, -1, i);
+      const char *s = lua_tostring(L, -1);
+      if (!s || addr_cidr_parse(s, &g->cidrs[g->ncidrs]) != 0)
+        mcpl_lua_error(L, "invalid_argument", "allow_cidrs entry %d is not an address or CIDR", (int)i);
+      g->ncidrs++;
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+static long opt_field(lua_State *L, int idx, const char *k) {
+  lua_getfield(L, idx, k);
+  long v = (long)luaL_optinteger(L, -1, 0);
+  lua_pop(L, 1);
+  if (v < 0) mcpl_lua_error(L, "invalid_argument", "%s must not be negative", k);
+  return v;
+}
+
+static int hs_on_response(void *ud, const http_response *rs) {
+  hs_ctx *c = ud;
+  const char *ct = http_response_header(rs, "content-type");
+  c->sse_mode = rs->status >= 200 && rs->status < 300 && ct &&
+                strncasecmp(ct, "text/event-stream", 17) == 0;
+  return 0;
+}
+
+/* Runs on_event({event=, data=, id=, has_id=}) inside a protected call, so
+ * a Lua error never unwinds through libcurl. */
+static int hs_event(void *ud, const sse_event *ev) {
+  hs_ctx *c = ud;
+  lua_State *L = c->L;
+  if (!c->fn) return 0;
+  lua_pushvalue(L, c->fn);
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, ev->event); lua_setfield(L, -2, "event");
+  lua_pushlstring(L, ev->data, ev->data_len); lua_setfield(L, -2, "data");
+  lua_pushstring(L, ev->id); lua_setfield(L, -2, "id");
+  lua_pushboolean(L, ev->has_id); lua_setfield(L, -2, "has_id");
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    c->err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 1;
+  }
+  int stop = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (stop) c->stopped = 1;
+  return stop;
+}
+
+static int hs_on_body(void *ud, const char *data, size_t len) {
+  hs_ctx *c = ud;
+  if (c->sse_mode) {
+    int rc = sse_feed(&c->sse, data, len, hs_event, c);
+    if (rc == SSE_OK) return 0;
+    if (rc != SSE_STOP) c->sse_rc = rc;
+    return 1;
+  }
+  /* the transfer layer enforces max_body on what it hands us */
+  if (c->body_len + len + 1 > c->body_cap) {
+    size_t cap = c->body_cap ? c->body_cap : 4096;
+    while (cap < c->body_len + len + 1) cap *= 2;
+    char *nb = realloc(c->body, cap);
+    if (!nb) { c->nomem = 1; return 1; }
+    c->body = nb;
+    c->body_cap = cap;
+  }
+  memcpy(c->body + c->body_len, data, len);
+  c->body_len += len;
+  return 0;
+}
+
+static void push_headers(lua_State *L, const http_response *rs) {
+  lua_createtable(L, 0, (int)rs->nheaders);
+  for (size_t i = 0; i < rs->nheaders; i++) {
+    const http_header *h = &rs->headers[i];
+    if (lua_getfield(L, -1, h->name) == LUA_TSTRING) {
+      lua_pushstring(L, ", ");
+      lua_pushstring(L, h->value);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushstring(L, h->value);
+    }
+    lua_setfield(L, -2, h->name);
+  }
+}
+
+static void push_result(lua_State *L, const hs_ctx *c, const http_response *rs) {
+  lua_createtable(L, 0, 9);
+  lua_pushinteger(L, rs->status); lua_setfield(L, -2, "status");
+  push_headers(L, rs); lua_setfield(L, -2, "headers");
+  lua_pushboolean(L, c->sse_mode); lua_setfield(L, -2, "sse");
+  lua_pushboolean(L, c->stopped); lua_setfield(L, -2, "stopped");
+  lua_pushinteger(L, (lua_Integer)c->sse.events); lua_setfield(L, -2, "events");
+  lua_pushstring(L, sse_last_id(&c->sse)); lua_setfield(L, -2, "last_event_id");
+  lua_pushinteger(L, sse_retry(&c->sse)); lua_setfield(L, -2, "retry_ms");
+  lua_pushstring(L, rs->primary_ip); lua_setfield(L, -2, "primary_ip");
+  if (!c->sse_mode) {
+    lua_pushlstring(L, c->body ? c->body : "", c->body_len);
+    lua_setfield(L, -2, "body");
+  }
+}
+
+static void push_err(lua_State *L, const char *code, const char *reason, const char *msg) {
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, code); lua_setfield(L, -2, "code");
+  lua_pushstring(L, reason); lua_setfield(L, -2, "reason");
+  lua_pushstring(L, msg); lua_setfield(L, -2, "message");
+}
+
+/* mcp.stream(spec, on_event) -> response | nil, err, partial
+ * spec = {url=<http.url>, method=, headers={name=value}, body=, guard=,
+ *         limits={connect_timeout_ms, timeout_ms, max_bytes, max_header_bytes},
+ *         max_event=} (the guard and limits come from net.decide/net.LIMITS).
+ * A 2xx text/event-stream body is parsed and each event passed to
+ * on_event(ev); a truthy return ends the exchange early (stopped=true). Other
+ * bodies are returned whole in response.body. response = {status, headers,
+ * sse, stopped, events, last_event_id, retry_ms, body?}. On a transport
+ * failure (or a stream cut short) err = {code, reason, message} and partial
+ * carries what was seen, so the caller can resume or re-issue. */
+int hs_l_stream(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int fn = lua_isnoneornil(L, 2) ? 0 : (luaL_checktype(L, 2, LUA_TFUNCTION), 2);
+  http_request rq;
+  memset(&rq, 0, sizeof rq);
+  lua_getfield(L, 1, "url");
+  http_url **pu = luaL_checkudata(L, -1, HS_URL_MT);
+  if (!*pu) return mcpl_lua_error(L, "invalid_argument", "URL already freed");
+  rq.url = *pu;
+  lua_pop(L, 1); /* the spec table keeps the URL alive */
+  lua_getfield(L, 1, "method");
+  rq.method = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "body");
+  if (!lua_isnil(L, -1)) rq.body = luaL_checklstring(L, -1, &rq.body_len);
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "guard");
+  hs_read_guard(L, lua_gettop(L), &rq.guard, &rq.allow_http);
+  lua_pop(L, 1);
+  if (lua_getfield(L, 1, "limits") == LUA_TTABLE) {
+    int t = lua_gettop(L);
+    rq.limits.connect_timeout_ms = opt_field(L, t, "connect_timeout_ms");
+    rq.limits.timeout_ms = opt_field(L, t, "timeout_ms");
+    rq.limits.max_body = (size_t)opt_field(L, t, "max_bytes");
+    rq.limits.max_header = (size_t)opt_field(L, t, "max_header_bytes");
+  }
+  lua_pop(L, 1);
+  size_t max_event = (size_t)opt_field(L, 1, "max_event");
+  /* Header lines live as Lua strings in a table at a fixed stack slot, the
+   * pointer array in a userdata: nothing leaks if an argument error fires. */
+  lua_newtable(L);
+  int lines = lua_gettop(L);
+  size_t nh = 0;
+  if (lua_getfield(L, 1, "headers") == LUA_TTABLE) {
+    int t = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        return mcpl_lua_error(L, "invalid_argument", "headers must map names to strings");
+      if (++nh > HS_MAX_HEADERS) return mcpl_lua_error(L, "invalid_argument", "too many headers");
+      lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
+      lua_rawseti(L, lines, (lua_Integer)nh);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  const char **hv = lua_newuserdatauv(L, (nh ? nh : 1) * sizeof *hv, 0);
+  for (size_t i = 0; i < nh; i++) {
+    lua_rawgeti(L, lines, (lua_Integer)i + 1);
+    hv[i] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  rq.headers = hv;
+  rq.nheaders = nh;
+
+  hs_ctx c;
+  memset(&c, 0, sizeof c);
+  c.L = L;
+  c.fn = fn;
+  c.err_ref = LUA_NOREF;
+  sse_init(&c.sse, max_event ? max_event : HS_MAX_EVENT_DEFAULT);
+  rq.on_response = hs_on_response;
+  rq.on_body = hs_on_body;
+  rq.ud = &c;
+  http_response rs;
+  int rc = http_perform(mcpl_engine_of(L), &rq, &rs);
+
+  if (c.err_ref != LUA_NOREF) {
+    http_response_free(&rs);
+    sse_free(&c.sse);
+    free(c.body);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c.err_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, c.err_ref);
+    return lua_error(L);
+  }
+  int nret = 1;
+  if (c.stopped) {
+    push_result(L, &c, &rs);
+  } else if (c.sse_rc == SSE_TOO_LARGE || c.nomem || c.sse_rc == SSE_NOMEM) {
+    lua_pushnil(L);
+    if (c.sse_rc == SSE_TOO_LARGE) push_err(L, "too_large", "sse_event", "an SSE event exceeds the size limit");
+    else push_err(L, "internal", "nomem", "out of memory");
+    push_result(L, &c, &rs);
+    nret = 3;
+  } else if (rc != 0) {
+    lua_pushnil(L);
+    push_err(L, rs.code ? rs.code : "upstream_error", rs.reason, rs.message);
+    push_result(L, &c, &rs);
+    nret = 3;
+  } else {
+    push_result(L, &c, &rs);
+  }
+  http_response_free(&rs);
+  sse_free(&c.sse);
+  free(c.body);
+  return nret;
+}
