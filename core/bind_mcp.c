@@ -123,9 +123,10 @@ static mcp_entry *find(mcp_cache *c, const char *key, mcp_entry ***link) {
   return NULL;
 }
 
-/* Pushes the value of an unlinked entry (when it has a session to end,
- * with its close spec) onto the Lua list at idx, then frees it. */
+/* Ends the session of an unlinked entry (DELETE, when it has one), pushes
+ * {key=, value=} onto the Lua list at idx, then frees the entry. */
 static void push_evicted(lua_State *L, int idx, mcp_entry *x) {
+  if (x->close) send_close(mcpl_engine_of(L), x->close);
   if (x->value) {
     lua_createtable(L, 0, 2);
     lua_pushstring(L, x->key); lua_setfield(L, -2, "key");
@@ -260,7 +261,8 @@ static mcp_entry *evict_lru(mcp_cache *c) {
 }
 
 /* mcp.cache_put(key, value [, close]) -> evicted list
- * close = {url=, headers=, guard=}: a DELETE the engine sends at close. */
+ * close = {url=, headers=, guard=}: the DELETE that ends the session when
+ * it is evicted, replaced, swept when idle, or the engine closes. */
 static int l_cache_put(lua_State *L) {
   const char *key = luaL_checkstring(L, 1);
   const char *val = luaL_checkstring(L, 2);
@@ -373,7 +375,8 @@ static int l_cache_sweep(lua_State *L) {
   return remove_where(L, NULL, (long)(idle < 0 ? 0 : idle));
 }
 
-/* mcp.cache_del(key) -> value | nil (the entry is gone; no DELETE sent) */
+/* mcp.cache_del(key) -> value | nil (the entry is gone; no DELETE sent:
+ * for sessions the server already ended, or ones the caller ends itself) */
 static int l_cache_del(lua_State *L) {
   const char *key = luaL_checkstring(L, 1);
   mcp_cache *c = cache_of(L);

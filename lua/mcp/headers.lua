@@ -1,0 +1,91 @@
+-- mcp.headers: the 2026-07-28 request metadata headers: Mcp-Name value
+-- encoding and x-mcp-header tool parameters mirrored into Mcp-Param-*.
+local json = require "json"
+local crypto = require "crypto"
+
+local M = {}
+
+local MAX_DEPTH, MAX_NODES = 32, 5000
+
+-- encode(v) -> header value | nil (nil, json.null, tables: no header)
+function M.encode(v)
+  local s
+  if type(v) == "string" then s = v
+  elseif type(v) == "boolean" then s = v and "true" or "false"
+  elseif math.type(v) == "integer" then s = string.format("%d", v)
+  elseif math.type(v) == "float" and v == math.floor(v) and v > -2^53 and v < 2^53 then s = string.format("%d", math.tointeger(v))
+  else return nil end
+  -- Plain only when every byte is visible ASCII or an inner space; the
+  -- sentinel form itself is always encoded so it stays unambiguous.
+  local plain = not s:find("[%z\1-\31\127-\255]") and not s:find("^ ") and not s:find(" $")
+    and not (s:sub(1, 9) == "=?base64?" and s:sub(-2) == "?=")
+  if plain then return s end
+  return "=?base64?" .. crypto.base64_encode(s) .. "?="
+end
+
+local TCHAR = "^[!#$%%&'*+%-.^_`|~%w]+$"
+
+-- specs(tool) -> list of {path={...}, header=NAME} | nil, reason
+-- Valid only when every x-mcp-header sits on a primitive property reached
+-- by a chain of `properties` keys, is a non-empty token, and unique.
+function M.specs(tool)
+  local schema = type(tool) == "table" and tool.inputSchema
+  if type(schema) ~= "table" then return {} end
+  local out, seen, nodes, bad = {}, {}, 0, nil
+  local function walk(node, chain, depth)
+    if bad then return end
+    nodes = nodes + 1
+    if depth > MAX_DEPTH or nodes > MAX_NODES then bad = "schema too deep or too large"; return end
+    for k, v in pairs(node) do
+      if bad then return end
+      if k == "x-mcp-header" then
+        if not chain then bad = "x-mcp-header outside a properties chain"; return end
+        if type(v) ~= "string" or v == "" then bad = "x-mcp-header must be a non-empty string"; return end
+        if not v:find(TCHAR) then bad = "x-mcp-header '" .. v .. "' is not a header token"; return end
+        local t = node.type
+        if t ~= "string" and t ~= "integer" and t ~= "boolean" then
+          bad = "x-mcp-header on a non-primitive parameter"; return
+        end
+        if #chain == 0 then bad = "x-mcp-header on the schema root"; return end
+        if seen[v:lower()] then bad = "duplicate x-mcp-header '" .. v .. "'"; return end
+        seen[v:lower()] = true
+        out[#out + 1] = { path = chain, header = v }
+      elseif k == "properties" and type(v) == "table" and not json.is_array(v) then
+        for pname, sub in pairs(v) do
+          if type(sub) == "table" then
+            local c2 = nil
+            if chain then
+              c2 = {}
+              for i, p in ipairs(chain) do c2[i] = p end
+              c2[#c2 + 1] = pname
+            end
+            walk(sub, c2, depth + 1)
+          end
+        end
+      elseif type(v) == "table" then
+        walk(v, nil, depth + 1) -- items, anyOf, $defs...: no headers allowed below
+      end
+    end
+  end
+  walk(schema, {}, 0)
+  if bad then return nil, bad end
+  table.sort(out, function(a, b) return a.header < b.header end)
+  return out
+end
+
+-- params(specs, arguments) -> {["Mcp-Param-X"] = value, ...}
+function M.params(specs, args)
+  local h = {}
+  for _, s in ipairs(specs or {}) do
+    local v = args
+    for _, p in ipairs(s.path) do
+      if type(v) ~= "table" then v = nil; break end
+      v = v[p]
+    end
+    local enc = v ~= nil and v ~= json.null and M.encode(v) or nil
+    if enc then h["Mcp-Param-" .. s.header] = enc end
+  end
+  return h
+end
+
+return M
