@@ -302,6 +302,10 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "version") == 0) { printf("mcplink %s\n", mcpl_version()); return 0; }
   if (strcmp(cmd, "help") == 0 && rest == 0) { fputs(usage_text, stdout); return 0; }
   if (strcmp(cmd, "test") == 0) return cmd_test(&c, &g, rest, rargv);
+  if (strcmp(cmd, "conformance-client") == 0) { /* core/cli/conformance.c */
+    int cli_conformance(const char *, const char *, const char *, int, char **);
+    return cli_conformance(g.ca_file, g.lua_dir, g.log_level, rest, rargv);
+  }
 
   c.engine = open_engine(&g, NULL, NULL);
   if (!c.engine) return 1;

@@ -17,7 +17,9 @@ function M.encode(v)
   else return nil end
   -- Plain only when every byte is visible ASCII or an inner space; the
   -- sentinel form itself is always encoded so it stays unambiguous.
-  local plain = not s:find("[%z\1-\31\127-\255]") and not s:find("^ ") and not s:find(" $")
+  -- An empty value is sent in the encoded form: the HTTP layer (libcurl)
+  -- cannot send an empty header, and "=?base64??=" decodes to "".
+  local plain = s ~= "" and not s:find("[%z\1-\31\127-\255]") and not s:find("^ ") and not s:find(" $")
     and not (s:sub(1, 9) == "=?base64?" and s:sub(-2) == "?=")
   if plain then return s end
   return "=?base64?" .. crypto.base64_encode(s) .. "?="

@@ -1,0 +1,113 @@
+-- script.conformance: the scenario driver behind `mcplink conformance-client`:
+-- exercises the engine's MCP client (op mcp.session) as each scenario expects.
+local core = require "core"
+local json = require "json"
+
+local M = {}
+
+local SYSTEM = { system = true }
+
+local function eprint(...)
+  local parts = {}
+  for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
+  core.eprint("conformance-client: " .. table.concat(parts, " "))
+end
+
+-- Runs steps through the op; returns the result rows.
+local function steps(url, list)
+  local res, code = core.op(SYSTEM, "mcp.session", json.encode({ url = url, steps = list, timeout_ms = 20000 }))
+  local v = json.decode(res)
+  if code then error("mcp.session: " .. tostring(v.error and v.error.message or code), 0) end
+  for _, row in ipairs(v.results) do
+    if row.error then eprint(row.step, "failed:", row.error.code, row.error.message) end
+  end
+  return v.results
+end
+
+-- Arguments that satisfy a simple input schema (numbers, strings, booleans).
+local function sample_args(schema)
+  local args = json.object()
+  local props = type(schema) == "table" and schema.properties
+  if type(props) ~= "table" then return args end
+  local n = 1
+  local names = {}
+  for k in pairs(props) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local t = type(props[k]) == "table" and props[k].type
+    if t == "number" or t == "integer" then n = n + 1; args[k] = n
+    elseif t == "string" then args[k] = "test"
+    elseif t == "boolean" then args[k] = true end
+  end
+  return args
+end
+
+local function ok_rows(rows)
+  for _, r in ipairs(rows) do if r.error then return false end end
+  return true
+end
+
+-- run(url, scenario, context_json, protocol_version) -> exit status
+function M.run(url, scenario, context_json, protocol_version)
+  local ctx = {}
+  if type(context_json) == "string" and context_json ~= "" then
+    local ok, v = pcall(json.decode, context_json)
+    if ok and type(v) == "table" then ctx = v end
+  end
+  scenario = scenario or ""
+  local rows = steps(url, { { step = "discover" } })
+  if rows[1].error then return 1 end
+  local info = rows[1].result
+  local caps = info.capabilities or {}
+  rows = steps(url, { { step = "list", kind = "tools" } })
+  if rows[1].error then return 1 end
+  local tools = rows[1].result
+  if scenario == "json-schema-ref-no-deref" then return 0 end
+  local calls = {}
+  if scenario == "json-schema-2020-12-preservation" then
+    for _, t in ipairs(tools) do
+      if t.name == "json_schema_2020_12_tool" then
+        calls[1] = { step = "call_tool", name = "json_schema_echo", arguments = { schema = t.inputSchema } }
+      end
+    end
+  elseif type(ctx.toolCalls) == "table" then
+    for _, tc in ipairs(ctx.toolCalls) do
+      calls[#calls + 1] = { step = "call_tool", name = tc.name, arguments = tc.arguments or json.object() }
+    end
+  else
+    for i, t in ipairs(tools) do
+      if i > 10 then break end
+      calls[#calls + 1] = { step = "call_tool", name = t.name, arguments = sample_args(t.inputSchema) }
+    end
+  end
+  local status = 0
+  if #calls > 0 and not ok_rows(steps(url, calls)) then status = 1 end
+  if caps.resources ~= nil and caps.resources ~= json.null then
+    local r = steps(url, { { step = "list", kind = "resources" } })[1]
+    if r.result then
+      local reads = {}
+      for i, res in ipairs(r.result) do
+        if i <= 5 then reads[#reads + 1] = { step = "read_resource", uri = res.uri } end
+      end
+      if #reads > 0 then steps(url, reads) end
+    end
+  end
+  if caps.prompts ~= nil and caps.prompts ~= json.null then
+    local r = steps(url, { { step = "list", kind = "prompts" } })[1]
+    if r.result then
+      local gets = {}
+      for i, p in ipairs(r.result) do
+        if i <= 5 then
+          local a = json.object()
+          for _, pa in ipairs(p.arguments or {}) do a[pa.name] = "test" end
+          gets[#gets + 1] = { step = "get_prompt", name = p.name, arguments = a }
+        end
+      end
+      if #gets > 0 then steps(url, gets) end
+    end
+  end
+  steps(url, { { step = "close" } })
+  return status
+end
+
+return M
