@@ -259,6 +259,7 @@ int keyring_engine_init(mcpl_engine *e, char **err) {
   int rc = ring_read(r, msg, sizeof msg);
   if (rc == MCPL_OK || rc == MCPL_E_NOT_FOUND) return 0; /* absent: created on first use */
   *err = mcpl_json_error("key_unavailable", msg, "key_file");
+  keyring_engine_fini(e); /* a failed init is not finalised by the engine */
   return -1;
 }
 
