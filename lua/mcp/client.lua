@@ -560,8 +560,12 @@ function Client:call(method, params, opts)
   return (self:sse_call(method, params, opts))
 end
 
+-- ping(): liveness. 2026-07-28 removed `ping`; server/discover stands in.
 function Client:ping()
-  return self:call("ping", json.object(), { timeout_ms = math.min(self.timeout_ms, 10000) })
+  local o = { timeout_ms = math.min(self.timeout_ms, 10000) }
+  if self.era == nil then self:discover() end
+  if self.era == "modern" then self:modern_call("server/discover", json.object(), o); return json.object() end
+  return self:call("ping", json.object(), o)
 end
 
 -- list(kind) -> items, meta {ttl_ms?, cache_scope?, pages}

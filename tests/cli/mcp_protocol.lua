@@ -1,0 +1,185 @@
+-- tests/cli/mcp_protocol.lua: the MCP client against the real fixture servers
+-- (run by mcp_protocol.t with NAME=URL arguments; prints TAP).
+local n, failed = 0, 0
+local function ok(v, name)
+  n = n + 1
+  print((v and "ok " or "not ok ") .. n .. " - " .. name)
+  if not v then failed = failed + 1 end
+  return v
+end
+local function show(v) local s, r = pcall(json.encode, v); return s and r or tostring(v) end
+local function is(got, want, name)
+  if not ok(got == want, name) then print("#   got:  " .. show(got)); print("#   want: " .. show(want)) end
+end
+
+local URL = {}
+for _, a in ipairs(arg) do
+  local k, v = a:match("^([%w_]+)=(.+)$")
+  if k then URL[k] = v end
+end
+
+-- run(url, steps, opts) -> result rows
+local function run(url, steps, opts)
+  local args = { url = url, steps = steps }
+  for k, v in pairs(opts or {}) do args[k] = v end
+  local r, e = mcplink.op("mcp.session", args)
+  if not r then error("mcp.session failed: " .. show(e)) end
+  return r.results
+end
+local function one(url, step, opts) return run(url, { step }, opts)[1] end
+local function names(list, field)
+  local out = {}
+  for _, t in ipairs(list or {}) do out[t[field or "name"]] = true end
+  return out
+end
+
+mcplink.must("settings.set", { allow_private_urls = true })
+
+-- ---- the same scenarios against every SDK server shape ----------------------
+local SERVERS = {
+  { "v2", "modern", "2026-07-28", true }, { "v2json", "modern", "2026-07-28", false },
+  { "v1", "legacy", "2025-11-25", true }, { "v1json", "legacy", "2025-11-25", false },
+  { "v1old", "legacy", "2025-03-26", true }, { "v1sse", "sse", "2024-11-05", true },
+}
+for _, s in ipairs(SERVERS) do
+  local name, era, version, streams = s[1], s[2], s[3], s[4]
+  local url = URL[name]
+  if url then
+    local rows = run(url, {
+      { step = "discover" },
+      { step = "list", kind = "tools" },
+      { step = "list", kind = "resources" },
+      { step = "list", kind = "resource_templates" },
+      { step = "list", kind = "prompts" },
+      { step = "call_tool", name = "echo", arguments = { text = "hi", n = 3 } },
+      { step = "call_tool", name = "fail", arguments = { message = "nope" } },
+      { step = "call_tool", name = "throw", arguments = { message = "boom", code = -32099 } },
+      { step = "read_resource", uri = "fixture://static/hello" },
+      { step = "get_prompt", name = "greet", arguments = { name = "Ada" } },
+      { step = "call_tool", name = "progress", arguments = { steps = 3, interval_ms = 10 }, progress = true },
+      { step = "call_tool", name = "large", arguments = { bytes = 300000 } },
+      { step = "ping" },
+      { step = "call_tool", name = "nosuch", arguments = {} },
+    })
+    local d = rows[1]
+    is(d.result and d.result.era, era, name .. ": era detected")
+    is(d.result and d.result.protocol_version, version, name .. ": protocol version")
+    is(d.result and d.result.server_info and d.result.server_info.name,
+      era == "modern" and "mcplink-fixture-v2" or "mcplink-fixture-v1", name .. ": server identity")
+    ok(d.result and d.result.capabilities and d.result.capabilities.tools, name .. ": capabilities")
+    local tools = names(rows[2].result)
+    ok(tools.echo and tools.fail and tools.throw and tools.large and tools.progress, name .. ": tools listed")
+    ok(names(rows[3].result, "uri")["fixture://static/hello"], name .. ": resources listed")
+    ok(names(rows[4].result, "uriTemplate")["fixture://items/{id}"], name .. ": resource templates listed")
+    ok(names(rows[5].result).greet, name .. ": prompts listed")
+    local echo = rows[6].result
+    if version >= "2025-06-18" then -- structured tool output arrived with 2025-06-18
+      is(echo and echo.structuredContent and echo.structuredContent.text, "hi", name .. ": echo structuredContent")
+    end
+    ok(echo and echo.content and echo.content[1].text:find('"text":"hi"', 1, true), name .. ": echo text content")
+    is(echo and echo.content and echo.content[1].type, "text", name .. ": echo content block")
+    is(rows[7].result and rows[7].result.isError, true, name .. ": tool error keeps isError")
+    is(rows[8].error and rows[8].error.code, "upstream_error", name .. ": a throwing tool is upstream_error")
+    is(rows[8].error and rows[8].error.rpc_error and rows[8].error.rpc_error.code, -32099, name .. ": rpc_error code kept")
+    is(rows[9].result and rows[9].result.contents and rows[9].result.contents[1].text, "Hello from the fixture.", name .. ": resource read")
+    ok(rows[10].result and rows[10].result.messages and rows[10].result.messages[1].content.text:find("Ada", 1, true), name .. ": prompt get")
+    is(rows[11].result and rows[11].result.content[1].text, "done after 3 steps", name .. ": progress tool answered")
+    if streams then
+      is(rows[11].progress and #rows[11].progress, 3, name .. ": progress notifications delivered")
+    end
+    is(rows[12].result and #rows[12].result.content[1].text, 300000, name .. ": large result intact")
+    ok(rows[13].result and not rows[13].error, name .. ": ping")
+    ok(rows[14].error and rows[14].error.code == "upstream_error", name .. ": unknown tool is upstream_error")
+  end
+end
+
+-- ---- pagination ------------------------------------------------------------
+for _, name in ipairs({ "v2paged", "v1paged" }) do
+  if URL[name] then
+    local r = one(URL[name], { step = "list", kind = "tools" })
+    is(r.result and #r.result, 128, name .. ": 120 generated + 8 base tools over pages")
+    ok(r.meta and r.meta.pages >= 5, name .. ": several pages fetched (" .. tostring(r.meta and r.meta.pages) .. ")")
+    local seen, dup = {}, false
+    for _, t in ipairs(r.result or {}) do if seen[t.name] then dup = true end; seen[t.name] = true end
+    ok(not dup, name .. ": no tool twice")
+  end
+end
+
+-- ---- session expiry, list_changed, resumable streams -----------------------
+if URL.v1ttl and URL.v2 then
+  local a = one(URL.v1ttl, { step = "call_tool", name = "echo", arguments = { text = "one" } })
+  ok(a.result, "v1ttl: first call on a new session")
+  one(URL.v2, { step = "call_tool", name = "slow", arguments = { ms = 1600 } }) -- let the session expire
+  local b = one(URL.v1ttl, { step = "call_tool", name = "echo", arguments = { text = "two" } })
+  is(b.result and b.result.structuredContent.text, "two", "v1ttl: expired session (404) re-initialized once and retried")
+end
+if URL.v1 then
+  local rows = run(URL.v1, { { step = "discover" }, { step = "stale" },
+    { step = "call_tool", name = "add_tool", arguments = { name = "added_one" } }, { step = "stale" },
+    { step = "discover" }, { step = "stale" }, { step = "list", kind = "tools" } })
+  is(rows[2].result.stale, false, "v1: not stale after discover")
+  is(rows[4].result.stale, true, "v1: tools/list_changed during a call marks stale")
+  is(rows[6].result.stale, false, "v1: discover clears stale")
+  ok(names(rows[7].result).added_one, "v1: the added tool is listed")
+  local t = mcplink.now_ms()
+  local r = one(URL.v1, { step = "call_tool", name = "slow", arguments = { ms = 5000 }, timeout_ms = 600 })
+  is(r.error and r.error.code, "timeout", "v1: a slow call times out")
+  ok(mcplink.now_ms() - t < 3000, "v1: within its timeout")
+end
+if URL.v1resume then
+  local r = one(URL.v1resume, { step = "call_tool", name = "slow", arguments = { ms = 300 } })
+  is(r.result and r.result.content[1].text, "slept 300 ms", "v1resume: answer after the stream was resumed with Last-Event-ID")
+end
+
+-- ---- the misbehaving server --------------------------------------------------
+local M = URL.misbehaving
+if M then
+  local base = M:gsub("/ok$", "")
+  local function bad(mode, q, opts)
+    local t = mcplink.now_ms()
+    local o = { era = "legacy", timeout_ms = 3000 }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    local r = one(base .. "/" .. mode .. "?only=tools/call" .. (q or ""), { step = "call_tool", name = "echo", arguments = { x = 1 } }, o)
+    return r, mcplink.now_ms() - t
+  end
+  local r, ms = bad("invalid-json")
+  is(r.error and r.error.reason, "invalid_json", "invalid JSON is a clear upstream_error")
+  r = bad("wrong-id")
+  is(r.error and r.error.reason, "wrong_id", "a wrong id is refused")
+  r = bad("missing-id")
+  is(r.error and r.error.reason, "missing_id", "a missing id is refused")
+  r, ms = bad("endless-sse")
+  is(r.error and r.error.code, "timeout", "an endless SSE stream times out")
+  ok(ms < 5000, "endless SSE: within the timeout (" .. ms .. " ms)")
+  r, ms = bad("trickle")
+  is(r.error and r.error.code, "timeout", "a trickling body times out")
+  ok(ms < 5000, "trickle: within the timeout (" .. ms .. " ms)")
+  r = bad("huge", "&mb=8", { max_bytes = 1024 * 1024 })
+  is(r.error and r.error.code, "too_large", "a huge body is too_large")
+  r = bad("http-500")
+  is(r.error and r.error.http_status, 500, "HTTP 500 is upstream_error with http_status")
+  r = one(base .. "/redirect-loop", { step = "discover" }, { timeout_ms = 3000 })
+  is(r.error and r.error.reason, "too_many_redirects", "a redirect loop stops")
+  r = bad("close-mid")
+  is(r.error and r.error.code, "upstream_error", "a connection closed mid-response is upstream_error")
+  r = bad("error-response")
+  is(r.error and r.error.rpc_error and r.error.rpc_error.code, -32603, "a JSON-RPC error keeps its code")
+  for _, crlf in ipairs({ "0", "1" }) do
+    r = one(base .. "/sse-features?only=tools/call&crlf=" .. crlf,
+      { step = "call_tool", name = "echo", arguments = { x = 1 }, progress = true }, { era = "legacy", timeout_ms = 3000 })
+    ok(r.result and r.result.content and r.result.content[1].text == '{"x":1}', "SSE features (crlf=" .. crlf .. "): multi-line data, comments, interleaved messages")
+    is(r.progress and #r.progress, 1, "SSE features (crlf=" .. crlf .. "): interleaved progress delivered")
+  end
+  r = one(base .. "/unauthorized", { step = "discover" }, { timeout_ms = 3000 })
+  is(r.error and r.error.code, "unauthorized", "401 is unauthorized")
+  is(r.error and r.error.http_status, 401, "401: http_status")
+  ok(r.error and type(r.error.www_authenticate) == "string" and r.error.www_authenticate:find("resource_metadata", 1, true),
+    "401: WWW-Authenticate kept")
+  r = one(base .. "/unauthorized-bare", { step = "discover" }, { timeout_ms = 3000 })
+  is(r.error and r.error.code, "unauthorized", "a bare 401 is unauthorized")
+  r = one(base .. "/legacy-400", { step = "discover" }, { timeout_ms = 3000 })
+  is(r.result and r.result.era, "legacy", "a plain 400 to the modern probe falls back to initialize")
+end
+
+print("1.." .. n)
+return failed == 0 and 0 or 1
