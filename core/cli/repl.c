@@ -17,7 +17,7 @@
 #define REPL_HISTORY_NAME ".mcplink_history"
 
 /* Set from signal handlers; everything else happens in the main loop. */
-static volatile sig_atomic_t repl_sigint, repl_sighup;
+static volatile sig_atomic_t repl_sigint, repl_sighup, repl_sigtstp;
 static mcpl_engine *repl_engine;
 
 /* The one REPL of this process: completion callbacks reach it here. */
@@ -36,6 +36,27 @@ static void repl_on_sigint(int sig) {
 static void repl_on_sighup(int sig) {
   (void)sig;
   repl_sighup = 1;
+}
+
+static void repl_on_sigtstp(int sig) {
+  (void)sig;
+  repl_sigtstp = 1;
+}
+
+/* Ctrl-Z at the prompt: give the shell a cooked terminal, stop, and on
+ * `fg` take raw mode back and redraw the line being edited. */
+static void repl_suspend(void) {
+  struct sigaction dfl, mine;
+  repl_sigtstp = 0;
+  rl_deprep_terminal();
+  memset(&dfl, 0, sizeof dfl);
+  sigemptyset(&dfl.sa_mask);
+  dfl.sa_handler = SIG_DFL;
+  sigaction(SIGTSTP, &dfl, &mine);
+  raise(SIGTSTP);
+  sigaction(SIGTSTP, &mine, NULL);
+  rl_prep_terminal(0);
+  rl_forced_update_display();
 }
 
 /* Calls session:METHOD(string args...) leaving nres results on the stack.
@@ -189,6 +210,7 @@ static int repl_getc(FILE *f) {
     if (n == 1) return ch;
     if (n == 0 || errno != EINTR) return EOF;
     if (repl_sigint) return EOF;
+    if (repl_sigtstp) repl_suspend();
     if (repl_sighup) {
       fputs("\r\n", stdout);
       repl_reload();
@@ -238,6 +260,10 @@ static int repl_interactive(void) {
   rl_completion_append_character = '\0';
   rl_initialize();
   repl_history_load();
+  struct sigaction tstp, old_tstp;
+  memset(&tstp, 0, sizeof tstp);
+  sigemptyset(&tstp.sa_mask);
+  tstp.sa_handler = repl_on_sigtstp; /* no SA_RESTART: end the blocking read */
   int more = 0;
   for (;;) {
     if (repl_sighup) repl_reload();
@@ -246,7 +272,10 @@ static int repl_interactive(void) {
     /* Raw mode before the prompt shows: libedit would switch only at its
      * first read, and a key typed in between (Ctrl-D) would be cooked. */
     rl_prep_terminal(0);
+    /* Ctrl-Z is ours only at the prompt; a running op stops the usual way */
+    sigaction(SIGTSTP, &tstp, &old_tstp);
     char *line = readline(prompt);
+    sigaction(SIGTSTP, &old_tstp, NULL);
     free(prompt);
     if (repl_sigint) {
       /* Ctrl-C at the prompt: drop the line and any unfinished chunk */

@@ -255,7 +255,9 @@ function Session:command(line)
     local h = self.host.history and self.host.history() or {}
     local n = math.tointeger(tonumber(words[2] or "20")) or 20
     local out = {}
-    for i = math.max(1, #h - n + 1), #h do out[#out + 1] = string.format("%5d  %s", i, h[i]) end
+    for i = math.max(1, #h - n + 1), #h do
+      out[#out + 1] = string.format("%5d  %s", i, (h[i]:gsub("\n", "\n       ")))
+    end
     return "ok", #out > 0 and table.concat(out, "\n") or nil
   end
   return "error", "error: unknown command " .. cmd .. " (try .help)"
