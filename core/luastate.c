@@ -205,6 +205,20 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   if (mcpl_engine_interrupted(e)) mcpl_lua_error(L, "timeout", "operation cancelled");
 }
 
+/* Operator scripts (the REPL) get a sticky cancel: until the flag is
+ * cleared it raises on every instruction, so a pcall inside a loop cannot
+ * swallow it and keep running. Engine states keep the one-shot error that
+ * dispatch turns into a timeout result. */
+static void script_interrupt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  if (!mcpl_engine_interrupted(mcpl_engine_of(L))) {
+    if (lua_gethookcount(L) == 1) lua_sethook(L, script_interrupt_hook, LUA_MASKCOUNT, 10000);
+    return;
+  }
+  lua_sethook(L, script_interrupt_hook, LUA_MASKCOUNT, 1);
+  mcpl_lua_error(L, "timeout", "operation cancelled");
+}
+
 /* Opens the allowed standard libraries and strips what is not allowed. */
 static void open_safe_libs(lua_State *L) {
   static const luaL_Reg libs[] = {
@@ -299,7 +313,9 @@ lua_State *mcpl_state_engine(mcpl_engine *e, char **err) {
 
 lua_State *mcpl_state_script(mcpl_engine *e, char **err) {
   static const char *const script_areas[] = {"json", "log", "core", NULL};
-  return boot(e, script_areas, "script.prelude", "mcpl.script", err);
+  lua_State *L = boot(e, script_areas, "script.prelude", "mcpl.script", err);
+  if (L) lua_sethook(L, script_interrupt_hook, LUA_MASKCOUNT, 10000);
+  return L;
 }
 
 /* ---- the core module: engine facts for engine Lua ------------------------ */

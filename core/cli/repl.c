@@ -219,19 +219,46 @@ static int repl_getc(FILE *f) {
   }
 }
 
+/* A cancel ends the chunk in Lua with a sticky error that also stops the
+ * REPL's own Lua around it, so it is reported here, after the flag is
+ * cleared. The abandoned chunk still goes into the history. */
+static int repl_interrupted(int base) {
+  mcpl_engine_clear_interrupt(repl_engine);
+  lua_settop(repl_L, base - 1);
+  if (repl_call("abandon", 0, NULL, 1) == 0) {
+    repl_history_add(lua_tostring(repl_L, -1));
+    lua_pop(repl_L, 1);
+  }
+  /* the terminal echoed ^C while the op ran: end that line first */
+  if (repl_hist_on) fputc('\n', stdout);
+  fflush(stdout);
+  fputs("error: interrupted\n", stderr);
+  fflush(stderr);
+  return 1;
+}
+
 /* session:feed(line): shows the outcome. Returns 1 error, 2 quit, 3 more, 0. */
 static int repl_feed(const char *line) {
-  int base = lua_gettop(repl_L) + 1;
-  const char *args[1] = {line};
+  lua_State *L = repl_L;
+  int base = lua_gettop(L) + 1;
   mcpl_engine_clear_interrupt(repl_engine);
   repl_sigint = 0;
-  if (repl_call("feed", 1, args, 3) != 0) return 1;
-  /* the terminal echoed ^C while the op ran: end that line first */
-  if (repl_sigint && repl_hist_on) fputc('\n', stdout);
-  const char *kind = lua_tostring(repl_L, base);
-  if (kind && strcmp(kind, "more") == 0) { lua_settop(repl_L, base - 1); return 3; }
-  repl_history_add(lua_tostring(repl_L, base + 2));
-  lua_pop(repl_L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, repl_session);
+  lua_getfield(L, -1, "feed");
+  lua_insert(L, -2);
+  lua_pushstring(L, line);
+  int st = lua_pcall(L, 2, 3, 0);
+  if (mcpl_engine_interrupted(repl_engine)) return repl_interrupted(base);
+  if (st != LUA_OK) {
+    fprintf(stderr, "mcplink: repl: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
+    lua_settop(L, base - 1);
+    repl_call("reset", 0, NULL, 0);
+    return 1;
+  }
+  const char *kind = lua_tostring(L, base);
+  if (kind && strcmp(kind, "more") == 0) { lua_settop(L, base - 1); return 3; }
+  repl_history_add(lua_tostring(L, base + 2));
+  lua_pop(L, 1);
   return repl_show(base);
 }
 
@@ -276,6 +303,7 @@ static int repl_interactive(void) {
     sigaction(SIGTSTP, &tstp, &old_tstp);
     char *line = readline(prompt);
     sigaction(SIGTSTP, &old_tstp, NULL);
+    mcpl_engine_clear_interrupt(repl_engine); /* a Ctrl-C here was for the line */
     free(prompt);
     if (repl_sigint) {
       /* Ctrl-C at the prompt: drop the line and any unfinished chunk */

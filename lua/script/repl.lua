@@ -277,8 +277,17 @@ function Session:feed(line)
   if incomplete then self.pending = src; return "more" end
   self.pending = nil
   if not fn then return "error", "error: " .. err, src end
+  self.current = src
   local kind, text = self:run(fn)
+  self.current = nil
   return kind, text, src
+end
+
+-- abandon() -> the chunk that was running or pending (after a cancel).
+function Session:abandon()
+  local src = self.current or self.pending
+  self.current, self.pending = nil, nil
+  return src
 end
 
 -- finish() -> kind, text: end of input with a chunk still open.

@@ -178,6 +178,15 @@ ok(wait_prompt($SYS), 'the prompt comes back after the interrupt') or diag(scree
 enter('"alive" .. 1');
 ok(wait_for(qr/^alive1$/m), 'the REPL answers after the interrupt') or diag(screen());
 
+enter('while true do pcall(function() while true do end end) end');
+wait_for(qr/\Qend) end\E\n/);
+sleep 0.3;
+key('C-c');
+ok(wait_for(qr/^error: interrupted\n(?s:.*)^error: interrupted$/m), 'a pcall inside the loop cannot swallow Ctrl-C')
+  or diag(screen());
+enter('"alive" .. 2');
+ok(wait_for(qr/^alive2$/m), 'the REPL answers after the second interrupt') or diag(screen());
+
 my $pid = repl_pid();
 ok(defined $pid && kill('HUP', $pid), 'SIGHUP sent to the REPL');
 ok(wait_for(qr/^(notice: this engine has no policy\.reload op yet|policies reloaded)/m),
