@@ -125,7 +125,11 @@ my $CONT = '   ...> ';
 
 # ---- session one -------------------------------------------------------------
 start_session();
-ok(wait_prompt($SYS), 'the prompt shows the system actor') or diag(screen());
+if (!ok(wait_prompt($SYS), 'the prompt shows the system actor')) {
+  diag(screen());
+  print "Bail out! the REPL did not start\n";
+  exit 255;
+}
 
 enter('6*7+1000');
 ok(wait_for(qr/^\Q${SYS}\E6\*7\+1000\n1042\n/m), 'an expression prints its value') or diag(screen());
