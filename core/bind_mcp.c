@@ -334,18 +334,19 @@ static int l_cache_release(lua_State *L) {
   return 0;
 }
 
-/* Unlinks entries matching (prefix match, or idle longer than idle_ms) and
- * returns them as a Lua list {key=, value=}. The caller ends sessions. */
+/* Unlinks entries under prefix (all of them when idle_ms < 0, else those
+ * idle longer than idle_ms), ends their sessions and returns them as a Lua
+ * list {key=, value=}. */
 static int remove_where(lua_State *L, const char *prefix, long idle_ms) {
   mcp_cache *c = cache_of(L);
-  size_t pl = prefix ? strlen(prefix) : 0;
+  size_t pl = strlen(prefix);
   long now = mono_ms();
   mcp_entry *gone = NULL;
   pthread_mutex_lock(&c->mu);
   for (mcp_entry **pp = &c->head; *pp;) {
     mcp_entry *x = *pp;
-    int hit = prefix ? strncmp(x->key, prefix, pl) == 0
-                     : (!x->claimed && x->value && now - x->used_ms > idle_ms);
+    int hit = strncmp(x->key, prefix, pl) == 0 &&
+              (idle_ms < 0 || (x->value && now - x->used_ms > idle_ms));
     if (hit && !x->claimed) {
       *pp = x->next;
       c->n--;
@@ -366,13 +367,14 @@ static int remove_where(lua_State *L, const char *prefix, long idle_ms) {
 
 /* mcp.cache_evict(prefix) -> {{key=, value=}, ...} */
 static int l_cache_evict(lua_State *L) {
-  return remove_where(L, luaL_checkstring(L, 1), 0);
+  return remove_where(L, luaL_checkstring(L, 1), -1);
 }
 
-/* mcp.cache_sweep(idle_ms) -> {{key=, value=}, ...}: entries idle too long */
+/* mcp.cache_sweep(idle_ms, prefix) -> {{key=, value=}, ...}: entries under
+ * prefix idle longer than idle_ms (sessions evicted when idle) */
 static int l_cache_sweep(lua_State *L) {
   lua_Integer idle = luaL_checkinteger(L, 1);
-  return remove_where(L, NULL, (long)(idle < 0 ? 0 : idle));
+  return remove_where(L, luaL_checkstring(L, 2), (long)(idle < 0 ? 0 : idle));
 }
 
 /* mcp.cache_del(key) -> value | nil (the entry is gone; no DELETE sent:

@@ -74,7 +74,7 @@ function M.new(ctx, opts)
     timeout_ms = opts.timeout_ms or 60000, max_bytes = opts.max_bytes or 16 * 1024 * 1024,
   }, Client)
   -- idle sessions of any server are ended now and then (DELETE from C)
-  mcp.cache_sweep(M.SESSION_IDLE_MS)
+  mcp.cache_sweep(M.SESSION_IDLE_MS, "sess:")
   local cached = mcp.cache_get("era:" .. c.key)
   if cached then
     local e = json.decode(cached)
