@@ -24,7 +24,8 @@ static mcpl_engine *repl_engine;
 static lua_State *repl_L;
 static int repl_session = LUA_NOREF;
 static char *repl_hist_path;
-static int repl_hist_on; /* interactive sessions only */
+static int repl_hist_on; /* set once libedit's history is set up */
+static int repl_tty;     /* interactive (prompt and line editing) */
 
 static void repl_on_sigint(int sig) {
   (void)sig;
@@ -70,7 +71,7 @@ static int repl_call(const char *method, int nargs, const char *const *args, int
     if (args[i]) lua_pushstring(L, args[i]); else lua_pushnil(L);
   }
   if (lua_pcall(L, nargs + 1, nres, 0) != LUA_OK) {
-    fprintf(stderr, "mcplink: repl: %s\n", lua_tostring(L, -1));
+    fprintf(stderr, "mcplink: repl: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
     lua_pop(L, 1);
     return -1;
   }
@@ -230,7 +231,7 @@ static int repl_interrupted(int base) {
     lua_pop(repl_L, 1);
   }
   /* the terminal echoed ^C while the op ran: end that line first */
-  if (repl_hist_on) fputc('\n', stdout);
+  if (repl_tty) fputc('\n', stdout);
   fflush(stdout);
   fputs("error: interrupted\n", stderr);
   fflush(stderr);
@@ -391,7 +392,8 @@ int cli_repl(cli_ctx *c) {
   sa.sa_handler = repl_on_sighup;
   sigaction(SIGHUP, &sa, &old_hup);
 
-  if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+  repl_tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+  if (repl_tty) {
     repl_hist_path = repl_history_path(c);
     status = repl_interactive();
   } else {
@@ -404,6 +406,7 @@ int cli_repl(cli_ctx *c) {
   free(repl_hist_path);
   repl_hist_path = NULL;
   repl_hist_on = 0;
+  repl_tty = 0;
 done:
   mcpl_engine_clear_interrupt(c->engine);
   repl_engine = NULL;
