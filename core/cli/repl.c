@@ -2,6 +2,7 @@
  * Ctrl-C and SIGHUP handling. Evaluation lives in lua/script/repl.lua. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,7 +18,7 @@
 #define REPL_HISTORY_NAME ".mcplink_history"
 
 /* Set from signal handlers; everything else happens in the main loop. */
-static volatile sig_atomic_t repl_sigint, repl_sighup, repl_sigtstp;
+static volatile sig_atomic_t repl_sigint, repl_sighup, repl_sigtstp, repl_hangup;
 static mcpl_engine *repl_engine;
 
 /* The one REPL of this process: completion callbacks reach it here. */
@@ -25,7 +26,6 @@ static lua_State *repl_L;
 static int repl_session = LUA_NOREF;
 static char *repl_hist_path;
 static int repl_hist_on; /* set once libedit's history is set up */
-static int repl_tty;     /* interactive (prompt and line editing) */
 
 static void repl_on_sigint(int sig) {
   (void)sig;
@@ -34,8 +34,19 @@ static void repl_on_sigint(int sig) {
   mcpl_engine_interrupt(repl_engine);
 }
 
+static int repl_tty; /* interactive (prompt and line editing) */
+
+/* SIGHUP means "reload policies", unless the terminal really hung up (its
+ * fd polls POLLHUP): then stop whatever runs and leave. poll is
+ * async-signal-safe. */
 static void repl_on_sighup(int sig) {
   (void)sig;
+  struct pollfd p = {STDIN_FILENO, 0, 0};
+  if (repl_tty && poll(&p, 1, 0) == 1 && (p.revents & POLLHUP)) {
+    repl_hangup = 1;
+    mcpl_engine_interrupt(repl_engine);
+    return;
+  }
   repl_sighup = 1;
 }
 
@@ -210,7 +221,7 @@ static int repl_getc(FILE *f) {
     ssize_t n = read(fileno(f), &ch, 1);
     if (n == 1) return ch;
     if (n == 0 || errno != EINTR) return EOF;
-    if (repl_sigint) return EOF;
+    if (repl_sigint || repl_hangup) return EOF;
     if (repl_sigtstp) repl_suspend();
     if (repl_sighup) {
       fputs("\r\n", stdout);
@@ -294,6 +305,7 @@ static int repl_interactive(void) {
   tstp.sa_handler = repl_on_sigtstp; /* no SA_RESTART: end the blocking read */
   int more = 0;
   for (;;) {
+    if (repl_hangup) return 129;
     if (repl_sighup) repl_reload();
     repl_sigint = 0;
     char *prompt = repl_prompt(more);
@@ -306,6 +318,7 @@ static int repl_interactive(void) {
     sigaction(SIGTSTP, &old_tstp, NULL);
     mcpl_engine_clear_interrupt(repl_engine); /* a Ctrl-C here was for the line */
     free(prompt);
+    if (repl_hangup) { free(line); return 129; }
     if (repl_sigint) {
       /* Ctrl-C at the prompt: drop the line and any unfinished chunk */
       free(line);
@@ -407,6 +420,7 @@ int cli_repl(cli_ctx *c) {
   repl_hist_path = NULL;
   repl_hist_on = 0;
   repl_tty = 0;
+  repl_hangup = 0;
 done:
   mcpl_engine_clear_interrupt(c->engine);
   repl_engine = NULL;

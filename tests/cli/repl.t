@@ -43,7 +43,17 @@ sub tmux_out {
   close $fh;
   return defined $s ? $s : '';
 }
-END { system("tmux -L $sock kill-server 2>/dev/null") if $sock; }
+# On the way out, even after a failure: stop every REPL this test started
+# (their pids are in pid.N), then the private tmux server.
+END {
+  local $?;  # system() below must not replace the exit status
+  for my $f (glob "$tmp/pid.*") {
+    open my $fh, '<', $f or next;
+    my $p = <$fh>;
+    kill 'KILL', $p if defined $p && $p =~ /^\d+$/;
+  }
+  system("tmux -L $sock kill-server 2>/dev/null") if $sock;
+}
 
 sub screen { tmux_out('capture-pane', '-p', '-J', '-S', '-5000', '-t', $T) }
 sub type_text { tmux('send-keys', '-t', $T, '-l', $_[0]) }
@@ -87,7 +97,8 @@ my ($pidf, $stf, @cmd) = @ARGV;
 my $p = fork;
 die "fork: $!" unless defined $p;
 if (!$p) { exec @cmd or exit 127 }
-$SIG{INT} = $SIG{HUP} = 'IGNORE';   # the terminal's Ctrl-C is for the REPL
+$SIG{INT} = 'IGNORE';                 # the terminal's Ctrl-C is for the REPL
+$SIG{HUP} = sub { kill 'HUP', $p };   # a hangup reaches the job, as a shell does
 open my $f, '>', "$pidf.tmp" or die; print $f $p; close $f; rename "$pidf.tmp", $pidf;
 waitpid $p, 0;
 my $st = ($? & 127) ? 'signal ' . ($? & 127) : ($? >> 8);
@@ -227,6 +238,17 @@ ok(wait_for(qr/^historymarker$/m), 'the recalled line runs') or diag(screen());
 enter('.quit');
 $st = pane_status();
 ok(defined $st && $st eq '0', '.quit exits with status 0') or diag("status: " . (defined $st ? $st : 'still running'));
+
+# ---- session three: the terminal goes away while a loop runs ------------------------
+start_session();
+wait_prompt($SYS);
+enter('while true do end');
+wait_for(qr/\Qwhile true do end\E\n/);
+sleep 0.2;
+tmux('kill-pane', '-t', $T);
+$st = pane_status();
+ok(defined $st && $st eq '129', 'a terminal hangup stops the running loop and ends the REPL (status 129)')
+  or diag("status: " . (defined $st ? $st : 'still running'));
 
 # ---- not a terminal: lines in, results out ------------------------------------------
 open my $in, '>', "$tmp/script.lua" or die;
