@@ -143,7 +143,7 @@ fuzz:
 	done
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all fixtures
 	@sh examples/demo.sh $(BUILD)
 
 install: all

@@ -2,7 +2,7 @@
 # mcplink dependency check: names every missing Debian package.
 # Usage: deps.sh check | install
 set -u
-PKGS="liblua5.4-dev libcurl4-openssl-dev lua-cjson-dev libssl-dev libsqlite3-dev libedit-dev libcmocka-dev pkg-config nodejs openssl tmux clang-14 chromium"
+PKGS="liblua5.4-dev libcurl4-openssl-dev lua-cjson-dev libssl-dev libsqlite3-dev libedit-dev libcmocka-dev pkg-config nodejs openssl tmux clang-14 chromium curl"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

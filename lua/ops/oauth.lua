@@ -65,7 +65,14 @@ registry.op {
            error_description = { type = "string", max = 2000 },
            callback_url = { type = "string", max = 8192 } },
   cli = { positional = { "callback_url" } },
-  handler = function(ctx, args) return flow.complete(ctx, args) end,
+  handler = function(ctx, args)
+    local out = flow.complete(ctx, args)
+    -- An OAuth server can only be discovered with a user's token: the first
+    -- user to connect brings its capabilities in (later: Refresh capabilities).
+    local s = require("store").get(ctx.actor, "servers", out.server)
+    if s.capabilities_status ~= "ok" then out.discovery = require("discovery").refresh(ctx, s) end
+    return out
+  end,
 }
 
 -- status(ctx, s) -> the calling user's connection to s
