@@ -155,7 +155,7 @@ static int l_in_cidr(lua_State *L) {
 /* ---- requests ------------------------------------------------------------------ */
 
 /* Reads guard = {allow_private=, allow_http=, allow_cidrs={...}} at idx. */
-static void read_guard(lua_State *L, int idx, addr_guard *g, int *allow_http) {
+void http_lua_guard(lua_State *L, int idx, addr_guard *g, int *allow_http) {
   memset(g, 0, sizeof *g);
   *allow_http = 0;
   if (lua_isnoneornil(L, idx)) return;
@@ -180,7 +180,7 @@ static void read_guard(lua_State *L, int idx, addr_guard *g, int *allow_http) {
   lua_pop(L, 1);
 }
 
-static long opt_long(lua_State *L, int idx, const char *k) {
+long http_lua_opt_long(lua_State *L, int idx, const char *k) {
   lua_getfield(L, idx, k);
   long v = (long)luaL_optinteger(L, -1, 0);
   lua_pop(L, 1);
@@ -249,14 +249,14 @@ static void read_spec(lua_State *L, int idx, http_request *rq, hdrbuf *hb) {
   if (!lua_isnil(L, -1)) rq->body = luaL_checklstring(L, -1, &rq->body_len);
   lua_pop(L, 1);
   lua_getfield(L, idx, "guard");
-  read_guard(L, lua_gettop(L), &rq->guard, &rq->allow_http);
+  http_lua_guard(L, lua_gettop(L), &rq->guard, &rq->allow_http);
   lua_pop(L, 1);
   if (lua_getfield(L, idx, "limits") == LUA_TTABLE) {
     int t = lua_gettop(L);
-    rq->limits.connect_timeout_ms = opt_long(L, t, "connect_timeout_ms");
-    rq->limits.timeout_ms = opt_long(L, t, "timeout_ms");
-    rq->limits.max_body = (size_t)opt_long(L, t, "max_bytes");
-    rq->limits.max_header = (size_t)opt_long(L, t, "max_header_bytes");
+    rq->limits.connect_timeout_ms = http_lua_opt_long(L, t, "connect_timeout_ms");
+    rq->limits.timeout_ms = http_lua_opt_long(L, t, "timeout_ms");
+    rq->limits.max_body = (size_t)http_lua_opt_long(L, t, "max_bytes");
+    rq->limits.max_header = (size_t)http_lua_opt_long(L, t, "max_header_bytes");
   }
   lua_pop(L, 1);
   if (lua_getfield(L, idx, "headers") == LUA_TTABLE) {
@@ -363,7 +363,7 @@ static int l_judge(lua_State *L) {
   http_url *u = *url_check(L, 1);
   addr_guard g;
   int allow_http;
-  read_guard(L, 2, &g, &allow_http);
+  http_lua_guard(L, 2, &g, &allow_http);
   long timeout = (long)luaL_optinteger(L, 3, 5000);
   char addrs[HTTP_MAX_ADDRS][64];
   size_t n = 0;

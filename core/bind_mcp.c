@@ -215,7 +215,7 @@ static mcp_close *read_close(lua_State *L, int idx) {
   addr_guard g;
   int allow_http;
   lua_getfield(L, idx, "guard");
-  hs_read_guard(L, lua_gettop(L), &g, &allow_http);
+  http_lua_guard(L, lua_gettop(L), &g, &allow_http);
   lua_pop(L, 1);
   mcp_close *cl = calloc(1, sizeof *cl);
   if (!cl) mcpl_lua_error(L, "internal", "out of memory");

@@ -127,4 +127,10 @@ long http_now_ms(void);  /* monotonic */
 /* Engine-wide state (share handle, extra CA certificates). */
 void *http_engine_state(mcpl_engine *e);
 
+/* Lua-side helpers shared by the bindings that start transfers (bind_http.c,
+ * http_stream.c): a guard table {allow_private=, allow_http=, allow_cidrs=}
+ * at idx, and a non-negative integer field k of the table at idx (0 if absent). */
+void http_lua_guard(lua_State *L, int idx, addr_guard *g, int *allow_http);
+long http_lua_opt_long(lua_State *L, int idx, const char *k);
+
 #endif

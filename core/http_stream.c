@@ -24,39 +24,6 @@ typedef struct {
   int nomem;
 } hs_ctx;
 
-void hs_read_guard(lua_State *L, int idx, addr_guard *g, int *allow_http) {
-  memset(g, 0, sizeof *g);
-  *allow_http = 0;
-  if (lua_isnoneornil(L, idx)) return;
-  luaL_checktype(L, idx, LUA_TTABLE);
-  lua_getfield(L, idx, "allow_private");
-  g->allow_private = lua_toboolean(L, -1);
-  lua_getfield(L, idx, "allow_http");
-  *allow_http = lua_toboolean(L, -1);
-  lua_pop(L, 2);
-  if (lua_getfield(L, idx, "allow_cidrs") == LUA_TTABLE) {
-    lua_Integer n = luaL_len(L, -1);
-    if (n > ADDR_GUARD_MAX_CIDRS) mcpl_lua_error(L, "invalid_argument", "too many allow_cidrs");
-    for (lua_Integer i = 1; i <= n; i++) {
-      lua_geti(L, -1, i);
-      const char *s = lua_tostring(L, -1);
-      if (!s || addr_cidr_parse(s, &g->cidrs[g->ncidrs]) != 0)
-        mcpl_lua_error(L, "invalid_argument", "allow_cidrs entry %d is not an address or CIDR", (int)i);
-      g->ncidrs++;
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 1);
-}
-
-static long opt_field(lua_State *L, int idx, const char *k) {
-  lua_getfield(L, idx, k);
-  long v = (long)luaL_optinteger(L, -1, 0);
-  lua_pop(L, 1);
-  if (v < 0) mcpl_lua_error(L, "invalid_argument", "%s must not be negative", k);
-  return v;
-}
-
 static int hs_on_response(void *ud, const http_response *rs) {
   hs_ctx *c = ud;
   const char *ct = http_response_header(rs, "content-type");
@@ -175,17 +142,17 @@ int hs_l_stream(lua_State *L) {
   if (!lua_isnil(L, -1)) rq.body = luaL_checklstring(L, -1, &rq.body_len);
   lua_pop(L, 1);
   lua_getfield(L, 1, "guard");
-  hs_read_guard(L, lua_gettop(L), &rq.guard, &rq.allow_http);
+  http_lua_guard(L, lua_gettop(L), &rq.guard, &rq.allow_http);
   lua_pop(L, 1);
   if (lua_getfield(L, 1, "limits") == LUA_TTABLE) {
     int t = lua_gettop(L);
-    rq.limits.connect_timeout_ms = opt_field(L, t, "connect_timeout_ms");
-    rq.limits.timeout_ms = opt_field(L, t, "timeout_ms");
-    rq.limits.max_body = (size_t)opt_field(L, t, "max_bytes");
-    rq.limits.max_header = (size_t)opt_field(L, t, "max_header_bytes");
+    rq.limits.connect_timeout_ms = http_lua_opt_long(L, t, "connect_timeout_ms");
+    rq.limits.timeout_ms = http_lua_opt_long(L, t, "timeout_ms");
+    rq.limits.max_body = (size_t)http_lua_opt_long(L, t, "max_bytes");
+    rq.limits.max_header = (size_t)http_lua_opt_long(L, t, "max_header_bytes");
   }
   lua_pop(L, 1);
-  size_t max_event = (size_t)opt_field(L, 1, "max_event");
+  size_t max_event = (size_t)http_lua_opt_long(L, 1, "max_event");
   /* Header lines live as Lua strings in a table at a fixed stack slot, the
    * pointer array in a userdata: nothing leaks if an argument error fires. */
   lua_newtable(L);
