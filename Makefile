@@ -112,7 +112,7 @@ test: deps
 	@$(MAKE) --no-print-directory test-run
 
 test-run: all $(UNIT_BIN) fixtures
-	@BUILD=$(BUILD) sh tests/run.sh
+	@BUILD=$(BUILD) MCPLINK_SAN="$(SAN)" sh tests/run.sh
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \

@@ -16,7 +16,8 @@ check "pkg-config file installed" test -f "$tmp/prefix/lib/pkgconfig/mcplink.pc"
 # the installed binary runs from elsewhere, with its embedded Lua
 (cd "$tmp" && "$tmp/prefix/bin/mcplink" --db "$tmp/x.db" op engine.info) >"$tmp/info.json" 2>&1
 check "installed binary runs engine.info outside the source tree" grep -q '"(embedded)"' "$tmp/info.json"
-PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" cc "$top/examples/embed.c" -o "$tmp/embed" \
+# an ASan build's library needs the sanitizer runtime in the program too
+PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" cc ${MCPLINK_SAN:-} "$top/examples/embed.c" -o "$tmp/embed" \
   $(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs mcplink) \
   -Wl,-rpath,"$tmp/prefix/lib" >"$tmp/cc.log" 2>&1
 ok $? "examples/embed.c builds against the installed library"
