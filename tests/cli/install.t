@@ -6,7 +6,7 @@
 top=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 build=${MCPLINK_BUILD:?}
-make -s -C "$top" BUILD="$(basename "$build")" PREFIX="$tmp/prefix" install >"$tmp/install.log" 2>&1
+make -s -C "$top" BUILD="$(basename "$build")" SAN="${MCPLINK_SAN:-}" PREFIX="$tmp/prefix" install >"$tmp/install.log" 2>&1
 ok $? "make install PREFIX=..."
 check "binary installed" test -x "$tmp/prefix/bin/mcplink"
 check "header installed" test -f "$tmp/prefix/include/mcplink.h"
