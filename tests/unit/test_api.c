@@ -62,15 +62,29 @@ static void test_code_names(void **st) {
   assert_string_equal(mcpl_code_name(999), "internal");
 }
 
-struct worker { mcpl_engine *e; int failures; };
+struct worker { mcpl_engine *e; int id; int failures; };
 
+/* Each thread mixes reads and writes through the store: its own servers
+ * (unique names), lists, gets, and engine-only ops. */
 static void *worker_main(void *p) {
   struct worker *w = p;
-  mcpl_actor sys = {NULL, NULL, 1};
-  for (int i = 0; i < 200; i++) {
-    char *res = NULL;
-    const char *op = (i % 3) ? "engine.info" : "op.list";
-    if (mcpl_op(w->e, &sys, op, NULL, &res) != MCPL_OK || !strchr(res, '{')) w->failures++;
+  mcpl_actor sys = {NULL, NULL, 1}, admin = {"acme", "ann", 0};
+  for (int i = 0; i < 60; i++) {
+    char *res = NULL, args[128];
+    int rc;
+    switch (i % 4) {
+    case 0:
+      snprintf(args, sizeof args, "{\"name\":\"t%d-s%d\"}", w->id, i);
+      rc = mcpl_op(w->e, &admin, "server.create", args, &res);
+      break;
+    case 1: rc = mcpl_op(w->e, &admin, "server.list", "{\"limit\":5}", &res); break;
+    case 2: rc = mcpl_op(w->e, &sys, "engine.info", NULL, &res); break;
+    default: rc = mcpl_op(w->e, &admin, "audit.list", "{\"limit\":3}", &res); break;
+    }
+    if (rc != MCPL_OK || !strchr(res, '{')) {
+      fprintf(stderr, "thread %d op %d: %s\n", w->id, i, res ? res : "(null)");
+      w->failures++;
+    }
     mcpl_free(res);
   }
   return NULL;
@@ -81,17 +95,45 @@ static void test_concurrent_ops(void **st) {
   (void)st;
   tu_env env;
   mcpl_engine *e = tu_open(&env, "3");
+  mcpl_actor sys = {NULL, NULL, 1};
+  char *res = NULL;
+  assert_int_equal(mcpl_op(e, &sys, "tenant.create", "{\"name\":\"acme\"}", &res), MCPL_OK);
+  mcpl_free(res);
+  assert_int_equal(mcpl_op(e, &sys, "user.create", "{\"tenant\":\"acme\",\"name\":\"ann\",\"role\":\"admin\"}", &res), MCPL_OK);
+  mcpl_free(res);
   enum { N = 8 };
   pthread_t t[N];
   struct worker w[N];
   for (int i = 0; i < N; i++) {
     w[i].e = e;
+    w[i].id = i;
     w[i].failures = 0;
     assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
   }
   int fails = 0;
   for (int i = 0; i < N; i++) { pthread_join(t[i], NULL); fails += w[i].failures; }
   assert_int_equal(fails, 0);
+  /* every acknowledged create is there: 8 threads x 15 servers */
+  mcpl_actor admin = {"acme", "ann", 0};
+  int total = 0;
+  char cursor[256] = "";
+  for (int guard = 0; guard < 50; guard++) {
+    char args[400];
+    if (*cursor) snprintf(args, sizeof args, "{\"limit\":500,\"cursor\":\"%s\"}", cursor);
+    else snprintf(args, sizeof args, "{\"limit\":500}");
+    assert_int_equal(mcpl_op(e, &admin, "server.list", args, &res), MCPL_OK);
+    for (const char *q = res; (q = strstr(q, "\"id\":\"srv_")); q++) total++;
+    const char *c = strstr(res, "\"next_cursor\":\"");
+    if (c) {
+      c += 15;
+      size_t k = 0;
+      while (c[k] && c[k] != '"' && k + 1 < sizeof cursor) { cursor[k] = c[k]; k++; }
+      cursor[k] = 0;
+    } else cursor[0] = 0;
+    mcpl_free(res);
+    if (!*cursor) break;
+  }
+  assert_int_equal(total, N * 15);
   tu_close(&env, e);
 }
 
