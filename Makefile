@@ -28,7 +28,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard core/*.h core/cli/*.h)
 
-.PHONY: all deps check-deps test test-run asan demo install clean help fuzz bench fixtures bench-ops
+.PHONY: all deps check-deps test test-run tsan tsan-build-run tsan-run asan demo install clean help fuzz bench fixtures bench-ops
 
 all: check-deps $(BUILD)/mcplink $(BUILD)/libmcplink.a $(BUILD)/libmcplink.so
 
@@ -37,6 +37,7 @@ help:
 	@echo "make deps       install missing Debian packages (root) or print the command"
 	@echo "make test       build and run every test (prove)"
 	@echo "make asan       build with ASan+UBSan into build-asan/ and run the tests there"
+	@echo "make tsan       the multi-threaded tests under ThreadSanitizer (build-tsan/)"
 	@echo "make demo       set up and run the demo scenario"
 	@echo "make fixtures   npm ci in tests/fixtures (MCP servers, conformance suite) and the test CA"
 	@echo "make install    install into PREFIX (default /usr/local)"
@@ -110,6 +111,18 @@ $(BUILD)/certs/server.pem: tests/tools/mkcerts.sh
 # package flags are read after the packages exist.
 test: deps
 	@$(MAKE) --no-print-directory test-run
+	@$(MAKE) --no-print-directory tsan-build-run
+
+# The multi-threaded tests again under ThreadSanitizer (its own build dir).
+TSAN_TESTS := test_api test_policy
+tsan: deps
+	@$(MAKE) --no-print-directory tsan-build-run
+
+tsan-build-run:
+	@$(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="-O1 -g" SAN="-fsanitize=thread" tsan-run
+
+tsan-run: $(TSAN_TESTS:%=$(BUILD)/tests/%)
+	@TSAN_OPTIONS=halt_on_error=1 CMOCKA_MESSAGE_OUTPUT=TAP prove --exec '' $^
 
 test-run: all $(UNIT_BIN) fixtures
 	@BUILD=$(BUILD) MCPLINK_SAN="$(SAN)" sh tests/run.sh
@@ -158,4 +171,4 @@ install: all
 	  -e 's|@REQUIRES@|$(PKGS)|' core/tools/mcplink.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mcplink.pc
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan
