@@ -31,6 +31,18 @@ local calls = {
   { "assistant.detach", { assistant = asst.id, server = srv.id } },
   { "space.update", { id = space.id, name = "stolen" } },
   { "assistant.create", { name = "x", space = space.id } },
+  { "server.refresh", { id = srv.id } },
+  { "server.validate", { id = srv.id } },
+  { "server.capabilities", { id = srv.id } },
+  { "tool.approve", { server = srv.id, tool = "echo" } },
+  { "tool.call", { assistant = asst.id, tool = "x", arguments = {} } },
+  { "resource.read", { assistant = asst.id, server = srv.id, uri = "fixture://x" } },
+  { "prompt.get", { assistant = asst.id, server = srv.id, name = "p" } },
+  { "oauth.begin", { server = srv.id } },
+  { "oauth.status", { server = srv.id } },
+  { "oauth.disconnect", { server = srv.id } },
+  { "oauth.discover", { server = srv.id } },
+  { "oauth.refresh", { server = srv.id } },
 }
 for _, who in ipairs({ "admin_b", "member_b" }) do
   for _, c in ipairs(calls) do
