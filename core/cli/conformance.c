@@ -41,6 +41,11 @@ int cli_conformance(const char *ca_file, const char *lua_dir, const char *log_le
   if (ca_file) mcpl_options_set(o, "ca_file", ca_file);
   if (lua_dir) mcpl_options_set(o, "lua_dir", lua_dir);
   if (log_level) mcpl_options_set(o, "log_level", log_level);
+  /* OAuth scenarios: a loopback redirect URI nobody listens on (the code is
+   * read from the authorization endpoint's Location, oauth.headless_authorize)
+   * and the client id URL the suite's CIMD scenario expects. */
+  mcpl_options_set(o, "oauth_redirect_uri", "http://127.0.0.1/callback");
+  mcpl_options_set(o, "oauth_client_metadata_url", "https://conformance-test.local/client-metadata.json");
   e = mcpl_open(o, &err);
   if (!e) { fprintf(stderr, "mcplink: cannot open engine: %s\n", err ? err : "?"); goto done; }
   /* The suite serves plain http on localhost. */

@@ -47,6 +47,66 @@ local function ok_rows(rows)
   return true
 end
 
+-- ---- OAuth: a tenant user connects headlessly, then runs the steps ----------
+
+local USER = { tenant = "conformance", user = "client" }
+M.MAX_AUTHORIZATIONS = 3 -- per step, the first one included (scope-retry-limit)
+
+-- op(actor, name, args) -> value | raises a readable message
+local function must(actor, name, args)
+  local res, code = core.op(actor, name, json.encode(args))
+  local v = json.decode(res)
+  if code then error(name .. ": " .. tostring(v.error and v.error.message or code), 0) end
+  return v
+end
+
+-- connect(server_id): oauth.begin, the authorization endpoint's redirect read
+-- without a browser, oauth.complete with it.
+local function connect(sid)
+  local b = must(USER, "oauth.begin", { server = sid })
+  local h = must(SYSTEM, "oauth.headless_authorize", { authorization_url = b.authorization_url })
+  must(USER, "oauth.complete", { callback_url = h.location })
+end
+
+-- An executor of steps as the user; a step the engine answers with a step-up
+-- request is re-authorized and retried, a bounded number of times.
+local function oauth_exec(sid)
+  local authorizations = 1
+  return function(list)
+    local out = {}
+    for _, st in ipairs(list) do
+      local row
+      while true do
+        local v = must(SYSTEM, "mcp.user_session", { tenant = USER.tenant, user = USER.user, server = sid, steps = { st } })
+        row = v.results[1]
+        local e = row.error
+        if not (e and e.step_up == true and authorizations < M.MAX_AUTHORIZATIONS) then break end
+        eprint(st.step, "needs more scope (", tostring(e.scope), "): authorizing again")
+        authorizations = authorizations + 1
+        connect(sid)
+      end
+      if row.error then eprint(row.step, "failed:", row.error.code, row.error.message) end
+      out[#out + 1] = row
+    end
+    return out
+  end
+end
+
+-- oauth_setup(url, ctx) -> executor: a tenant, an admin user, the server
+-- (pre-registered client credentials from the suite's context), connected.
+local function oauth_setup(url, ctx)
+  must(SYSTEM, "tenant.create", { name = USER.tenant })
+  must(SYSTEM, "user.create", { tenant = USER.tenant, name = USER.user, role = "admin" })
+  local s = must(USER, "server.create", { name = "scenario" })
+  local upd = { id = s.id, url = url, auth_type = "oauth", timeout_ms = 20000 }
+  if type(ctx.client_id) == "string" then
+    upd.oauth = { client_id = ctx.client_id, client_secret = type(ctx.client_secret) == "string" and ctx.client_secret or nil }
+  end
+  must(USER, "server.update", upd)
+  connect(s.id)
+  return oauth_exec(s.id)
+end
+
 -- run(url, scenario, context_json, protocol_version) -> exit status
 function M.run(url, scenario, context_json, protocol_version)
   local ctx = {}
@@ -55,11 +115,23 @@ function M.run(url, scenario, context_json, protocol_version)
     if ok and type(v) == "table" then ctx = v end
   end
   scenario = scenario or ""
-  local rows = steps(url, { { step = "discover" } })
+  local exec = function(list) return steps(url, list) end
+  local rows
+  if not scenario:match("^auth/") then
+    rows = exec({ { step = "discover" } })
+    if rows[1].error and rows[1].error.code == "unauthorized" then rows = nil end
+  end
+  if not rows then
+    -- a server that wants OAuth
+    local ok, e = pcall(oauth_setup, url, ctx)
+    if not ok then eprint(tostring(e)); return 1 end
+    exec = e
+    rows = exec({ { step = "discover" } })
+  end
   if rows[1].error then return 1 end
   local info = rows[1].result
   local caps = info.capabilities or {}
-  rows = steps(url, { { step = "list", kind = "tools" } })
+  rows = exec({ { step = "list", kind = "tools" } })
   if rows[1].error then return 1 end
   local tools = rows[1].result
   if scenario == "json-schema-ref-no-deref" then return 0 end
@@ -81,19 +153,19 @@ function M.run(url, scenario, context_json, protocol_version)
     end
   end
   local status = 0
-  if #calls > 0 and not ok_rows(steps(url, calls)) then status = 1 end
+  if #calls > 0 and not ok_rows(exec(calls)) then status = 1 end
   if caps.resources ~= nil and caps.resources ~= json.null then
-    local r = steps(url, { { step = "list", kind = "resources" } })[1]
+    local r = exec({ { step = "list", kind = "resources" } })[1]
     if r.result then
       local reads = {}
       for i, res in ipairs(r.result) do
         if i <= 5 then reads[#reads + 1] = { step = "read_resource", uri = res.uri } end
       end
-      if #reads > 0 then steps(url, reads) end
+      if #reads > 0 then exec(reads) end
     end
   end
   if caps.prompts ~= nil and caps.prompts ~= json.null then
-    local r = steps(url, { { step = "list", kind = "prompts" } })[1]
+    local r = exec({ { step = "list", kind = "prompts" } })[1]
     if r.result then
       local gets = {}
       for i, p in ipairs(r.result) do
@@ -103,10 +175,10 @@ function M.run(url, scenario, context_json, protocol_version)
           gets[#gets + 1] = { step = "get_prompt", name = p.name, arguments = a }
         end
       end
-      if #gets > 0 then steps(url, gets) end
+      if #gets > 0 then exec(gets) end
     end
   end
-  steps(url, { { step = "close" } })
+  exec({ { step = "close" } })
   return status
 end
 
