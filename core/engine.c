@@ -395,7 +395,6 @@ int mcpl_op(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
     }
   }
   lua_settop(L, top);
-  lua_gc(L, LUA_GCSTEP, 0);
   release(e, slot, discard);
   return rc;
 }
