@@ -198,8 +198,10 @@ function M.discover(ctx, s)
   for _, url in ipairs({ u.origin .. "/.well-known/oauth-authorization-server" }) do
     local _, doc = util.get_json(ctx, url, "oauth_metadata")
     if doc then
-      -- the issuer of a document at the origin's well-known URL is the origin
-      local iss = (doc.issuer == u.origin .. "/") and doc.issuer or u.origin
+      -- the document comes from the MCP origin itself (2025-03-26): it may
+      -- name an issuer under that origin (e.g. /oauth), never another origin
+      local du = util.split(doc.issuer)
+      local iss = (du and du.origin == u.origin) and doc.issuer or u.origin
       M.check_as(doc, iss, url)
       cfg.issuer = doc.issuer
       cfg.meta = doc
