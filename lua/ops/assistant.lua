@@ -32,30 +32,45 @@ local function check_manage(a, row)
   errors.raise("forbidden", "only the assistant's owner or a tenant admin can change assistant '" .. row.name .. "'")
 end
 
--- usable(a, assistant, server) -> true | false, code, reason
--- The same rules at attach time and at every use: enabled for the tenant,
--- and the server's classification meets the space's requirement.
-function M.usable(a, asst, s)
-  if not store.find(a, "enablements", { server_id = s.id }) then
+-- requirement(a, assistant) -> nil (personal), or {space, need} where need
+-- is the space's classification row (nil: none), or {missing=true}
+local function requirement(a, asst)
+  if asst.space_id == nil or asst.space_id == json.null then return nil end
+  local sp = store.find(a, "spaces", { id = asst.space_id })
+  if not sp then return { missing = true } end
+  return { space = sp, need = model.classification_of(a, sp.classification_id) }
+end
+
+-- judge(req, s) -> true | false, code, reason ; s = {name, enabled,
+-- level, cname}: the same rules at attach time and at every use: enabled for
+-- the tenant, and the server's classification meets the space's requirement.
+local function judge(req, s)
+  if not s.enabled then
     return false, "forbidden", "server '" .. s.name .. "' is not enabled as a tool for this tenant"
   end
-  if asst.space_id == nil or asst.space_id == json.null then return true end
-  local sp = store.find(a, "spaces", { id = asst.space_id })
-  if not sp then return false, "not_found", "the assistant's space no longer exists" end
-  local need = model.classification_of(a, sp.classification_id)
+  if not req then return true end
+  if req.missing then return false, "not_found", "the assistant's space no longer exists" end
+  local need, sp = req.need, req.space
   if not need then return true end
-  local have = model.classification_of(a, s.classification_id)
-  if not have then
+  if s.level == nil then
     return false, "forbidden", string.format(
       "server '%s' has no security classification; space '%s' requires '%s' (level %d)",
       s.name, sp.name, need.name, need.level)
   end
-  if have.level < need.level then
+  if s.level < need.level then
     return false, "forbidden", string.format(
       "server '%s' is classified '%s' (level %d), below space '%s' requirement '%s' (level %d)",
-      s.name, have.name, have.level, sp.name, need.name, need.level)
+      s.name, s.cname, s.level, sp.name, need.name, need.level)
   end
   return true
+end
+
+-- usable(a, assistant, server_row) -> true | false, code, reason
+function M.usable(a, asst, s)
+  local have = model.classification_of(a, s.classification_id)
+  return judge(requirement(a, asst), {
+    name = s.name, enabled = store.find(a, "enablements", { server_id = s.id }) ~= nil,
+    level = have and have.level, cname = have and have.name })
 end
 
 registry.op {
@@ -141,21 +156,20 @@ registry.op {
   end,
 }
 
--- attached(a, asst) -> list of {server=row, usable=bool, code, reason}
+local function is_set(v) return v ~= nil and v ~= json.null end
+
+-- attached(a, asst) -> list of {server={id, name, capabilities_status},
+-- usable, code, reason}; one query for all attached servers
 function M.attached(a, asst)
+  local req = requirement(a, asst)
   local out = {}
-  local cursor
-  repeat
-    local page = store.list(a, "attachments", { where = { assistant_id = asst.id }, limit = 500, cursor = cursor })
-    for _, att in ipairs(page.items) do
-      local s = store.find(a, "servers", { id = att.server_id })
-      if s then
-        local ok, code, reason = M.usable(a, asst, s)
-        out[#out + 1] = { server = s, usable = ok, code = code, reason = reason }
-      end
-    end
-    cursor = page.next_cursor
-  until not cursor or cursor == json.null
+  for _, r in ipairs(store.query(a, "assistant_servers", { assistant_id = asst.id })) do
+    local ok, code, reason = judge(req, { name = r.server_name, enabled = r.enabled,
+      level = is_set(r.classification_level) and r.classification_level or nil, cname = r.classification_name })
+    out[#out + 1] = { server = { id = r.server_id, name = r.server_name,
+                                 capabilities_status = r.capabilities_status },
+                      usable = ok, code = code, reason = reason }
+  end
   return out
 end
 
@@ -163,16 +177,16 @@ end
 -- usable, code, reason, name}. Names are assigned over all attached servers,
 -- usable or not, so a tool keeps its name when another server changes state.
 function M.entries(a, asst)
-  local servers, entries = M.attached(a, asst), {}
-  for _, e in ipairs(servers) do
-    local cursor
-    repeat
-      local page = store.list(a, "capabilities", { where = { server_id = e.server.id, kind = "tool" }, limit = 500, cursor = cursor })
-      for _, c in ipairs(page.items) do
-        entries[#entries + 1] = { server = e.server, cap = c, usable = e.usable, code = e.code, reason = e.reason }
-      end
-      cursor = page.next_cursor
-    until not cursor or cursor == json.null
+  local servers = M.attached(a, asst)
+  local by_id = {}
+  for _, e in ipairs(servers) do by_id[e.server.id] = e end
+  local entries = {}
+  for _, r in ipairs(store.query(a, "assistant_tools", { assistant_id = asst.id })) do
+    local e = by_id[r.server_id]
+    if e then
+      entries[#entries + 1] = { server = e.server, usable = e.usable, code = e.code, reason = e.reason,
+        cap = { id = r.capability_id, name = r.name, definition = r.definition, status = r.status } }
+    end
   end
   table.sort(entries, function(x, y)
     if x.server.name ~= y.server.name then return x.server.name < y.server.name end
@@ -196,7 +210,12 @@ function M.tools_of(a, asst)
   local tools = json.array()
   for _, en in ipairs(entries) do
     if en.usable then
-      local def = en.cap.status == "pending" and en.cap.approved_definition or en.cap.definition
+      local def = en.cap.definition
+      if en.cap.status == "pending" then
+        -- the model keeps seeing the approved definition until an admin approves
+        local row = store.find(a, "capabilities", { id = en.cap.id })
+        def = row and row.approved_definition or def
+      end
       def = def or {}
       tools[#tools + 1] = {
         name = en.name, tool = en.cap.name,

@@ -53,10 +53,11 @@ registry.op {
       errors.raise("forbidden", "tool '" .. en.cap.name .. "' on server '" .. en.server.name ..
         "' changed its definition and awaits a tenant admin's approval (tool.approve)", "tool")
     end
-    local timeout = connection.timeout_of(en.server)
+    local s = store.get(a, "servers", en.server.id)
+    local timeout = connection.timeout_of(s)
     if args.timeout_ms and args.timeout_ms < timeout then timeout = args.timeout_ms end
-    log.info("tool.call", asst.id, en.server.id, en.cap.name)
-    return run(ctx, en.server, function(c)
+    log.info("tool.call", asst.id, s.id, en.cap.name)
+    return run(ctx, s, function(c)
       return c:call_tool(en.cap.name, args.arguments or json.object(), { timeout_ms = timeout })
     end)
   end,
