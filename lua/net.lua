@@ -122,7 +122,13 @@ end
 -- check_static(ctx, url, purpose, field) -> true | raises url_blocked:
 -- policy, scheme and literal addresses, without any lookup (saving URLs).
 function M.check_static(ctx, url, purpose, field)
-  local d = decide_or_raise(ctx, url, purpose, field)
+  local okp, u = pcall(M.parse, url, field)
+  if not okp then
+    -- say which setting is wrong: "'oauth.token_url': URL must not contain ..."
+    if errors.is(u) and field then u.message = "'" .. field .. "': " .. tostring(u.message) end
+    error(u, 0)
+  end
+  local d = decide_or_raise(ctx, u, purpose, field)
   if d.url:parts().host_is_ip then
     local j = http.judge(d.url, d.guard, 0)
     if not j.allowed then blocked(j.reason, d.req.url .. ": " .. j.message, field) end

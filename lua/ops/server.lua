@@ -83,7 +83,9 @@ local function plan_update(ctx, s, args)
   if o then
     if auth ~= "oauth" then errors.raise("invalid_argument", "'oauth' settings need auth_type 'oauth'", "oauth") end
     for _, k in ipairs({ "authorization_url", "token_url", "revocation_url" }) do
-      if is_set(o[k]) then f["oauth_" .. k] = urls.check_server_url(ctx, o[k], "oauth." .. k)
+      if is_set(o[k]) then
+        local purpose = (k == "authorization_url") and "oauth_metadata" or (k == "token_url" and "token" or "revocation")
+        f["oauth_" .. k] = urls.check_server_url(ctx, o[k], "oauth." .. k, purpose)
       elseif o[k] == json.null then f["oauth_" .. k] = json.null end
     end
     if o.client_id ~= nil then f.oauth_client_id = o.client_id end
