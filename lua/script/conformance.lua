@@ -80,8 +80,10 @@ local function oauth_exec(sid)
         local v = must(SYSTEM, "mcp.user_session", { tenant = USER.tenant, user = USER.user, server = sid, steps = { st } })
         row = v.results[1]
         local e = row.error
-        if not (e and e.step_up == true and authorizations < M.MAX_AUTHORIZATIONS) then break end
-        eprint(st.step, "needs more scope (", tostring(e.scope), "): authorizing again")
+        -- what a host does when told to reconnect: step-up, or tokens dropped
+        -- (a 401 that no refresh could cure, e.g. a new authorization server)
+        if not (e and e.code == "user_not_authenticated" and authorizations < M.MAX_AUTHORIZATIONS) then break end
+        eprint(st.step, "needs authorization (", tostring(e.message), "): authorizing again")
         authorizations = authorizations + 1
         connect(sid)
       end
