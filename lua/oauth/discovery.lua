@@ -79,6 +79,19 @@ function M.probe(ctx, s)
     timeout_ms = 15000, max_bytes = 256 * 1024, follow_redirects = false })
   local h = r.headers and r.headers["www-authenticate"]
   if r.status == 401 or r.status == 403 then return M.parse_challenge(h) or {}, r.status end
+  if r.status >= 200 and r.status < 300 then
+    -- some servers let initialize through and challenge the first real
+    -- request: ask for the tool list once, in that session, to see its scope
+    local sid = r.headers and r.headers["mcp-session-id"]
+    local r2 = util.request(ctx, { method = "POST", url = s.url, purpose = "oauth_metadata",
+      body = json.encode({ jsonrpc = "2.0", id = 2, method = "tools/list" }),
+      headers = { ["Content-Type"] = "application/json", Accept = "application/json, text/event-stream",
+                  ["Mcp-Session-Id"] = sid, ["MCP-Protocol-Version"] = "2025-11-25" },
+      timeout_ms = 15000, max_bytes = 256 * 1024, follow_redirects = false })
+    if r2.status == 401 or r2.status == 403 then
+      return M.parse_challenge(r2.headers and r2.headers["www-authenticate"]) or {}, r2.status
+    end
+  end
   return nil, r.status
 end
 
