@@ -1,0 +1,162 @@
+#!/bin/sh
+# tests/cli/oauth_browser.t: the OAuth flow with a real browser: Debian's Chromium (playwright-core)
+# signs in and consents on oidc-provider's pages for two users, then separate tokens, silent refresh
+# on expiry, single-flight refresh under eight concurrent tool calls, and revocation seen at the AS.
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+fx=$top/tests/fixtures
+BIN=${MCPLINK_BIN:-$top/build/mcplink}
+export MCPLINK_BUILD=${MCPLINK_BUILD:-$top/build}
+export FIXTURE_CERTS=${FIXTURE_CERTS:-$MCPLINK_BUILD/certs}
+export FIXTURE_PARENT_PID=$$
+export FIXTURE_MAX_LIFETIME_S=150
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+if [ ! -d "$fx/node_modules/oidc-provider" ] || [ ! -d "$fx/node_modules/playwright-core" ]; then
+  echo "1..0 # SKIP fixtures not installed (make fixtures)"; exit 0
+fi
+if [ ! -x "$CHROMIUM" ]; then echo "1..0 # SKIP $CHROMIUM missing (make deps installs chromium)"; exit 0; fi
+. "$top/tests/cli/oauth_lib.sh"
+
+# browse URL USER [FLAGS]: one login in a fresh Chromium profile; prints the driver's JSON line
+browse() {
+  prof=$(mktemp -d "$work/profile.XXXXXX")
+  timeout 45 "$NODE" "$fx/oauth/browser.mjs" --url "$1" --user "$2" --profile "$prof" \
+    --chromium "$CHROMIUM" --timeout-ms 20000 ${3:-} 2>>"$work/browser.log"
+}
+# connect USER: `mcplink oauth connect fx` with its loopback listener, completed by the browser;
+# sets $bj (the driver's JSON) and $out (what the CLI printed), returns the CLI's exit status
+connect() {
+  as "$1" oauth connect "${SRV:-fx}" --timeout 30 > "$work/connect-$1.out" 2>&1 &
+  cpid=$!; pids="$pids $cpid"
+  i=0; while [ $i -lt 100 ] && ! grep -q 'https://.*/auth?' "$work/connect-$1.out"; do sleep 0.1; i=$((i + 1)); done
+  au=$(grep -o 'https://[^ ]*/auth?[^ ]*' "$work/connect-$1.out" | head -n 1)
+  bj=$(browse "${au:-http://127.0.0.1:1/none}" "$1" "${2:-}")
+  wait $cpid; cst=$?
+  out=$(cat "$work/connect-$1.out")
+  return $cst
+}
+call() { as "$1" op tool.call "{\"assistant\":\"$2\",\"tool\":\"fx__whoami\"}"; }
+stats() { probe "$CTL/stats"; }
+# expire_soon USER: a fresh access token of 2 s for USER (forced refresh), then wait until it is expired
+expire_soon() {
+  probe -d '{"access_ttl":2}' "$CTL/mode" >/dev/null
+  as "$1" op oauth.refresh '{"server":"fx","force":true}' >/dev/null
+  probe -d '{"access_ttl":3600}' "$CTL/mode" >/dev/null
+  i=0; while [ $i -lt 50 ] && [ "$(j "$(as "$1" op oauth.status '{"server":"fx"}')" o.expired)" != true ]; do sleep 0.1; i=$((i + 1)); done
+}
+
+fxline=$("$fx/oauth/start.sh") || { echo "Bail out! could not start the OAuth fixture"; exit 1; }
+pids="$(j "$fxline" o.pid)"
+URL=$(j "$fxline" o.url); ISS=$(j "$fxline" o.issuer); CTL=$(j "$fxline" o.control)
+setup_engine
+as ann op server.update "{\"id\":\"fx\",\"url\":\"$URL\",\"auth_type\":\"oauth\"}" >/dev/null
+
+# --- the admin connects the same way as the users below (`mcplink oauth connect`, loopback) ---------
+connect ann; st=$?
+is "$st" 0 "the admin connects through Chromium and the loopback listener"
+r=$(as ann op server.refresh '{"id":"fx"}')
+is "$(j "$r" 'o.ok && o.diff.tools.added.includes("whoami")')" true "with the admin's token, discovery lists the fixture's tools"
+as ann op tool.enable '{"server":"fx"}' >/dev/null
+
+# --- two users connect with `mcplink oauth connect` and the browser, each in a fresh profile -----
+connect alice --screenshot="$MCPLINK_BUILD/oauth-consent.png"; st=$?
+is "$st" 0 "alice: oauth connect exits 0 after the browser's return"
+is "$(j "$bj" 'o.pages.join(",")')" "login,consent" "alice signed in and consented in Chromium"
+case $(j "$bj" o.callback) in "http://127.0.0.1:"*"/callback?code="*) ok 0 "alice's browser came back to the loopback listener";;
+  *) ok 1 "alice callback: $bj"; sed 's/^/#   /' "$work/browser.log";; esac
+like "$(j "$bj" o.page)" "Connected" "alice's browser shows the listener's success page"
+like "$out" '"connected":true' "oauth connect prints alice's connection"
+png=$(od -An -c -N4 "$MCPLINK_BUILD/oauth-consent.png" 2>/dev/null | tr -d ' ')
+is "$png" '211PNG' "a screenshot of the consent page was taken ($MCPLINK_BUILD/oauth-consent.png)"
+connect bob; st=$?
+is "$st" 0 "bob: oauth connect exits 0"
+[ "$st" = 0 ] || sed "s/^/#   /" "$work/browser.log"
+is "$(j "$bj" 'o.pages.join(",")')" "login,consent" "bob had to sign in himself (no session shared with alice's profile)"
+like "$out" '"connected":true' "oauth connect prints bob's connection"
+st=$(stats)
+is "$(j "$st" o.access_tokens.alice)" 1 "the AS issued alice one access token"
+is "$(j "$st" o.access_tokens.bob)" 1 "the AS issued bob one access token"
+is "$(j "$st" o.code_grants)" 3 "three code grants: admin, alice, bob"
+is "$(j "$st" o.registrations)" 1 "one native client registration serves every loopback port (RFC 8252)"
+is "$(j "$st" 'o.authorize.every(a => a.code_challenge_method === "S256" && a.resource === "'"$URL"'")')" true \
+  "every authorization request used PKCE S256 and the RFC 8707 resource"
+
+# --- tool calls use the caller's own token only ---------------------------------------------------
+aa=$(j "$(as alice op assistant.create '{"name":"a-alice"}')" o.id)
+ba=$(j "$(as bob op assistant.create '{"name":"a-bob"}')" o.id)
+ca=$(j "$(as carol op assistant.create '{"name":"a-carol"}')" o.id)
+for p in "alice $aa" "bob $ba" "carol $ca"; do set -- $p; as "$1" op assistant.attach "{\"assistant\":\"$2\",\"server\":\"fx\"}" >/dev/null; done
+probe -d '{}' "$CTL/reset-stats" >/dev/null
+is "$(j "$(call alice "$aa")" o.structuredContent.account)" alice "alice's tool call reaches the MCP server as alice"
+is "$(j "$(call bob "$ba")" o.structuredContent.account)" bob "bob's tool call reaches the MCP server as bob"
+r=$(call carol "$ca")
+is "$(j "$r" o.error.code)" user_not_authenticated "carol, never connected, uses nobody else's token"
+st=$(stats)
+is "$(j "$st" 'new Set(o.token_uses.filter(u => u.account === "alice").map(u => u.fp)).size')" 1 "alice's calls carried one token"
+is "$(j "$st" 'o.token_uses.filter(u => u.account === "alice").every(a => !o.token_uses.some(b => b.account !== "alice" && b.fp === a.fp))')" true \
+  "no token alice used was ever used for bob (separate tokens)"
+AFP=$(j "$st" 'o.token_uses.find(u => u.account === "alice").fp')
+BFP=$(j "$st" 'o.token_uses.find(u => u.account === "bob").fp')
+
+# --- expiry: the next call refreshes silently (no browser, no new code grant) ----------------------
+expire_soon alice
+is "$(j "$(as alice op oauth.status '{"server":"fx"}')" o.expired)" true "alice's access token has expired"
+probe -d '{}' "$CTL/reset-stats" >/dev/null
+is "$(j "$(call alice "$aa")" o.structuredContent.account)" alice "a tool call with the expired token still works"
+st=$(stats)
+is "$(j "$st" o.refresh_grants)" 1 "it was served by one refresh grant"
+is "$(j "$st" o.code_grants)" 0 "without a new authorization (silent)"
+is "$(j "$st" o.mcp_401)" 0 "the expired token was never sent (refreshed before use)"
+is "$(j "$(as alice op oauth.status '{"server":"fx"}')" o.expired)" false "alice's status shows a fresh token"
+
+# --- eight concurrent tool calls with an expired token: exactly one refresh -----------------------
+expire_soon alice
+probe -d '{}' "$CTL/reset-stats" >/dev/null
+i=0; while [ $i -lt 8 ]; do call alice "$aa" > "$work/c$i" & i=$((i + 1)); done
+wait
+okc=0; for f in "$work"/c?; do [ "$(j "$(cat "$f")" o.structuredContent.account)" = alice ] && okc=$((okc + 1)); done
+is "$okc" 8 "all eight concurrent tool calls answered as alice"
+[ "$okc" = 8 ] || sed 's/^/#   /' "$work"/c?
+st=$(stats)
+is "$(j "$st" o.refresh_grants)" 1 "exactly one refresh grant for the eight calls"
+is "$(j "$st" o.refresh_failures)" 0 "no call reused a rotated refresh token"
+is "$(j "$st" 'new Set(o.token_uses.map(u => u.fp)).size')" 1 "all eight calls carried the same new token"
+AFP=$(j "$st" 'o.token_uses[0].fp')
+
+# --- disconnect, verified at the authorization server ----------------------------------------------
+is "$(j "$(probe -d "{\"fp\":\"$AFP\"}" "$CTL/token-active")" o.active)" true "before disconnect the AS holds alice's token as active"
+probe -d '{}' "$CTL/reset-stats" >/dev/null
+d=$(as alice oauth disconnect fx)
+is "$(j "$d" o.disconnected)" true "alice disconnects (mcplink oauth disconnect)"
+is "$(j "$d" o.revoked.refresh_token)" true "her refresh token was revoked (RFC 7009)"
+is "$(j "$d" o.revoked.access_token)" true "and her access token"
+is "$(j "$(probe -d "{\"fp\":\"$AFP\"}" "$CTL/token-active")" o.active)" false "the AS no longer accepts the access token alice last used"
+st=$(stats)
+is "$(j "$st" 'o.access_tokens.alice ?? 0')" 0 "the AS holds no live access token for alice"
+is "$(j "$st" 'o.refresh_tokens.alice ?? 0')" 0 "the AS holds no live refresh token for alice"
+is "$(j "$st" o.revocations)" 2 "the revocation endpoint accepted two revocations (refresh and access token)"
+is "$(j "$(probe -d "{\"fp\":\"$BFP\"}" "$CTL/token-active")" o.active)" true "bob's token is untouched at the AS"
+is "$(j "$(call alice "$aa")" o.error.code)" user_not_authenticated "alice's next call asks her to connect again"
+is "$(j "$(call bob "$ba")" o.structuredContent.account)" bob "bob still calls as bob"
+is "$(j "$(stats)" 'o.token_uses.every(u => u.account === "bob")')" true "after disconnect no call reached the server as alice"
+
+# --- the host's web redirect URI: the browser is sent there, the driver records it, never visits ------
+as ann op server.create '{"name":"web"}' >/dev/null
+as ann op server.update "{\"id\":\"web\",\"url\":\"$URL\",\"auth_type\":\"oauth\"}" >/dev/null
+b=$(as carol op oauth.begin '{"server":"web"}')
+bj=$(browse "$(j "$b" o.authorization_url)" carol)
+is "$(j "$bj" 'o.pages.join(",")')" "login,consent" "carol signs in and consents in Chromium"
+cb=$(j "$bj" o.callback)
+case $cb in "https://app.example.test/oauth/callback?code="*"&iss="*) ok 0 "the AS sends her browser to the host's redirect URI (recorded, not visited)";;
+  *) ok 1 "callback: $cb"; sed 's/^/#   /' "$work/browser.log";; esac
+is "$(j "$(as carol op oauth.complete "{\"callback_url\":\"$cb\"}")" o.connected)" true "the host hands the callback to oauth.complete: carol is connected"
+# A loopback connect on the same server re-registers the client (web + loopback redirect URIs) under
+# a new client_id; carol's refresh token belongs to the old one.
+SRV=web connect alice; st=$?
+is "$st" 0 "alice connects to the same server through the loopback listener"
+r=$(as carol op oauth.refresh '{"server":"web","force":true}')
+# TODO (not counted as a failure): a known engine bug in lua/oauth/registration.lua
+n=$((n + 1)); todo="carol's refresh still works after the client was registered again # TODO re-registration replaces the client_id her refresh token is bound to"
+if [ "$(j "$r" o.connected)" = true ]; then echo "ok $n - $todo"; else echo "not ok $n - $todo"; echo "#   $r"; fi
+
+done_tap
