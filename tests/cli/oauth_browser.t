@@ -81,6 +81,13 @@ is "$(j "$st" o.registrations)" 1 "one native client registration serves every l
 is "$(j "$st" 'o.authorize.every(a => a.code_challenge_method === "S256" && a.resource === "'"$URL"'")')" true \
   "every authorization request used PKCE S256 and the RFC 8707 resource"
 
+# --- a user who cancels on the login page: the listener reports the refusal, nothing is stored ----
+connect carol --deny; st=$?
+is "$st" 1 "carol cancels in the browser: oauth connect exits 1"
+case $(j "$bj" o.callback) in "http://127.0.0.1:"*"/callback?error=access_denied"*) ok 0 "the AS returned error=access_denied to the listener";;
+  *) ok 1 "carol callback: $bj";; esac
+is "$(j "$(as carol op oauth.status '{"server":"fx"}')" o.connected)" false "carol stays disconnected"
+
 # --- tool calls use the caller's own token only ---------------------------------------------------
 aa=$(j "$(as alice op assistant.create '{"name":"a-alice"}')" o.id)
 ba=$(j "$(as bob op assistant.create '{"name":"a-bob"}')" o.id)
