@@ -34,6 +34,8 @@ local matrix = {
   ["policy.reload"]       = { system = true },
   ["policy.info"]         = { system = true },
   ["mcp.session"]         = { system = true },
+  ["mcp.user_session"]    = { system = true },
+  ["oauth.headless_authorize"] = { system = true },
   ["tenant.get"]          = { system = true },
   ["assistant.detach"]    = { admin = true, member = true },
   ["assistant.get"]       = { admin = true, member = true },
