@@ -102,7 +102,7 @@ static void eb_setup(mcpl_engine *e, const eb_opts *o, char *sid, char *aid) {
   mcpl_free(eb_must(e, &eb_sys, "tenant.create", "{\"name\":\"bench\"}"));
   /* the fixtures listen on 127.0.0.1 (and plain http for the HTTP rows) */
   mcpl_free(eb_must(e, &eb_sys, "settings.set",
-                    strncmp(o->url, "http:", 5) == 0 ? "{\"allow_private_urls\":true,\"allow_http\":true}"
+                    o->url && strncmp(o->url, "http:", 5) == 0 ? "{\"allow_private_urls\":true,\"allow_http\":true}"
                                                      : "{\"allow_private_urls\":true}"));
   mcpl_free(eb_must(e, &eb_sys, "user.create", "{\"tenant\":\"bench\",\"name\":\"ada\",\"role\":\"admin\"}"));
   mcpl_free(eb_must(e, &eb_sys, "user.create", "{\"tenant\":\"bench\",\"name\":\"mo\",\"role\":\"member\"}"));

@@ -506,6 +506,11 @@ int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs,
     free(xs);
     return (int)n;
   }
+  /* The shared connection cache keeps at most this multi's limit of idle
+   * connections (curl's default: 4 per easy handle, so 4 here); with more
+   * threads than that, every call would close another thread's connection
+   * and open a new one (a full TLS handshake and CA load each time). */
+  curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, 256L);
   /* Lookups start together; each is then judged and its transfer added. */
   for (size_t i = 0; i < n; i++) xfer_init(&xs[i], e, st, &rq[i], &rs[i]);
   int running = 0;
