@@ -50,7 +50,7 @@ end
 -- ---- OAuth: a tenant user connects headlessly, then runs the steps ----------
 
 local USER = { tenant = "conformance", user = "client" }
-M.MAX_AUTHORIZATIONS = 3 -- per step, the first one included (scope-retry-limit)
+M.MAX_AUTHORIZATIONS = 3 -- in one run, the first one included (scope-retry-limit)
 
 -- op(actor, name, args) -> value | raises a readable message
 local function must(actor, name, args)
@@ -68,8 +68,8 @@ local function connect(sid)
   must(USER, "oauth.complete", { callback_url = h.location })
 end
 
--- An executor of steps as the user; a step the engine answers with a step-up
--- request is re-authorized and retried, a bounded number of times.
+-- An executor of steps as the user; a step the engine answers with "connect
+-- again" is re-authorized and retried, a bounded number of times.
 local function oauth_exec(sid)
   local authorizations = 1
   return function(list)
@@ -85,7 +85,8 @@ local function oauth_exec(sid)
         if not (e and e.code == "user_not_authenticated" and authorizations < M.MAX_AUTHORIZATIONS) then break end
         eprint(st.step, "needs authorization (", tostring(e.message), "): authorizing again")
         authorizations = authorizations + 1
-        connect(sid)
+        local ok, ce = pcall(connect, sid)
+        if not ok then row = { step = st.step, error = { code = "unauthorized", message = tostring(ce) } }; break end
       end
       if row.error then eprint(row.step, "failed:", row.error.code, row.error.message) end
       out[#out + 1] = row
