@@ -42,6 +42,8 @@ help:
 	@echo "make fixtures   npm ci in tests/fixtures (MCP servers, conformance suite) and the test CA"
 	@echo "make install    install into PREFIX (default /usr/local)"
 	@echo "make bench-ops  warm op latency through the C API (medians, ratios)"
+	@echo "make bench      engine vs raw libcurl floor vs SDK clients (bench/results/DATE.md)"
+	@echo "make bench-quick  every benchmark client once on small inputs (< 60 s)"
 
 deps:
 	@sh core/tools/deps.sh install
@@ -138,6 +140,16 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libmcplink.a core/mcplink.h
 # Benchmarks report medians and ratios to a baseline measured in the same run.
 bench-ops: all $(BUILD)/bench/ops_bench
 	$(BUILD)/bench/ops_bench
+
+# bench/run.sh: every client side by side (raw libcurl floor, engine C API and CLI, SDK clients);
+# bench-quick runs each once on small inputs (CI: tests/cli/bench_quick.t), no timing assertions.
+BENCH_BIN := $(BUILD)/bench/fixture_server $(BUILD)/bench/raw_floor $(BUILD)/bench/engine_bench
+$(BENCH_BIN): bench/bench_util.h
+bench: all fixtures $(BENCH_BIN)
+	BUILD=$(BUILD) sh bench/run.sh
+
+bench-quick: all fixtures $(BENCH_BIN)
+	BUILD=$(BUILD) sh bench/run.sh --quick
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c) over URL parsing and the address
 # classifier; each runs FUZZ_TIME seconds from its seeds.

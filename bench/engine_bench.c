@@ -227,7 +227,10 @@ static int eb_discover(const eb_opts *o) {
   eb_opts o2 = *o;
   o2.url = NULL; /* create the record only: the timed update is the first discovery */
   eb_setup(e, &o2, sid, NULL);
-  snprintf(args, sizeof args, "{\"id\":\"%s\",\"url\":\"%s\"}", sid, o->url);
+  if (o->key)
+    snprintf(args, sizeof args, "{\"id\":\"%s\",\"url\":\"%s\",\"auth_type\":\"api_key\",\"api_key\":\"%s\"}", sid, o->url, o->key);
+  else
+    snprintf(args, sizeof args, "{\"id\":\"%s\",\"url\":\"%s\"}", sid, o->url);
   bu_cpu c0 = bu_cpu_now();
   double t0 = bu_now_us();
   char *r = eb_must(e, &eb_ada, "server.update", args);

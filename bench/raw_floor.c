@@ -118,9 +118,11 @@ static void rf_call(rf_client *c, long id) {
            "\"arguments\":{\"text\":\"hello\"}%s%s}}", id, c->modern ? "," : "", c->modern ? rf_meta : "");
   long st = rf_post(c, "tools/call", "echo", body);
   /* the same checks a client makes: status, our id, a result with the echoed text */
-  char want[48];
+  char want[48], want2[48];
   snprintf(want, sizeof want, "\"id\":%ld,", id);
-  if (st != 200 || !strstr(c->out.p, want) || !strstr(c->out.p, "\"text\":\"hello\"")) {
+  snprintf(want2, sizeof want2, "\"id\":%ld}", id);
+  if (st != 200 || !(strstr(c->out.p, want) || strstr(c->out.p, want2)) || !strstr(c->out.p, "\"result\":") ||
+      !strstr(c->out.p, "hello")) {
     fprintf(stderr, "raw_floor: bad reply (HTTP %ld): %.300s\n", st, c->out.p ? c->out.p : "");
     exit(1);
   }

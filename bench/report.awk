@@ -1,0 +1,111 @@
+# bench/report.awk: turns the "@ SERVER/CLIENT key=value ..." lines of bench/run.sh into the
+# Markdown report: medians over the repetitions, ratios to the raw floor of the same server.
+# Variables: reps, machine, cmd, date, tools, page, quick.
+
+function median(label, key,    n, i, j, t, a) {
+  n = cnt[label, key]
+  if (n == 0) return ""
+  for (i = 1; i <= n; i++) a[i] = val[label, key, i] + 0
+  for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+  return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function server(l) { sub(/\/.*/, "", l); return l }
+function client(l) { sub(/^[^\/]*\//, "", l); return l }
+function ratio(x, base) { return (base == "" || base + 0 == 0 || x == "") ? "–" : sprintf("%.2f×", x / base) }
+function mb(kb) { return kb == "" ? "–" : sprintf("%.1f", kb / 1024) }
+function met(ok) { return ok ? "met" : "**missed**" }
+
+$1 == "@" {
+  label = $2
+  if (!(label in seen)) { seen[label] = 1; order[++nl] = label }
+  for (i = 3; i <= NF; i++) {
+    split($i, kv, "=")
+    k = kv[1]
+    cnt[label, k]++
+    val[label, k, cnt[label, k]] = kv[2]
+  }
+}
+
+END {
+  print "# mcplink benchmarks"
+  print ""
+  printf "%s. Machine: %s. Medians of %d repetition%s; all traffic on 127.0.0.1.\n", date, machine, reps, reps == 1 ? "" : "s"
+  printf "Reproduce with `%s`.%s\n", cmd, quick ? " (quick run: small inputs, figures not meaningful)" : ""
+  print ""
+  print "## Tool calls (warm `echo` tool call, API key)"
+  print ""
+  print "Servers: `https-json`, `https-sse`, `http-json` and `https-legacy` are the C fixture (`bench/fixture_server.c`:"
+  print "2026-07-28 stateless, SSE replies, plain HTTP, 2025-11-25 with a session); `sdk-v2-server` and"
+  print "`sdk-v1-server` are the official SDK fixture servers. Clients: `raw` = one keep-alive libcurl handle doing"
+  print "the exchange by hand (the floor); `engine-1t`/`engine-8t` = `tool.call` through `mcpl_op` (policies,"
+  print "classification check, secret decryption, audit config as shipped) from 1 or 8 threads; `cli_*` = one"
+  print "`mcplink` process per call; `sdk-v2`/`sdk-v1` = the official TypeScript SDK clients (Node 22)."
+  print "CPU µs per call is the client process's user+system time (getrusage), not the server's."
+  print ""
+  print "| server | client | calls/s | p50 µs | p99 µs | CPU µs/call | peak RSS MB | p50 ÷ raw | calls/s ÷ raw |"
+  print "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+  for (i = 1; i <= nl; i++) {
+    l = order[i]
+    if (cnt[l, "calls_s"] == 0) continue
+    s = server(l); c = client(l)
+    cs = median(l, "calls_s"); p50 = median(l, "p50_us")
+    bc = median(s "/raw", "calls_s"); bp = median(s "/raw", "p50_us")
+    printf "| %s | %s | %.0f | %.1f | %.1f | %.1f | %s | %s | %s |\n", s, c, cs, p50, median(l, "p99_us"),
+      median(l, "cpu_us"), mb(median(l, "rss_kb")), c == "raw" ? "1.00×" : ratio(p50, bp), c == "raw" ? "1.00×" : ratio(cs, bc)
+  }
+  print ""
+  printf "## Discovery and persistence (%d tools: one page, and pages of %d)\n", tools, page
+  print ""
+  print "`raw` fetches every `tools/list` page with one libcurl handle; `engine_first` is `server.update` saving"
+  print "the URL (discovery of every kind, validation of each tool, storing all of them in one transaction);"
+  print "`engine_refresh` is `server.refresh` on the unchanged server (diff against the stored definitions)."
+  print ""
+  print "| server | client | wall ms | CPU ms | peak RSS MB | wall ÷ raw |"
+  print "|---|---|---:|---:|---:|---:|"
+  for (i = 1; i <= nl; i++) {
+    l = order[i]
+    if (cnt[l, "wall_ms"] == 0) continue
+    s = server(l); c = client(l)
+    w = median(l, "wall_ms"); bw = median(s "/raw", "wall_ms")
+    printf "| %s | %s | %.1f | %.1f | %s | %s |\n", s, c, w, median(l, "cpu_ms"), mb(median(l, "rss_kb")),
+      c == "raw" ? "1.00×" : ratio(w, bw)
+  }
+  print ""
+  print "## Engine costs without the network"
+  print ""
+  print "| what | p50 µs |"
+  print "|---|---:|"
+  for (i = 1; i <= nl; i++) {
+    l = order[i]
+    if (cnt[l, "p50_us"] == 0 || cnt[l, "calls_s"] > 0) continue
+    printf "| %s | %.2f |\n", client(l), median(l, "p50_us")
+  }
+  print ""
+  print "`policy_call`: the tenant's `url()` policy decision (warm sandbox); `net_decide`: URL parse, settings and"
+  print "policy; `url_check_op`: the whole `url.check` op through `mcpl_op`; `dispatch_op`: `engine.info` through"
+  print "`mcpl_op` (the dispatch floor); `reveal`: reading and decrypting an API key (AES-256-GCM) from the store;"
+  print "`row_read`: reading the same record's plain columns."
+  print ""
+  print "## Targets of issue #7 (report only; never asserted)"
+  print ""
+  print "| target | measured | |"
+  print "|---|---|---|"
+  e1 = median("https-json/engine-1t", "p50_us"); r1 = median("https-json/raw", "p50_us")
+  if (e1 != "" && r1 != "") printf "| `tool.call` p50 ≤ 1.5× raw floor (fast fixture, HTTPS) | %.2f× (%.0f vs %.0f µs) | %s |\n", e1 / r1, e1, r1, met(e1 / r1 <= 1.5)
+  ec = median("https-json/engine-1t", "calls_s")
+  for (v = 2; v >= 1; v--) {
+    sc = median("https-json/sdk-v" v, "calls_s")
+    if (ec != "" && sc != "") printf "| throughput ≥ 15× SDK v%d client (same server) | %.1f× (%.0f vs %.0f calls/s) | %s |\n", v, ec / sc, ec, sc, met(ec / sc >= 15)
+  }
+  split("discover-1-page discover-pages", ds, " ")
+  for (d = 1; d <= 2; d++) {
+    ew = median(ds[d] "/engine_first", "wall_ms"); rw = median(ds[d] "/raw", "wall_ms")
+    if (ew != "" && rw != "") printf "| discovery + persistence ≤ 3× raw fetch (%s) | %.1f× (%.0f vs %.0f ms) | %s |\n", ds[d], ew / rw, ew, rw, met(ew / rw <= 3)
+    rs = median(ds[d] "/engine_first", "rss_kb")
+    if (rs != "") printf "| peak RSS < 32 MB during discovery (%s) | %.1f MB | %s |\n", ds[d], rs / 1024, met(rs < 32768)
+  }
+  e8 = median("https-json/engine-8t", "calls_s")
+  if (e8 != "" && ec != "") printf "| 8 threads ≥ 1.6× one thread (this machine: %s) | %.2f× (%.0f vs %.0f calls/s) | %s |\n", machine, e8 / ec, e8, ec, met(e8 / ec >= 1.6)
+  cl = median("https-json/cli_server_list", "p50_us")
+  if (cl != "") printf "| CLI one-shot `op server.list` < 15 ms | %.1f ms | %s |\n", cl / 1000, met(cl < 15000)
+}

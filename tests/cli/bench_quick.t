@@ -1,0 +1,37 @@
+#!/bin/sh
+# tests/cli/bench_quick.t: runs `make bench-quick` (every benchmark client once, small inputs) so the
+# harness never rots, and checks that every row of the report was produced. No timing assertions.
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/cli/tap.sh"
+if [ ! -d "$top/tests/fixtures/node_modules/@modelcontextprotocol/sdk" ]; then
+  echo "1..0 # SKIP fixtures not installed (make fixtures)"; exit 0
+fi
+build=${MCPLINK_BUILD:-$top/build}
+case $build in "$top"/*) build=${build#"$top"/} ;; esac
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench_quick.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+timeout 600 make -s -C "$top" BUILD="$build" bench-quick >"$tmp/out" 2>"$tmp/err"
+st=$?
+ok $st "make bench-quick succeeds"
+[ $st = 0 ] || sed 's/^/# /' "$tmp/err" | tail -30
+case $build in /*) report=$build/bench/quick.md ;; *) report=$top/$build/bench/quick.md ;; esac
+check "the Markdown report is written" test -s "$report"
+# every line of the report was printed (make may add lines of its own)
+[ -s "$report" ] && ! grep -Fxvq -f "$tmp/out" "$report"; ok $? "stdout carries the same report"
+row() { # server client: a table row with numbers in it
+  grep -Eq "^\| $1 \| $2 \| [0-9]" "$tmp/out"; ok $? "row: $1 / $2"
+}
+for c in raw engine-1t engine-8t cli_server_list cli_tool_call sdk-v2 sdk-v1; do row https-json $c; done
+for s in https-sse http-json https-legacy; do row $s raw; row $s engine-1t; done
+row sdk-v2-server raw; row sdk-v2-server engine-1t; row sdk-v2-server sdk-v2
+row sdk-v1-server raw; row sdk-v1-server engine-1t; row sdk-v1-server sdk-v1
+for s in discover-1-page discover-pages; do row $s raw; row $s engine_first; row $s engine_refresh; done
+for m in policy_call net_decide url_check_op dispatch_op reveal row_read; do
+  grep -Eq "^\| engine_$m \| [0-9]" "$tmp/out"; ok $? "row: engine_$m"
+done
+grep -Eq '^\| https-json \| engine-1t \|.*\| [0-9.]+× \| [0-9.]+× \|$' "$tmp/out"
+ok $? "engine rows carry ratios to the raw floor of the same run"
+n=$(grep -c '^| .* | \(met\|\*\*missed\*\*\) |$' "$tmp/out")
+[ "$n" -ge 8 ]; ok $? "every target of the issue is reported ($n lines)"
+done_testing
