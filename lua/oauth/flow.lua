@@ -215,14 +215,16 @@ function M.complete(ctx, args)
       "state", { reason = "issuer_changed" })
   end
   local ep = tokens.endpoints(s)
-  local client = registration.existing_client(ctx, s, issuer, meta)
+  local key = registration.client_key(issuer, pend.redirect_uri)
+  local client = registration.existing_client(ctx, s, key, meta)
   if not client then errors.raise("invalid_argument", "the OAuth client of this flow is gone: start again", "state") end
   if verifier == nil then errors.raise("internal", "PKCE verifier unavailable") end
   local form = { { "grant_type", "authorization_code" }, { "code", p.code },
                  { "redirect_uri", pend.redirect_uri }, { "code_verifier", verifier } }
   if util.is_set(pend.resource) then form[#form + 1] = { "resource", pend.resource } end
   local doc = tokens.token_request(ctx, ep.token, client, form)
-  local row = tokens.save(ctx, s, doc, util.is_set(pend.scopes) and pend.scopes or nil, issuer)
+  -- the token row records the registration it belongs to (see client_key)
+  local row = tokens.save(ctx, s, doc, util.is_set(pend.scopes) and pend.scopes or nil, key)
   log.info("oauth: user connected to server", s.id)
   return { server = s.id, connected = true, expires_at = row.expires_at or json.null,
            scopes = util.is_set(row.scopes) and row.scopes or json.array() }

@@ -53,9 +53,10 @@ function M.run(ctx, s, fn)
     if ch and ch.error == "insufficient_scope" then
       local rec = M.mark_step_up(ctx, s, ch.scope)
       local scopes = ch.scope and (" (" .. ch.scope .. ")") or ""
-      if rec and rec.attempts >= M.MAX_STEP_UP then
+      -- MAX_STEP_UP bounds the authorizations in all, the first one included
+      if rec and rec.attempts + 1 >= M.MAX_STEP_UP then
         errors.raise("forbidden", "server '" .. s.name .. "' still needs more scope" .. scopes .. " after " ..
-          rec.attempts .. " re-authorizations; ask an admin to check the server's OAuth scopes", nil,
+          (rec.attempts + 1) .. " authorizations; ask an admin to check the server's OAuth scopes", nil,
           { reason = "insufficient_scope", step_up = false })
       end
       errors.raise("user_not_authenticated", "server '" .. s.name .. "' needs more permission" .. scopes ..

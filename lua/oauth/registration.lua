@@ -25,6 +25,16 @@ local function portless(uri)
   return (uri:gsub("^(http://[^/:]+%]?):%d+", "%1"))
 end
 
+-- client_key(issuer, redirect_uri): registrations are kept per issuer and per
+-- kind of redirect: a native one for loopback listeners (any port, RFC 8252)
+-- and a web one for the host's callback, so connecting through one never
+-- re-registers the client the other kind's tokens belong to. "#native" can
+-- never be part of a real issuer (issuers have no fragment, RFC 8414).
+function M.client_key(issuer, redirect_uri)
+  if issuer and redirect_uri and M.is_loopback_redirect(redirect_uri) then return issuer .. "#native" end
+  return issuer
+end
+
 -- The client metadata document the host publishes at oauth_client_metadata_url.
 function M.client_metadata()
   local url = core.option("oauth_client_metadata_url")
@@ -81,15 +91,16 @@ local function dcr(ctx, s, cfg, redirect_uri, old)
     elseif supports(methods, "client_secret_post") then method = "client_secret_post"
     elseif supports(methods, "none") then method = "none" end
   end
+  local native = M.is_loopback_redirect(redirect_uri)
   local uris = json.array()
   if old and type(old.redirect_uris) == "table" then
-    for _, u in ipairs(old.redirect_uris) do uris[#uris + 1] = u end
+    for _, u in ipairs(old.redirect_uris) do
+      if M.is_loopback_redirect(u) == native then uris[#uris + 1] = u end
+    end
   end
   local have = false
   for _, u in ipairs(uris) do if portless(u) == portless(redirect_uri) then have = true end end
   if not have then uris[#uris + 1] = redirect_uri end
-  local native = true
-  for _, u in ipairs(uris) do if not M.is_loopback_redirect(u) then native = false end end
   local req = {
     client_name = M.CLIENT_NAME, redirect_uris = uris,
     grant_types = { "authorization_code", "refresh_token" }, response_types = { "code" },
@@ -113,11 +124,12 @@ local function dcr(ctx, s, cfg, redirect_uri, old)
   local keep = { redirect_uris = uris, token_endpoint_auth_method = used, registered_at = core.now_ms(),
                  application_type = req.application_type,
                  client_secret_expires_at = doc.client_secret_expires_at or json.null }
-  local row = store.find(ctx.actor, "oauth_clients", { server_id = s.id, issuer = cfg.issuer })
+  local key = M.client_key(cfg.issuer, redirect_uri)
+  local row = store.find(ctx.actor, "oauth_clients", { server_id = s.id, issuer = key })
   local fields = { client_id = doc.client_id, client_secret = secret or json.null, registration = keep }
   if row then store.update(ctx.actor, "oauth_clients", row.id, fields)
   else
-    fields.server_id, fields.issuer = s.id, cfg.issuer
+    fields.server_id, fields.issuer = s.id, key
     store.insert(ctx.actor, "oauth_clients", fields)
   end
   log.info("oauth: registered client for server", s.id, "at", cfg.issuer)
@@ -145,7 +157,7 @@ function M.client_for(ctx, s, cfg, redirect_uri)
   if meta.client_id_metadata_document_supported == true and cimd then
     return { client_id = cimd, method = "none", kind = "metadata_document" }
   end
-  local row = store.find(a, "oauth_clients", { server_id = s.id, issuer = cfg.issuer })
+  local row = store.find(a, "oauth_clients", { server_id = s.id, issuer = M.client_key(cfg.issuer, redirect_uri) })
   if row then
     local reg = util.is_set(row.registration) and row.registration or {}
     local covered = false
@@ -168,8 +180,9 @@ function M.client_for(ctx, s, cfg, redirect_uri)
     { reason = "no_registration" })
 end
 
--- find_client(ctx, s, issuer) -> client without registering (for refresh,
--- revocation and code redemption)
+-- existing_client(ctx, s, key, meta) -> client without registering (for
+-- refresh, revocation and code redemption); key is client_key(issuer,
+-- redirect_uri), which token rows record as their issuer
 function M.existing_client(ctx, s, issuer, meta)
   local a = ctx.actor
   if s.oauth_registration_mode == "manual" or util.is_set(s.oauth_client_id) then
