@@ -24,9 +24,10 @@ while [ $# -gt 0 ]; do
   shift
 done
 if [ $quick = 1 ]; then
-  N=40; NT=80; NSDK=20; NCLI=3; NMICRO=200; TOOLS=1000; PAGE=100
+  N=40; NT=80; NSDK=20; NSSE=20; NCLI=3; NMICRO=200; TOOLS=1000; PAGE=100
 else
-  N=2000; NT=4000; NSDK=500; NCLI=30; NMICRO=20000; TOOLS=10000; PAGE=100
+  # NSSE: the engine currently reconnects after each SSE reply (see the report), ~40 ms a call
+  N=2000; NT=4000; NSDK=500; NSSE=200; NCLI=30; NMICRO=20000; TOOLS=10000; PAGE=100
 fi
 [ -n "$out" ] || { if [ $quick = 1 ]; then out=$BUILD/bench/quick.md; else out=$top/bench/results/$(date -u +%Y-%m-%d).md; fi; }
 bin=$BUILD/bench
@@ -91,20 +92,20 @@ run() {
   fi
   sed -n "s|^@ \([^ ]*\) |@ $prefix\1 |p" "$tmp/one" >>"$res"
 }
-calls() { # server-name url
+calls() { # server-name url calls [raw-floor options]
   s=$1; u=$2
-  run "$s/" "$bin/raw_floor" call "$u" --ca "$ca" --api-key "$KEY" --n "$N" --label raw ${3:-}
-  run "$s/" "$bin/engine_bench" call "$u" --ca "$ca" --api-key "$KEY" --n "$N" --label engine-1t
+  run "$s/" "$bin/raw_floor" call "$u" --ca "$ca" --api-key "$KEY" --n "$3" --label raw ${4:-}
+  run "$s/" "$bin/engine_bench" call "$u" --ca "$ca" --api-key "$KEY" --n "$3" --label engine-1t
 }
 r=1
 while [ $r -le "$reps" ]; do
   echo "repetition $r of $reps" >&2
-  calls https-json "$url_https"
+  calls https-json "$url_https" "$N"
   run "https-json/" "$bin/engine_bench" call "$url_https" --ca "$ca" --api-key "$KEY" --n "$NT" --threads 8 --label engine-8t
   run "https-json/" "$bin/engine_bench" cli "$url_https" --bin "$BUILD/mcplink" --ca "$ca" --api-key "$KEY" --n "$NCLI" --label cli
-  calls https-sse "$url_sse"
-  calls http-json "$url_http"
-  calls https-legacy "$url_legacy" --era\ legacy
+  calls https-sse "$url_sse" "$NSSE"
+  calls http-json "$url_http" "$N"
+  calls https-legacy "$url_legacy" "$N" --era\ legacy
   if [ $have_sdk = 1 ]; then
     run "https-json/" "$node" bench/sdk_bench.mjs --sdk v2 --url "$url_https" --n "$NSDK" --api-key "$KEY" --label sdk-v2
     run "https-json/" "$node" bench/sdk_bench.mjs --sdk v1 --url "$url_https" --n "$NSDK" --api-key "$KEY" --label sdk-v1
@@ -124,7 +125,7 @@ while [ $r -le "$reps" ]; do
   r=$((r + 1))
 done
 
-machine="$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(uname -sr)"
+machine="$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(uname -sr)"; machine="$machine, load average at the end $(cut -d" " -f1-3 /proc/loadavg)"
 cmd="make bench$( [ $quick = 1 ] && echo -quick ) BUILD=$(basename "$BUILD")"
 mkdir -p "$(dirname "$out")"
 # medians per label and key, then the report (stdout: the same Markdown)
