@@ -59,9 +59,8 @@ END {
   print "`raw` fetches every `tools/list` page with one libcurl handle; `engine_first` is `server.update` saving"
   print "the URL (discovery of every kind, validation of each tool, storing all of them in one transaction);"
   print "`engine_refresh` is `server.refresh` on the unchanged server (diff against the stored definitions)."
-  print "The issue asks for 10,001 tools in one page and in 101 pages; the engine's list guards (at most 10,000"
-  print "items and 100 pages, `lua/mcp/client.lua`) refuse exactly those with `too_large`, so the benchmark"
-  print "uses the largest lists the guards admit: 10,000 tools in one page and in 100 pages."
+  printf "With pages of %d, the paged run fetches %d pages. The engine's list guards (`lua/mcp/client.lua`)\n", page, int((tools + page - 1) / page)
+  print "admit 1,000 pages and 100,000 items per list (and 16 MiB per page)."
   print ""
   print "| server | client | wall ms | CPU ms | peak RSS MB | wall ÷ raw |"
   print "|---|---|---:|---:|---:|---:|"

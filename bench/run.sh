@@ -27,7 +27,7 @@ if [ $quick = 1 ]; then
   N=40; NT=80; NSDK=20; NSSE=20; NCLI=3; NMICRO=200; TOOLS=1000; PAGE=100
 else
   # NSSE: the engine currently reconnects after each SSE reply (see the report), ~40 ms a call
-  N=2000; NT=4000; NSDK=500; NSSE=200; NCLI=30; NMICRO=20000; TOOLS=10000; PAGE=100
+  N=2000; NT=4000; NSDK=500; NSSE=200; NCLI=30; NMICRO=20000; TOOLS=10001; PAGE=100
 fi
 [ -n "$out" ] || { if [ $quick = 1 ]; then out=$BUILD/bench/quick.md; else out=$top/bench/results/$(date -u +%Y-%m-%d).md; fi; }
 bin=$BUILD/bench

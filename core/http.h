@@ -69,6 +69,9 @@ typedef struct {
   int (*on_body)(void *ud, const char *data, size_t len);
   void *ud;
   const volatile int *cancel;         /* optional: set non-zero to cancel */
+  /* optional: polled while the transfer runs (also when no data arrives);
+   * a non-zero return cancels it */
+  int (*on_tick)(void *ud);
 } http_request;
 
 typedef struct http_response {

@@ -2,6 +2,7 @@
  * bodies are parsed in C and handed to Lua event by event, on http.h. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 #include <lauxlib.h>
 #include "http_stream.h"
@@ -22,7 +23,27 @@ typedef struct {
   char *body;        /* non-SSE bodies are buffered here */
   size_t body_len, body_cap;
   int nomem;
+  double drain_until; /* after a stop: read on until then, so the connection survives */
+  size_t drained;
 } hs_ctx;
+
+/* After the caller has what it wanted, the rest of the stream is read and
+ * dropped (servers end a POST's SSE stream after the response), so the
+ * connection stays reusable; a stream that goes on is cut after a short
+ * grace, costing only that connection. */
+#define HS_DRAIN_MS 250.0
+#define HS_DRAIN_MAX (64 * 1024)
+
+static double hs_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int hs_on_tick(void *ud) {
+  hs_ctx *c = ud;
+  return c->stopped && hs_now_ms() > c->drain_until;
+}
 
 static int hs_on_response(void *ud, const http_response *rs) {
   hs_ctx *c = ud;
@@ -50,15 +71,22 @@ static int hs_event(void *ud, const sse_event *ev) {
   }
   int stop = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  if (stop) c->stopped = 1;
+  if (stop) {
+    c->stopped = 1;
+    c->drain_until = hs_now_ms() + HS_DRAIN_MS;
+  }
   return stop;
 }
 
 static int hs_on_body(void *ud, const char *data, size_t len) {
   hs_ctx *c = ud;
   if (c->sse_mode) {
+    if (c->stopped) { /* draining */
+      c->drained += len;
+      return c->drained > HS_DRAIN_MAX || hs_now_ms() > c->drain_until;
+    }
     int rc = sse_feed(&c->sse, data, len, hs_event, c);
-    if (rc == SSE_OK) return 0;
+    if (rc == SSE_OK || (rc == SSE_STOP && c->stopped)) return 0;
     if (rc != SSE_STOP) c->sse_rc = rc;
     return 1;
   }
@@ -188,6 +216,7 @@ int hs_l_stream(lua_State *L) {
   sse_init(&c.sse, max_event ? max_event : HS_MAX_EVENT_DEFAULT);
   rq.on_response = hs_on_response;
   rq.on_body = hs_on_body;
+  rq.on_tick = hs_on_tick;
   rq.ud = &c;
   http_response rs;
   int rc = http_perform(mcpl_engine_of(L), &rq, &rs);

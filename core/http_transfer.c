@@ -24,6 +24,7 @@ struct http_state {
   pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
   STACK_OF(X509) *extra_ca;
   X509_STORE *trust;  /* system CAs + extra_ca, built once, shared by every TLS context */
+  pthread_mutex_t trust_mu;
 };
 
 static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *ud) {
@@ -45,6 +46,7 @@ void http_state_free(struct http_state *s) {
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_destroy(&s->locks[i]);
   if (s->extra_ca) sk_X509_pop_free(s->extra_ca, X509_free);
   if (s->trust) X509_STORE_free(s->trust);
+  pthread_mutex_destroy(&s->trust_mu);
   free(s);
 }
 
@@ -69,17 +71,8 @@ struct http_state *http_state_new(const char *ca_file, char *err, size_t en) {
   struct http_state *s = calloc(1, sizeof *s);
   if (!s) { snprintf(err, en, "out of memory"); return NULL; }
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&s->locks[i], NULL);
+  pthread_mutex_init(&s->trust_mu, NULL);
   if (ca_file && *ca_file && load_ca(s, ca_file, err, en) != 0) goto fail;
-  /* One trust store per engine: loading the system bundle into every new
-   * TLS context cost ~20 ms of CPU per connection. X509_STORE is reference
-   * counted and safe to share between threads for verification. */
-  s->trust = X509_STORE_new();
-  if (!s->trust || X509_STORE_set_default_paths(s->trust) != 1) {
-    snprintf(err, en, "cannot load the system CA certificates");
-    goto fail;
-  }
-  for (int i = 0; s->extra_ca && i < sk_X509_num(s->extra_ca); i++)
-    X509_STORE_add_cert(s->trust, sk_X509_value(s->extra_ca, i));
   s->share = curl_share_init();
   if (!s->share) { snprintf(err, en, "curl_share_init failed"); goto fail; }
   /* Connections and TLS sessions are reused across requests. DNS is not
@@ -198,6 +191,7 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
   (void)dt; (void)dn; (void)ut; (void)un;
   xfer *x = ud;
   if (cancelled(x)) { x->cancelled = 1; return 1; }
+  if (x->rq->on_tick && x->rq->on_tick(x->rq->ud)) { x->cancelled = 1; return 1; }
   return 0;
 }
 
@@ -292,12 +286,32 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud) {
   return len;
 }
 
+/* One trust store per engine, built on first use (an engine that never
+ * opens a TLS connection never parses the system bundle): loading the bundle
+ * into every new TLS context cost ~20 ms of CPU per connection. X509_STORE
+ * is reference counted and safe to share between threads for verification. */
+static X509_STORE *trust_store(struct http_state *s) {
+  pthread_mutex_lock(&s->trust_mu);
+  if (!s->trust) {
+    X509_STORE *t = X509_STORE_new();
+    if (t && X509_STORE_set_default_paths(t) == 1) {
+      for (int i = 0; s->extra_ca && i < sk_X509_num(s->extra_ca); i++)
+        X509_STORE_add_cert(t, sk_X509_value(s->extra_ca, i));
+      s->trust = t;
+    } else if (t) X509_STORE_free(t);
+  }
+  X509_STORE *r = s->trust;
+  pthread_mutex_unlock(&s->trust_mu);
+  return r;
+}
+
 /* Every TLS context verifies against the engine's one trust store. */
 static CURLcode ssl_ctx_cb(CURL *h, void *sslctx, void *ud) {
   (void)h;
   struct http_state *s = ud;
-  if (!X509_STORE_up_ref(s->trust)) return CURLE_SSL_CERTPROBLEM;
-  SSL_CTX_set_cert_store((SSL_CTX *)sslctx, s->trust);
+  X509_STORE *t = trust_store(s);
+  if (!t || !X509_STORE_up_ref(t)) return CURLE_SSL_CACERT_BADFILE;
+  SSL_CTX_set_cert_store((SSL_CTX *)sslctx, t);
   return CURLE_OK;
 }
 
