@@ -73,8 +73,8 @@ int mcpl_log_enabled(mcpl_engine *e, const char *level);
 lua_State *mcpl_state_engine(mcpl_engine *e, char **err);  /* engine Lua */
 lua_State *mcpl_state_script(mcpl_engine *e, char **err);  /* operator scripts */
 /* Loads an engine-owned Lua module's source (lua_dir override or embedded).
- * Returns a malloc'd copy; *chunkname points to static or malloc'd storage
- * owned by the caller only when *owned is set. */
+ * Returns a malloc'd copy (NULL: no such module) and a malloc'd chunk name
+ * in *chunkname; the caller frees both. */
 char *mcpl_module_source(mcpl_engine *e, const char *name, char **chunkname);
 
 /* Error helpers for bindings: raise {code=..., message=...} as a Lua error. */

@@ -24,4 +24,8 @@ void cli_push_actor(lua_State *L, const mcpl_actor *a);
  * (oauth_connect.c); returns the exit status. */
 int cli_oauth_connect(cli_ctx *c, int argc, char **argv);
 
+/* conformance-client URL (core/cli/conformance.c): ca_file, lua_dir and
+ * log_level from the global options; returns the exit status. */
+int cli_conformance(const char *ca_file, const char *lua_dir, const char *log_level, int argc, char **argv);
+
 #endif

@@ -8,9 +8,6 @@
 #include "cli.h"
 #include "engine.h"
 
-int cli_conformance(const char *ca_file, const char *lua_dir, const char *log_level, int argc,
-                    char **argv);
-
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
   (void)sb; (void)flag; (void)ftw;
   return remove(p);

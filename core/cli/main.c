@@ -36,6 +36,9 @@ static const char usage_text[] =
   "  run FILE [ARGS]    run an operator script\n"
   "  test FILE... [-- ARG...]  run scenario scripts, print TAP (fresh database\n"
   "                     unless --db); ARGs reach each script as `arg`\n"
+  "  oauth connect SERVER [--timeout S]  connect the acting user to an OAuth\n"
+  "                     server (prints the authorization URL, listens on 127.0.0.1)\n"
+  "  conformance-client URL  the client the official MCP conformance suite drives\n"
   "  version            print the version\n"
   "  help [COMMAND]     this text, or help for a friendly command\n"
   "  FAMILY ACTION ...  friendly form of an op, e.g. `mcplink server list`\n"
@@ -316,7 +319,6 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "help") == 0 && rest == 0) { fputs(usage_text, stdout); return 0; }
   if (strcmp(cmd, "test") == 0) return cmd_test(&c, &g, rest, rargv);
   if (strcmp(cmd, "conformance-client") == 0) { /* core/cli/conformance.c */
-    int cli_conformance(const char *, const char *, const char *, int, char **);
     return cli_conformance(g.ca_file, g.lua_dir, g.log_level, rest, rargv);
   }
 
