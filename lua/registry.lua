@@ -89,8 +89,13 @@ function M.dispatch(raw_actor, name, args_json)
     end
     ctx.actor = M.hooks.resolve(raw_actor)
     if not M.allowed(def, ctx.actor) then
-      errors.raise("forbidden", "op '" .. name .. "' needs role " .. def.role ..
-        (def.system and " (or the system actor)" or ""))
+      local why = "op '" .. name .. "' needs role " .. def.role .. (def.system and " (or the system actor)" or "")
+      if ctx.actor.system then
+        why = "op '" .. name .. "' is for tenant users (role " .. def.role .. "): the system actor is not in a tenant"
+      elseif def.role == "system" then
+        why = "op '" .. name .. "' is for the system actor only"
+      end
+      errors.raise("forbidden", why)
     end
     args = schema.validate_args(def.args, args)
     ctx.args = args
