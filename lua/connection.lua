@@ -17,13 +17,18 @@ function M.timeout_of(s)
   return t
 end
 
--- open(ctx, server_row) -> client, cache key
-function M.open(ctx, s)
+-- open(ctx, server_row [, {fresh=true}]) -> client, cache key
+-- fresh: forget what is cached for the server (sessions, era) and probe the
+-- protocol era again (discovery does, so a server that changed revision is
+-- found out at the next refresh).
+function M.open(ctx, s, opts)
+  local fresh = opts and opts.fresh
   if s.url == nil or s.url == json.null then
     errors.raise("invalid_argument", "Server URL is not set: edit the MCP server and provide an HTTPS URL", "url",
       { status = "Server URL not set" })
   end
   local headers, fp = credentials.for_server(ctx, s)
+  if fresh then M.forget(s.id) end
   local client = require "mcp.client"
   local key = s.id .. ":" .. fp
   return client.new(ctx, {
@@ -32,7 +37,7 @@ function M.open(ctx, s)
     headers = headers,
     timeout_ms = M.timeout_of(s),
     max_bytes = M.MAX_RESULT_BYTES,
-    era = s.protocol_era ~= json.null and s.protocol_era or nil,
+    era = (not fresh and s.protocol_era ~= json.null) and s.protocol_era or nil,
   }), key
 end
 

@@ -48,7 +48,7 @@ end
 
 -- fetch(ctx, s) -> info, lists (kind -> items) ; network only, no writes
 function M.fetch(ctx, s)
-  local c = connection.open(ctx, s)
+  local c = connection.open(ctx, s, { fresh = true })
   local info = c:discover()
   local caps = info.capabilities or {}
   local lists = {}

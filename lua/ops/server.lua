@@ -138,6 +138,10 @@ registry.op {
     ctx.target = s.id
     local f = plan_update(ctx, s, args)
     if next(f) then s = store.update(a, "servers", s.id, f) end
+    -- a new endpoint or credential: cached sessions and era no longer apply
+    if f.url ~= nil or f.auth_type ~= nil or f.api_key ~= nil or args.oauth then
+      require("connection").forget(s.id)
+    end
     local hooks = registry.hooks.server_saved
     if hooks and f.url ~= nil and is_set(f.url) then
       return hooks(ctx, s)
@@ -174,6 +178,7 @@ registry.op {
     local s = model.ref(ctx.actor, "servers", args.id, "id")
     ctx.target = s.id
     store.delete(ctx.actor, "servers", s.id)
+    require("connection").forget(s.id)
     return { deleted = s.id }
   end,
 }

@@ -152,5 +152,17 @@ else
   is(res.structuredContent and res.structuredContent.text, "after", "calls work after approval")
   r = ann:must("server.refresh", { id = s.id })
   is(#r.diff.tools.changed + #r.diff.tools.added + #r.diff.tools.removed, 0, "a second refresh finds nothing new")
+  -- a server record pointed at a server of another era: the cached era and
+  -- sessions are dropped and the era is probed again
+  local s1 = ann:must("server.get", { id = "Fixture v1" })
+  r = ann:must("server.update", { id = s1.id, url = A.v2 })
+  is(r.discovery and r.discovery.era, "modern", "moving a record to a modern server re-detects the era")
+  r = ann:must("server.update", { id = s1.id, url = A.v1 })
+  is(r.discovery and r.discovery.era, "legacy", "and back to a handshake server")
+  local tl = mo:must("assistant.tools", { assistant = bot.id }).tools
+  local e1
+  for _, t in ipairs(tl) do if t.tool == "echo" and t.server.id == s1.id then e1 = t.name end end
+  local res2 = mo:must("tool.call", { assistant = bot.id, tool = e1, arguments = { text = "again" } })
+  is(res2.structuredContent and res2.structuredContent.text, "again", "calls work after the move")
   done_testing()
 end
