@@ -114,6 +114,17 @@ registry.op {
   end,
 }
 
+-- managed_pair(ctx, args) -> actor, assistant, server for attach/detach:
+-- an assistant the actor may change, and a server of the tenant
+local function managed_pair(ctx, args)
+  local a = ctx.actor
+  local asst = M.get_assistant(a, args.assistant, "assistant")
+  check_manage(a, asst)
+  local s = model.ref(a, "servers", args.server, "server")
+  ctx.target = asst.id
+  return a, asst, s
+end
+
 registry.op {
   name = "assistant.attach", role = "member", mutating = true,
   summary = "Attach an enabled MCP server tool to an assistant",
@@ -121,11 +132,7 @@ registry.op {
            server = { type = "string", required = true, max = 200 } },
   cli = { positional = { "assistant", "server" } },
   handler = function(ctx, args)
-    local a = ctx.actor
-    local asst = M.get_assistant(a, args.assistant, "assistant")
-    check_manage(a, asst)
-    local s = model.ref(a, "servers", args.server, "server")
-    ctx.target = asst.id
+    local a, asst, s = managed_pair(ctx, args)
     local ok, code, reason = M.usable(a, asst, s)
     if not ok then errors.raise(code, reason, "server") end
     return store.tx(function()
@@ -144,11 +151,7 @@ registry.op {
            server = { type = "string", required = true, max = 200 } },
   cli = { positional = { "assistant", "server" } },
   handler = function(ctx, args)
-    local a = ctx.actor
-    local asst = M.get_assistant(a, args.assistant, "assistant")
-    check_manage(a, asst)
-    local s = model.ref(a, "servers", args.server, "server")
-    ctx.target = asst.id
+    local a, asst, s = managed_pair(ctx, args)
     local att = store.find(a, "attachments", { assistant_id = asst.id, server_id = s.id })
     if not att then errors.raise("not_found", "server '" .. s.name .. "' is not attached to this assistant", "server") end
     store.delete(a, "attachments", att.id)
