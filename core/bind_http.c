@@ -287,12 +287,26 @@ static void push_response(lua_State *L, const http_response *rs) {
   lua_pushinteger(L, rs->http_version); lua_setfield(L, -2, "http_version");
   lua_pushstring(L, rs->primary_ip); lua_setfield(L, -2, "primary_ip");
   lua_pushlstring(L, rs->body ? rs->body : "", rs->body_len); lua_setfield(L, -2, "body");
-  lua_createtable(L, 0, (int)rs->nheaders);
+  http_lua_push_headers(L, rs);
+  lua_setfield(L, -2, "headers");
   lua_createtable(L, (int)rs->nheaders, 0);
   for (size_t i = 0; i < rs->nheaders; i++) {
     const http_header *h = &rs->headers[i];
-    /* Repeated fields are joined with ", " as HTTP allows. */
-    if (lua_getfield(L, -2, h->name) == LUA_TSTRING) {
+    lua_createtable(L, 2, 0);
+    lua_pushstring(L, h->name); lua_rawseti(L, -2, 1);
+    lua_pushstring(L, h->value); lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "header_list");
+}
+
+/* Pushes the response headers as {lowercase name = value}; repeated fields
+ * are joined with ", " as HTTP allows. */
+void http_lua_push_headers(lua_State *L, const http_response *rs) {
+  lua_createtable(L, 0, (int)rs->nheaders);
+  for (size_t i = 0; i < rs->nheaders; i++) {
+    const http_header *h = &rs->headers[i];
+    if (lua_getfield(L, -1, h->name) == LUA_TSTRING) {
       lua_pushstring(L, ", ");
       lua_pushstring(L, h->value);
       lua_concat(L, 3);
@@ -300,14 +314,8 @@ static void push_response(lua_State *L, const http_response *rs) {
       lua_pop(L, 1);
       lua_pushstring(L, h->value);
     }
-    lua_setfield(L, -3, h->name);
-    lua_createtable(L, 2, 0);
-    lua_pushstring(L, h->name); lua_rawseti(L, -2, 1);
-    lua_pushstring(L, h->value); lua_rawseti(L, -2, 2);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    lua_setfield(L, -2, h->name);
   }
-  lua_setfield(L, -3, "header_list");
-  lua_setfield(L, -2, "headers");
 }
 
 /* http.request(spec) -> response | nil, {code, reason, message} */

@@ -135,5 +135,7 @@ void *http_engine_state(mcpl_engine *e);
  * at idx, and a non-negative integer field k of the table at idx (0 if absent). */
 void http_lua_guard(lua_State *L, int idx, addr_guard *g, int *allow_http);
 long http_lua_opt_long(lua_State *L, int idx, const char *k);
+/* Pushes a response's headers as {lowercase name = value, repeated joined}. */
+void http_lua_push_headers(lua_State *L, const http_response *rs);
 
 #endif

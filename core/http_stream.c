@@ -104,26 +104,10 @@ static int hs_on_body(void *ud, const char *data, size_t len) {
   return 0;
 }
 
-static void push_headers(lua_State *L, const http_response *rs) {
-  lua_createtable(L, 0, (int)rs->nheaders);
-  for (size_t i = 0; i < rs->nheaders; i++) {
-    const http_header *h = &rs->headers[i];
-    if (lua_getfield(L, -1, h->name) == LUA_TSTRING) {
-      lua_pushstring(L, ", ");
-      lua_pushstring(L, h->value);
-      lua_concat(L, 3);
-    } else {
-      lua_pop(L, 1);
-      lua_pushstring(L, h->value);
-    }
-    lua_setfield(L, -2, h->name);
-  }
-}
-
 static void push_result(lua_State *L, const hs_ctx *c, const http_response *rs) {
   lua_createtable(L, 0, 9);
   lua_pushinteger(L, rs->status); lua_setfield(L, -2, "status");
-  push_headers(L, rs); lua_setfield(L, -2, "headers");
+  http_lua_push_headers(L, rs); lua_setfield(L, -2, "headers");
   lua_pushboolean(L, c->sse_mode); lua_setfield(L, -2, "sse");
   lua_pushboolean(L, c->stopped); lua_setfield(L, -2, "stopped");
   lua_pushinteger(L, (lua_Integer)c->sse.events); lua_setfield(L, -2, "events");
