@@ -61,7 +61,16 @@ function M.audit(ctx, def, args, outcome)
   if not ok then log.error("audit write failed for", def.name, tostring(err and err.message or err)) end
 end
 
+-- The system administrator switches a tenant's MCP module off with the
+-- tenant setting mcp_enabled = false (spec prerequisites); on by default.
+function M.module_enabled(actor, module)
+  if module ~= "mcp" then return true end
+  local t = store.get(SYSTEM, "tenants", actor.tenant_id)
+  return not (type(t.settings) == "table" and t.settings.mcp_enabled == false)
+end
+
 registry.hooks.resolve = M.resolve
+registry.hooks.module_enabled = M.module_enabled
 registry.hooks.audit = M.audit
 
 return M

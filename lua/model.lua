@@ -9,6 +9,14 @@ local M = {}
 M.NAME = { type = "string", min = 1, max = 200 }
 M.SLUG = { type = "string", min = 1, max = 64, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$",
            pattern_doc = "must start with a letter or digit and use only letters, digits, '.', '_' and '-'" }
+-- required(spec) -> a copy of spec that must be present
+function M.required(spec)
+  local c = {}
+  for k, v in pairs(spec) do c[k] = v end
+  c.required = true
+  return c
+end
+
 M.LIMIT = { type = "integer", min = 1, max = 500 }
 M.CURSOR = { type = "string", max = 200 }
 

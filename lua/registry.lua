@@ -41,7 +41,7 @@ function M.list()
     for k, spec in pairs(def.args) do args[k] = schema.describe(spec) end
     out[#out + 1] = { name = name, role = def.role, system = def.system or false,
                       mutating = def.mutating or false, summary = def.summary,
-                      cli = def.cli,
+                      cli = def.cli, module = def.module,
                       args = json.object(args) }
   end
   table.sort(out, function(a, b) return a.name < b.name end)
@@ -69,6 +69,7 @@ M.hooks = {
     return { tenant = actor.tenant, user = actor.user, role = "member" }
   end,
   audit = function(ctx, def, args, outcome) end,
+  module_enabled = function(actor, module) return true end,
   begin = function(ctx) end,
   finish = function(ctx) end,
 }
@@ -96,6 +97,10 @@ function M.dispatch(raw_actor, name, args_json)
         why = "op '" .. name .. "' is for the system actor only"
       end
       errors.raise("forbidden", why)
+    end
+    if def.module and not ctx.actor.system and not M.hooks.module_enabled(ctx.actor, def.module) then
+      errors.raise("forbidden", "the " .. def.module:upper() .. " module is not enabled for tenant '" ..
+        tostring(ctx.actor.tenant) .. "': contact your system administrator")
     end
     args = schema.validate_args(def.args, args)
     ctx.args = args

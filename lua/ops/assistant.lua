@@ -126,7 +126,7 @@ local function managed_pair(ctx, args)
 end
 
 registry.op {
-  name = "assistant.attach", role = "member", mutating = true,
+  name = "assistant.attach", role = "member", mutating = true, module = "mcp",
   summary = "Attach an enabled MCP server tool to an assistant",
   args = { assistant = { type = "string", required = true, max = 200 },
            server = { type = "string", required = true, max = 200 } },
@@ -145,7 +145,7 @@ registry.op {
 }
 
 registry.op {
-  name = "assistant.detach", role = "member", mutating = true,
+  name = "assistant.detach", role = "member", mutating = true, module = "mcp",
   summary = "Detach an MCP server tool from an assistant",
   args = { assistant = { type = "string", required = true, max = 200 },
            server = { type = "string", required = true, max = 200 } },
@@ -236,7 +236,7 @@ function M.tools_of(a, asst)
 end
 
 registry.op {
-  name = "assistant.tools", role = "member",
+  name = "assistant.tools", role = "member", module = "mcp",
   summary = "The MCP tools an assistant may use, with names unique across its servers",
   args = { assistant = { type = "string", required = true, max = 200 } },
   cli = { positional = { "assistant" } },

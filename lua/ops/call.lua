@@ -32,7 +32,7 @@ local function run(ctx, s, fn)
 end
 
 registry.op {
-  name = "tool.call", role = "member",
+  name = "tool.call", role = "member", module = "mcp",
   summary = "Call one of an assistant's MCP tools with arguments",
   args = { assistant = { type = "string", required = true, max = 200 },
            tool = { type = "string", required = true, max = 200 },
@@ -64,7 +64,7 @@ registry.op {
 }
 
 registry.op {
-  name = "resource.read", role = "member",
+  name = "resource.read", role = "member", module = "mcp",
   summary = "Read a resource from one of an assistant's MCP servers",
   args = { assistant = { type = "string", required = true, max = 200 },
            server = { type = "string", required = true, max = 200 },
@@ -78,7 +78,7 @@ registry.op {
 }
 
 registry.op {
-  name = "prompt.get", role = "member",
+  name = "prompt.get", role = "member", module = "mcp",
   summary = "Get a prompt from one of an assistant's MCP servers",
   args = { assistant = { type = "string", required = true, max = 200 },
            server = { type = "string", required = true, max = 200 },

@@ -17,7 +17,7 @@ end
 registry.hooks.server_saved = server_saved
 
 registry.op {
-  name = "server.refresh", role = "admin", mutating = true,
+  name = "server.refresh", role = "admin", mutating = true, module = "mcp",
   summary = "Refresh capabilities: re-discover tools, resources, templates and prompts",
   args = { id = { type = "string", required = true, max = 200 } },
   cli = { positional = { "id" } },
@@ -40,7 +40,7 @@ local function cap_view(c)
 end
 
 registry.op {
-  name = "server.capabilities", role = "member",
+  name = "server.capabilities", role = "member", module = "mcp",
   summary = "The server's discovered tools, resources, resource templates and prompts",
   args = { id = { type = "string", required = true, max = 200 } },
   cli = { positional = { "id" } },
@@ -69,7 +69,7 @@ registry.op {
 }
 
 registry.op {
-  name = "tool.approve", role = "admin", mutating = true,
+  name = "tool.approve", role = "admin", mutating = true, module = "mcp",
   summary = "Approve a tool's changed definition so calls to it are allowed again",
   args = { server = { type = "string", required = true, max = 200 },
            tool = { type = "string", required = true, max = 500 } },

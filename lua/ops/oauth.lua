@@ -30,7 +30,7 @@ local function oauth_server(ctx, ref)
 end
 
 registry.op {
-  name = "oauth.discover", role = "admin", mutating = true,
+  name = "oauth.discover", role = "admin", mutating = true, module = "mcp",
   summary = "Discover a server's authorization server and record its endpoints and scopes",
   args = { server = { type = "string", required = true, max = 200 } },
   cli = { positional = { "server" } },
@@ -44,7 +44,7 @@ registry.op {
 }
 
 registry.op {
-  name = "oauth.begin", role = "member",
+  name = "oauth.begin", role = "member", module = "mcp",
   summary = "Start connecting the calling user to an OAuth server: returns the authorization URL",
   args = { server = { type = "string", required = true, max = 200 },
            redirect_uri = { type = "string", max = 200 } },
@@ -58,7 +58,7 @@ registry.op {
 }
 
 registry.op {
-  name = "oauth.complete", role = "member",
+  name = "oauth.complete", role = "member", module = "mcp",
   summary = "Finish the calling user's OAuth flow with the callback (state and code, or the callback URL)",
   args = { state = { type = "string", max = 1000 }, code = { type = "string", max = 4096 },
            iss = { type = "string", max = 2048 }, error = { type = "string", max = 200 },
@@ -96,7 +96,7 @@ local function status(ctx, s)
 end
 
 registry.op {
-  name = "oauth.status", role = "member",
+  name = "oauth.status", role = "member", module = "mcp",
   summary = "Is the calling user connected to an OAuth server (expiry, granted scopes)?",
   args = { server = { type = "string", required = true, max = 200 } },
   cli = { positional = { "server" } },
@@ -104,7 +104,7 @@ registry.op {
 }
 
 registry.op {
-  name = "oauth.refresh", role = "member",
+  name = "oauth.refresh", role = "member", module = "mcp",
   summary = "Make sure the calling user's token for a server is fresh (refresh it if it expires soon, or always with force)",
   args = { server = { type = "string", required = true, max = 200 }, force = { type = "boolean" } },
   cli = { positional = { "server" } },
@@ -124,7 +124,7 @@ registry.op {
 }
 
 registry.op {
-  name = "oauth.disconnect", role = "member", mutating = true,
+  name = "oauth.disconnect", role = "member", mutating = true, module = "mcp",
   summary = "Disconnect the calling user from an OAuth server: revoke and delete their tokens",
   args = { server = { type = "string", required = true, max = 200 } },
   cli = { positional = { "server" } },

@@ -21,7 +21,7 @@ local OAUTH_FIELDS = {
 }
 
 registry.op {
-  name = "server.create", role = "admin", mutating = true,
+  name = "server.create", role = "admin", mutating = true, module = "mcp",
   summary = "Create an MCP server record (no URL yet)",
   args = { name = { type = "string", required = true, min = 1, max = 200 },
            description = { type = "string", max = 4000 } },
@@ -118,7 +118,7 @@ local function plan_update(ctx, s, args)
 end
 
 registry.op {
-  name = "server.update", role = "admin", mutating = true,
+  name = "server.update", role = "admin", mutating = true, module = "mcp",
   summary = "Configure a server: URL, authentication, description, classification, timeout",
   args = {
     id = { type = "string", required = true, max = 200 },
@@ -151,7 +151,7 @@ registry.op {
 }
 
 registry.op {
-  name = "server.get", role = "member",
+  name = "server.get", role = "member", module = "mcp",
   summary = "Show a server record (secrets only as *_set flags)",
   args = { id = { type = "string", required = true, max = 200 } },
   cli = { words = "server show", positional = { "id" } },
@@ -161,7 +161,7 @@ registry.op {
 }
 
 registry.op {
-  name = "server.list", role = "member",
+  name = "server.list", role = "member", module = "mcp",
   summary = "List the tenant's MCP servers",
   args = { limit = model.LIMIT, cursor = model.CURSOR },
   handler = function(ctx, args)
@@ -170,7 +170,7 @@ registry.op {
 }
 
 registry.op {
-  name = "server.delete", role = "admin", mutating = true,
+  name = "server.delete", role = "admin", mutating = true, module = "mcp",
   summary = "Delete a server with its capabilities, enablement, attachments and tokens",
   args = { id = { type = "string", required = true, max = 200 } },
   cli = { positional = { "id" } },

@@ -7,6 +7,11 @@ local json = require "json"
 
 local SYS = { system = true }
 
+-- Tenant settings the engine knows; the object is stored as given.
+local SETTINGS = { type = "object", fields = {
+  mcp_enabled = { type = "boolean" }, -- the MCP module (spec prerequisites); on unless false
+} }
+
 local function view(t)
   return { id = t.id, name = t.name, settings = t.settings or json.object(),
            created_at = t.created_at, updated_at = t.updated_at }
@@ -15,7 +20,7 @@ end
 registry.op {
   name = "tenant.create", role = "system", mutating = true,
   summary = "Create a tenant",
-  args = { name = model.SLUG, settings = { type = "object" } },
+  args = { name = model.required(model.SLUG), settings = SETTINGS },
   cli = { positional = { "name" } },
   handler = function(ctx, args)
     local t = store.insert(SYS, "tenants", { name = args.name, settings = args.settings or json.object() })
@@ -47,14 +52,20 @@ registry.op {
   name = "tenant.update", role = "system", mutating = true,
   summary = "Rename a tenant or change its settings",
   args = { id = { type = "string", required = true, max = 200 }, name = model.SLUG,
-           settings = { type = "object" } },
+           settings = SETTINGS },
   cli = { words = "tenant set", positional = { "id" } },
   handler = function(ctx, args)
     local t = model.ref(SYS, "tenants", args.id, "id")
     ctx.target = t.id
     local fields = {}
     if args.name then fields.name = args.name end
-    if args.settings then fields.settings = args.settings end
+    if args.settings then
+      -- the given keys change; the others stay
+      local merged = {}
+      for k, v in pairs(type(t.settings) == "table" and t.settings or {}) do merged[k] = v end
+      for k, v in pairs(args.settings) do merged[k] = v end
+      fields.settings = json.object(merged)
+    end
     if next(fields) == nil then return view(t) end
     return view(store.update(SYS, "tenants", t.id, fields))
   end,

@@ -25,7 +25,7 @@ local function set_enabled(ctx, args, on)
 end
 
 registry.op {
-  name = "tool.enable", role = "admin", mutating = true,
+  name = "tool.enable", role = "admin", mutating = true, module = "mcp",
   summary = "Enable an MCP server as a tool for the tenant",
   args = { server = { type = "string", required = true, max = 200 } },
   cli = { positional = { "server" } },
@@ -33,7 +33,7 @@ registry.op {
 }
 
 registry.op {
-  name = "tool.disable", role = "admin", mutating = true,
+  name = "tool.disable", role = "admin", mutating = true, module = "mcp",
   summary = "Disable an MCP server tool for the tenant (assistants stop using it)",
   args = { server = { type = "string", required = true, max = 200 } },
   cli = { positional = { "server" } },
@@ -41,7 +41,7 @@ registry.op {
 }
 
 registry.op {
-  name = "tool.list", role = "member",
+  name = "tool.list", role = "member", module = "mcp",
   summary = "The Tools section: the tenant's MCP servers with their enabled flag",
   args = { limit = model.LIMIT, cursor = model.CURSOR },
   handler = function(ctx, args)

@@ -24,11 +24,10 @@ end
 registry.op {
   name = "user.create", role = "admin", system = true, mutating = true,
   summary = "Create a user in a tenant (role admin or member)",
-  args = { name = model.SLUG, role = { type = "string", enum = { "admin", "member" }, default = "member" },
+  args = { name = model.required(model.SLUG), role = { type = "string", enum = { "admin", "member" }, default = "member" },
            tenant = { type = "string", max = 200 } },
   cli = { positional = { "name" } },
   handler = function(ctx, args)
-    if not args.name then errors.raise("invalid_argument", "'name' is required", "name") end
     local tid = tenant_for(ctx, args)
     local u = store.insert(SYS, "users", { tenant_id = tid, name = args.name, role = args.role })
     ctx.target = u.id

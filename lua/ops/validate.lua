@@ -8,7 +8,7 @@ local validation = require "validation"
 local connection = require "connection"
 
 registry.op {
-  name = "server.validate", role = "member",
+  name = "server.validate", role = "member", module = "mcp",
   summary = "Validate a server: OK, Unauthorized, User not authenticated, Server URL not set, Failed",
   args = { id = { type = "string", required = true, max = 200 } },
   cli = { positional = { "id" } },
