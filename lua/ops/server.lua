@@ -142,8 +142,9 @@ registry.op {
     if f.url ~= nil or f.auth_type ~= nil or f.api_key ~= nil or args.oauth then
       require("connection").forget(s.id)
     end
+    -- saving a URL, or new credentials for one, discovers capabilities again
     local hooks = registry.hooks.server_saved
-    if hooks and f.url ~= nil and is_set(f.url) then
+    if hooks and is_set(s.url) and (f.url ~= nil or f.auth_type ~= nil or f.api_key ~= nil) then
       return hooks(ctx, s)
     end
     return model.server_view(a, s)
