@@ -301,12 +301,20 @@ static void add_where(lua_State *L, const store_table *t, const actor_t *a, int 
 
 /* ---- CRUD ----------------------------------------------------------------------- */
 
-/* store.insert(actor, table, row) -> row */
+/* store.insert(actor, table, row [, {returning=false}]) -> row (or only its id) */
 static int l_insert(lua_State *L) {
   actor_t a;
   check_actor(L, 1, &a);
   store_table *t = check_table(L, 2, &a);
   luaL_checktype(L, 3, LUA_TTABLE);
+  /* opts {returning=false}: return only the new id, without reading the
+   * row back (bulk inserts such as discovery's) */
+  int returning = 1;
+  if (lua_istable(L, 4)) {
+    lua_getfield(L, 4, "returning");
+    if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) returning = 0;
+    lua_pop(L, 1);
+  }
   lua_settop(L, 3);
   luaL_checkstack(L, 80, "store insert");
   store_conn *c = store_conn_of(L);
@@ -363,6 +371,10 @@ static int l_insert(lua_State *L) {
   int rc = sqlite3_step(st);
   if (rc != SQLITE_DONE) return store_raise_sqlite(L, c, st, rc, t, 3, 0);
   sqlite3_reset(st);
+  if (!returning) {
+    lua_pushstring(L, id);
+    return 1;
+  }
   push_by_id(L, c, t, id);
   return 1;
 }

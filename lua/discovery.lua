@@ -78,7 +78,8 @@ function M.apply(a, s, info, lists)
           local row = old[k.kind][name]
           if not row then
             store.insert(a, "capabilities", { server_id = s.id, kind = k.kind, name = name,
-              definition = item, hash = h, approved_definition = item, approved_hash = h, status = "approved" })
+              definition = item, hash = h, approved_definition = item, approved_hash = h, status = "approved" },
+              { returning = false })
             d.added[#d.added + 1] = name
           elseif row.hash ~= h then
             local fields = { definition = item, hash = h }
