@@ -58,7 +58,7 @@ registry.op {
 }
 
 registry.op {
-  name = "oauth.complete", role = "member", module = "mcp",
+  name = "oauth.complete", role = "member", mutating = true, module = "mcp",
   summary = "Finish the calling user's OAuth flow with the callback (state and code, or the callback URL)",
   args = { state = { type = "string", max = 1000 }, code = { type = "string", max = 4096 },
            iss = { type = "string", max = 2048 }, error = { type = "string", max = 200 },
@@ -67,6 +67,7 @@ registry.op {
   cli = { positional = { "callback_url" } },
   handler = function(ctx, args)
     local out = flow.complete(ctx, args)
+    ctx.target = out.server
     -- An OAuth server can only be discovered with a user's token: the first
     -- user to connect brings its capabilities in (later: Refresh capabilities).
     local s = require("store").get(ctx.actor, "servers", out.server)
