@@ -663,14 +663,16 @@ static int l_in_tx(lua_State *L) {
 
 /* ---- actors, settings, leases ------------------------------------------------------ */
 
-/* store.resolve_actor(tenant_name, user_name) -> {tenant_id, user_id, role, tenant, user} | nil */
+/* store.resolve_actor(tenant_name, user_name) -> {tenant_id, user_id, role,
+ * tenant, user, mcp_enabled} | nil; mcp_enabled is the tenant setting (on
+ * unless set to false), read in the same query so ops need no second one */
 static int l_resolve_actor(lua_State *L) {
   const char *tn = luaL_checkstring(L, 1), *un = luaL_checkstring(L, 2);
   store_conn *c = store_conn_of(L);
   sqlbuf q = {.n = 0};
   binds b = {.n = 0};
-  sb_add(&q, "SELECT t.id, u.id, u.role FROM tenants t JOIN users u ON u.tenant_id = t.id "
-             "WHERE t.name = ? AND u.name = ?");
+  sb_add(&q, "SELECT t.id, u.id, u.role, json_extract(t.settings, '$.mcp_enabled') "
+             "FROM tenants t JOIN users u ON u.tenant_id = t.id WHERE t.name = ? AND u.name = ?");
   bind_str(&b, tn);
   bind_str(&b, un);
   sqlite3_stmt *st = prepare(L, c, &q, &b);
@@ -681,6 +683,8 @@ static int l_resolve_actor(lua_State *L) {
   lua_pushstring(L, (const char *)sqlite3_column_text(st, 0)); lua_setfield(L, -2, "tenant_id");
   lua_pushstring(L, (const char *)sqlite3_column_text(st, 1)); lua_setfield(L, -2, "user_id");
   lua_pushstring(L, (const char *)sqlite3_column_text(st, 2)); lua_setfield(L, -2, "role");
+  lua_pushboolean(L, sqlite3_column_type(st, 3) == SQLITE_NULL || sqlite3_column_int(st, 3) != 0);
+  lua_setfield(L, -2, "mcp_enabled");
   sqlite3_reset(st);
   lua_pushvalue(L, 1); lua_setfield(L, -2, "tenant");
   lua_pushvalue(L, 2); lua_setfield(L, -2, "user");

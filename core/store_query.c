@@ -28,6 +28,14 @@ typedef struct {
   " LEFT JOIN enablements e ON e.server_id = s.id"
 
 static const named_query queries[] = {
+  /* what a server record shows beside its own columns */
+  {"server_meta", {"server_id"},
+   "SELECT e.id IS NOT NULL, c.id, c.name, c.level, c.description FROM servers s"
+   " LEFT JOIN enablements e ON e.server_id = s.id"
+   " LEFT JOIN classifications c ON c.id = s.classification_id WHERE s.id = ?1",
+   " AND s.tenant_id = ?9", "",
+   {{"enabled", ST_BOOL}, {"classification_id", ST_TEXT}, {"classification_name", ST_TEXT},
+    {"classification_level", ST_INT}, {"classification_description", ST_TEXT}, {NULL, ST_TEXT}}},
   /* the servers attached to an assistant, with what usability checks need */
   {"assistant_servers", {"assistant_id"},
    "SELECT a.id, s.id, s.name, s.url IS NOT NULL, s.auth_type, s.capabilities_status, "

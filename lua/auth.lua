@@ -21,7 +21,7 @@ function M.resolve(actor)
     errors.raise("unauthorized", "unknown user '" .. actor.user .. "' in tenant '" .. actor.tenant .. "'")
   end
   return { tenant = actor.tenant, user = actor.user, tenant_id = a.tenant_id,
-           user_id = a.user_id, role = a.role }
+           user_id = a.user_id, role = a.role, mcp_enabled = a.mcp_enabled }
 end
 
 local function actor_text(a)
@@ -65,8 +65,7 @@ end
 -- tenant setting mcp_enabled = false (spec prerequisites); on by default.
 function M.module_enabled(actor, module)
   if module ~= "mcp" then return true end
-  local t = store.get(SYSTEM, "tenants", actor.tenant_id)
-  return not (type(t.settings) == "table" and t.settings.mcp_enabled == false)
+  return actor.mcp_enabled ~= false -- read with the actor (store.resolve_actor)
 end
 
 registry.hooks.resolve = M.resolve

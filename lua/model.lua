@@ -56,7 +56,13 @@ function M.classification_of(actor, id)
 end
 
 function M.server_view(actor, s)
-  local enabled = store.find(actor, "enablements", { server_id = s.id }) ~= nil
+  -- enablement and classification in one read
+  local m = store.query(actor, "server_meta", { server_id = s.id })[1] or {}
+  local cls = json.null
+  if m.classification_id ~= nil then
+    cls = { id = m.classification_id, name = m.classification_name, level = m.classification_level,
+            description = nullable(m.classification_description) }
+  end
   return {
     id = s.id, name = s.name,
     description = nullable(s.description),
@@ -79,11 +85,11 @@ function M.server_view(actor, s)
       user_connected = (s.auth_type == "oauth" and actor.user_id ~= nil)
         and store.find(actor, "oauth_tokens", { server_id = s.id, user_id = actor.user_id }) ~= nil,
     },
-    classification = M.classification_view(M.classification_of(actor, s.classification_id)),
+    classification = cls,
     timeout_ms = nullable(s.timeout_ms),
     capabilities_status = s.capabilities_status or "not_discovered",
     discovered_at = nullable(s.discovered_at),
-    enabled = enabled,
+    enabled = m.enabled == true,
     created_at = s.created_at, updated_at = s.updated_at,
   }
 end
