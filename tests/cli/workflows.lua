@@ -109,6 +109,12 @@ if phase == "1" then
   ok(pg.messages and #pg.messages > 0, "prompt.get returns messages")
   like(json.encode(pg), "Ada", "prompt arguments applied")
 
+  -- a call past its timeout ends with timeout, and the server is told to
+  -- cancel it (workflows.t reads the fixture's log of cancelled calls)
+  local slow1
+  for _, tl in ipairs(tools) do if tl.tool == "slow" and tl.server.id == s1.id then slow1 = tl.name end end
+  r2, e2 = mo:op("tool.call", { assistant = bot.id, tool = slow1, arguments = { ms = 5000 }, timeout_ms = 300 })
+  err_is(r2, e2, "timeout", "a tool call past its timeout ends with timeout")
   -- disabled tools are refused at call time
   ann:must("tool.disable", { server = s1.id })
   r2, e2 = mo:op("tool.call", { assistant = bot.id, tool = echo1, arguments = { text = "x" } })

@@ -39,9 +39,15 @@ phase() {
 }
 status=0
 phase 1 "discovery, Validate, tool calls, resources, prompts, list_changed"
+
 # between refreshes the server changes: echo's description, slow removed
 ctl_post tool '{"name":"echo","description":"Echoes text back (now with a changed description)."}'
 ctl_post tool '{"name":"slow","remove":true}'
 phase 2 "refresh diff, definition pinning and approval"
-echo "1..2"
+# the timed-out call of phase 1 was cancelled at the server (notifications/cancelled)
+ncancel=$(NODE_EXTRA_CA_CERTS="$FIXTURE_CERTS/ca.pem" "$node" "$fx/probe.mjs" "$(field "$v1" control)/log" |
+  "$node" -e 'let t="";process.stdin.on("data",d=>t+=d).on("end",()=>{try{console.log(JSON.parse(JSON.parse(t).body).cancelled.length)}catch(e){console.log("?")}})')
+if [ "$ncancel" = 1 ]; then echo "ok 3 - the server saw the timed-out call cancelled"
+else echo "not ok 3 - the server saw the timed-out call cancelled"; echo "#   cancelled calls in the fixture log: $ncancel"; status=1; fi
+echo "1..3"
 exit $status
