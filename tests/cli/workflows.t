@@ -39,6 +39,9 @@ phase() {
 }
 status=0
 phase 1 "discovery, Validate, tool calls, resources, prompts, list_changed"
+# phase 1's engine has closed: it ended its legacy sessions with DELETE
+nsess=$(NODE_EXTRA_CA_CERTS="$FIXTURE_CERTS/ca.pem" "$node" "$fx/probe.mjs" "$(field "$v1" control)/sessions" |
+  "$node" -e 'let t="";process.stdin.on("data",d=>t+=d).on("end",()=>{try{console.log(JSON.parse(JSON.parse(t).body).sessions.length)}catch(e){console.log("?")}})')
 
 # between refreshes the server changes: echo's description, slow removed
 ctl_post tool '{"name":"echo","description":"Echoes text back (now with a changed description)."}'
@@ -49,5 +52,7 @@ ncancel=$(NODE_EXTRA_CA_CERTS="$FIXTURE_CERTS/ca.pem" "$node" "$fx/probe.mjs" "$
   "$node" -e 'let t="";process.stdin.on("data",d=>t+=d).on("end",()=>{try{console.log(JSON.parse(JSON.parse(t).body).cancelled.length)}catch(e){console.log("?")}})')
 if [ "$ncancel" = 1 ]; then echo "ok 3 - the server saw the timed-out call cancelled"
 else echo "not ok 3 - the server saw the timed-out call cancelled"; echo "#   cancelled calls in the fixture log: $ncancel"; status=1; fi
-echo "1..3"
+if [ "$nsess" = 0 ]; then echo "ok 4 - the engine ended its legacy sessions when it closed"
+else echo "not ok 4 - the engine ended its legacy sessions when it closed"; echo "#   live sessions: $nsess"; status=1; fi
+echo "1..4"
 exit $status
