@@ -5,18 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "bench_util.h"
 #include "mcplink.h"
-
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 static char *must(mcpl_engine *e, const mcpl_actor *a, const char *op, const char *args) {
   char *res = NULL;
@@ -46,17 +36,17 @@ static double measure(mcpl_engine *e, const mcpl_actor *a, const char *op, const
   for (int r = 0; r < reps; r++) {
     for (int i = 0; i < iters; i++) {
       char *res = NULL;
-      double t0 = now_us();
+      double t0 = bu_now_us();
       int rc = mcpl_op(e, a, op, args, &res);
-      lat[i] = now_us() - t0;
+      lat[i] = bu_now_us() - t0;
       if (rc != MCPL_OK) { fprintf(stderr, "%s failed: %s\n", op, res); exit(1); }
       mcpl_free(res);
     }
-    qsort(lat, (size_t)iters, sizeof(double), cmp);
+    qsort(lat, (size_t)iters, sizeof(double), bu_cmp);
     med[r] = lat[iters / 2];
     if (lat[iters * 99 / 100] > worst99) worst99 = lat[iters * 99 / 100];
   }
-  qsort(med, (size_t)reps, sizeof(double), cmp);
+  qsort(med, (size_t)reps, sizeof(double), bu_cmp);
   double m = med[reps / 2];
   *p99 = worst99;
   free(lat);

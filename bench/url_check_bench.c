@@ -6,23 +6,13 @@
 #include <time.h>
 #include <unistd.h>
 #include <lauxlib.h>
+#include "bench_util.h"
 #include "engine.h"
 
 #define N 20001
 
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 static double median(double *v) {
-  qsort(v, N, sizeof *v, cmp);
+  qsort(v, N, sizeof *v, bu_cmp);
   return v[N / 2];
 }
 
@@ -32,9 +22,9 @@ static double samples[N];
 static double time_lua(lua_State *L) {
   for (int i = 0; i < N; i++) {
     lua_pushvalue(L, -1);
-    double t0 = now_us();
+    double t0 = bu_now_us();
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) { fprintf(stderr, "lua: %s\n", lua_tostring(L, -1)); exit(1); }
-    samples[i] = now_us() - t0;
+    samples[i] = bu_now_us() - t0;
   }
   lua_pop(L, 1);
   return median(samples);
@@ -43,9 +33,9 @@ static double time_lua(lua_State *L) {
 static double time_op(mcpl_engine *e, const mcpl_actor *a, const char *args) {
   for (int i = 0; i < N; i++) {
     char *res = NULL;
-    double t0 = now_us();
+    double t0 = bu_now_us();
     int rc = mcpl_op(e, a, "url.check", args, &res);
-    samples[i] = now_us() - t0;
+    samples[i] = bu_now_us() - t0;
     if (rc != MCPL_OK || !strstr(res, "\"allowed\":true")) { fprintf(stderr, "op: %s\n", res); exit(1); }
     mcpl_free(res);
   }
