@@ -41,6 +41,42 @@ CASE(named_queries)
 CASE(audit_append_only)
 CASE(crypto_module)
 
+/* One pragma of the store's own connection, as an integer (or text in buf). */
+static long long conn_pragma(sqlite3 *db, const char *pragma, char *buf, size_t cap) {
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA %s", pragma);
+  sqlite3_stmt *st = NULL;
+  long long v = -1;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+    v = sqlite3_column_int64(st, 0);
+    if (buf) snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+  }
+  sqlite3_finalize(st);
+  return v;
+}
+
+/* The connection the store works on carries the settings the README
+ * promises: read back from that connection itself (pragmas are per
+ * connection, so another connection would not show them). */
+static void test_connection_pragmas(void **st) {
+  (void)st;
+  sh_env env;
+  sh_setup(&env);
+  assert_int_equal(luaL_dostring(env.L, "store.insert({system=true}, 'tenants', {name='p'})"), LUA_OK);
+  store_conn *c = store_conn_of(env.L);
+  assert_non_null(c);
+  assert_non_null(c->db);
+  char mode[32] = "";
+  assert_int_equal(conn_pragma(c->db, "synchronous", NULL, 0), 2); /* FULL */
+  assert_int_equal(conn_pragma(c->db, "foreign_keys", NULL, 0), 1);
+  assert_int_equal(conn_pragma(c->db, "secure_delete", NULL, 0), 1);
+  assert_int_equal(conn_pragma(c->db, "trusted_schema", NULL, 0), 0);
+  assert_int_equal(conn_pragma(c->db, "busy_timeout", NULL, 0), 5000);
+  conn_pragma(c->db, "journal_mode", mode, sizeof mode);
+  assert_string_equal(mode, "wal");
+  sh_teardown(&env);
+}
+
 /* MCPL_MAKE_V1_DB=path: writes the schema-version-1 fixture for the upgrade
  * test (kept in tests/data/v1.db; regenerate only if it is lost: version 1
  * is frozen). */
@@ -93,6 +129,7 @@ int main(void) {
     cmocka_unit_test(test_named_queries),
     cmocka_unit_test(test_audit_append_only),
     cmocka_unit_test(test_crypto_module),
+    cmocka_unit_test(test_connection_pragmas),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
