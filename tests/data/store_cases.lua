@@ -247,16 +247,21 @@ function C.secrets_canary()
   ok(not has(json.encode(store.list(ad, "oauth_tokens")), "CANARY"))
   local sealed = sql(DB, "SELECT api_key FROM servers")
   ok(sealed:match("^v1:k%-%x+:[%w_-]+$"), "sealed format records the key id: " .. sealed)
+  -- the scan must read where the rows are: the recent writes sit in the WAL
+  -- (this state's connection keeps it open) until a checkpoint moves them
+  -- into the database file; the stored ciphertext proves each place was read
   for _, when in ipairs({ "before checkpoint", "after checkpoint" }) do
+    local where = when == "before checkpoint" and DB .. "-wal" or DB
     for _, f in ipairs({ DB, DB .. "-wal", KEY }) do
-      local bytes = slurp(f) or ""
+      local bytes = slurp(f)
+      ok(bytes, f .. " exists " .. when)
+      if f == where then ok(has(bytes, sealed), "the sealed value is in " .. f .. " " .. when) end
       for _, k in ipairs({ K1, K2, K3, K4, "CANARY" }) do
         ok(not has(bytes, k), k .. " found in " .. f .. " " .. when)
       end
     end
     sql(DB, "PRAGMA wal_checkpoint(TRUNCATE)")
   end
-  ok(#slurp(DB) > 0)
   s = store.update(ad, "servers", s.id, { api_key = json.null })
   eq(s.api_key_set, false, "json.null clears a secret")
   eq(store.reveal(ad, "servers", s.id, "api_key"), nil)
@@ -377,11 +382,13 @@ function C.rotation()
   eq(sql(DB, "SELECT group_concat(coalesce(api_key,'') || coalesce(oauth_client_secret,'')) FROM servers"), snap, "rolled back")
   -- the old current key still seals the good rows, so it cannot be retired
   err("conflict", store.keys_retire, r2.kid)
-  ok(before)
-  -- inside a transaction, rotation is a savepoint of it
+  -- with the bad row gone, the good rows hold the ciphertexts from before it
   store.delete(ad, "servers", s2.id)
+  eq(sql(DB, "SELECT group_concat(api_key) FROM servers"), before, "the failed rotation re-sealed nothing")
+  -- inside a transaction, rotation is a savepoint of it: rolled back with it
   local ok2 = pcall(store.tx, function() store.keys_rotate(); error({ code = "internal", message = "abort" }) end)
   ok(not ok2)
+  eq(sql(DB, "SELECT group_concat(api_key) FROM servers"), before, "the rolled-back rotation re-sealed nothing")
   eq(store.reveal(ad, "servers", s.id, "api_key"), "s-api", "rollback left readable secrets")
 end
 
