@@ -88,8 +88,9 @@ struct attempt {
   const char *reason; /* substring of the deny reason */
 };
 
-/* Calls one abuse function: it must be denied (nil, reason) within 3 s, and
- * the engine must keep working afterwards. */
+/* Calls one abuse function: it must be denied (nil, reason), and the engine
+ * must keep working afterwards. The time bound tests containment (a limit
+ * that did not trip would run on far longer), with room for a loaded host. */
 static void run_attempt(void **st) {
   const struct attempt *a = *st;
   char code[256];
@@ -99,7 +100,7 @@ static void run_attempt(void **st) {
   double dt = now_s() - t0;
   if (strncmp(r, "nil|", 4) != 0 || !strstr(r, a->reason))
     fail_msg("%s: expected deny with '%s', got '%s'", a->fname, a->reason, r);
-  if (dt > 3.0) fail_msg("%s: containment took %.2f s", a->fname, dt);
+  if (dt > 10.0) fail_msg("%s: containment took %.2f s", a->fname, dt);
   assert_engine_works();
 }
 
@@ -164,8 +165,11 @@ static void test_env_probe(void **st) {
 /* 44: the string metatable is hidden and string methods are intact. */
 static void test_string_metatable(void **st) {
   (void)st;
-  q("return policy.call(nil, 'string_mt', {})");
-  q("return policy.call(nil, 'lib_tamper', {})");
+  /* both tampering attempts are denied, and change nothing (below) */
+  const char *r = q("return policy.call(nil, 'string_mt', {})");
+  if (strncmp(r, "nil|", 4) != 0 || !strstr(r, "attempt to index")) fail_msg("string_mt: %s", r);
+  r = q("return policy.call(nil, 'lib_tamper', {})");
+  if (strncmp(r, "nil|", 4) != 0 || !strstr(r, "read-only")) fail_msg("lib_tamper: %s", r);
   assert_string_equal(q("return policy.call(nil, 'string_mt_kind', {})"),
                       "{kind=string,up=ABC}|nil");
 }
