@@ -12,12 +12,11 @@ local r, e = c.ann:op("server.update", { id = s.id, url = "https://127.0.0.1:1/m
             scopes = { "read", "write" } } })
 ok(r, "an admin configures manual OAuth") ; if not r then diag(tostring(e)) end
 
+-- `mcplink test` runs the engine without oauth_redirect_uri: begin says so
 local b, be = c.alice:op("oauth.begin", { server = "gh" })
-if not b then
-  -- the engine runs without oauth_redirect_uri here: that is reported clearly
-  like(be.message, "oauth_redirect_uri", "begin without a redirect URI names the missing option")
-  b = c.alice:must("oauth.begin", { server = "gh", redirect_uri = "http://127.0.0.1:8765/callback" })
-end
+err_is(b, be, "invalid_argument", "begin without a redirect URI is refused")
+like(be and be.message or "", "oauth_redirect_uri", "and names the missing option")
+b = c.alice:must("oauth.begin", { server = "gh", redirect_uri = "http://127.0.0.1:8765/callback" })
 like(b.authorization_url, "^https://as%.example%.com/authorize%?", "authorization URL at the configured endpoint")
 like(b.authorization_url, "code_challenge_method=S256", "PKCE S256")
 like(b.authorization_url, "resource=https%%3A%%2F%%2F127%.0%.0%.1%%3A1%%2Fmcp", "RFC 8707 resource is the server URL")
@@ -45,16 +44,18 @@ local _, dup = c.alice:op("oauth.complete", { callback_url = "https://app.exampl
 like(dup and dup.message or "", "repeats", "a callback repeating a parameter is refused")
 
 local b2 = c.alice:must("oauth.begin", { server = "gh", redirect_uri = "http://127.0.0.1:8765/callback" })
-local _, ne = c.alice:op("oauth.complete", { state = b2.state, code = "x" })
-ok(ne ~= nil, "a token endpoint that cannot be reached fails the completion")
+local nr, ne = c.alice:op("oauth.complete", { state = b2.state, code = "x" })
+err_is(nr, ne, "upstream_error", "a token endpoint that cannot be reached fails the completion")
+like(ne and ne.message or "", "127.0.0.1:1/token", "the error names the token endpoint")
 is(c.alice:must("oauth.status", { server = "gh" }).connected, false, "and nothing is stored")
 
 local _, pe = c.alice:op("oauth.begin", { server = "plain" })
 like(pe and pe.message or "", "does not use OAuth", "begin on a non-OAuth server is refused")
 local _, ue = c.alice:op("oauth.begin", { server = "gh", redirect_uri = "https://evil.example/cb" })
 is(ue and ue.field, "redirect_uri", "only loopback redirect URIs may be passed")
-local _, se = mcplink.op("oauth.status", { server = "gh" })
-ok(se ~= nil, "the system actor has no OAuth connections")
+local sr, se = mcplink.op("oauth.status", { server = "gh" })
+err_is(sr, se, "forbidden", "the system actor has no OAuth connections")
+like(se and se.message or "", "not in a tenant", "because it is not in a tenant")
 local _, ae = c.alice:op("oauth.discover", { server = "gh" })
 is(ae and ae.code, "forbidden", "discovery is an admin action")
 local _, we = c.alice:op("oauth.refresh", { server = "gh" })
