@@ -200,9 +200,6 @@ end
 -- reload() -> kind, text: asks the engine to reload operator policies.
 function Session:reload()
   self:load_ops()
-  if not self.opnames["policy.reload"] then
-    return "ok", "notice: this engine has no policy.reload op yet; nothing was reloaded"
-  end
   local r, e = self.admin:op("policy.reload", {})
   if r == nil then return "error", "error: policy reload failed: " .. errtext(e) end
   return "ok", "policies reloaded" .. (next(r) and ("\n" .. M.render(r, self.host.compact)) or "")

@@ -22,6 +22,18 @@ open my $cf, '>', $conf or die "$conf: $!\n";
 print $cf "set -g remain-on-exit on\nset -g history-limit 5000\n";
 close $cf;
 my $hist = "$tmp/history";
+# the REPL's policies: a reason that names the version in force, so a reload shows
+sub write_policy {
+  my ($v) = @_;
+  mkdir "$tmp/policies";
+  open my $pf, '>', "$tmp/policies/default.lua.tmp" or die "policy: $!\n";
+  print $pf "-- repl.t policy, version $v\nreturn { url = function(req)\n" .
+            "  if req.host == 'marker.example' then return { allow = false, reason = 'version $v' } end\n" .
+            "  return { allow = true }\nend }\n";
+  close $pf;
+  rename "$tmp/policies/default.lua.tmp", "$tmp/policies/default.lua" or die "policy: $!\n";
+}
+write_policy(1);
 my $n = 0;
 my $failed = 0;
 my $T;  # the tmux session of the REPL being driven
@@ -127,7 +139,7 @@ sub start_session {
   $T = "r$sess";
   my @cmd = ($^X, '-e', $WRAP, "$tmp/pid.$sess", "$tmp/status.$sess",
              'env', "HOME=$tmp", "MCPLINK_HISTORY=$hist", 'TERM=screen',
-             $bin, '--db', "$tmp/x.db", 'repl');
+             $bin, '--db', "$tmp/x.db", '--policies', "$tmp/policies", 'repl');
   tmux('new-session', '-d', '-x', '160', '-y', '50', '-s', $T, @cmd) or die "tmux new-session failed\n";
 }
 
@@ -202,10 +214,16 @@ ok(wait_for(qr/^error: interrupted\n(?s:.*)^error: interrupted$/m), 'a pcall ins
 enter('"alive" .. 2');
 ok(wait_for(qr/^alive2$/m), 'the REPL answers after the second interrupt') or diag(screen());
 
+my $CHECK = 'url.check{url = "https://marker.example/", resolve = false}.reason';
+enter($CHECK);
+ok(wait_for(qr/^policy: version 1$/m), 'the policy in force at start decides') or diag(screen());
+write_policy(2);
 my $pid = repl_pid();
 ok(defined $pid && kill('HUP', $pid), 'SIGHUP sent to the REPL');
-ok(wait_for(qr/^(notice: this engine has no policy\.reload op yet|policies reloaded)/m),
-   'SIGHUP asks the engine to reload policies') or diag(screen());
+ok(wait_for(qr/^policies reloaded$/m), 'SIGHUP reloads the policies') or diag(screen());
+wait_prompt($SYS);
+enter($CHECK);
+ok(wait_for(qr/^policy: version 2$/m), 'the reloaded policy decides now') or diag(screen());
 enter('"after" .. "hup"');
 ok(wait_for(qr/^afterhup$/m), 'the REPL survives SIGHUP') or diag(screen());
 
