@@ -18,7 +18,7 @@ URL=$(j "$fxline" o.url); CTL=$(j "$fxline" o.control)
 setup_engine
 as ann op server.update "{\"id\":\"fx\",\"url\":\"$URL\",\"auth_type\":\"oauth\"}" >/dev/null
 
-as alice oauth connect fx --timeout 60 > "$work/connect.out" 2>&1 &
+as alice oauth connect fx --timeout-ms 60000 > "$work/connect.out" 2>&1 &
 cpid=$!
 i=0; while [ $i -lt 100 ] && ! grep -q 'https://.*/auth?' "$work/connect.out"; do sleep 0.1; i=$((i + 1)); done
 au=$(grep -o 'https://[^ ]*/auth?[^ ]*' "$work/connect.out" | head -n 1)
@@ -32,9 +32,19 @@ wait $cpid; st=$?
 is "$st" 0 "oauth connect exits 0"
 like "$(cat "$work/connect.out")" '"connected":true' "oauth connect prints the connection"
 is "$(j "$(as alice oauth status fx)" o.connected)" true "oauth status: connected"
-is "$(j "$(probe "$CTL/stats")" 'o.authorize[0].client_id.length > 0')" true "a client was registered for the loopback redirect"
+port=$(echo "$au" | sed -n 's/.*redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A\([0-9]*\)%2Fcallback.*/\1/p')
+st=$(probe "$CTL/stats")
+is "$(j "$st" 'o.authorize[0].redirect_uri')" "http://127.0.0.1:$port/callback" "the AS was asked to return to the listener's port"
+is "$(j "$st" 'o.registered.length')" 1 "one client was registered"
+is "$(j "$st" 'o.registered[0].client_id === o.authorize[0].client_id')" true "the authorization request used that client"
+is "$(j "$st" 'o.registered[0].application_type')" native "registered as a native client (RFC 8252)"
+is "$(j "$st" 'o.registered[0].redirect_uris.includes("http://127.0.0.1:'"$port"'/callback")')" true \
+  "with the loopback redirect URI among its redirect URIs"
 is "$(j "$(as alice oauth disconnect fx)" o.disconnected)" true "oauth disconnect"
 is "$(j "$(as alice oauth status fx)" o.connected)" false "oauth status: disconnected"
-as bob oauth connect fx --timeout 1 > "$work/timeout.out" 2>&1; st=$?
+as bob oauth connect fx --timeout-ms 1500 > "$work/timeout.out" 2>&1; st=$?
 is "$st" 1 "without a callback, oauth connect gives up after its timeout"
+is "$(j "$(sed -n '/^{/,$p' "$work/timeout.out")" o.error.code)" timeout "and says so as a timeout error"
+like "$(cat "$work/timeout.out")" "no callback from the browser within 1500 ms" "naming the time it waited"
+is "$(j "$(as bob oauth status fx)" o.connected)" false "bob stays disconnected"
 done_tap
