@@ -167,7 +167,12 @@ static int safe_require(lua_State *L) {
     lua_pop(L, 2);
     char *chunk = NULL;
     char *src = mcpl_module_source(mcpl_engine_of(L), name, &chunk);
-    if (!src) { free(chunk); return luaL_error(L, "module '%s' not found", name); }
+    if (!src) {
+      free(chunk);
+      const char *dir = mcpl_engine_opt(mcpl_engine_of(L), "lua_dir");
+      if (dir && *dir) return luaL_error(L, "module '%s' not found in lua_dir %s", name, dir);
+      return luaL_error(L, "module '%s' not found", name);
+    }
     int st = luaL_loadbufferx(L, src, strlen(src), chunk ? chunk : name, "t");
     free(src);
     free(chunk);

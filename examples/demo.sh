@@ -33,7 +33,7 @@ M run "$top/examples/demo.lua" v2="$(field "$v2" url)" v1="$(field "$v1" url)" k
 echo
 echo "#### OAuth 2.0: max connects with the CLI (a loopback redirect listener, RFC 8252)"
 echo "\$ mcplink --tenant demo-corp --user max oauth connect \"Partner Docs\""
-M --tenant demo-corp --user max oauth connect "Partner Docs" --timeout 60 > "$dir/connect.out" 2>&1 &
+M --tenant demo-corp --user max oauth connect "Partner Docs" --timeout-ms 60000 > "$dir/connect.out" 2>&1 &
 cpid=$!
 i=0
 while [ $i -lt 100 ] && ! grep -q 'https://.*auth?' "$dir/connect.out"; do sleep 0.1; i=$((i + 1)); done

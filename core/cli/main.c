@@ -23,32 +23,80 @@ static const char usage_text[] =
   "                     present, else the built-in default policy)\n"
   "  --tenant NAME --user NAME   act as this tenant user\n"
   "  --system           act as the system administrator (the default)\n"
-  "  --compact          print JSON on one line\n"
+  "  --compact          print JSON on one line (keys sorted, as in the indented form)\n"
   "  --ca-file PATH     extra CA bundle for outbound HTTPS\n"
   "  --lua-dir DIR      load engine Lua from DIR instead of the built-in copy\n"
   "  --log-level LEVEL  debug | info | warn | error (default warn)\n"
   "  --log-file PATH    append log lines to PATH instead of stderr\n"
   "  --oauth-redirect-uri URI, --oauth-client-metadata-url URL  OAuth client settings\n"
   "\n"
-  "Commands:\n"
-  "  op NAME [JSON|-]   run an op; prints its result JSON (exit 1 on error)\n"
-  "  repl               interactive shell\n"
-  "  run FILE [ARGS]    run an operator script\n"
-  "  test FILE... [-- ARG...]  run scenario scripts, print TAP (fresh database\n"
-  "                     unless --db); ARGs reach each script as `arg`\n"
-  "  oauth connect SERVER [--timeout S]  connect the acting user to an OAuth\n"
-  "                     server (prints the authorization URL, listens on 127.0.0.1)\n"
-  "  conformance-client URL  the client the official MCP conformance suite drives\n"
-  "  version            print the version\n"
-  "  help [COMMAND]     this text, or help for a friendly command\n"
-  "  FAMILY ACTION ...  friendly form of an op, e.g. `mcplink server list`\n"
-  "                     (`mcplink help server` lists them)\n";
+  "Commands (`mcplink help COMMAND` or `mcplink COMMAND --help` for more):\n";
 
-/* what + arg: "unknown option" + "--x" */
-static int usage_error(const char *what, const char *arg) {
-  fprintf(stderr, "mcplink: %s%s%s\n(run `mcplink help` for usage)\n", what, *arg ? " " : "", arg);
+/* The built-in commands: one line for `mcplink help`, and their own help. */
+typedef struct {
+  const char *name, *line, *help;
+} cli_builtin;
+
+static const cli_builtin builtins[] = {
+  {"op", "op NAME [JSON|-]   run an op by name; prints its result JSON",
+   "usage: mcplink [global options] op NAME [JSON|-] [--compact]\n"
+   "Runs the op NAME with the JSON object of arguments (`-` reads it from stdin) and\n"
+   "prints its result JSON on stdout. On error the error JSON goes to stderr and the\n"
+   "exit status is 1; a usage error exits 2.\n"
+   "  mcplink op server.list '{\"limit\":10}'\n"
+   "  mcplink op op.list                 every op with its role and argument schema\n"
+   "  mcplink help op NAME               one op's command form and arguments\n"},
+  {"repl", "repl               the interactive Lua shell on the engine",
+   "usage: mcplink [global options] repl\n"
+   "An interactive Lua shell in the operator-script environment: every op family is a\n"
+   "table (server.list{}), expressions print their value, Tab completes, Ctrl-C stops\n"
+   "the running op, Ctrl-D leaves; `.help` inside lists the dot-commands. When stdin\n"
+   "is not a terminal it runs the lines it reads and exits 1 if any failed.\n"},
+  {"run", "run FILE [ARGS]    run an operator script",
+   "usage: mcplink [global options] run FILE [ARGS...]\n"
+   "Runs the Lua operator script FILE (`-` reads stdin) with the op API, json and log;\n"
+   "the ARGS reach it as `arg`.\n"},
+  {"test", "test FILE... [-- ARG...]  run scenario scripts and print TAP",
+   "usage: mcplink [global options] test FILE... [-- ARG...]\n"
+   "Runs scenario scripts and prints TAP. Each FILE gets a fresh temporary database\n"
+   "unless --db is given; the ARGs after `--` reach every script as `arg`. The exit\n"
+   "status is 0 when every test passed.\n"},
+  {"oauth", "oauth connect SERVER [--timeout-ms MS]  connect the acting user to an OAuth server",
+   "usage: mcplink --tenant T --user U oauth connect SERVER [--timeout-ms MS]\n"
+   "Connects the acting user to the OAuth server SERVER from a terminal: listens once\n"
+   "on 127.0.0.1 (RFC 8252), prints the authorization URL to open in a browser, and\n"
+   "finishes when the browser comes back, or after MS milliseconds (default 300000).\n"},
+  {"conformance-client", "conformance-client URL  the client the MCP conformance suite drives",
+   "usage: mcplink [global options] conformance-client URL\n"
+   "The client the official MCP conformance suite drives: it reads\n"
+   "MCP_CONFORMANCE_SCENARIO and MCP_CONFORMANCE_CONTEXT and runs on a temporary\n"
+   "database with plain http and loopback allowed.\n"},
+  {"version", "version            print the version",
+   "usage: mcplink version\nPrints the version of mcplink.\n"},
+  {"help", "help [COMMAND]     this text, or a command's help",
+   "usage: mcplink help [COMMAND]\n"
+   "Without COMMAND: the global options, the commands and the op families. With a\n"
+   "built-in command, a family (`mcplink help server`) or a friendly command\n"
+   "(`mcplink help server update`): its usage. `mcplink COMMAND --help` is the same.\n"},
+};
+#define NBUILTINS (sizeof builtins / sizeof builtins[0])
+
+static const cli_builtin *builtin_named(const char *name) {
+  for (size_t i = 0; i < NBUILTINS; i++)
+    if (strcmp(builtins[i].name, name) == 0) return &builtins[i];
+  return NULL;
+}
+
+static int is_help_flag(const char *a) { return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0; }
+
+/* what + arg: "unknown option" + "--x"; cmd names the command whose help to see */
+static int usage_error_for(const char *cmd, const char *what, const char *arg) {
+  fprintf(stderr, "mcplink: %s%s%s\n(run `mcplink help%s%s` for usage)\n", what, *arg ? " " : "", arg,
+          cmd ? " " : "", cmd ? cmd : "");
   return 2;
 }
+
+static int usage_error(const char *what, const char *arg) { return usage_error_for(NULL, what, arg); }
 
 static char *read_all(FILE *f, size_t *len) {
   size_t cap = 4096, n = 0;
@@ -96,7 +144,8 @@ lua_State *cli_script_state(cli_ctx *c) {
   char *err = NULL;
   lua_State *L = mcpl_state_script(c->engine, &err);
   if (!L) {
-    fprintf(stderr, "mcplink: cannot start the script environment: %s\n", err ? err : "?");
+    cli_print_json(c->compact, err ? err : "{\"error\":{\"code\":\"internal\",\"message\":\"no script state\"}}",
+                   stderr);
     mcpl_free(err);
     return NULL;
   }
@@ -104,16 +153,41 @@ lua_State *cli_script_state(cli_ctx *c) {
   return L;
 }
 
-/* Prints a result or error JSON, re-indented unless --compact. */
-static void print_json(cli_ctx *c, const char *json, FILE *out) {
-  if (c->compact) { fprintf(out, "%s\n", json); return; }
-  lua_State *L = cli_script_state(c);
-  if (!L) { fprintf(out, "%s\n", json); return; }
-  lua_getfield(L, -1, "pretty");
-  lua_pushstring(L, json);
-  if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_isstring(L, -1)) fprintf(out, "%s\n", lua_tostring(L, -1));
-  else fprintf(out, "%s\n", json);
-  lua_close(L);
+/* Prints JSON with its keys sorted: indented, or on one line with --compact,
+ * so scripts and diffs see the same order every time. A bare Lua state with
+ * the engine's json module does it (no engine needed: an engine that failed
+ * to open still gets its error printed this way). Text that is not JSON is
+ * printed as it is. */
+void cli_print_json(int compact, const char *json, FILE *out) {
+  lua_State *L = luaL_newstate();
+  int done = 0;
+  if (L) {
+    luaL_requiref(L, "json", luaopen_mcpl_json, 0);
+    lua_getfield(L, -1, "encode");
+    lua_getfield(L, -2, "decode");
+    lua_pushstring(L, json);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+      lua_createtable(L, 0, 2);
+      lua_pushboolean(L, !compact);
+      lua_setfield(L, -2, "pretty");
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "sort");
+      if (lua_pcall(L, 2, 1, 0) == LUA_OK && lua_isstring(L, -1)) {
+        fprintf(out, "%s\n", lua_tostring(L, -1));
+        done = 1;
+      }
+    }
+    lua_close(L);
+  }
+  if (!done) fprintf(out, "%s\n", json);
+  fflush(out);
+}
+
+/* One error as JSON on stderr: {"error":{"code","message"}}. */
+void cli_print_error(int compact, const char *code, const char *message) {
+  char *j = mcpl_json_error(code, message, NULL);
+  cli_print_json(compact, j ? j : "{\"error\":{\"code\":\"internal\"}}", stderr);
+  free(j);
 }
 
 static int cmd_op(cli_ctx *c, int argc, char **argv) {
@@ -121,22 +195,27 @@ static int cmd_op(cli_ctx *c, int argc, char **argv) {
   int n = 0;
   for (int k = 0; k < argc; k++) {
     if (strcmp(argv[k], "--compact") == 0) c->compact = 1;
+    else if (strncmp(argv[k], "--", 2) == 0 || strcmp(argv[k], "-h") == 0)
+      return usage_error_for("op", "op: unknown option", argv[k]);
     else argv[n++] = argv[k];
   }
   argc = n;
-  if (argc < 1) return usage_error("op: missing op name", "");
-  if (argc > 2) return usage_error("op: unexpected argument", argv[2]);
+  if (argc < 1) return usage_error_for("op", "op: missing op name", "");
+  if (argc > 2) return usage_error_for("op", "op: unexpected argument", argv[2]);
   char *args = NULL;
   if (argc == 2) {
     if (strcmp(argv[1], "-") == 0) {
       args = read_all(stdin, NULL);
-      if (!args) { fprintf(stderr, "mcplink: op: cannot read arguments from stdin (limit 16 MiB)\n"); return 2; }
+      if (!args) {
+        cli_print_error(c->compact, "too_large", "cannot read the arguments from stdin (limit 16 MiB)");
+        return 1;
+      }
     } else args = strdup(argv[1]);
   }
   char *res = NULL;
   int rc = mcpl_op(c->engine, &c->actor, argv[0], args, &res);
   free(args);
-  print_json(c, res ? res : "{}", rc == MCPL_OK ? stdout : stderr);
+  cli_print_json(c->compact, res ? res : "{}", rc == MCPL_OK ? stdout : stderr);
   mcpl_free(res);
   return rc == MCPL_OK ? 0 : 1;
 }
@@ -174,10 +253,55 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
 typedef struct {
   const char *db, *key_file, *policies, *lua_dir, *ca_file, *log_level, *log_file;
   const char *redirect_uri, *metadata_url, *pool_size;
+  int compact;
 } gopts;
 
-static mcpl_engine *open_engine(const gopts *g, const char *db_override, const char *key_override) {
+/* ---- the log while the engine opens ------------------------------------------
+ * A failed open is reported once, as the error JSON; the engine's own log line
+ * about the same failure would say it a second time. So log lines are held
+ * while the engine opens: written to stderr when it opened, and on failure all
+ * but the error lines (the error JSON carries those). */
+static struct {
+  int holding;
+  char *held;     /* "level\tmessage\n"... */
+  size_t n;
+} cli_log;
+
+static void cli_log_line(const char *level, const char *msg) {
+  fprintf(stderr, "mcplink: %s: %s\n", level, msg);
+  fflush(stderr);
+}
+
+static void cli_log_fn(void *ud, const char *level, const char *msg) {
+  (void)ud;
+  if (!cli_log.holding) { cli_log_line(level, msg); return; }
+  size_t add = strlen(level) + strlen(msg) + 2;
+  char *p = realloc(cli_log.held, cli_log.n + add + 1);
+  if (!p) { cli_log_line(level, msg); return; }
+  cli_log.held = p;
+  cli_log.n += (size_t)snprintf(p + cli_log.n, add + 1, "%s\t%s\n", level, msg);
+}
+
+static void cli_log_release(int opened) {
+  cli_log.holding = 0;
+  for (char *line = cli_log.held, *nl; line && *line; line = nl + 1) {
+    nl = strchr(line, '\n');
+    char *tab = strchr(line, '\t');
+    if (!nl || !tab || tab > nl) break;
+    *nl = *tab = '\0';
+    if (opened || strcmp(line, "error") != 0) cli_log_line(line, tab + 1);
+  }
+  free(cli_log.held);
+  cli_log.held = NULL;
+  cli_log.n = 0;
+}
+
+/* Opens the engine; on failure prints the error once and sets *status (2 for
+ * a bad option value, a usage error; 1 otherwise). */
+static mcpl_engine *open_engine(const gopts *g, const char *db_override, const char *key_override,
+                                int *status) {
   mcpl_options *o = mcpl_options_new();
+  *status = 1;
   const char *db = db_override ? db_override : g->db;
   char keybuf[PATH_MAX];
   const char *key = key_override ? key_override : g->key_file;
@@ -196,16 +320,42 @@ static mcpl_engine *open_engine(const gopts *g, const char *db_override, const c
     {"pool_size", g->pool_size}};
   for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
     if (kv[i].val && mcpl_options_set(o, kv[i].name, kv[i].val) != MCPL_OK) {
-      fprintf(stderr, "mcplink: invalid value for %s: %s\n", kv[i].name, kv[i].val);
+      char what[64];
+      snprintf(what, sizeof what, "invalid value for --%s:", kv[i].name);
+      for (char *p = what; *p; p++) if (*p == '_') *p = '-';
+      *status = usage_error(what, kv[i].val);
       mcpl_options_free(o);
       return NULL;
     }
   }
+  if (!g->log_file) mcpl_options_set_log(o, cli_log_fn, NULL);
+  char *err = NULL;
+  cli_log.holding = 1;
+  mcpl_engine *e = mcpl_open(o, &err);
+  cli_log_release(e != NULL);
+  mcpl_options_free(o);
+  if (!e) {
+    cli_print_json(g->compact, err ? err : "{\"error\":{\"code\":\"internal\",\"message\":\"cannot open the engine\"}}",
+                   stderr);
+    mcpl_free(err);
+  }
+  return e;
+}
+
+/* An engine for help texts only: the op registry, no database, no policies
+ * (asking for help creates no files). */
+static mcpl_engine *open_help_engine(const gopts *g) {
+  mcpl_options *o = mcpl_options_new();
+  if (g->lua_dir) mcpl_options_set(o, "lua_dir", g->lua_dir);
+  mcpl_options_set(o, "log_level", "error");
+  mcpl_options_set(o, "pool_size", "1");
+  mcpl_options_set(o, "policies", "");
   char *err = NULL;
   mcpl_engine *e = mcpl_open(o, &err);
   mcpl_options_free(o);
   if (!e) {
-    fprintf(stderr, "mcplink: cannot open engine: %s\n", err ? err : "?");
+    cli_print_json(g->compact, err ? err : "{\"error\":{\"code\":\"internal\",\"message\":\"cannot open the engine\"}}",
+                   stderr);
     mcpl_free(err);
   }
   return e;
@@ -224,7 +374,7 @@ static int cmd_test(cli_ctx *c, const gopts *g, int argc, char **argv) {
     }
   }
   argc = nfiles;
-  if (argc < 1) return usage_error("test: missing FILE", "");
+  if (argc < 1) return usage_error_for("test", "test: missing FILE", "");
   int worst = 0;
   for (int i = 0; i < argc; i++) {
     char dir[] = "/tmp/mcplink-test-XXXXXX";
@@ -233,12 +383,13 @@ static int cmd_test(cli_ctx *c, const gopts *g, int argc, char **argv) {
     char db[PATH_MAX], key[PATH_MAX];
     snprintf(db, sizeof db, "%s/test.db", dir);
     snprintf(key, sizeof key, "%s/test.key", dir);
-    mcpl_engine *e = open_engine(g, fresh ? db : NULL, fresh ? key : NULL);
-    if (!e) { worst = 1; }
+    int st = 1;
+    mcpl_engine *e = open_engine(g, fresh ? db : NULL, fresh ? key : NULL, &st);
+    if (!e) { if (st > worst) worst = st; }
     else {
       if (argc > 1) printf("# %s\n", argv[i]);
       c->engine = e;
-      int st = run_script(c, "test", argv[i], nargs, args);
+      st = run_script(c, "test", argv[i], nargs, args);
       if (st > worst) worst = st;
       mcpl_close(e);
       c->engine = NULL;
@@ -248,11 +399,11 @@ static int cmd_test(cli_ctx *c, const gopts *g, int argc, char **argv) {
   return worst;
 }
 
-/* Friendly subcommands: script.cli maps words and flags onto an op. */
-static int cmd_friendly(cli_ctx *c, int argc, char **argv) {
+/* Calls script.cli through the prelude: fn(compact, actor, argv). */
+static int call_script_cli(cli_ctx *c, const char *fn, int argc, char **argv) {
   lua_State *L = cli_script_state(c);
   if (!L) return 1;
-  lua_getfield(L, -1, "cli");
+  lua_getfield(L, -1, fn);
   lua_pushboolean(L, c->compact);
   cli_push_actor(L, &c->actor);
   lua_createtable(L, argc, 0);
@@ -268,9 +419,54 @@ static int cmd_friendly(cli_ctx *c, int argc, char **argv) {
   return status;
 }
 
+/* help [WORDS...]: the usage with every command and op family, a built-in
+ * command's help, or the friendly commands of a family or an op. */
+static int cmd_help(cli_ctx *c, const gopts *g, int argc, char **argv) {
+  const cli_builtin *b = argc > 0 ? builtin_named(argv[0]) : NULL;
+  /* `help op NAME` is the op's help, `help oauth ACTION` an oauth command's */
+  if (b && !(strcmp(b->name, "op") == 0 && argc > 1) &&
+      !(strcmp(b->name, "oauth") == 0 && argc > 1 && strcmp(argv[1], "connect") != 0)) {
+    fputs(b->help, stdout);
+    if (strcmp(b->name, "oauth") != 0 || argc > 1) return 0;
+    fputs("\nThe oauth op family:\n", stdout);
+  }
+  if (argc == 0) {
+    fputs(usage_text, stdout);
+    for (size_t i = 0; i < NBUILTINS; i++) printf("  %s\n", builtins[i].line);
+    fputs("  FAMILY ACTION ...  the friendly form of an op, e.g. `mcplink server list`\n", stdout);
+  }
+  mcpl_engine *e = open_help_engine(g);
+  if (!e) return 1;
+  cli_ctx hc = *c;
+  hc.engine = e;
+  int status = 1;
+  char **words = calloc((size_t)argc + 2, sizeof *words);
+  if (words) {
+    words[0] = (char *)"help";
+    for (int i = 0; i < argc; i++) words[i + 1] = argv[i];
+    status = call_script_cli(&hc, "cli", argc + 1, words);
+    free(words);
+  }
+  mcpl_close(e);
+  return status;
+}
+
 static const char *env_or(const char *name, const char *def) {
   const char *v = getenv(name);
   return (v && *v) ? v : def;
+}
+
+/* The words of a command before its first option: `server update` of
+ * `server update ID --url X --help` (for its help). */
+static int leading_words(int argc, char **argv) {
+  int n = 0;
+  while (n < argc && argv[n][0] != '-') n++;
+  return n;
+}
+
+static int has_help_flag(int argc, char **argv) {
+  for (int k = 0; k < argc; k++) if (is_help_flag(argv[k])) return 1;
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -281,14 +477,14 @@ int main(int argc, char **argv) {
   cli_ctx c = {0};
   c.actor.system = 1;
   const char *tenant = NULL, *user = NULL;
-  int explicit_system = 0;
+  int explicit_system = 0, want_help = 0;
   int i = 1;
   for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
     const char *a = argv[i];
     const char **slot = NULL;
     if (strcmp(a, "--system") == 0) { explicit_system = 1; continue; }
     if (strcmp(a, "--compact") == 0) { c.compact = 1; continue; }
-    if (strcmp(a, "--help") == 0) { fputs(usage_text, stdout); return 0; }
+    if (strcmp(a, "--help") == 0) { want_help = 1; continue; }
     if (strcmp(a, "--version") == 0) { printf("mcplink %s\n", mcpl_version()); return 0; }
     if (strcmp(a, "--db") == 0) slot = &g.db;
     else if (strcmp(a, "--key-file") == 0) slot = &g.key_file;
@@ -306,33 +502,72 @@ int main(int argc, char **argv) {
     if (i + 1 >= argc) return usage_error("this option needs a value:", a);
     *slot = argv[++i];
   }
-  if (i >= argc) { fputs(usage_text, stderr); return 2; }
+  g.compact = c.compact;
+  /* `mcplink --help [COMMAND...]` is `mcplink help [COMMAND...]` */
+  if (want_help) return cmd_help(&c, &g, leading_words(argc - i, argv + i), argv + i);
+  if (i >= argc) {
+    fputs(usage_text, stderr);
+    for (size_t k = 0; k < NBUILTINS; k++) fprintf(stderr, "  %s\n", builtins[k].line);
+    return 2;
+  }
   if ((tenant != NULL) != (user != NULL)) return usage_error("--tenant and --user go together", "");
   if (tenant && explicit_system) return usage_error("--system cannot be combined with --tenant/--user", "");
   if (tenant) { c.actor.system = 0; c.actor.tenant = tenant; c.actor.user = user; }
   const char *cmd = argv[i++];
-  /* `test` uses a fresh temporary database unless one was named */
-  if (!g.db && strcmp(cmd, "test") != 0) g.db = "mcplink.db";
   int rest = argc - i;
   char **rargv = argv + i;
-  if (strcmp(cmd, "version") == 0) { printf("mcplink %s\n", mcpl_version()); return 0; }
-  if (strcmp(cmd, "help") == 0 && rest == 0) { fputs(usage_text, stdout); return 0; }
+  if (strcmp(cmd, "help") == 0) return cmd_help(&c, &g, rest, rargv);
+  /* COMMAND --help prints the command's help and runs nothing. A script's own
+   * arguments (after `run FILE`, after `test ... --`) are not looked at. */
+  const cli_builtin *b = builtin_named(cmd);
+  if (b && strcmp(cmd, "run") != 0 && strcmp(cmd, "test") != 0 && strcmp(cmd, "op") != 0 &&
+      has_help_flag(rest, rargv)) {
+    char *words[3] = {(char *)cmd, NULL, NULL};
+    int nw = 1;
+    if (strcmp(cmd, "oauth") == 0 && rest > 0 && !is_help_flag(rargv[0])) words[nw++] = rargv[0];
+    return cmd_help(&c, &g, nw, words);
+  }
+  if ((strcmp(cmd, "run") == 0 && rest > 0 && is_help_flag(rargv[0])) ||
+      (strcmp(cmd, "test") == 0 && rest > 0 && is_help_flag(rargv[0]))) {
+    char *words[1] = {(char *)cmd};
+    return cmd_help(&c, &g, 1, words);
+  }
+  if (strcmp(cmd, "op") == 0 && has_help_flag(rest, rargv)) {
+    /* op --help: the op command; op NAME --help: that op */
+    char *words[2] = {(char *)"op", NULL};
+    int nw = 1;
+    if (rest > 0 && rargv[0][0] != '-') words[nw++] = rargv[0];
+    return cmd_help(&c, &g, nw, words);
+  }
+  if (!b && has_help_flag(rest, rargv)) /* a friendly command's help: its words */
+    return cmd_help(&c, &g, leading_words(argc - i + 1, argv + i - 1), argv + i - 1);
+  if (strcmp(cmd, "version") == 0) {
+    if (rest > 0) return usage_error_for("version", "version: unexpected argument", rargv[0]);
+    printf("mcplink %s\n", mcpl_version());
+    return 0;
+  }
+  if (strcmp(cmd, "repl") == 0 && rest > 0) return usage_error_for("repl", "repl: unexpected argument", rargv[0]);
+  if (strcmp(cmd, "run") == 0 && rest < 1) return usage_error_for("run", "run: missing FILE", "");
+  if (strcmp(cmd, "oauth") == 0 && rest > 0 && strcmp(rargv[0], "connect") == 0) {
+    cli_oauth_args oa; /* usage errors before anything is opened */
+    if (cli_oauth_connect_parse(rest - 1, rargv + 1, &oa) != 0) return 2;
+  }
+  /* `test` uses a fresh temporary database unless one was named */
+  if (!g.db && strcmp(cmd, "test") != 0) g.db = "mcplink.db";
   if (strcmp(cmd, "test") == 0) return cmd_test(&c, &g, rest, rargv);
   if (strcmp(cmd, "conformance-client") == 0) { /* core/cli/conformance.c */
     return cli_conformance(g.ca_file, g.lua_dir, g.log_level, rest, rargv);
   }
 
-  c.engine = open_engine(&g, NULL, NULL);
-  if (!c.engine) return 1;
-  int status;
+  int status = 1;
+  c.engine = open_engine(&g, NULL, NULL, &status);
+  if (!c.engine) return status;
   if (strcmp(cmd, "op") == 0) status = cmd_op(&c, rest, rargv);
   else if (strcmp(cmd, "repl") == 0) status = cli_repl(&c);
   else if (strcmp(cmd, "oauth") == 0 && rest > 0 && strcmp(rargv[0], "connect") == 0)
     status = cli_oauth_connect(&c, rest - 1, rargv + 1);
-  else if (strcmp(cmd, "run") == 0) {
-    status = rest < 1 ? usage_error("run: missing FILE", "")
-                      : run_script(&c, "run", rargv[0], rest - 1, rargv + 1);
-  } else status = cmd_friendly(&c, argc - i + 1, argv + i - 1);
+  else if (strcmp(cmd, "run") == 0) status = run_script(&c, "run", rargv[0], rest - 1, rargv + 1);
+  else status = call_script_cli(&c, "cli", argc - i + 1, argv + i - 1);
   mcpl_close(c.engine);
   return status;
 }

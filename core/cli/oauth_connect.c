@@ -76,20 +76,49 @@ static char *oc_read_target(int fd) {
   return strdup(req + 4);
 }
 
+#define OC_TIMEOUT_DEFAULT_MS 300000L
+#define OC_TIMEOUT_MAX_MS 3600000L
+
+static int oc_usage(const char *what, const char *arg) {
+  fprintf(stderr, "mcplink: oauth connect: %s%s%s\n"
+                  "usage: mcplink --tenant T --user U oauth connect SERVER [--timeout-ms MS]\n",
+          what, *arg ? " " : "", arg);
+  return 2;
+}
+
+int cli_oauth_connect_parse(int argc, char **argv, cli_oauth_args *out) {
+  out->server = NULL;
+  out->timeout_ms = OC_TIMEOUT_DEFAULT_MS;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--timeout-ms") == 0 || strncmp(a, "--timeout-ms=", 13) == 0) {
+      const char *v = a[12] == '=' ? a + 13 : (i + 1 < argc ? argv[++i] : NULL);
+      char *end = NULL;
+      errno = 0;
+      long ms = v ? strtol(v, &end, 10) : 0;
+      if (!v || !*v || *end || errno || ms < 1 || ms > OC_TIMEOUT_MAX_MS)
+        return oc_usage("--timeout-ms needs milliseconds from 1 to 3600000, got", v ? v : "nothing");
+      out->timeout_ms = ms;
+    } else if (strcmp(a, "--timeout") == 0) {
+      return oc_usage("--timeout is now --timeout-ms (milliseconds), like every other timeout", "");
+    } else if (a[0] == '-') {
+      return oc_usage("unknown option", a);
+    } else if (!out->server) {
+      out->server = a;
+    } else {
+      return oc_usage("unexpected argument", a);
+    }
+  }
+  if (!out->server) return oc_usage("missing SERVER", "");
+  return 0;
+}
+
 int cli_oauth_connect(cli_ctx *c, int argc, char **argv) {
   int rc = 1, lfd = -1;
-  long timeout_s = 300;
-  const char *server = NULL;
   char *res = NULL, *url = NULL;
-  for (int i = 0; i < argc; i++) {
-    if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) timeout_s = strtol(argv[++i], NULL, 10);
-    else if (!server) server = argv[i];
-    else { fprintf(stderr, "mcplink: oauth connect: unexpected argument %s\n", argv[i]); return 2; }
-  }
-  if (!server || timeout_s <= 0) {
-    fprintf(stderr, "usage: mcplink --tenant T --user U oauth connect SERVER [--timeout SECONDS]\n");
-    return 2;
-  }
+  cli_oauth_args oa;
+  if (cli_oauth_connect_parse(argc, argv, &oa) != 0) return 2;
+  const char *server = oa.server;
   /* the listener: loopback only, a port the kernel picks */
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
@@ -99,7 +128,9 @@ int cli_oauth_connect(cli_ctx *c, int argc, char **argv) {
   lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(lfd, 8) != 0 ||
       getsockname(lfd, (struct sockaddr *)&sa, &sl) != 0) {
-    fprintf(stderr, "mcplink: oauth connect: cannot listen on 127.0.0.1: %s\n", strerror(errno));
+    char msg[256];
+    snprintf(msg, sizeof msg, "oauth connect: cannot listen on 127.0.0.1: %s", strerror(errno));
+    cli_print_error(c->compact, "internal", msg);
     goto done;
   }
   int port = ntohs(sa.sin_port);
@@ -108,21 +139,22 @@ int cli_oauth_connect(cli_ctx *c, int argc, char **argv) {
   size_t an = strlen(args);
   snprintf(args + an, sizeof args - an, ",\"redirect_uri\":\"http://127.0.0.1:%d/callback\"}", port);
   if (mcpl_op(c->engine, &c->actor, "oauth.begin", args, &res) != MCPL_OK) {
-    fprintf(stderr, "%s\n", res ? res : "oauth.begin failed");
+    cli_print_json(c->compact, res ? res : "{\"error\":{\"code\":\"internal\"}}", stderr);
     goto done;
   }
   url = oc_json_get(res, "authorization_url");
   mcpl_free(res);
   res = NULL;
-  if (!url) { fprintf(stderr, "mcplink: oauth connect: no authorization URL\n"); goto done; }
+  if (!url) { cli_print_error(c->compact, "internal", "oauth.begin returned no authorization URL"); goto done; }
   printf("Open this URL in your browser to connect to %s:\n\n  %s\n\n", server, url);
-  printf("Waiting for the browser on http://127.0.0.1:%d/callback (up to %ld s)...\n", port, timeout_s);
+  printf("Waiting for the browser on http://127.0.0.1:%d/callback (up to %ld ms)...\n", port, oa.timeout_ms);
   fflush(stdout);
-  for (long waited = 0; waited < timeout_s * 1000;) {
+  for (long waited = 0; waited < oa.timeout_ms;) {
     struct pollfd p = {lfd, POLLIN, 0};
-    int pr = poll(&p, 1, 1000);
+    long slice = oa.timeout_ms - waited < 1000 ? oa.timeout_ms - waited : 1000;
+    int pr = poll(&p, 1, (int)slice);
     if (pr < 0 && errno != EINTR) break;
-    if (pr <= 0) { waited += 1000; continue; }
+    if (pr <= 0) { waited += slice; continue; }
     int fd = accept(lfd, NULL, NULL);
     if (fd < 0) continue;
     char *target = oc_read_target(fd);
@@ -142,11 +174,13 @@ int cli_oauth_connect(cli_ctx *c, int argc, char **argv) {
     oc_reply(fd, 200, orc == MCPL_OK ? "Connected. You can close this window and return to the terminal."
                                       : "The connection failed: see the terminal.");
     close(fd);
-    fprintf(orc == MCPL_OK ? stdout : stderr, "%s\n", res ? res : "{}");
+    cli_print_json(c->compact, res ? res : "{}", orc == MCPL_OK ? stdout : stderr);
     rc = orc == MCPL_OK ? 0 : 1;
     goto done;
   }
-  fprintf(stderr, "mcplink: oauth connect: no callback within %ld s\n", timeout_s);
+  char msg[160];
+  snprintf(msg, sizeof msg, "oauth connect: no callback from the browser within %ld ms", oa.timeout_ms);
+  cli_print_error(c->compact, "timeout", msg);
 done:
   if (lfd >= 0) close(lfd);
   mcpl_free(res);

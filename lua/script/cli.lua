@@ -8,15 +8,39 @@ local M = {}
 local function pretty(s)
   local ok, v = pcall(json.decode, s)
   if not ok then return s end
-  local ok2, out = pcall(json.encode, v, { pretty = true })
+  local ok2, out = pcall(json.encode, v, { pretty = true, sort = true })
   return ok2 and out or s
 end
 M.pretty = pretty
 
-local function words_of(op)
-  if op.cli and op.cli.words then return op.cli.words end
-  return (op.name:gsub("%.", " "):gsub("_", "-"))
+-- Built-in commands of core/cli/main.c: their names are not op families.
+local BUILTIN = { op = true, repl = true, run = true, test = true, version = true, help = true,
+                  ["conformance-client"] = true }
+
+local function split(s)
+  local w = {}
+  for x in s:gmatch("%S+") do w[#w + 1] = x end
+  return w
 end
+
+-- The word forms of an op: its own (server.update -> "server update") and
+-- the alias it declares (cli.words, "server set"), both accepted.
+local function forms_of(op)
+  local own = (op.name:gsub("%.", " "):gsub("_", "-"))
+  local out = { own }
+  if op.cli and op.cli.words and op.cli.words ~= own then out[2] = op.cli.words end
+  return out
+end
+
+local function flag_name(k) return (k:gsub("_", "-")) end
+
+-- usage error: one line naming the problem, one pointing to the help
+local function usage(msg, words)
+  core.eprint("mcplink: " .. msg .. "\n(run `mcplink help" .. (words and (" " .. words) or "") .. "` for usage)")
+  return 2
+end
+
+local BOOL = { ["true"] = true, ["false"] = false }
 
 local function parse_value(spec, raw, flag)
   local t = spec and spec.type or "string"
@@ -32,8 +56,7 @@ local function parse_value(spec, raw, flag)
     return n
   end
   if t == "boolean" then
-    if raw == "true" or raw == "yes" or raw == "1" then return true end
-    if raw == "false" or raw == "no" or raw == "0" then return false end
+    if BOOL[raw] ~= nil then return BOOL[raw] end
     error("--" .. flag .. " needs true or false, got '" .. raw .. "'", 0)
   end
   if t == "array" and raw:sub(1, 1) ~= "[" then
@@ -66,110 +89,197 @@ local function set_path(t, parts, v)
   t[parts[#parts]] = v
 end
 
-local function help_for(ops, prefix)
-  local lines = {}
-  for _, op in ipairs(ops) do
-    local w = words_of(op)
-    if prefix == nil or w == prefix or w:sub(1, #prefix + 1) == prefix .. " " then
-      local pos = ""
-      if op.cli and op.cli.positional then
-        for _, p in ipairs(op.cli.positional) do pos = pos .. " " .. p:upper() end
-      end
-      local flags = {}
-      local names = {}
-      local ispos = {}
-      for _, p in ipairs(op.cli and op.cli.positional or {}) do ispos[p] = true end
-      for k in pairs(op.args) do if not ispos[k] then names[#names + 1] = k end end
-      table.sort(names)
-      for _, k in ipairs(names) do
-        local a = op.args[k]
-        flags[#flags + 1] = (a.required and "" or "[") .. "--" .. k:gsub("_", "-") .. " " ..
-          (a.type == "boolean" and "BOOL" or a.type:upper()) .. (a.required and "" or "]")
-      end
-      lines[#lines + 1] = string.format("  mcplink %s%s %s\n      %s  (op %s, role %s)",
-        w, pos, table.concat(flags, " "), op.summary, op.name, op.role)
-    end
+-- ---- help --------------------------------------------------------------------
+
+-- One op's help: its command with positional arguments and flags, the
+-- alias, what it does, the op name and role.
+local function op_help(op)
+  local forms = forms_of(op)
+  local pos = ""
+  local ispos = {}
+  for _, p in ipairs(op.cli and op.cli.positional or {}) do
+    pos = pos .. " " .. p:upper()
+    ispos[p] = true
   end
-  return lines
+  local names = {}
+  for k in pairs(op.args) do if not ispos[k] then names[#names + 1] = k end end
+  table.sort(names)
+  local flags = {}
+  for _, k in ipairs(names) do
+    local a = op.args[k]
+    local f = a.type == "boolean" and ("--[no-]" .. flag_name(k)) or ("--" .. flag_name(k) .. " " .. a.type:upper())
+    flags[#flags + 1] = a.required and f or ("[" .. f .. "]")
+  end
+  local lines = { string.format("  mcplink %s%s%s", forms[1], pos, #flags > 0 and (" " .. table.concat(flags, " ")) or "") }
+  if forms[2] then lines[#lines + 1] = "      (also: mcplink " .. forms[2] .. pos .. " ...)" end
+  lines[#lines + 1] = string.format("      %s  (op %s, role %s)", op.summary, op.name, op.role)
+  return table.concat(lines, "\n")
 end
 
--- run(client, compact, argv) -> exit status
-function M.run(client, compact, argv)
-  local list, err = client:op("op.list", {})
-  if not list then core.eprint("mcplink: " .. tostring(err)); return 1 end
-  local ops = list.ops
-  if argv[1] == "help" then
-    local prefix = table.concat(argv, " ", 2)
-    local lines = help_for(ops, prefix)
-    if #lines == 0 then core.eprint("mcplink: no command '" .. prefix .. "' (run `mcplink help`)"); return 2 end
-    print(table.concat(lines, "\n"))
-    return 0
+-- The ops whose command (either form) starts with these words.
+local function ops_under(ops, words)
+  local out = {}
+  for _, op in ipairs(ops) do
+    for _, f in ipairs(forms_of(op)) do
+      local w = split(f)
+      local match = #words <= #w
+      for i = 1, #words do if words[i] ~= w[i] then match = false end end
+      if match and not BUILTIN[w[1]] then out[#out + 1] = op; break end
+    end
   end
-  -- longest match of words against the op's words
+  return out
+end
+
+-- One line per op family: the family and its actions (aliases in brackets).
+local function families(ops)
+  local fams, order = {}, {}
+  for _, op in ipairs(ops) do
+    local fam, action = op.name:match("^([%w_]+)%.([%w_]+)$")
+    if fam and not BUILTIN[fam] then
+      if not fams[fam] then fams[fam] = {}; order[#order + 1] = fam end
+      local forms = forms_of(op)
+      local a = flag_name(action)
+      local alias = forms[2] and forms[2]:match("^" .. fam:gsub("%p", "%%%0") .. " (%S+)$")
+      fams[fam][#fams[fam] + 1] = alias and (a .. " (" .. alias .. ")") or a
+    end
+  end
+  table.sort(order)
+  local lines = { "", "Op families (`mcplink help FAMILY` lists their commands and flags):" }
+  for _, fam in ipairs(order) do
+    lines[#lines + 1] = string.format("  %-15s %s", fam, table.concat(fams[fam], ", "))
+  end
+  return table.concat(lines, "\n")
+end
+
+-- help(ops, words): the families, an op by name (`help op server.get`), or
+-- the commands under some words; trailing words that are arguments
+-- (`help server update ID`) are dropped until commands match.
+local function help(ops, words)
+  if #words == 0 then print(families(ops)); return 0 end
+  if words[1] == "op" then
+    for _, op in ipairs(ops) do
+      if op.name == words[2] then print(op_help(op)); return 0 end
+    end
+    return usage("no op '" .. tostring(words[2]) .. "' (`mcplink op op.list` lists them)", "op")
+  end
+  local asked = table.concat(words, " ")
+  local found = {}
+  for n = #words, 1, -1 do
+    found = ops_under(ops, table.move(words, 1, n, 1, {}))
+    if #found > 0 then break end
+  end
+  if #found == 0 then return usage("no command '" .. asked .. "'") end
+  local out = {}
+  for _, op in ipairs(found) do out[#out + 1] = op_help(op) end
+  print(table.concat(out, "\n"))
+  return 0
+end
+
+-- ---- running a friendly command -------------------------------------------------
+
+-- The op whose words (either form) are the longest prefix of argv.
+local function match(ops, argv)
   local best, bestn
   for _, op in ipairs(ops) do
-    local w = {}
-    for x in words_of(op):gmatch("%S+") do w[#w + 1] = x end
-    local match = #w <= #argv
-    for i = 1, #w do if argv[i] ~= w[i] then match = false end end
-    if match and (not bestn or #w > bestn) then best, bestn = op, #w end
-  end
-  if not best then
-    core.eprint("mcplink: unknown command '" .. table.concat(argv, " ") .. "' (run `mcplink help`)")
-    return 2
-  end
-  local args = {}
-  local positional = (best.cli and best.cli.positional) or {}
-  local pi = 1
-  local i = bestn + 1
-  local ok, perr = pcall(function()
-    while i <= #argv do
-      local a = argv[i]
-      if a:sub(1, 2) == "--" then
-        local name, val = a:match("^%-%-([^=]+)=(.*)$")
-        name = name or a:sub(3)
-        if name == "json" then
-          val = val or argv[i + 1]; if not val then error("--json needs a value", 0) end
-          if not a:find("=") then i = i + 1 end
-          local v = parse_value({ type = "object" }, val, "json")
-          for k, x in pairs(v) do args[k] = x end
-        else
-          local neg = false
-          local key = name:gsub("-", "_")
-          local spec, parts = spec_at(best.args, key)
-          if not spec and key:sub(1, 3) == "no_" then
-            spec, parts = spec_at(best.args, key:sub(4))
-            neg = spec and spec.type == "boolean"
-            if not neg then spec = nil end
-          end
-          if not spec then error("unknown option --" .. name .. " for " .. best.name .. " (see `mcplink help " .. words_of(best) .. "`)", 0) end
-          if spec.type == "boolean" and val == nil then
-            set_path(args, parts, not neg)
-          else
-            if val == nil then
-              val = argv[i + 1]
-              if val == nil then error("--" .. name .. " needs a value", 0) end
-              i = i + 1
-            end
-            set_path(args, parts, parse_value(spec, val, name))
-          end
-        end
-      else
-        local field = positional[pi]
-        if not field then error("unexpected argument '" .. a .. "'", 0) end
-        args[field] = parse_value(best.args[field], a, field)
-        pi = pi + 1
-      end
-      i = i + 1
+    for _, f in ipairs(forms_of(op)) do
+      local w = split(f)
+      local ok = #w <= #argv and not BUILTIN[w[1]]
+      for i = 1, #w do if argv[i] ~= w[i] then ok = false end end
+      if ok and (not bestn or #w > bestn) then best, bestn = op, #w end
     end
-  end)
-  if not ok then core.eprint("mcplink: " .. tostring(perr)); return 2 end
-  local res, e = client:op(best.name, args)
-  if res == nil then
-    core.eprint(compact and json.encode({ error = e }) or json.encode({ error = e }, { pretty = true }))
+  end
+  return best, bestn
+end
+
+-- Parses the arguments after the command words into the op's argument table.
+local function parse_args(op, argv, i)
+  local args = {}
+  local positional = (op.cli and op.cli.positional) or {}
+  local pi = 1
+  while i <= #argv do
+    local a = argv[i]
+    if a:sub(1, 2) == "--" then
+      local name, val = a:match("^%-%-([^=]+)=(.*)$")
+      name = name or a:sub(3)
+      if name == "json" then
+        val = val or argv[i + 1]; if not val then error("--json needs a value", 0) end
+        if not a:find("=") then i = i + 1 end
+        local v = parse_value({ type = "object" }, val, "json")
+        for k, x in pairs(v) do args[k] = x end
+      else
+        local neg = false
+        local key = name:gsub("-", "_")
+        local spec, parts = spec_at(op.args, key)
+        if not spec and key:sub(1, 3) == "no_" then
+          spec, parts = spec_at(op.args, key:sub(4))
+          neg = spec and spec.type == "boolean"
+          if not neg then spec = nil end
+        end
+        if not spec then error("unknown option --" .. name .. " for " .. op.name, 0) end
+        if spec.type == "boolean" then
+          -- --flag, --no-flag, --flag true|false, --flag=true|false
+          if neg then
+            if val ~= nil then error("--" .. name .. " takes no value", 0) end
+            set_path(args, parts, false)
+          elseif val ~= nil then
+            set_path(args, parts, parse_value(spec, val, name))
+          elseif BOOL[argv[i + 1]] ~= nil then
+            set_path(args, parts, BOOL[argv[i + 1]])
+            i = i + 1
+          else
+            set_path(args, parts, true)
+          end
+        else
+          if val == nil then
+            val = argv[i + 1]
+            if val == nil then error("--" .. name .. " needs a value", 0) end
+            i = i + 1
+          end
+          set_path(args, parts, parse_value(spec, val, name))
+        end
+      end
+    else
+      local field = positional[pi]
+      if not field then error("unexpected argument '" .. a .. "'", 0) end
+      args[field] = parse_value(op.args[field], a, field)
+      pi = pi + 1
+    end
+    i = i + 1
+  end
+  return args
+end
+
+-- run(client, system_client, compact, argv) -> exit status. The registry is
+-- read as the system actor (op.list is open to all, and an unknown user then
+-- meets its error from the op itself, after the command line is checked).
+function M.run(client, sys, compact, argv)
+  local list, err = sys:op("op.list", {})
+  if not list then
+    core.eprint(json.encode({ error = err }, { pretty = not compact, sort = true }))
     return 1
   end
-  print(compact and json.encode(res) or json.encode(res, { pretty = true }))
+  local ops = list.ops
+  if argv[1] == "help" then return help(ops, table.move(argv, 2, #argv, 1, {})) end
+  local best, bestn = match(ops, argv)
+  if not best then return usage("unknown command '" .. table.concat(argv, " ") .. "'") end
+  local words = forms_of(best)[1]
+  -- --compact is also accepted after the command, where people type it
+  if best.args.compact == nil then
+    local kept = {}
+    for k, a in ipairs(argv) do
+      if k > bestn and a == "--compact" then compact = true else kept[#kept + 1] = a end
+    end
+    argv = kept
+  end
+  local ok, args = pcall(parse_args, best, argv, bestn + 1)
+  if not ok then return usage(tostring(args), words) end
+  local res, e = client:op(best.name, args)
+  if res == nil then
+    -- the engine's error object, every field of it
+    core.eprint(json.encode({ error = e }, { pretty = not compact, sort = true }))
+    return 1
+  end
+  print(json.encode(res, { pretty = not compact, sort = true }))
   return 0
 end
 

@@ -256,9 +256,9 @@ function M.test(src, chunkname, actor, args)
   return T.failed > 0 and 1 or 0
 end
 
--- cli(compact, actor, argv) -> exit status (friendly subcommands)
+-- cli(compact, actor, argv) -> exit status (friendly subcommands and their help)
 function M.cli(compact, actor, argv)
-  return require("script.cli").run(M.client(actor), compact, argv)
+  return require("script.cli").run(M.client(actor), M.client("system"), compact, argv)
 end
 
 M.pretty = function(s) return require("script.cli").pretty(s) end

@@ -26,7 +26,7 @@ browse() {
 # connect USER: `mcplink oauth connect fx` with its loopback listener, completed by the browser;
 # sets $bj (the driver's JSON) and $out (what the CLI printed), returns the CLI's exit status
 connect() {
-  as "$1" oauth connect "${SRV:-fx}" --timeout 30 > "$work/connect-$1.out" 2>&1 &
+  as "$1" oauth connect "${SRV:-fx}" --timeout-ms 30000 > "$work/connect-$1.out" 2>&1 &
   cpid=$!; pids="$pids $cpid"
   i=0; while [ $i -lt 100 ] && ! grep -q 'https://.*/auth?' "$work/connect-$1.out"; do sleep 0.1; i=$((i + 1)); done
   au=$(grep -o 'https://[^ ]*/auth?[^ ]*' "$work/connect-$1.out" | head -n 1)
