@@ -18,6 +18,7 @@ j() { "$NODE" -e 'const t = process.argv[1]; const o = process.argv[3] === "raw"
 probe() { curl -s --cacert "$FIXTURE_CERTS/ca.pem" -H 'content-type: application/json' "$@"; }
 follow() { "$NODE" "$fx/oauth/follow.mjs" --url "$1" --user "$2" ${3:-}; }
 eng() { "$BIN" --db "$work/e.db" --ca-file "$FIXTURE_CERTS/ca.pem" --compact --log-file "$work/engine.log" \
+  --log-level "${ENGINE_LOG_LEVEL:-warn}" \
   --oauth-redirect-uri https://app.example.test/oauth/callback "$@" 2>&1; }
 as() { u=$1; shift; eng --tenant acme --user "$u" "$@"; }
 # asc METADATA_URL USER ...: as USER, with a published client metadata document
