@@ -5,7 +5,7 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/cli/tap.sh"
 if [ ! -d "$top/tests/fixtures/node_modules/@modelcontextprotocol/sdk" ]; then
-  echo "1..0 # SKIP fixtures not installed (make fixtures)"; exit 0
+  echo "Bail out! fixtures not installed (make fixtures)"; exit 1
 fi
 build=${MCPLINK_BUILD:-$top/build}
 case $build in "$top"/*) build=${build#"$top"/} ;; esac

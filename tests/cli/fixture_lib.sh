@@ -1,11 +1,11 @@
 # tests/cli/fixture_lib.sh: shared set-up of the shell tests that talk to the
-# fixture servers (sourced): paths, the skip when fixtures are missing, a
+# fixture servers (sourced): paths, a bail-out when fixtures are missing, a
 # temporary directory, starting fixtures that are stopped on exit.
 top=$(cd "$(dirname "$0")/../.." && pwd)
 fx=$top/tests/fixtures
 bin=${MCPLINK_BIN:-$top/build/mcplink}
 if [ ! -d "$fx/node_modules/@modelcontextprotocol/sdk" ]; then
-  echo "1..0 # SKIP fixtures not installed (make fixtures)"; exit 0
+  echo "Bail out! fixtures not installed (make fixtures)"; exit 1
 fi
 export FIXTURE_CERTS=${FIXTURE_CERTS:-${MCPLINK_BUILD:-$top/build}/certs}
 export FIXTURE_PARENT_PID=$$ FIXTURE_MAX_LIFETIME_S=${FIXTURE_MAX_LIFETIME_S:-300}

@@ -32,7 +32,7 @@ probe() { timeout 20 "$NODE" "$fx/probe.mjs" "$@"; }
 sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 
 if [ ! -d "$fx/node_modules/@modelcontextprotocol/sdk" ]; then
-  echo "1..0 # SKIP fixtures not installed (make fixtures)"; exit 0
+  echo "Bail out! fixtures not installed (make fixtures)"; exit 1
 fi
 
 # SDK v2 server: modern era with the v2 client, the 2025 fallback with the v1 client.

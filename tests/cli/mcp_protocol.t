@@ -7,7 +7,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 fx=$top/tests/fixtures
 bin=${MCPLINK_BIN:-$top/build/mcplink}
 if [ ! -d "$fx/node_modules/@modelcontextprotocol/sdk" ]; then
-  echo "1..0 # SKIP fixtures not installed (make fixtures)"; exit 0
+  echo "Bail out! fixtures not installed (make fixtures)"; exit 1
 fi
 export FIXTURE_CERTS=${FIXTURE_CERTS:-${MCPLINK_BUILD:-$top/build}/certs}
 export FIXTURE_PARENT_PID=$$

@@ -10,11 +10,13 @@ export MCPLINK_BUILD=${MCPLINK_BUILD:-$top/build}
 export FIXTURE_CERTS=${FIXTURE_CERTS:-$MCPLINK_BUILD/certs}
 export FIXTURE_PARENT_PID=$$
 export FIXTURE_MAX_LIFETIME_S=150
-CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 if [ ! -d "$fx/node_modules/oidc-provider" ] || [ ! -d "$fx/node_modules/playwright-core" ]; then
-  echo "1..0 # SKIP fixtures not installed (make fixtures)"; exit 0
+  echo "Bail out! fixtures not installed (make fixtures)"; exit 1
 fi
-if [ ! -x "$CHROMIUM" ]; then echo "1..0 # SKIP $CHROMIUM missing (make deps installs chromium)"; exit 0; fi
+CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser)}
+if [ -z "$CHROMIUM" ] || [ ! -x "$CHROMIUM" ]; then
+  echo "Bail out! chromium is not installed (make deps installs it; CHROMIUM=PATH names another)"; exit 1
+fi
 . "$top/tests/cli/oauth_lib.sh"
 
 # browse URL USER [FLAGS]: one login in a fresh Chromium profile; prints the driver's JSON line
@@ -69,8 +71,8 @@ case $(j "$bj" o.callback) in "http://127.0.0.1:"*"/callback?code="*) ok 0 "alic
   *) ok 1 "alice callback: $bj"; sed 's/^/#   /' "$work/browser.log";; esac
 like "$(j "$bj" o.page)" "Connected" "alice's browser shows the listener's success page"
 like "$out" '"connected":true' "oauth connect prints alice's connection"
-png=$(od -An -c -N4 "$MCPLINK_BUILD/oauth-consent.png" 2>/dev/null | tr -d ' ')
-is "$png" '211PNG' "a screenshot of the consent page was taken ($MCPLINK_BUILD/oauth-consent.png)"
+# the screenshot is for people (the browser driver wrote it), not a check of the engine
+[ -s "$MCPLINK_BUILD/oauth-consent.png" ] && echo "# consent page screenshot: $MCPLINK_BUILD/oauth-consent.png"
 connect bob; st=$?
 is "$st" 0 "bob: oauth connect exits 0"
 [ "$st" = 0 ] || sed "s/^/#   /" "$work/browser.log"

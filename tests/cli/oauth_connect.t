@@ -9,7 +9,7 @@ BIN=${MCPLINK_BIN:-$top/build/mcplink}
 export FIXTURE_CERTS=${FIXTURE_CERTS:-${MCPLINK_BUILD:-$top/build}/certs}
 export FIXTURE_PARENT_PID=$$
 export FIXTURE_MAX_LIFETIME_S=120
-if [ ! -d "$fx/node_modules/oidc-provider" ]; then echo "1..0 # SKIP fixtures not installed (make fixtures)"; exit 0; fi
+if [ ! -d "$fx/node_modules/oidc-provider" ]; then echo "Bail out! fixtures not installed (make fixtures)"; exit 1; fi
 . "$top/tests/cli/oauth_lib.sh"
 
 fxline=$("$fx/oauth/start.sh" --auto-consent alice) || { echo "Bail out! could not start the OAuth fixture"; exit 1; }
