@@ -232,38 +232,41 @@ static void test_proxy_env_ignored(void **st) {
 
 static void test_limits(void **st) {
   (void)st;
-  lua_ok("local t0 = core.mono_ms()\n"
-         "local e = fails({ url = S .. '/forever', max_bytes = 1048576 }, 'too_large') if e then return e end\n"
-         "if core.mono_ms() - t0 > 5000 then return 'size limit took too long' end\n"
+  lua_ok("local e = fails({ url = S .. '/forever', max_bytes = 1048576 }, 'too_large') if e then return e end\n"
          "e = fails({ url = S .. '/big?n=2000000', max_bytes = 1000000 }, 'too_large') if e then return e end\n"
          "local r = net.request(ctx, { url = S .. '/big?n=1000000', max_bytes = 1000000 })\n"
          "if #r.body ~= 1000000 then return 'exact limit refused' end\n"
          "e = fails({ url = S .. '/bigheaders', max_header_bytes = 16384 }, 'too_large', 'headers') if e then return e end\n"
-         "t0 = core.mono_ms()\n"
+         /* the trickle never ends: only the 1 s timeout can stop it (with room for a loaded host) */
+         "local t0 = core.mono_ms()\n"
          "e = fails({ url = S .. '/trickle', timeout_ms = 1000 }, 'timeout') if e then return e end\n"
          "local dt = core.mono_ms() - t0\n"
-         "if dt < 900 or dt > 3000 then return 'trickle stopped after ' .. dt .. ' ms' end\n"
+         "if dt < 900 or dt > 8000 then return 'trickle stopped after ' .. dt .. ' ms' end\n"
          /* a request may lower a purpose limit, never raise it */
          "e = fails({ url = S .. '/big?n=70000', purpose = 'client_metadata', max_bytes = 100000000 }, 'too_large')\n"
          "if e then return e end\n");
 }
 
+/* Concurrency is seen at the server: /barrier answers the six only once all
+ * six are in flight together (one after another, each would see just 1). */
 static void test_request_many(void **st) {
   (void)st;
   lua_ok("local reqs = {}\n"
-         "for i = 1, 6 do reqs[i] = { url = S .. '/echo?i=' .. i } end\n"
+         "local b = '/barrier?n=6&max_ms=5000&group=many' .. core.mono_ms() .. '&i='\n"
+         "for i = 1, 6 do reqs[i] = { url = S .. b .. i } end\n"
          "reqs[7] = { url = 'https://169.254.0.1/' }  -- blocked even with allow_private_urls\n"
          "reqs[8] = { url = S .. '/redirect?to=/echo?i=8' }\n"
          "reqs[9] = { url = S .. '/trickle', timeout_ms = 800 }\n"
-         "local t0 = core.mono_ms()\n"
          "local out = net.request_many(ctx, reqs)\n"
          "for i = 1, 6 do\n"
-         "  if not out[i].ok or json.decode(out[i].response.body).path ~= '/echo?i=' .. i then return 'req ' .. i end\n"
+         "  if not out[i].ok then return 'req ' .. i .. ': ' .. tostring(out[i].error.message) end\n"
+         "  local r = json.decode(out[i].response.body)\n"
+         "  if r.path ~= b .. i then return 'req ' .. i .. ' answered for ' .. tostring(r.path) end\n"
+         "  if r.together ~= 6 then return 'req ' .. i .. ' was in flight with ' .. (r.together - 1) .. ' others, not 5' end\n"
          "end\n"
          "if out[7].ok or out[7].error.code ~= 'url_blocked' then return 'blocked one went through' end\n"
          "if not out[8].ok or out[8].response.redirects ~= 1 then return 'redirect in many' end\n"
-         "if out[9].ok or out[9].error.code ~= 'timeout' then return 'trickle in many' end\n"
-         "if core.mono_ms() - t0 > 3000 then return 'not concurrent' end\n");
+         "if out[9].ok or out[9].error.code ~= 'timeout' then return 'trickle in many' end\n");
 }
 
 static void test_untrusted_certificate(void **st) {
@@ -388,7 +391,8 @@ static void test_c_cancellation(void **st) {
     mcpl_engine_clear_interrupt(E);
     assert_string_equal(rs.code, "timeout");
     assert_string_equal(rs.reason, "cancelled");
-    assert_true(dt < 2000);
+    /* cancelled after 0.3 s; the 20 s timeout would end it much later */
+    if (dt >= 10000) fail_msg("round %d: the cancel took %ld ms", round, dt);
     http_response_free(&rs);
   }
   http_url_free(u);
@@ -471,9 +475,6 @@ static int canary_count(void) {
 static void test_dns_answers(void **st) {
   (void)st;
   http_set_resolver(fake_resolve, fake_free);
-  addr_guard g;
-  memset(&g, 0, sizeof g);
-  g.allow_private = 1;
   http_response rs;
 
   /* a name with a private answer is blocked before any connection */
@@ -499,10 +500,29 @@ static void test_dns_answers(void **st) {
   assert_string_equal(rs.code, "url_blocked");
   assert_string_equal(rs.reason, "private_address 10.0.0.1");
   http_response_free(&rs);
+}
 
-  /* rebinding: the first lookup is allowed, the second turns to another
-   * address; the second request is refused and nothing connects to it */
-  if (!canary) skip();
+/* Undoes what a DNS test set, also when it failed half way. */
+static int dns_reset(void **st) {
+  (void)st;
+  r_mode = R_REAL;
+  http_set_resolver(NULL, NULL);
+  set_settings("{\"allow_private_urls\":true}");
+  return 0;
+}
+
+/* rebinding: the first lookup is allowed, the second turns to another
+ * address; the second request is refused and nothing connects to it. The
+ * fixture's canary listener on 127.0.0.2 tells; without it this cannot be
+ * shown, which is a failure, not a skip. */
+static void test_dns_rebinding(void **st) {
+  (void)st;
+  if (!canary) fail_msg("the fixture could not listen on 127.0.0.2 (its canary): rebinding cannot be shown");
+  http_set_resolver(fake_resolve, fake_free);
+  addr_guard g;
+  memset(&g, 0, sizeof g);
+  g.allow_private = 1;
+  http_response rs;
   int before = canary_count();
   assert_true(before >= 0);
   addr_guard one;
@@ -524,10 +544,18 @@ static void test_dns_answers(void **st) {
   assert_int_equal(fetch("127.0.0.2", "/echo", &g, &rs), -1);  /* cert is not for .2 */
   http_response_free(&rs);
   assert_int_equal(canary_count(), before + 1);
+}
 
-  /* a reused connection is re-checked against the new request's guard:
-   * localhost:port is connected (127.0.0.1) under a guard allowing it, then
-   * asked for under a guard that allows only 127.0.0.3 */
+/* a reused connection is re-checked against the new request's guard:
+ * localhost:port is connected (127.0.0.1) under a guard allowing it, then
+ * asked for under a guard that allows only 127.0.0.3 */
+static void test_reused_connection_rechecked(void **st) {
+  (void)st;
+  http_set_resolver(fake_resolve, fake_free);
+  addr_guard g;
+  memset(&g, 0, sizeof g);
+  g.allow_private = 1;
+  http_response rs;
   r_mode = R_FIXED;
   r_fixed = "127.0.0.1";
   assert_int_equal(fetch("localhost", "/echo", &g, &rs), 0);
@@ -539,9 +567,6 @@ static void test_dns_answers(void **st) {
   assert_int_equal(fetch("localhost", "/echo", &three, &rs), -1);
   assert_string_equal(rs.code, "url_blocked");
   http_response_free(&rs);
-
-  r_mode = R_REAL;
-  http_set_resolver(NULL, NULL);
 }
 
 int main(void) {
@@ -557,7 +582,9 @@ int main(void) {
     cmocka_unit_test(test_untrusted_certificate),
     cmocka_unit_test(test_c_streaming),
     cmocka_unit_test(test_c_cancellation),
-    cmocka_unit_test(test_dns_answers),
+    cmocka_unit_test_teardown(test_dns_answers, dns_reset),
+    cmocka_unit_test_teardown(test_dns_rebinding, dns_reset),
+    cmocka_unit_test_teardown(test_reused_connection_rechecked, dns_reset),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
