@@ -28,14 +28,15 @@ UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard core/*.h core/cli/*.h)
 
-.PHONY: all deps check-deps test test-run tsan tsan-build-run tsan-run asan demo install clean help fuzz bench fixtures bench-ops
+.PHONY: all deps check-deps check-test-deps fuzz-deps test test-run tsan tsan-build-run tsan-run asan demo install \
+        clean help fuzz bench fixtures bench-ops
 
 all: check-deps $(BUILD)/mcplink $(BUILD)/libmcplink.a $(BUILD)/libmcplink.so
 
 help:
 	@echo "make            build $(BUILD)/mcplink, libmcplink.a, libmcplink.so"
-	@echo "make deps       install missing Debian packages (root) or print the command"
-	@echo "make test       build and run every test (prove)"
+	@echo "make deps       install the missing build and test packages (root) or print the command"
+	@echo "make test       install the test packages, build and run every test (prove)"
 	@echo "make asan       build with ASan+UBSan into build-asan/ and run the tests there"
 	@echo "make tsan       the multi-threaded tests under ThreadSanitizer (build-tsan/)"
 	@echo "make demo       set up and run the demo scenario"
@@ -45,11 +46,19 @@ help:
 	@echo "make bench      engine vs raw libcurl floor vs SDK clients (bench/results/DATE.md)"
 	@echo "make bench-quick  every benchmark client once on small inputs (< 60 s)"
 
+# Dependencies come in groups (core/tools/deps.sh): a plain `make` needs only
+# the build packages; `make test` and `make fuzz` install or require theirs.
 deps:
-	@sh core/tools/deps.sh install
+	@sh core/tools/deps.sh install build test
 
 check-deps:
-	@sh core/tools/deps.sh check
+	@sh core/tools/deps.sh check build
+
+check-test-deps:
+	@sh core/tools/deps.sh check build test
+
+fuzz-deps:
+	@sh core/tools/deps.sh install build fuzz
 
 $(BUILD)/obj/%.o: core/%.c $(HDRS) | check-deps
 	@mkdir -p $(dir $@)
@@ -120,13 +129,13 @@ TSAN_TESTS := test_api test_policy
 tsan: deps
 	@$(MAKE) --no-print-directory tsan-build-run
 
-tsan-build-run:
+tsan-build-run: check-test-deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="-O1 -g" SAN="-fsanitize=thread" tsan-run
 
 tsan-run: $(TSAN_TESTS:%=$(BUILD)/tests/%)
 	@TSAN_OPTIONS=halt_on_error=1 CMOCKA_MESSAGE_OUTPUT=TAP prove --exec '' $^
 
-test-run: all $(UNIT_BIN) fixtures
+test-run: check-test-deps all $(UNIT_BIN) fixtures
 	@BUILD=$(BUILD) MCPLINK_SAN="$(SAN)" sh tests/run.sh
 
 asan: deps
@@ -155,7 +164,7 @@ bench-quick: all fixtures $(BENCH_BIN)
 # classifier; each runs FUZZ_TIME seconds from its seeds.
 FUZZ_CC   ?= clang-14
 FUZZ_TIME ?= 20
-fuzz:
+fuzz: fuzz-deps
 	@mkdir -p $(BUILD)/fuzz
 	@for f in $(sort $(wildcard tests/fuzz/fuzz_*.c)); do n=$$(basename $$f .c); \
 	  echo "  FUZZ $$n"; \

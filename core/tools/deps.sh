@@ -1,25 +1,47 @@
 #!/bin/sh
-# mcplink dependency check: names every missing Debian package.
-# Usage: deps.sh check | install
+# mcplink dependency check: names every missing Debian package of the groups asked for.
+# Usage: deps.sh check|install [GROUP...]   GROUP: build (the default), test, fuzz
 set -u
-PKGS="liblua5.4-dev libcurl4-openssl-dev lua-cjson-dev libssl-dev libsqlite3-dev libedit-dev libcmocka-dev pkg-config nodejs openssl tmux clang-14 chromium curl"
+# build: what a plain `make` needs (compiler, Lua, libcurl, OpenSSL, SQLite, libedit, cjson)
+BUILD_PKGS="gcc libc6-dev make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libssl-dev
+  libsqlite3-dev libedit-dev"
+# test: what `make test` adds (unit tests, fixtures and the test CA, REPL terminal, browser, JSON in shell tests)
+TEST_PKGS="libcmocka-dev nodejs openssl curl tmux chromium perl"
+# fuzz: what `make fuzz` adds
+FUZZ_PKGS="clang-14"
+
+action=${1:-check}
+[ $# -gt 0 ] && shift
+[ $# -eq 0 ] && set -- build
+pkgs=""
+for g in "$@"; do
+  case $g in
+    build) pkgs="$pkgs $BUILD_PKGS" ;;
+    test) pkgs="$pkgs $TEST_PKGS" ;;
+    fuzz) pkgs="$pkgs $FUZZ_PKGS" ;;
+    *) echo "mcplink: deps.sh: unknown group '$g' (build, test, fuzz)" >&2; exit 2 ;;
+  esac
+done
 missing=""
-for p in $PKGS; do
+for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
 done
-case "${1:-check}" in
+case $action in
   check)
     if [ -n "$missing" ]; then
-      echo "mcplink: missing build dependencies:$missing" >&2
-      echo "mcplink: install them with: make deps   (or: sudo apt-get install -y$missing)" >&2
+      echo "mcplink: missing $* dependencies:$missing" >&2
+      echo "mcplink: install them with: sudo apt-get install -y$missing" >&2
+      echo "mcplink: (as root, make deps installs the build and test dependencies, make fuzz its own)" >&2
       exit 1
     fi ;;
   install)
-    if [ -z "$missing" ]; then echo "mcplink: all build dependencies are installed"; exit 0; fi
+    if [ -z "$missing" ]; then echo "mcplink: all $* dependencies are installed"; exit 0; fi
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
     else
-      echo "mcplink: run as root: apt-get update && apt-get install -y$missing"
+      echo "mcplink: missing $* dependencies:$missing" >&2
+      echo "mcplink: run as root: apt-get update && apt-get install -y$missing" >&2
       exit 1
     fi ;;
+  *) echo "usage: deps.sh check|install [build|test|fuzz...]" >&2; exit 2 ;;
 esac
