@@ -11,6 +11,7 @@ if [ ! -d "$fx/node_modules/conformance-next" ]; then
   exit 1
 fi
 export CONFORMANCE_TIMEOUT_MS=${CONFORMANCE_TIMEOUT_MS:-30000}
+tmp_err=$(mktemp)
 # scenario [suite args]: one run; its output is kept only when it fails
 run() {
   s=$1; shift
@@ -27,6 +28,8 @@ for s in tools_call request-metadata http-standard-headers http-custom-headers \
   run $s --spec-version 2026-07-28
 done
 # the command itself: a usage error without a URL
-"$bin" conformance-client >/dev/null 2>&1
-[ $? = 2 ]; ok $? "conformance-client without a URL is a usage error"
+"$bin" conformance-client >/dev/null 2>"$tmp_err"; st=$?
+[ $st = 2 ] && grep -q '^usage: mcplink conformance-client URL' "$tmp_err"
+ok $? "conformance-client without a URL is a usage error (exit 2, usage on stderr)"
+rm -f "$tmp_err"
 done_testing

@@ -133,7 +133,11 @@ ok(#audit >= 10, "mutations are audited")
 local ops = {}
 for _, a in ipairs(audit) do ops[a.op] = true end
 ok(ops["server.create"] and ops["server.update"] and ops["tool.enable"] and ops["assistant.attach"], "each step audited")
-local failed = false
-for _, a in ipairs(audit) do if a.outcome ~= "ok" then failed = true end end
-ok(failed, "failed mutations are audited with their outcome")
+local outcomes = {}
+for _, a in ipairs(audit) do
+  if a.op == "server.create" or a.op == "server.update" then outcomes[a.op .. " " .. a.outcome] = true end
+end
+ok(outcomes["server.create conflict"], "the refused duplicate create is audited as a conflict")
+ok(outcomes["server.update url_blocked"], "the refused plain-http URL is audited as url_blocked")
+ok(outcomes["server.update ok"], "and the saved update as ok")
 done_testing()
