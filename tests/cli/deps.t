@@ -7,6 +7,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${MCPLINK_BUILD:?}
 case $build in "$top"/*) build=${build#"$top"/} ;; esac
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 1
 unset MAKEFLAGS MFLAGS MAKELEVEL
 mkdir "$tmp/bin"
 # dpkg-query -W -f=FORMAT PKG: "installed" when PKG is in $INSTALLED
