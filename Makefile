@@ -40,6 +40,7 @@ help:
 	@echo "make asan       build with ASan+UBSan into build-asan/ and run the tests there"
 	@echo "make tsan       the multi-threaded tests under ThreadSanitizer (build-tsan/)"
 	@echo "make demo       set up and run the demo scenario"
+	@echo "make fuzz       libFuzzer targets, FUZZ_TIME seconds each (installs or requires clang)"
 	@echo "make fixtures   npm ci in tests/fixtures (MCP servers, conformance suite) and the test CA"
 	@echo "make install    install into PREFIX (default /usr/local)"
 	@echo "make bench-ops  warm op latency through the C API (medians, ratios)"
