@@ -30,7 +30,7 @@ browse() {
 connect() {
   as "$1" oauth connect "${SRV:-fx}" --timeout-ms 30000 > "$work/connect-$1.out" 2>&1 &
   cpid=$!; pids="$pids $cpid"
-  i=0; while [ $i -lt 100 ] && ! grep -q 'https://.*/auth?' "$work/connect-$1.out"; do sleep 0.1; i=$((i + 1)); done
+  i=0; while [ $i -lt 300 ] && ! grep -q 'https://.*/auth?' "$work/connect-$1.out" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
   au=$(grep -o 'https://[^ ]*/auth?[^ ]*' "$work/connect-$1.out" | head -n 1)
   bj=$(browse "${au:-http://127.0.0.1:1/none}" "$1" "${2:-}")
   wait $cpid; cst=$?

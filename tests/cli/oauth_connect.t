@@ -20,7 +20,7 @@ as ann op server.update "{\"id\":\"fx\",\"url\":\"$URL\",\"auth_type\":\"oauth\"
 
 as alice oauth connect fx --timeout-ms 60000 > "$work/connect.out" 2>&1 &
 cpid=$!
-i=0; while [ $i -lt 100 ] && ! grep -q 'https://.*/auth?' "$work/connect.out"; do sleep 0.1; i=$((i + 1)); done
+i=0; while [ $i -lt 300 ] && ! grep -q 'https://.*/auth?' "$work/connect.out"; do sleep 0.1; i=$((i + 1)); done
 au=$(grep -o 'https://[^ ]*/auth?[^ ]*' "$work/connect.out" | head -n 1)
 case $au in *redirect_uri=http%3A%2F%2F127.0.0.1%3A*%2Fcallback*) ok 0 "the printed URL returns to a loopback listener";;
   *) ok 1 "printed URL: $(cat "$work/connect.out")";; esac
