@@ -154,6 +154,14 @@ if M then
   r, ms = bad("trickle")
   is(r.error and r.error.code, "timeout", "a trickling body times out")
   ok(ms < 5000, "trickle: within the timeout (" .. ms .. " ms)")
+  -- one call, one deadline: initialize (about 1.9 s) and the answer (about 1.1 s) each fit in
+  -- 2.5 s, together they do not; the call ends at its timeout, not after both
+  local t0 = mcplink.now_ms()
+  r = one(base .. "/trickle?delay_ms=12", { step = "call_tool", name = "echo", arguments = { x = 1 } },
+    { era = "legacy", timeout_ms = 2500 })
+  ms = mcplink.now_ms() - t0
+  is(r.error and r.error.code, "timeout", "a session set up slowly and a slow answer share the call's timeout")
+  ok(ms < 2500 + 2500, "slow initialize + slow answer: within the call's timeout (" .. ms .. " ms)")
   r = bad("huge", "&mb=8", { max_bytes = 1024 * 1024 })
   is(r.error and r.error.code, "too_large", "a huge body is too_large")
   r = bad("http-500")
