@@ -57,4 +57,26 @@ check "mcplink test fails a failing script" test $st = 1
 printf 'print("ran with " .. #arg .. " args: " .. arg[1])\n' > r.lua
 "$bin" --db "$tmp/a.db" run r.lua hello > out 2>&1
 check "run passes arguments" grep -q 'ran with 1 args: hello' out
+# network failures say why: "reason" in the error JSON, in discovery and validation results, and
+# in what scripts see (port 1 on loopback: nothing listens, the connection is refused)
+"$bin" --db "$tmp/a.db" op settings.set '{"allow_private_urls":true}' >/dev/null 2>&1
+A="--db $tmp/a.db --tenant acme --user ann --compact"
+"$bin" $A op server.update '{"id":"CRM Tools","url":"https://127.0.0.1:1/mcp","auth_type":"none"}' > out 2>&1
+check "server.update: the failed discovery's reason" grep -q '"discovery":{[^}]*"reason":"connect_failed"' out
+"$bin" $A op server.refresh '{"id":"CRM Tools"}' > out 2> err; st=$?
+check "server.refresh fails (exit 1)" test $st = 1
+check "server.refresh: upstream_error" grep -q '"code":"upstream_error"' err
+check "server.refresh: reason connect_failed" grep -q '"reason":"connect_failed"' err
+printf 'local r, e = mcplink.op("server.refresh", { id = "CRM Tools" })\nprint("reason=" .. tostring(e and e.reason))\n' > reason.lua
+"$bin" --db "$tmp/a.db" --tenant acme --user ann run reason.lua > out 2>&1
+check "scripts see the reason" grep -q '^reason=connect_failed$' out
+"$bin" $A op server.capabilities '{"id":"CRM Tools"}' > out 2>&1
+check "server.capabilities: the recorded error keeps its reason" grep -q '"reason":"connect_failed"' out
+"$bin" $A op server.validate '{"id":"CRM Tools"}' > out 2>&1
+check "server.validate: Failed" grep -q '"status":"Failed"' out
+check "server.validate: reason connect_failed" grep -q '"reason":"connect_failed"' out
+"$bin" $A op server.update '{"id":"CRM Tools","auth_type":"oauth"}' > /dev/null 2>&1
+"$bin" $A op oauth.discover '{"server":"CRM Tools"}' > out 2> err; st=$?
+check "oauth.discover fails (exit 1)" test $st = 1
+check "oauth.discover: reason connect_failed" grep -q '"reason":"connect_failed"' err
 done_testing
