@@ -598,6 +598,36 @@ static void test_dns_answers(void **st) {
   http_set_resolver(NULL, NULL);
 }
 
+/* The operator-local anycast addresses and 6to4, as a name's answers and as literals: refused
+ * with allow_private_urls on (judged, nothing connects); a guard naming them lets them through. */
+static void test_anycast_and_6to4_judged(void **st) {
+  (void)st;
+  http_set_resolver(fake_resolve, fake_free);
+  r_mode = R_FIXED;
+  static const char *const v4[] = {"192.0.0.9", "192.0.0.10", "192.0.0.200"};
+  for (size_t i = 0; i < 3; i++) {
+    r_fixed = v4[i];
+    char code[600];
+    snprintf(code, sizeof code,
+             "local r = net.check(ctx, 'https://localhost/', 'mcp')\n"
+             "if r.allowed or r.reason ~= 'private_address %s' then return '%s: ' .. tostring(r.reason) end\n"
+             "local j = http.judge(http.url('https://localhost/'), { allow_cidrs = { '192.0.0.0/24' } }, 5000)\n"
+             "if not j.allowed then return '%s under allow_cidrs: ' .. tostring(j.reason) end\n",
+             v4[i], v4[i], v4[i]);
+    lua_ok(code);
+  }
+  r_mode = R_REAL;
+  http_set_resolver(NULL, NULL);
+  lua_ok("for _, a in ipairs({ '2002:7f00:1::', '2002:808:808::1', '2001:1::1', '2001:1::2' }) do\n"
+         "  local r = net.check(ctx, 'https://[' .. a .. ']/', 'mcp')\n"
+         "  if r.allowed or r.reason ~= 'private_address ' .. a then return a .. ': ' .. tostring(r.reason) end\n"
+         "end\n"
+         "local j = http.judge(http.url('https://[2002:808:808::1]/'), { allow_cidrs = { '8.8.8.0/24' } }, 0)\n"
+         "if j.allowed then return '6to4 opened by the IPv4 it carries' end\n"
+         "j = http.judge(http.url('https://[2002:808:808::1]/'), { allow_cidrs = { '2002::/16' } }, 0)\n"
+         "if not j.allowed then return '6to4 under allow_cidrs 2002::/16: ' .. tostring(j.reason) end\n");
+}
+
 /* ---- every wait on a call's Lua state observes the call's cancellation ----------- */
 
 static mcpl_cancel call_cancel;
@@ -687,6 +717,7 @@ int main(void) {
     cmocka_unit_test(test_c_stalled_handshake),
     cmocka_unit_test(test_waits_observe_cancel),
     cmocka_unit_test(test_dns_answers),
+    cmocka_unit_test(test_anycast_and_6to4_judged),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
