@@ -456,7 +456,19 @@ int mcpl_op(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
   push_actor(L, actor);
   lua_pushstring(L, op_name);
   if (args_json) lua_pushstring(L, args_json); else lua_pushnil(L);
-  if (lua_pcall(L, 3, 2, 0) != LUA_OK) {
+  int st = lua_pcall(L, 3, 2, 0);
+  int was_cancel = 0;
+  if (st != LUA_OK && lua_istable(L, -1)) {
+    lua_pushliteral(L, "reason");  /* raw: no metamethod runs outside a protected call */
+    was_cancel = lua_rawget(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "cancelled") == 0;
+  }
+  if (was_cancel) {
+    /* a cancellation raised by the hook after the op's own error handling
+     * (a call cancelled as it finished): the state is sound */
+    *result_json = mcpl_json_error_reason("timeout", "operation cancelled", "cancelled");
+    rc = MCPL_E_TIMEOUT;
+  } else if (st != LUA_OK) {
+    lua_settop(L, top + 1);
     /* dispatch catches op errors itself; reaching here means the state is
      * broken (out of memory, error in the error handler): rebuild it. */
     const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(non-string error)";
