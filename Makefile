@@ -105,6 +105,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmcplink.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmcplink.a $(LIBS) -lcmocka
 
+# test_outage starts bench/fixture_server itself (killed and restarted on the same port); it is
+# built without sanitizers, so a sanitizer run judges the engine, not the fixture.
+$(BUILD)/fixtures/fixture_server: bench/fixture_server.c | check-deps
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -o $@ $< $(shell pkg-config --cflags --libs openssl) -lpthread
+
+$(BUILD)/tests/test_outage: $(BUILD)/fixtures/fixture_server $(BUILD)/certs/server.pem
+
 # Test fixtures: the pinned npm packages of tests/fixtures (MCP servers on the official SDKs,
 # the conformance suite, Node 22), installed again when the lock file changes, and the test CA.
 # The lock keeps two builds from running npm ci in the same folder at once.
@@ -126,7 +134,7 @@ test: deps
 	@$(MAKE) --no-print-directory tsan-build-run
 
 # The multi-threaded tests again under ThreadSanitizer (its own build dir).
-TSAN_TESTS := test_api test_policy
+TSAN_TESTS := test_api test_policy test_outage
 tsan: deps
 	@$(MAKE) --no-print-directory tsan-build-run
 

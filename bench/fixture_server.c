@@ -1,8 +1,9 @@
 /* fixture_server.c: a fast, minimal Streamable HTTP MCP server for the benchmarks, so the
  * server is never the bottleneck: JSON or SSE replies, 2026-07-28 and 2025-11-25 eras. */
 /* Usage: fixture_server [--tls CERTDIR] [--sse] [--era modern|legacy|both] [--tools N]
- *          [--page-size K] [--api-key KEY] [--parent-pid P] [--max-lifetime-s S]
- * Listens on 127.0.0.1 (a free port), prints {"url":...,"pid":...} and serves POST /mcp
+ *          [--page-size K] [--api-key KEY] [--parent-pid P] [--max-lifetime-s S] [--port P]
+ * Listens on 127.0.0.1 (a free port, or P: a test restarts a killed server where the engine
+ * expects it), prints {"url":...,"pid":...} and serves POST /mcp
  * (and DELETE for legacy sessions). One thread per connection, keep-alive, blocking I/O:
  * the benchmark clients hold few connections, and a thread per connection has no event-loop
  * overhead per request. Tools: echo (returns its `text`), whoami, and tool_00000.. fillers. */
@@ -403,6 +404,7 @@ static void *fx_watch(void *arg) {
 
 int main(int argc, char **argv) {
   const char *certs = NULL;
+  int port = 0;
   static fx_watch_arg w = {0, 600};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -415,6 +417,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--api-key") == 0) fx_cfg.api_key = v, i++;
     else if (strcmp(a, "--parent-pid") == 0) w.parent = atol(v), i++;
     else if (strcmp(a, "--max-lifetime-s") == 0) w.lifetime_s = atol(v), i++;
+    else if (strcmp(a, "--port") == 0) port = atoi(v), i++;
     else if (strcmp(a, "--era") == 0) {
       fx_cfg.era_modern = strcmp(v, "legacy") != 0;
       fx_cfg.era_legacy = strcmp(v, "modern") != 0;
@@ -439,6 +442,7 @@ int main(int argc, char **argv) {
   struct sockaddr_in sa = {0};
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons((uint16_t)port);
   socklen_t sl = sizeof sa;
   if (bind(ls, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(ls, 128) != 0 ||
       getsockname(ls, (struct sockaddr *)&sa, &sl) != 0) {

@@ -8,8 +8,9 @@
 #include <string.h>
 #include "addr.h"
 
-/* EMBED: judge by the IPv4 address the IPv6 form carries (see embed_v4). */
-enum { K_PUBLIC, K_PRIVATE, K_SPECIAL, K_NEVER, K_EMBED };
+/* EMBED: judge by the IPv4 address the IPv6 form carries (see embed_v4).
+ * SIXTOFOUR: special whatever it carries, never when what it carries is. */
+enum { K_PUBLIC, K_PRIVATE, K_SPECIAL, K_NEVER, K_EMBED, K_SIXTOFOUR };
 
 struct block {
   const char *cidr;
@@ -18,7 +19,13 @@ struct block {
 };
 
 /* Longest match decides, so "globally reachable" exceptions inside a
- * non-global block (192.0.0.9, 2001:1::1 ...) are listed as public. */
+ * non-global block (2001:3::/32 ...) are listed as public. Not so the PCP and
+ * TURN anycast addresses (192.0.0.9, 192.0.0.10, 2001:1::1, 2001:1::2): the
+ * nearest instance of an anycast service sits inside the operator's network,
+ * so they stay in their special blocks. Nor 6to4 (2002::/16, deprecated by
+ * RFC 7526): its traffic goes through whatever relay is nearest, whatever
+ * IPv4 address it carries, so the whole block is special (and stays shut
+ * for good when the IPv4 it carries is a never address). */
 static const struct block blocks[] = {
   {"0.0.0.0/8", K_NEVER, "this network 0.0.0.0/8"},
   {"10.0.0.0/8", K_PRIVATE, "private-use 10.0.0.0/8"},
@@ -27,8 +34,6 @@ static const struct block blocks[] = {
   {"169.254.0.0/16", K_SPECIAL, "link-local 169.254.0.0/16"},
   {"172.16.0.0/12", K_PRIVATE, "private-use 172.16.0.0/12"},
   {"192.0.0.0/24", K_SPECIAL, "IETF protocol assignments 192.0.0.0/24"},
-  {"192.0.0.9/32", K_PUBLIC, "PCP anycast"},
-  {"192.0.0.10/32", K_PUBLIC, "TURN anycast"},
   {"192.0.2.0/24", K_SPECIAL, "documentation 192.0.2.0/24"},
   {"192.88.99.0/24", K_SPECIAL, "6to4 relay anycast 192.88.99.0/24"},
   {"192.168.0.0/16", K_PRIVATE, "private-use 192.168.0.0/16"},
@@ -54,8 +59,6 @@ static const struct block blocks[] = {
   {"100:0:0:1::/64", K_SPECIAL, "dummy prefix 100:0:0:1::/64"},
   {"2001::/23", K_SPECIAL, "IETF protocol assignments 2001::/23"},
   {"2001::/32", K_EMBED, "Teredo 2001::/32"},
-  {"2001:1::1/128", K_PUBLIC, "PCP anycast"},
-  {"2001:1::2/128", K_PUBLIC, "TURN anycast"},
   {"2001:1::3/128", K_PUBLIC, "DNS-SD SRP anycast"},
   {"2001:2::/48", K_SPECIAL, "benchmarking 2001:2::/48"},
   {"2001:3::/32", K_PUBLIC, "AMT"},
@@ -64,7 +67,7 @@ static const struct block blocks[] = {
   {"2001:20::/28", K_PUBLIC, "ORCHIDv2"},
   {"2001:30::/28", K_PUBLIC, "drone remote ID"},
   {"2001:db8::/32", K_SPECIAL, "documentation 2001:db8::/32"},
-  {"2002::/16", K_EMBED, "6to4 2002::/16"},
+  {"2002::/16", K_SIXTOFOUR, "6to4 2002::/16 (deprecated)"},
   {"3fff::/20", K_SPECIAL, "documentation 3fff::/20"},
   {"5f00::/16", K_SPECIAL, "SRv6 SIDs 5f00::/16"},
   {"fc00::/7", K_PRIVATE, "unique local fc00::/7"},
@@ -165,13 +168,12 @@ int addr_in_cidr(const addr_t *a, const addr_cidr *c) {
   return (a->b[full] & mask) == (c->a.b[full] & mask);
 }
 
-/* The IPv4 address an embedded form carries (RFC 4291, 6052, 3056, 4380).
- * Teredo carries two (server, and the client obfuscated by inversion). */
+/* The IPv4 address an embedded form carries (RFC 4291, 6052, 4380). Teredo
+ * carries two (server, and the client obfuscated by inversion). */
 static int embed_v4(const addr_t *a, const char *cidr, addr_t *v4, addr_t *v4b) {
   memset(v4, 0, sizeof *v4);
   v4->family = AF_INET;
   *v4b = *v4;
-  if (strcmp(cidr, "2002::/16") == 0) { memcpy(v4->b, a->b + 2, 4); return 1; }
   if (strcmp(cidr, "64:ff9b:1::/48") == 0) {
     /* RFC 6052 /48: bits 48..63, skip the reserved octet 64..71, 72..87 */
     v4->b[0] = a->b[6]; v4->b[1] = a->b[7]; v4->b[2] = a->b[9]; v4->b[3] = a->b[10];
@@ -204,6 +206,17 @@ addr_class addr_classify(const addr_t *a, addr_info *info) {
   int i = lookup(a);
   if (i < 0) { info->cls = ADDR_PUBLIC; info->block = "global"; return ADDR_PUBLIC; }
   info->block = blocks[i].name;
+  if (blocks[i].kind == K_SIXTOFOUR) {
+    /* Not judged by (nor opened through) the IPv4 it carries, which only
+     * keeps 0/8, multicast and 240/4 inside it never. */
+    addr_t v4;
+    memset(&v4, 0, sizeof v4);
+    v4.family = AF_INET;
+    memcpy(v4.b, a->b + 2, 4);
+    int j = lookup(&v4);
+    info->cls = (j >= 0 && blocks[j].kind == K_NEVER) ? ADDR_NEVER : ADDR_SPECIAL;
+    return info->cls;
+  }
   if (blocks[i].kind != K_EMBED) {
     info->cls = (addr_class)blocks[i].kind;
     return info->cls;

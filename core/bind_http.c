@@ -242,6 +242,7 @@ static void read_spec(lua_State *L, int idx, http_request *rq, hdrbuf *hb) {
   lua_getfield(L, idx, "url");
   rq->url = *url_check(L, -1);
   lua_pop(L, 1);
+  rq->cancel = mcpl_state_cancel(L);
   lua_getfield(L, idx, "method");
   rq->method = lua_tostring(L, -1);
   lua_pop(L, 1);
@@ -384,7 +385,8 @@ static int l_judge(lua_State *L) {
     strcpy(rs.message, "only https is allowed");
     rc = -1;
   } else {
-    rc = http_judge(mcpl_engine_of(L), u, &g, timeout, addrs, HTTP_MAX_ADDRS, &n, &rs);
+    rc = http_judge(mcpl_engine_of(L), u, &g, timeout, mcpl_state_cancel(L), addrs, HTTP_MAX_ADDRS,
+                    &n, &rs);
   }
   lua_createtable(L, 0, 5);
   lua_pushboolean(L, rc == 0); lua_setfield(L, -2, "allowed");

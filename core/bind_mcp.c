@@ -11,7 +11,9 @@
 #include "sse.h"
 
 #define MCP_MAX_ENTRIES 4096      /* cache entries; the oldest idle go first */
-#define MCP_CLOSE_TIMEOUT_MS 2000 /* per session DELETE at engine close */
+#define MCP_CLOSE_TIMEOUT_MS 2000 /* per session DELETE (all at once at engine close) */
+#define MCP_CLOSE_BATCH 32        /* DELETEs run side by side, this many at a time */
+#define MCP_WAIT_STEP_MS 50       /* a claim waiter checks its call's cancellation this often */
 
 /* A session's goodbye, kept so the engine can end it at close without Lua. */
 typedef struct {
@@ -69,35 +71,57 @@ int mcp_engine_init(mcpl_engine *e, char **err) {
   return 0;
 }
 
-/* Ends a legacy session with DELETE; best effort, bounded. */
-static void send_close(mcpl_engine *e, const mcp_close *c) {
-  char reason[64], msg[256];
-  http_url *u = http_url_parse(c->url, strlen(c->url), reason, sizeof reason, msg, sizeof msg);
-  if (!u) return;
-  http_request rq;
-  memset(&rq, 0, sizeof rq);
-  rq.url = u;
-  rq.method = "DELETE";
-  rq.headers = (const char *const *)c->lines;
-  rq.nheaders = c->nlines;
-  rq.guard = c->guard;
-  rq.allow_http = c->allow_http;
-  rq.limits.connect_timeout_ms = MCP_CLOSE_TIMEOUT_MS;
-  rq.limits.timeout_ms = MCP_CLOSE_TIMEOUT_MS;
-  rq.limits.max_body = 64 * 1024;
-  http_response rs;
-  if (http_perform(e, &rq, &rs) != 0) mcpl_log(e, "debug", "mcp: session DELETE failed: %s", rs.message);
-  http_response_free(&rs);
-  http_url_free(u);
+/* Ends legacy sessions with DELETE, side by side; best effort, each bounded
+ * by MCP_CLOSE_TIMEOUT_MS, so closing an engine with many sessions to a
+ * server that stopped answering costs that once, not once per session. */
+static void send_closes(mcpl_engine *e, mcp_close *const *cs, size_t n, const mcpl_cancel *cancel) {
+  http_request *rq = calloc(MCP_CLOSE_BATCH, sizeof *rq);
+  http_response *rs = calloc(MCP_CLOSE_BATCH, sizeof *rs);
+  http_url **u = calloc(MCP_CLOSE_BATCH, sizeof *u);
+  for (size_t at = 0; rq && rs && u && at < n; at += MCP_CLOSE_BATCH) {
+    size_t m = 0;
+    for (size_t i = at; i < n && i < at + MCP_CLOSE_BATCH; i++) {
+      const mcp_close *c = cs[i];
+      char reason[64], msg[256];
+      u[m] = http_url_parse(c->url, strlen(c->url), reason, sizeof reason, msg, sizeof msg);
+      if (!u[m]) continue;
+      memset(&rq[m], 0, sizeof rq[m]);
+      rq[m].url = u[m];
+      rq[m].method = "DELETE";
+      rq[m].headers = (const char *const *)c->lines;
+      rq[m].nheaders = c->nlines;
+      rq[m].guard = c->guard;
+      rq[m].allow_http = c->allow_http;
+      rq[m].cancel = cancel;
+      rq[m].limits.connect_timeout_ms = MCP_CLOSE_TIMEOUT_MS;
+      rq[m].limits.timeout_ms = MCP_CLOSE_TIMEOUT_MS;
+      rq[m].limits.max_body = 64 * 1024;
+      m++;
+    }
+    if (m) http_perform_many(e, rq, rs, m);
+    for (size_t j = 0; j < m; j++) {
+      if (rs[j].code) mcpl_log(e, "debug", "mcp: session DELETE failed: %s", rs[j].message);
+      http_response_free(&rs[j]);
+      http_url_free(u[j]);
+    }
+  }
+  free(rq);
+  free(rs);
+  free(u);
 }
 
 void mcp_engine_fini(mcpl_engine *e) {
   mcp_cache *c = mcpl_engine_slot(e, MCPL_AREA_MCP);
   if (!c) return;
+  mcp_close **cs = calloc(c->n ? c->n : 1, sizeof *cs);
+  size_t n = 0;
+  for (mcp_entry *x = c->head; cs && x; x = x->next)
+    if (x->close && n < c->n) cs[n++] = x->close;
+  if (cs) send_closes(e, cs, n, NULL);
+  free(cs);
   mcp_entry *x = c->head;
   while (x) {
     mcp_entry *next = x->next;
-    if (x->close) send_close(e, x->close);
     entry_free(x);
     x = next;
   }
@@ -126,7 +150,7 @@ static mcp_entry *find(mcp_cache *c, const char *key, mcp_entry ***link) {
 /* Ends the session of an unlinked entry (DELETE, when it has one), pushes
  * {key=, value=} onto the Lua list at idx, then frees the entry. */
 static void push_evicted(lua_State *L, int idx, mcp_entry *x) {
-  if (x->close) send_close(mcpl_engine_of(L), x->close);
+  if (x->close) send_closes(mcpl_engine_of(L), &x->close, 1, mcpl_state_cancel(L));
   if (x->value) {
     lua_createtable(L, 0, 2);
     lua_pushstring(L, x->key); lua_setfield(L, -2, "key");
@@ -168,13 +192,15 @@ static int l_cache_claim(lua_State *L) {
   const char *key = luaL_checkstring(L, 1);
   lua_Integer wait = luaL_optinteger(L, 2, 0);
   mcp_cache *c = cache_of(L);
+  mcpl_engine *eng = mcpl_engine_of(L);
+  const mcpl_cancel *cancel = mcpl_state_cancel(L);
   char *kcopy = xstrdup(L, key);
   mcp_entry *fresh = calloc(1, sizeof *fresh);
   if (!fresh) { free(kcopy); return mcpl_lua_error(L, "internal", "out of memory"); }
   fresh->key = kcopy;
   long deadline = mono_ms() + (long)(wait < 0 ? 0 : wait);
   char *v = NULL;
-  int claimed = 0;
+  int claimed = 0, cancelled = 0;
   pthread_mutex_lock(&c->mu);
   for (;;) {
     mcp_entry *x = find(c, key, NULL);
@@ -191,9 +217,11 @@ static int l_cache_claim(lua_State *L) {
     }
     long now = mono_ms();
     if (now >= deadline) break; /* still being created elsewhere */
+    if (mcpl_cancel_requested(eng, cancel)) { cancelled = 1; break; }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     long left = deadline - now;
+    if (left > MCP_WAIT_STEP_MS) left = MCP_WAIT_STEP_MS;
     ts.tv_sec += left / 1000;
     ts.tv_nsec += (left % 1000) * 1000000L;
     if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
@@ -201,6 +229,7 @@ static int l_cache_claim(lua_State *L) {
   }
   pthread_mutex_unlock(&c->mu);
   if (fresh) entry_free(fresh);
+  if (cancelled) return mcpl_lua_raise_cancelled(L);
   if (v) { lua_pushstring(L, v); free(v); lua_pushboolean(L, 0); return 2; }
   lua_pushnil(L);
   lua_pushboolean(L, claimed);

@@ -28,6 +28,7 @@ struct mcpl_options {
 struct pool_slot {
   lua_State *L;
   int busy;
+  mcpl_cancel cancel;  /* the call running on this slot (see engine.h) */
 };
 
 struct mcpl_engine {
@@ -40,9 +41,10 @@ struct mcpl_engine {
 
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  struct pool_slot *pool;
+  struct pool_slot *pool;  /* never reallocated: states keep &pool[i].cancel */
   int npool, maxpool;
   int closing;
+  int calls;               /* threads inside mcpl_op (close waits for them) */
 
   volatile sig_atomic_t interrupted;
   void *slot[MCPL_AREA_COUNT];
@@ -140,6 +142,23 @@ void mcpl_engine_interrupt(mcpl_engine *e) { if (e) e->interrupted = 1; }
 void mcpl_engine_clear_interrupt(mcpl_engine *e) { if (e) e->interrupted = 0; }
 int mcpl_engine_interrupted(mcpl_engine *e) { return e ? e->interrupted : 0; }
 
+int mcpl_cancel_requested(mcpl_engine *e, const mcpl_cancel *c) {
+  return (c && atomic_load_explicit(&c->requested, memory_order_relaxed)) ||
+         mcpl_engine_interrupted(e);
+}
+
+void mcpl_engine_pool_stats(mcpl_engine *e, int *size, int *states, int *busy) {
+  *size = *states = *busy = 0;
+  if (!e) return;
+  pthread_mutex_lock(&e->mu);
+  *size = e->maxpool;
+  for (int i = 0; i < e->npool; i++) {
+    *states += e->pool[i].L != NULL;
+    *busy += e->pool[i].busy;
+  }
+  pthread_mutex_unlock(&e->mu);
+}
+
 /* ---- logging ---------------------------------------------------------- */
 
 static int level_num(const char *l) {
@@ -185,9 +204,10 @@ static void json_escape_into(char *out, size_t *n, const char *s) {
   }
 }
 
-char *mcpl_json_error(const char *code, const char *message, const char *field) {
-  size_t need = 64 + 6 * (strlen(code ? code : "") + strlen(message ? message : "") +
-                          strlen(field ? field : ""));
+static char *json_error(const char *code, const char *message, const char *field,
+                        const char *reason) {
+  size_t need = 80 + 6 * (strlen(code ? code : "") + strlen(message ? message : "") +
+                          strlen(field ? field : "") + strlen(reason ? reason : ""));
   char *out = malloc(need);
   if (!out) return NULL;
   size_t n = 0;
@@ -201,8 +221,27 @@ char *mcpl_json_error(const char *code, const char *message, const char *field) 
     json_escape_into(out, &n, field);
     out[n++] = '"';
   }
+  if (reason) {
+    memcpy(out + n, ",\"reason\":\"", 11); n += 11;
+    json_escape_into(out, &n, reason);
+    out[n++] = '"';
+  }
   memcpy(out + n, "}}", 3);
   return out;
+}
+
+char *mcpl_json_error(const char *code, const char *message, const char *field) {
+  return json_error(code, message, field, NULL);
+}
+
+char *mcpl_json_error_reason(const char *code, const char *message, const char *reason) {
+  return json_error(code, message, NULL, reason);
+}
+
+/* A call that starts once mcpl_close has begun never gets a Lua state. */
+static char *closing_error(void) {
+  return mcpl_json_error_reason("timeout", "the engine is closing: the call was not started",
+                                "engine_closing");
 }
 
 /* ---- open / close ----------------------------------------------------- */
@@ -211,16 +250,26 @@ static void set_err(char **err, const char *code, const char *msg) {
   if (err) *err = mcpl_json_error(code, msg, NULL);
 }
 
+/* Calls in flight are cancelled, not awaited to their timeouts: every wait
+ * on a slot observes its flag, so they end promptly (timeout, reason
+ * cancelled); callers still waiting for a state get the closing error. Only
+ * then is anything freed. */
 void mcpl_close(mcpl_engine *e) {
   if (!e) return;
   pthread_mutex_lock(&e->mu);
   e->closing = 1;
-  while (1) {
-    int busy = 0;
-    for (int i = 0; i < e->npool; i++) busy |= e->pool[i].busy;
-    if (!busy) break;
-    pthread_cond_wait(&e->cv, &e->mu);
-  }
+  int inflight = 0;
+  for (int i = 0; i < e->npool; i++)
+    if (e->pool[i].busy) {
+      atomic_store(&e->pool[i].cancel.requested, 1);
+      inflight++;
+    }
+  int calls = e->calls;
+  pthread_cond_broadcast(&e->cv);  /* callers waiting for a state see closing */
+  pthread_mutex_unlock(&e->mu);
+  if (calls) mcpl_log(e, "info", "engine closing: cancelling %d call(s) in flight", inflight);
+  pthread_mutex_lock(&e->mu);
+  while (e->calls > 0) pthread_cond_wait(&e->cv, &e->mu);
   pthread_mutex_unlock(&e->mu);
   for (int i = 0; i < e->npool; i++) lua_close(e->pool[i].L);
   for (int a = MCPL_AREA_COUNT - 1; a >= 0; a--)
@@ -282,6 +331,7 @@ mcpl_engine *mcpl_open(const mcpl_options *o, char **err) {
     mcpl_close(e);
     return NULL;
   }
+  mcpl_state_set_cancel(L, &e->pool[0].cancel);
   e->pool[0].L = L;
   e->npool = 1;
   return e;
@@ -293,25 +343,38 @@ oom:
 
 /* ---- the pool and mcpl_op ---------------------------------------------- */
 
-static int acquire(mcpl_engine *e, char **err) {
+/* Marks a slot busy for a new op and clears its cancellation; under e->mu,
+ * so a close that has begun either sees the slot busy or keeps the op out. */
+static void take(mcpl_engine *e, int i) {
+  e->pool[i].busy = 1;
+  atomic_store(&e->pool[i].cancel.requested, 0);
+  e->pool[i].cancel.raised = 0;
+}
+
+/* -1 with *err set when no state can be had (closing: *closing = 1). */
+static int acquire(mcpl_engine *e, char **err, int *closing) {
   pthread_mutex_lock(&e->mu);
   for (;;) {
     if (e->closing) {
       pthread_mutex_unlock(&e->mu);
-      *err = mcpl_json_error("internal", "engine is closing", NULL);
+      *err = closing_error();
+      *closing = 1;
       return -1;
     }
     for (int i = 0; i < e->npool; i++) {
-      if (!e->pool[i].busy) {
-        e->pool[i].busy = 1;
+      if (!e->pool[i].busy && e->pool[i].L) {
+        take(e, i);
         pthread_mutex_unlock(&e->mu);
         return i;
       }
     }
-    if (e->npool < e->maxpool) {
-      int i = e->npool++;
-      e->pool[i].busy = 1;
-      e->pool[i].L = NULL;
+    /* an empty slot (its state was discarded or failed to build), else a new one */
+    int i = -1;
+    for (int k = 0; k < e->npool && i < 0; k++)
+      if (!e->pool[k].busy) i = k;
+    if (i < 0 && e->npool < e->maxpool) i = e->npool++;
+    if (i >= 0) {
+      take(e, i);
       pthread_mutex_unlock(&e->mu);
       char *serr = NULL;
       lua_State *L = mcpl_state_engine(e, &serr);
@@ -324,6 +387,7 @@ static int acquire(mcpl_engine *e, char **err) {
         *err = serr;
         return -1;
       }
+      mcpl_state_set_cancel(L, &e->pool[i].cancel);
       e->pool[i].L = L;
       pthread_mutex_unlock(&e->mu);
       return i;
@@ -340,6 +404,13 @@ static void release(mcpl_engine *e, int i, int discard) {
   }
   e->pool[i].busy = 0;
   pthread_cond_broadcast(&e->cv);
+  pthread_mutex_unlock(&e->mu);
+}
+
+/* The end of an mcpl_op: the last touch of e, which close may free next. */
+static void leave(mcpl_engine *e) {
+  pthread_mutex_lock(&e->mu);
+  if (--e->calls == 0) pthread_cond_broadcast(&e->cv);
   pthread_mutex_unlock(&e->mu);
 }
 
@@ -363,10 +434,20 @@ int mcpl_op(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
     *result_json = mcpl_json_error("invalid_argument", "engine and op name are required", NULL);
     return MCPL_E_INVALID_ARGUMENT;
   }
-  int slot = acquire(e, &err);
+  pthread_mutex_lock(&e->mu);
+  if (e->closing) {
+    pthread_mutex_unlock(&e->mu);
+    *result_json = closing_error();
+    return MCPL_E_TIMEOUT;
+  }
+  e->calls++;
+  pthread_mutex_unlock(&e->mu);
+  int closing = 0;
+  int slot = acquire(e, &err, &closing);
   if (slot < 0) {
     *result_json = err ? err : mcpl_json_error("internal", "no Lua state available", NULL);
-    return MCPL_E_INTERNAL;
+    leave(e);
+    return closing ? MCPL_E_TIMEOUT : MCPL_E_INTERNAL;
   }
   lua_State *L = e->pool[slot].L;
   int top = lua_gettop(L);
@@ -375,7 +456,19 @@ int mcpl_op(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
   push_actor(L, actor);
   lua_pushstring(L, op_name);
   if (args_json) lua_pushstring(L, args_json); else lua_pushnil(L);
-  if (lua_pcall(L, 3, 2, 0) != LUA_OK) {
+  int st = lua_pcall(L, 3, 2, 0);
+  int was_cancel = 0;
+  if (st != LUA_OK && lua_istable(L, -1)) {
+    lua_pushliteral(L, "reason");  /* raw: no metamethod runs outside a protected call */
+    was_cancel = lua_rawget(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "cancelled") == 0;
+  }
+  if (was_cancel) {
+    /* a cancellation raised by the hook after the op's own error handling
+     * (a call cancelled as it finished): the state is sound */
+    *result_json = mcpl_json_error_reason("timeout", "operation cancelled", "cancelled");
+    rc = MCPL_E_TIMEOUT;
+  } else if (st != LUA_OK) {
+    lua_settop(L, top + 1);
     /* dispatch catches op errors itself; reaching here means the state is
      * broken (out of memory, error in the error handler): rebuild it. */
     const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(non-string error)";
@@ -396,5 +489,6 @@ int mcpl_op(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
   }
   lua_settop(L, top);
   release(e, slot, discard);
+  leave(e);
   return rc;
 }

@@ -3,6 +3,7 @@
 #ifndef MCPL_ENGINE_H
 #define MCPL_ENGINE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <lua.h>
 #include "mcplink.h"
@@ -64,6 +65,31 @@ void mcpl_engine_interrupt(mcpl_engine *e);
 void mcpl_engine_clear_interrupt(mcpl_engine *e);
 int mcpl_engine_interrupted(mcpl_engine *e);
 
+/* Cancellation of one call. Each pool slot owns one; it is cleared when an
+ * op starts on the slot and set from any thread (mcpl_close sets every busy
+ * slot's; a per-call cancel only has to set its own call's). Every wait
+ * started on the slot's Lua state observes it, besides the engine-wide
+ * interrupt: transfers, name lookups, the session claim, core.sleep_ms and
+ * the Lua count hook (which raises it once per op, so the op's own error
+ * handling still runs; the waits keep failing fast). */
+typedef struct mcpl_cancel {
+  atomic_int requested;  /* any thread */
+  int raised;            /* the hook raised it during this op (the slot's thread) */
+} mcpl_cancel;
+
+/* Non-zero when c (may be NULL) is set or the engine is interrupted. */
+int mcpl_cancel_requested(mcpl_engine *e, const mcpl_cancel *c);
+/* The cancellation a Lua state observes (NULL: only the engine interrupt). */
+void mcpl_state_set_cancel(lua_State *L, mcpl_cancel *c);
+mcpl_cancel *mcpl_state_cancel(lua_State *L);
+/* mcpl_cancel_requested for the state's call; and the error every cancelled
+ * wait raises: {code="timeout", reason="cancelled", message=...}. */
+int mcpl_lua_cancelled(lua_State *L);
+int mcpl_lua_raise_cancelled(lua_State *L);
+
+/* The pool as it stands: configured size, Lua states built, states in use. */
+void mcpl_engine_pool_stats(mcpl_engine *e, int *size, int *states, int *busy);
+
 /* Logging (core/log.c). msg must never contain secret values. */
 void mcpl_log(mcpl_engine *e, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -89,5 +115,7 @@ int mcpl_code_from_name(const char *name);
 
 /* JSON string escaping into a malloc'd buffer (for C-built error JSON). */
 char *mcpl_json_error(const char *code, const char *message, const char *field);
+/* The same with a reason ({"error":{code, message, reason}}). */
+char *mcpl_json_error_reason(const char *code, const char *message, const char *reason);
 
 #endif

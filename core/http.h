@@ -38,6 +38,9 @@ int http_url_same_origin(const http_url *a, const http_url *b);
 
 /* ---- requests ------------------------------------------------------------- */
 
+/* Both time limits are deadlines the transfer loop enforces itself (libcurl
+ * gets them too, later, as a backstop): connect_timeout_ms from the start
+ * until the request can be sent, timeout_ms from the start to the end. */
 typedef struct {
   long connect_timeout_ms;  /* DNS + TCP + TLS; 0 = 10 s */
   long timeout_ms;          /* whole transfer; 0 = 30 s */
@@ -68,7 +71,7 @@ typedef struct {
   int (*on_response)(void *ud, const struct http_response *rs);
   int (*on_body)(void *ud, const char *data, size_t len);
   void *ud;
-  const volatile int *cancel;         /* optional: set non-zero to cancel */
+  const mcpl_cancel *cancel;          /* optional: the call's cancellation (engine.h) */
   /* optional: polled while the transfer runs (also when no data arrives);
    * a non-zero return cancels it */
   int (*on_tick)(void *ud);
@@ -104,7 +107,8 @@ const char *http_response_header(const http_response *rs, const char *name);
  * connecting. Fills up to max addresses (text) into addrs, *naddrs. Returns 0
  * when all pass, else -1 with code/reason/message in rs. */
 int http_judge(mcpl_engine *e, const http_url *u, const addr_guard *g, long timeout_ms,
-               char (*addrs)[64], size_t max, size_t *naddrs, http_response *rs);
+               const mcpl_cancel *cancel, char (*addrs)[64], size_t max, size_t *naddrs,
+               http_response *rs);
 
 /* ---- resolver (tests inject their own; NULL restores getaddrinfo) ---------- */
 typedef int (*http_resolve_fn)(const char *host, const char *port, const struct addrinfo *hints,
@@ -114,7 +118,7 @@ void http_set_resolver(http_resolve_fn fn, http_free_fn free_fn);
 
 /* Internal to http_*.c: a lookup bounded by a deadline and cancellation. */
 int http_resolve(mcpl_engine *e, const char *host, int port, long timeout_ms,
-                 const volatile int *cancel, addr_t *out, size_t max, size_t *n, char *reason,
+                 const mcpl_cancel *cancel, addr_t *out, size_t max, size_t *n, char *reason,
                  size_t rn);
 
 /* The same, split so many lookups run at once: start returns NULL on
@@ -122,7 +126,7 @@ int http_resolve(mcpl_engine *e, const char *host, int port, long timeout_ms,
 struct http_lookup;
 struct http_lookup *http_lookup_start(const char *host, int port);
 int http_lookup_wait(struct http_lookup *lk, mcpl_engine *e, long deadline_ms,
-                     const volatile int *cancel, addr_t *out, size_t max, size_t *n,
+                     const mcpl_cancel *cancel, addr_t *out, size_t max, size_t *n,
                      char *reason, size_t rn);
 long http_now_ms(void);  /* monotonic */
 #define HTTP_MAX_ADDRS 32

@@ -1,5 +1,5 @@
 /* http_resolve.c: name lookups for outbound requests, bounded by a deadline
- * and the engine's cancellation flag; tests may inject the resolver. */
+ * and the call's cancellation; tests may inject the resolver. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -89,7 +89,7 @@ struct http_lookup *http_lookup_start(const char *host, int port) {
 }
 
 int http_lookup_wait(struct http_lookup *lk, mcpl_engine *e, long deadline_ms,
-                     const volatile int *cancel, addr_t *out, size_t max, size_t *n,
+                     const mcpl_cancel *cancel, addr_t *out, size_t max, size_t *n,
                      char *reason, size_t rn) {
   struct job *j = (struct job *)lk;
   int rc = -1;
@@ -97,7 +97,7 @@ int http_lookup_wait(struct http_lookup *lk, mcpl_engine *e, long deadline_ms,
   if (!j) { snprintf(reason, rn, "dns_failure"); return -1; }
   pthread_mutex_lock(&j->mu);
   while (!j->done) {
-    if ((cancel && *cancel) || mcpl_engine_interrupted(e)) { snprintf(reason, rn, "cancelled"); break; }
+    if (mcpl_cancel_requested(e, cancel)) { snprintf(reason, rn, "cancelled"); break; }
     long left = deadline_ms - http_now_ms();
     if (left <= 0) { snprintf(reason, rn, "timeout"); break; }
     if (left > 50) left = 50; /* wake up to notice cancellation */
@@ -132,7 +132,7 @@ int http_lookup_wait(struct http_lookup *lk, mcpl_engine *e, long deadline_ms,
 }
 
 int http_resolve(mcpl_engine *e, const char *host, int port, long timeout_ms,
-                 const volatile int *cancel, addr_t *out, size_t max, size_t *n, char *reason,
+                 const mcpl_cancel *cancel, addr_t *out, size_t max, size_t *n, char *reason,
                  size_t rn) {
   struct http_lookup *lk = http_lookup_start(host, port);
   return http_lookup_wait(lk, e, http_now_ms() + (timeout_ms > 0 ? timeout_ms : 10000), cancel,

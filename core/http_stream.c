@@ -202,6 +202,7 @@ int hs_l_stream(lua_State *L) {
   rq.on_body = hs_on_body;
   rq.on_tick = hs_on_tick;
   rq.ud = &c;
+  rq.cancel = mcpl_state_cancel(L);
   http_response rs;
   int rc = http_perform(mcpl_engine_of(L), &rq, &rs);
 

@@ -14,6 +14,10 @@
 
 #define DEF_CONNECT_MS 10000L
 #define DEF_TIMEOUT_MS 30000L
+/* libcurl gets each limit this much later than the loop enforces it: a
+ * backstop only, so the engine's deadline is the one that ends a transfer. */
+#define BACKSTOP_MS 5000L
+#define POLL_MS 100L  /* the longest wait between checks of cancellation */
 #define DEF_MAX_BODY (8u << 20)
 #define DEF_MAX_HEADER (64u << 10)
 
@@ -101,8 +105,10 @@ typedef struct {
   size_t max_body, max_header;
   int started;        /* the final response's headers were handed out */
   int blocked, too_large, cancelled, failed, done;
+  int connected;      /* a connection is up for the request (prereq ran) */
   struct http_lookup *lookup;
-  long deadline;      /* for the lookup */
+  long connect_ms, total_ms;
+  long connect_deadline, deadline;  /* absolute, http_now_ms() */
   addr_t addrs[HTTP_MAX_ADDRS];  /* every answer, as judged */
   size_t naddrs;
 } xfer;
@@ -119,9 +125,7 @@ static void set_err(http_response *rs, const char *code, const char *reason, con
   va_end(ap);
 }
 
-static int cancelled(xfer *x) {
-  return (x->rq->cancel && *x->rq->cancel) || mcpl_engine_interrupted(x->e);
-}
+static int cancelled(xfer *x) { return mcpl_cancel_requested(x->e, x->rq->cancel); }
 
 static void headers_clear(http_response *rs) {
   for (size_t i = 0; i < rs->nheaders; i++) {
@@ -184,6 +188,7 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_por
              block ? block : "not an address");
     return CURL_PREREQFUNC_ABORT;
   }
+  x->connected = 1;
   return CURL_PREREQFUNC_OK;
 }
 
@@ -335,7 +340,7 @@ static int judge_and_pin(xfer *x) {
     n = 1;
   } else {
     char reason[64];
-    int rc = http_lookup_wait(x->lookup, x->e, x->deadline, x->rq->cancel, addrs,
+    int rc = http_lookup_wait(x->lookup, x->e, x->connect_deadline, x->rq->cancel, addrs,
                               HTTP_MAX_ADDRS, &n, reason, sizeof reason);
     x->lookup = NULL;
     if (rc != 0) {
@@ -398,7 +403,6 @@ static int setup(xfer *x) {
   if (judge_and_pin(x) != 0) return -1;
   CURL *h = x->h = curl_easy_init();
   if (!h) { set_err(rs, "internal", "internal", "curl_easy_init failed"); return -1; }
-  const http_limits *l = &rq->limits;
   for (size_t i = 0; i < rq->nheaders; i++) x->hdrs = curl_slist_append(x->hdrs, rq->headers[i]);
   x->hdrs = curl_slist_append(x->hdrs, "Expect:");
   curl_easy_setopt(h, CURLOPT_PRIVATE, x);
@@ -419,7 +423,13 @@ static int setup(xfer *x) {
   curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
   curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, x->st);
   curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+  /* No PIPEWAIT. Each call runs its own multi handle over the shared
+   * connection cache, and libcurl multiplexes a transfer only onto a
+   * connection of its own multi handle; waiting could only park it behind
+   * another thread's connection attempt that it can never use, and libcurl
+   * (7.88) neither wakes such a parked transfer from another multi handle
+   * nor times it out: calls hung for good when a server died under load. */
+  curl_easy_setopt(h, CURLOPT_PIPEWAIT, 0L);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(h, CURLOPT_USERAGENT, "mcplink/" MCPL_VERSION);
@@ -435,8 +445,8 @@ static int setup(xfer *x) {
   curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, l->connect_timeout_ms > 0 ? l->connect_timeout_ms : DEF_CONNECT_MS);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, l->timeout_ms > 0 ? l->timeout_ms : DEF_TIMEOUT_MS);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, x->connect_ms + BACKSTOP_MS);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, x->total_ms + BACKSTOP_MS);
   curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
   const char *m = rq->method ? rq->method : (rq->body ? "POST" : "GET");
   if (rq->body) {
@@ -491,6 +501,22 @@ static void finish(xfer *x, CURLcode cc) {
   }
 }
 
+/* The engine's own deadlines: a transfer still waiting for its connection
+ * ends at connect_deadline, any transfer at deadline. 0 while it may go on. */
+static int overdue(xfer *x, long now) {
+  const http_url *u = x->rq->url;
+  char *ip = NULL;
+  if (!x->connected && now >= x->connect_deadline)
+    set_err(x->rs, "timeout", "timeout", "no connection to %s within %ld ms", u->host, x->connect_ms);
+  else if (now >= x->deadline)
+    set_err(x->rs, "timeout", "timeout", "no complete response from %s within %ld ms", u->host,
+            x->total_ms);
+  else return 0;
+  if (curl_easy_getinfo(x->h, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip)
+    snprintf(x->rs->primary_ip, sizeof x->rs->primary_ip, "%s", ip);
+  return 1;
+}
+
 static void xfer_init(xfer *x, mcpl_engine *e, struct http_state *st, const http_request *rq,
                       http_response *rs) {
   memset(x, 0, sizeof *x);
@@ -501,8 +527,12 @@ static void xfer_init(xfer *x, mcpl_engine *e, struct http_state *st, const http
   x->rs = rs;
   x->max_body = rq->limits.max_body ? rq->limits.max_body : DEF_MAX_BODY;
   x->max_header = rq->limits.max_header ? rq->limits.max_header : DEF_MAX_HEADER;
-  long ct = rq->limits.connect_timeout_ms > 0 ? rq->limits.connect_timeout_ms : DEF_CONNECT_MS;
-  x->deadline = http_now_ms() + ct;
+  x->total_ms = rq->limits.timeout_ms > 0 ? rq->limits.timeout_ms : DEF_TIMEOUT_MS;
+  x->connect_ms = rq->limits.connect_timeout_ms > 0 ? rq->limits.connect_timeout_ms : DEF_CONNECT_MS;
+  if (x->connect_ms > x->total_ms) x->connect_ms = x->total_ms;
+  long now = http_now_ms();
+  x->connect_deadline = now + x->connect_ms;
+  x->deadline = now + x->total_ms;
   if (rq->url && !rq->url->host_is_ip) x->lookup = http_lookup_start(rq->url->host, rq->url->port);
 }
 
@@ -565,20 +595,27 @@ int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs,
       running--;
     }
     if (running <= 0) break;
-    /* Cancellation ends a transfer here even when it is idle (the
-     * progress callback only runs on activity); the short poll bounds the
-     * delay. */
+    /* Cancellation and the deadlines end a transfer here, whatever state
+     * libcurl keeps it in and even when it is idle (the progress callback
+     * only runs on activity); the poll never outlasts the nearest deadline. */
+    long now = http_now_ms(), next = now + POLL_MS;
     for (size_t i = 0; i < n; i++) {
       xfer *x = &xs[i];
-      if (x->failed || x->rs->code || !x->h || x->done || !cancelled(x)) continue;
-      x->cancelled = 1;
-      finish(x, CURLE_ABORTED_BY_CALLBACK);
+      if (x->failed || x->rs->code || !x->h || x->done) continue;
+      if (cancelled(x)) {
+        x->cancelled = 1;
+        finish(x, CURLE_ABORTED_BY_CALLBACK);
+      } else if (!overdue(x, now)) {
+        long d = x->connected ? x->deadline : x->connect_deadline;
+        if (d < next) next = d;
+        continue;
+      }
       curl_multi_remove_handle(m, x->h);
       x->done = 1;
       running--;
     }
     if (running <= 0) break;
-    curl_multi_poll(m, NULL, 0, 100, NULL);
+    curl_multi_poll(m, NULL, 0, (int)(next > now ? next - now : 0), NULL);
   }
   for (size_t i = 0; i < n; i++) {
     if (rs[i].code) failed++;
@@ -594,12 +631,15 @@ int http_perform(mcpl_engine *e, const http_request *rq, http_response *rs) {
 }
 
 int http_judge(mcpl_engine *e, const http_url *u, const addr_guard *g, long timeout_ms,
-               char (*addrs)[64], size_t max, size_t *naddrs, http_response *rs) {
+               const mcpl_cancel *cancel, char (*addrs)[64], size_t max, size_t *naddrs,
+               http_response *rs) {
   http_request rq;
   memset(&rq, 0, sizeof rq);
   rq.url = u;
   rq.guard = *g;
+  rq.cancel = cancel;
   rq.limits.connect_timeout_ms = timeout_ms;
+  rq.limits.timeout_ms = timeout_ms;
   xfer x;
   xfer_init(&x, e, NULL, &rq, rs);
   *naddrs = 0;

@@ -18,6 +18,7 @@
 const mcpl_area_def *mcpl_areas(void);
 
 static const char ENGINE_KEY[] = "mcpl.engine";
+static const char CANCEL_KEY = 0; /* its address keys the state's mcpl_cancel */
 
 void mcpl_engine_bind(lua_State *L, mcpl_engine *e) {
   lua_pushlightuserdata(L, e);
@@ -29,6 +30,29 @@ mcpl_engine *mcpl_engine_of(lua_State *L) {
   mcpl_engine *e = lua_touserdata(L, -1);
   lua_pop(L, 1);
   return e;
+}
+
+void mcpl_state_set_cancel(lua_State *L, mcpl_cancel *c) {
+  lua_pushlightuserdata(L, c);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &CANCEL_KEY);
+}
+
+mcpl_cancel *mcpl_state_cancel(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &CANCEL_KEY);
+  mcpl_cancel *c = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return c;
+}
+
+int mcpl_lua_cancelled(lua_State *L) {
+  return mcpl_cancel_requested(mcpl_engine_of(L), mcpl_state_cancel(L));
+}
+
+int mcpl_lua_raise_cancelled(lua_State *L) {
+  mcpl_push_error(L, "timeout", "operation cancelled");
+  lua_pushliteral(L, "cancelled");
+  lua_setfield(L, -2, "reason");
+  return lua_error(L);
 }
 
 void mcpl_push_error(lua_State *L, const char *code, const char *fmt, ...) {
@@ -204,10 +228,16 @@ static int safe_load(lua_State *L) {
   return 1;
 }
 
+/* The call's own cancellation is raised once per op: the op's error
+ * handling (audit, the error result) then runs; its waits still fail fast. */
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
-  mcpl_engine *e = mcpl_engine_of(L);
-  if (mcpl_engine_interrupted(e)) mcpl_lua_error(L, "timeout", "operation cancelled");
+  if (mcpl_engine_interrupted(mcpl_engine_of(L))) mcpl_lua_raise_cancelled(L);
+  mcpl_cancel *c = mcpl_state_cancel(L);
+  if (c && !c->raised && atomic_load_explicit(&c->requested, memory_order_relaxed)) {
+    c->raised = 1;
+    mcpl_lua_raise_cancelled(L);
+  }
 }
 
 /* Operator scripts (the REPL) get a sticky cancel: until the flag is
@@ -221,7 +251,7 @@ static void script_interrupt_hook(lua_State *L, lua_Debug *ar) {
     return;
   }
   lua_sethook(L, script_interrupt_hook, LUA_MASKCOUNT, 1);
-  mcpl_lua_error(L, "timeout", "operation cancelled");
+  mcpl_lua_raise_cancelled(L);
 }
 
 /* Opens the allowed standard libraries and strips what is not allowed. */
@@ -333,7 +363,7 @@ static int core_option(lua_State *L) {
 }
 
 static int core_interrupted(lua_State *L) {
-  lua_pushboolean(L, mcpl_engine_interrupted(mcpl_engine_of(L)));
+  lua_pushboolean(L, mcpl_lua_cancelled(L));
   return 1;
 }
 
@@ -345,14 +375,32 @@ static int core_now_ms(lua_State *L) {
 }
 
 /* core.sleep_ms(ms): waits (at most 1 s a call), for polling a database
- * lease held by another thread or process (OAuth refresh). */
+ * lease held by another thread or process (OAuth refresh) or a server's
+ * retry delay. Sleeps in short steps: a cancelled call raises at once. */
+#define SLEEP_STEP_MS 50
 static int core_sleep_ms(lua_State *L) {
   lua_Integer ms = luaL_checkinteger(L, 1);
   if (ms < 0) ms = 0;
   if (ms > 1000) ms = 1000;
-  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-  return 0;
+  for (;;) {
+    if (mcpl_lua_cancelled(L)) return mcpl_lua_raise_cancelled(L);
+    if (ms <= 0) return 0;
+    lua_Integer step = ms < SLEEP_STEP_MS ? ms : SLEEP_STEP_MS;
+    struct timespec ts = {0, (long)step * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    ms -= step;
+  }
+}
+
+/* core.pool() -> {size, states, busy}: the engine's pool of Lua states. */
+static int core_pool(lua_State *L) {
+  int size, states, busy;
+  mcpl_engine_pool_stats(mcpl_engine_of(L), &size, &states, &busy);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, size); lua_setfield(L, -2, "size");
+  lua_pushinteger(L, states); lua_setfield(L, -2, "states");
+  lua_pushinteger(L, busy); lua_setfield(L, -2, "busy");
+  return 1;
 }
 
 static int core_mono_ms(lua_State *L) {
@@ -400,7 +448,7 @@ int luaopen_mcpl_core(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"modules", core_modules}, {"option", core_option}, {"interrupted", core_interrupted},
     {"now_ms", core_now_ms},   {"mono_ms", core_mono_ms}, {"op", core_op}, {"sleep_ms", core_sleep_ms},
-    {"traceback", core_traceback}, {"eprint", core_eprint}, {NULL, NULL}};
+    {"traceback", core_traceback}, {"eprint", core_eprint}, {"pool", core_pool}, {NULL, NULL}};
   luaL_newlib(L, fns);
   lua_pushstring(L, MCPL_VERSION);
   lua_setfield(L, -2, "version");

@@ -65,9 +65,11 @@ void mcpl_options_free(mcpl_options *o);
 mcpl_engine *mcpl_open(const mcpl_options *o, char **err);
 
 /* Runs one operation. args_json is a JSON object (NULL means {}). On return
- * *result_json holds the result JSON, or {"error":{"code","message","field"}}
- * when the return value is not MCPL_OK. Free it with mcpl_free.
- * Safe to call from many threads at once on one engine. */
+ * *result_json holds the result JSON, or {"error":{"code","message","field"?,
+ * "reason"?}} when the return value is not MCPL_OK (reason: why, as a word,
+ * e.g. "connect_failed"; README "Errors"). Free it with mcpl_free.
+ * Safe to call from many threads at once on one engine; every call ends
+ * within its time limit. */
 int mcpl_op(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
             const char *args_json, char **result_json);
 
@@ -75,6 +77,10 @@ int mcpl_op(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
 const char *mcpl_code_name(int code);
 
 void mcpl_free(void *p);
+/* Closes the engine. Calls other threads have in flight are cancelled (they
+ * return promptly with MCPL_E_TIMEOUT, reason "cancelled"); calls that start
+ * meanwhile get reason "engine_closing". Returns once all have returned; no
+ * call may start after that. */
 void mcpl_close(mcpl_engine *e);
 const char *mcpl_version(void);
 

@@ -126,7 +126,7 @@ function M.apply(a, s, info, lists)
   end)
 end
 
--- refresh(ctx, s) -> {ok=true, diff=...} | {ok=false, error={code, message}}
+-- refresh(ctx, s) -> {ok=true, diff=...} | {ok=false, error={code, message, reason?}}
 -- A failure is recorded on the record (capabilities_status "error") and
 -- returned, never raised: the admin's saved configuration stands.
 function M.refresh(ctx, s)
@@ -139,10 +139,11 @@ function M.refresh(ctx, s)
   local e = info
   local code = type(e) == "table" and e.code or "internal"
   local msg = type(e) == "table" and e.message or tostring(e)
-  if code == "internal" then log.error("discovery failed for", s.id, msg); msg = "internal error (see log)" end
-  pcall(store.update, ctx.actor, "servers", s.id, { capabilities_status = "error",
-    discovery_error = { code = code, message = msg } })
-  return { ok = false, error = { code = code, message = msg } }
+  local reason = type(e) == "table" and type(e.reason) == "string" and e.reason or nil
+  if code == "internal" then log.error("discovery failed for", s.id, msg); msg, reason = "internal error (see log)", nil end
+  local err = { code = code, message = msg, reason = reason }
+  pcall(store.update, ctx.actor, "servers", s.id, { capabilities_status = "error", discovery_error = err })
+  return { ok = false, error = err }
 end
 
 return M

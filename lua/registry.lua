@@ -53,9 +53,13 @@ local function traceback(e)
   return { internal = true, message = core.traceback(tostring(e)) }
 end
 
+-- {"error":{code, message, field?, reason?, detail?}}: reason is the
+-- machine-readable why (README "Errors"), e.g. connect_failed, cancelled.
 local function error_json(e)
+  local reason = e.reason
+  if type(reason) ~= "string" or reason == "" then reason = nil end
   return json.encode({ error = { code = e.code, message = e.message, field = e.field,
-                                 detail = e.detail } }), e.code
+                                 reason = reason, detail = e.detail } }), e.code
 end
 
 -- Hooks later layers install: resolve an actor to {role, tenant_id, ...}

@@ -19,9 +19,9 @@ local ADVICE = {
   [M.FAILED] = "The server could not be reached. Verify the URL is correct and publicly accessible.",
 }
 
--- map(result) -> {status, code, detail}
--- result = {ok=bool, code=error code|nil, message, http_status, reachable,
---           www_authenticate, auth_type}
+-- map(result) -> {status, code, reason?, detail, reachable}
+-- result = {ok=bool, code=error code|nil, reason (e.g. connect_failed), message,
+--           http_status, reachable, www_authenticate, auth_type}
 function M.map(r)
   local status
   if r.ok then status = M.OK
@@ -31,7 +31,8 @@ function M.map(r)
   else status = M.FAILED end
   local detail = ADVICE[status]
   if not r.ok and r.message then detail = detail .. " (" .. r.message .. ")" end
-  return { status = status, code = r.code or "ok", detail = detail, reachable = r.reachable == true }
+  return { status = status, code = r.code or "ok", reason = (not r.ok) and r.reason or nil,
+           detail = detail, reachable = r.reachable == true }
 end
 
 -- decide(ctx, result) -> mapped, letting the tenant policy override.

@@ -62,6 +62,23 @@ end
 local Client = {}
 Client.__index = Client
 
+-- One call, one deadline: every exchange, session claim, retry and resumption
+-- of a call shares it, so a call ends within its timeout however many
+-- requests it takes. opts = {timeout_ms?, deadline?} -> deadline, timeout_ms
+function Client:deadline(opts)
+  local t = (opts and opts.timeout_ms) or self.timeout_ms
+  return (opts and opts.deadline) or (core.mono_ms() + t), t
+end
+
+-- Milliseconds left before deadline (at least 1), or raises timeout.
+local function left_ms(deadline, timeout)
+  local l = math.floor(deadline - core.mono_ms())
+  if l <= 0 then
+    errors.raise("timeout", "the MCP server did not answer within " .. tostring(timeout) .. " ms", nil, { reason = "timeout" })
+  end
+  return l
+end
+
 -- new(ctx, opts) -> client; opts = {key, url, headers, timeout_ms, max_bytes,
 -- era = "modern"|"legacy"|"sse" (a hint: skips probing), version (hint)}
 function M.new(ctx, opts)
@@ -179,6 +196,7 @@ end
 -- stream broke before the response arrived.
 function Client:modern_call(method, params, opts)
   opts = opts or {}
+  local deadline, timeout = self:deadline(opts)
   local version = self.version or M.PROTOCOL
   local corrected, reissued, relisted = false, false, false
   while true do
@@ -193,7 +211,7 @@ function Client:modern_call(method, params, opts)
     p._meta = meta
     local r = transport.exchange(self, {
       method = "POST", headers = self:modern_headers(method, p, version),
-      body = json.encode(jsonrpc.request(id, method, p)), id = id, timeout_ms = opts.timeout_ms,
+      body = json.encode(jsonrpc.request(id, method, p)), id = id, deadline = deadline, timeout_ms = timeout,
       on_message = self:handler(nil, token, opts.progress),
     })
     local e = r.message and type(r.message.error) == "table" and r.message.error
@@ -208,7 +226,8 @@ function Client:modern_call(method, params, opts)
     elseif e and e.code == jsonrpc.HEADER_MISMATCH and method == "tools/call" and not relisted then
       -- the tool's x-mcp-header parameters may have changed: relist, retry
       relisted = true
-      pcall(self.list, self, "tools")
+      local okl, le = pcall(self.list, self, "tools", { deadline = deadline, timeout_ms = timeout })
+      if not okl and type(le) == "table" and le.reason == "cancelled" then error(le, 0) end
       goto continue
     end
     if r.message then
@@ -259,19 +278,22 @@ function Client:legacy_headers(s)
   return h
 end
 
--- post_message(s, msg): a notification or a response to the server (202)
-function Client:post_message(s, msg, url)
+-- post_message(s, msg [, url [, deadline]]): a notification or a response
+-- to the server (202), within 10 s and the call's deadline
+function Client:post_message(s, msg, url, deadline)
+  local t = math.min(self.timeout_ms, 10000)
+  if deadline then t = math.min(t, left_ms(deadline, self.timeout_ms)) end
   local r = transport.exchange(self, { method = "POST", url = url, headers = self:legacy_headers(s),
-    body = json.encode(msg), timeout_ms = math.min(self.timeout_ms, 10000) })
+    body = json.encode(msg), timeout_ms = t })
   return r.status
 end
 
--- initialize() -> session {id?, version, capabilities, server_info, instructions}
--- | nil, r (the server does not speak Streamable HTTP: try HTTP+SSE)
-function Client:initialize()
+-- initialize([deadline]) -> session {id?, version, capabilities, server_info,
+-- instructions} | nil, r (the server does not speak Streamable HTTP: try HTTP+SSE)
+function Client:initialize(deadline)
   local id = next_id()
   local r = transport.exchange(self, {
-    method = "POST", headers = self:legacy_headers(nil), id = id,
+    method = "POST", headers = self:legacy_headers(nil), id = id, deadline = deadline,
     body = json.encode(jsonrpc.request(id, "initialize", {
       protocolVersion = M.LEGACY_VERSIONS[1], capabilities = json.object(), clientInfo = M.CLIENT_INFO })),
     on_message = self:handler(nil),
@@ -294,22 +316,24 @@ function Client:initialize()
   end
   local s = { id = header_text(r, "mcp-session-id"), version = v, capabilities = res.capabilities,
               server_info = res.serverInfo, instructions = res.instructions, guard = r.guard }
-  local st = self:post_message(s, jsonrpc.notification("notifications/initialized"))
+  local st = self:post_message(s, jsonrpc.notification("notifications/initialized"), nil, deadline)
   if st >= 400 and st ~= 405 then
     errors.raise("upstream_error", "notifications/initialized: the MCP server answered HTTP " .. st, nil, { http_status = st })
   end
   return s
 end
 
--- session(force) -> s: the cached session for this server and credential,
--- created once even when several callers arrive together.
-function Client:session(force, end_old)
+-- session(force, end_old [, deadline]) -> s: the cached session for this
+-- server and credential, created once even when several callers arrive
+-- together (the others wait for it, within their deadline).
+function Client:session(force, end_old, deadline)
   local key = "sess:" .. self.key
   if end_old then mcp.cache_evict(key) -- ended with DELETE
   elseif force then mcp.cache_del(key) end -- the server ended it: no DELETE
-  local v, claimed = mcp.cache_claim(key, self.timeout_ms)
+  local wait = deadline and math.max(0, math.floor(deadline - core.mono_ms())) or self.timeout_ms
+  local v, claimed = mcp.cache_claim(key, wait)
   if v then return json.decode(v) end
-  local ok, s, r = pcall(self.initialize, self)
+  local ok, s, r = pcall(self.initialize, self, deadline)
   if not ok or not s then
     if claimed then mcp.cache_release(key) end
     if not ok then error(s, 0) end
@@ -326,10 +350,10 @@ function Client:session(force, end_old)
   return s
 end
 
--- resume(s, r, id, on_message) -> response message | nil: GET with
--- Last-Event-ID after the server's retry delay, while the stream had ids.
-function Client:resume(s, r, id, on_message, timeout_ms)
-  local deadline = core.mono_ms() + (timeout_ms or self.timeout_ms)
+-- resume(s, r, id, on_message, deadline, timeout_ms) -> response message |
+-- nil: GET with Last-Event-ID after the server's retry delay, while the
+-- stream had ids; within the call's deadline.
+function Client:resume(s, r, id, on_message, deadline, timeout_ms)
   for _ = 1, M.MAX_RESUMES do
     if not r.last_event_id or r.last_event_id == "" then return nil end
     local wait = r.retry_ms and r.retry_ms >= 0 and r.retry_ms or M.RETRY_DEFAULT_MS
@@ -344,7 +368,7 @@ function Client:resume(s, r, id, on_message, timeout_ms)
     h["Last-Event-ID"] = r.last_event_id
     local last = r.last_event_id
     r = transport.exchange(self, { method = "GET", headers = h, id = id, on_message = on_message,
-      timeout_ms = math.max(1, math.floor(deadline - core.mono_ms())) })
+      deadline = deadline, timeout_ms = timeout_ms })
     if r.status == 404 or r.status == 405 then return nil end -- the server has no stream to resume
     if r.status >= 300 then http_fail(r, "resume") end
     if r.message then return r.message end
@@ -365,7 +389,8 @@ end
 -- legacy_call(method, params, opts) -> result
 function Client:legacy_call(method, params, opts)
   opts = opts or {}
-  local s, r0 = self:session(false)
+  local deadline, timeout = self:deadline(opts)
+  local s, r0 = self:session(false, false, deadline)
   if not s then return nil, r0 end
   for attempt = 1, 2 do
     local id = next_id()
@@ -377,26 +402,26 @@ function Client:legacy_call(method, params, opts)
       meta.progressToken = token
       p._meta = meta
     end
-    local respond = function(msg) pcall(self.post_message, self, s, msg) end
+    local respond = function(msg) pcall(self.post_message, self, s, msg, nil, deadline) end
     local on_message = self:handler(respond, token, opts.progress)
     local ok, r = pcall(transport.exchange, self, { method = "POST", headers = self:legacy_headers(s),
       body = json.encode(jsonrpc.request(id, method, p)), id = id, on_message = on_message,
-      timeout_ms = opts.timeout_ms })
+      deadline = deadline, timeout_ms = timeout })
     if not ok then
-      if type(r) == "table" and r.code == "timeout" then self:cancel_notice(s, id, "timeout") end
+      if type(r) == "table" and r.code == "timeout" then self:cancel_notice(s, id, r.reason or "timeout") end
       error(r, 0)
     end
     if r.status == 404 and s.id and attempt == 1 then
       -- the session expired on the server: initialize once more and retry
-      s = self:session(true)
+      s = self:session(true, false, deadline)
       goto continue
     end
     do
       local msg = r.message
       if not msg and r.sse and is_set(r.last_event_id) and r.last_event_id ~= "" then
-        local ok2, m2 = pcall(self.resume, self, s, r, id, on_message, opts.timeout_ms)
+        local ok2, m2 = pcall(self.resume, self, s, r, id, on_message, deadline, timeout)
         if not ok2 then
-          if type(m2) == "table" and m2.code == "timeout" then self:cancel_notice(s, id, "timeout") end
+          if type(m2) == "table" and m2.code == "timeout" then self:cancel_notice(s, id, m2.reason or "timeout") end
           error(m2, 0)
         end
         msg = m2
@@ -421,6 +446,7 @@ end
 -- event, initialize, then send the request; answers arrive on the stream.
 function Client:sse_call(method, params, opts)
   opts = opts or {}
+  local deadline, timeout = self:deadline(opts)
   local base = net.parse(self.url, "url")
   local endpoint, init, result, failure
   local init_id, req_id = next_id(), next_id()
@@ -428,7 +454,7 @@ function Client:sse_call(method, params, opts)
   local token
   if opts.progress then token = "p" .. req_id end
   local function post(msg)
-    local st = self:post_message(s, msg, endpoint)
+    local st = self:post_message(s, msg, endpoint, deadline)
     if st >= 300 then errors.raise("upstream_error", "HTTP+SSE: the message endpoint answered HTTP " .. st, nil, { http_status = st }) end
   end
   local notes = self:handler(function(m) pcall(post, m) end, token, opts.progress)
@@ -469,7 +495,7 @@ function Client:sse_call(method, params, opts)
   local h = copy(self.headers)
   h["Accept"] = "text/event-stream"
   -- transport.exchange wraps the callback; this one drives the protocol
-  local r = transport.exchange(self, { method = "GET", headers = h, timeout_ms = opts.timeout_ms,
+  local r = transport.exchange(self, { method = "GET", headers = h, deadline = deadline, timeout_ms = timeout,
     on_event = on_event })
   if failure then
     if errors.is(failure) then error(failure, 0) end
@@ -511,11 +537,14 @@ local function valid_discover(res)
   return type(res) == "table" and type(res.supportedVersions) == "table" and type(res.capabilities) == "table"
 end
 
--- discover() -> {era, protocol_version, server_info, capabilities, instructions}
-function Client:discover()
+-- discover([opts]) -> {era, protocol_version, server_info, capabilities,
+-- instructions}; opts = {deadline?, timeout_ms?}: probing eras shares it
+function Client:discover(opts)
+  local deadline, timeout = self:deadline(opts)
   mcp.cache_del("stale:" .. self.key)
   if self.era == nil or self.era == "modern" then
-    local res, r, verdict = self:modern_call("server/discover", json.object(), { probe = self.era == nil })
+    local res, r, verdict = self:modern_call("server/discover", json.object(),
+      { probe = self.era == nil, deadline = deadline, timeout_ms = timeout })
     if res and valid_discover(res) then
       local v = pick_modern(res.supportedVersions)
       if v then
@@ -535,22 +564,25 @@ function Client:discover()
     end
   end
   if self.era == nil or self.era == "legacy" then
-    local s = self:session(true, true)
+    local s = self:session(true, true, deadline)
     if s then
       self:remember("legacy", s.version)
       return info_from_init("legacy", s)
     end
     if self.era == "legacy" then errors.raise("upstream_error", "initialize was refused by the MCP server") end
   end
-  local _, init = self:sse_call(nil, nil, {})
+  local _, init = self:sse_call(nil, nil, { deadline = deadline, timeout_ms = timeout })
   self:remember("sse", M.SSE_VERSION)
   return info_from_init("sse", { version = M.SSE_VERSION, capabilities = init.capabilities,
     server_info = init.serverInfo, instructions = init.instructions })
 end
 
--- call(method, params, opts) -> result: routed to the server's era
+-- call(method, params, opts) -> result: routed to the server's era, within
+-- one deadline (opts.timeout_ms, else the server's timeout)
 function Client:call(method, params, opts)
-  if self.era == nil then self:discover() end
+  opts = copy(opts)
+  opts.deadline, opts.timeout_ms = self:deadline(opts)
+  if self.era == nil then self:discover(opts) end
   if self.era == "modern" then return (self:modern_call(method, params, opts)) end
   if self.era == "legacy" then
     local res, r = self:legacy_call(method, params, opts)
@@ -568,8 +600,9 @@ function Client:ping()
   return self:call("ping", json.object(), o)
 end
 
--- list(kind) -> items, meta {ttl_ms?, cache_scope?, pages}
-function Client:list(kind)
+-- list(kind [, opts]) -> items, meta {ttl_ms?, cache_scope?, pages}; each
+-- page is a call of its own unless opts = {deadline, timeout_ms} bounds them all
+function Client:list(kind, opts)
   local L = LIST[kind]
   if not L then errors.raise("invalid_argument", "unknown list kind '" .. tostring(kind) .. "'", "kind") end
   local items, seen, pages, bytes = json.array(), {}, 0, 0
@@ -583,7 +616,7 @@ function Client:list(kind)
     end
     local params = json.object()
     if cursor then params.cursor = cursor end
-    local res = self:call(L.method, params)
+    local res = self:call(L.method, params, opts)
     local list = res[L.field]
     if not is_set(list) then list = {} end
     if type(list) ~= "table" then errors.raise("upstream_error", L.method .. ": '" .. L.field .. "' is not a list", nil, { reason = "invalid_result" }) end
@@ -670,7 +703,8 @@ function Client:listen(opts)
       return opts.until_first and LIST_CHANGED[m.method] or false
     end,
   })
-  if not ok and not (type(e) == "table" and e.code == "timeout") then error(e, 0) end
+  -- the listening window ending is the normal end; a cancelled call is not
+  if not ok and not (type(e) == "table" and e.code == "timeout" and e.reason ~= "cancelled") then error(e, 0) end
   return seen
 end
 

@@ -18,6 +18,8 @@ local function is2xx(s) return s >= 200 and s < 300 end
 -- exchange(c, req) -> r
 -- c: {ctx, url, timeout_ms, max_bytes}; req: {method, url?, headers, body,
 -- id (the response to wait for), on_message(msg) -> stop?, timeout_ms,
+-- deadline (core.mono_ms() time: a call's exchanges share one; timeout_ms then
+-- only names the call's limit in the message),
 -- on_event(ev) -> stop? (raw SSE events instead of JSON-RPC handling)}.
 -- r = {status, headers, body?, sse, message?, last_event_id, retry_ms,
 --      cut = err when an SSE stream broke before the response, url}
@@ -30,7 +32,7 @@ function M.exchange(c, req)
   for k, v in pairs(req.headers or {}) do headers[k] = v end
   local body = req.body
   local timeout = req.timeout_ms or c.timeout_ms
-  local deadline = core.mono_ms() + timeout
+  local deadline = req.deadline or (core.mono_ms() + timeout)
   local lim = net.LIMITS.mcp
   local max_bytes = math.min(c.max_bytes or lim.max_bytes, lim.max_bytes)
   local response, proto_err

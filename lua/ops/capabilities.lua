@@ -28,7 +28,7 @@ registry.op {
       errors.raise("invalid_argument", "Server URL is not set: edit the MCP server and provide a valid HTTPS URL", "id")
     end
     local r = discovery.refresh(ctx, s)
-    if not r.ok then errors.raise(r.error.code, "refresh failed: " .. r.error.message) end
+    if not r.ok then errors.raise(r.error.code, "refresh failed: " .. r.error.message, nil, { reason = r.error.reason }) end
     return r
   end,
 }

@@ -7,7 +7,7 @@ local PROTOCOL_VERSIONS = { "2026-07-28", "2025-11-25", "2025-06-18", "2025-03-2
 
 registry.op {
   name = "engine.info", role = "any",
-  summary = "Engine version, MCP protocol versions, storage path and policy directory",
+  summary = "Engine version, MCP protocol versions, storage path, policy directory and pool",
   args = {},
   handler = function(ctx, args)
     local lua_dir = core.option("lua_dir")
@@ -19,6 +19,9 @@ registry.op {
       policies = (policies and policies ~= "") and policies or "(built-in default)",
       lua = (lua_dir and lua_dir ~= "") and lua_dir or "(embedded)",
       pool_size = tonumber(core.option("pool_size") or "8"),
+      -- Lua states built and in use (this call holds one): a state that
+      -- stays busy with nothing running would be a call that never ended
+      pool = core.pool(),
     }
   end,
 }

@@ -29,6 +29,7 @@ registry.op {
         if type(e) ~= "table" then e = { code = "internal", message = tostring(e) } end
         r.code = e.code
         r.message = e.code ~= "internal" and e.message or "internal error (see log)"
+        r.reason = e.code ~= "internal" and type(e.reason) == "string" and e.reason or nil
         r.http_status = e.http_status
         r.www_authenticate = e.www_authenticate
         -- a server that answered at all (401 with a challenge, 403) is reachable

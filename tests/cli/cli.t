@@ -222,4 +222,27 @@ M run r.lua hello > out 2>&1
 check "run passes arguments" grep -q 'ran with 1 args: hello' out
 M run r.lua --help > out 2>&1
 check "run FILE --help passes --help to the script" grep -q 'ran with 1 args: --help' out
+# network failures say why: "reason" in the error JSON, in discovery and validation results, and
+# in what scripts see (port 1 on loopback: nothing listens, the connection is refused)
+M op settings.set '{"allow_private_urls":true}' >/dev/null 2>&1
+M $A server create --name "Refused" >/dev/null 2>&1
+A="--db $db --tenant acme --user ann --compact"
+"$bin" $A op server.update '{"id":"Refused","url":"https://127.0.0.1:1/mcp","auth_type":"none"}' > out 2>&1
+check "server.update: the failed discovery's reason" grep -q '"discovery":{[^}]*"reason":"connect_failed"' out
+"$bin" $A op server.refresh '{"id":"Refused"}' > out 2> err; st=$?
+check "server.refresh fails (exit 1)" test $st = 1
+check "server.refresh: upstream_error" grep -q '"code":"upstream_error"' err
+check "server.refresh: reason connect_failed" grep -q '"reason":"connect_failed"' err
+printf 'local r, e = mcplink.op("server.refresh", { id = "Refused" })\nprint("reason=" .. tostring(e and e.reason))\n' > reason.lua
+M --tenant acme --user ann run reason.lua > out 2>&1
+check "scripts see the reason" grep -q '^reason=connect_failed$' out
+"$bin" $A op server.capabilities '{"id":"Refused"}' > out 2>&1
+check "server.capabilities: the recorded error keeps its reason" grep -q '"reason":"connect_failed"' out
+"$bin" $A op server.validate '{"id":"Refused"}' > out 2>&1
+check "server.validate: Failed" grep -q '"status":"Failed"' out
+check "server.validate: reason connect_failed" grep -q '"reason":"connect_failed"' out
+"$bin" $A op server.update '{"id":"Refused","auth_type":"oauth"}' > /dev/null 2>&1
+"$bin" $A op oauth.discover '{"server":"Refused"}' > out 2> err; st=$?
+check "oauth.discover fails (exit 1)" test $st = 1
+check "oauth.discover: reason connect_failed" grep -q '"reason":"connect_failed"' err
 done_testing

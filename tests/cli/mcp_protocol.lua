@@ -29,7 +29,7 @@ for _, s in ipairs({ { "2026-07-28", true }, { "2026-07-28", false }, { "2025-11
                      { "2025-11-25", false }, { "2025-03-26", true }, { "2024-11-05", true } }) do
   PLAN = PLAN + 19 + (s[1] >= "2025-06-18" and 1 or 0) + (s[2] and 1 or 0)
 end
-PLAN = PLAN + 6 + 2 + 6 + 1 + 21 -- pagination, session expiry, stale and timeout, resume, misbehaviours
+PLAN = PLAN + 6 + 2 + 6 + 1 + 23 -- pagination, session expiry, stale and timeout, resume, misbehaviours
 print("1.." .. PLAN)
 
 -- run(url, steps, opts) -> result rows
@@ -172,6 +172,14 @@ do
   r, ms = bad("trickle", nil, { timeout_ms = 1500 })
   is(r.error and r.error.code, "timeout", "a trickling body times out")
   ok(ms < 6000, "trickle: cut by the timeout (" .. ms .. " ms)")
+  -- one call, one deadline: initialize (about 1.9 s) and the answer (about 1.1 s) each fit in
+  -- 2.5 s, together they do not; the call ends at its timeout, not after both
+  local t0 = mcplink.now_ms()
+  r = one(base .. "/trickle?delay_ms=12", { step = "call_tool", name = "echo", arguments = { x = 1 } },
+    { era = "legacy", timeout_ms = 2500 })
+  ms = mcplink.now_ms() - t0
+  is(r.error and r.error.code, "timeout", "a session set up slowly and a slow answer share the call's timeout")
+  ok(ms < 2500 + 2500, "slow initialize + slow answer: within the call's timeout (" .. ms .. " ms)")
   r = bad("huge", "&mb=8", { max_bytes = 1024 * 1024 })
   is(r.error and r.error.code, "too_large", "a huge body is too_large")
   r = bad("http-500")

@@ -22,8 +22,12 @@ static const struct { const char *a; addr_class want; } addrs[] = {
   {"126.255.255.255", PUB}, {"127.0.0.1", PRIV}, {"127.255.255.254", PRIV}, {"128.0.0.0", PUB},
   {"169.253.255.255", PUB}, {"169.254.0.0", SPEC}, {"169.254.169.254", SPEC}, {"169.255.0.0", PUB},
   {"172.15.255.255", PUB}, {"172.16.0.0", PRIV}, {"172.31.255.255", PRIV}, {"172.32.0.0", PUB},
-  {"191.255.255.255", PUB}, {"192.0.0.0", SPEC}, {"192.0.0.8", SPEC}, {"192.0.0.9", PUB},
-  {"192.0.0.10", PUB}, {"192.0.0.11", SPEC}, {"192.0.0.170", SPEC}, {"192.0.0.255", SPEC},
+  {"191.255.255.255", PUB}, {"192.0.0.0", SPEC}, {"192.0.0.8", SPEC},
+  /* all of 192.0.0.0/24, the PCP and TURN anycast addresses included */
+  {"192.0.0.9", SPEC}, {"192.0.0.10", SPEC}, {"192.0.0.1", SPEC}, {"192.0.0.7", SPEC},
+  {"192.0.0.11", SPEC}, {"192.0.0.170", SPEC}, {"192.0.0.171", SPEC}, {"192.0.0.254", SPEC},
+  {"192.0.0.255", SPEC}, {"::ffff:192.0.0.9", SPEC}, {"::ffff:192.0.0.10", SPEC},
+  {"64:ff9b::192.0.0.9", SPEC}, {"64:ff9b::c000:a", SPEC},
   {"192.0.1.0", PUB}, {"192.0.2.0", SPEC}, {"192.0.2.255", SPEC}, {"192.0.3.0", PUB},
   {"192.31.196.1", PUB}, {"192.52.193.1", PUB}, {"192.88.98.255", PUB}, {"192.88.99.1", SPEC},
   {"192.88.100.0", PUB}, {"192.167.255.255", PUB}, {"192.168.0.0", PRIV}, {"192.168.255.255", PRIV},
@@ -38,10 +42,18 @@ static const struct { const char *a; addr_class want; } addrs[] = {
   {"::ffff:10.1.2.3", PRIV}, {"::ffff:169.254.169.254", SPEC}, {"::127.0.0.1", PRIV},
   {"::8.8.8.8", PUB}, {"::ffff:0:10.0.0.1", PRIV}, {"64:ff9b::10.0.0.1", PRIV},
   {"64:ff9b::8.8.8.8", PUB}, {"64:ff9b::7f00:1", PRIV}, {"64:ff9b:1:a00:1:100::", PRIV},
-  {"64:ff9b:1:808:8:800::", PUB}, {"2002:a00:1::", PRIV}, {"2002:808:808::1", PUB},
-  {"2002:c0a8:101::", PRIV}, {"2001:0:4136:e378:8000:63bf:f5ff:fffe", PRIV},
+  {"64:ff9b:1:808:8:800::", PUB},
+  /* 6to4 is special whatever IPv4 address it carries */
+  {"2002:a00:1::", SPEC}, {"2002:808:808::1", SPEC}, {"2002:101:101::", SPEC},
+  {"2002:c0a8:101::", SPEC}, {"2002:7f00:1::", SPEC}, {"2002:c000:9::", SPEC}, {"2002:a9fe:a9fe::", SPEC},
+  {"2002:dfff:ffff::1", SPEC}, {"2001:ffff:ffff::1", PUB}, {"2003::1", PUB},
+  /* ... and never when what it carries is never (0/8, multicast, 240/4, broadcast) */
+  {"2002::", NEV}, {"2002:e000:1::", NEV}, {"2002:ffff:ffff::1", NEV},
+  {"2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff", NEV},
+  {"2001:0:4136:e378:8000:63bf:f5ff:fffe", PRIV},
   {"2001:0:4136:e378:8000:63bf:f7f7:f7f7", PUB}, {"2001:0:a00:1::f7f7:f7f7", PRIV},
-  {"2001::", NEV} /* Teredo: server 0.0.0.0 */, {"2001:1::1", PUB}, {"2001:1::2", PUB}, {"2001:1::3", PUB},
+  {"2001::", NEV} /* Teredo: server 0.0.0.0 */, {"2001:1::1", SPEC}, {"2001:1::2", SPEC},
+  {"2001:1::3", PUB}, {"2001:1::", SPEC},
   {"2001:1::4", SPEC}, {"2001:2::1", SPEC}, {"2001:3::1", PUB}, {"2001:4:112::1", PUB},
   {"2001:10::1", SPEC}, {"2001:20::1", PUB}, {"2001:30::1", PUB}, {"2001:1ff::1", SPEC},
   {"2001:200::1", PUB}, {"2001:db8::1", SPEC}, {"2001:db9::1", PUB}, {"3fff::1", SPEC},
@@ -111,6 +123,11 @@ static const struct { const char *url; const char *want; } urls[] = {
   {"https://[::ffff:7f00:1]/", "blocked"},
   {"https://[64:ff9b::a9fe:a9fe]/", "blocked"},
   {"https://[2002:7f00:1::]/", "blocked"},
+  {"https://[2002:808:808::]/", "blocked"},
+  {"https://192.0.0.9/", "blocked"},
+  {"https://192.0.0.10/", "blocked"},
+  {"https://[2001:1::1]/", "blocked"},
+  {"https://[2001:1::2]/", "blocked"},
   {"https://[fd00::1]/", "blocked"},
   {"https://[fe80::1%25eth0]/", "invalid_url"},
   {"https://user@example.com/", "userinfo"},
@@ -201,6 +218,51 @@ static void test_guard_widening(void **st) {
   assert_false(addr_guard_allows(&g, &a, NULL, 0, NULL));
 }
 
+/* 192.0.0.0/24, the PCP/TURN anycast addresses and 6to4: shut by default and by
+ * allow_private_urls; a policy's allow_cidrs opens them only by naming them (a 6to4
+ * address by its own range, not by the IPv4 address it carries). */
+static void test_anycast_and_6to4(void **st) {
+  (void)st;
+  static const char *const shut[] = {"192.0.0.9", "192.0.0.10", "192.0.0.1", "2001:1::1",
+                                     "2001:1::2", "2002:808:808::1", "2002:7f00:1::", "2002:a00:1::"};
+  addr_guard g;
+  addr_t a;
+  int z;
+  char reason[80];
+  memset(&g, 0, sizeof g);
+  g.allow_private = 1;
+  for (size_t i = 0; i < sizeof shut / sizeof shut[0]; i++) {
+    assert_int_equal(addr_parse(shut[i], &a, &z), 0);
+    if (addr_guard_allows(&g, &a, reason, sizeof reason, NULL)) fail_msg("%s is allowed", shut[i]);
+    char want[80];
+    snprintf(want, sizeof want, "private_address %s", shut[i]);
+    assert_string_equal(reason, want);
+  }
+  /* the IPv4 a 6to4 address carries does not open it, even when that IPv4 is open */
+  assert_int_equal(addr_cidr_parse("8.8.8.0/24", &g.cidrs[g.ncidrs++]), 0);
+  assert_int_equal(addr_cidr_parse("127.0.0.0/8", &g.cidrs[g.ncidrs++]), 0);
+  assert_int_equal(addr_parse("2002:808:808::1", &a, &z), 0);
+  assert_false(addr_guard_allows(&g, &a, NULL, 0, NULL));
+  assert_int_equal(addr_parse("2002:7f00:1::", &a, &z), 0);
+  assert_false(addr_guard_allows(&g, &a, NULL, 0, NULL));
+  /* 6to4 carrying a never address stays shut even under 2002::/16 */
+  assert_int_equal(addr_cidr_parse("2002::/16", &g.cidrs[g.ncidrs++]), 0);
+  assert_int_equal(addr_parse("2002:e000:1::", &a, &z), 0);
+  assert_false(addr_guard_allows(&g, &a, NULL, 0, NULL));
+  g.ncidrs--;
+  /* named explicitly, they open */
+  assert_int_equal(addr_cidr_parse("192.0.0.0/24", &g.cidrs[g.ncidrs++]), 0);
+  assert_int_equal(addr_cidr_parse("2001:1::1", &g.cidrs[g.ncidrs++]), 0);
+  assert_int_equal(addr_cidr_parse("2002::/16", &g.cidrs[g.ncidrs++]), 0);
+  static const char *const open[] = {"192.0.0.9", "192.0.0.10", "2001:1::1", "2002:808:808::1"};
+  for (size_t i = 0; i < sizeof open / sizeof open[0]; i++) {
+    assert_int_equal(addr_parse(open[i], &a, &z), 0);
+    if (!addr_guard_allows(&g, &a, NULL, 0, NULL)) fail_msg("%s stays shut under allow_cidrs", open[i]);
+  }
+  assert_int_equal(addr_parse("2001:1::2", &a, &z), 0);  /* not named */
+  assert_false(addr_guard_allows(&g, &a, NULL, 0, NULL));
+}
+
 static void test_cidr_parse(void **st) {
   (void)st;
   addr_cidr c;
@@ -216,7 +278,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_classify_table), cmocka_unit_test(test_not_addresses),
     cmocka_unit_test(test_url_table), cmocka_unit_test(test_guard_widening),
-    cmocka_unit_test(test_cidr_parse),
+    cmocka_unit_test(test_cidr_parse), cmocka_unit_test(test_anycast_and_6to4),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,6 +55,31 @@ static void test_op_list_and_errors(void **st) {
   tu_close(&env, e);
 }
 
+/* Error JSON names the machine-readable reason beside the code when there is one. */
+static void test_error_reason(void **st) {
+  (void)st;
+  tu_env env;
+  mcpl_engine *e = tu_open(&env, NULL);
+  mcpl_actor sys = {NULL, NULL, 1}, admin = {"acme", "ann", 0};
+  char *res = NULL;
+  assert_int_equal(mcpl_op(e, &sys, "tenant.create", "{\"name\":\"acme\"}", &res), MCPL_OK);
+  mcpl_free(res);
+  assert_int_equal(mcpl_op(e, &sys, "user.create", "{\"tenant\":\"acme\",\"name\":\"ann\",\"role\":\"admin\"}", &res), MCPL_OK);
+  mcpl_free(res);
+  assert_int_equal(mcpl_op(e, &admin, "server.create", "{\"name\":\"s\"}", &res), MCPL_OK);
+  mcpl_free(res);
+  assert_int_equal(mcpl_op(e, &admin, "server.update", "{\"id\":\"s\",\"url\":\"https://169.254.169.254/mcp\"}", &res),
+                   MCPL_E_URL_BLOCKED);
+  assert_non_null(strstr(res, "\"code\":\"url_blocked\""));
+  assert_non_null(strstr(res, "\"reason\":\"private_address 169.254.169.254\""));
+  mcpl_free(res);
+  /* no reason, no field: a plain not_found */
+  assert_int_equal(mcpl_op(e, &admin, "server.get", "{\"id\":\"nope\"}", &res), MCPL_E_NOT_FOUND);
+  assert_null(strstr(res, "\"reason\""));
+  mcpl_free(res);
+  tu_close(&env, e);
+}
+
 static void test_code_names(void **st) {
   (void)st;
   assert_string_equal(mcpl_code_name(MCPL_E_URL_BLOCKED), "url_blocked");
@@ -143,6 +168,7 @@ int main(void) {
     cmocka_unit_test(test_options_reject_unknown),
     cmocka_unit_test(test_op_list_and_errors),
     cmocka_unit_test(test_code_names),
+    cmocka_unit_test(test_error_reason),
     cmocka_unit_test(test_concurrent_ops),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -356,11 +356,11 @@ static void test_c_streaming(void **st) {
   http_url_free(u);
 }
 
-static volatile int cancel_flag;
+static mcpl_cancel cancel_flag;
 
 static void *set_later(void *p) {
   usleep(300 * 1000);
-  if (p) mcpl_engine_interrupt(p); else cancel_flag = 1;
+  if (p) mcpl_engine_interrupt(p); else atomic_store(&cancel_flag.requested, 1);
   return NULL;
 }
 
@@ -381,7 +381,7 @@ static void test_c_cancellation(void **st) {
   rq.cancel = &cancel_flag;
   for (int round = 0; round < 2; round++) {
     pthread_t t;
-    cancel_flag = 0;
+    atomic_store(&cancel_flag.requested, 0);
     pthread_create(&t, NULL, set_later, round ? (void *)E : NULL);
     long t0 = mono_ms();
     http_response rs;
@@ -398,9 +398,62 @@ static void test_c_cancellation(void **st) {
   http_url_free(u);
 }
 
+/* A TLS handshake that never completes: the kernel accepts the connection (the backlog), nobody
+ * answers the ClientHello. The transfer loop's own connect deadline ends it, well before
+ * libcurl's (a backstop, seconds later), and a cancelled call's transfer ends at once. */
+static void test_c_stalled_handshake(void **st) {
+  (void)st;
+  int ls = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t sl = sizeof sa;
+  assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(listen(ls, 16), 0);
+  assert_int_equal(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+  http_url *u = url_of("127.0.0.1", ntohs(sa.sin_port), "/mcp");
+  http_request rq[2];
+  http_response rs[2];
+  memset(rq, 0, sizeof rq);
+  for (int i = 0; i < 2; i++) {
+    rq[i].url = u;
+    rq[i].guard.allow_private = 1;
+    rq[i].limits.timeout_ms = 20000;
+  }
+  rq[0].limits.connect_timeout_ms = 600;
+  rq[1].limits.connect_timeout_ms = 900;
+  long t0 = mono_ms();
+  assert_int_equal(http_perform_many(E, rq, rs, 2), 2);
+  long dt = mono_ms() - t0;
+  for (int i = 0; i < 2; i++) {
+    assert_string_equal(rs[i].code, "timeout");
+    assert_string_equal(rs[i].reason, "timeout");
+    assert_non_null(strstr(rs[i].message, "no connection to 127.0.0.1 within"));
+    http_response_free(&rs[i]);
+  }
+  assert_true(dt >= 800 && dt < 4000);
+  /* cancelled while stuck in the handshake: ends at once, however long its limits */
+  pthread_t t;
+  atomic_store(&cancel_flag.requested, 0);
+  rq[0].limits.connect_timeout_ms = 20000;
+  rq[0].cancel = &cancel_flag;
+  pthread_create(&t, NULL, set_later, NULL);
+  t0 = mono_ms();
+  assert_int_equal(http_perform(E, &rq[0], &rs[0]), -1);
+  dt = mono_ms() - t0;
+  pthread_join(t, NULL);
+  assert_string_equal(rs[0].code, "timeout");
+  assert_string_equal(rs[0].reason, "cancelled");
+  assert_true(dt < 3000);
+  http_response_free(&rs[0]);
+  http_url_free(u);
+  close(ls);
+}
+
 /* ---- DNS answers chosen by the test ----------------------------------------- */
 
-enum { R_REAL, R_PRIVATE, R_MIXED, R_REBIND, R_FIXED };
+enum { R_REAL, R_PRIVATE, R_MIXED, R_REBIND, R_FIXED, R_SLOW };
 static int r_mode;
 static int r_calls;
 static const char *r_fixed;
@@ -429,6 +482,7 @@ static int fake_resolve(const char *host, const char *port, const struct addrinf
   case R_PRIVATE: *res = ai_v4("10.0.0.7", port, NULL); break;
   case R_MIXED: *res = ai_v4("127.0.0.1", port, ai_v4("10.0.0.1", port, NULL)); break;
   case R_REBIND: *res = ai_v4(r_calls == 1 ? "127.0.0.1" : "127.0.0.2", port, NULL); break;
+  case R_SLOW: usleep(2500 * 1000); *res = ai_v4("127.0.0.1", port, NULL); break;
   default: *res = ai_v4(r_fixed, port, NULL);
   }
   return 0;
@@ -569,6 +623,109 @@ static void test_reused_connection_rechecked(void **st) {
   http_response_free(&rs);
 }
 
+/* The operator-local anycast addresses and 6to4, as a name's answers and as literals: refused
+ * with allow_private_urls on (judged, nothing connects); a guard naming them lets them through. */
+static void test_anycast_and_6to4_judged(void **st) {
+  (void)st;
+  http_set_resolver(fake_resolve, fake_free);
+  r_mode = R_FIXED;
+  static const char *const v4[] = {"192.0.0.9", "192.0.0.10", "192.0.0.200"};
+  for (size_t i = 0; i < 3; i++) {
+    r_fixed = v4[i];
+    char code[600];
+    snprintf(code, sizeof code,
+             "local r = net.check(ctx, 'https://localhost/', 'mcp')\n"
+             "if r.allowed or r.reason ~= 'private_address %s' then return '%s: ' .. tostring(r.reason) end\n"
+             "local j = http.judge(http.url('https://localhost/'), { allow_cidrs = { '192.0.0.0/24' } }, 5000)\n"
+             "if not j.allowed then return '%s under allow_cidrs: ' .. tostring(j.reason) end\n",
+             v4[i], v4[i], v4[i]);
+    lua_ok(code);
+  }
+  r_mode = R_REAL;
+  http_set_resolver(NULL, NULL);
+  lua_ok("for _, a in ipairs({ '2002:7f00:1::', '2002:808:808::1', '2001:1::1', '2001:1::2' }) do\n"
+         "  local r = net.check(ctx, 'https://[' .. a .. ']/', 'mcp')\n"
+         "  if r.allowed or r.reason ~= 'private_address ' .. a then return a .. ': ' .. tostring(r.reason) end\n"
+         "end\n"
+         "local j = http.judge(http.url('https://[2002:808:808::1]/'), { allow_cidrs = { '8.8.8.0/24' } }, 0)\n"
+         "if j.allowed then return '6to4 opened by the IPv4 it carries' end\n"
+         "j = http.judge(http.url('https://[2002:808:808::1]/'), { allow_cidrs = { '2002::/16' } }, 0)\n"
+         "if not j.allowed then return '6to4 under allow_cidrs 2002::/16: ' .. tostring(j.reason) end\n");
+}
+
+/* ---- every wait on a call's Lua state observes the call's cancellation ----------- */
+
+static mcpl_cancel call_cancel;
+
+static void *cancel_call_later(void *p) {
+  (void)p;
+  usleep(300 * 1000);
+  atomic_store(&call_cancel.requested, 1);
+  return NULL;
+}
+
+/* Runs code in Ls with its call cancelled 300 ms in: it must fail with reason cancelled,
+ * within a bound far below what it would otherwise wait. */
+static void cancelled_within(lua_State *Ls, const char *what, const char *code) {
+  atomic_store(&call_cancel.requested, 0);
+  call_cancel.raised = 0;
+  pthread_t t;
+  pthread_create(&t, NULL, cancel_call_later, NULL);
+  long t0 = mono_ms();
+  int rc = luaL_loadbufferx(Ls, code, strlen(code), what, "t");
+  if (rc == LUA_OK) rc = lua_pcall(Ls, 0, 0, 0);
+  long dt = mono_ms() - t0;
+  pthread_join(t, NULL);
+  if (rc == LUA_OK) fail_msg("%s: not cancelled", what);
+  const char *reason = NULL;
+  if (lua_istable(Ls, -1)) {
+    lua_getfield(Ls, -1, "reason");
+    reason = lua_tostring(Ls, -1);
+  }
+  if (!reason || strcmp(reason, "cancelled") != 0) {
+    luaL_tolstring(Ls, lua_istable(Ls, -1) ? -2 : -1, NULL);
+    fail_msg("%s: failed otherwise: %s", what, lua_tostring(Ls, -1));
+  }
+  if (dt > 2000) fail_msg("%s: took %ld ms to notice the cancellation", what, dt);
+  lua_settop(Ls, 0);
+}
+
+static void test_waits_observe_cancel(void **st) {
+  (void)st;
+  char *err = NULL;
+  lua_State *Ls = mcpl_state_engine(E, &err);
+  assert_non_null(Ls);
+  mcpl_state_set_cancel(Ls, &call_cancel);
+  /* the engine-wide session claim: another state is creating the entry and never finishes */
+  lua_ok("local mcp = require 'mcp'\n"
+         "local v, claimed = mcp.cache_claim('sess:cancel-test', 0)\n"
+         "if not claimed then return 'could not claim' end\n");
+  cancelled_within(Ls, "claim", "require('mcp').cache_claim('sess:cancel-test', 20000)");
+  lua_ok("require('mcp').cache_release('sess:cancel-test')");
+  /* polling sleeps (a lease held elsewhere, a server's retry delay) */
+  cancelled_within(Ls, "sleep", "for i = 1, 20 do require('core').sleep_ms(1000) end");
+  /* Lua that runs on without waiting: the count hook raises it (once per call) */
+  cancelled_within(Ls, "hook", "local core = require 'core' local t = core.mono_ms() + 5000\n"
+                               "while core.mono_ms() < t do end");
+  /* a name lookup that takes long */
+  char code[400];
+  snprintf(code, sizeof code,
+           "require('net').request({ actor = { system = true } }, { url = 'https://localhost:%d/echo' })",
+           port_https);
+  http_set_resolver(fake_resolve, fake_free);
+  r_mode = R_SLOW;
+  cancelled_within(Ls, "lookup", code);
+  /* a transfer stuck waiting for a response */
+  r_mode = R_REAL;
+  snprintf(code, sizeof code,
+           "require('net').request({ actor = { system = true } }, { url = 'https://127.0.0.1:%d/trickle',\n"
+           "  timeout_ms = 5000 })",
+           port_https);
+  cancelled_within(Ls, "transfer", code);
+  http_set_resolver(NULL, NULL);
+  lua_close(Ls);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
@@ -585,6 +742,9 @@ int main(void) {
     cmocka_unit_test_teardown(test_dns_answers, dns_reset),
     cmocka_unit_test_teardown(test_dns_rebinding, dns_reset),
     cmocka_unit_test_teardown(test_reused_connection_rechecked, dns_reset),
+    cmocka_unit_test(test_c_stalled_handshake),
+    cmocka_unit_test(test_waits_observe_cancel),
+    cmocka_unit_test_teardown(test_anycast_and_6to4_judged, dns_reset),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
