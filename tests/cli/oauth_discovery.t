@@ -157,6 +157,16 @@ is "$(field "$r" o.oauth.issuer)" "$ISS2" "entering the new server's client id r
 is "$(field "$r" o.oauth.discovery.status)" ok "and discovery is ok"
 probe -d '{"prm_as":null}' "$CTL/mode" >/dev/null
 
+# --- a server without any OAuth metadata: the 2025-03-26 defaults, and server.get says so ---------
+plain=$(sh "$fx/start.sh" server-v2) || { echo "Bail out! could not start server-v2"; exit 1; }
+pids="$pids $(j "$plain" o.pid)"
+PURL=$(j "$plain" o.url); PORIGIN=$(j "$plain" 'new URL(o.url).origin')
+as ann op server.create '{"name":"nometa"}' >/dev/null
+r=$(as ann op server.update "{\"id\":\"nometa\",\"url\":\"$PURL\",\"auth_type\":\"oauth\"}")
+is "$(field "$r" o.oauth.discovery.status)" defaulted "no metadata anywhere: defaulted"
+like "$(field "$r" o.oauth.discovery.detail)" "no OAuth metadata found" "the detail says no metadata was found"
+is "$(field "$r" o.oauth.token_url)" "$PORIGIN/token" "the 2025-03-26 default token endpoint is assumed"
+
 # --- manual configuration stays available ---------------------------------------------------------
 as ann op server.create '{"name":"manual"}' >/dev/null
 r=$(as ann op server.update "{\"id\":\"manual\",\"url\":\"$URL\",\"auth_type\":\"oauth\",\"oauth\":{\"registration_mode\":\"manual\",\"client_id\":\"mcplink-manual\",\"authorization_url\":\"$ISS/auth\",\"token_url\":\"$ISS/token\"}}")
