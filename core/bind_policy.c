@@ -1,35 +1,55 @@
-/* bind_policy.c: the Lua `policy` module: the engine-wide policy set (compiled
- * and self-checked on reload) and the LRU cache of per-tenant sandbox states. */
+/* bind_policy.c: the Lua `policy` module: the engine-wide policy set (each
+ * file compiled and self-checked on its own) and the LRU cache of per-tenant sandbox states. */
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <lauxlib.h>
 #include "policy.h"
 
 #define POL_MAX_FILE (1024 * 1024)
 #define POL_MAX_TENANT_FILES 10000
 #define POL_WHY 512
+#define POL_MAX_ERR 400 /* a load error as kept and shown */
 
-static const char BUILTIN_CHUNK[] = "=[built-in default.lua]";
+static const char BUILTIN_NAME[] = "[built-in default.lua]";
+
+/* A policy file's text as it was checked, shared between the sets that keep
+ * it in force (a reload that keeps a previous version takes a reference). */
+struct pol_src {
+  atomic_int refs;
+  size_t len;
+  char *chunk; /* "@tenants/acme.lua": errors name the file relative to the directory */
+  char *text;
+};
+
+/* What happened to a file at the last (re)load. */
+enum { POL_LOADED = 0, POL_FAILED = 1, POL_KEPT = 2 };
+static const char *const POL_STATUS[] = {"loaded", "failed", "kept_previous"};
 
 struct pol_file {
-  char *tenant; /* NULL for the default */
-  char *chunk;  /* "@path" */
-  char *src;
-  size_t len;
-  char **fns;   /* function names found by the self-check */
+  char *tenant;         /* NULL for the default */
+  char *name;           /* "default.lua", "tenants/acme.lua" or BUILTIN_NAME */
+  int status;
+  int builtin;
+  char *err;            /* why the file on disk did not load (failed, kept_previous) */
+  struct pol_src *src;  /* the version in force; NULL: the file fails closed */
+  struct pol_src *base; /* tenant files: the default checked beneath it */
+  char *base_err;       /* tenant files without a base: why the default failed */
+  char **fns;           /* function names found by the self-check */
 };
 
 /* An immutable, refcounted policy set: a reload builds a new one. */
 struct pol_set {
   int refs;
   long gen;
+  long long loaded_at; /* ms since the epoch */
   char *dir;
-  int builtin;
   struct pol_file def;
   struct pol_file *tenants; /* sorted by name */
   size_t ntenants;
@@ -71,14 +91,66 @@ static pol_engine *pol_of(mcpl_engine *e) {
   return e ? mcpl_engine_slot(e, MCPL_AREA_POLICY) : NULL;
 }
 
-/* ---- policy sets ----------------------------------------------------------- */
+/* ---- sources and files ------------------------------------------------------ */
+
+static char *pol_fmt(const char *a, const char *b, const char *c) {
+  size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+  char *s = malloc(n);
+  if (s) snprintf(s, n, "%s%s%s", a, b, c);
+  return s;
+}
+
+/* Takes ownership of text. NULL on out of memory (text freed). */
+static struct pol_src *pol_src_new(char *text, size_t len, const char *chunk) {
+  struct pol_src *s = calloc(1, sizeof *s);
+  if (s) s->chunk = strdup(chunk);
+  if (!s || !s->chunk) {
+    if (s) free(s);
+    free(text);
+    return NULL;
+  }
+  atomic_init(&s->refs, 1);
+  s->text = text;
+  s->len = len;
+  return s;
+}
+
+static struct pol_src *pol_src_ref(struct pol_src *s) {
+  if (s) atomic_fetch_add(&s->refs, 1);
+  return s;
+}
+
+static void pol_src_unref(struct pol_src *s) {
+  if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
+    free(s->chunk);
+    free(s->text);
+    free(s);
+  }
+}
+
+static void pol_fns_free(char **fns) {
+  for (char **p = fns; p && *p; p++) free(*p);
+  free(fns);
+}
+
+static char **pol_fns_copy(char **fns) {
+  size_t n = 0;
+  while (fns && fns[n]) n++;
+  char **c = calloc(n + 1, sizeof *c);
+  for (size_t i = 0; c && i < n; i++) {
+    if (!(c[i] = strdup(fns[i]))) { pol_fns_free(c); return NULL; }
+  }
+  return c;
+}
 
 static void pol_file_free(struct pol_file *f) {
   free(f->tenant);
-  free(f->chunk);
-  free(f->src);
-  for (char **p = f->fns; p && *p; p++) free(*p);
-  free(f->fns);
+  free(f->name);
+  free(f->err);
+  free(f->base_err);
+  pol_src_unref(f->src);
+  pol_src_unref(f->base);
+  pol_fns_free(f->fns);
 }
 
 static void pol_set_free(struct pol_set *s) {
@@ -90,30 +162,48 @@ static void pol_set_free(struct pol_set *s) {
   free(s);
 }
 
-static char *pol_fmt(const char *a, const char *b, const char *c) {
-  size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
-  char *s = malloc(n);
-  if (s) snprintf(s, n, "%s%s%s", a, b, c);
-  return s;
+/* A load error as shown: "tenants/a.lua:3: x" -> "line 3: x", "tenants/a.lua: x"
+ * -> "x" (the file is named beside it), cut to POL_MAX_ERR bytes. */
+static char *pol_err_text(const char *name, const char *err) {
+  char buf[POL_MAX_ERR + 16];
+  size_t n = strlen(name);
+  const char *rest = err;
+  if (strncmp(err, name, n) == 0 && err[n] == ':') {
+    rest = err + n + 1;
+    if (*rest >= '0' && *rest <= '9') {
+      snprintf(buf, sizeof buf, "line %.*s", POL_MAX_ERR, rest);
+      char *colon = strchr(buf, ':');
+      if (colon) {
+        char *d = buf + 5;
+        while (d < colon && *d >= '0' && *d <= '9') d++;
+        if (d == colon) return strdup(buf);
+      }
+      rest = err;
+    } else {
+      while (*rest == ' ') rest++;
+    }
+  }
+  snprintf(buf, sizeof buf, "%.*s", POL_MAX_ERR, rest);
+  return strdup(buf);
 }
 
 /* Reads a whole regular file. 0 ok, ENOENT missing, else an error. */
-static int pol_read(const char *path, char **out, size_t *len, char *why, size_t n) {
+static int pol_read(const char *path, const char *name, char **out, size_t *len, char *why, size_t n) {
   *out = NULL;
   FILE *f = fopen(path, "rb");
   if (!f) {
     if (errno == ENOENT) return ENOENT;
-    snprintf(why, n, "%s: %s", path, strerror(errno));
+    snprintf(why, n, "%s: %s", name, strerror(errno));
     return -1;
   }
   struct stat st;
   int rc = -1;
   if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    snprintf(why, n, "%s: not a regular file", path);
+    snprintf(why, n, "%s: not a regular file", name);
   } else if (st.st_size > POL_MAX_FILE) {
-    snprintf(why, n, "%s: larger than %d bytes", path, POL_MAX_FILE);
+    snprintf(why, n, "%s: larger than %d bytes", name, POL_MAX_FILE);
   } else if (!(*out = malloc((size_t)st.st_size + 1))) {
-    snprintf(why, n, "%s: out of memory", path);
+    snprintf(why, n, "%s: out of memory", name);
   } else {
     *len = fread(*out, 1, (size_t)st.st_size, f);
     (*out)[*len] = 0;
@@ -123,23 +213,130 @@ static int pol_read(const char *path, char **out, size_t *len, char *why, size_t
   return rc;
 }
 
-static int pol_builtin(struct pol_file *f) {
+static struct pol_src *pol_builtin_src(void) {
   const char *src = "return {}\n";
   for (const struct mcpl_embedded *m = mcpl_embedded_policies; m->name; m++)
     if (strcmp(m->name, "default") == 0) src = m->src;
-  f->src = strdup(src);
-  f->len = f->src ? strlen(f->src) : 0;
-  f->chunk = strdup(BUILTIN_CHUNK);
-  return f->src && f->chunk ? 0 : -1;
+  char *text = strdup(src);
+  if (!text) return NULL;
+  char chunk[sizeof BUILTIN_NAME + 1];
+  snprintf(chunk, sizeof chunk, "=%s", BUILTIN_NAME);
+  return pol_src_new(text, strlen(src), chunk);
 }
 
 static int pol_cmp_file(const void *a, const void *b) {
   return strcmp(((const struct pol_file *)a)->tenant, ((const struct pol_file *)b)->tenant);
 }
 
+static struct pol_file *pol_find_file(struct pol_set *s, const char *tenant) {
+  if (!s || !tenant || !s->ntenants) return NULL;
+  struct pol_file key = {0};
+  key.tenant = (char *)tenant;
+  return bsearch(&key, s->tenants, s->ntenants, sizeof key, pol_cmp_file);
+}
+
+/* ---- checking files --------------------------------------------------------- */
+
+/* Loads, in P, the default beneath a tenant file: its source, or the stand-in
+ * that fails every delegation when the default failed to load. */
+static int pol_load_base(lua_State *P, struct pol_src *base, const char *base_err, char *why, size_t n) {
+  if (base) return sb_load(P, base->text, base->len, base->chunk, 0, why, n);
+  char msg[POL_MAX_ERR + 64];
+  snprintf(msg, sizeof msg, "default.lua failed to load: %s", base_err ? base_err : "?");
+  return sb_stub_default(P, msg, why, n);
+}
+
+/* Loads src in a fresh sandbox (above base for a tenant file): it must
+ * compile, run within the limits and return a table of functions. */
+static int pol_check(pol_engine *pe, struct pol_src *src, int tenant, struct pol_src *base,
+                     const char *base_err, char ***fns, char *why, size_t n) {
+  lua_State *P = sb_new(pe->e, pe->mem, pe->budget, why, n);
+  if (!P) return -1;
+  int rc = tenant ? pol_load_base(P, base, base_err, why, n) : SB_OK;
+  if (rc == SB_OK) rc = sb_load(P, src->text, src->len, src->chunk, tenant, why, n);
+  if (rc == SB_OK && !(*fns = sb_function_names(P))) { snprintf(why, n, "out of memory"); rc = SB_FAIL; }
+  sb_close(P);
+  return rc == SB_OK ? 0 : -1;
+}
+
+/* Reads and checks the file at path into f. On failure f keeps the previous
+ * version (old, when it had one in force) or fails closed; either way f->err
+ * says why. Returns -1 only when out of memory. */
+static int pol_load_file(pol_engine *pe, struct pol_set *s, struct pol_file *f, const char *path,
+                         const struct pol_file *old) {
+  char why[POL_WHY];
+  char *text = NULL;
+  size_t len = 0;
+  int r = pol_read(path, f->name, &text, &len, why, sizeof why);
+  if (r == ENOENT) snprintf(why, sizeof why, "%s: vanished while reading", f->name);
+  if (r == 0) {
+    char *chunk = pol_fmt("@", f->name, "");
+    struct pol_src *src = chunk ? pol_src_new(text, len, chunk) : NULL;
+    if (!chunk) free(text);
+    free(chunk);
+    if (!src) return -1;
+    int tenant = f->tenant != NULL;
+    char **fns = NULL;
+    if (pol_check(pe, src, tenant, s->def.src, s->def.err, &fns, why, sizeof why) == 0) {
+      f->status = POL_LOADED;
+      f->src = src;
+      f->fns = fns;
+      if (tenant) {
+        f->base = pol_src_ref(s->def.src);
+        if (!f->base && s->def.err && !(f->base_err = strdup(s->def.err))) return -1;
+      }
+      return 0;
+    }
+    pol_src_unref(src);
+  }
+  if (!(f->err = pol_err_text(f->name, why))) return -1;
+  if (!old || !old->src) {
+    f->status = POL_FAILED;
+    return 0;
+  }
+  f->status = POL_KEPT;
+  f->builtin = old->builtin;
+  f->src = pol_src_ref(old->src);
+  /* A kept tenant file runs on the default now in force when it still
+   * loads there; else on the default it last loaded with, so a change to
+   * default.lua never takes a tenant's working rules away. */
+  if (f->tenant && pol_check(pe, old->src, 1, s->def.src, s->def.err, &f->fns, why, sizeof why) == 0) {
+    f->base = pol_src_ref(s->def.src);
+    if (!f->base && s->def.err && !(f->base_err = strdup(s->def.err))) return -1;
+    return 0;
+  }
+  f->base = pol_src_ref(old->base);
+  if (old->base_err && !(f->base_err = strdup(old->base_err))) return -1;
+  return (f->fns = pol_fns_copy(old->fns)) ? 0 : -1;
+}
+
+/* The default: default.lua, or the built-in one when the directory (or the
+ * whole option) has none. */
+static int pol_load_default(pol_engine *pe, struct pol_set *s, const struct pol_set *old, char *why,
+                            size_t n) {
+  struct pol_file *f = &s->def;
+  char *path = s->dir ? pol_fmt(s->dir, "/", "default.lua") : NULL;
+  struct stat st;
+  if (path && (stat(path, &st) == 0 || errno != ENOENT)) {
+    f->name = strdup("default.lua");
+    int rc = f->name ? pol_load_file(pe, s, f, path, old ? &old->def : NULL) : -1;
+    free(path);
+    if (rc != 0) snprintf(why, n, "out of memory");
+    return rc;
+  }
+  free(path);
+  f->builtin = 1;
+  f->name = strdup(BUILTIN_NAME);
+  f->src = pol_builtin_src();
+  if (f->name && f->src && pol_check(pe, f->src, 0, NULL, NULL, &f->fns, why, n) == 0) return 0;
+  if (!f->name || !f->src) snprintf(why, n, "out of memory");
+  return -1; /* the build's own default is broken: nothing sensible to fall back to */
+}
+
 /* Tenant files: tenants/<name>.lua with a valid tenant name; *_test.lua
  * are the policy tests run by the test suite, not policies. */
-static int pol_read_tenants(struct pol_set *s, char *why, size_t n) {
+static int pol_load_tenants(pol_engine *pe, struct pol_set *s, struct pol_set *old, char *why,
+                            size_t n) {
   char *tdir = pol_fmt(s->dir, "/", "tenants");
   if (!tdir) { snprintf(why, n, "out of memory"); return -1; }
   DIR *d = opendir(tdir);
@@ -171,15 +368,14 @@ static int pol_read_tenants(struct pol_set *s, char *why, size_t n) {
       s->tenants = t;
       cap = ncap;
     }
-    struct pol_file *f = &s->tenants[s->ntenants];
+    struct pol_file *f = &s->tenants[s->ntenants++];
     memset(f, 0, sizeof *f);
     char *path = pol_fmt(tdir, "/", de->d_name);
     f->tenant = strdup(name);
-    f->chunk = path ? pol_fmt("@", path, "") : NULL;
-    s->ntenants++;
-    if (!path || !f->tenant || !f->chunk) { snprintf(why, n, "out of memory"); rc = -1; }
-    else if ((rc = pol_read(path, &f->src, &f->len, why, n)) != 0) {
-      if (rc == ENOENT) snprintf(why, n, "%s: vanished while reading", path);
+    f->name = pol_fmt("tenants/", de->d_name, "");
+    if (!path || !f->tenant || !f->name ||
+        pol_load_file(pe, s, f, path, pol_find_file(old, name)) != 0) {
+      snprintf(why, n, "out of memory");
       rc = -1;
     }
     free(path);
@@ -190,64 +386,39 @@ static int pol_read_tenants(struct pol_set *s, char *why, size_t n) {
   return rc;
 }
 
-/* Loads f (after the default when f is a tenant file) into a fresh
- * sandbox: the file must compile and return a table of functions. */
-static int pol_check(pol_engine *pe, struct pol_set *s, struct pol_file *f, char *why, size_t n) {
-  lua_State *P = sb_new(pe->e, pe->mem, pe->budget, why, n);
-  if (!P) return -1;
-  int rc = sb_load(P, s->def.src, s->def.len, s->def.chunk, 0, why, n);
-  if (rc == SB_OK && f != &s->def) rc = sb_load(P, f->src, f->len, f->chunk, 1, why, n);
-  if (rc == SB_OK && !(f->fns = sb_function_names(P))) { snprintf(why, n, "out of memory"); rc = SB_FAIL; }
-  sb_close(P);
-  return rc == SB_OK ? 0 : -1;
+static long long pol_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static struct pol_set *pol_set_load(pol_engine *pe, char *why, size_t n) {
+/* Builds a new set from the directory. A file that fails to load does not
+ * fail the set: it keeps its version in old, or fails closed. NULL (and why)
+ * only when the directory itself cannot be read. */
+static struct pol_set *pol_set_load(pol_engine *pe, struct pol_set *old, char *why, size_t n) {
   const char *dir = mcpl_engine_opt(pe->e, "policies");
   struct pol_set *s = calloc(1, sizeof *s);
   if (!s) { snprintf(why, n, "out of memory"); return NULL; }
   s->refs = 1;
-  if (!dir || !*dir) {
-    s->builtin = 1;
-    if (pol_builtin(&s->def) != 0) { snprintf(why, n, "out of memory"); goto fail; }
-  } else {
+  s->loaded_at = pol_now_ms();
+  if (dir && *dir) {
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
       snprintf(why, n, "policies directory not found: %s", dir);
       goto fail;
     }
-    if (!(s->dir = strdup(dir))) { snprintf(why, n, "out of memory"); goto fail; }
-    char *path = pol_fmt(dir, "/", "default.lua");
-    if (!path) { snprintf(why, n, "out of memory"); goto fail; }
-    int r = pol_read(path, &s->def.src, &s->def.len, why, n);
-    s->def.chunk = pol_fmt("@", path, "");
-    free(path);
-    if (r == ENOENT) {
-      /* A directory with tenant files only still has a default. */
-      free(s->def.chunk);
-      s->def.chunk = NULL;
-      s->builtin = 1;
-      if (pol_builtin(&s->def) != 0) { snprintf(why, n, "out of memory"); goto fail; }
-    } else if (r != 0 || !s->def.chunk) {
-      if (r == 0) snprintf(why, n, "out of memory");
+    /* the absolute path, for the log and policy.status */
+    if (!(s->dir = realpath(dir, NULL)) && !(s->dir = strdup(dir))) {
+      snprintf(why, n, "out of memory");
       goto fail;
     }
-    if (pol_read_tenants(s, why, n) != 0) goto fail;
   }
-  if (pol_check(pe, s, &s->def, why, n) != 0) goto fail;
-  for (size_t i = 0; i < s->ntenants; i++)
-    if (pol_check(pe, s, &s->tenants[i], why, n) != 0) goto fail;
+  if (pol_load_default(pe, s, old, why, n) != 0) goto fail;
+  if (s->dir && pol_load_tenants(pe, s, old, why, n) != 0) goto fail;
   return s;
 fail:
   pol_set_free(s);
   return NULL;
-}
-
-static struct pol_file *pol_find_file(struct pol_set *s, const char *tenant) {
-  if (!tenant || !s->ntenants) return NULL;
-  struct pol_file key = {0};
-  key.tenant = (char *)tenant;
-  return bsearch(&key, s->tenants, s->ntenants, sizeof key, pol_cmp_file);
 }
 
 /* ---- the state cache (callers hold pe->mu) --------------------------------- */
@@ -347,17 +518,36 @@ static void pol_release(pol_engine *pe, struct pol_entry *en) {
   if (dead) pol_entry_free(dead);
 }
 
+/* Why a file is not in force, for a deny reason: "tenants/a.lua failed to
+ * load: line 3: ...". */
+static void pol_failed_reason(const char *name, const char *err, char *why, size_t n) {
+  snprintf(why, n, "%s failed to load: %s", name, err ? err : "unknown error");
+}
+
 /* Builds the tenant's state: the default file, then the tenant's own file
- * (with `default`) when it has one. */
+ * (with `default`) when it has one. A file that failed to load builds
+ * nothing: the tenant fails closed with the load error. */
 static lua_State *pol_build(pol_engine *pe, struct pol_entry *en, long long budget, size_t mem,
                             char *why, size_t n) {
   struct pol_set *s = en->set;
+  struct pol_file *f = en->key[0] ? pol_find_file(s, en->key) : NULL;
+  struct pol_file *own = f ? f : &s->def;
+  if (!own->src) {
+    pol_failed_reason(own->name, own->err, why, n);
+    return NULL;
+  }
   lua_State *P = sb_new(pe->e, mem, budget, why, n);
   if (!P) return NULL;
-  struct pol_file *f = en->key[0] ? pol_find_file(s, en->key) : NULL;
-  int rc = sb_load(P, s->def.src, s->def.len, s->def.chunk, 0, why, n);
-  if (rc == SB_OK && f) rc = sb_load(P, f->src, f->len, f->chunk, 1, why, n);
-  if (rc != SB_OK) { sb_close(P); return NULL; }
+  int rc = f ? pol_load_base(P, f->base, f->base_err, why, n) : SB_OK;
+  if (rc == SB_OK) rc = sb_load(P, own->src->text, own->src->len, own->src->chunk, f != NULL, why, n);
+  if (rc != SB_OK) {
+    /* it passed its check at load, but not now (different limits, the clock) */
+    char *t = pol_err_text(own->name, why);
+    pol_failed_reason(own->name, t ? t : why, why, n);
+    free(t);
+    sb_close(P);
+    return NULL;
+  }
   return P;
 }
 
@@ -366,7 +556,7 @@ int pol_call(mcpl_engine *e, lua_State *E, const char *tenant, const char *fname
   pol_engine *pe = pol_of(e);
   long long budget;
   size_t mem;
-  int rc = SB_FAIL;
+  int rc = SB_FAIL, built = 1;
   input_idx = lua_absindex(E, input_idx);
   if (!pe) { snprintf(why, n, "policy runner not initialised"); return SB_FAIL; }
   if (tenant && !pol_valid_tenant(tenant)) {
@@ -377,7 +567,7 @@ int pol_call(mcpl_engine *e, lua_State *E, const char *tenant, const char *fname
   struct pol_entry *en = pol_acquire(pe, tenant ? tenant : "", &budget, &mem);
   if (!en) { snprintf(why, n, "out of memory"); return SB_FAIL; }
   pthread_mutex_lock(&en->mu);
-  if (!en->P) en->P = pol_build(pe, en, budget, mem, why, n);
+  if (!en->P) built = (en->P = pol_build(pe, en, budget, mem, why, n)) != NULL;
   if (en->P) {
     rc = sb_call(en->P, E, fname, input_idx, why, n);
     /* After any kill the state is suspect: rebuilt on next use. */
@@ -389,36 +579,77 @@ int pol_call(mcpl_engine *e, lua_State *E, const char *tenant, const char *fname
   }
   pthread_mutex_unlock(&en->mu);
   pol_release(pe, en);
+  /* A file that failed to load was logged at load; its every deny is not. */
   if (rc == SB_FAIL || rc == SB_KILLED)
-    mcpl_log(e, "warn", "policy %s for %s denied: %s", fname, tenant ? tenant : "(default)", why);
+    mcpl_log(e, built ? "warn" : "debug", "policy %s for %s denied: %s", fname,
+             tenant ? tenant : "(default)", why);
   return rc;
+}
+
+/* Says in the log which directory and files are in force, and which failed. */
+static void pol_log_set(mcpl_engine *e, const struct pol_set *s) {
+  if (s->dir)
+    mcpl_log(e, "info", "policies in force (generation %ld): directory %s, %s and %zu tenant file(s)",
+             s->gen, s->dir, s->def.builtin && s->def.status == POL_LOADED ? "the built-in default"
+             : "default.lua", s->ntenants);
+  else
+    mcpl_log(e, "info", "policies in force (generation %ld): no policy directory, the built-in "
+             "default policy", s->gen);
+  for (size_t i = 0; i <= s->ntenants; i++) {
+    const struct pol_file *f = i == 0 ? &s->def : &s->tenants[i - 1];
+    if (f->status == POL_LOADED) {
+      if (!f->builtin) mcpl_log(e, "info", "policy file %s: loaded", f->name);
+    } else if (f->status == POL_KEPT) {
+      mcpl_log(e, "error", "policy file %s failed to load, its previous version stays in force: %s",
+               f->name, f->err);
+    } else if (f->tenant) {
+      mcpl_log(e, "error", "policy file %s failed to load, tenant %s fails closed (every outbound "
+               "request is denied): %s", f->name, f->tenant, f->err);
+    } else {
+      mcpl_log(e, "error", "policy file %s failed to load, the system actor and every tenant without "
+               "a file of its own fail closed (every outbound request is denied): %s", f->name, f->err);
+    }
+  }
+}
+
+/* Loads the directory again, file by file, and puts the result in force.
+ * *out (when given) gets a reference to the new set. */
+static int pol_reload_set(pol_engine *pe, struct pol_set **out, char **err) {
+  char why[POL_WHY];
+  pthread_mutex_lock(&pe->reload_mu);
+  pthread_mutex_lock(&pe->mu);
+  struct pol_set *old = pe->cur;
+  if (old) old->refs++;
+  pthread_mutex_unlock(&pe->mu);
+  struct pol_set *s = pol_set_load(pe, old, why, sizeof why);
+  pthread_mutex_lock(&pe->mu);
+  if (old) pol_set_unref(old);
+  struct pol_entry *dead = NULL;
+  if (s) {
+    old = pe->cur;
+    s->gen = ++pe->gen;
+    pe->cur = s;
+    dead = pol_drop_all(pe);
+    pol_set_unref(old);
+    if (out) { s->refs++; *out = s; }
+  }
+  pthread_mutex_unlock(&pe->mu);
+  if (s) pol_log_set(pe->e, s);
+  pthread_mutex_unlock(&pe->reload_mu);
+  pol_free_list(dead);
+  if (!s) {
+    mcpl_log(pe->e, "error", "policy reload failed, keeping the previous policies: %s", why);
+    *err = strdup(why);
+    return -1;
+  }
+  return 0;
 }
 
 int pol_reload(mcpl_engine *e, char **err) {
   pol_engine *pe = pol_of(e);
-  char why[POL_WHY];
   *err = NULL;
   if (!pe) { *err = strdup("policy runner not initialised"); return -1; }
-  pthread_mutex_lock(&pe->reload_mu);
-  struct pol_set *s = pol_set_load(pe, why, sizeof why);
-  if (!s) {
-    pthread_mutex_unlock(&pe->reload_mu);
-    mcpl_log(e, "error", "policy reload failed, keeping the previous policies: %s", why);
-    *err = strdup(why);
-    return -1;
-  }
-  pthread_mutex_lock(&pe->mu);
-  struct pol_set *old = pe->cur;
-  s->gen = ++pe->gen;
-  pe->cur = s;
-  struct pol_entry *dead = pol_drop_all(pe);
-  pol_set_unref(old);
-  pthread_mutex_unlock(&pe->mu);
-  pthread_mutex_unlock(&pe->reload_mu);
-  pol_free_list(dead);
-  mcpl_log(e, "info", "policies loaded: generation %ld, %zu tenant file(s)%s", s->gen,
-           s->ntenants, s->builtin ? ", built-in default" : "");
-  return 0;
+  return pol_reload_set(pe, NULL, err);
 }
 
 void pol_set_limits(mcpl_engine *e, long long budget, size_t mem_cap, int max_states) {
@@ -464,8 +695,9 @@ int policy_engine_init(mcpl_engine *e, char **err) {
   pthread_mutex_init(&pe->reload_mu, NULL);
   mcpl_engine_set_slot(e, MCPL_AREA_POLICY, pe);
   char *why = NULL;
-  /* A broken policy set fails the open, like broken engine Lua: better
-   * than an engine whose every decision is a deny nobody expected. */
+  /* A file that fails to load fails closed for its tenant alone (see
+   * pol_load_file); only a directory that cannot be read fails the open:
+   * that is the host's configuration, not one tenant's file. */
   if (pol_reload(e, &why) != 0) {
     *err = mcpl_json_error("invalid_argument", why ? why : "policies failed to load", "policies");
     free(why);
@@ -511,20 +743,6 @@ static int l_call(lua_State *L) {
   return 2;
 }
 
-/* policy.reload() -> true | nil, error */
-static int l_reload(lua_State *L) {
-  pol_check_engine(L);
-  char *err = NULL;
-  if (pol_reload(mcpl_engine_of(L), &err) == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushstring(L, err ? err : "out of memory");
-  free(err);
-  return 2;
-}
-
 /* Takes a reference to the current set (so no lock is held while Lua
  * allocates, which may raise). */
 static struct pol_set *pol_cur_ref(pol_engine *pe) {
@@ -541,30 +759,45 @@ static void pol_cur_unref(pol_engine *pe, struct pol_set *s) {
   pthread_mutex_unlock(&pe->mu);
 }
 
-static int l_info_build(lua_State *L) {
+static void pol_push_file(lua_State *L, const struct pol_file *f) {
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, f->name);
+  lua_setfield(L, -2, "file");
+  if (f->tenant) { lua_pushstring(L, f->tenant); lua_setfield(L, -2, "tenant"); }
+  lua_pushstring(L, POL_STATUS[f->status]);
+  lua_setfield(L, -2, "status");
+  if (f->err) { lua_pushstring(L, f->err); lua_setfield(L, -2, "error"); }
+  lua_pushboolean(L, f->builtin);
+  lua_setfield(L, -2, "builtin");
+}
+
+static int l_status_build(lua_State *L) {
   struct pol_set *s = lua_touserdata(L, 1);
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 6);
   if (s->dir) { lua_pushstring(L, s->dir); lua_setfield(L, -2, "dir"); }
   lua_pushinteger(L, s->gen);
   lua_setfield(L, -2, "generation");
-  lua_pushboolean(L, s->builtin);
+  lua_pushinteger(L, s->loaded_at);
+  lua_setfield(L, -2, "loaded_at");
+  lua_pushboolean(L, s->def.builtin);
   lua_setfield(L, -2, "builtin_default");
+  int failed = 0;
   lua_createtable(L, (int)s->ntenants + 1, 0);
-  lua_pushstring(L, s->builtin ? BUILTIN_CHUNK + 1 : s->def.chunk + 1);
-  lua_rawseti(L, -2, 1);
-  for (size_t i = 0; i < s->ntenants; i++) {
-    lua_pushstring(L, s->tenants[i].chunk + 1);
-    lua_rawseti(L, -2, (lua_Integer)i + 2);
+  for (size_t i = 0; i <= s->ntenants; i++) {
+    const struct pol_file *f = i == 0 ? &s->def : &s->tenants[i - 1];
+    failed += f->status != POL_LOADED;
+    pol_push_file(L, f);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   lua_setfield(L, -2, "files");
+  lua_pushinteger(L, failed);
+  lua_setfield(L, -2, "failed");
   return 1;
 }
 
-/* policy.info() -> {dir=, files={...}, generation=n, builtin_default=bool} */
-static int l_info(lua_State *L) {
-  pol_engine *pe = pol_check_engine(L);
-  struct pol_set *s = pol_cur_ref(pe);
-  lua_pushcfunction(L, l_info_build);
+/* Pushes the status of s (the caller holds a reference). */
+static int pol_push_status(lua_State *L, pol_engine *pe, struct pol_set *s) {
+  lua_pushcfunction(L, l_status_build);
   lua_pushlightuserdata(L, s);
   int st = lua_pcall(L, 1, 1, 0);
   pol_cur_unref(pe, s);
@@ -572,8 +805,27 @@ static int l_info(lua_State *L) {
   return 1;
 }
 
+/* policy.reload() -> status | nil, error (the directory could not be read) */
+static int l_reload(lua_State *L) {
+  pol_engine *pe = pol_check_engine(L);
+  char *err = NULL;
+  struct pol_set *s = NULL;
+  if (pol_reload_set(pe, &s, &err) == 0) return pol_push_status(L, pe, s);
+  lua_pushnil(L);
+  lua_pushstring(L, err ? err : "out of memory");
+  free(err);
+  return 2;
+}
+
+/* policy.status() -> {dir=, generation=n, loaded_at=ms, builtin_default=bool,
+ * failed=n, files={{file=, tenant=, status=, error=, builtin=}...}} */
+static int l_status(lua_State *L) {
+  pol_engine *pe = pol_check_engine(L);
+  return pol_push_status(L, pe, pol_cur_ref(pe));
+}
+
 /* policy.has(tenant, fname) -> boolean: does the policy that applies to
- * the tenant define fname? */
+ * the tenant define fname? (Not when that file failed to load.) */
 static int l_has(lua_State *L) {
   pol_engine *pe = pol_check_engine(L);
   const char *tenant = pol_opt_tenant(L, 1);
@@ -583,7 +835,7 @@ static int l_has(lua_State *L) {
     pthread_mutex_lock(&pe->mu);
     struct pol_file *f = pol_find_file(pe->cur, tenant);
     if (!f) f = &pe->cur->def;
-    for (char **p = f->fns; p && *p && !found; p++) found = strcmp(*p, fname) == 0;
+    for (char **p = f->src ? f->fns : NULL; p && *p && !found; p++) found = strcmp(*p, fname) == 0;
     pthread_mutex_unlock(&pe->mu);
   }
   lua_pushboolean(L, found);
@@ -592,7 +844,7 @@ static int l_has(lua_State *L) {
 
 int luaopen_mcpl_policy(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"call", l_call}, {"reload", l_reload}, {"info", l_info}, {"has", l_has}, {NULL, NULL}};
+    {"call", l_call}, {"reload", l_reload}, {"status", l_status}, {"has", l_has}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

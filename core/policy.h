@@ -31,6 +31,10 @@ void sb_close(lua_State *P);
  * On success the returned table becomes the state's policy table. */
 int sb_load(lua_State *P, const char *src, size_t len, const char *chunk, int with_default,
             char *why, size_t n);
+/* Installs, in place of a default policy that failed to load, a stand-in
+ * whose every function raises msg: the `default` a tenant file loaded next
+ * sees, so the tenant's own rules still work and delegating fails closed. */
+int sb_stub_default(lua_State *P, const char *msg, char *why, size_t n);
 /* Names of the functions in the state's policy table, as a malloc'd
  * NULL-terminated array of malloc'd strings (NULL on out of memory). */
 char **sb_function_names(lua_State *P);

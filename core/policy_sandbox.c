@@ -655,6 +655,16 @@ static int sb_load_run(lua_State *L) {
   lua_call(L, 0, 1);
   int res = lua_gettop(L);
   if (sb_frozen_real(L, res)) res = lua_gettop(L); /* e.g. `return default` */
+  if (a->with_default) {
+    /* `return default` while the default failed to load: say why */
+    lua_getfield(L, LUA_REGISTRYINDEX, "sb.stub");
+    lua_getfield(L, LUA_REGISTRYINDEX, "sb.policy");
+    if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, res, -1)) {
+      lua_pop(L, 1);
+      return lua_error(L);
+    }
+    lua_pop(L, 2);
+  }
   if (!lua_istable(L, res) || lua_getmetatable(L, res))
     return luaL_error(L, "%s: must return a plain table of functions", sb_display(a->chunk));
   lua_pushnil(L);
@@ -669,6 +679,8 @@ static int sb_load_run(lua_State *L) {
   sb_lock_env(L, env);
   lua_pushvalue(L, res);
   lua_setfield(L, LUA_REGISTRYINDEX, "sb.policy");
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, "sb.stub");
   return 0;
 }
 
@@ -687,6 +699,47 @@ int sb_load(lua_State *P, const char *src, size_t len, const char *chunk, int wi
   else if (st != LUA_OK) { sb_errtext(P, -1, why, n); rc = SB_FAIL; }
   lua_settop(P, 0);
   return rc;
+}
+
+/* The stand-in for a default policy that failed to load: every field read
+ * from it is a function that raises the load error (upvalue 1). */
+static int sb_stub_fn(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  return lua_error(L);
+}
+
+static int sb_stub_index(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, sb_stub_fn, 1);
+  return 1;
+}
+
+static int sb_stub_run(lua_State *L) {
+  const char *msg = lua_touserdata(L, 1);
+  lua_newtable(L);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, msg);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "sb.stub");
+  lua_pushcclosure(L, sb_stub_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "locked");
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, "sb.policy");
+  return 0;
+}
+
+int sb_stub_default(lua_State *P, const char *msg, char *why, size_t n) {
+  sb_ctl *c = sb_ctl_of(P);
+  if (c->killed) { snprintf(why, n, "%s", c->why); return SB_KILLED; }
+  lua_settop(P, 0);
+  lua_pushcfunction(P, sb_stub_run);
+  lua_pushlightuserdata(P, (void *)msg);
+  int st = lua_pcall(P, 1, 0, 0);
+  lua_settop(P, 0);
+  if (st != LUA_OK || c->killed) { snprintf(why, n, "out of memory"); return SB_FAIL; }
+  return SB_OK;
 }
 
 char **sb_function_names(lua_State *P) {

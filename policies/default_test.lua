@@ -47,7 +47,7 @@ ok(not check(t.mo, "https://10.0.0.5/").allowed, "settings back off: blocked aga
 -- only the system actor reloads policies; the reload keeps working
 local rr, e = t.ann:op("policy.reload", {})
 err_is(rr, e, "forbidden", "a tenant admin cannot reload policies")
-local before = mcplink.must("policy.info", {}).generation
+local before = mcplink.must("policy.status", {}).generation
 local info = mcplink.must("policy.reload", {})
 is(info.generation, before + 1, "policy.reload loads a new generation of the policy set")
 done_testing()

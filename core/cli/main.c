@@ -19,8 +19,8 @@ static const char usage_text[] =
   "Global options:\n"
   "  --db PATH          database (default $MCPLINK_DB, else ./mcplink.db)\n"
   "  --key-file PATH    key ring (default $MCPLINK_KEY_FILE, else mcplink.key beside the db)\n"
-  "  --policies DIR     policy directory (default $MCPLINK_POLICIES, else ./policies if\n"
-  "                     present, else the built-in default policy)\n"
+  "  --policies DIR     policy directory (default $MCPLINK_POLICIES, else none: the\n"
+  "                     built-in default policy; never ./policies implicitly)\n"
   "  --tenant NAME --user NAME   act as this tenant user\n"
   "  --system           act as the system administrator (the default)\n"
   "  --compact          print JSON on one line (keys sorted, as in the indented form)\n"
@@ -311,8 +311,11 @@ static mcpl_engine *open_engine(const gopts *g, const char *db_override, const c
     else snprintf(keybuf, sizeof keybuf, "mcplink.key");
     key = keybuf;
   }
+  /* Policies come only from --policies or $MCPLINK_POLICIES, never from the
+   * current directory: a policy can widen a tenant's network access
+   * (allow_cidrs, allow_http), so which one applies must not depend on where
+   * the command happens to run. */
   const char *policies = g->policies;
-  if (!policies && access("policies/default.lua", R_OK) == 0) policies = "policies";
   struct { const char *name, *val; } kv[] = {
     {"db", db}, {"key_file", key}, {"policies", policies}, {"lua_dir", g->lua_dir},
     {"ca_file", g->ca_file}, {"log_level", g->log_level}, {"log_file", g->log_file},

@@ -239,6 +239,7 @@ function M.record(cfg)
     client_id_metadata_document_supported = m.client_id_metadata_document_supported == true,
     authorization_response_iss_parameter_supported = m.authorization_response_iss_parameter_supported == true,
     scopes_supported = cfg.scopes_supported or json.null,
+    as_scopes_supported = type(m.scopes_supported) == "table" and m.scopes_supported or json.null,
     challenge_scope = cfg.challenge_scope or json.null,
     legacy = cfg.legacy == true, defaulted = m.defaulted == true,
   }

@@ -63,6 +63,7 @@ end
 local function record(ctx, s, cfg)
   local rec = discovery.record(cfg)
   rec.discovered_at = core.now_ms()
+  rec.attempted_at = rec.discovered_at
   local f = { oauth_issuer = cfg.issuer, oauth_metadata = rec,
               oauth_authorization_url = cfg.meta.authorization_endpoint,
               oauth_token_url = cfg.meta.token_endpoint,
@@ -70,14 +71,81 @@ local function record(ctx, s, cfg)
   return store.update(ctx.actor, "servers", s.id, f)
 end
 
--- discover_and_record(ctx, s) -> cfg, server: what oauth.discover shows.
+-- failure(e) -> {code, message, reason}: a discovery error as recorded and
+-- shown (a bug is logged, not shown).
+local function failure(e)
+  if type(e) ~= "table" or not errors.is(e) or e.code == "internal" then
+    log.error("oauth: discovery failed:", type(e) == "table" and tostring(e.message) or tostring(e))
+    return { code = "internal", message = "internal error (see log)", reason = json.null }
+  end
+  return { code = e.code, message = e.message, reason = e.reason or json.null }
+end
+
+-- record_failure(ctx, s, err, keep) -> updated server row. keep: the last
+-- good discovery of this same URL stays in force beside the error; else the
+-- discovered endpoints (of another URL, or none) are cleared.
+local function record_failure(ctx, s, err, keep)
+  local rec = {}
+  if keep and util.is_set(s.oauth_metadata) then
+    for k, v in pairs(s.oauth_metadata) do rec[k] = v end
+  end
+  rec.error = err
+  rec.attempted_at = core.now_ms()
+  local f = { oauth_metadata = rec }
+  if not keep then
+    f.oauth_issuer, f.oauth_authorization_url, f.oauth_token_url, f.oauth_revocation_url =
+      json.null, json.null, json.null, json.null
+  end
+  return store.update(ctx.actor, "servers", s.id, f)
+end
+
+-- discover_and_record(ctx, s) -> cfg, server: what oauth.discover shows. A
+-- failure is recorded on the server (server.get shows it) and raised.
 function M.discover_and_record(ctx, s)
   oauth_server(s)
   if s.oauth_registration_mode == "manual" then
     errors.raise("invalid_argument", "server '" .. s.name .. "' uses manual OAuth configuration", "server")
   end
-  local cfg = discovery.discover(ctx, s)
+  local ok, cfg = pcall(discovery.discover, ctx, s)
+  if not ok then
+    pcall(record_failure, ctx, s, failure(cfg), true)
+    error(cfg, 0)
+  end
   return cfg, record(ctx, s, cfg)
+end
+
+-- on_save(ctx, s, opts) -> {status, error?} | nil. Saving an OAuth server's
+-- URL (and server.refresh) discovers its authorization server at once, so an
+-- admin sees the endpoints, scopes and registration path before any user
+-- connects. Never raises: a failure is recorded on the server beside the
+-- saved configuration. opts.url_changed: endpoints found for the previous URL
+-- are dropped on failure; opts.client_changed: the admin also entered the
+-- client id, so a new issuer is expected.
+function M.on_save(ctx, s, opts)
+  opts = opts or {}
+  if s.auth_type ~= "oauth" or not util.is_set(s.url) then return nil end
+  if s.oauth_registration_mode == "manual" then return { status = "manual" } end
+  local ok, cfg = pcall(discovery.discover, ctx, s)
+  if not ok then
+    local err = failure(cfg)
+    log.info("oauth: discovery for server", s.id, "failed:", err.message)
+    record_failure(ctx, s, err, not opts.url_changed)
+    return { status = "failed", error = err }
+  end
+  -- a configured client id belongs to the authorization server it was
+  -- entered for (see registration.client_for): a new one is not recorded
+  -- silently; entering the new client id (or oauth.discover) accepts it
+  if util.is_set(s.oauth_client_id) and util.is_set(s.oauth_issuer) and cfg.issuer ~= s.oauth_issuer
+     and not opts.url_changed and not opts.client_changed then
+    local err = { code = "upstream_error", reason = "issuer_changed",
+      message = "the server's authorization server changed from " .. s.oauth_issuer .. " to " ..
+        tostring(cfg.issuer) .. ": the configured client id belongs to the old one; enter the new " ..
+        "server's client id (or run oauth.discover to accept it)" }
+    record_failure(ctx, s, err, true)
+    return { status = "failed", error = err }
+  end
+  record(ctx, s, cfg)
+  return { status = cfg.meta.defaulted and "defaulted" or "ok" }
 end
 
 -- scope selection (MCP 2025-11-25): a pending step-up, the challenged

@@ -180,6 +180,20 @@ function M.client_for(ctx, s, cfg, redirect_uri)
     { reason = "no_registration" })
 end
 
+-- path(s, meta) -> how the engine will identify itself at the server's
+-- authorization server, in client_for's order: "preregistered",
+-- "metadata_document", "dynamic", or "none" (an admin must enter a client
+-- id); nil while nothing is discovered. Registers nothing.
+function M.path(s, meta)
+  if s.oauth_registration_mode == "manual" or util.is_set(s.oauth_client_id) then return "preregistered" end
+  if type(meta) ~= "table" or not util.is_set(meta.token_endpoint) then return nil end
+  if meta.client_id_metadata_document_supported == true and core.option("oauth_client_metadata_url") then
+    return "metadata_document"
+  end
+  if util.is_set(meta.registration_endpoint) then return "dynamic" end
+  return "none"
+end
+
 -- existing_client(ctx, s, key, meta) -> client without registering (for
 -- refresh, revocation and code redemption); key is client_key(issuer,
 -- redirect_uri), which token rows record as their issuer

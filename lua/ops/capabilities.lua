@@ -7,8 +7,48 @@ local model = require "model"
 local json = require "json"
 local discovery = require "discovery"
 
-local function server_saved(ctx, s)
-  local r = discovery.refresh(ctx, s)
+local function is_set(v) return v ~= nil and v ~= json.null end
+
+-- An OAuth server's capabilities are discovered with a user's token. Until a
+-- user has connected they await one, which is not an error.
+local AWAITING = "awaiting_user"
+local AWAITING_DETAIL = "the server uses OAuth: its capabilities are discovered with a user's token, " ..
+  "when the first user connects (oauth.begin) or an admin who has connected refreshes"
+
+-- Can this call discover s's capabilities with the caller's own token? Not
+-- with a token issued for the server's previous URL.
+local function has_token(ctx, s, url_changed)
+  if url_changed or not ctx.actor.user_id then return false end
+  return store.find(ctx.actor, "oauth_tokens", { server_id = s.id, user_id = ctx.actor.user_id }) ~= nil
+end
+
+-- Marks s as awaiting a user unless its capabilities came in already (or a
+-- discovery with a user's token failed: that error stands).
+local function mark_awaiting(ctx, s)
+  local st = s.capabilities_status or "not_discovered"
+  local legacy = st == "error" and is_set(s.discovery_error) and s.discovery_error.code == "user_not_authenticated"
+  if st == "not_discovered" or st == AWAITING or legacy then
+    s = store.update(ctx.actor, "servers", s.id, { capabilities_status = AWAITING, discovery_error = json.null })
+  end
+  return { ok = false, status = s.capabilities_status, detail = AWAITING_DETAIL }
+end
+
+-- OAuth: the authorization server's metadata now, the capabilities when a
+-- token is at hand. -> capabilities result, OAuth discovery outcome
+local function oauth_saved(ctx, s, opts)
+  local hook = registry.hooks.oauth_saved
+  local od = hook and hook(ctx, s, opts) or nil
+  s = store.get(ctx.actor, "servers", s.id)
+  if has_token(ctx, s, opts.url_changed) then return discovery.refresh(ctx, s), od end
+  return mark_awaiting(ctx, s), od
+end
+
+-- server_saved(ctx, s, opts) -> the server view with the discovery result.
+-- opts (from server.update): url_changed, client_changed.
+local function server_saved(ctx, s, opts)
+  local r
+  if s.auth_type == "oauth" then r = oauth_saved(ctx, s, opts or {})
+  else r = discovery.refresh(ctx, s) end
   local v = model.server_view(ctx.actor, store.get(ctx.actor, "servers", s.id))
   v.discovery = r
   return v
@@ -26,6 +66,17 @@ registry.op {
     ctx.target = s.id
     if s.url == nil or s.url == json.null then
       errors.raise("invalid_argument", "Server URL is not set: edit the MCP server and provide a valid HTTPS URL", "id")
+    end
+    if s.auth_type == "oauth" then
+      local r, od = oauth_saved(ctx, s, {})
+      if r.ok == false and r.error then errors.raise(r.error.code, "refresh failed: " .. r.error.message) end
+      if not r.ok and od and od.status == "failed" then
+        -- nothing could be refreshed: say why (server.get shows it as well)
+        errors.raise(od.error.code, "refresh failed: the OAuth authorization server could not be discovered: " ..
+          tostring(od.error.message), nil, { reason = od.error.reason })
+      end
+      r.oauth = model.server_view(ctx.actor, store.get(ctx.actor, "servers", s.id)).oauth
+      return r
     end
     local r = discovery.refresh(ctx, s)
     if not r.ok then errors.raise(r.error.code, "refresh failed: " .. r.error.message, nil, { reason = r.error.reason }) end

@@ -14,6 +14,8 @@ local guard = require "oauth.guard"
 local registration = require "oauth.registration"
 
 credentials.oauth = guard.token
+-- saving an OAuth server (and server.refresh) discovers its authorization server
+registry.hooks.oauth_saved = flow.on_save
 
 registry.op {
   name = "oauth.client_metadata", role = "any",

@@ -12,34 +12,49 @@ local function runner()
   return policy
 end
 
-local function info(policy)
-  local i = type(policy.info) == "function" and policy.info() or {}
+-- The runner's status as op output: every file with what happened to it at
+-- the last (re)load, and what that means for whom.
+local function view(st)
+  local files = json.array()
+  for i, f in ipairs(st.files or {}) do
+    local v = { file = f.file, tenant = f.tenant or json.null, status = f.status,
+                error = f.error or json.null, builtin = f.builtin == true }
+    if f.status == "failed" then
+      v.effect = f.tenant and ("tenant " .. f.tenant .. " fails closed: every outbound request is denied")
+        or "the system actor and every tenant without a file of its own fail closed: every outbound request is denied"
+    elseif f.status == "kept_previous" then
+      v.effect = "the previous version stays in force"
+    end
+    files[i] = v
+  end
   return {
-    dir = i.dir or json.null,
-    generation = i.generation or json.null,
-    builtin_default = i.builtin_default == true,
-    files = json.array(i.files or {}),
+    dir = st.dir or json.null,
+    generation = st.generation,
+    loaded_at = st.loaded_at,
+    builtin_default = st.builtin_default == true,
+    failed = st.failed or 0,
+    files = files,
   }
 end
 
 registry.op {
   name = "policy.reload", role = "system", mutating = true,
-  summary = "Reload the policy directory; a broken file keeps the old policies",
+  summary = "Reload the policy files one by one; a file that fails keeps its previous version",
   args = {},
   handler = function(ctx, args)
     local policy = runner()
     ctx.target = "policies"
-    local ok, err = policy.reload()
-    if not ok then
+    local st, err = policy.reload()
+    if not st then
       errors.raise("invalid_argument", "policies not reloaded, the previous ones stay in force: " .. tostring(err))
     end
-    return info(policy)
+    return view(st)
   end,
 }
 
 registry.op {
-  name = "policy.info", role = "system",
-  summary = "Show the policy directory, its files and the reload generation",
+  name = "policy.status", role = "system",
+  summary = "Show the policy directory and, per file, whether it is loaded, failed or kept at its previous version",
   args = {},
-  handler = function(ctx, args) return info(runner()) end,
+  handler = function(ctx, args) return view(runner().status()) end,
 }

@@ -137,15 +137,19 @@ registry.op {
     local s = model.ref(a, "servers", args.id, "id")
     ctx.target = s.id
     local f = plan_update(ctx, s, args)
+    local opts = { url_changed = f.url ~= nil and f.url ~= s.url,
+                   client_changed = args.oauth ~= nil and args.oauth.client_id ~= nil }
     if next(f) then s = store.update(a, "servers", s.id, f) end
     -- a new endpoint or credential: cached sessions and era no longer apply
     if f.url ~= nil or f.auth_type ~= nil or f.api_key ~= nil or args.oauth then
       require("connection").forget(s.id)
     end
-    -- saving a URL, or new credentials for one, discovers capabilities again
+    -- saving a URL, or new credentials or OAuth settings for one, discovers
+    -- again (an OAuth server's authorization server at once, its capabilities
+    -- with a user's token)
     local hooks = registry.hooks.server_saved
-    if hooks and is_set(s.url) and (f.url ~= nil or f.auth_type ~= nil or f.api_key ~= nil) then
-      return hooks(ctx, s)
+    if hooks and is_set(s.url) and (f.url ~= nil or f.auth_type ~= nil or f.api_key ~= nil or args.oauth) then
+      return hooks(ctx, s, opts)
     end
     return model.server_view(a, s)
   end,

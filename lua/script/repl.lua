@@ -202,7 +202,12 @@ function Session:reload()
   self:load_ops()
   local r, e = self.admin:op("policy.reload", {})
   if r == nil then return "error", "error: policy reload failed: " .. errtext(e) end
-  return "ok", "policies reloaded" .. (next(r) and ("\n" .. M.render(r, self.host.compact)) or "")
+  local head = "policies reloaded"
+  local failed = type(r) == "table" and tonumber(r.failed) or 0
+  if failed > 0 then
+    head = head .. "; " .. failed .. " file(s) did not load (failed or kept_previous, see below)"
+  end
+  return "ok", head .. (next(r) and ("\n" .. M.render(r, self.host.compact)) or "")
 end
 
 local function ops_text(self, prefix)

@@ -24,7 +24,9 @@ authorizations() { j "$(probe "$CTL/stats")" o.authorize.length; }
 mode '{"prm_resource":"https://127.0.0.1:1/other"}'
 r=$(as alice op oauth.begin '{"server":"fx"}')
 like "$(j "$r" o.error.message)" "not this server" "resource metadata naming another server is refused"
-is "$(j "$(as ann op server.get '{"id":"fx"}')" o.oauth.issuer)" null "nothing was recorded on the server"
+g=$(as ann op server.get '{"id":"fx"}')
+is "$(j "$g" o.oauth.issuer)" "$ISS" "nothing was recorded on the server: the issuer discovered on save stays"
+is "$(j "$g" o.oauth.discovered.resource)" "$URL" "and so does the resource"
 mode '{"prm_resource":null,"issuer_mismatch":true}'
 r=$(as alice op oauth.begin '{"server":"fx"}')
 like "$(j "$r" o.error.message)" "names issuer" "AS metadata with another issuer is refused (RFC 8414 3.3)"

@@ -32,7 +32,7 @@ local matrix = {
   ["keys.list"]           = { system = true },
   ["keys.retire"]         = { system = true },
   ["policy.reload"]       = { system = true },
-  ["policy.info"]         = { system = true },
+  ["policy.status"]       = { system = true },
   ["mcp.session"]         = { system = true },
   ["mcp.user_session"]    = { system = true },
   ["oauth.headless_authorize"] = { system = true },
