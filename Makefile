@@ -85,8 +85,19 @@ $(BUILD)/libmcplink.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libmcplink.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libmcplink.so.0 $(SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
+# libmcplink.so exports exactly the functions core/mcplink.h declares (the stable ABI that hosts
+# and the Python binding bind); internal symbols, mcpl_ helpers included, stay local. The list is
+# read from the preprocessed header (comments gone), so a new public function is exported with it.
+$(BUILD)/libmcplink.map: core/mcplink.h
+	@mkdir -p $(BUILD)
+	@{ echo '{ global:'; $(CC) -E -P $< | grep -o 'mcpl_[a-z0-9_]*[[:space:]]*(' | tr -d ' (' | \
+	  sort -u | sed 's/.*/  &;/'; echo '  local: *;'; echo '};'; } > $@.tmp
+	@grep -q ' mcpl_op;' $@.tmp || { echo "$@: no functions found in core/mcplink.h" >&2; exit 1; }
+	@mv $@.tmp $@
+
+$(BUILD)/libmcplink.so: $(LIB_OBJ) $(BUILD)/libmcplink.map
+	$(CC) -shared -Wl,-soname,libmcplink.so.0 -Wl,--version-script=$(BUILD)/libmcplink.map \
+	  $(SAN) $(LDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
 
 $(BUILD)/mcplink: $(CLI_OBJ) $(BUILD)/libmcplink.a
 	$(CC) $(SAN) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmcplink.a $(LIBS)
