@@ -53,9 +53,15 @@ local function traceback(e)
   return { internal = true, message = core.traceback(tostring(e)) }
 end
 
+-- The error a caller sees: code, message, field, and for network and MCP failures the reason
+-- (README "Network security") and the JSON-RPC error's code and message (never its data: the
+-- server's, unbounded).
 local function error_json(e)
+  local rpc = type(e.rpc_error) == "table" and e.rpc_error or nil
+  if rpc then rpc = { code = rpc.code, message = tostring(rpc.message):sub(1, 1000) } end
   return json.encode({ error = { code = e.code, message = e.message, field = e.field,
-                                 detail = e.detail } }), e.code
+                                 reason = type(e.reason) == "string" and e.reason or nil,
+                                 rpc_error = rpc, detail = e.detail } }), e.code
 end
 
 -- Hooks later layers install: resolve an actor to {role, tenant_id, ...}
