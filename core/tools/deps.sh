@@ -3,6 +3,8 @@
 # Usage: deps.sh check | install
 set -u
 PKGS="liblua5.4-dev libcurl4-openssl-dev lua-cjson-dev libssl-dev libsqlite3-dev libedit-dev libcmocka-dev pkg-config nodejs openssl tmux clang-14 chromium curl"
+# the Python binding and its tests (Debian's CPython 3.11: venv, offline install, pytest)
+PKGS="$PKGS python3 python3-venv python3-setuptools python3-wheel python3-pytest"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
