@@ -161,7 +161,7 @@ class App:
         if handler.headers.get("Sec-Fetch-Site") in ("cross-site", "same-site"):
             raise HttpError(403, "cross-site form refused")
         s = req.session
-        if s is None or not hmac.compare_digest(req.form.get("csrf", ""), s.csrf):
+        if s is None or not hmac.compare_digest(req.form.get("csrf", "").encode(), s.csrf.encode()):
             raise HttpError(403, "the form's CSRF token is missing or stale: reload the page")
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -238,7 +238,7 @@ configure MCP servers; every user connects their own OAuth accounts and uses the
     def login(self, req: Request) -> Response:
         tenant, user, pw = (req.form.get(k, "") for k in ("tenant", "user", "password"))
         role = None
-        if tenant and user and self.accounts.check(tenant, user, pw):
+        if tenant and user and "/" not in tenant + user and self.accounts.check(tenant, user, pw):
             role = self._engine_role(tenant, user)
         if role is None:
             self.flash(req, "error", error={"code": "unauthorized",

@@ -29,6 +29,7 @@ SESSION_COOKIE = "__Host-console"     # __Host-: Secure, Path=/, no Domain (a br
 IDLE_S = 30 * 60
 ABSOLUTE_S = 8 * 3600
 MAX_BODY = 256 * 1024
+MAX_SESSIONS = 10000
 
 
 def h(v: Any) -> str:
@@ -130,6 +131,10 @@ class Sessions:
         with self.lock:
             for k in [k for k, v in self.by_id.items() if now - v.seen > IDLE_S]:
                 del self.by_id[k]
+            if len(self.by_id) >= MAX_SESSIONS:     # a flood of sign-in pages: drop the oldest anonymous
+                anon = sorted((v.seen, k) for k, v in self.by_id.items() if not v.signed_in)
+                for _, k in anon[:len(anon) // 2 + 1]:
+                    del self.by_id[k]
             self.by_id[s.sid] = s
         return s
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 out = os.fdopen(os.dup(1), "w", buffering=1)  # the real stdout, whatever pytest captures
+sys.stdout = open(os.devnull, "w")             # pytest's own report: TAP replaces it
 
 
 class Tap:
@@ -45,7 +46,7 @@ class Tap:
 
 
 tap = Tap()
-rc = pytest.main(["-p", "no:terminal", "-p", "no:cacheprovider", *sys.argv[1:]], plugins=[tap])
+rc = pytest.main(["-p", "no:cacheprovider", *sys.argv[1:]], plugins=[tap])
 if tap.n == 0:
     out.write("1..0\nBail out! no tests ran\n")
 sys.exit(1 if (rc != 0 or tap.failed or tap.n == 0) else 0)
