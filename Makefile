@@ -28,7 +28,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard core/*.h core/cli/*.h)
 
-.PHONY: all deps check-deps check-test-deps fuzz-deps test test-run tsan tsan-build-run tsan-run asan demo install \
+.PHONY: all deps check-deps check-test-deps fuzz-deps test test-run console tsan tsan-build-run tsan-run asan demo install \
         clean help fuzz bench fixtures bench-ops
 
 all: check-deps $(BUILD)/mcplink $(BUILD)/libmcplink.a $(BUILD)/libmcplink.so
@@ -41,6 +41,7 @@ help:
 	@echo "make tsan       the multi-threaded tests under ThreadSanitizer (build-tsan/)"
 	@echo "make demo       set up and run the demo scenario"
 	@echo "make fuzz       libFuzzer targets, FUZZ_TIME seconds each (installs or requires clang)"
+	@echo "make console    the reference web console (Python) on a demo database, https://127.0.0.1:8443/"
 	@echo "make fixtures   npm ci in tests/fixtures (MCP servers, conformance suite) and the test CA"
 	@echo "make install    install into PREFIX (default /usr/local)"
 	@echo "make bench-ops  warm op latency through the C API (medians, ratios)"
@@ -95,8 +96,19 @@ $(BUILD)/libmcplink.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libmcplink.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libmcplink.so.0 $(SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
+# libmcplink.so exports exactly the functions core/mcplink.h declares (the stable ABI that hosts
+# and the Python binding bind); internal symbols, mcpl_ helpers included, stay local. The list is
+# read from the preprocessed header (comments gone), so a new public function is exported with it.
+$(BUILD)/libmcplink.map: core/mcplink.h
+	@mkdir -p $(BUILD)
+	@{ echo '{ global:'; $(CC) -E -P $< | grep -o 'mcpl_[a-z0-9_]*[[:space:]]*(' | tr -d ' (' | \
+	  sort -u | sed 's/.*/  &;/'; echo '  local: *;'; echo '};'; } > $@.tmp
+	@grep -q ' mcpl_op;' $@.tmp || { echo "$@: no functions found in core/mcplink.h" >&2; exit 1; }
+	@mv $@.tmp $@
+
+$(BUILD)/libmcplink.so: $(LIB_OBJ) $(BUILD)/libmcplink.map
+	$(CC) -shared -Wl,-soname,libmcplink.so.0 -Wl,--version-script=$(BUILD)/libmcplink.map \
+	  $(SAN) $(LDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
 
 $(BUILD)/mcplink: $(CLI_OBJ) $(BUILD)/libmcplink.a
 	$(CC) $(SAN) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmcplink.a $(LIBS)
@@ -188,6 +200,11 @@ fuzz: fuzz-deps
 demo: deps
 	@$(MAKE) --no-print-directory all fixtures
 	@sh examples/demo.sh $(BUILD)
+
+# The reference admin console (examples/console) on a demo database in $(BUILD)/console-demo.
+console: deps
+	@$(MAKE) --no-print-directory all fixtures
+	@sh examples/console/demo.sh $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \

@@ -53,13 +53,16 @@ local function traceback(e)
   return { internal = true, message = core.traceback(tostring(e)) }
 end
 
--- {"error":{code, message, field?, reason?, detail?}}: reason is the
--- machine-readable why (README "Errors"), e.g. connect_failed, cancelled.
+-- {"error":{code, message, field?, reason?, rpc_error?, detail?}}: reason is the
+-- machine-readable why (README "Errors"), e.g. connect_failed, cancelled; rpc_error the
+-- JSON-RPC error's code and message (never its data: the server's, unbounded).
 local function error_json(e)
   local reason = e.reason
   if type(reason) ~= "string" or reason == "" then reason = nil end
+  local rpc = type(e.rpc_error) == "table" and e.rpc_error or nil
+  if rpc then rpc = { code = rpc.code, message = tostring(rpc.message):sub(1, 1000) } end
   return json.encode({ error = { code = e.code, message = e.message, field = e.field,
-                                 reason = reason, detail = e.detail } }), e.code
+                                 reason = reason, rpc_error = rpc, detail = e.detail } }), e.code
 end
 
 -- Hooks later layers install: resolve an actor to {role, tenant_id, ...}

@@ -47,7 +47,7 @@ function M.client_metadata()
   -- the CLI's loopback listener (RFC 8252: any port on the loopback address)
   uris[#uris + 1] = "http://127.0.0.1/callback"
   return {
-    client_id = url, client_name = M.CLIENT_NAME, client_uri = json.null,
+    client_id = url, client_name = M.CLIENT_NAME,
     redirect_uris = uris,
     grant_types = { "authorization_code", "refresh_token" },
     response_types = { "code" },

@@ -125,6 +125,8 @@ is "$(j "$(asc "$ORIGIN/client.json" carol op oauth.complete "{\"callback_url\":
 m=$(asc "$ORIGIN/client.json" carol op oauth.client_metadata)
 is "$(j "$m" o.client_id)" "$ORIGIN/client.json" "oauth.client_metadata: client_id is its own URL"
 is "$(j "$m" o.token_endpoint_auth_method)" none "oauth.client_metadata: a public client"
+is "$(j "$m" 'Object.entries(o).filter(([k, v]) => v === null).map(([k]) => k).join(",")')" "" \
+  "oauth.client_metadata: no member is null (oidc-provider refuses a document with client_uri null)"
 probe -d '{"cimd":null}' "$CTL/mode" >/dev/null
 
 done_tap

@@ -51,4 +51,10 @@ is(r.result and r.result.stale, false, "nothing is stale before any notification
 r = step("https://127.0.0.1:9/mcp", { step = "evict" })
 ok(r.result and not r.error, "evict without a session is harmless")
 
+-- an op's error carries the reason beside the code, as mcp.session's rows do
+env.ada:must("server.create", { name = "plain-http" })
+res, e = env.ada:op("server.update", { id = "plain-http", url = "http://127.0.0.1:9/mcp" })
+err_is(res, e, "url_blocked", "saving a plain http URL is url_blocked")
+is(e and e.reason, "scheme", "and the op's error names its reason")
+
 done_testing()
