@@ -1,13 +1,15 @@
 -- ops/server: MCP server records (spec steps 1 and 2): create, configure the
--- URL and authentication, show, list, delete. Secrets go in, never out.
+-- URL and authentication (which discovers the server), show, list, delete,
+-- refresh and show its capabilities, validate. Secrets go in, never out.
 local registry = require "registry"
 local errors = require "errors"
 local store = require "store"
 local model = require "model"
 local json = require "json"
 local urls = require "urls"
-
-local MAX_TIMEOUT_MS = 600000
+local discovery = require "discovery"
+local validation = require "validation"
+local connection = require "connection"
 
 local OAUTH_FIELDS = {
   client_id = { type = "string", min = 1, max = 500, nullable = true },
@@ -38,6 +40,51 @@ registry.op {
 }
 
 local function is_set(v) return v ~= nil and v ~= json.null end
+
+-- An OAuth server's capabilities are discovered with a user's token. Until a
+-- user has connected they await one, which is not an error.
+local AWAITING = "awaiting_user"
+local AWAITING_DETAIL = "the server uses OAuth: its capabilities are discovered with a user's token, " ..
+  "when the first user connects (oauth.begin) or an admin who has connected refreshes"
+
+-- Can this call discover s's capabilities with the caller's own token? Not
+-- with a token issued for the server's previous URL.
+local function has_token(ctx, s, url_changed)
+  if url_changed or not ctx.actor.user_id then return false end
+  return store.find(ctx.actor, "oauth_tokens", { server_id = s.id, user_id = ctx.actor.user_id }) ~= nil
+end
+
+-- Marks s as awaiting a user unless its capabilities came in already (or a
+-- discovery with a user's token failed: that error stands).
+local function mark_awaiting(ctx, s)
+  local st = s.capabilities_status or "not_discovered"
+  local legacy = st == "error" and is_set(s.discovery_error) and s.discovery_error.code == "user_not_authenticated"
+  if st == "not_discovered" or st == AWAITING or legacy then
+    s = store.update(ctx.actor, "servers", s.id, { capabilities_status = AWAITING, discovery_error = json.null })
+  end
+  return { ok = false, status = s.capabilities_status, detail = AWAITING_DETAIL }
+end
+
+-- OAuth: the authorization server's metadata now, the capabilities when a
+-- token is at hand. -> capabilities result, OAuth discovery outcome
+local function oauth_saved(ctx, s, opts)
+  local hook = registry.hooks.oauth_saved
+  local od = hook and hook(ctx, s, opts) or nil
+  s = store.get(ctx.actor, "servers", s.id)
+  if has_token(ctx, s, opts.url_changed) then return discovery.refresh(ctx, s), od end
+  return mark_awaiting(ctx, s), od
+end
+
+-- saved(ctx, s, opts) -> the server view with the discovery result.
+-- opts (from server.update): url_changed, client_changed.
+local function saved(ctx, s, opts)
+  local r
+  if s.auth_type == "oauth" then r = oauth_saved(ctx, s, opts or {})
+  else r = discovery.refresh(ctx, s) end
+  local v = model.server_view(ctx.actor, store.get(ctx.actor, "servers", s.id))
+  v.discovery = r
+  return v
+end
 
 -- Works out the column changes of a server.update; raises on bad input.
 local function plan_update(ctx, s, args)
@@ -129,7 +176,7 @@ registry.op {
     api_key = { type = "string", min = 1, max = 4096, nullable = true, secret = true },
     oauth = { type = "object", fields = OAUTH_FIELDS },
     classification = { type = "string", max = 200, nullable = true },
-    timeout_ms = { type = "integer", min = 100, max = MAX_TIMEOUT_MS, nullable = true },
+    timeout_ms = { type = "integer", min = 100, max = connection.MAX_TIMEOUT_MS, nullable = true },
   },
   cli = { words = "server set", positional = { "id" } },
   handler = function(ctx, args)
@@ -142,14 +189,13 @@ registry.op {
     if next(f) then s = store.update(a, "servers", s.id, f) end
     -- a new endpoint or credential: cached sessions and era no longer apply
     if f.url ~= nil or f.auth_type ~= nil or f.api_key ~= nil or args.oauth then
-      require("connection").forget(s.id)
+      connection.forget(s.id)
     end
     -- saving a URL, or new credentials or OAuth settings for one, discovers
     -- again (an OAuth server's authorization server at once, its capabilities
     -- with a user's token)
-    local hooks = registry.hooks.server_saved
-    if hooks and is_set(s.url) and (f.url ~= nil or f.auth_type ~= nil or f.api_key ~= nil or args.oauth) then
-      return hooks(ctx, s, opts)
+    if is_set(s.url) and (f.url ~= nil or f.auth_type ~= nil or f.api_key ~= nil or args.oauth) then
+      return saved(ctx, s, opts)
     end
     return model.server_view(a, s)
   end,
@@ -183,7 +229,110 @@ registry.op {
     local s = model.ref(ctx.actor, "servers", args.id, "id")
     ctx.target = s.id
     store.delete(ctx.actor, "servers", s.id)
-    require("connection").forget(s.id)
+    connection.forget(s.id)
     return { deleted = s.id }
+  end,
+}
+
+registry.op {
+  name = "server.refresh", role = "admin", mutating = true, module = "mcp",
+  summary = "Refresh capabilities: re-discover tools, resources, templates and prompts",
+  args = { id = { type = "string", required = true, max = 200 } },
+  cli = { positional = { "id" } },
+  handler = function(ctx, args)
+    local s = model.ref(ctx.actor, "servers", args.id, "id")
+    ctx.target = s.id
+    if s.url == nil or s.url == json.null then
+      errors.raise("invalid_argument", "Server URL is not set: edit the MCP server and provide a valid HTTPS URL", "id")
+    end
+    if s.auth_type == "oauth" then
+      local r, od = oauth_saved(ctx, s, {})
+      if r.ok == false and r.error then errors.raise(r.error.code, "refresh failed: " .. r.error.message) end
+      if not r.ok and od and od.status == "failed" then
+        -- nothing could be refreshed: say why (server.get shows it as well)
+        errors.raise(od.error.code, "refresh failed: the OAuth authorization server could not be discovered: " ..
+          tostring(od.error.message), nil, { reason = od.error.reason })
+      end
+      r.oauth = model.server_view(ctx.actor, store.get(ctx.actor, "servers", s.id)).oauth
+      return r
+    end
+    local r = discovery.refresh(ctx, s)
+    if not r.ok then errors.raise(r.error.code, "refresh failed: " .. r.error.message, nil, { reason = r.error.reason }) end
+    return r
+  end,
+}
+
+local function cap_view(c)
+  local v = { name = c.name, definition = c.definition, status = c.status }
+  if c.status == "pending" then v.approved_definition = c.approved_definition end
+  return v
+end
+
+registry.op {
+  name = "server.capabilities", role = "member", module = "mcp",
+  summary = "The server's discovered tools, resources, resource templates and prompts",
+  args = { id = { type = "string", required = true, max = 200 } },
+  cli = { positional = { "id" } },
+  handler = function(ctx, args)
+    local s = model.ref(ctx.actor, "servers", args.id, "id")
+    local out = { server = s.id, status = s.capabilities_status or "not_discovered",
+                  discovered_at = model.nullable(s.discovered_at),
+                  error = model.nullable(s.discovery_error),
+                  tools = json.array(), resources = json.array(),
+                  resource_templates = json.array(), prompts = json.array(), pending = json.array() }
+    local cursor
+    repeat
+      local page = store.list(ctx.actor, "capabilities", { where = { server_id = s.id }, limit = 500, cursor = cursor })
+      for _, c in ipairs(page.items) do
+        local list = out[c.kind .. "s"]
+        list[#list + 1] = cap_view(c)
+        if c.status == "pending" then out.pending[#out.pending + 1] = c.name end
+      end
+      cursor = page.next_cursor
+    until cursor == nil or cursor == json.null
+    for _, k in ipairs({ "tools", "resources", "resource_templates", "prompts" }) do
+      table.sort(out[k], function(x, y) return x.name < y.name end)
+    end
+    return out
+  end,
+}
+
+-- The Validate action: can the engine reach the server and authenticate, as
+-- the calling user? Statuses are the spec's.
+registry.op {
+  name = "server.validate", role = "member", module = "mcp",
+  summary = "Validate a server: OK, Unauthorized, User not authenticated, Server URL not set, Failed",
+  args = { id = { type = "string", required = true, max = 200 } },
+  cli = { positional = { "id" } },
+  handler = function(ctx, args)
+    local s = model.ref(ctx.actor, "servers", args.id, "id")
+    local r = { auth_type = s.auth_type or "none" }
+    if s.url == nil or s.url == json.null then
+      r.ok, r.code, r.message = false, "url_not_set", nil
+    else
+      local ok, e = pcall(function()
+        local c = connection.open(ctx, s)
+        local info = c:discover()
+        c:ping()
+        r.era, r.protocol_version = info.era, info.protocol_version
+      end)
+      r.ok = ok
+      if not ok then
+        if type(e) ~= "table" then e = { code = "internal", message = tostring(e) } end
+        r.code = e.code
+        r.message = e.code ~= "internal" and e.message or "internal error (see log)"
+        r.reason = e.code ~= "internal" and type(e.reason) == "string" and e.reason or nil
+        r.http_status = e.http_status
+        r.www_authenticate = e.www_authenticate
+        -- a server that answered at all (401 with a challenge, 403) is reachable
+        r.reachable = e.http_status ~= nil
+      else
+        r.reachable = true
+      end
+    end
+    local out = validation.decide(ctx, r)
+    out.server = s.id
+    if r.era then out.era, out.protocol_version = r.era, r.protocol_version end
+    return out
   end,
 }
