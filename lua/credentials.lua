@@ -1,15 +1,12 @@
 -- credentials: the Authorization an outbound MCP request carries for a server
 -- and the calling user: nothing, the server's API key, or the user's OAuth
--- token (issue #6 installs the OAuth provider).
+-- token (oauth.guard, which remembers it for the 401 retry).
 local errors = require "errors"
 local store = require "store"
 local crypto = require "crypto"
+local guard = require "oauth.guard"
 
 local M = {}
-
--- Installed by the OAuth layer: oauth(ctx, server) -> access token | raises
--- user_not_authenticated.
-M.oauth = nil
 
 -- for_server(ctx, server) -> headers, fingerprint
 -- The fingerprint keys cached sessions by credential without holding it.
@@ -23,10 +20,7 @@ function M.for_server(ctx, s)
       errors.raise("unauthorized", "server '" .. s.name .. "' uses an API key but none is set")
     end
   elseif auth == "oauth" then
-    if not M.oauth then
-      errors.raise("user_not_authenticated", "OAuth is not available in this engine build")
-    end
-    token = M.oauth(ctx, s)
+    token = guard.token(ctx, s)
   else
     errors.raise("internal", "unknown auth type " .. tostring(auth))
   end

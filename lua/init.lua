@@ -2,7 +2,6 @@
 -- dispatch function the C core calls for each mcpl_op.
 local core = require "core"
 local registry = require "registry"
-require "auth"
 
 -- lua/ops/<family>.lua registers exactly the <family>.* ops, so an op is
 -- found by its name (README "Layout"). The one file that is not a family:

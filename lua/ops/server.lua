@@ -10,6 +10,7 @@ local urls = require "urls"
 local discovery = require "discovery"
 local validation = require "validation"
 local connection = require "connection"
+local flow = require "oauth.flow"
 
 local OAUTH_FIELDS = {
   client_id = { type = "string", min = 1, max = 500, nullable = true },
@@ -65,11 +66,11 @@ local function mark_awaiting(ctx, s)
   return { ok = false, status = s.capabilities_status, detail = AWAITING_DETAIL }
 end
 
--- OAuth: the authorization server's metadata now, the capabilities when a
--- token is at hand. -> capabilities result, OAuth discovery outcome
+-- OAuth: the authorization server's metadata now (oauth.flow), the
+-- capabilities when a token is at hand. -> capabilities result, OAuth
+-- discovery outcome
 local function oauth_saved(ctx, s, opts)
-  local hook = registry.hooks.oauth_saved
-  local od = hook and hook(ctx, s, opts) or nil
+  local od = flow.on_save(ctx, s, opts)
   s = store.get(ctx.actor, "servers", s.id)
   if has_token(ctx, s, opts.url_changed) then return discovery.refresh(ctx, s), od end
   return mark_awaiting(ctx, s), od
