@@ -4,8 +4,8 @@ local errors = require "errors"
 local json = require "json"
 local store = require "store"
 local credentials = require "credentials"
+local authtypes = require "authtypes"
 local mcpclient = require "mcp.client"
-local guard = require "oauth.guard"
 
 local M = {}
 
@@ -58,15 +58,19 @@ end
 
 -- run(ctx, s, fn) -> fn(client)'s result: how the ops that use a server
 -- (tool.call, resource.read, prompt.get) call it. Each attempt opens its own
--- connection inside the OAuth guard, so the retry after a 401 carries the
--- refreshed token; a list_changed seen during the call marks the server stale.
+-- connection inside the auth type's guard, so the retry after OAuth's 401
+-- refresh carries the new token; a list_changed seen during the call marks
+-- the server stale.
 function M.run(ctx, s, fn)
-  return guard.run(ctx, s, function()
+  local t = authtypes.of(s)
+  local function attempt()
     local c, key = M.open(ctx, s)
     local result = fn(c)
     M.note_stale(ctx, s, key)
     return result
-  end)
+  end
+  if t.guard then return t.guard(ctx, s, attempt) end
+  return attempt()
 end
 
 return M
