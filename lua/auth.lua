@@ -1,6 +1,5 @@
--- auth: resolves the caller to a tenant user with a role (through the store)
--- and writes the audit trail. Installed into the registry's hooks at boot.
-local registry = require "registry"
+-- auth: resolves the caller to a tenant user with a role (through the store),
+-- says whether the tenant's module is on, and writes the audit trail.
 local errors = require "errors"
 local store = require "store"
 local core = require "core"
@@ -67,9 +66,5 @@ function M.module_enabled(actor, module)
   if module ~= "mcp" then return true end
   return actor.mcp_enabled ~= false -- read with the actor (store.resolve_actor)
 end
-
-registry.hooks.resolve = M.resolve
-registry.hooks.module_enabled = M.module_enabled
-registry.hooks.audit = M.audit
 
 return M

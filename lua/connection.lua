@@ -1,8 +1,11 @@
 -- connection: an MCP client for a stored server and the calling user, with
--- the server's credentials, timeout and limits applied.
+-- the server's credentials, timeout and limits applied, and the call runner.
 local errors = require "errors"
 local json = require "json"
+local store = require "store"
 local credentials = require "credentials"
+local authtypes = require "authtypes"
+local mcpclient = require "mcp.client"
 
 local M = {}
 
@@ -29,9 +32,8 @@ function M.open(ctx, s, opts)
   end
   local headers, fp = credentials.for_server(ctx, s)
   if fresh then M.forget(s.id) end
-  local client = require "mcp.client"
   local key = s.id .. ":" .. fp
-  return client.new(ctx, {
+  return mcpclient.new(ctx, {
     key = key,
     url = s.url,
     headers = headers,
@@ -43,17 +45,32 @@ end
 
 -- forget(server_id): drop cached sessions and era after reconfiguration.
 function M.forget(server_id)
-  local ok, client = pcall(require, "mcp.client")
-  if ok and type(client) == "table" and client.evict then client.evict(server_id .. ":") end
+  mcpclient.evict(server_id .. ":")
 end
 
 -- note_stale(ctx, s, key): a list_changed notification seen during a call
 -- marks the stored capabilities stale until the next refresh.
 function M.note_stale(ctx, s, key)
-  local ok, client = pcall(require, "mcp.client")
-  if ok and type(client) == "table" and client.stale and client.stale(key) then
-    pcall(require("store").update, ctx.actor, "servers", s.id, { capabilities_status = "stale" })
+  if mcpclient.stale(key) then
+    pcall(store.update, ctx.actor, "servers", s.id, { capabilities_status = "stale" })
   end
+end
+
+-- run(ctx, s, fn) -> fn(client)'s result: how the ops that use a server
+-- (tool.call, resource.read, prompt.get) call it. Each attempt opens its own
+-- connection inside the auth type's guard, so the retry after OAuth's 401
+-- refresh carries the new token; a list_changed seen during the call marks
+-- the server stale.
+function M.run(ctx, s, fn)
+  local t = authtypes.of(s)
+  local function attempt()
+    local c, key = M.open(ctx, s)
+    local result = fn(c)
+    M.note_stale(ctx, s, key)
+    return result
+  end
+  if t.guard then return t.guard(ctx, s, attempt) end
+  return attempt()
 end
 
 return M

@@ -1,37 +1,19 @@
--- credentials: the Authorization an outbound MCP request carries for a server
--- and the calling user: nothing, the server's API key, or the user's OAuth
--- token (issue #6 installs the OAuth provider).
-local errors = require "errors"
-local store = require "store"
+-- credentials: the headers an outbound MCP request carries for a server and
+-- the calling user, as the server's auth type makes them (authtypes.lua).
 local crypto = require "crypto"
+local authtypes = require "authtypes"
 
 local M = {}
 
--- Installed by the OAuth layer: oauth(ctx, server) -> access token | raises
--- user_not_authenticated.
-M.oauth = nil
-
 -- for_server(ctx, server) -> headers, fingerprint
--- The fingerprint keys cached sessions by credential without holding it.
+-- The fingerprint keys cached sessions by credential without holding it:
+-- "<auth type>:<first 16 hex digits of the secret's SHA-256>", or the type's
+-- name alone when it sends nothing (oauth.tokens.evict builds the same key).
 function M.for_server(ctx, s)
-  local auth = s.auth_type or "none"
-  if auth == "none" then return {}, "none" end
-  local token
-  if auth == "api_key" then
-    token = store.reveal(ctx.actor, "servers", s.id, "api_key")
-    if not token then
-      errors.raise("unauthorized", "server '" .. s.name .. "' uses an API key but none is set")
-    end
-  elseif auth == "oauth" then
-    if not M.oauth then
-      errors.raise("user_not_authenticated", "OAuth is not available in this engine build")
-    end
-    token = M.oauth(ctx, s)
-  else
-    errors.raise("internal", "unknown auth type " .. tostring(auth))
-  end
-  local fp = auth .. ":" .. crypto.sha256(token):sub(1, 16)
-  return { Authorization = "Bearer " .. token }, fp
+  local t = authtypes.of(s)
+  if not t.headers then return {}, t.name end
+  local headers, secret = t.headers(ctx, s)
+  return headers, t.name .. ":" .. crypto.sha256(secret):sub(1, 16)
 end
 
 return M

@@ -7,6 +7,7 @@ local crypto = require "crypto"
 local core = require "core"
 local log = require "log"
 local connection = require "connection"
+local authtypes = require "authtypes"
 
 local M = {}
 
@@ -144,6 +145,41 @@ function M.refresh(ctx, s)
   local err = { code = code, message = msg, reason = reason }
   pcall(store.update, ctx.actor, "servers", s.id, { capabilities_status = "error", discovery_error = err })
   return { ok = false, error = err }
+end
+
+-- A server whose credential is the user's (OAuth) has its capabilities
+-- discovered with a user's. Until a user has connected they await one, which
+-- is not an error.
+local AWAITING = "awaiting_user"
+
+-- Marks s as awaiting a user unless its capabilities came in already (or a
+-- discovery with a user's token failed: that error stands).
+local function mark_awaiting(ctx, s, detail)
+  local st = s.capabilities_status or "not_discovered"
+  local legacy = st == "error" and is_set(s.discovery_error) and s.discovery_error.code == "user_not_authenticated"
+  if st == "not_discovered" or st == AWAITING or legacy then
+    s = store.update(ctx.actor, "servers", s.id, { capabilities_status = AWAITING, discovery_error = json.null })
+  end
+  return { ok = false, status = s.capabilities_status, detail = detail }
+end
+
+-- on_save(ctx, s, saved) -> capabilities result, the auth type's own outcome
+-- (nil when it has none). What saving a URL or credentials (server.update)
+-- and server.refresh discover: first what the auth type discovers of its own
+-- (OAuth: the authorization server, at once), then the capabilities: now, or
+-- for a per-user credential only when the calling user has one for this
+-- URL. saved = {url_changed, args} (server.update's arguments).
+function M.on_save(ctx, s, saved)
+  local t = authtypes.of(s)
+  local outcome
+  if t.on_save then
+    outcome = t.on_save(ctx, s, saved)
+    s = store.get(ctx.actor, "servers", s.id)
+  end
+  if t.connected and (saved.url_changed or not t.connected(ctx.actor, s)) then
+    return mark_awaiting(ctx, s, t.awaiting), outcome
+  end
+  return M.refresh(ctx, s), outcome
 end
 
 return M

@@ -2,13 +2,28 @@
 -- dispatch function the C core calls for each mcpl_op.
 local core = require "core"
 local registry = require "registry"
-require "auth"
+
+-- lua/ops/<family>.lua registers exactly the <family>.* ops, so an op is
+-- found by its name (README "Layout"). The one file that is not a family:
+-- ops/conformance.lua, the conformance client's system ops.
+local NOT_A_FAMILY = { ["ops.conformance"] = true }
 
 local families = {}
 for _, name in ipairs(core.modules()) do
   if name:match("^ops%.[%w_]+$") then families[#families + 1] = name end
 end
 table.sort(families)
-for _, name in ipairs(families) do require(name) end
+for _, name in ipairs(families) do
+  local before = {}
+  for op in pairs(registry.ops) do before[op] = true end
+  require(name)
+  if not NOT_A_FAMILY[name] then
+    local family = name:match("^ops%.(.*)$")
+    for op in pairs(registry.ops) do
+      assert(before[op] or op:match("^[^.]+") == family,
+        "op " .. op .. " is registered by lua/ops/" .. family .. ".lua, not by its family's file")
+    end
+  end
+end
 
 return registry.dispatch

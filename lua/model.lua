@@ -3,6 +3,7 @@
 local errors = require "errors"
 local store = require "store"
 local json = require "json"
+local authtypes = require "authtypes"
 
 local M = {}
 
@@ -55,61 +56,6 @@ function M.classification_of(actor, id)
   return store.find(actor, "classifications", { id = id })
 end
 
-local DEFAULTED = "no OAuth metadata found (RFC 9728 protected resource metadata, RFC 8414 or OpenID " ..
-  "Connect authorization server metadata): the 2025-03-26 default endpoints at the server's origin are " ..
-  "assumed; enter the endpoints (manual mode) if they are wrong"
-
--- What saving (or refreshing) an OAuth server found out about its
--- authorization server: status ok | defaulted | failed | manual | not_run.
-local function oauth_discovery(s, m)
-  local d = { status = "not_run", discovered_at = nullable(m.discovered_at),
-              attempted_at = nullable(m.attempted_at), error = json.null, detail = json.null }
-  if s.oauth_registration_mode == "manual" then
-    d.status = "manual"
-    d.detail = "manual configuration: the endpoints and client are the admin's; nothing is discovered"
-  elseif m.error ~= nil and m.error ~= json.null then
-    d.status, d.error = "failed", m.error
-    d.detail = "the authorization server could not be discovered: " .. tostring(m.error.message) ..
-      (m.discovered_at and "; the endpoints discovered before stay in force" or "") ..
-      ". Fix the server's URL or metadata and save or refresh it, or enter the endpoints (manual mode)"
-  elseif m.defaulted == true then
-    d.status, d.detail = "defaulted", DEFAULTED
-  elseif m.discovered_at then
-    d.status = "ok"
-  end
-  return d
-end
-
-local function oauth_view(actor, s)
-  local m = (s.oauth_metadata ~= nil and s.oauth_metadata ~= json.null) and s.oauth_metadata or {}
-  local scopes = m.scopes_supported
-  if scopes == nil or scopes == json.null then scopes = m.as_scopes_supported end
-  local found = m.token_endpoint ~= nil
-  local cimd = json.null
-  if found then cimd = m.client_id_metadata_document_supported == true end
-  local path = s.auth_type == "oauth" and require("oauth.registration").path(s, found and m or nil) or nil
-  return {
-    client_id = nullable(s.oauth_client_id),
-    client_secret_set = s.oauth_client_secret_set == true,
-    authorization_url = nullable(s.oauth_authorization_url),
-    token_url = nullable(s.oauth_token_url),
-    revocation_url = nullable(s.oauth_revocation_url),
-    registration_url = nullable(m.registration_endpoint),
-    scopes = s.oauth_scopes ~= nil and s.oauth_scopes ~= json.null and s.oauth_scopes or json.array(),
-    scopes_supported = (scopes ~= nil and scopes ~= json.null) and scopes or json.array(),
-    client_id_metadata_document_supported = cimd,
-    -- how the engine will identify itself: preregistered, metadata_document, dynamic, none
-    registration_path = nullable(path),
-    registration_mode = nullable(s.oauth_registration_mode),
-    issuer = nullable(s.oauth_issuer),
-    discovery = oauth_discovery(s, m),
-    discovered = nullable(s.oauth_metadata),
-    -- the spec's status indicator: is the calling user connected?
-    user_connected = (s.auth_type == "oauth" and actor.user_id ~= nil)
-      and store.find(actor, "oauth_tokens", { server_id = s.id, user_id = actor.user_id }) ~= nil,
-  }
-end
-
 function M.server_view(actor, s)
   -- enablement and classification in one read
   local m = store.query(actor, "server_meta", { server_id = s.id })[1] or {}
@@ -118,15 +64,13 @@ function M.server_view(actor, s)
     cls = { id = m.classification_id, name = m.classification_name, level = m.classification_level,
             description = nullable(m.classification_description) }
   end
-  return {
+  local v = {
     id = s.id, name = s.name,
     description = nullable(s.description),
     description_source = nullable(s.description_source),
     url = nullable(s.url),
     url_set = s.url ~= nil and s.url ~= json.null,
     auth_type = s.auth_type or "none",
-    api_key_set = s.api_key_set == true,
-    oauth = oauth_view(actor, s),
     classification = cls,
     timeout_ms = nullable(s.timeout_ms),
     capabilities_status = s.capabilities_status or "not_discovered",
@@ -134,6 +78,8 @@ function M.server_view(actor, s)
     enabled = m.enabled == true,
     created_at = s.created_at, updated_at = s.updated_at,
   }
+  -- each auth type's own fields (api_key_set, oauth), whatever the server uses
+  return authtypes.view(actor, s, v)
 end
 
 function M.space_view(actor, sp)

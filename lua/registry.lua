@@ -5,6 +5,7 @@ local schema = require "schema"
 local json = require "json"
 local log = require "log"
 local core = require "core"
+local auth = require "auth"
 
 local M = { ops = {} }
 
@@ -65,23 +66,9 @@ local function error_json(e)
                                  reason = reason, rpc_error = rpc, detail = e.detail } }), e.code
 end
 
--- Hooks later layers install: resolve an actor to {role, tenant_id, ...}
--- and append audit records. The defaults keep the registry usable alone.
-M.hooks = {
-  resolve = function(actor)
-    if actor.system then return { system = true, role = "system" } end
-    if type(actor.tenant) ~= "string" or type(actor.user) ~= "string" then
-      errors.raise("unauthorized", "a tenant actor needs a tenant and a user")
-    end
-    return { tenant = actor.tenant, user = actor.user, role = "member" }
-  end,
-  audit = function(ctx, def, args, outcome) end,
-  module_enabled = function(actor, module) return true end,
-  begin = function(ctx) end,
-  finish = function(ctx) end,
-}
-
--- dispatch(actor, name, args_json) -> json, code|nil
+-- dispatch(actor, name, args_json) -> json, code|nil: the actor is resolved
+-- (auth.resolve), its role and the tenant's module checked, the arguments
+-- validated, the handler run, and a mutating op audited (auth.audit).
 function M.dispatch(raw_actor, name, args_json)
   local ctx = { op = name }
   local def
@@ -95,7 +82,7 @@ function M.dispatch(raw_actor, name, args_json)
       if type(v) ~= "table" or json.is_array(v) then errors.raise("invalid_argument", "arguments must be a JSON object") end
       args = v
     end
-    ctx.actor = M.hooks.resolve(raw_actor)
+    ctx.actor = auth.resolve(raw_actor)
     if not M.allowed(def, ctx.actor) then
       local why = "op '" .. name .. "' needs role " .. def.role .. (def.system and " (or the system actor)" or "")
       if ctx.actor.system then
@@ -105,20 +92,18 @@ function M.dispatch(raw_actor, name, args_json)
       end
       errors.raise("forbidden", why)
     end
-    if def.module and not ctx.actor.system and not M.hooks.module_enabled(ctx.actor, def.module) then
+    if def.module and not ctx.actor.system and not auth.module_enabled(ctx.actor, def.module) then
       errors.raise("forbidden", "the " .. def.module:upper() .. " module is not enabled for tenant '" ..
         tostring(ctx.actor.tenant) .. "': contact your system administrator")
     end
     args = schema.validate_args(def.args, args)
     ctx.args = args
-    M.hooks.begin(ctx)
     local r = def.handler(ctx, args)
     if r == nil then r = json.object() end
     return r
   end, traceback)
-  M.hooks.finish(ctx)
   if ok then
-    if def and def.mutating then M.hooks.audit(ctx, def, ctx.args, "ok") end
+    if def and def.mutating then auth.audit(ctx, def, ctx.args, "ok") end
     local okj, out = pcall(json.encode, res)
     if okj then return out, nil end
     log.error("op", name, "returned a value that is not JSON:", tostring(out.message or out))
@@ -130,7 +115,7 @@ function M.dispatch(raw_actor, name, args_json)
     e = errors.new("internal", "internal error (see log)")
   end
   if def and def.mutating and ctx.actor then
-    pcall(M.hooks.audit, ctx, def, ctx.args, e.code)
+    pcall(auth.audit, ctx, def, ctx.args, e.code)
   end
   return error_json(e)
 end

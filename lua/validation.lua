@@ -1,7 +1,9 @@
--- validation: maps the low-level result of a connection check to the spec's
--- statuses. A tenant policy's validation(result) may override the mapping.
+-- validation: the Validate action: a connection check as the calling user,
+-- mapped to the spec's statuses; a tenant policy's validation() may override.
 local json = require "json"
 local log = require "log"
+local connection = require "connection"
+local authtypes = require "authtypes"
 
 local M = {}
 
@@ -19,6 +21,45 @@ local ADVICE = {
   [M.FAILED] = "The server could not be reached. Verify the URL is correct and publicly accessible.",
 }
 
+-- The status of a failed check by its error code, whatever the auth type;
+-- an auth type adds its own (authtypes.lua: OAuth's user_not_authenticated).
+local BY_CODE = { unauthorized = M.UNAUTHORIZED, forbidden = M.UNAUTHORIZED }
+for _, t in ipairs(authtypes.ORDER) do
+  for code, status in pairs(t.statuses or {}) do
+    assert(ADVICE[status], "auth type " .. t.name .. " maps " .. code .. " to an unknown status " .. tostring(status))
+  end
+end
+
+-- check(ctx, s) -> result: can the engine reach the server and authenticate,
+-- as the calling user (discovery and a ping with the server's credentials)?
+function M.check(ctx, s)
+  local r = { auth_type = s.auth_type or "none" }
+  if s.url == nil or s.url == json.null then
+    r.ok, r.code, r.message = false, "url_not_set", nil
+    return r
+  end
+  local ok, e = pcall(function()
+    local c = connection.open(ctx, s)
+    local info = c:discover()
+    c:ping()
+    r.era, r.protocol_version = info.era, info.protocol_version
+  end)
+  r.ok = ok
+  if not ok then
+    if type(e) ~= "table" then e = { code = "internal", message = tostring(e) } end
+    r.code = e.code
+    r.message = e.code ~= "internal" and e.message or "internal error (see log)"
+    r.reason = e.code ~= "internal" and type(e.reason) == "string" and e.reason or nil
+    r.http_status = e.http_status
+    r.www_authenticate = e.www_authenticate
+    -- a server that answered at all (401 with a challenge, 403) is reachable
+    r.reachable = e.http_status ~= nil
+  else
+    r.reachable = true
+  end
+  return r
+end
+
 -- map(result) -> {status, code, reason?, detail, reachable}
 -- result = {ok=bool, code=error code|nil, reason (e.g. connect_failed), message,
 --           http_status, reachable, www_authenticate, auth_type}
@@ -26,9 +67,10 @@ function M.map(r)
   local status
   if r.ok then status = M.OK
   elseif r.code == "url_not_set" then status = M.URL_NOT_SET
-  elseif r.code == "user_not_authenticated" then status = M.USER_NOT_AUTHENTICATED
-  elseif r.code == "unauthorized" or r.code == "forbidden" then status = M.UNAUTHORIZED
-  else status = M.FAILED end
+  else
+    local t = authtypes.TYPES[r.auth_type or "none"]
+    status = (t and t.statuses and t.statuses[r.code]) or BY_CODE[r.code] or M.FAILED
+  end
   local detail = ADVICE[status]
   if not r.ok and r.message then detail = detail .. " (" .. r.message .. ")" end
   return { status = status, code = r.code or "ok", reason = (not r.ok) and r.reason or nil,

@@ -12,8 +12,8 @@ local M = {}
 
 M.MAX_STEP_UP = 3
 
--- token(ctx, s): the credentials hook; remembers which token this call used
--- (its fingerprint) so a 401 refreshes only that one.
+-- token(ctx, s): the oauth auth type's credential (authtypes.lua); remembers
+-- which token this call used (its fingerprint) so a 401 refreshes only that one.
 function M.token(ctx, s)
   local t = tokens.access_token(ctx, s)
   ctx.oauth_used = ctx.oauth_used or {}

@@ -8,6 +8,7 @@ local crypto = require "crypto"
 local log = require "log"
 local util = require "oauth.util"
 local registration = require "oauth.registration"
+local mcpclient = require "mcp.client"
 
 local M = {}
 
@@ -23,6 +24,13 @@ end
 
 function M.row(ctx, s)
   return store.find(ctx.actor, "oauth_tokens", { server_id = s.id, user_id = actor_user(ctx) })
+end
+
+-- connected(actor, s): does this user hold tokens for s? (server.get's
+-- user_connected; saving discovers capabilities with them.) Never raises.
+function M.connected(actor, s)
+  return actor.user_id ~= nil and
+    store.find(actor, "oauth_tokens", { server_id = s.id, user_id = actor.user_id }) ~= nil
 end
 
 -- fingerprint of a token: what session keys and comparisons hold instead
@@ -112,10 +120,10 @@ function M.save(ctx, s, doc, scopes, issuer)
 end
 
 -- evict(s, token): end the cached MCP sessions opened with that token (their
--- key is the one connection.open builds: server id and token fingerprint).
+-- key is the one connection.open builds: server id and the fingerprint
+-- credentials.for_server makes of the token).
 function M.evict(s, token)
-  local ok, client = pcall(require, "mcp.client")
-  if ok and type(client) == "table" and client.evict then client.evict(s.id .. ":oauth:" .. M.fp(token)) end
+  mcpclient.evict(s.id .. ":oauth:" .. M.fp(token))
 end
 
 -- ---- leases: single flight across threads and processes --------------------
@@ -220,7 +228,7 @@ function M.needs_refresh(row)
   return core.now_ms() + skew >= exp
 end
 
--- access_token(ctx, s) -> token for the calling user; the credentials hook.
+-- access_token(ctx, s) -> token for the calling user (through guard.token).
 function M.access_token(ctx, s)
   local a = ctx.actor
   if not a or not a.user_id then

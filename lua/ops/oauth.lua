@@ -1,21 +1,16 @@
 -- ops/oauth: the OAuth ops (client metadata, discovery, a user's connect flow,
--- status, disconnect); installs the OAuth provider of the credentials hook.
+-- status, refresh, disconnect).
 local registry = require "registry"
 local errors = require "errors"
 local store = require "store"
 local model = require "model"
 local json = require "json"
 local core = require "core"
-local credentials = require "credentials"
+local discovery = require "discovery"
 local util = require "oauth.util"
 local flow = require "oauth.flow"
 local tokens = require "oauth.tokens"
-local guard = require "oauth.guard"
 local registration = require "oauth.registration"
-
-credentials.oauth = guard.token
--- saving an OAuth server (and server.refresh) discovers its authorization server
-registry.hooks.oauth_saved = flow.on_save
 
 registry.op {
   name = "oauth.client_metadata", role = "any",
@@ -72,8 +67,8 @@ registry.op {
     ctx.target = out.server
     -- An OAuth server can only be discovered with a user's token: the first
     -- user to connect brings its capabilities in (later: Refresh capabilities).
-    local s = require("store").get(ctx.actor, "servers", out.server)
-    if s.capabilities_status ~= "ok" then out.discovery = require("discovery").refresh(ctx, s) end
+    local s = store.get(ctx.actor, "servers", out.server)
+    if s.capabilities_status ~= "ok" then out.discovery = discovery.refresh(ctx, s) end
     return out
   end,
 }
@@ -151,4 +146,3 @@ registry.op {
   end,
 }
 
-return { status = status }

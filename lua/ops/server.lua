@@ -1,24 +1,18 @@
 -- ops/server: MCP server records (spec steps 1 and 2): create, configure the
--- URL and authentication, show, list, delete. Secrets go in, never out.
+-- URL and authentication (which discovers the server), show, list, delete,
+-- refresh and show its capabilities, validate. Secrets go in, never out.
 local registry = require "registry"
 local errors = require "errors"
 local store = require "store"
 local model = require "model"
 local json = require "json"
 local urls = require "urls"
+local discovery = require "discovery"
+local validation = require "validation"
+local connection = require "connection"
+local authtypes = require "authtypes"
 
-local MAX_TIMEOUT_MS = 600000
-
-local OAUTH_FIELDS = {
-  client_id = { type = "string", min = 1, max = 500, nullable = true },
-  client_secret = { type = "string", min = 1, max = 4096, nullable = true, secret = true },
-  authorization_url = { type = "string", max = 2048, nullable = true },
-  token_url = { type = "string", max = 2048, nullable = true },
-  revocation_url = { type = "string", max = 2048, nullable = true },
-  scopes = { type = "array", items = { type = "string", min = 1, max = 200, pattern = "^[\33-\126]+$",
-             pattern_doc = "must be a scope token without spaces" }, max_items = 100, nullable = true },
-  registration_mode = { type = "string", enum = { "auto", "manual" } },
-}
+local function is_set(v) return v ~= nil and v ~= json.null end
 
 registry.op {
   name = "server.create", role = "admin", mutating = true, module = "mcp",
@@ -37,9 +31,9 @@ registry.op {
   end,
 }
 
-local function is_set(v) return v ~= nil and v ~= json.null end
-
--- Works out the column changes of a server.update; raises on bad input.
+-- plan_update(ctx, s, args) -> the column changes of a server.update, and
+-- whether its credentials changed; raises on bad input. The auth settings
+-- follow each auth type's rules (authtypes.lua).
 local function plan_update(ctx, s, args)
   local a = ctx.actor
   local f = {}
@@ -64,92 +58,45 @@ local function plan_update(ctx, s, args)
     f.classification_id = is_set(args.classification)
       and model.ref(a, "classifications", args.classification, "classification").id or json.null
   end
-  local auth = args.auth_type or s.auth_type or "none"
-  if args.auth_type then f.auth_type = args.auth_type end
-  -- API key: only meaningful for api_key servers; switching away drops it
-  if args.api_key ~= nil then
-    if is_set(args.api_key) and auth ~= "api_key" then
-      errors.raise("invalid_argument", "'api_key' needs auth_type 'api_key'", "api_key")
-    end
-    f.api_key = args.api_key
-  elseif auth ~= "api_key" and s.api_key_set then
-    f.api_key = json.null
-  end
-  if auth == "api_key" and not (is_set(f.api_key) or (f.api_key == nil and s.api_key_set)) then
-    errors.raise("invalid_argument", "auth_type 'api_key' needs an api_key", "api_key")
-  end
-  -- OAuth settings: kept only for oauth servers
-  local o = args.oauth
-  if o then
-    if auth ~= "oauth" then errors.raise("invalid_argument", "'oauth' settings need auth_type 'oauth'", "oauth") end
-    for _, k in ipairs({ "authorization_url", "token_url", "revocation_url" }) do
-      if is_set(o[k]) then
-        local purpose = (k == "authorization_url") and "oauth_metadata" or (k == "token_url" and "token" or "revocation")
-        f["oauth_" .. k] = urls.check_server_url(ctx, o[k], "oauth." .. k, purpose)
-      elseif o[k] == json.null then f["oauth_" .. k] = json.null end
-    end
-    if o.client_id ~= nil then f.oauth_client_id = o.client_id end
-    if o.client_secret ~= nil then f.oauth_client_secret = o.client_secret end
-    if o.scopes ~= nil then f.oauth_scopes = is_set(o.scopes) and o.scopes or json.null end
-    if o.registration_mode then f.oauth_registration_mode = o.registration_mode end
-  elseif auth ~= "oauth" and (s.auth_type == "oauth") then
-    for _, k in ipairs({ "client_id", "client_secret", "authorization_url", "token_url",
-                         "revocation_url", "scopes", "registration_mode", "issuer", "metadata" }) do
-      f["oauth_" .. k] = json.null
-    end
-  end
-  if auth == "oauth" then
-    local mode = f.oauth_registration_mode or s.oauth_registration_mode
-    if not is_set(mode) then f.oauth_registration_mode = "auto"; mode = "auto" end
-    if mode == "manual" then
-      local function have(k)
-        local v = f["oauth_" .. k]
-        if v == nil then v = s["oauth_" .. k] end
-        return is_set(v)
-      end
-      for _, k in ipairs({ "client_id", "authorization_url", "token_url" }) do
-        if not have(k) then
-          errors.raise("invalid_argument", "manual OAuth configuration needs oauth." .. k, "oauth." .. k)
-        end
-      end
-    end
-  end
-  return f
+  local credentials_changed = authtypes.update(ctx, s, args, f)
+  return f, credentials_changed
 end
+
+-- server.update's arguments: the record's own, then auth_type and each auth
+-- type's settings (api_key, oauth) as lua/authtypes.lua declares them
+local UPDATE_ARGS = {
+  id = { type = "string", required = true, max = 200 },
+  name = { type = "string", min = 1, max = 200 },
+  description = { type = "string", max = 4000, nullable = true },
+  url = { type = "string", max = 2048, nullable = true },
+  classification = { type = "string", max = 200, nullable = true },
+  timeout_ms = { type = "integer", min = 100, max = connection.MAX_TIMEOUT_MS, nullable = true },
+}
+for k, spec in pairs(authtypes.update_args()) do UPDATE_ARGS[k] = spec end
 
 registry.op {
   name = "server.update", role = "admin", mutating = true, module = "mcp",
   summary = "Configure a server: URL, authentication, description, classification, timeout",
-  args = {
-    id = { type = "string", required = true, max = 200 },
-    name = { type = "string", min = 1, max = 200 },
-    description = { type = "string", max = 4000, nullable = true },
-    url = { type = "string", max = 2048, nullable = true },
-    auth_type = { type = "string", enum = { "none", "api_key", "oauth" } },
-    api_key = { type = "string", min = 1, max = 4096, nullable = true, secret = true },
-    oauth = { type = "object", fields = OAUTH_FIELDS },
-    classification = { type = "string", max = 200, nullable = true },
-    timeout_ms = { type = "integer", min = 100, max = MAX_TIMEOUT_MS, nullable = true },
-  },
+  args = UPDATE_ARGS,
   cli = { words = "server set", positional = { "id" } },
   handler = function(ctx, args)
     local a = ctx.actor
     local s = model.ref(a, "servers", args.id, "id")
     ctx.target = s.id
-    local f = plan_update(ctx, s, args)
-    local opts = { url_changed = f.url ~= nil and f.url ~= s.url,
-                   client_changed = args.oauth ~= nil and args.oauth.client_id ~= nil }
+    local f, credentials_changed = plan_update(ctx, s, args)
+    local saved = { url_changed = f.url ~= nil and f.url ~= s.url, args = args }
     if next(f) then s = store.update(a, "servers", s.id, f) end
     -- a new endpoint or credential: cached sessions and era no longer apply
-    if f.url ~= nil or f.auth_type ~= nil or f.api_key ~= nil or args.oauth then
-      require("connection").forget(s.id)
-    end
+    local reconfigured = f.url ~= nil or credentials_changed
+    if reconfigured then connection.forget(s.id) end
     -- saving a URL, or new credentials or OAuth settings for one, discovers
     -- again (an OAuth server's authorization server at once, its capabilities
     -- with a user's token)
-    local hooks = registry.hooks.server_saved
-    if hooks and is_set(s.url) and (f.url ~= nil or f.auth_type ~= nil or f.api_key ~= nil or args.oauth) then
-      return hooks(ctx, s, opts)
+    if is_set(s.url) and reconfigured then
+      local r = discovery.on_save(ctx, s, saved)
+      local v = model.server_view(a, store.get(a, "servers", s.id))
+      v.discovery = r
+      return v
     end
     return model.server_view(a, s)
   end,
@@ -183,7 +130,89 @@ registry.op {
     local s = model.ref(ctx.actor, "servers", args.id, "id")
     ctx.target = s.id
     store.delete(ctx.actor, "servers", s.id)
-    require("connection").forget(s.id)
+    connection.forget(s.id)
     return { deleted = s.id }
+  end,
+}
+
+registry.op {
+  name = "server.refresh", role = "admin", mutating = true, module = "mcp",
+  summary = "Refresh capabilities: re-discover tools, resources, templates and prompts",
+  args = { id = { type = "string", required = true, max = 200 } },
+  cli = { positional = { "id" } },
+  handler = function(ctx, args)
+    local s = model.ref(ctx.actor, "servers", args.id, "id")
+    ctx.target = s.id
+    if s.url == nil or s.url == json.null then
+      errors.raise("invalid_argument", "Server URL is not set: edit the MCP server and provide a valid HTTPS URL", "id")
+    end
+    local r, outcome = discovery.on_save(ctx, s, {})
+    if not authtypes.of(s).on_save then
+      if not r.ok then errors.raise(r.error.code, "refresh failed: " .. r.error.message, nil, { reason = r.error.reason }) end
+      return r
+    end
+    -- the auth type discovered something of its own too (OAuth: the
+    -- authorization server): the refresh fails only when it could refresh
+    -- nothing, says why (server.get shows it as well), and carries the
+    -- type's view
+    if r.ok == false and r.error then errors.raise(r.error.code, "refresh failed: " .. r.error.message) end
+    if not r.ok and outcome and outcome.status == "failed" then
+      errors.raise(outcome.error.code, "refresh failed: the OAuth authorization server could not be discovered: " ..
+        tostring(outcome.error.message), nil, { reason = outcome.error.reason })
+    end
+    r.oauth = model.server_view(ctx.actor, store.get(ctx.actor, "servers", s.id)).oauth
+    return r
+  end,
+}
+
+local function cap_view(c)
+  local v = { name = c.name, definition = c.definition, status = c.status }
+  if c.status == "pending" then v.approved_definition = c.approved_definition end
+  return v
+end
+
+registry.op {
+  name = "server.capabilities", role = "member", module = "mcp",
+  summary = "The server's discovered tools, resources, resource templates and prompts",
+  args = { id = { type = "string", required = true, max = 200 } },
+  cli = { positional = { "id" } },
+  handler = function(ctx, args)
+    local s = model.ref(ctx.actor, "servers", args.id, "id")
+    local out = { server = s.id, status = s.capabilities_status or "not_discovered",
+                  discovered_at = model.nullable(s.discovered_at),
+                  error = model.nullable(s.discovery_error),
+                  tools = json.array(), resources = json.array(),
+                  resource_templates = json.array(), prompts = json.array(), pending = json.array() }
+    local cursor
+    repeat
+      local page = store.list(ctx.actor, "capabilities", { where = { server_id = s.id }, limit = 500, cursor = cursor })
+      for _, c in ipairs(page.items) do
+        local list = out[c.kind .. "s"]
+        list[#list + 1] = cap_view(c)
+        if c.status == "pending" then out.pending[#out.pending + 1] = c.name end
+      end
+      cursor = page.next_cursor
+    until cursor == nil or cursor == json.null
+    for _, k in ipairs({ "tools", "resources", "resource_templates", "prompts" }) do
+      table.sort(out[k], function(x, y) return x.name < y.name end)
+    end
+    return out
+  end,
+}
+
+-- The Validate action: can the engine reach the server and authenticate, as
+-- the calling user? Statuses are the spec's.
+registry.op {
+  name = "server.validate", role = "member", module = "mcp",
+  summary = "Validate a server: OK, Unauthorized, User not authenticated, Server URL not set, Failed",
+  args = { id = { type = "string", required = true, max = 200 } },
+  cli = { positional = { "id" } },
+  handler = function(ctx, args)
+    local s = model.ref(ctx.actor, "servers", args.id, "id")
+    local r = validation.check(ctx, s)
+    local out = validation.decide(ctx, r)
+    out.server = s.id
+    if r.era then out.era, out.protocol_version = r.era, r.protocol_version end
+    return out
   end,
 }

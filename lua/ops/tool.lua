@@ -1,10 +1,13 @@
 -- ops/tool: the Tools section (spec step 3): a tenant enables or disables an
--- MCP server as a tool; only enabled servers reach assistants.
+-- MCP server as a tool; assistants call its tools; an admin approves changed ones.
 local registry = require "registry"
 local errors = require "errors"
 local store = require "store"
 local model = require "model"
 local json = require "json"
+local log = require "log"
+local assistants = require "assistants"
+local connection = require "connection"
 
 local function set_enabled(ctx, args, on)
   local a = ctx.actor
@@ -50,5 +53,59 @@ registry.op {
       return { server = v.id, name = v.name, enabled = v.enabled, url_set = v.url_set,
                capabilities_status = v.capabilities_status, classification = v.classification }
     end)
+  end,
+}
+
+-- tool.call checks the attachment, enablement, classification and approval,
+-- then routes the call with the server's credentials (connection.run).
+registry.op {
+  name = "tool.call", role = "member", module = "mcp",
+  summary = "Call one of an assistant's MCP tools with arguments",
+  args = { assistant = { type = "string", required = true, max = 200 },
+           tool = { type = "string", required = true, max = 200 },
+           arguments = { type = "object" },
+           timeout_ms = { type = "integer", min = 100, max = connection.MAX_TIMEOUT_MS } },
+  cli = { words = "call", positional = { "assistant", "tool", "arguments" } },
+  handler = function(ctx, args)
+    local a = ctx.actor
+    local asst = assistants.get(a, args.assistant, "assistant")
+    local _, entries = assistants.entries(a, asst)
+    local en
+    for _, e in ipairs(entries) do if e.name == args.tool then en = e end end
+    if not en then
+      errors.raise("not_found", "assistant '" .. asst.name .. "' has no tool '" .. args.tool .. "' (see assistant.tools)", "tool")
+    end
+    if not en.usable then errors.raise(en.code, en.reason, "tool") end
+    if en.cap.status == "pending" then
+      errors.raise("forbidden", "tool '" .. en.cap.name .. "' on server '" .. en.server.name ..
+        "' changed its definition and awaits a tenant admin's approval (tool.approve)", "tool")
+    end
+    local s = store.get(a, "servers", en.server.id)
+    local timeout = connection.timeout_of(s)
+    if args.timeout_ms and args.timeout_ms < timeout then timeout = args.timeout_ms end
+    log.info("tool.call", asst.id, s.id, en.cap.name)
+    return connection.run(ctx, s, function(c)
+      return c:call_tool(en.cap.name, args.arguments or json.object(), { timeout_ms = timeout })
+    end)
+  end,
+}
+
+-- Definition pinning: a tool whose definition changed on refresh is refused
+-- until an admin approves the new one.
+registry.op {
+  name = "tool.approve", role = "admin", mutating = true, module = "mcp",
+  summary = "Approve a tool's changed definition so calls to it are allowed again",
+  args = { server = { type = "string", required = true, max = 200 },
+           tool = { type = "string", required = true, max = 500 } },
+  cli = { positional = { "server", "tool" } },
+  handler = function(ctx, args)
+    local s = model.ref(ctx.actor, "servers", args.server, "server")
+    ctx.target = s.id
+    local c = store.find(ctx.actor, "capabilities", { server_id = s.id, kind = "tool", name = args.tool })
+    if not c then errors.raise("not_found", "tool '" .. args.tool .. "' not found on server '" .. s.name .. "'", "tool") end
+    if c.status ~= "pending" then return { server = s.id, tool = c.name, status = c.status } end
+    store.update(ctx.actor, "capabilities", c.id,
+      { approved_definition = c.definition, approved_hash = c.hash, status = "approved" })
+    return { server = s.id, tool = c.name, status = "approved" }
   end,
 }
