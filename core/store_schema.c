@@ -1,5 +1,5 @@
 /* store_schema.c: the tables the store knows (columns, types, references,
- * scoping) and the versioned SQLite migrations that create them. */
+ * scoping) and the versioned migrations that create them, per dialect. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,8 +75,8 @@ static store_table tables[] = {
 
 static pthread_once_t schema_once = PTHREAD_ONCE_INIT;
 
-/* Secrets are selected as "(col IS NOT NULL)": the sealed text never even
- * reaches the row-building code. */
+/* Secrets are selected as 0/1 ("is it set"): the sealed text never even
+ * reaches the row-building code. CASE gives an integer in every dialect. */
 static void build_select_lists(void) {
   for (int i = 0; i < NTABLES; i++) {
     store_table *t = &tables[i];
@@ -84,7 +84,8 @@ static void build_select_lists(void) {
                                 t->scoped ? "tenant_id," : "");
     for (const store_col *c = t->cols; c->name; c++, t->ncols++) {
       if (c->type == ST_SECRET)
-        n += (size_t)snprintf(t->select_list + n, sizeof t->select_list - n, ",(%s IS NOT NULL)", c->name);
+        n += (size_t)snprintf(t->select_list + n, sizeof t->select_list - n,
+                              ",CASE WHEN %s IS NULL THEN 0 ELSE 1 END", c->name);
       else
         n += (size_t)snprintf(t->select_list + n, sizeof t->select_list - n, ",%s", c->name);
     }
@@ -207,54 +208,8 @@ static const char *const migrations[] = {MIGRATION_1, MIGRATION_2, MIGRATION_3};
 
 int store_schema_latest(void) { return NMIGRATIONS; }
 
-
-static int user_version(sqlite3 *db, int *v) {
-  sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
-  if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    *v = sqlite3_column_int(st, 0);
-    rc = SQLITE_OK;
-  }
-  sqlite3_finalize(st);
-  return rc;
-}
-
-int store_migrate(sqlite3 *db, int target, char **err) {
-  int v = 0;
-  char buf[1024];
-  *err = NULL;
-  if (target <= 0 || target > NMIGRATIONS) target = NMIGRATIONS;
-  /* Reading the version first, before any write or pragma that writes:
-   * a newer database must be left exactly as it is. */
-  if (user_version(db, &v) != SQLITE_OK) {
-    snprintf(buf, sizeof buf, "cannot read the database: %s", sqlite3_errmsg(db));
-    *err = strdup(buf);
-    return MCPL_E_INTERNAL;
-  }
-  if (v > NMIGRATIONS) {
-    snprintf(buf, sizeof buf, "the database has schema version %d, newer than this mcplink "
-             "supports (%d): upgrade mcplink; the file was not changed", v, NMIGRATIONS);
-    *err = strdup(buf);
-    return MCPL_E_INVALID_ARGUMENT;
-  }
-  if (v >= target) return MCPL_OK;
-  char *msg = NULL;
-  if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) goto fail;
-  /* another process may have migrated while we waited for the lock */
-  if (user_version(db, &v) != SQLITE_OK) goto fail_rb;
-  for (; v < target; v++) {
-    if (sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK) goto fail_rb;
-    char set[64];
-    snprintf(set, sizeof set, "PRAGMA user_version = %d", v + 1);
-    if (sqlite3_exec(db, set, NULL, NULL, &msg) != SQLITE_OK) goto fail_rb;
-  }
-  if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) goto fail_rb;
-  return MCPL_OK;
-fail_rb:
-  sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-fail:
-  snprintf(buf, sizeof buf, "database migration %d failed: %s", v + 1, msg ? msg : sqlite3_errmsg(db));
-  *err = strdup(buf);
-  sqlite3_free(msg);
-  return MCPL_E_INTERNAL;
+const char *store_migration(const char *dialect, int step) {
+  if (step < 1 || step > NMIGRATIONS) return NULL;
+  if (strcmp(dialect, "sqlite") == 0) return migrations[step - 1];
+  return NULL;
 }

@@ -49,7 +49,7 @@ static int make_v1(const char *path) {
   char *err = NULL;
   remove(path);
   if (sqlite3_open(path, &db) != SQLITE_OK) return 1;
-  if (store_migrate(db, 1, &err) != MCPL_OK) { fprintf(stderr, "%s\n", err); return 1; }
+  if (store_sqlite_migrate(db, 1, &err) != MCPL_OK) { fprintf(stderr, "%s\n", err); return 1; }
   static const char rows[] =
     "INSERT INTO tenants (id, name, settings, created_at, updated_at) "
     "  VALUES ('ten_legacy000000000000', 'legacy', '{}', 1000, 1000);"
