@@ -205,7 +205,7 @@ int store_raise(lua_State *L, store_conn *c, const store_table *t, int rowidx, i
     return mcpl_lua_error(L, "timeout", "the database did not answer in time");
   case SE_UNAVAILABLE:
     mcpl_log(c->e, "warn", "database unavailable: %s", e->msg);
-    return mcpl_lua_error(L, "internal", "the database is unavailable: %s", e->msg);
+    return mcpl_lua_error(L, "unavailable", "the database is unavailable: %s", e->msg);
   case SE_OK:
   case SE_INTERNAL:
     break;

@@ -163,7 +163,7 @@ static int reseal_column(store_conn *c, const store_table *t, const char *col, l
     store_set set = {col, store_v_str(sealed)};
     store_cond w = {"id", SC_EQ, store_v_str(rows[i])};
     if (c->be->update(c, t, &w, 1, &set, 1, NULL) != 0) {
-      rc = MCPL_E_INTERNAL;
+      rc = c->err.code == SE_UNAVAILABLE ? MCPL_E_UNAVAILABLE : MCPL_E_INTERNAL;
       snprintf(err, errn, "%s", c->err.msg);
     }
     free(sealed);
