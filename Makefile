@@ -6,7 +6,7 @@ PREFIX  ?= /usr/local
 CC      ?= cc
 VERSION := 0.1.0
 
-PKGS    := lua5.4 libcurl openssl sqlite3 libedit
+PKGS    := lua5.4 libcurl openssl sqlite3 libpq libedit
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wwrite-strings -Wpointer-arith -Wformat=2 -Wundef -Wvla \
            -Wold-style-definition -Wmissing-declarations -Wimplicit-fallthrough \

@@ -207,6 +207,10 @@ typedef struct store_backend {
 } store_backend;
 
 extern const store_backend store_sqlite_backend;
+extern const store_backend store_pg_backend;
+/* PostgreSQL migrations of the database at a URI, up to step (latest: 0);
+ * an mcpl_code, *msg (malloc'd, no password) says why on failure. */
+int store_pg_migrate(const char *target, int step, char **msg);
 /* SQLite migrations on an open handle (also makes the version-1 test fixture). */
 struct sqlite3;
 int store_sqlite_migrate(struct sqlite3 *db, int target, char **err);

@@ -24,8 +24,7 @@ int store_target_is_uri(const char *t) {
 }
 
 const store_backend *store_backend_for(const char *target) {
-  (void)target;
-  return &store_sqlite_backend;
+  return store_target_is_uri(target) ? &store_pg_backend : &store_sqlite_backend;
 }
 
 /* Copies target with "***" for its password: the URI's userinfo password

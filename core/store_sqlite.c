@@ -272,7 +272,7 @@ static int bad_path(const char *p) {
 static int sq_engine_open(mcpl_engine *e, const char *path, char **out) {
   char msg[1200];
   if (bad_path(path)) {
-    *out = strdup("option db must be a file path");
+    *out = strdup("option db must be a file path or a postgresql:// URI");
     return MCPL_E_INVALID_ARGUMENT;
   }
   /* Create the file ourselves so it starts private (SQLite gives its -wal

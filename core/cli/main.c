@@ -17,8 +17,10 @@ static const char usage_text[] =
   "usage: mcplink [global options] COMMAND [ARGS]\n"
   "\n"
   "Global options:\n"
-  "  --db PATH          database (default $MCPLINK_DB, else ./mcplink.db)\n"
-  "  --key-file PATH    key ring (default $MCPLINK_KEY_FILE, else mcplink.key beside the db)\n"
+  "  --db PATH|URI      database: a SQLite file, or postgresql://... (default $MCPLINK_DB,\n"
+  "                     else ./mcplink.db)\n"
+  "  --key-file PATH    key ring (default $MCPLINK_KEY_FILE, else mcplink.key beside a SQLite\n"
+  "                     db, or in the current directory with a postgresql:// URI)\n"
   "  --policies DIR     policy directory (default $MCPLINK_POLICIES, else ./policies if\n"
   "                     present, else the built-in default policy)\n"
   "  --tenant NAME --user NAME   act as this tenant user\n"
@@ -182,7 +184,8 @@ static mcpl_engine *open_engine(const gopts *g, const char *db_override, const c
   char keybuf[PATH_MAX];
   const char *key = key_override ? key_override : g->key_file;
   if (!key) {
-    const char *slash = strrchr(db, '/');
+    /* a URI has no "beside": the current directory then */
+    const char *slash = strstr(db, "://") ? NULL : strrchr(db, '/');
     if (slash) snprintf(keybuf, sizeof keybuf, "%.*s/mcplink.key", (int)(slash - db), db);
     else snprintf(keybuf, sizeof keybuf, "mcplink.key");
     key = keybuf;

@@ -3,6 +3,11 @@
 # Usage: deps.sh check | install
 set -u
 PKGS="liblua5.4-dev libcurl4-openssl-dev lua-cjson-dev libssl-dev libsqlite3-dev libedit-dev libcmocka-dev pkg-config nodejs openssl tmux clang-14 chromium curl"
+# PostgreSQL backend: build: libpq-dev (the engine links libpq, pkg-config libpq);
+# test: postgresql (initdb/pg_ctl for the tests' throwaway cluster, tests/tools/pg.sh)
+PKGS_PG_BUILD="libpq-dev"
+PKGS_PG_TEST="postgresql"
+PKGS="$PKGS $PKGS_PG_BUILD $PKGS_PG_TEST"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
