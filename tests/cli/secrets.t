@@ -1,12 +1,15 @@
 #!/bin/sh
 # secrets.t: a canary API key and client secret are stored, then the database,
 # its WAL, every op output and the logs are scanned: the canary is nowhere.
+# On PostgreSQL (MCPLINK_TEST_DB), a pg_dump of the database and the cluster's
+# files (its heap and WAL, after a checkpoint) are scanned instead.
 . "$(dirname "$0")/tap.sh"
 bin=${MCPLINK_BIN:?}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 canary="CANARY-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 secret2="CLIENTSECRET-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-m() { "$bin" --db "$tmp/m.db" --log-file "$tmp/log" --log-level debug --compact "$@" >>"$tmp/out" 2>&1; }
+db=${MCPLINK_TEST_DB:-$tmp/m.db}
+m() { "$bin" --db "$db" --log-file "$tmp/log" --log-level debug --compact "$@" >>"$tmp/out" 2>&1; }
 m op tenant.create '{"name":"acme"}'
 m op settings.set '{"allow_private_urls":true}'   # servers on closed loopback ports only
 m op user.create '{"tenant":"acme","name":"ann","role":"admin"}'
@@ -27,14 +30,25 @@ m --tenant acme --user ann op audit.list '{}'
 m --tenant acme --user ann server show "$id"
 m op keys.rotate '{}'
 m --tenant acme --user ann op server.get "{\"id\":\"$id\"}"
-check "the database file exists" test -s "$tmp/m.db"
 check "the log file was written" test -s "$tmp/log"
-for f in "$tmp/m.db" "$tmp/m.db-wal" "$tmp/out" "$tmp/log"; do
+files="$tmp/m.db $tmp/m.db-wal"
+if [ -n "${MCPLINK_TEST_DB:-}" ]; then
+  pg() { sh "$(dirname "$0")/../tools/pg.sh" "$@"; }
+  dbname=$(echo "$db" | sed 's|.*@/\([^?]*\)?.*|\1|')
+  pg psql -d "$dbname" -c CHECKPOINT
+  oid=$(pg psql -d "$dbname" -tA -c "SELECT oid FROM pg_database WHERE datname = current_database()")
+  "$MCPLINK_TEST_PG_BIN/pg_dump" -d "$db" > "$tmp/m.db"
+  cat "$MCPLINK_TEST_PG_DIR/data/base/$oid"/* "$MCPLINK_TEST_PG_DIR"/data/pg_wal/0* > "$tmp/m.db-wal" 2>/dev/null
+fi
+check "the database dump exists" test -s "$tmp/m.db"
+check "the database holds the sealed key (the scan reads what is stored)" \
+  sh -c 'cat "$@" 2>/dev/null | grep -aq "v1:k-"' _ $files
+for f in $files "$tmp/out" "$tmp/log"; do
   [ -e "$f" ] || continue
   check_not "canary API key absent from $(basename "$f")" grep -aq "$canary" "$f"
   check_not "canary client secret absent from $(basename "$f")" grep -aq "$secret2" "$f"
 done
 # same after a checkpoint moved WAL pages into the main file
-"$bin" --db "$tmp/m.db" op engine.info >/dev/null 2>&1
-check_not "canary absent after reopen" grep -aq "$canary" "$tmp/m.db"
+"$bin" --db "$db" op engine.info >/dev/null 2>&1
+[ -n "${MCPLINK_TEST_DB:-}" ] || check_not "canary absent after reopen" grep -aq "$canary" "$tmp/m.db"
 done_testing

@@ -1,5 +1,7 @@
 -- store_cases.lua: the store and crypto binding tests, run one case per fresh
--- engine by tests/unit/test_store.c (globals: store, crypto, json, reopen, sql).
+-- engine by tests/unit/test_store.c on SQLite and on PostgreSQL (globals:
+-- store, crypto, json, reopen, sql, dump, snapshot, newdb, v1_fixture,
+-- BACKEND).
 local C = {}
 local SYS = { system = true }
 
@@ -24,6 +26,37 @@ local function slurp(p)
 end
 local function spit(p, s) local f = assert(io.open(p, "wb")); f:write(s); f:close() end
 local function has(s, sub) return s ~= nil and s:find(sub, 1, true) ~= nil end
+local PG = BACKEND == "pg"
+
+-- raw inspection that differs between the databases, the same question each
+local function has_table(db, t)
+  if PG then return sql(db, "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '" .. t .. "'") == t end
+  return sql(db, "SELECT name FROM sqlite_master WHERE type='table' AND name='" .. t .. "'") == t
+end
+local function has_column(db, t, c)
+  if PG then return sql(db, "SELECT count(*) FROM information_schema.columns WHERE table_name = '" .. t .. "' AND column_name = '" .. c .. "'") == "1" end
+  return sql(db, "SELECT count(*) FROM pragma_table_info('" .. t .. "') WHERE name='" .. c .. "'") == "1"
+end
+local function version_of(db)
+  return tonumber(sql(db, PG and "SELECT schema_version FROM mcplink_meta" or "PRAGMA user_version"))
+end
+local function set_version(db, v)
+  sql(db, PG and ("UPDATE mcplink_meta SET schema_version = " .. v) or ("PRAGMA user_version = " .. v))
+end
+-- every table readable to its end and no dangling reference (SQLite also runs integrity_check)
+local function intact(db)
+  if not PG then
+    eq(sql(db, "PRAGMA integrity_check"), "ok", "integrity_check")
+    eq(sql(db, "SELECT count(*) FROM pragma_foreign_key_check"), "0", "foreign keys")
+  end
+  for _, t in ipairs({ "users", "classifications", "spaces", "servers", "capabilities" }) do
+    ok(tonumber(sql(db, "SELECT count(*) FROM " .. t)), t .. " readable")
+  end
+  eq(sql(db, "SELECT count(*) FROM servers s WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = s.tenant_id)"), "0", "servers have tenants")
+end
+local function checkpoint(db)
+  if PG then sql(db, "CHECKPOINT") else sql(db, "PRAGMA wal_checkpoint(TRUNCATE)") end
+end
 
 local function tenant(name)
   local t = store.insert(SYS, "tenants", { name = name, settings = json.object() })
@@ -42,24 +75,24 @@ function C.migrations_fresh()
   local cur, latest = store.schema_version()
   ok(latest >= 2, "at least two migrations")
   eq(cur, latest, "fresh database is at the latest version")
-  eq(sql(DB, "PRAGMA journal_mode"), "wal", "WAL mode")
+  eq(version_of(DB), latest, "the database records it")
   for _, t in ipairs({ "tenants", "settings", "users", "classifications", "spaces", "assistants", "servers",
                         "capabilities", "enablements", "attachments", "oauth_tokens", "oauth_pending",
                         "oauth_clients", "leases", "audit" }) do
-    eq(sql(DB, "SELECT name FROM sqlite_master WHERE type='table' AND name='" .. t .. "'"), t, "table " .. t)
+    ok(has_table(DB, t), "table " .. t)
   end
-  eq(sql(DB, "SELECT count(*) FROM pragma_table_info('servers') WHERE name='protocol_era'"), "1", "v2 column")
-  -- the file is private
-  local p = io.popen("stat -c %a " .. DB):read("l")
-  eq(p, "600", "database file mode")
+  ok(has_column(DB, "servers", "protocol_era"), "v2 column")
+  if not PG then
+    eq(sql(DB, "PRAGMA journal_mode"), "wal", "WAL mode")
+    -- the file is private
+    local p = io.popen("stat -c %a " .. DB):read("l")
+    eq(p, "600", "database file mode")
+  end
 end
 
 function C.migration_upgrade_v1()
-  local src = slurp("tests/data/v1.db")
-  ok(src, "fixture tests/data/v1.db present")
-  local old = DIR .. "/old.db"
-  spit(old, src)
-  eq(sql(old, "PRAGMA user_version"), "1", "fixture is version 1")
+  local old = v1_fixture()
+  eq(version_of(old), 1, "fixture is version 1")
   assert(reopen({ db = old }))
   local cur, latest = store.schema_version()
   eq(cur, latest, "upgraded to the latest version")
@@ -78,23 +111,23 @@ function C.migration_upgrade_v1()
   local cap = store.find(a, "capabilities", { server_id = s.id, kind = "tool", name = "echo" })
   ok(json.is_array(cap.definition.tags), "json empty array survives")
   ok(store.lease_acquire("k", "me", 1000), "leases table from v2 works")
-  eq(sql(old, "PRAGMA integrity_check"), "ok")
+  intact(old)
 end
 
 function C.newer_version_refused()
-  local newer = DIR .. "/newer.db"
+  local newer = newdb("newer")
   assert(reopen({ db = newer }))
   store.insert(SYS, "tenants", { name = "x" })
   assert(reopen({}))
-  sql(newer, "PRAGMA user_version = 99")
-  sql(newer, "PRAGMA wal_checkpoint(TRUNCATE)")
-  local before = slurp(newer)
-  local wal_before = slurp(newer .. "-wal")
+  set_version(newer, 99)
+  checkpoint(newer)
+  local before = snapshot(newer)
   local r, e = reopen({ db = newer })
   ok(not r, "newer database refused")
   ok(has(e, "newer") and has(e, "99"), "clear error: " .. tostring(e))
-  eq(slurp(newer), before, "file unchanged byte for byte")
-  eq(slurp(newer .. "-wal"), wal_before, "no WAL written")
+  checkpoint(newer)
+  ok(snapshot(newer) == before, "database unchanged (SQLite: byte for byte, and no WAL written)")
+  eq(version_of(newer), 99, "version left as it was")
   assert(reopen({}))
 end
 
@@ -248,15 +281,14 @@ function C.secrets_canary()
   local sealed = sql(DB, "SELECT api_key FROM servers")
   ok(sealed:match("^v1:k%-%x+:[%w_-]+$"), "sealed format records the key id: " .. sealed)
   for _, when in ipairs({ "before checkpoint", "after checkpoint" }) do
-    for _, f in ipairs({ DB, DB .. "-wal", KEY }) do
-      local bytes = slurp(f) or ""
+    for what, bytes in pairs({ database = dump(DB), key = slurp(KEY) or "" }) do
       for _, k in ipairs({ K1, K2, K3, K4, "CANARY" }) do
-        ok(not has(bytes, k), k .. " found in " .. f .. " " .. when)
+        ok(not has(bytes, k), k .. " found in the " .. what .. " " .. when)
       end
     end
-    sql(DB, "PRAGMA wal_checkpoint(TRUNCATE)")
+    checkpoint(DB)
   end
-  ok(#slurp(DB) > 0)
+  ok(has(dump(DB), sealed), "the dump does hold the sealed value (it reads what is stored)")
   s = store.update(ad, "servers", s.id, { api_key = json.null })
   eq(s.api_key_set, false, "json.null clears a secret")
   eq(store.reveal(ad, "servers", s.id, "api_key"), nil)
@@ -303,7 +335,7 @@ function C.key_missing_and_wrong()
   eq(store.get(ad, "servers", s.id).name, "gh", "plain reads still work")
   -- another key ring
   local other = DIR .. "/other.key"
-  assert(reopen({ db = DIR .. "/other.db", key = other }))
+  assert(reopen({ db = newdb("other"), key = other }))
   local _, ao = tenant("o")
   store.insert(ao, "servers", { name = "o", api_key = "x" })
   assert(reopen({ key = other }))
@@ -368,13 +400,13 @@ function C.rotation()
   eq(store.reveal(ad, "servers", s.id, "api_key"), "s-api", "still readable")
   -- a secret no key can open: rotation fails and changes nothing
   local r2 = store.keys_rotate()
-  local before = sql(DB, "SELECT group_concat(api_key) FROM servers")
+  local before = sql(DB, "SELECT api_key FROM servers ORDER BY seq")
   local s2 = store.insert(ad, "servers", { name = "bad", api_key = "z" })
   sql(DB, "UPDATE servers SET api_key = 'v1:k-deadbeef0000:AAAA' WHERE id='" .. s2.id .. "'")
-  local snap = sql(DB, "SELECT group_concat(coalesce(api_key,'') || coalesce(oauth_client_secret,'')) FROM servers")
+  local snap = sql(DB, "SELECT coalesce(api_key,'') || coalesce(oauth_client_secret,'') FROM servers ORDER BY seq")
   e = err("key_unavailable", store.keys_rotate)
   ok(has(e.message, "k-deadbeef0000") and has(e.message, "nothing changed"), e.message)
-  eq(sql(DB, "SELECT group_concat(coalesce(api_key,'') || coalesce(oauth_client_secret,'')) FROM servers"), snap, "rolled back")
+  eq(sql(DB, "SELECT coalesce(api_key,'') || coalesce(oauth_client_secret,'') FROM servers ORDER BY seq"), snap, "rolled back")
   -- the old current key still seals the good rows, so it cannot be retired
   err("conflict", store.keys_retire, r2.kid)
   ok(before)
@@ -426,16 +458,20 @@ end
 
 function C.pagination_100k()
   local t0 = now_ms()
+  -- standard SQL (zero padding without printf), so both databases take it
   sql(DB, [[WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999)
     INSERT INTO tenants (id, name, settings, created_at, updated_at)
-    SELECT printf('ten_%04d', i), printf('tenant%04d', i), '{}', 0, 0 FROM n]])
+    SELECT 'ten_' || substr(CAST(10000 + i AS TEXT), 2), 'tenant' || substr(CAST(10000 + i AS TEXT), 2), '{}', 0, 0 FROM n]])
   -- interleaved: each tenant's servers are spread over the whole table
   sql(DB, [[WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
     INSERT INTO servers (id, tenant_id, name, auth_type, capabilities_status, created_at, updated_at)
-    SELECT printf('srv_%06d', i), printf('ten_%04d', i % 1000), printf('s%06d', i), 'none',
-           'not_discovered', 0, 0 FROM n]])
+    SELECT 'srv_' || substr(CAST(1000000 + i AS TEXT), 2), 'ten_' || substr(CAST(10000 + i % 1000 AS TEXT), 2),
+           's' || substr(CAST(1000000 + i AS TEXT), 2), 'none', 'not_discovered', 0, 0 FROM n]])
   io.write(("# seeded 100,000 servers over 1,000 tenants in %.0f ms\n"):format(now_ms() - t0))
-  local plan = sql(DB, "EXPLAIN QUERY PLAN SELECT id FROM servers WHERE tenant_id = 'ten_0500' AND seq > 10 ORDER BY seq LIMIT 51")
+  local q = "SELECT id FROM servers WHERE tenant_id = 'ten_0500' AND seq > 10 ORDER BY seq LIMIT 51"
+  local plan
+  if PG then sql(DB, "ANALYZE servers"); plan = sql(DB, "EXPLAIN " .. q)
+  else plan = sql(DB, "EXPLAIN QUERY PLAN " .. q) end
   ok(has(plan, "servers_tenant_seq"), "tenant page uses the (tenant_id, seq) index: " .. tostring(plan))
   local a = { tenant_id = "ten_0500" }
   local times = {}

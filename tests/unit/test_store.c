@@ -50,23 +50,7 @@ static int make_v1(const char *path) {
   remove(path);
   if (sqlite3_open(path, &db) != SQLITE_OK) return 1;
   if (store_sqlite_migrate(db, 1, &err) != MCPL_OK) { fprintf(stderr, "%s\n", err); return 1; }
-  static const char rows[] =
-    "INSERT INTO tenants (id, name, settings, created_at, updated_at) "
-    "  VALUES ('ten_legacy000000000000', 'legacy', '{}', 1000, 1000);"
-    "INSERT INTO users (id, tenant_id, name, role, created_at, updated_at) "
-    "  VALUES ('usr_legacy000000000000', 'ten_legacy000000000000', 'root', 'admin', 1000, 1000);"
-    "INSERT INTO classifications (id, tenant_id, name, level, created_at, updated_at) "
-    "  VALUES ('cls_legacy000000000000', 'ten_legacy000000000000', 'public', 0, 1000, 1000);"
-    "INSERT INTO servers (id, tenant_id, name, description, description_source, url, auth_type, "
-    "  classification_id, capabilities_status, created_at, updated_at) "
-    "  VALUES ('srv_legacy000000000000', 'ten_legacy000000000000', 'old-server', 'kept across upgrade', "
-    "  'admin', 'https://mcp.example.com/', 'none', 'cls_legacy000000000000', 'ok', 1000, 1000);"
-    "INSERT INTO capabilities (id, tenant_id, server_id, kind, name, definition, hash, "
-    "  approved_definition, approved_hash, status, created_at, updated_at) "
-    "  VALUES ('cap_legacy000000000000', 'ten_legacy000000000000', 'srv_legacy000000000000', 'tool', "
-    "  'echo', '{\"name\":\"echo\",\"tags\":[]}', 'h1', '{\"name\":\"echo\",\"tags\":[]}', 'h1', "
-    "  'approved', 1000, 1000);";
-  if (sqlite3_exec(db, rows, NULL, NULL, &err) != SQLITE_OK) { fprintf(stderr, "%s\n", err); return 1; }
+  if (sqlite3_exec(db, SH_V1_ROWS, NULL, NULL, &err) != SQLITE_OK) { fprintf(stderr, "%s\n", err); return 1; }
   sqlite3_exec(db, "VACUUM", NULL, NULL, NULL);
   sqlite3_close(db);
   return 0;
