@@ -72,6 +72,65 @@ static void scope(lua_State *L, store_select *q, const actor_t *a) {
   if (q->t->scoped && !a->system) add_cond(L, q, "tenant_id", SC_EQ, store_v_str(a->tenant_id));
 }
 
+/* ---- the read cache (store_cache.c) ------------------------------------------------ */
+
+typedef struct {
+  char s[2048];
+  size_t n;
+  int overflow;
+} keybuf;
+
+static void kb_add(keybuf *k, const char *s, size_t n) {
+  if (k->overflow || k->n + n > sizeof k->s) { k->overflow = 1; return; }
+  memcpy(k->s + k->n, s, n);
+  k->n += n;
+}
+
+static void kb_fmt(keybuf *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void kb_fmt(keybuf *k, const char *fmt, ...) {
+  char b[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(b, sizeof b, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof b) k->overflow = 1;
+  else kb_add(k, b, (size_t)n);
+}
+
+/* values are length-prefixed, so no text can make two requests' keys equal */
+static void kb_val(keybuf *k, store_val v) {
+  if (v.kind == SV_NULL) kb_add(k, "N", 1);
+  else if (v.kind == SV_INT) kb_fmt(k, "I%lld;", v.i);
+  else { kb_fmt(k, "T%zu:", v.n); kb_add(k, v.s, v.n); }
+}
+
+/* May this read use the cache: a tenant actor's read of a versioned table,
+ * outside any transaction, in an op that resolved this actor's tenant and
+ * has written nothing yet. */
+static int cacheable(store_conn *c, const store_table *t, const actor_t *a) {
+  return !a->system && store_table_cached(t) && store_cache_usable(c, a->tenant_id);
+}
+
+/* be->select, through the cache when the read may use it. 0 or -1 (c->err). */
+static int select_rows(store_conn *c, const store_select *q, const actor_t *a, store_rows *r) {
+  if (!a || !cacheable(c, q->t, a)) return c->be->select(c, q, r);
+  keybuf k = {.n = 0};
+  kb_fmt(&k, "S|%s|%d|%s|%d%d|%lld|", q->t->name, (int)q->proj, q->col ? q->col : "", q->with_seq,
+         q->ordered, q->limit);
+  for (int i = 0; i < q->ncond; i++) {
+    kb_fmt(&k, "%s%d", q->cond[i].col, (int)q->cond[i].op);
+    kb_val(&k, q->cond[i].v);
+  }
+  if (k.overflow) return c->be->select(c, q, r);
+  if (store_cache_get(c, k.s, k.n, r)) return 0;
+  store_rows fresh;
+  if (c->be->select(c, q, &fresh) != 0) return -1;
+  return store_cache_fill(c, k.s, k.n, &fresh, r);
+}
+
+/* A write on this connection: from here on the op reads the database. */
+static void writing(store_conn *c) { store_cache_stop(c); }
+
 /* ---- values ----------------------------------------------------------------------- */
 
 static void json_encode_push(lua_State *L, int idx) {
@@ -175,8 +234,9 @@ static void gen_id(const char *prefix, char *out, size_t outn) {
 
 /* Runs q; returns 1 with r on its first row (the caller ends r), 0 when there
  * is none (r already ended). Raises on failure. */
-static int first_row(lua_State *L, store_conn *c, const store_select *q, store_rows *r) {
-  if (c->be->select(c, q, r) != 0) return store_raise(L, c, q->t, 0, 0);
+static int first_row(lua_State *L, store_conn *c, const store_select *q, const actor_t *a,
+                     store_rows *r) {
+  if (select_rows(c, q, a, r) != 0) return store_raise(L, c, q->t, 0, 0);
   int got = r->ops->next(r);
   if (got == 1) return 1;
   r->ops->done(r);
@@ -196,7 +256,7 @@ static void push_by_id(lua_State *L, store_conn *c, const store_table *t, const 
   store_select q;
   store_rows r;
   select_by_id(&q, t, SP_ROW, id);
-  if (!first_row(L, c, &q, &r)) mcpl_lua_error(L, "not_found", "%s not found", t->noun);
+  if (!first_row(L, c, &q, NULL, &r)) mcpl_lua_error(L, "not_found", "%s not found", t->noun);
   push_row(L, t, &r);
   r.ops->done(&r);
 }
@@ -210,7 +270,7 @@ static void check_ref(lua_State *L, store_conn *c, const store_col *col, const c
   store_rows r;
   select_by_id(&q, rt, SP_EXISTS, lua_tostring(L, vidx));
   if (rt->scoped) add_cond(L, &q, "tenant_id", SC_EQ, store_v_str(tid));
-  if (!first_row(L, c, &q, &r))
+  if (!first_row(L, c, &q, NULL, &r))
     raise_field(L, "not_found", col->name, "%s '%.200s' not found", rt->noun, lua_tostring(L, vidx));
   r.ops->done(&r);
 }
@@ -283,6 +343,7 @@ static int l_insert(lua_State *L) {
   lua_settop(L, 3);
   luaL_checkstack(L, 80, "store insert");
   store_conn *c = store_conn_of(L);
+  writing(c);
   check_columns(L, t, 3, 1);
   const char *tid = NULL;
   if (t->scoped) {
@@ -344,7 +405,7 @@ static int locate(lua_State *L, store_conn *c, const store_table *t, const actor
   store_rows r;
   select_by_id(&q, t, SP_TENANT, id);
   scope(L, &q, a);
-  if (!first_row(L, c, &q, &r)) return 0;
+  if (!first_row(L, c, &q, NULL, &r)) return 0;
   snprintf(tid, tidn, "%s", r.ops->is_null(&r, 0) ? "" : r.ops->get_text(&r, 0, NULL));
   r.ops->done(&r);
   return 1;
@@ -361,7 +422,7 @@ static int l_get(lua_State *L) {
   store_rows r;
   select_by_id(&q, t, SP_ROW, id);
   scope(L, &q, &a);
-  if (!first_row(L, c, &q, &r)) return raise_field(L, "not_found", "id", "%s not found", t->noun);
+  if (!first_row(L, c, &q, &a, &r)) return raise_field(L, "not_found", "id", "%s not found", t->noun);
   push_row(L, t, &r);
   r.ops->done(&r);
   return 1;
@@ -378,7 +439,7 @@ static int l_find(lua_State *L) {
   store_select q = {.t = t, .proj = SP_ROW, .ordered = 1, .limit = 1};
   store_rows r;
   add_where(L, &q, &a, 3);
-  if (!first_row(L, c, &q, &r)) { lua_pushnil(L); return 1; }
+  if (!first_row(L, c, &q, &a, &r)) { lua_pushnil(L); return 1; }
   push_row(L, t, &r);
   r.ops->done(&r);
   return 1;
@@ -394,7 +455,7 @@ static int l_count(lua_State *L) {
   store_select q = {.t = t, .proj = SP_COUNT};
   store_rows r;
   add_where(L, &q, &a, 3);
-  if (!first_row(L, c, &q, &r)) return mcpl_lua_error(L, "internal", "store: count returned no row");
+  if (!first_row(L, c, &q, &a, &r)) return mcpl_lua_error(L, "internal", "store: count returned no row");
   lua_pushinteger(L, r.ops->get_int(&r, 0));
   r.ops->done(&r);
   return 1;
@@ -439,7 +500,7 @@ static int l_list(lua_State *L) {
   add_where(L, &q, &a, lua_isnil(L, 4) ? 0 : 4);
   if (has_cursor) add_cond(L, &q, "seq", SC_SEQ_AFTER, store_v_int(after));
   store_rows r;
-  if (c->be->select(c, &q, &r) != 0) return store_raise(L, c, t, 0, 0);
+  if (select_rows(c, &q, &a, &r) != 0) return store_raise(L, c, t, 0, 0);
   int seqcol = 3 + t->scoped + t->ncols, got;
   lua_createtable(L, 0, 2);
   lua_createtable(L, (int)limit, 0);
@@ -474,6 +535,7 @@ static int l_update(lua_State *L) {
   luaL_checkstack(L, 80, "store update");
   if (t->append_only) return mcpl_lua_error(L, "invalid_argument", "%ss cannot be changed", t->noun);
   store_conn *c = store_conn_of(L);
+  writing(c);
   check_columns(L, t, 4, 0);
   char tid[128];
   if (!locate(L, c, t, &a, id, tid, sizeof tid))
@@ -511,6 +573,7 @@ static int l_delete(lua_State *L) {
   const char *id = luaL_checkstring(L, 3);
   if (t->append_only) return mcpl_lua_error(L, "invalid_argument", "%ss cannot be deleted", t->noun);
   store_conn *c = store_conn_of(L);
+  writing(c);
   store_select q;
   select_by_id(&q, t, SP_EXISTS, id);
   scope(L, &q, &a);
@@ -536,7 +599,7 @@ static int l_reveal(lua_State *L) {
   select_by_id(&q, t, SP_SEALED, id);
   q.col = col->name;
   scope(L, &q, &a);
-  if (!first_row(L, c, &q, &r)) return raise_field(L, "not_found", "id", "%s not found", t->noun);
+  if (!first_row(L, c, &q, &a, &r)) return raise_field(L, "not_found", "id", "%s not found", t->noun);
   if (r.ops->is_null(&r, 2)) { r.ops->done(&r); lua_pushnil(L); return 1; }
   const char *tv = r.ops->is_null(&r, 1) ? "" : r.ops->get_text(&r, 1, NULL);
   lua_pushstring(L, tv);                              /* tenant */
@@ -595,6 +658,9 @@ static int l_resolve_actor(lua_State *L) {
   lua_pushstring(L, r.ops->get_text(&r, 2, NULL)); lua_setfield(L, -2, "role");
   lua_pushboolean(L, r.ops->is_null(&r, 3) || r.ops->get_int(&r, 3) != 0);
   lua_setfield(L, -2, "mcp_enabled");
+  /* the change counters, read in the same query: this op may use rows
+   * cached under exactly these */
+  store_cache_validate(c, r.ops->get_text(&r, 0, NULL), r.ops->get_int(&r, 4), r.ops->get_int(&r, 5));
   r.ops->done(&r);
   lua_pushvalue(L, 1); lua_setfield(L, -2, "tenant");
   lua_pushvalue(L, 2); lua_setfield(L, -2, "user");
@@ -606,7 +672,21 @@ static int l_setting_get(lua_State *L) {
   const char *k = luaL_checkstring(L, 1);
   store_conn *c = store_conn_of(L);
   store_rows r;
-  if (c->be->setting_get(c, k, &r) != 0) return store_raise(L, c, NULL, 0, 0);
+  int rc;
+  if (store_cache_usable(c, NULL)) {
+    /* keyed by the settings version the op read with its actor */
+    keybuf kb = {.n = 0};
+    kb_add(&kb, "G|", 2);
+    kb_add(&kb, k, strlen(k));
+    rc = 0;
+    if (kb.overflow) rc = c->be->setting_get(c, k, &r);
+    else if (!store_cache_get(c, kb.s, kb.n, &r)) {
+      store_rows fresh;
+      rc = c->be->setting_get(c, k, &fresh);
+      if (rc == 0) rc = store_cache_fill(c, kb.s, kb.n, &fresh, &r);
+    }
+  } else rc = c->be->setting_get(c, k, &r);
+  if (rc != 0) return store_raise(L, c, NULL, 0, 0);
   int got = r.ops->next(&r);
   if (got != 1) {
     r.ops->done(&r);
@@ -628,6 +708,7 @@ static int l_setting_set(lua_State *L) {
   const char *k = luaL_checkstring(L, 1);
   lua_settop(L, 2);
   store_conn *c = store_conn_of(L);
+  writing(c);
   const char *json = NULL;
   if (!lua_isnil(L, 2) && !is_null(L, 2)) {
     json_encode_push(L, 2);
@@ -645,6 +726,9 @@ static int l_lease_acquire(lua_State *L) {
   lua_Integer ttl = luaL_checkinteger(L, 3);
   if (ttl < 1) return raise_field(L, "invalid_argument", "ttl_ms", "lease ttl must be positive");
   store_conn *c = store_conn_of(L);
+  /* a lease is taken to wait for another instance's work: what follows
+   * must see that work, not rows cached before it */
+  writing(c);
   int got = 0;
   if (c->be->lease_acquire(c, k, h, store_now_ms(), ttl, &got) != 0) return store_raise(L, c, NULL, 0, 0);
   lua_pushboolean(L, got);
@@ -655,7 +739,16 @@ static int l_lease_acquire(lua_State *L) {
 static int l_lease_release(lua_State *L) {
   const char *k = luaL_checkstring(L, 1), *h = luaL_checkstring(L, 2);
   store_conn *c = store_conn_of(L);
+  writing(c);
   if (c->be->lease_release(c, k, h) != 0) return store_raise(L, c, NULL, 0, 0);
+  return 0;
+}
+
+/* store.op_end(): an op is over; the next one reads its counters afresh
+ * (the registry calls it; it never opens a connection). */
+static int l_op_end(lua_State *L) {
+  store_conn *c = store_conn_peek(L);
+  if (c) store_cache_stop(c);
   return 0;
 }
 
@@ -676,7 +769,7 @@ int luaopen_mcpl_store(lua_State *L) {
     {"in_tx", l_in_tx}, {"resolve_actor", l_resolve_actor}, {"setting_get", l_setting_get},
     {"setting_set", l_setting_set}, {"lease_acquire", l_lease_acquire},
     {"lease_release", l_lease_release}, {"schema_version", l_schema_version},
-    {"query", store_query}, {NULL, NULL}};
+    {"query", store_query}, {"op_end", l_op_end}, {NULL, NULL}};
   store_schema_init();
   /* our own handle on json encode/decode, independent of require */
   lua_pushcfunction(L, luaopen_mcpl_json);

@@ -15,8 +15,13 @@ int store_schema_latest(void);
 /* Migration step (1-based) in a dialect ("sqlite", "postgresql"); NULL past
  * the latest. The steps are the same in both: append only, never edited. */
 const char *store_migration(const char *dialect, int step);
+/* Do changes to this table move tenants.version (may reads be cached)? */
+int store_table_cached(const store_table *t);
 
 /* Connections (store_db.c) ---------------------------------------------------- */
+/* The read cache of a connection (store_cache.c). */
+typedef struct store_cache store_cache;
+
 struct store_conn {
   const store_backend *be;
   mcpl_engine *e;
@@ -26,6 +31,7 @@ struct store_conn {
   int lost;               /* the connection broke inside a transaction: refuse
                            * everything until the transaction has unwound */
   store_err err;          /* the last failure */
+  store_cache *cache;     /* rows read in earlier ops, keyed by change counters */
 };
 
 /* The backend for a db option value: a postgresql:// or postgres:// URI is
@@ -38,6 +44,8 @@ void store_redact(const char *target, char *out, size_t outn);
 /* The connection of this engine Lua state (opened on first use, made ready
  * before each request outside a transaction). Raises. */
 store_conn *store_conn_of(lua_State *L);
+/* This state's connection if it has one; never opens one. */
+store_conn *store_conn_peek(lua_State *L);
 /* Raises the Lua error for c->err. t may be NULL; rowidx (or 0) is the Lua
  * table whose values name a conflict; deleting: a foreign key failure means
  * "still in use". */
@@ -46,6 +54,27 @@ int store_raise(lua_State *L, store_conn *c, const store_table *t, int rowidx, i
 int store_tx_begin(store_conn *c);
 int store_tx_finish(store_conn *c, int commit);
 long long store_now_ms(void);
+
+/* Read cache (store_cache.c) ------------------------------------------------------
+ * Rows an op read are kept per connection under the change counters the op
+ * read with its actor (tenants.version, the settings version); a later op
+ * uses them only when its own read of the counters matches, so a change
+ * committed anywhere is seen by the next op everywhere. Within an op, the
+ * cache stops at the first write, transaction or lease on the connection
+ * (the op then reads its own writes and others' fresh). */
+/* An op resolved its actor: counters for this op. */
+void store_cache_validate(store_conn *c, const char *tenant_id, long long tenant_version,
+                          long long settings_version);
+/* The rest of this op reads the database (writes, transactions, leases, op end). */
+void store_cache_stop(store_conn *c);
+/* May a read for this tenant (NULL: the system settings) use the cache now? */
+int store_cache_usable(store_conn *c, const char *tenant_id);
+/* 1 and out replays the rows cached under key; 0 when there are none. */
+int store_cache_get(store_conn *c, const char *key, size_t keylen, store_rows *out);
+/* Reads all of rows (a backend result, ended here) into the cache under key
+ * and replays them through out. 0, or -1 on a read error (c->err). */
+int store_cache_fill(store_conn *c, const char *key, size_t keylen, store_rows *rows, store_rows *out);
+void store_cache_free(store_conn *c);
 
 /* Secrets (store_secret.c) ---------------------------------------------------- */
 /* Seals the Lua string at idx for (tenant, table, id, col); pushes the sealed

@@ -156,6 +156,7 @@ struct store_rows {
   store_conn *c;
   void *p;          /* the backend's result (statement, PGresult, cache entry) */
   long long i, n;   /* row cursor, for backends that need one */
+  int ncols;        /* columns in each row */
 };
 
 /* ---- the interface ------------------------------------------------------------- */

@@ -89,7 +89,15 @@ void store_engine_fini(mcpl_engine *e) { (void)e; }
 static int conn_gc(lua_State *L) {
   store_conn *c = luaL_checkudata(L, 1, CONN_MT);
   if (c->be) c->be->disconnect(c);
+  store_cache_free(c);
   return 0;
+}
+
+store_conn *store_conn_peek(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, CONN_KEY);
+  store_conn *c = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return c;
 }
 
 store_conn *store_conn_of(lua_State *L) {
@@ -130,6 +138,7 @@ store_conn *store_conn_of(lua_State *L) {
 /* ---- transactions ------------------------------------------------------------------- */
 
 int store_tx_begin(store_conn *c) {
+  store_cache_stop(c);
   if (c->be->begin(c) != 0) {
     if (c->err.code == SE_UNAVAILABLE && c->depth > 0) c->lost = 1;
     return -1;

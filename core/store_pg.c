@@ -349,7 +349,7 @@ static int exec_once(store_conn *c, const char *sql, const store_val *v, int n, 
     return -1;
   }
   if (out) {
-    *out = (store_rows){&pg_rows, c, res, -1, PQntuples(res)};
+    *out = (store_rows){&pg_rows, c, res, -1, PQntuples(res), PQnfields(res)};
     return 0;
   }
   if (changed) *changed = strtoll(PQcmdTuples(res), NULL, 10);
@@ -578,7 +578,7 @@ static int pg_resolve_actor(store_conn *c, const char *tenant, const char *user,
   store_val v[2] = {store_v_str(tenant), store_v_str(user)};
   return pg_exec(c, "SELECT t.id, u.id, u.role, "
                     "CASE WHEN (t.settings::jsonb -> 'mcp_enabled') IN ('false'::jsonb, '0'::jsonb) "
-                    "THEN 0 ELSE 1 END, 0, 0 "
+                    "THEN 0 ELSE 1 END, t.version, (SELECT n FROM store_versions WHERE name = 'settings') "
                     "FROM tenants t JOIN users u ON u.tenant_id = t.id WHERE t.name = ?1 AND u.name = ?2",
                  v, 2, out, NULL);
 }

@@ -70,8 +70,23 @@ int store_query(lua_State *L) {
   }
   store_conn *c = store_conn_of(L);
   store_rows r;
-  /* the system actor sees every tenant; anyone else only its own */
-  if (c->be->query(c, nq, params, system ? NULL : tid, &r) != 0) return store_raise(L, c, NULL, 0, 0);
+  /* the system actor sees every tenant; anyone else only its own. Every
+   * table these queries join is versioned, so a tenant actor's result may
+   * come from the read cache (store_cache.c). */
+  int rc;
+  char key[1200];
+  size_t kn = (size_t)snprintf(key, sizeof key, "Q|%s|", name);
+  for (int i = 0; i < STORE_QMAX_PARAMS && params[i] && kn < sizeof key; i++)
+    kn += (size_t)snprintf(key + kn, sizeof key - kn, "%zu:%s|", strlen(params[i]), params[i]);
+  if (!system && kn < sizeof key && store_cache_usable(c, tid)) {
+    rc = 0;
+    if (!store_cache_get(c, key, kn, &r)) {
+      store_rows fresh;
+      rc = c->be->query(c, nq, params, tid, &fresh);
+      if (rc == 0) rc = store_cache_fill(c, key, kn, &fresh, &r);
+    }
+  } else rc = c->be->query(c, nq, params, system ? NULL : tid, &r);
+  if (rc != 0) return store_raise(L, c, NULL, 0, 0);
   lua_newtable(L);
   luaL_setmetatable(L, "mcpl.json.array");
   int got, n = 0;

@@ -218,8 +218,69 @@ static const char MIGRATION_1_PG[] = MIGRATION_1(PG_ENTITY, STAMPS_OF("BIGINT"),
  * for, and how many re-authorizations were tried). */
 #define MIGRATION_3 "ALTER TABLE oauth_tokens ADD COLUMN step_up TEXT;\n"
 
-static const char *const sqlite_steps[] = {MIGRATION_1_SQLITE, MIGRATION_2("INTEGER"), MIGRATION_3};
-static const char *const pg_steps[] = {MIGRATION_1_PG, MIGRATION_2("BIGINT"), MIGRATION_3};
+/* 4: change counters for the read cache (store_cache.c): tenants.version
+ * counts committed changes to the tenant's records (every table an op may
+ * read through the cache), store_versions 'settings' those to the system
+ * settings. Triggers keep them, so a change made by any instance, process
+ * or hand-written SQL moves them; an op reads both with its actor (one
+ * query) and uses cached rows only when they match. PostgreSQL bumps once
+ * per transaction, at commit (a deferred trigger), so the tenant row is
+ * locked last and briefly. */
+#define VERSIONED(X) X("users") X("classifications") X("spaces") X("assistants") X("servers") \
+  X("capabilities") X("enablements") X("attachments") X("oauth_tokens") X("oauth_clients")
+#define SQ_BUMP(t) \
+  "CREATE TRIGGER " t "_v_ins AFTER INSERT ON " t \
+  " BEGIN UPDATE tenants SET version = version + 1 WHERE id = NEW.tenant_id; END;\n" \
+  "CREATE TRIGGER " t "_v_upd AFTER UPDATE ON " t \
+  " BEGIN UPDATE tenants SET version = version + 1 WHERE id = NEW.tenant_id; END;\n" \
+  "CREATE TRIGGER " t "_v_del AFTER DELETE ON " t \
+  " BEGIN UPDATE tenants SET version = version + 1 WHERE id = OLD.tenant_id; END;\n"
+#define PG_BUMP(t) \
+  "CREATE CONSTRAINT TRIGGER " t "_version AFTER INSERT OR UPDATE OR DELETE ON " t \
+  " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION mcplink_bump_tenant();\n"
+#define SETTINGS_VERSION(INT) \
+  "ALTER TABLE tenants ADD COLUMN version " INT " NOT NULL DEFAULT 0;\n" \
+  "CREATE TABLE store_versions (name TEXT PRIMARY KEY, n " INT " NOT NULL);\n" \
+  "INSERT INTO store_versions (name, n) VALUES ('settings', 0);\n"
+static const char MIGRATION_4_SQLITE[] = SETTINGS_VERSION("INTEGER") VERSIONED(SQ_BUMP)
+  "CREATE TRIGGER settings_v_ins AFTER INSERT ON settings"
+  " BEGIN UPDATE store_versions SET n = n + 1 WHERE name = 'settings'; END;\n"
+  "CREATE TRIGGER settings_v_upd AFTER UPDATE ON settings"
+  " BEGIN UPDATE store_versions SET n = n + 1 WHERE name = 'settings'; END;\n"
+  "CREATE TRIGGER settings_v_del AFTER DELETE ON settings"
+  " BEGIN UPDATE store_versions SET n = n + 1 WHERE name = 'settings'; END;\n";
+static const char MIGRATION_4_PG[] = SETTINGS_VERSION("BIGINT")
+  "CREATE FUNCTION mcplink_bump_tenant() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+  "DECLARE tid text; flag text;\n"
+  "BEGIN\n"
+  "  IF TG_OP = 'DELETE' THEN tid := OLD.tenant_id; ELSE tid := NEW.tenant_id; END IF;\n"
+  "  flag := 'mcplink.bumped_' || md5(tid);\n"
+  "  IF current_setting(flag, true) IS DISTINCT FROM '1' THEN\n"
+  "    UPDATE tenants SET version = version + 1 WHERE id = tid;\n"
+  "    PERFORM set_config(flag, '1', true);\n"
+  "  END IF;\n"
+  "  RETURN NULL;\n"
+  "END $$;\n"
+  VERSIONED(PG_BUMP)
+  "CREATE FUNCTION mcplink_bump_settings() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+  "BEGIN UPDATE store_versions SET n = n + 1 WHERE name = 'settings'; RETURN NULL; END $$;\n"
+  "CREATE TRIGGER settings_version AFTER INSERT OR UPDATE OR DELETE ON settings"
+  " FOR EACH STATEMENT EXECUTE FUNCTION mcplink_bump_settings();\n";
+
+/* The tables whose changes move tenants.version: the only ones the read
+ * cache may keep rows of (the same list as the triggers). */
+#define NAME_OF(t) t,
+static const char *const versioned[] = {VERSIONED(NAME_OF) NULL};
+
+int store_table_cached(const store_table *t) {
+  for (int i = 0; versioned[i]; i++)
+    if (strcmp(versioned[i], t->name) == 0) return 1;
+  return 0;
+}
+
+static const char *const sqlite_steps[] = {MIGRATION_1_SQLITE, MIGRATION_2("INTEGER"), MIGRATION_3,
+                                           MIGRATION_4_SQLITE};
+static const char *const pg_steps[] = {MIGRATION_1_PG, MIGRATION_2("BIGINT"), MIGRATION_3, MIGRATION_4_PG};
 #define NMIGRATIONS ((int)(sizeof sqlite_steps / sizeof sqlite_steps[0]))
 _Static_assert(sizeof sqlite_steps == sizeof pg_steps, "every step in both dialects");
 

@@ -155,7 +155,7 @@ static int sq_exec(store_conn *c, const char *sql, const store_val *v, int n, st
     else sqlite3_bind_text(st, i + 1, v[i].s, (int)v[i].n, SQLITE_TRANSIENT);
   }
   if (out) {
-    *out = (store_rows){&sq_rows, c, st, 0, 0};
+    *out = (store_rows){&sq_rows, c, st, 0, 0, sqlite3_column_count(st)};
     return 0;
   }
   int rc;
@@ -353,7 +353,8 @@ static int sq_ready(store_conn *c) { (void)c; return 0; }
  * second one (NULL when unset: on by default). */
 static int sq_resolve_actor(store_conn *c, const char *tenant, const char *user, store_rows *out) {
   store_val v[2] = {store_v_str(tenant), store_v_str(user)};
-  return sq_exec(c, "SELECT t.id, u.id, u.role, json_extract(t.settings, '$.mcp_enabled'), 0, 0 "
+  return sq_exec(c, "SELECT t.id, u.id, u.role, json_extract(t.settings, '$.mcp_enabled'), t.version, "
+                    "(SELECT n FROM store_versions WHERE name = 'settings') "
                     "FROM tenants t JOIN users u ON u.tenant_id = t.id WHERE t.name = ?1 AND u.name = ?2",
                  v, 2, out, NULL);
 }

@@ -68,7 +68,12 @@ function M.module_enabled(actor, module)
   return actor.mcp_enabled ~= false -- read with the actor (store.resolve_actor)
 end
 
+-- An op is over: its cached reads end with it (store.op_end); the next op
+-- reads the change counters again with its actor.
+function M.finish(ctx) store.op_end() end
+
 registry.hooks.resolve = M.resolve
+registry.hooks.finish = M.finish
 registry.hooks.module_enabled = M.module_enabled
 registry.hooks.audit = M.audit
 

@@ -617,6 +617,84 @@ function C.audit_append_only()
   eq(store.count(SYS, "audit"), 2)
 end
 
+-- ---- read cache ------------------------------------------------------------------
+
+-- The cache keeps rows under the change counters an op read with its actor
+-- (store.resolve_actor); store.op_end ends an op. A raw UPDATE here is
+-- another writer; putting the counter back by hand shows the cache is used.
+function C.read_cache()
+  local ta, aa = tenant("acme")
+  local _, ab = tenant("other")
+  local s = store.insert(aa, "servers", { name = "one", api_key = "k1" })
+  local function version() return sql(DB, "SELECT version FROM tenants WHERE id = '" .. ta.id .. "'") end
+  local function op() store.op_end(); return store.resolve_actor("acme", "admin") end
+  -- another writer's commit moves the counter: the next op sees the change
+  local a = op()
+  eq(store.get(a, "servers", s.id).name, "one")
+  local v = version()
+  sql(DB, "UPDATE servers SET name = 'two' WHERE id = '" .. s.id .. "'")
+  ok(version() ~= v, "a change made outside the store moves the tenant's counter")
+  a = op()
+  eq(store.get(a, "servers", s.id).name, "two", "the next op reads the change")
+  eq(store.find(a, "servers", { name = "two" }).id, s.id)
+  eq(#store.list(a, "servers").items, 1)
+  eq(#store.query(a, "assistant_servers", { assistant_id = "ast_none" }), 0)
+  -- the same counter: rows come from the cache (the counter put back by hand)
+  v = version()
+  sql(DB, "UPDATE servers SET name = 'three' WHERE id = '" .. s.id .. "'")
+  sql(DB, "UPDATE tenants SET version = " .. v .. " WHERE id = '" .. ta.id .. "'")
+  a = op()
+  eq(store.get(a, "servers", s.id).name, "two", "an unchanged counter: the cached row")
+  eq(store.find(a, "servers", { name = "two" }).id, s.id, "find too")
+  eq(store.list(a, "servers").items[1].name, "two", "list too")
+  -- rows are rebuilt on every use: a caller's change stays its own
+  local g = store.get(a, "servers", s.id)
+  g.name = "mine"
+  eq(store.get(a, "servers", s.id).name, "two", "cached rows are copies")
+  -- never across tenants, never for the system actor, never for the audit log
+  err("not_found", store.get, ab, "servers", s.id)
+  eq(store.get(SYS, "servers", s.id).name, "three", "the system actor reads the database")
+  -- a write, a transaction or a lease ends the cache for the rest of the op
+  for _, stop in ipairs({
+    function() store.update(a, "servers", s.id, { description = "d" }) end,
+    function() store.tx(function() end) end,
+    function() store.lease_acquire("k", "h", 1000) end,
+  }) do
+    sql(DB, "UPDATE servers SET name = 'three' WHERE id = '" .. s.id .. "'")
+    v = version()
+    sql(DB, "UPDATE servers SET name = 'two' WHERE id = '" .. s.id .. "'")
+    sql(DB, "UPDATE tenants SET version = " .. v .. " WHERE id = '" .. ta.id .. "'")
+    a = op()
+    eq(store.get(a, "servers", s.id).name, "two")
+    sql(DB, "UPDATE servers SET name = 'three' WHERE id = '" .. s.id .. "'")
+    sql(DB, "UPDATE tenants SET version = " .. v .. " WHERE id = '" .. ta.id .. "'")
+    stop()
+    eq(store.get(a, "servers", s.id).name, "three", "after a write, transaction or lease the op reads afresh")
+  end
+  -- without store.resolve_actor in this op, nothing is cached
+  store.op_end()
+  sql(DB, "UPDATE servers SET name = 'four' WHERE id = '" .. s.id .. "'")
+  eq(store.get(aa, "servers", s.id).name, "four", "no resolved actor: the database")
+  -- settings: their own counter
+  store.setting_set("allow_http", true)
+  a = op()
+  eq(store.setting_get("allow_http"), true)
+  sql(DB, "UPDATE settings SET value = 'false' WHERE key = 'allow_http'")
+  a = op()
+  eq(store.setting_get("allow_http"), false, "a settings change moves the settings counter")
+  local sv = sql(DB, "SELECT n FROM store_versions WHERE name = 'settings'")
+  sql(DB, "UPDATE settings SET value = 'true' WHERE key = 'allow_http'")
+  sql(DB, "UPDATE store_versions SET n = " .. sv .. " WHERE name = 'settings'")
+  a = op()
+  eq(store.setting_get("allow_http"), false, "an unchanged settings counter: cached")
+  store.op_end()
+  eq(store.setting_get("allow_http"), true, "outside a resolved op: the database")
+  -- every versioned table moves the counter (a cascade too)
+  v = version()
+  store.delete(aa, "servers", s.id)
+  ok(version() ~= v, "a delete moves the counter")
+end
+
 -- ---- crypto module --------------------------------------------------------------
 
 function C.crypto_module()

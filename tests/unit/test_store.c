@@ -39,6 +39,7 @@ CASE(tx)
 CASE(settings_leases_resolve)
 CASE(named_queries)
 CASE(audit_append_only)
+CASE(read_cache)
 CASE(crypto_module)
 
 /* MCPL_MAKE_V1_DB=path: writes the schema-version-1 fixture for the upgrade
@@ -76,6 +77,7 @@ int main(void) {
     cmocka_unit_test(test_settings_leases_resolve),
     cmocka_unit_test(test_named_queries),
     cmocka_unit_test(test_audit_append_only),
+    cmocka_unit_test(test_read_cache),
     cmocka_unit_test(test_crypto_module),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
