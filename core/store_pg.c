@@ -1,5 +1,6 @@
 /* store_pg.c: the PostgreSQL backend (libpq): one connection per engine Lua
  * state with prepared statements, reconnected when lost; several instances. */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,14 +230,22 @@ static void pg_disconnect(store_conn *c) {
 }
 
 /* Before a request outside a transaction: a connection the server closed
- * (restart, pg_terminate_backend, idle timeout) shows up as end of input
- * without sending anything; reconnect then, so the request itself runs on a
- * live connection and nothing is sent twice. */
+ * (restart, pg_terminate_backend, idle timeout) has its last words (a FATAL
+ * message) and then end of input waiting on the socket; an idle healthy one
+ * has nothing. So: if the socket is readable, read until it is not, and
+ * reconnect when the server has gone, before the request is sent: the
+ * request runs on a live connection and nothing is sent twice. One poll()
+ * per request when all is well. */
 static int pg_ready(store_conn *c) {
-  if (c->db && PQstatus(PG(c)) == CONNECTION_OK && PQconsumeInput(PG(c)) == 1 &&
-      PQstatus(PG(c)) == CONNECTION_OK)
-    return 0;
-  return reconnect(c);
+  if (!c->db || PQstatus(PG(c)) != CONNECTION_OK) return reconnect(c);
+  for (int i = 0; i < 8; i++) {
+    struct pollfd p = {PQsocket(PG(c)), POLLIN, 0};
+    if (poll(&p, 1, 0) <= 0) return 0;
+    if (PQconsumeInput(PG(c)) != 1 || PQstatus(PG(c)) != CONNECTION_OK) return reconnect(c);
+    PGnotify *n;
+    while ((n = PQnotifies(PG(c))) != NULL) PQfreemem(n);
+  }
+  return 0;
 }
 
 /* ---- statements -------------------------------------------------------------------- */
