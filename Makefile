@@ -126,7 +126,12 @@ tsan-build-run:
 tsan-run: $(TSAN_TESTS:%=$(BUILD)/tests/%)
 	@TSAN_OPTIONS=halt_on_error=1 CMOCKA_MESSAGE_OUTPUT=TAP prove --exec '' $^
 
-test-run: all $(UNIT_BIN) fixtures
+# One engine instance driven from stdin: the multi-instance tests (tests/pg) start several.
+$(BUILD)/tools/mcplink-instance: tests/tools/instance.c $(BUILD)/libmcplink.a core/mcplink.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libmcplink.a $(LIBS)
+
+test-run: all $(UNIT_BIN) $(BUILD)/tools/mcplink-instance fixtures
 	@BUILD=$(BUILD) MCPLINK_SAN="$(SAN)" sh tests/run.sh
 
 asan: deps
