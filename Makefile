@@ -41,7 +41,7 @@ help:
 	@echo "make demo       set up and run the demo scenario"
 	@echo "make fixtures   npm ci in tests/fixtures (MCP servers, conformance suite) and the test CA"
 	@echo "make install    install into PREFIX (default /usr/local)"
-	@echo "make bench-ops  warm op latency through the C API (medians, ratios)"
+	@echo "make bench-ops  warm op latency through the C API, SQLite and PostgreSQL (medians, ratios)"
 	@echo "make bench      engine vs raw libcurl floor vs SDK clients (bench/results/DATE.md)"
 	@echo "make bench-quick  every benchmark client once on small inputs (< 60 s)"
 
@@ -144,7 +144,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libmcplink.a core/mcplink.h
 
 # Benchmarks report medians and ratios to a baseline measured in the same run.
 bench-ops: all $(BUILD)/bench/ops_bench
-	$(BUILD)/bench/ops_bench
+	sh bench/with_pg.sh $(BUILD)/bench/ops_bench
 
 # bench/run.sh: every client side by side (raw libcurl floor, engine C API and CLI, SDK clients);
 # bench-quick runs each once on small inputs (CI: tests/cli/bench_quick.t), no timing assertions.
