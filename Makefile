@@ -28,7 +28,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard core/*.h core/cli/*.h)
 
-.PHONY: all deps check-deps test test-run tsan tsan-build-run tsan-run asan demo install clean help fuzz bench fixtures bench-ops
+.PHONY: all deps check-deps test test-run tsan tsan-build-run tsan-run asan demo demo-instances install clean help fuzz bench fixtures bench-ops
 
 all: check-deps $(BUILD)/mcplink $(BUILD)/libmcplink.a $(BUILD)/libmcplink.so
 
@@ -39,6 +39,7 @@ help:
 	@echo "make asan       build with ASan+UBSan into build-asan/ and run the tests there"
 	@echo "make tsan       the multi-threaded tests under ThreadSanitizer (build-tsan/)"
 	@echo "make demo       set up and run the demo scenario"
+	@echo "make demo-instances  two engine processes on one PostgreSQL database"
 	@echo "make fixtures   npm ci in tests/fixtures (MCP servers, conformance suite) and the test CA"
 	@echo "make install    install into PREFIX (default /usr/local)"
 	@echo "make bench-ops  warm op latency through the C API, SQLite and PostgreSQL (medians, ratios)"
@@ -175,6 +176,11 @@ fuzz:
 demo: deps
 	@$(MAKE) --no-print-directory all fixtures
 	@sh examples/demo.sh $(BUILD)
+
+# two engine processes on one PostgreSQL database (README "Running several instances")
+demo-instances: deps
+	@$(MAKE) --no-print-directory all fixtures
+	@sh examples/instances.sh $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \

@@ -44,7 +44,9 @@ typedef void (*mcpl_log_fn)(void *ud, const char *level, const char *msg);
 
 /* Options are set by name so the set can grow without breaking the ABI.
  * Known names (all values are strings):
- *   db                  path of the SQLite database (":memory:"-style paths refused)
+ *   db                  path of the SQLite database (":memory:"-style paths refused),
+ *                       or a PostgreSQL URI (postgresql://... or postgres://...,
+ *                       libpq syntax) shared by several engine instances
  *   key_file            path of the key ring (created 0600 on first use)
  *   policies            policy directory ("" = built-in default policy)
  *   lua_dir             load engine Lua from this directory instead of the
