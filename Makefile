@@ -6,7 +6,7 @@ PREFIX  ?= /usr/local
 CC      ?= cc
 VERSION := 0.1.0
 
-PKGS    := lua5.4 libcurl openssl sqlite3 libedit
+PKGS    := lua5.4 libcurl openssl sqlite3 libpq libedit
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wwrite-strings -Wpointer-arith -Wformat=2 -Wundef -Wvla \
            -Wold-style-definition -Wmissing-declarations -Wimplicit-fallthrough \
@@ -28,7 +28,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard core/*.h core/cli/*.h)
 
-.PHONY: all deps check-deps check-test-deps fuzz-deps test test-run console tsan tsan-build-run tsan-run asan demo install \
+.PHONY: all deps check-deps check-test-deps fuzz-deps test test-run console tsan tsan-build-run tsan-run asan demo demo-instances install \
         clean help fuzz bench fixtures bench-ops
 
 all: check-deps $(BUILD)/mcplink $(BUILD)/libmcplink.a $(BUILD)/libmcplink.so
@@ -42,9 +42,10 @@ help:
 	@echo "make demo       set up and run the demo scenario"
 	@echo "make fuzz       libFuzzer targets, FUZZ_TIME seconds each (installs or requires clang)"
 	@echo "make console    the reference web console (Python) on a demo database, https://127.0.0.1:8443/"
+	@echo "make demo-instances  two engine processes on one PostgreSQL database"
 	@echo "make fixtures   npm ci in tests/fixtures (MCP servers, conformance suite) and the test CA"
 	@echo "make install    install into PREFIX (default /usr/local)"
-	@echo "make bench-ops  warm op latency through the C API (medians, ratios)"
+	@echo "make bench-ops  warm op latency through the C API, SQLite and PostgreSQL (medians, ratios)"
 	@echo "make bench      engine vs raw libcurl floor vs SDK clients (bench/results/DATE.md)"
 	@echo "make bench-quick  every benchmark client once on small inputs (< 60 s)"
 
@@ -156,7 +157,12 @@ tsan-build-run: check-test-deps
 tsan-run: $(TSAN_TESTS:%=$(BUILD)/tests/%)
 	@TSAN_OPTIONS=halt_on_error=1 CMOCKA_MESSAGE_OUTPUT=TAP prove --exec '' $^
 
-test-run: check-test-deps all $(UNIT_BIN) fixtures
+# One engine instance driven from stdin: the multi-instance tests (tests/pg) start several.
+$(BUILD)/tools/mcplink-instance: tests/tools/instance.c $(BUILD)/libmcplink.a core/mcplink.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libmcplink.a $(LIBS)
+
+test-run: check-test-deps all $(UNIT_BIN) $(BUILD)/tools/mcplink-instance fixtures
 	@BUILD=$(BUILD) MCPLINK_SAN="$(SAN)" sh tests/run.sh
 
 asan: deps
@@ -169,7 +175,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libmcplink.a core/mcplink.h
 
 # Benchmarks report medians and ratios to a baseline measured in the same run.
 bench-ops: all $(BUILD)/bench/ops_bench
-	$(BUILD)/bench/ops_bench
+	sh bench/with_pg.sh $(BUILD)/bench/ops_bench
 
 # bench/run.sh: every client side by side (raw libcurl floor, engine C API and CLI, SDK clients);
 # bench-quick runs each once on small inputs (CI: tests/cli/bench_quick.t), no timing assertions.
@@ -205,6 +211,11 @@ demo: deps
 console: deps
 	@$(MAKE) --no-print-directory all fixtures
 	@sh examples/console/demo.sh $(BUILD)
+
+# two engine processes on one PostgreSQL database (README "Running several instances")
+demo-instances: deps
+	@$(MAKE) --no-print-directory all fixtures
+	@sh examples/instances.sh $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \

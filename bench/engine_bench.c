@@ -1,13 +1,14 @@
 /* engine_bench.c: the engine side of the benchmarks, through the public C API (and the CLI):
  * tool.call sequential and threaded, discovery with persistence, policy and secret costs. */
 /* Usage (each mode in a fresh process, so peak RSS belongs to that mode alone):
- *   engine_bench call URL [--threads T] [--n N] [--ca F] [--api-key K] [--label L]
+ *   engine_bench call URL [--threads T] [--n N] [--ca F] [--api-key K] [--label L] [--db URI]
  *   engine_bench discover URL [--ca F] [--label L] [--reps R]
  *   engine_bench cli URL --bin MCPLINK [--n N] [--ca F] [--api-key K] [--label L]
  *   engine_bench policy [--n N] [--label L]
  *   engine_bench secret [--n N] [--label L]
- * Every run uses a new temporary database with the repository's policies (policies/, run from
- * the top of the tree), the default audit, and an API-key server as the spec's flow sets it up.
+ * Every run uses a new temporary SQLite database (or --db URI: a new, empty PostgreSQL
+ * database) with the repository's policies (policies/, run from the top of the tree), the
+ * default audit, and an API-key server as the spec's flow sets it up.
  * Result lines: "@ LABEL key=value ..." (see bench/run.sh). */
 #include <ftw.h>
 #include <pthread.h>
@@ -27,7 +28,7 @@
 extern char **environ;
 
 typedef struct {
-  const char *url, *ca, *key, *label, *bin;
+  const char *url, *ca, *key, *label, *bin, *db;
   int threads, n, reps;
 } eb_opts;
 
@@ -79,7 +80,7 @@ static mcpl_engine *eb_open(const eb_opts *o, int pool) {
     snprintf(eb_keyf, sizeof eb_keyf, "%s/b.key", eb_dir);
   }
   mcpl_options *op = mcpl_options_new();
-  mcpl_options_set(op, "db", eb_db);
+  mcpl_options_set(op, "db", o->db ? o->db : eb_db);
   mcpl_options_set(op, "key_file", eb_keyf);
   mcpl_options_set(op, "policies", "policies");
   if (o->ca) mcpl_options_set(op, "ca_file", o->ca);
@@ -422,7 +423,7 @@ static int eb_secret(const eb_opts *o) {
 
 int main(int argc, char **argv) {
   if (argc < 2) { fprintf(stderr, "usage: engine_bench call|discover|cli|policy|secret [URL] [options]\n"); return 2; }
-  eb_opts o = {NULL, NULL, NULL, "engine", NULL, 1, 2000, 1};
+  eb_opts o = {NULL, NULL, NULL, "engine", NULL, NULL, 1, 2000, 1};
   const char *mode = argv[1];
   int i = 2;
   if (argc > 2 && argv[2][0] != '-') o.url = argv[i++];
@@ -435,6 +436,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--api-key") == 0) o.key = v;
     else if (strcmp(a, "--label") == 0) o.label = v;
     else if (strcmp(a, "--bin") == 0) o.bin = v;
+    else if (strcmp(a, "--db") == 0) o.db = v;
     else { fprintf(stderr, "engine_bench: unknown option %s\n", a); return 2; }
   }
   if (o.threads > 64) o.threads = 64;

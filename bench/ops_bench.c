@@ -1,5 +1,5 @@
-/* ops_bench.c: warm op latency through the C API (server.get, assistant.tools)
- * against a baseline measured in the same run (engine.info: dispatch only). */
+/* ops_bench.c: warm op latency through the C API against a baseline measured in the
+ * same run (engine.info: dispatch only), on SQLite and on PostgreSQL side by side. */
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,20 +59,20 @@ static int rm(const char *p, const struct stat *s, int f, struct FTW *w) {
   return remove(p);
 }
 
-int main(int argc, char **argv) {
-  int iters = argc > 1 ? atoi(argv[1]) : 5000, reps = 5;
-  if (iters < 10) iters = 10;
-  char dir[] = "/tmp/mcplink-bench-XXXXXX", db[128], key[128];
-  if (!mkdtemp(dir)) return 1;
-  snprintf(db, sizeof db, "%s/b.db", dir);
-  snprintf(key, sizeof key, "%s/b.key", dir);
+#define NOPS 5
+static const char *const op_names[NOPS] = {"engine.info", "server.get", "server.list", "tool.list",
+                                           "assistant.tools"};
+
+/* Sets one database up as a tenant admin would and measures every op on it;
+ * med[] and p99[] get each op's figures in op_names order. */
+static void run_backend(const char *db, const char *key, int iters, int reps, double *med, double *p99) {
   mcpl_options *o = mcpl_options_new();
   mcpl_options_set(o, "db", db);
   mcpl_options_set(o, "key_file", key);
   char *err = NULL;
   mcpl_engine *e = mcpl_open(o, &err);
   mcpl_options_free(o);
-  if (!e) { fprintf(stderr, "open: %s\n", err); return 1; }
+  if (!e) { fprintf(stderr, "open: %s\n", err); exit(1); }
   mcpl_actor sys = {NULL, NULL, 1}, ada = {"bench", "ada", 0};
   mcpl_free(must(e, &sys, "tenant.create", "{\"name\":\"bench\"}"));
   /* the server lives on a closed loopback port: nothing leaves the machine */
@@ -91,22 +91,46 @@ int main(int argc, char **argv) {
   mcpl_free(r);
   snprintf(args, sizeof args, "{\"assistant\":\"%s\",\"server\":\"%s\"}", aid, sid);
   mcpl_free(must(e, &ada, "assistant.attach", args));
-
-  char get_args[128], tools_args[128];
-  snprintf(get_args, sizeof get_args, "{\"id\":\"%s\"}", sid);
-  snprintf(tools_args, sizeof tools_args, "{\"assistant\":\"%s\"}", aid);
-  double p99b, p99g, p99t;
-  measure(e, &ada, "engine.info", "{}", iters / 5, 1, &p99b); /* warm-up */
-  double base = measure(e, &ada, "engine.info", "{}", iters, reps, &p99b);
-  double get = measure(e, &ada, "server.get", get_args, iters, reps, &p99g);
-  double tools = measure(e, &ada, "assistant.tools", tools_args, iters, reps, &p99t);
-  printf("| op (warm, C API, 1 thread) | median µs | p99 µs | ratio to baseline |\n");
-  printf("|---|---:|---:|---:|\n");
-  printf("| engine.info (baseline: dispatch only) | %.1f | %.1f | 1.00 |\n", base, p99b);
-  printf("| server.get | %.1f | %.1f | %.2f |\n", get, p99g, get / base);
-  printf("| assistant.tools | %.1f | %.1f | %.2f |\n", tools, p99t, tools / base);
-  printf("(%d calls x %d repetitions each; median of repetition medians)\n", iters, reps);
+  char op_args[NOPS][128];
+  snprintf(op_args[0], 128, "{}");
+  snprintf(op_args[1], 128, "{\"id\":\"%s\"}", sid);
+  snprintf(op_args[2], 128, "{}");
+  snprintf(op_args[3], 128, "{}");
+  snprintf(op_args[4], 128, "{\"assistant\":\"%s\"}", aid);
+  double w;
+  measure(e, &ada, "engine.info", "{}", iters / 5, 1, &w); /* warm-up */
+  for (int k = 0; k < NOPS; k++) med[k] = measure(e, &ada, op_names[k], op_args[k], iters, reps, &p99[k]);
   mcpl_close(e);
+}
+
+/* ops_bench [ITERS] [--pg URI]: SQLite always (a temporary file); with --pg, the same ops on an
+ * empty PostgreSQL database too, side by side (make bench-ops starts a throwaway cluster). */
+int main(int argc, char **argv) {
+  int iters = 5000, reps = 5;
+  const char *pg = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--pg") == 0 && i + 1 < argc) pg = argv[++i];
+    else iters = atoi(argv[i]);
+  }
+  if (iters < 10) iters = 10;
+  char dir[] = "/tmp/mcplink-bench-XXXXXX", db[128], key[128], pgkey[128];
+  if (!mkdtemp(dir)) return 1;
+  snprintf(db, sizeof db, "%s/b.db", dir);
+  snprintf(key, sizeof key, "%s/b.key", dir);
+  snprintf(pgkey, sizeof pgkey, "%s/pg.key", dir);
+  double sm[NOPS], sp[NOPS], pm[NOPS], pp[NOPS];
+  run_backend(db, key, iters, reps, sm, sp);
+  if (pg) run_backend(pg, pgkey, iters, reps, pm, pp);
+  printf("| op (warm, C API, 1 thread, a tenant admin) | SQLite median µs | p99 µs | ratio to engine.info |%s\n",
+         pg ? " PostgreSQL median µs | p99 µs | PostgreSQL ÷ SQLite |" : "");
+  printf("|---|---:|---:|---:|%s\n", pg ? "---:|---:|---:|" : "");
+  for (int k = 0; k < NOPS; k++) {
+    printf("| %s%s | %.1f | %.1f | %.2f |", op_names[k], k == 0 ? " (dispatch only)" : "", sm[k], sp[k], sm[k] / sm[0]);
+    if (pg) printf(" %.1f | %.1f | %.2f× |", pm[k], pp[k], pm[k] / sm[k]);
+    printf("\n");
+  }
+  printf("(%d calls x %d repetitions each; median of repetition medians; both databases in this run)\n",
+         iters, reps);
   nftw(dir, rm, 8, FTW_DEPTH | FTW_PHYS);
   return 0;
 }

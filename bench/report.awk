@@ -88,7 +88,28 @@ END {
   print "`mcpl_op` (the dispatch floor); `reveal`: reading and decrypting an API key (AES-256-GCM) from the store;"
   print "`row_read`: reading the same record's plain columns."
   print ""
-  print "## Targets of issue #7 (report only; never asserted)"
+  print "## PostgreSQL beside SQLite (the same ops, same run)"
+  print ""
+  print "`-pg` rows: the same client on a PostgreSQL database over its unix socket (a throwaway cluster,"
+  print "`tests/tools/pg.sh`), one connection per engine Lua state; the others use a SQLite file."
+  print ""
+  print "| what | SQLite | PostgreSQL | PostgreSQL ÷ SQLite |"
+  print "|---|---:|---:|---:|"
+  split("p50_us calls_s", ks, " "); split("p50 µs|calls/s", kn, "|")
+  for (t = 1; t <= 2; t++) {
+    th = t == 1 ? "1t" : "8t"
+    for (q = 1; q <= 2; q++) {
+      a = median("https-json/engine-" th, ks[q]); b = median("https-json/engine-" th "-pg", ks[q])
+      if (a != "" && b != "") printf "| `tool.call` %s thread%s, %s | %.1f | %.1f | %.2f× |\n", t == 1 ? "1" : "8", t == 1 ? "" : "s", kn[q], a, b, b / a
+    }
+  }
+  split("first refresh", dk, " ")
+  for (q = 1; q <= 2; q++) {
+    a = median("discover-1-page/engine_" dk[q], "wall_ms"); b = median("discover-1-page/engine-pg_" dk[q], "wall_ms")
+    if (a != "" && b != "") printf "| discovery %s, %d tools, wall ms | %.1f | %.1f | %.2f× |\n", dk[q], tools, a, b, b / a
+  }
+  print ""
+  print "## Targets (report only; never asserted)"
   print ""
   print "| target | measured | |"
   print "|---|---|---|"
@@ -108,6 +129,8 @@ END {
   }
   e8 = median("https-json/engine-8t", "calls_s")
   if (e8 != "" && ec != "") printf "| 8 threads ≥ 1.6× one thread (this machine: %s) | %.2f× (%.0f vs %.0f calls/s) | %s |\n", machine, e8 / ec, e8, ec, met(e8 / ec >= 1.6)
+  a = median("https-json/engine-1t", "p50_us"); b = median("https-json/engine-1t-pg", "p50_us")
+  if (a != "" && b != "") printf "| `tool.call` p50 on PostgreSQL ≤ 1.3× SQLite (loopback) | %.2f× (%.0f vs %.0f µs) | %s |\n", b / a, b, a, met(b / a <= 1.3)
   cl = median("https-json/cli_server_list", "p50_us")
   if (cl != "") printf "| CLI one-shot `op server.list` < 15 ms | %.1f ms | %s |\n", cl / 1000, met(cl < 15000)
 }

@@ -1,6 +1,8 @@
 #!/bin/sh
 # bench/run.sh: runs every benchmark client side by side in one run (raw libcurl floor, engine C API
-# 1 and 8 threads, CLI one process per call, official SDK clients v2 and v1) and reports medians.
+# 1 and 8 threads on SQLite and on PostgreSQL, CLI one process per call, official SDK clients v2 and
+# v1) and reports medians. PostgreSQL is a throwaway cluster (tests/tools/pg.sh) started here, a
+# fresh database for each engine run, removed at the end.
 #
 # bench/run.sh [--quick] [--reps R] [--out FILE]   (BUILD=build-x selects the build directory)
 # Starts the C fixture server (bench/fixture_server.c: HTTPS and HTTP, JSON and SSE, both eras) and
@@ -48,13 +50,17 @@ export NODE_EXTRA_CA_CERTS=$ca FIXTURE_CERTS=$certs FIXTURE_PARENT_PID=$$ FIXTUR
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mcplink-bench.XXXXXX")
 pids=""
+MCPLINK_TEST_PG_DIR=""
 cleanup() {
   for p in $pids; do kill "$p" 2>/dev/null || true; done
+  [ -n "$MCPLINK_TEST_PG_DIR" ] && sh tests/tools/pg.sh stop "$MCPLINK_TEST_PG_DIR"
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 KEY=sk-bench-$$
+eval "$(sh tests/tools/pg.sh start)" || { echo "run.sh: cannot start PostgreSQL (make deps)" >&2; exit 1; }
+pgdb() { sh tests/tools/pg.sh newdb; }
 
 # fast NAME ARGS...: starts the C fixture, sets $url_NAME
 fast() {
@@ -102,6 +108,8 @@ while [ $r -le "$reps" ]; do
   echo "repetition $r of $reps" >&2
   calls https-json "$url_https" "$N"
   run "https-json/" "$bin/engine_bench" call "$url_https" --ca "$ca" --api-key "$KEY" --n "$NT" --threads 8 --label engine-8t
+  run "https-json/" "$bin/engine_bench" call "$url_https" --ca "$ca" --api-key "$KEY" --n "$N" --label engine-1t-pg --db "$(pgdb)"
+  run "https-json/" "$bin/engine_bench" call "$url_https" --ca "$ca" --api-key "$KEY" --n "$NT" --threads 8 --label engine-8t-pg --db "$(pgdb)"
   run "https-json/" "$bin/engine_bench" cli "$url_https" --bin "$BUILD/mcplink" --ca "$ca" --api-key "$KEY" --n "$NCLI" --label cli
   calls https-sse "$url_sse" "$NSSE"
   calls http-json "$url_http" "$N"
@@ -118,6 +126,7 @@ while [ $r -le "$reps" ]; do
   fi
   run "discover-1-page/" "$bin/raw_floor" discover "$url_d1" --ca "$ca" --api-key "$KEY" --label raw
   run "discover-1-page/" "$bin/engine_bench" discover "$url_d1" --ca "$ca" --api-key "$KEY" --label engine
+  run "discover-1-page/" "$bin/engine_bench" discover "$url_d1" --ca "$ca" --api-key "$KEY" --label engine-pg --db "$(pgdb)"
   run "discover-pages/" "$bin/raw_floor" discover "$url_dp" --ca "$ca" --api-key "$KEY" --label raw
   run "discover-pages/" "$bin/engine_bench" discover "$url_dp" --ca "$ca" --api-key "$KEY" --label engine
   run "micro/" "$bin/engine_bench" policy --n "$NMICRO" --label engine

@@ -1,5 +1,5 @@
 /* bind_store.c: the Lua `store` module: generic tenant-scoped records over
- * the schema in store_schema.c. SQL never leaves this binding. */
+ * the schema in store_schema.c, asked of a backend (store_backend.h). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,8 +8,6 @@
 #include "crypto.h"
 #include "store.h"
 
-#define SQL_MAX 4096
-#define MAX_BINDS 64
 #define LIST_DEFAULT 50
 #define LIST_MAX 500
 #define JENC_KEY "mcpl.store.json_encode"
@@ -17,53 +15,6 @@
 #define ARRAY_MT "mcpl.json.array"
 
 /* ---- small helpers ------------------------------------------------------------ */
-
-typedef struct {
-  char s[SQL_MAX];
-  size_t n;
-  int overflow;
-} sqlbuf;
-
-static void sb_add(sqlbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(sqlbuf *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int w = vsnprintf(b->s + b->n, sizeof b->s - b->n, fmt, ap);
-  va_end(ap);
-  if (w < 0 || (size_t)w >= sizeof b->s - b->n) b->overflow = 1;
-  else b->n += (size_t)w;
-}
-
-enum { BV_NULL, BV_INT, BV_STR };
-typedef struct {
-  int kind;
-  lua_Integer i;
-  const char *s;
-  size_t n;
-} bval;
-
-typedef struct {
-  bval v[MAX_BINDS];
-  int n;
-} binds;
-
-static void bind_null(binds *b) { b->v[b->n++] = (bval){BV_NULL, 0, NULL, 0}; }
-static void bind_int(binds *b, lua_Integer i) { b->v[b->n++] = (bval){BV_INT, i, NULL, 0}; }
-static void bind_str(binds *b, const char *s) { b->v[b->n++] = (bval){BV_STR, 0, s, s ? strlen(s) : 0}; }
-static void bind_lstr(binds *b, const char *s, size_t n) { b->v[b->n++] = (bval){BV_STR, 0, s, n}; }
-
-static sqlite3_stmt *prepare(lua_State *L, store_conn *c, sqlbuf *q, binds *b) {
-  if (q->overflow) mcpl_lua_error(L, "internal", "store: statement too long");
-  sqlite3_stmt *st = store_prepare(c, q->s);
-  if (!st) return (store_raise_sqlite(L, c, NULL, sqlite3_extended_errcode(c->db), NULL, 0, 0), NULL);
-  for (int i = 0; b && i < b->n; i++) {
-    bval *v = &b->v[i];
-    if (v->kind == BV_NULL) sqlite3_bind_null(st, i + 1);
-    else if (v->kind == BV_INT) sqlite3_bind_int64(st, i + 1, v->i);
-    else sqlite3_bind_text(st, i + 1, v->s, (int)v->n, SQLITE_TRANSIENT);
-  }
-  return st;
-}
 
 static int is_null(lua_State *L, int idx) {
   return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
@@ -80,6 +31,11 @@ static int raise_field(lua_State *L, const char *code, const char *field, const 
   mcpl_push_error(L, code, "%s", buf);
   if (field) { lua_pushstring(L, field); lua_setfield(L, -2, "field"); }
   return lua_error(L);
+}
+
+static void add_cond(lua_State *L, store_select *q, const char *col, store_cop op, store_val v) {
+  if (q->ncond >= STORE_MAX_CONDS) mcpl_lua_error(L, "invalid_argument", "store: too many conditions");
+  q->cond[q->ncond++] = (store_cond){col, op, v};
 }
 
 /* ---- actor and table -------------------------------------------------------------- */
@@ -109,8 +65,71 @@ static store_table *check_table(lua_State *L, int idx, const actor_t *a) {
   return t;
 }
 
-/* Does this actor's query need "tenant_id = ?" */
-static int scoped_for(const store_table *t, const actor_t *a) { return t->scoped && !a->system; }
+/* The tenant scoping, in one place: every request of a tenant actor on a
+ * scoped table carries "tenant_id = <the actor's tenant>" as its first
+ * condition, before any condition the caller chose. */
+static void scope(lua_State *L, store_select *q, const actor_t *a) {
+  if (q->t->scoped && !a->system) add_cond(L, q, "tenant_id", SC_EQ, store_v_str(a->tenant_id));
+}
+
+/* ---- the read cache (store_cache.c) ------------------------------------------------ */
+
+typedef struct {
+  char s[2048];
+  size_t n;
+  int overflow;
+} keybuf;
+
+static void kb_add(keybuf *k, const char *s, size_t n) {
+  if (k->overflow || k->n + n > sizeof k->s) { k->overflow = 1; return; }
+  memcpy(k->s + k->n, s, n);
+  k->n += n;
+}
+
+static void kb_fmt(keybuf *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void kb_fmt(keybuf *k, const char *fmt, ...) {
+  char b[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(b, sizeof b, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof b) k->overflow = 1;
+  else kb_add(k, b, (size_t)n);
+}
+
+/* values are length-prefixed, so no text can make two requests' keys equal */
+static void kb_val(keybuf *k, store_val v) {
+  if (v.kind == SV_NULL) kb_add(k, "N", 1);
+  else if (v.kind == SV_INT) kb_fmt(k, "I%lld;", v.i);
+  else { kb_fmt(k, "T%zu:", v.n); kb_add(k, v.s, v.n); }
+}
+
+/* May this read use the cache: a tenant actor's read of a versioned table,
+ * outside any transaction, in an op that resolved this actor's tenant and
+ * has written nothing yet. */
+static int cacheable(store_conn *c, const store_table *t, const actor_t *a) {
+  return !a->system && store_table_cached(t) && store_cache_usable(c, a->tenant_id);
+}
+
+/* be->select, through the cache when the read may use it. 0 or -1 (c->err). */
+static int select_rows(store_conn *c, const store_select *q, const actor_t *a, store_rows *r) {
+  if (!a || !cacheable(c, q->t, a)) return c->be->select(c, q, r);
+  keybuf k = {.n = 0};
+  kb_fmt(&k, "S|%s|%d|%s|%d%d|%lld|", q->t->name, (int)q->proj, q->col ? q->col : "", q->with_seq,
+         q->ordered, q->limit);
+  for (int i = 0; i < q->ncond; i++) {
+    kb_fmt(&k, "%s%d", q->cond[i].col, (int)q->cond[i].op);
+    kb_val(&k, q->cond[i].v);
+  }
+  if (k.overflow) return c->be->select(c, q, r);
+  if (store_cache_get(c, k.s, k.n, r)) return 0;
+  store_rows fresh;
+  if (c->be->select(c, q, &fresh) != 0) return -1;
+  return store_cache_fill(c, k.s, k.n, &fresh, r);
+}
+
+/* A write on this connection: from here on the op reads the database. */
+static void writing(store_conn *c) { store_cache_stop(c); }
 
 /* ---- values ----------------------------------------------------------------------- */
 
@@ -121,78 +140,84 @@ static void json_encode_push(lua_State *L, int idx) {
   lua_call(L, 1, 1);
 }
 
-/* Converts the Lua value at idx for a non-secret column into a bind; json
- * encodings are left on the stack (caller keeps them until the step). */
-static void to_bind(lua_State *L, binds *b, const store_col *col, int idx) {
+/* Converts the Lua value at idx for a non-secret column; json encodings are
+ * left on the stack (the caller keeps them until the request ran). */
+static store_val to_val(lua_State *L, const store_col *col, int idx) {
   int ty = lua_type(L, idx);
-  if (ty == LUA_TNIL || is_null(L, idx)) { bind_null(b); return; }
+  if (ty == LUA_TNIL || is_null(L, idx)) return store_v_null();
   switch (col->type) {
-  case ST_TEXT:
+  case ST_TEXT: {
     if (ty != LUA_TSTRING) raise_field(L, "invalid_argument", col->name, "'%s' must be a string", col->name);
-    { size_t n; const char *s = lua_tolstring(L, idx, &n); bind_lstr(b, s, n); }
-    return;
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    return store_v_lstr(s, n);
+  }
   case ST_INT:
     if (!lua_isinteger(L, idx)) {
       lua_Integer i;
-      if (ty == LUA_TNUMBER && lua_numbertointeger(lua_tonumber(L, idx), &i)) { bind_int(b, i); return; }
+      if (ty == LUA_TNUMBER && lua_numbertointeger(lua_tonumber(L, idx), &i)) return store_v_int(i);
       raise_field(L, "invalid_argument", col->name, "'%s' must be an integer", col->name);
     }
-    bind_int(b, lua_tointeger(L, idx));
-    return;
+    return store_v_int(lua_tointeger(L, idx));
   case ST_BOOL:
     if (ty != LUA_TBOOLEAN) raise_field(L, "invalid_argument", col->name, "'%s' must be a boolean", col->name);
-    bind_int(b, lua_toboolean(L, idx));
-    return;
+    return store_v_int(lua_toboolean(L, idx));
   case ST_JSON: {
     json_encode_push(L, idx);
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
-    bind_lstr(b, s, n);
-    return;
+    return store_v_lstr(s, n);
   }
   case ST_SECRET:
     break;
   }
   mcpl_lua_error(L, "internal", "store: secret column handled elsewhere");
+  return store_v_null();
 }
 
-/* Pushes one row as a table. Columns in t->select_list order; NULLs are
- * absent; secrets appear only as <col>_set. */
-static void push_row(lua_State *L, const store_table *t, sqlite3_stmt *st) {
+/* Pushes the current row as a table. Columns in t->select_list order; NULLs
+ * are absent; secrets appear only as <col>_set. */
+static void push_row(lua_State *L, const store_table *t, store_rows *r) {
+  const store_rows_ops *o = r->ops;
+  size_t n;
   lua_createtable(L, 0, t->ncols + 4);
   int i = 0;
-  lua_pushstring(L, (const char *)sqlite3_column_text(st, i++));
+  lua_pushstring(L, o->get_text(r, i++, NULL));
   lua_setfield(L, -2, "id");
   if (t->scoped) {
-    if (sqlite3_column_type(st, i) != SQLITE_NULL) {
-      lua_pushstring(L, (const char *)sqlite3_column_text(st, i));
+    if (!o->is_null(r, i)) {
+      lua_pushstring(L, o->get_text(r, i, NULL));
       lua_setfield(L, -2, "tenant_id");
     }
     i++;
   }
-  lua_pushinteger(L, sqlite3_column_int64(st, i++));
+  lua_pushinteger(L, o->get_int(r, i++));
   lua_setfield(L, -2, "created_at");
-  lua_pushinteger(L, sqlite3_column_int64(st, i++));
+  lua_pushinteger(L, o->get_int(r, i++));
   lua_setfield(L, -2, "updated_at");
   for (const store_col *c = t->cols; c->name; c++, i++) {
     if (c->type == ST_SECRET) {
       char key[80];
       snprintf(key, sizeof key, "%s_set", c->name);
-      lua_pushboolean(L, sqlite3_column_int(st, i));
+      lua_pushboolean(L, o->get_int(r, i) != 0);
       lua_setfield(L, -2, key);
       continue;
     }
-    if (sqlite3_column_type(st, i) == SQLITE_NULL) continue;
+    if (o->is_null(r, i)) continue;
     switch (c->type) {
-    case ST_INT: lua_pushinteger(L, sqlite3_column_int64(st, i)); break;
-    case ST_BOOL: lua_pushboolean(L, sqlite3_column_int(st, i)); break;
-    case ST_JSON:
+    case ST_INT: lua_pushinteger(L, o->get_int(r, i)); break;
+    case ST_BOOL: lua_pushboolean(L, o->get_int(r, i) != 0); break;
+    case ST_JSON: {
       lua_getfield(L, LUA_REGISTRYINDEX, JDEC_KEY);
-      lua_pushlstring(L, (const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i));
+      const char *s = o->get_text(r, i, &n);
+      lua_pushlstring(L, s, n);
       if (lua_pcall(L, 1, 1, 0) != LUA_OK) { lua_pop(L, 1); continue; }
       break;
-    default:
-      lua_pushlstring(L, (const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i));
+    }
+    default: {
+      const char *s = o->get_text(r, i, &n);
+      lua_pushlstring(L, s, n);
+    }
     }
     lua_setfield(L, -2, c->name);
   }
@@ -207,41 +232,47 @@ static void gen_id(const char *prefix, char *out, size_t outn) {
   out[n] = 0;
 }
 
+/* Runs q; returns 1 with r on its first row (the caller ends r), 0 when there
+ * is none (r already ended). Raises on failure. */
+static int first_row(lua_State *L, store_conn *c, const store_select *q, const actor_t *a,
+                     store_rows *r) {
+  if (select_rows(c, q, a, r) != 0) return store_raise(L, c, q->t, 0, 0);
+  int got = r->ops->next(r);
+  if (got == 1) return 1;
+  r->ops->done(r);
+  if (got < 0) store_raise(L, c, q->t, 0, 0);
+  return 0;
+}
+
+static void select_by_id(store_select *q, const store_table *t, store_proj proj, const char *id) {
+  memset(q, 0, sizeof *q);
+  q->t = t;
+  q->proj = proj;
+  q->cond[q->ncond++] = (store_cond){"id", SC_EQ, store_v_str(id)};
+}
+
 /* Pushes the row with this id (no scoping: the caller has checked). */
 static void push_by_id(lua_State *L, store_conn *c, const store_table *t, const char *id) {
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
-  sb_add(&q, "SELECT %s FROM %s WHERE id = ?", t->select_list, t->name);
-  bind_str(&b, id);
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW) {
-    if (rc == SQLITE_DONE) { sqlite3_reset(st); mcpl_lua_error(L, "not_found", "%s not found", t->noun); }
-    store_raise_sqlite(L, c, st, rc, t, 0, 0);
-  }
-  push_row(L, t, st);
-  sqlite3_reset(st);
+  store_select q;
+  store_rows r;
+  select_by_id(&q, t, SP_ROW, id);
+  if (!first_row(L, c, &q, NULL, &r)) mcpl_lua_error(L, "not_found", "%s not found", t->noun);
+  push_row(L, t, &r);
+  r.ops->done(&r);
 }
 
 /* A referenced row must exist in the same tenant: ids of another tenant are
  * as absent as ids that never existed. */
 static void check_ref(lua_State *L, store_conn *c, const store_col *col, const char *tid, int vidx) {
   if (lua_type(L, vidx) != LUA_TSTRING) return; /* null, or a type error reported later */
-  store_table *r = store_table_find(col->ref);
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
-  sb_add(&q, "SELECT 1 FROM %s WHERE id = ?", r->name);
-  bind_str(&b, lua_tostring(L, vidx));
-  if (r->scoped) {
-    sb_add(&q, " AND tenant_id IS ?");
-    if (tid) bind_str(&b, tid); else bind_null(&b);
-  }
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc == SQLITE_DONE)
-    raise_field(L, "not_found", col->name, "%s '%.200s' not found", r->noun, lua_tostring(L, vidx));
-  if (rc != SQLITE_ROW) store_raise_sqlite(L, c, NULL, rc, r, 0, 0);
+  store_table *rt = store_table_find(col->ref);
+  store_select q;
+  store_rows r;
+  select_by_id(&q, rt, SP_EXISTS, lua_tostring(L, vidx));
+  if (rt->scoped) add_cond(L, &q, "tenant_id", SC_EQ, store_v_str(tid));
+  if (!first_row(L, c, &q, NULL, &r))
+    raise_field(L, "not_found", col->name, "%s '%.200s' not found", rt->noun, lua_tostring(L, vidx));
+  r.ops->done(&r);
 }
 
 /* Every key of the table at idx must be a writable column. */
@@ -261,11 +292,11 @@ static void check_columns(lua_State *L, const store_table *t, int idx, int allow
   }
 }
 
-/* Appends the where clause for a {col=value} table (equality; json.null
- * means IS NULL) plus the actor's tenant. */
-static void add_where(lua_State *L, const store_table *t, const actor_t *a, int widx, sqlbuf *q, binds *b) {
-  const char *and = " WHERE ";
-  if (scoped_for(t, a)) { sb_add(q, "%stenant_id = ?", and); bind_str(b, a->tenant_id); and = " AND "; }
+/* Adds the conditions of a {col=value} table (equality; json.null means IS
+ * NULL) after the actor's tenant. */
+static void add_where(lua_State *L, store_select *q, const actor_t *a, int widx) {
+  const store_table *t = q->t;
+  scope(L, q, a);
   if (widx == 0 || lua_isnoneornil(L, widx)) return;
   if (!lua_istable(L, widx)) mcpl_lua_error(L, "invalid_argument", "store: where must be a table");
   lua_pushnil(L);
@@ -278,22 +309,16 @@ static void add_where(lua_State *L, const store_table *t, const actor_t *a, int 
     if (c && (c->type == ST_JSON || c->type == ST_SECRET))
       raise_field(L, "invalid_argument", k, "store: cannot filter on '%s'", k);
   }
-  /* a fixed column order keeps the SQL text, and so the cached statement, stable */
+  /* a fixed column order keeps the SQL text, and so the prepared statement, stable */
   static const store_col id_col = {"id", ST_TEXT, NULL}, tenant_col = {"tenant_id", ST_TEXT, NULL};
-  luaL_checkstack(L, 8, "store where");
+  luaL_checkstack(L, STORE_MAX_CONDS + 8, "store where");
   for (int pass = 0; pass < 3; pass++) {
     const store_col *cs = pass == 0 ? &id_col : pass == 1 ? &tenant_col : t->cols;
     for (; cs->name; cs++) {
       lua_getfield(L, widx, cs->name);
       if (lua_isnil(L, -1)) { lua_pop(L, 1); if (pass < 2) break; continue; }
-      if (is_null(L, -1)) { sb_add(q, "%s%s IS NULL", and, cs->name); lua_pop(L, 1); }
-      else {
-        sb_add(q, "%s%s = ?", and, cs->name);
-        if (b->n >= MAX_BINDS - 2) mcpl_lua_error(L, "invalid_argument", "store: too many conditions");
-        to_bind(L, b, cs, -1); /* the value stays referenced by the where table */
-        lua_pop(L, 1);
-      }
-      and = " AND ";
+      /* the value stays on the stack until the request ran */
+      add_cond(L, q, cs->name, SC_EQ, is_null(L, -1) ? store_v_null() : to_val(L, cs, -1));
       if (pass < 2) break;
     }
   }
@@ -318,6 +343,7 @@ static int l_insert(lua_State *L) {
   lua_settop(L, 3);
   luaL_checkstack(L, 80, "store insert");
   store_conn *c = store_conn_of(L);
+  writing(c);
   check_columns(L, t, 3, 1);
   const char *tid = NULL;
   if (t->scoped) {
@@ -332,45 +358,38 @@ static int l_insert(lua_State *L) {
         raise_field(L, "invalid_argument", "tenant_id", "'tenant_id' must be the actor's own tenant");
       tid = a.tenant_id;
     }
-    /* keep it on the stack: it is bound below */
-    if (tid && !a.system) { lua_pop(L, 1); lua_pushstring(L, tid); }
-    if (tid && t->scoped && !t->null_tenant) {
+    if (tid && !t->null_tenant) {
       /* the tenant itself must exist (the system actor names it) */
       static const store_col tcol = {"tenant_id", ST_TEXT, "tenants"};
-      int ti = lua_gettop(L);
-      check_ref(L, c, &tcol, NULL, ti);
+      lua_pushstring(L, tid);
+      check_ref(L, c, &tcol, NULL, lua_gettop(L));
     }
   }
   char id[64];
   gen_id(t->prefix, id, sizeof id);
   long long now = store_now_ms();
-  sqlbuf q = {.n = 0}, vals = {.n = 0};
-  binds b = {.n = 0};
-  sb_add(&q, "INSERT INTO %s (id,%screated_at,updated_at", t->name, t->scoped ? "tenant_id," : "");
-  sb_add(&vals, "?,%s?,?", t->scoped ? "?," : "");
-  bind_str(&b, id);
-  if (t->scoped) { if (tid) bind_str(&b, tid); else bind_null(&b); }
-  bind_int(&b, now);
-  bind_int(&b, now);
+  store_set set[STORE_MAX_SET];
+  int n = 0;
+  set[n++] = (store_set){"id", store_v_str(id)};
+  if (t->scoped) set[n++] = (store_set){"tenant_id", store_v_str(tid)};
+  set[n++] = (store_set){"created_at", store_v_int(now)};
+  set[n++] = (store_set){"updated_at", store_v_int(now)};
   for (const store_col *col = t->cols; col->name; col++) {
     lua_getfield(L, 3, col->name);
     if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
+    if (n >= STORE_MAX_SET) mcpl_lua_error(L, "internal", "store: too many columns");
     if (col->ref) check_ref(L, c, col, tid, lua_gettop(L));
-    sb_add(&q, ",%s", col->name);
-    sb_add(&vals, ",?");
+    store_val v;
     if (col->type == ST_SECRET && !is_null(L, -1)) {
       if (lua_type(L, -1) != LUA_TSTRING)
         raise_field(L, "invalid_argument", col->name, "'%s' must be a string", col->name);
       store_seal_push(L, c, -1, tid, t->name, id, col->name);
-      bind_str(&b, lua_tostring(L, -1));
-    } else if (col->type == ST_SECRET) bind_null(&b);
-    else to_bind(L, &b, col, -1);
+      v = store_v_str(lua_tostring(L, -1));
+    } else if (col->type == ST_SECRET) v = store_v_null();
+    else v = to_val(L, col, -1);
+    set[n++] = (store_set){col->name, v};
   }
-  sb_add(&q, ") VALUES (%s)", vals.s);
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_DONE) return store_raise_sqlite(L, c, st, rc, t, 3, 0);
-  sqlite3_reset(st);
+  if (c->be->insert(c, t, set, n) != 0) return store_raise(L, c, t, 3, 0);
   if (!returning) {
     lua_pushstring(L, id);
     return 1;
@@ -382,18 +401,13 @@ static int l_insert(lua_State *L) {
 /* Finds the row's tenant (copied into tid) under the actor's scope. */
 static int locate(lua_State *L, store_conn *c, const store_table *t, const actor_t *a, const char *id,
                   char *tid, size_t tidn) {
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
-  sb_add(&q, "SELECT %s FROM %s WHERE id = ?", t->scoped ? "tenant_id" : "NULL", t->name);
-  bind_str(&b, id);
-  if (scoped_for(t, a)) { sb_add(&q, " AND tenant_id = ?"); bind_str(&b, a->tenant_id); }
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_DONE) { sqlite3_reset(st); return 0; }
-  if (rc != SQLITE_ROW) store_raise_sqlite(L, c, st, rc, t, 0, 0);
-  const char *v = (const char *)sqlite3_column_text(st, 0);
-  snprintf(tid, tidn, "%s", v ? v : "");
-  sqlite3_reset(st);
+  store_select q;
+  store_rows r;
+  select_by_id(&q, t, SP_TENANT, id);
+  scope(L, &q, a);
+  if (!first_row(L, c, &q, NULL, &r)) return 0;
+  snprintf(tid, tidn, "%s", r.ops->is_null(&r, 0) ? "" : r.ops->get_text(&r, 0, NULL));
+  r.ops->done(&r);
   return 1;
 }
 
@@ -404,17 +418,13 @@ static int l_get(lua_State *L) {
   store_table *t = check_table(L, 2, &a);
   const char *id = luaL_checkstring(L, 3);
   store_conn *c = store_conn_of(L);
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
-  sb_add(&q, "SELECT %s FROM %s WHERE id = ?", t->select_list, t->name);
-  bind_str(&b, id);
-  if (scoped_for(t, &a)) { sb_add(&q, " AND tenant_id = ?"); bind_str(&b, a.tenant_id); }
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_DONE) { sqlite3_reset(st); return raise_field(L, "not_found", "id", "%s not found", t->noun); }
-  if (rc != SQLITE_ROW) return store_raise_sqlite(L, c, st, rc, t, 0, 0);
-  push_row(L, t, st);
-  sqlite3_reset(st);
+  store_select q;
+  store_rows r;
+  select_by_id(&q, t, SP_ROW, id);
+  scope(L, &q, &a);
+  if (!first_row(L, c, &q, &a, &r)) return raise_field(L, "not_found", "id", "%s not found", t->noun);
+  push_row(L, t, &r);
+  r.ops->done(&r);
   return 1;
 }
 
@@ -426,17 +436,12 @@ static int l_find(lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
   store_conn *c = store_conn_of(L);
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
-  sb_add(&q, "SELECT %s FROM %s", t->select_list, t->name);
-  add_where(L, t, &a, 3, &q, &b);
-  sb_add(&q, " ORDER BY seq LIMIT 1");
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_DONE) { sqlite3_reset(st); lua_pushnil(L); return 1; }
-  if (rc != SQLITE_ROW) return store_raise_sqlite(L, c, st, rc, t, 0, 0);
-  push_row(L, t, st);
-  sqlite3_reset(st);
+  store_select q = {.t = t, .proj = SP_ROW, .ordered = 1, .limit = 1};
+  store_rows r;
+  add_where(L, &q, &a, 3);
+  if (!first_row(L, c, &q, &a, &r)) { lua_pushnil(L); return 1; }
+  push_row(L, t, &r);
+  r.ops->done(&r);
   return 1;
 }
 
@@ -447,15 +452,12 @@ static int l_count(lua_State *L) {
   store_table *t = check_table(L, 2, &a);
   lua_settop(L, 3);
   store_conn *c = store_conn_of(L);
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
-  sb_add(&q, "SELECT count(*) FROM %s", t->name);
-  add_where(L, t, &a, 3, &q, &b);
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW) return store_raise_sqlite(L, c, st, rc, t, 0, 0);
-  lua_pushinteger(L, sqlite3_column_int64(st, 0));
-  sqlite3_reset(st);
+  store_select q = {.t = t, .proj = SP_COUNT};
+  store_rows r;
+  add_where(L, &q, &a, 3);
+  if (!first_row(L, c, &q, &a, &r)) return mcpl_lua_error(L, "internal", "store: count returned no row");
+  lua_pushinteger(L, r.ops->get_int(&r, 0));
+  r.ops->done(&r);
   return 1;
 }
 
@@ -494,29 +496,26 @@ static int l_list(lua_State *L) {
   int has_cursor = !lua_isnil(L, 6) && !is_null(L, 6);
   if (has_cursor && lua_type(L, 6) != LUA_TSTRING) return raise_field(L, "invalid_argument", "cursor", "invalid cursor");
   long long after = has_cursor ? parse_cursor(L, 6) : 0;
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
-  sb_add(&q, "SELECT %s,seq FROM %s", t->select_list, t->name);
-  add_where(L, t, &a, lua_isnil(L, 4) ? 0 : 4, &q, &b);
-  if (has_cursor) { sb_add(&q, "%s seq > ?", b.n ? " AND" : " WHERE"); bind_int(&b, after); }
-  sb_add(&q, " ORDER BY seq LIMIT ?");
-  bind_int(&b, limit + 1);
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int seqcol = 3 + t->scoped + t->ncols, rc;
+  store_select q = {.t = t, .proj = SP_ROW, .with_seq = 1, .ordered = 1, .limit = limit + 1};
+  add_where(L, &q, &a, lua_isnil(L, 4) ? 0 : 4);
+  if (has_cursor) add_cond(L, &q, "seq", SC_SEQ_AFTER, store_v_int(after));
+  store_rows r;
+  if (select_rows(c, &q, &a, &r) != 0) return store_raise(L, c, t, 0, 0);
+  int seqcol = 3 + t->scoped + t->ncols, got;
   lua_createtable(L, 0, 2);
   lua_createtable(L, (int)limit, 0);
   luaL_setmetatable(L, ARRAY_MT);
   lua_Integer n = 0;
   long long last = 0;
   int more = 0;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  while ((got = r.ops->next(&r)) == 1) {
     if (n == limit) { more = 1; break; }
-    push_row(L, t, st);
+    push_row(L, t, &r);
     lua_rawseti(L, -2, ++n);
-    last = sqlite3_column_int64(st, seqcol);
+    last = r.ops->get_int(&r, seqcol);
   }
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_raise_sqlite(L, c, st, rc, t, 0, 0);
-  sqlite3_reset(st);
+  r.ops->done(&r);
+  if (got < 0) return store_raise(L, c, t, 0, 0);
   lua_setfield(L, -2, "items");
   if (more) {
     lua_pushfstring(L, "s%I", (lua_Integer)last);
@@ -536,34 +535,32 @@ static int l_update(lua_State *L) {
   luaL_checkstack(L, 80, "store update");
   if (t->append_only) return mcpl_lua_error(L, "invalid_argument", "%ss cannot be changed", t->noun);
   store_conn *c = store_conn_of(L);
+  writing(c);
   check_columns(L, t, 4, 0);
   char tid[128];
   if (!locate(L, c, t, &a, id, tid, sizeof tid))
     return raise_field(L, "not_found", "id", "%s not found", t->noun);
   const char *tidp = t->scoped && tid[0] ? tid : NULL;
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
-  sb_add(&q, "UPDATE %s SET updated_at = ?", t->name);
-  bind_int(&b, store_now_ms());
+  store_set set[STORE_MAX_SET];
+  int n = 0;
+  set[n++] = (store_set){"updated_at", store_v_int(store_now_ms())};
   for (const store_col *col = t->cols; col->name; col++) {
     lua_getfield(L, 4, col->name);
     if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
+    if (n >= STORE_MAX_SET) mcpl_lua_error(L, "internal", "store: too many columns");
     if (col->ref) check_ref(L, c, col, tidp, lua_gettop(L));
-    sb_add(&q, ", %s = ?", col->name);
+    store_val v;
     if (col->type == ST_SECRET && !is_null(L, -1)) {
       if (lua_type(L, -1) != LUA_TSTRING)
         raise_field(L, "invalid_argument", col->name, "'%s' must be a string", col->name);
       store_seal_push(L, c, -1, tidp, t->name, id, col->name);
-      bind_str(&b, lua_tostring(L, -1));
-    } else if (col->type == ST_SECRET) bind_null(&b);
-    else to_bind(L, &b, col, -1);
+      v = store_v_str(lua_tostring(L, -1));
+    } else if (col->type == ST_SECRET) v = store_v_null();
+    else v = to_val(L, col, -1);
+    set[n++] = (store_set){col->name, v};
   }
-  sb_add(&q, " WHERE id = ?");
-  bind_str(&b, id);
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_DONE) return store_raise_sqlite(L, c, st, rc, t, 4, 0);
-  sqlite3_reset(st);
+  store_cond w = {"id", SC_EQ, store_v_str(id)};
+  if (c->be->update(c, t, &w, 1, set, n, NULL) != 0) return store_raise(L, c, t, 4, 0);
   push_by_id(L, c, t, id);
   return 1;
 }
@@ -576,16 +573,13 @@ static int l_delete(lua_State *L) {
   const char *id = luaL_checkstring(L, 3);
   if (t->append_only) return mcpl_lua_error(L, "invalid_argument", "%ss cannot be deleted", t->noun);
   store_conn *c = store_conn_of(L);
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
-  sb_add(&q, "DELETE FROM %s WHERE id = ?", t->name);
-  bind_str(&b, id);
-  if (scoped_for(t, &a)) { sb_add(&q, " AND tenant_id = ?"); bind_str(&b, a.tenant_id); }
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_DONE) return store_raise_sqlite(L, c, st, rc, t, 0, 1);
-  sqlite3_reset(st);
-  if (sqlite3_changes(c->db) == 0) return raise_field(L, "not_found", "id", "%s not found", t->noun);
+  writing(c);
+  store_select q;
+  select_by_id(&q, t, SP_EXISTS, id);
+  scope(L, &q, &a);
+  long long changed = 0;
+  if (c->be->remove(c, t, q.cond, q.ncond, &changed) != 0) return store_raise(L, c, t, 0, 1);
+  if (changed == 0) return raise_field(L, "not_found", "id", "%s not found", t->noun);
   return 0;
 }
 
@@ -600,20 +594,17 @@ static int l_reveal(lua_State *L) {
   if (!col || col->type != ST_SECRET)
     return raise_field(L, "invalid_argument", field, "store: '%.100s' is not a secret column of %s", field, t->name);
   store_conn *c = store_conn_of(L);
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
-  sb_add(&q, "SELECT %s, %s FROM %s WHERE id = ?", t->scoped ? "tenant_id" : "NULL", col->name, t->name);
-  bind_str(&b, id);
-  if (scoped_for(t, &a)) { sb_add(&q, " AND tenant_id = ?"); bind_str(&b, a.tenant_id); }
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_DONE) { sqlite3_reset(st); return raise_field(L, "not_found", "id", "%s not found", t->noun); }
-  if (rc != SQLITE_ROW) return store_raise_sqlite(L, c, st, rc, t, 0, 0);
-  if (sqlite3_column_type(st, 1) == SQLITE_NULL) { sqlite3_reset(st); lua_pushnil(L); return 1; }
-  const char *tv = (const char *)sqlite3_column_text(st, 0);
-  lua_pushstring(L, tv ? tv : "");                             /* tenant */
-  lua_pushstring(L, (const char *)sqlite3_column_text(st, 1)); /* sealed */
-  sqlite3_reset(st);
+  store_select q;
+  store_rows r;
+  select_by_id(&q, t, SP_SEALED, id);
+  q.col = col->name;
+  scope(L, &q, &a);
+  if (!first_row(L, c, &q, &a, &r)) return raise_field(L, "not_found", "id", "%s not found", t->noun);
+  if (r.ops->is_null(&r, 2)) { r.ops->done(&r); lua_pushnil(L); return 1; }
+  const char *tv = r.ops->is_null(&r, 1) ? "" : r.ops->get_text(&r, 1, NULL);
+  lua_pushstring(L, tv);                              /* tenant */
+  lua_pushstring(L, r.ops->get_text(&r, 2, NULL));    /* sealed */
+  r.ops->done(&r);
   int top = lua_gettop(L);
   store_open_push(L, c, lua_tostring(L, top), t->scoped && *lua_tostring(L, top - 1) ? lua_tostring(L, top - 1) : NULL,
                   t->name, id, col->name);
@@ -622,36 +613,19 @@ static int l_reveal(lua_State *L) {
 
 /* ---- transactions -------------------------------------------------------------- */
 
-/* store.tx(fn, ...) -> fn's results. BEGIN IMMEDIATE (the write lock up
- * front, so two writers never deadlock upgrading); nested calls are
- * savepoints; any error rolls back and is raised again unchanged. */
+/* store.tx(fn, ...) -> fn's results. The backend takes the writers' lock up
+ * front; nested calls are savepoints; any error rolls back and is raised
+ * again unchanged. */
 static int l_tx(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   store_conn *c = store_conn_of(L);
-  char sp[32];
-  int depth = c->depth, rc;
-  snprintf(sp, sizeof sp, "tx%d", depth);
-  if (depth == 0) rc = store_exec(c, "BEGIN IMMEDIATE");
-  else { char s[48]; snprintf(s, sizeof s, "SAVEPOINT %s", sp); rc = store_exec(c, s); }
-  if (rc != SQLITE_OK) return store_raise_sqlite(L, c, NULL, rc, NULL, 0, 0);
-  c->depth++;
+  if (store_tx_begin(c) != 0) return store_raise(L, c, NULL, 0, 0);
   int st = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
-  c->depth--;
-  char s[64];
   if (st != LUA_OK) {
-    if (depth == 0) store_exec(c, "ROLLBACK");
-    else {
-      snprintf(s, sizeof s, "ROLLBACK TO %s", sp); store_exec(c, s);
-      snprintf(s, sizeof s, "RELEASE %s", sp); store_exec(c, s);
-    }
+    store_tx_finish(c, 0);
     return lua_error(L);
   }
-  if (depth == 0) rc = store_exec(c, "COMMIT");
-  else { snprintf(s, sizeof s, "RELEASE %s", sp); rc = store_exec(c, s); }
-  if (rc != SQLITE_OK) {
-    if (depth == 0) store_exec(c, "ROLLBACK");
-    return store_raise_sqlite(L, c, NULL, rc, NULL, 0, 0);
-  }
+  if (store_tx_finish(c, 1) != 0) return store_raise(L, c, NULL, 0, 0);
   return lua_gettop(L);
 }
 
@@ -669,23 +643,25 @@ static int l_in_tx(lua_State *L) {
 static int l_resolve_actor(lua_State *L) {
   const char *tn = luaL_checkstring(L, 1), *un = luaL_checkstring(L, 2);
   store_conn *c = store_conn_of(L);
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
-  sb_add(&q, "SELECT t.id, u.id, u.role, json_extract(t.settings, '$.mcp_enabled') "
-             "FROM tenants t JOIN users u ON u.tenant_id = t.id WHERE t.name = ? AND u.name = ?");
-  bind_str(&b, tn);
-  bind_str(&b, un);
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_DONE) { sqlite3_reset(st); lua_pushnil(L); return 1; }
-  if (rc != SQLITE_ROW) return store_raise_sqlite(L, c, st, rc, NULL, 0, 0);
-  lua_createtable(L, 0, 5);
-  lua_pushstring(L, (const char *)sqlite3_column_text(st, 0)); lua_setfield(L, -2, "tenant_id");
-  lua_pushstring(L, (const char *)sqlite3_column_text(st, 1)); lua_setfield(L, -2, "user_id");
-  lua_pushstring(L, (const char *)sqlite3_column_text(st, 2)); lua_setfield(L, -2, "role");
-  lua_pushboolean(L, sqlite3_column_type(st, 3) == SQLITE_NULL || sqlite3_column_int(st, 3) != 0);
+  store_rows r;
+  if (c->be->resolve_actor(c, tn, un, &r) != 0) return store_raise(L, c, NULL, 0, 0);
+  int got = r.ops->next(&r);
+  if (got != 1) {
+    r.ops->done(&r);
+    if (got < 0) return store_raise(L, c, NULL, 0, 0);
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, r.ops->get_text(&r, 0, NULL)); lua_setfield(L, -2, "tenant_id");
+  lua_pushstring(L, r.ops->get_text(&r, 1, NULL)); lua_setfield(L, -2, "user_id");
+  lua_pushstring(L, r.ops->get_text(&r, 2, NULL)); lua_setfield(L, -2, "role");
+  lua_pushboolean(L, r.ops->is_null(&r, 3) || r.ops->get_int(&r, 3) != 0);
   lua_setfield(L, -2, "mcp_enabled");
-  sqlite3_reset(st);
+  /* the change counters, read in the same query: this op may use rows
+   * cached under exactly these */
+  store_cache_validate(c, r.ops->get_text(&r, 0, NULL), r.ops->get_int(&r, 4), r.ops->get_int(&r, 5));
+  r.ops->done(&r);
   lua_pushvalue(L, 1); lua_setfield(L, -2, "tenant");
   lua_pushvalue(L, 2); lua_setfield(L, -2, "user");
   return 1;
@@ -695,17 +671,34 @@ static int l_resolve_actor(lua_State *L) {
 static int l_setting_get(lua_State *L) {
   const char *k = luaL_checkstring(L, 1);
   store_conn *c = store_conn_of(L);
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
-  sb_add(&q, "SELECT value FROM settings WHERE key = ?");
-  bind_str(&b, k);
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_DONE) { sqlite3_reset(st); lua_pushnil(L); return 1; }
-  if (rc != SQLITE_ROW) return store_raise_sqlite(L, c, st, rc, NULL, 0, 0);
+  store_rows r;
+  int rc;
+  if (store_cache_usable(c, NULL)) {
+    /* keyed by the settings version the op read with its actor */
+    keybuf kb = {.n = 0};
+    kb_add(&kb, "G|", 2);
+    kb_add(&kb, k, strlen(k));
+    rc = 0;
+    if (kb.overflow) rc = c->be->setting_get(c, k, &r);
+    else if (!store_cache_get(c, kb.s, kb.n, &r)) {
+      store_rows fresh;
+      rc = c->be->setting_get(c, k, &fresh);
+      if (rc == 0) rc = store_cache_fill(c, kb.s, kb.n, &fresh, &r);
+    }
+  } else rc = c->be->setting_get(c, k, &r);
+  if (rc != 0) return store_raise(L, c, NULL, 0, 0);
+  int got = r.ops->next(&r);
+  if (got != 1) {
+    r.ops->done(&r);
+    if (got < 0) return store_raise(L, c, NULL, 0, 0);
+    lua_pushnil(L);
+    return 1;
+  }
+  size_t n;
+  const char *s = r.ops->get_text(&r, 0, &n);
   lua_getfield(L, LUA_REGISTRYINDEX, JDEC_KEY);
-  lua_pushlstring(L, (const char *)sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0));
-  sqlite3_reset(st);
+  lua_pushlstring(L, s, n);
+  r.ops->done(&r);
   lua_call(L, 1, 1);
   return 1;
 }
@@ -715,47 +708,30 @@ static int l_setting_set(lua_State *L) {
   const char *k = luaL_checkstring(L, 1);
   lua_settop(L, 2);
   store_conn *c = store_conn_of(L);
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
-  bind_str(&b, k);
-  if (lua_isnil(L, 2) || is_null(L, 2)) sb_add(&q, "DELETE FROM settings WHERE key = ?");
-  else {
+  writing(c);
+  const char *json = NULL;
+  if (!lua_isnil(L, 2) && !is_null(L, 2)) {
     json_encode_push(L, 2);
-    sb_add(&q, "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) "
-               "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at");
-    bind_str(&b, lua_tostring(L, -1));
-    bind_int(&b, store_now_ms());
+    json = lua_tostring(L, -1);
   }
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_DONE) return store_raise_sqlite(L, c, st, rc, NULL, 0, 0);
-  sqlite3_reset(st);
+  if (c->be->setting_set(c, k, json, store_now_ms()) != 0) return store_raise(L, c, NULL, 0, 0);
   return 0;
 }
 
 /* store.lease_acquire(key, holder, ttl_ms) -> bool: true when this holder
- * now holds the lease (free, expired, or already its own). Lives in the
- * database so it works across processes. */
+ * now holds the lease (free, expired, or already its own). A row in the
+ * database, so it works across processes and instances. */
 static int l_lease_acquire(lua_State *L) {
   const char *k = luaL_checkstring(L, 1), *h = luaL_checkstring(L, 2);
   lua_Integer ttl = luaL_checkinteger(L, 3);
   if (ttl < 1) return raise_field(L, "invalid_argument", "ttl_ms", "lease ttl must be positive");
   store_conn *c = store_conn_of(L);
-  long long now = store_now_ms();
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
-  sb_add(&q, "INSERT INTO leases (key, holder, expires_at) VALUES (?1, ?2, ?3) "
-             "ON CONFLICT(key) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at "
-             "WHERE leases.expires_at <= ?4 OR leases.holder = excluded.holder");
-  bind_str(&b, k);
-  bind_str(&b, h);
-  bind_int(&b, now + ttl);
-  bind_int(&b, now);
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_DONE) return store_raise_sqlite(L, c, st, rc, NULL, 0, 0);
-  sqlite3_reset(st);
-  lua_pushboolean(L, sqlite3_changes(c->db) > 0);
+  /* a lease is taken to wait for another instance's work: what follows
+   * must see that work, not rows cached before it */
+  writing(c);
+  int got = 0;
+  if (c->be->lease_acquire(c, k, h, store_now_ms(), ttl, &got) != 0) return store_raise(L, c, NULL, 0, 0);
+  lua_pushboolean(L, got);
   return 1;
 }
 
@@ -763,28 +739,25 @@ static int l_lease_acquire(lua_State *L) {
 static int l_lease_release(lua_State *L) {
   const char *k = luaL_checkstring(L, 1), *h = luaL_checkstring(L, 2);
   store_conn *c = store_conn_of(L);
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
-  sb_add(&q, "DELETE FROM leases WHERE key = ? AND holder = ?");
-  bind_str(&b, k);
-  bind_str(&b, h);
-  sqlite3_stmt *st = prepare(L, c, &q, &b);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_DONE) return store_raise_sqlite(L, c, st, rc, NULL, 0, 0);
-  sqlite3_reset(st);
+  writing(c);
+  if (c->be->lease_release(c, k, h) != 0) return store_raise(L, c, NULL, 0, 0);
+  return 0;
+}
+
+/* store.op_end(): an op is over; the next one reads its counters afresh
+ * (the registry calls it; it never opens a connection). */
+static int l_op_end(lua_State *L) {
+  store_conn *c = store_conn_peek(L);
+  if (c) store_cache_stop(c);
   return 0;
 }
 
 /* store.schema_version() -> version of the database, latest this code knows */
 static int l_schema_version(lua_State *L) {
   store_conn *c = store_conn_of(L);
-  sqlbuf q = {.n = 0};
-  sb_add(&q, "PRAGMA user_version");
-  sqlite3_stmt *st = prepare(L, c, &q, NULL);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW) return store_raise_sqlite(L, c, st, rc, NULL, 0, 0);
-  lua_pushinteger(L, sqlite3_column_int(st, 0));
-  sqlite3_reset(st);
+  int v = 0;
+  if (c->be->schema_version(c, &v) != 0) return store_raise(L, c, NULL, 0, 0);
+  lua_pushinteger(L, v);
   lua_pushinteger(L, store_schema_latest());
   return 2;
 }
@@ -796,7 +769,7 @@ int luaopen_mcpl_store(lua_State *L) {
     {"in_tx", l_in_tx}, {"resolve_actor", l_resolve_actor}, {"setting_get", l_setting_get},
     {"setting_set", l_setting_set}, {"lease_acquire", l_lease_acquire},
     {"lease_release", l_lease_release}, {"schema_version", l_schema_version},
-    {"query", store_query}, {NULL, NULL}};
+    {"query", store_query}, {"op_end", l_op_end}, {NULL, NULL}};
   store_schema_init();
   /* our own handle on json encode/decode, independent of require */
   lua_pushcfunction(L, luaopen_mcpl_json);

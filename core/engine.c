@@ -68,11 +68,11 @@ const mcpl_area_def *mcpl_areas(void) { return areas; }
 static const char *const code_names[] = {
   "ok", "invalid_argument", "not_found", "forbidden", "conflict", "url_blocked",
   "unauthorized", "user_not_authenticated", "upstream_error", "timeout",
-  "too_large", "key_unavailable", "internal", NULL
+  "too_large", "key_unavailable", "internal", "unavailable", NULL
 };
 
 const char *mcpl_code_name(int code) {
-  if (code < 0 || code > MCPL_E_INTERNAL) return "internal";
+  if (code < 0 || code > MCPL_E_UNAVAILABLE) return "internal";
   return code_names[code];
 }
 

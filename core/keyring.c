@@ -298,11 +298,15 @@ int keyring_get(mcpl_engine *e, const char *kid, unsigned char key[CRYPTO_KEY_LE
   char why[CRYPTO_ERR_MAX];
   pthread_mutex_lock(&r->mu);
   int rc = ring_sync(r, 0, why, sizeof why), idx = -1;
-  if (rc == MCPL_OK) {
+  for (int pass = 0; rc == MCPL_OK && pass < 2 && idx < 0; pass++) {
     if (!kid) idx = r->current;
     else
       for (int i = 0; i < r->nkeys; i++)
         if (strcmp(r->keys[i].kid, kid) == 0) idx = i;
+    /* A key id we do not hold: another instance rotated and rewrote the
+     * shared key file. Read the file again (whatever its metadata says)
+     * before calling the key unavailable. */
+    if (idx < 0 && kid && pass == 0) rc = ring_read(r, why, sizeof why);
   }
   if (idx >= 0) {
     memcpy(key, r->keys[idx].key, CRYPTO_KEY_LEN);

@@ -12,6 +12,7 @@
 #include <lualib.h>
 #include "embed.h"
 #include "engine.h"
+#include "store.h"
 
 #define MAX_MODULE_BYTES (4 * 1024 * 1024)
 
@@ -355,10 +356,17 @@ lua_State *mcpl_state_script(mcpl_engine *e, char **err) {
 
 /* ---- the core module: engine facts for engine Lua ------------------------ */
 
+/* core.option(name): an engine option; db without its password (a
+ * PostgreSQL URI may carry one, and Lua output must never show it). */
 static int core_option(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   const char *v = mcpl_engine_opt(mcpl_engine_of(L), name);
-  if (v) lua_pushstring(L, v); else lua_pushnil(L);
+  if (v && strcmp(name, "db") == 0) {
+    char shown[4200];
+    store_redact(v, shown, sizeof shown);
+    lua_pushstring(L, shown);
+  } else if (v) lua_pushstring(L, v);
+  else lua_pushnil(L);
   return 1;
 }
 

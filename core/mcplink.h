@@ -22,7 +22,9 @@ typedef enum {
   MCPL_E_TIMEOUT,
   MCPL_E_TOO_LARGE,
   MCPL_E_KEY_UNAVAILABLE,
-  MCPL_E_INTERNAL
+  MCPL_E_INTERNAL,
+  MCPL_E_UNAVAILABLE  /* the database cannot be reached; nothing was changed (added
+                       * last so the values above keep their numbers) */
 } mcpl_code;
 
 typedef struct mcpl_engine mcpl_engine;
@@ -42,7 +44,9 @@ typedef void (*mcpl_log_fn)(void *ud, const char *level, const char *msg);
 
 /* Options are set by name so the set can grow without breaking the ABI.
  * Known names (all values are strings):
- *   db                  path of the SQLite database (":memory:"-style paths refused)
+ *   db                  path of the SQLite database (":memory:"-style paths refused),
+ *                       or a PostgreSQL URI (postgresql://... or postgres://...,
+ *                       libpq syntax) shared by several engine instances
  *   key_file            path of the key ring (created 0600 on first use)
  *   policies            policy directory ("" = built-in default policy)
  *   lua_dir             load engine Lua from this directory instead of the

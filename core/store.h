@@ -1,33 +1,10 @@
-/* store.h: internal interface of the storage binding: table metadata, the
- * per-state SQLite connection with its statement cache, and migrations. */
+/* store.h: internals of the Lua `store` module above the backends: the
+ * schema, the per-state connection, errors, secrets and named queries. */
 #ifndef MCPL_STORE_H
 #define MCPL_STORE_H
 
-#include <sqlite3.h>
 #include <lua.h>
-#include "engine.h"
-
-typedef enum { ST_TEXT, ST_INT, ST_BOOL, ST_JSON, ST_SECRET } store_type;
-
-typedef struct {
-  const char *name;
-  store_type type;
-  const char *ref;     /* table this column references by id, or NULL */
-} store_col;
-
-typedef struct {
-  const char *name;    /* SQL and Lua table name */
-  const char *noun;    /* for messages: "server not found" */
-  const char *prefix;  /* id prefix: "srv_" */
-  int scoped;          /* has tenant_id; tenant actors see only their own rows */
-  int null_tenant;     /* scoped, but the system actor may write tenant_id = null */
-  int system_only;     /* tenant actors may not use it at all */
-  int append_only;     /* no update, no delete */
-  const store_col *cols; /* writable columns, {NULL} terminated */
-  /* derived at first use (store_schema_init) */
-  char select_list[2048]; /* "id,tenant_id,created_at,updated_at,name,(api_key IS NOT NULL)..." */
-  int ncols;
-} store_table;
+#include "store_backend.h"
 
 /* Schema (store_schema.c) ---------------------------------------------------- */
 void store_schema_init(void);                 /* idempotent, thread-safe */
@@ -35,42 +12,69 @@ store_table *store_table_find(const char *name);
 const store_col *store_col_find(const store_table *t, const char *name);
 store_table *store_tables(int *n);
 int store_schema_latest(void);
-/* Applies migrations up to target (latest when 0) in one transaction.
- * Refuses a database newer than this code. err: malloc'd message. */
-int store_migrate(sqlite3 *db, int target, char **err);
+/* Migration step (1-based) in a dialect ("sqlite", "postgresql"); NULL past
+ * the latest. The steps are the same in both: append only, never edited. */
+const char *store_migration(const char *dialect, int step);
+/* Do changes to this table move tenants.version (may reads be cached)? */
+int store_table_cached(const store_table *t);
 
 /* Connections (store_db.c) ---------------------------------------------------- */
-#define STORE_STMT_CACHE 256
+/* The read cache of a connection (store_cache.c). */
+typedef struct store_cache store_cache;
 
-typedef struct {
-  char *sql;
-  sqlite3_stmt *st;
-} store_stmt_slot;
-
-typedef struct {
-  sqlite3 *db;
+struct store_conn {
+  const store_backend *be;
   mcpl_engine *e;
+  void *db;               /* the backend's handle */
+  void *impl;             /* the backend's private state (statement cache) */
   int depth;              /* store.tx nesting: 0 = no transaction */
-  int nstmt;
-  store_stmt_slot stmts[STORE_STMT_CACHE];
-} store_conn;
+  int lost;               /* the connection broke inside a transaction: refuse
+                           * everything until the transaction has unwound */
+  store_err err;          /* the last failure */
+  store_cache *cache;     /* rows read in earlier ops, keyed by change counters */
+};
 
-/* Opens a connection with the engine's pragmas; version is checked by
- * store_migrate at engine open. */
-int store_conn_open(store_conn *c, mcpl_engine *e, const char *path, char **err);
-void store_conn_close(store_conn *c);
-/* A cached prepared statement, reset and unbound; NULL on error (message in
- * sqlite3_errmsg). */
-sqlite3_stmt *store_prepare(store_conn *c, const char *sql);
-/* The connection of this engine Lua state (opened on first use). Raises. */
+/* The backend for a db option value: a postgresql:// or postgres:// URI is
+ * PostgreSQL, anything else a SQLite path. */
+const store_backend *store_backend_for(const char *target);
+int store_target_is_uri(const char *target);
+/* target without its password (URI userinfo and password= parameter), for
+ * messages, logs and engine.info. */
+void store_redact(const char *target, char *out, size_t outn);
+/* The connection of this engine Lua state (opened on first use, made ready
+ * before each request outside a transaction). Raises. */
 store_conn *store_conn_of(lua_State *L);
-/* Raises the Lua error for a failed statement (reset first). t may be NULL;
- * rowidx (or 0) is the Lua table whose values name a conflict. */
-int store_raise_sqlite(lua_State *L, store_conn *c, sqlite3_stmt *st, int rc,
-                       const store_table *t, int rowidx, int deleting);
-/* Runs one statement without results (BEGIN, COMMIT...). */
-int store_exec(store_conn *c, const char *sql);
+/* This state's connection if it has one; never opens one. */
+store_conn *store_conn_peek(lua_State *L);
+/* Raises the Lua error for c->err. t may be NULL; rowidx (or 0) is the Lua
+ * table whose values name a conflict; deleting: a foreign key failure means
+ * "still in use". */
+int store_raise(lua_State *L, store_conn *c, const store_table *t, int rowidx, int deleting);
+/* Transactions at the current depth (store.tx and key rotation). */
+int store_tx_begin(store_conn *c);
+int store_tx_finish(store_conn *c, int commit);
 long long store_now_ms(void);
+
+/* Read cache (store_cache.c) ------------------------------------------------------
+ * Rows an op read are kept per connection under the change counters the op
+ * read with its actor (tenants.version, the settings version); a later op
+ * uses them only when its own read of the counters matches, so a change
+ * committed anywhere is seen by the next op everywhere. Within an op, the
+ * cache stops at the first write, transaction or lease on the connection
+ * (the op then reads its own writes and others' fresh). */
+/* An op resolved its actor: counters for this op. */
+void store_cache_validate(store_conn *c, const char *tenant_id, long long tenant_version,
+                          long long settings_version);
+/* The rest of this op reads the database (writes, transactions, leases, op end). */
+void store_cache_stop(store_conn *c);
+/* May a read for this tenant (NULL: the system settings) use the cache now? */
+int store_cache_usable(store_conn *c, const char *tenant_id);
+/* 1 and out replays the rows cached under key; 0 when there are none. */
+int store_cache_get(store_conn *c, const char *key, size_t keylen, store_rows *out);
+/* Reads all of rows (a backend result, ended here) into the cache under key
+ * and replays them through out. 0, or -1 on a read error (c->err). */
+int store_cache_fill(store_conn *c, const char *key, size_t keylen, store_rows *rows, store_rows *out);
+void store_cache_free(store_conn *c);
 
 /* Secrets (store_secret.c) ---------------------------------------------------- */
 /* Seals the Lua string at idx for (tenant, table, id, col); pushes the sealed

@@ -24,15 +24,14 @@ static int find_sealed(store_conn *c, char kid[CRYPTO_KID_MAX]) {
   for (int i = 0; i < nt; i++)
     for (const store_col *col = ts[i].cols; col->name; col++) {
       if (col->type != ST_SECRET) continue;
-      char sql[256];
-      snprintf(sql, sizeof sql, "SELECT %s FROM %s WHERE %s IS NOT NULL LIMIT 1", col->name,
-               ts[i].name, col->name);
-      sqlite3_stmt *st = store_prepare(c, sql);
-      if (!st) continue;
-      int found = sqlite3_step(st) == SQLITE_ROW;
-      if (found && crypto_sealed_kid((const char *)sqlite3_column_text(st, 0), kid) != 0)
+      store_select q = {.t = &ts[i], .proj = SP_SEALED, .col = col->name, .limit = 1, .ncond = 1};
+      q.cond[0] = (store_cond){col->name, SC_NOT_NULL, store_v_null()};
+      store_rows r;
+      if (c->be->select(c, &q, &r) != 0) continue;
+      int found = r.ops->next(&r) == 1;
+      if (found && crypto_sealed_kid(r.ops->get_text(&r, 2, NULL), kid) != 0)
         snprintf(kid, CRYPTO_KID_MAX, "?");
-      sqlite3_reset(st);
+      r.ops->done(&r);
       if (found) return 1;
     }
   return 0;
@@ -88,14 +87,12 @@ static long long count_kid(store_conn *c, const char *kid) {
   for (int i = 0; i < nt; i++)
     for (const store_col *col = ts[i].cols; col->name; col++) {
       if (col->type != ST_SECRET) continue;
-      char sql[256];
-      snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE substr(%s, 1, ?1) = ?2", ts[i].name, col->name);
-      sqlite3_stmt *st = store_prepare(c, sql);
-      if (!st) return -1;
-      sqlite3_bind_int(st, 1, (int)strlen(prefix));
-      sqlite3_bind_text(st, 2, prefix, -1, SQLITE_TRANSIENT);
-      if (sqlite3_step(st) == SQLITE_ROW) total += sqlite3_column_int64(st, 0);
-      sqlite3_reset(st);
+      store_select q = {.t = &ts[i], .proj = SP_COUNT, .ncond = 1};
+      q.cond[0] = (store_cond){col->name, SC_PREFIX, store_v_str(prefix)};
+      store_rows r;
+      if (c->be->select(c, &q, &r) != 0) return -1;
+      if (r.ops->next(&r) == 1) total += r.ops->get_int(&r, 0);
+      r.ops->done(&r);
     }
   return total;
 }
@@ -124,57 +121,29 @@ static int l_keys_list(lua_State *L) {
   return 1;
 }
 
-static int tx_begin(store_conn *c, const char *name) {
-  char sql[64];
-  if (c->depth == 0) return store_exec(c, "BEGIN IMMEDIATE");
-  snprintf(sql, sizeof sql, "SAVEPOINT %s", name);
-  return store_exec(c, sql);
-}
-
-static int tx_end(store_conn *c, const char *name, int commit) {
-  char sql[96];
-  if (c->depth == 0) {
-    int rc = store_exec(c, commit ? "COMMIT" : "ROLLBACK");
-    if (rc != SQLITE_OK && commit) store_exec(c, "ROLLBACK");
-    return rc;
-  }
-  if (!commit) {
-    snprintf(sql, sizeof sql, "ROLLBACK TO %s", name);
-    store_exec(c, sql);
-  }
-  snprintf(sql, sizeof sql, "RELEASE %s", name);
-  return store_exec(c, sql);
-}
-
 /* Re-seals every secret of one column under the current key. Returns an
  * mcpl_code; err names the key or the failing row. */
 static int reseal_column(store_conn *c, const store_table *t, const char *col, long long *count,
                          char *err, size_t errn) {
-  char sql[256];
-  /* Read everything first: updating rows under an open SELECT on the same
-   * table is legal in SQLite but needlessly subtle. */
-  snprintf(sql, sizeof sql, "SELECT id, %s, %s FROM %s WHERE %s IS NOT NULL",
-           t->scoped ? "tenant_id" : "NULL", col, t->name, col);
-  sqlite3_stmt *st = store_prepare(c, sql);
-  if (!st) { snprintf(err, errn, "%s", sqlite3_errmsg(c->db)); return MCPL_E_INTERNAL; }
+  /* Read everything first: no statement stays open while rows change. */
+  store_select q = {.t = t, .proj = SP_SEALED, .col = col, .ncond = 1};
+  q.cond[0] = (store_cond){col, SC_NOT_NULL, store_v_null()};
+  store_rows r;
+  if (c->be->select(c, &q, &r) != 0) { snprintf(err, errn, "%s", c->err.msg); return MCPL_E_INTERNAL; }
   size_t cap = 0, n = 0;
   char **rows = NULL; /* id, tenant, sealed triples */
   int rc = MCPL_OK, s;
-  while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+  while ((s = r.ops->next(&r)) == 1) {
     if (n + 3 > cap) {
       cap = cap ? cap * 2 : 48;
       char **nr = realloc(rows, cap * sizeof *rows);
       if (!nr) { rc = MCPL_E_INTERNAL; snprintf(err, errn, "out of memory"); break; }
       rows = nr;
     }
-    for (int k = 0; k < 3; k++) {
-      const char *v = (const char *)sqlite3_column_text(st, k);
-      rows[n++] = v ? strdup(v) : NULL;
-    }
+    for (int k = 0; k < 3; k++) rows[n++] = r.ops->is_null(&r, k) ? NULL : strdup(r.ops->get_text(&r, k, NULL));
   }
-  if (rc == MCPL_OK && s != SQLITE_DONE) { rc = MCPL_E_INTERNAL; snprintf(err, errn, "%s", sqlite3_errmsg(c->db)); }
-  sqlite3_reset(st);
-  snprintf(sql, sizeof sql, "UPDATE %s SET %s = ?1 WHERE id = ?2", t->name, col);
+  r.ops->done(&r);
+  if (rc == MCPL_OK && s < 0) { rc = MCPL_E_INTERNAL; snprintf(err, errn, "%s", c->err.msg); }
   for (size_t i = 0; rc == MCPL_OK && i < n; i += 3) {
     char aad[AAD_MAX], *sealed = NULL;
     unsigned char *pt = NULL;
@@ -191,12 +160,12 @@ static int reseal_column(store_conn *c, const store_table *t, const char *col, l
       snprintf(err + l, errn - l, " (%s %s, %s)", t->noun, rows[i], col);
       break;
     }
-    sqlite3_stmt *up = store_prepare(c, sql);
-    if (!up) { free(sealed); rc = MCPL_E_INTERNAL; snprintf(err, errn, "%s", sqlite3_errmsg(c->db)); break; }
-    sqlite3_bind_text(up, 1, sealed, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(up, 2, rows[i], -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(up) != SQLITE_DONE) { rc = MCPL_E_INTERNAL; snprintf(err, errn, "%s", sqlite3_errmsg(c->db)); }
-    sqlite3_reset(up);
+    store_set set = {col, store_v_str(sealed)};
+    store_cond w = {"id", SC_EQ, store_v_str(rows[i])};
+    if (c->be->update(c, t, &w, 1, &set, 1, NULL) != 0) {
+      rc = c->err.code == SE_UNAVAILABLE ? MCPL_E_UNAVAILABLE : MCPL_E_INTERNAL;
+      snprintf(err, errn, "%s", c->err.msg);
+    }
     free(sealed);
     (*count)++;
   }
@@ -210,9 +179,9 @@ static int reseal_column(store_conn *c, const store_table *t, const char *col, l
 static int l_keys_rotate(lua_State *L) {
   store_conn *c = store_conn_of(L);
   char err[CRYPTO_ERR_MAX], kid[CRYPTO_KID_MAX], prev[CRYPTO_KID_MAX] = "";
-  int rc = tx_begin(c, "keys_rotate");
-  if (rc != SQLITE_OK) return store_raise_sqlite(L, c, NULL, rc, NULL, 0, 0);
-  /* inside the write lock: rotations of other processes wait for us */
+  if (store_tx_begin(c) != 0) return store_raise(L, c, NULL, 0, 0);
+  /* inside the writers' lock: rotations of other processes and instances
+   * wait for us (they would otherwise race on the key file) */
   char k0[CRYPTO_KID_MAX];
   int have = find_sealed(c, k0);
   int code = crypto_ring_load(c->e, !have, err, sizeof err);
@@ -229,10 +198,10 @@ static int l_keys_rotate(lua_State *L) {
     for (const store_col *col = ts[i].cols; code == MCPL_OK && col->name; col++)
       if (col->type == ST_SECRET) code = reseal_column(c, &ts[i], col->name, &count, err, sizeof err);
   if (code != MCPL_OK) {
-    tx_end(c, "keys_rotate", 0);
+    store_tx_finish(c, 0);
     return mcpl_lua_error(L, mcpl_code_name(code), "key rotation failed, nothing changed: %s", err);
   }
-  if ((rc = tx_end(c, "keys_rotate", 1)) != SQLITE_OK) return store_raise_sqlite(L, c, NULL, rc, NULL, 0, 0);
+  if (store_tx_finish(c, 1) != 0) return store_raise(L, c, NULL, 0, 0);
   mcpl_log(c->e, "info", "key rotation: new key %s, %lld secrets re-encrypted", kid, count);
   lua_createtable(L, 0, 3);
   lua_pushstring(L, kid);
@@ -249,8 +218,7 @@ static int l_keys_retire(lua_State *L) {
   const char *kid = luaL_checkstring(L, 1);
   store_conn *c = store_conn_of(L);
   char err[CRYPTO_ERR_MAX];
-  int rc = tx_begin(c, "keys_retire");
-  if (rc != SQLITE_OK) return store_raise_sqlite(L, c, NULL, rc, NULL, 0, 0);
+  if (store_tx_begin(c) != 0) return store_raise(L, c, NULL, 0, 0);
   int code = crypto_ring_load(c->e, 0, err, sizeof err);
   crypto_key_info keys[64];
   int nk = code == MCPL_OK ? crypto_ring_list(c->e, keys, 64) : 0;
@@ -265,7 +233,7 @@ static int l_keys_retire(lua_State *L) {
     snprintf(err, sizeof err, "key '%s' still seals %lld secret%s: rotate first", kid, n, n == 1 ? "" : "s");
   }
   if (code == MCPL_OK) code = crypto_ring_remove(c->e, kid, err, sizeof err);
-  tx_end(c, "keys_retire", 0); /* nothing was written to the database */
+  store_tx_finish(c, 0); /* nothing was written to the database */
   if (code != MCPL_OK) {
     mcpl_push_error(L, mcpl_code_name(code), "%s", err);
     lua_pushstring(L, "kid");

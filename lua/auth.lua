@@ -67,4 +67,8 @@ function M.module_enabled(actor, module)
   return actor.mcp_enabled ~= false -- read with the actor (store.resolve_actor)
 end
 
+-- An op is over: its cached reads end with it (store.op_end); the next op
+-- reads the change counters again with its actor.
+function M.finish(ctx) store.op_end() end
+
 return M

@@ -6,7 +6,7 @@ M.codes = {
   invalid_argument = true, not_found = true, forbidden = true, conflict = true,
   url_blocked = true, unauthorized = true, user_not_authenticated = true,
   upstream_error = true, timeout = true, too_large = true, key_unavailable = true,
-  internal = true,
+  internal = true, unavailable = true,
 }
 
 local mt = { __tostring = function(e)

@@ -68,7 +68,8 @@ end
 
 -- dispatch(actor, name, args_json) -> json, code|nil: the actor is resolved
 -- (auth.resolve), its role and the tenant's module checked, the arguments
--- validated, the handler run, and a mutating op audited (auth.audit).
+-- validated, the handler run, the op's cached reads ended (auth.finish) and a
+-- mutating op audited (auth.audit).
 function M.dispatch(raw_actor, name, args_json)
   local ctx = { op = name }
   local def
@@ -102,6 +103,7 @@ function M.dispatch(raw_actor, name, args_json)
     if r == nil then r = json.object() end
     return r
   end, traceback)
+  auth.finish(ctx)
   if ok then
     if def and def.mutating then auth.audit(ctx, def, ctx.args, "ok") end
     local okj, out = pcall(json.encode, res)

@@ -17,8 +17,10 @@ static const char usage_text[] =
   "usage: mcplink [global options] COMMAND [ARGS]\n"
   "\n"
   "Global options:\n"
-  "  --db PATH          database (default $MCPLINK_DB, else ./mcplink.db)\n"
-  "  --key-file PATH    key ring (default $MCPLINK_KEY_FILE, else mcplink.key beside the db)\n"
+  "  --db PATH|URI      database: a SQLite file, or postgresql://... (default $MCPLINK_DB,\n"
+  "                     else ./mcplink.db)\n"
+  "  --key-file PATH    key ring (default $MCPLINK_KEY_FILE, else mcplink.key beside a SQLite\n"
+  "                     db, or in the current directory with a postgresql:// URI)\n"
   "  --policies DIR     policy directory (default $MCPLINK_POLICIES, else none: the\n"
   "                     built-in default policy; never ./policies implicitly)\n"
   "  --tenant NAME --user NAME   act as this tenant user\n"
@@ -263,7 +265,7 @@ typedef struct {
  * but the error lines (the error JSON carries those). */
 static struct {
   int holding;
-  char *held;     /* "level\tmessage\n"... */
+  char *held;     /* records "level\tmessage\0" (a message may span lines) */
   size_t n;
 } cli_log;
 
@@ -279,17 +281,17 @@ static void cli_log_fn(void *ud, const char *level, const char *msg) {
   char *p = realloc(cli_log.held, cli_log.n + add + 1);
   if (!p) { cli_log_line(level, msg); return; }
   cli_log.held = p;
-  cli_log.n += (size_t)snprintf(p + cli_log.n, add + 1, "%s\t%s\n", level, msg);
+  cli_log.n += (size_t)snprintf(p + cli_log.n, add + 1, "%s\t%s", level, msg) + 1;
 }
 
 static void cli_log_release(int opened) {
   cli_log.holding = 0;
-  for (char *line = cli_log.held, *nl; line && *line; line = nl + 1) {
-    nl = strchr(line, '\n');
-    char *tab = strchr(line, '\t');
-    if (!nl || !tab || tab > nl) break;
-    *nl = *tab = '\0';
+  for (size_t off = 0; cli_log.held && off < cli_log.n; off += strlen(cli_log.held + off) + 1) {
+    char *line = cli_log.held + off, *tab = strchr(line, '\t');
+    if (!tab) break;
+    *tab = '\0';
     if (opened || strcmp(line, "error") != 0) cli_log_line(line, tab + 1);
+    *tab = '\t';
   }
   free(cli_log.held);
   cli_log.held = NULL;
@@ -306,7 +308,8 @@ static mcpl_engine *open_engine(const gopts *g, const char *db_override, const c
   char keybuf[PATH_MAX];
   const char *key = key_override ? key_override : g->key_file;
   if (!key) {
-    const char *slash = strrchr(db, '/');
+    /* a URI has no "beside": the current directory then */
+    const char *slash = strstr(db, "://") ? NULL : strrchr(db, '/');
     if (slash) snprintf(keybuf, sizeof keybuf, "%.*s/mcplink.key", (int)(slash - db), db);
     else snprintf(keybuf, sizeof keybuf, "mcplink.key");
     key = keybuf;

@@ -4,11 +4,14 @@
 set -u
 # build: what a plain `make` needs (compiler, Lua, libcurl, OpenSSL, SQLite, libedit, cjson)
 BUILD_PKGS="gcc libc6-dev make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libssl-dev
-  libsqlite3-dev libedit-dev"
+  libsqlite3-dev libedit-dev libpq-dev"
+# (libpq-dev: the PostgreSQL backend links libpq)
 # test: what `make test` adds (unit tests, fixtures and the test CA, REPL terminal, browser, JSON in shell tests)
 TEST_PKGS="libcmocka-dev nodejs openssl curl tmux chromium perl"
 # the Python binding and its tests (Debian's CPython 3.11: venv, offline install, pytest)
 TEST_PKGS="$TEST_PKGS python3 python3-venv python3-setuptools python3-wheel python3-pytest"
+# PostgreSQL: initdb/pg_ctl for the tests' throwaway cluster (tests/tools/pg.sh)
+TEST_PKGS="$TEST_PKGS postgresql"
 # fuzz: what `make fuzz` adds
 FUZZ_PKGS="clang-14"
 

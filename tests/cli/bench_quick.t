@@ -22,11 +22,16 @@ check "the Markdown report is written" test -s "$report"
 row() { # server client: a table row with numbers in it
   grep -Eq "^\| $1 \| $2 \| [0-9]" "$tmp/out"; ok $? "row: $1 / $2"
 }
-for c in raw engine-1t engine-8t cli_server_list cli_tool_call sdk-v2 sdk-v1; do row https-json $c; done
+for c in raw engine-1t engine-8t engine-1t-pg engine-8t-pg cli_server_list cli_tool_call sdk-v2 sdk-v1; do row https-json $c; done
 for s in https-sse http-json https-legacy; do row $s raw; row $s engine-1t; done
 row sdk-v2-server raw; row sdk-v2-server engine-1t; row sdk-v2-server sdk-v2
 row sdk-v1-server raw; row sdk-v1-server engine-1t; row sdk-v1-server sdk-v1
 for s in discover-1-page discover-pages; do row $s raw; row $s engine_first; row $s engine_refresh; done
+row discover-1-page engine-pg_first
+# (a . stands for each backtick of the report's code spans)
+for w in '.tool.call. 1 thread, p50 µs' '.tool.call. 8 threads, calls/s' 'discovery first, [0-9]+ tools, wall ms'; do
+  grep -Eq "^\| $w \| [0-9.]+ \| [0-9.]+ \| [0-9.]+× \|$" "$tmp/out"; ok $? "PostgreSQL beside SQLite: $w"
+done
 for m in policy_call net_decide url_check_op dispatch_op reveal row_read; do
   grep -Eq "^\| engine_$m \| [0-9]" "$tmp/out"; ok $? "row: engine_$m"
 done

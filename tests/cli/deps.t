@@ -21,7 +21,7 @@ chmod +x "$tmp/bin/dpkg-query"
 export PATH="$tmp/bin:$PATH"
 # what the README promises a plain make needs, as Debian names it
 BUILD_SET="gcc libc6-dev make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libssl-dev
-  libsqlite3-dev libedit-dev"
+  libsqlite3-dev libedit-dev libpq-dev"
 export INSTALLED="$BUILD_SET"
 sh "$top/core/tools/deps.sh" check > out 2>&1; ok $? "the build packages are all a build needs"
 make -s -C "$top" BUILD="$build" all > out 2>&1; st=$?
@@ -35,7 +35,7 @@ done
 check_not "before running any test" grep -q 'tests/' out
 sh "$top/core/tools/deps.sh" check fuzz > out 2>&1; st=$?
 check "the fuzz group asks for clang" test "$st" != 0 -a -n "$(grep 'missing.*clang-14' out)"
-INSTALLED="$BUILD_SET libcmocka-dev nodejs openssl curl tmux chromium perl python3 python3-venv python3-setuptools python3-wheel python3-pytest clang-14" \
+INSTALLED="$BUILD_SET libcmocka-dev nodejs openssl curl tmux chromium perl python3 python3-venv python3-setuptools python3-wheel python3-pytest postgresql clang-14" \
   sh "$top/core/tools/deps.sh" check build test fuzz > out 2>&1
 ok $? "with the test and fuzz packages every group is satisfied"
 INSTALLED=$(echo $BUILD_SET | sed 's/libedit-dev//') make -s -C "$top" BUILD="$build" all > out 2>&1; st=$?

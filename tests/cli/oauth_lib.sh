@@ -17,7 +17,7 @@ like() { case $1 in *"$2"*) ok 0 "$3";; *) ok 1 "$3"; echo "#   got: '$1'"; echo
 j() { "$NODE" -e 'const t = process.argv[1]; const o = process.argv[3] === "raw" ? t : JSON.parse(t); const v = eval(process.argv[2]); console.log(typeof v === "object" && v !== null ? JSON.stringify(v) : String(v))' "$1" "$2" "${3:-}" 2>/dev/null || echo "(bad json)"; }
 probe() { curl -s --cacert "$FIXTURE_CERTS/ca.pem" -H 'content-type: application/json' "$@"; }
 follow() { "$NODE" "$fx/oauth/follow.mjs" --url "$1" --user "$2" ${3:-}; }
-eng() { "$BIN" --db "$work/e.db" --ca-file "$FIXTURE_CERTS/ca.pem" --compact --log-file "$work/engine.log" \
+eng() { "$BIN" --db "${MCPLINK_TEST_DB:-$work/e.db}" --ca-file "$FIXTURE_CERTS/ca.pem" --compact --log-file "$work/engine.log" \
   --log-level "${ENGINE_LOG_LEVEL:-warn}" \
   --oauth-redirect-uri https://app.example.test/oauth/callback "$@" 2>&1; }
 as() { u=$1; shift; eng --tenant acme --user "$u" "$@"; }

@@ -11,7 +11,7 @@ fx_start server-v1 --api-key "$KEY"; v1=$FX_LINE
 v2url=$(field "$v2" url); v1url=$(field "$v1" url); ctl=$(field "$v2" control)
 keyhash=$(printf 'Bearer %s' "$KEY" | sha256sum | cut -d' ' -f1)
 ctl_post() { fx_probe --method POST --data "$2" "$ctl/$1" >/dev/null; }
-M() { timeout 120 "$bin" --db "$tmp/w.db" --ca-file "$FIXTURE_CERTS/ca.pem" "$@"; }
+M() { timeout 120 "$bin" --db "${MCPLINK_TEST_DB:-$tmp/w.db}" --ca-file "$FIXTURE_CERTS/ca.pem" "$@"; }
 args="-- v2=$v2url v1=$v1url key=$KEY keyhash=$keyhash"
 # each phase is a TAP subtest (indented), summed up by one line of ours
 phase() {

@@ -1,5 +1,7 @@
 -- store_cases.lua: the store and crypto binding tests, run one case per fresh
--- engine by tests/unit/test_store.c (globals: store, crypto, json, reopen, sql).
+-- engine by tests/unit/test_store.c on SQLite and on PostgreSQL (globals:
+-- store, crypto, json, reopen, sql, dump, snapshot, newdb, v1_fixture,
+-- BACKEND).
 local C = {}
 local SYS = { system = true }
 
@@ -24,6 +26,37 @@ local function slurp(p)
 end
 local function spit(p, s) local f = assert(io.open(p, "wb")); f:write(s); f:close() end
 local function has(s, sub) return s ~= nil and s:find(sub, 1, true) ~= nil end
+local PG = BACKEND == "pg"
+
+-- raw inspection that differs between the databases, the same question each
+local function has_table(db, t)
+  if PG then return sql(db, "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '" .. t .. "'") == t end
+  return sql(db, "SELECT name FROM sqlite_master WHERE type='table' AND name='" .. t .. "'") == t
+end
+local function has_column(db, t, c)
+  if PG then return sql(db, "SELECT count(*) FROM information_schema.columns WHERE table_name = '" .. t .. "' AND column_name = '" .. c .. "'") == "1" end
+  return sql(db, "SELECT count(*) FROM pragma_table_info('" .. t .. "') WHERE name='" .. c .. "'") == "1"
+end
+local function version_of(db)
+  return tonumber(sql(db, PG and "SELECT schema_version FROM mcplink_meta" or "PRAGMA user_version"))
+end
+local function set_version(db, v)
+  sql(db, PG and ("UPDATE mcplink_meta SET schema_version = " .. v) or ("PRAGMA user_version = " .. v))
+end
+-- every table readable to its end and no dangling reference (SQLite also runs integrity_check)
+local function intact(db)
+  if not PG then
+    eq(sql(db, "PRAGMA integrity_check"), "ok", "integrity_check")
+    eq(sql(db, "SELECT count(*) FROM pragma_foreign_key_check"), "0", "foreign keys")
+  end
+  for _, t in ipairs({ "users", "classifications", "spaces", "servers", "capabilities" }) do
+    ok(tonumber(sql(db, "SELECT count(*) FROM " .. t)), t .. " readable")
+  end
+  eq(sql(db, "SELECT count(*) FROM servers s WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = s.tenant_id)"), "0", "servers have tenants")
+end
+local function checkpoint(db)
+  if PG then sql(db, "CHECKPOINT") else sql(db, "PRAGMA wal_checkpoint(TRUNCATE)") end
+end
 
 local function tenant(name)
   local t = store.insert(SYS, "tenants", { name = name, settings = json.object() })
@@ -42,24 +75,24 @@ function C.migrations_fresh()
   local cur, latest = store.schema_version()
   ok(latest >= 2, "at least two migrations")
   eq(cur, latest, "fresh database is at the latest version")
-  eq(sql(DB, "PRAGMA journal_mode"), "wal", "WAL mode")
+  eq(version_of(DB), latest, "the database records it")
   for _, t in ipairs({ "tenants", "settings", "users", "classifications", "spaces", "assistants", "servers",
                         "capabilities", "enablements", "attachments", "oauth_tokens", "oauth_pending",
                         "oauth_clients", "leases", "audit" }) do
-    eq(sql(DB, "SELECT name FROM sqlite_master WHERE type='table' AND name='" .. t .. "'"), t, "table " .. t)
+    ok(has_table(DB, t), "table " .. t)
   end
-  eq(sql(DB, "SELECT count(*) FROM pragma_table_info('servers') WHERE name='protocol_era'"), "1", "v2 column")
-  -- the file is private
-  local p = io.popen("stat -c %a " .. DB):read("l")
-  eq(p, "600", "database file mode")
+  ok(has_column(DB, "servers", "protocol_era"), "v2 column")
+  if not PG then
+    eq(sql(DB, "PRAGMA journal_mode"), "wal", "WAL mode")
+    -- the file is private
+    local p = io.popen("stat -c %a " .. DB):read("l")
+    eq(p, "600", "database file mode")
+  end
 end
 
 function C.migration_upgrade_v1()
-  local src = slurp("tests/data/v1.db")
-  ok(src, "fixture tests/data/v1.db present")
-  local old = DIR .. "/old.db"
-  spit(old, src)
-  eq(sql(old, "PRAGMA user_version"), "1", "fixture is version 1")
+  local old = v1_fixture()
+  eq(version_of(old), 1, "fixture is version 1")
   assert(reopen({ db = old }))
   local cur, latest = store.schema_version()
   eq(cur, latest, "upgraded to the latest version")
@@ -78,23 +111,23 @@ function C.migration_upgrade_v1()
   local cap = store.find(a, "capabilities", { server_id = s.id, kind = "tool", name = "echo" })
   ok(json.is_array(cap.definition.tags), "json empty array survives")
   ok(store.lease_acquire("k", "me", 1000), "leases table from v2 works")
-  eq(sql(old, "PRAGMA integrity_check"), "ok")
+  intact(old)
 end
 
 function C.newer_version_refused()
-  local newer = DIR .. "/newer.db"
+  local newer = newdb("newer")
   assert(reopen({ db = newer }))
   store.insert(SYS, "tenants", { name = "x" })
   assert(reopen({}))
-  sql(newer, "PRAGMA user_version = 99")
-  sql(newer, "PRAGMA wal_checkpoint(TRUNCATE)")
-  local before = slurp(newer)
-  local wal_before = slurp(newer .. "-wal")
+  set_version(newer, 99)
+  checkpoint(newer)
+  local before = snapshot(newer)
   local r, e = reopen({ db = newer })
   ok(not r, "newer database refused")
   ok(has(e, "newer") and has(e, "99"), "clear error: " .. tostring(e))
-  eq(slurp(newer), before, "file unchanged byte for byte")
-  eq(slurp(newer .. "-wal"), wal_before, "no WAL written")
+  checkpoint(newer)
+  ok(snapshot(newer) == before, "database unchanged (SQLite: byte for byte, and no WAL written)")
+  eq(version_of(newer), 99, "version left as it was")
   assert(reopen({}))
 end
 
@@ -251,17 +284,25 @@ function C.secrets_canary()
   -- (this state's connection keeps it open) until a checkpoint moves them
   -- into the database file; the stored ciphertext proves each place was read
   for _, when in ipairs({ "before checkpoint", "after checkpoint" }) do
-    local where = when == "before checkpoint" and DB .. "-wal" or DB
-    for _, f in ipairs({ DB, DB .. "-wal", KEY }) do
-      local bytes = slurp(f)
-      ok(bytes, f .. " exists " .. when)
-      if f == where then ok(has(bytes, sealed), "the sealed value is in " .. f .. " " .. when) end
-      for _, k in ipairs({ K1, K2, K3, K4, "CANARY" }) do
-        ok(not has(bytes, k), k .. " found in " .. f .. " " .. when)
+    local places = { key = slurp(KEY) or "" }
+    if PG then places.database = dump(DB)
+    else
+      local where = when == "before checkpoint" and DB .. "-wal" or DB
+      for _, f in ipairs({ DB, DB .. "-wal" }) do
+        local bytes = slurp(f)
+        ok(bytes, f .. " exists " .. when)
+        if f == where then ok(has(bytes, sealed), "the sealed value is in " .. f .. " " .. when) end
+        places[f] = bytes or ""
       end
     end
-    sql(DB, "PRAGMA wal_checkpoint(TRUNCATE)")
+    for what, bytes in pairs(places) do
+      for _, k in ipairs({ K1, K2, K3, K4, "CANARY" }) do
+        ok(not has(bytes, k), k .. " found in the " .. what .. " " .. when)
+      end
+    end
+    checkpoint(DB)
   end
+  if PG then ok(has(dump(DB), sealed), "the dump does hold the sealed value (it reads what is stored)") end
   s = store.update(ad, "servers", s.id, { api_key = json.null })
   eq(s.api_key_set, false, "json.null clears a secret")
   eq(store.reveal(ad, "servers", s.id, "api_key"), nil)
@@ -308,7 +349,7 @@ function C.key_missing_and_wrong()
   eq(store.get(ad, "servers", s.id).name, "gh", "plain reads still work")
   -- another key ring
   local other = DIR .. "/other.key"
-  assert(reopen({ db = DIR .. "/other.db", key = other }))
+  assert(reopen({ db = newdb("other"), key = other }))
   local _, ao = tenant("o")
   store.insert(ao, "servers", { name = "o", api_key = "x" })
   assert(reopen({ key = other }))
@@ -373,22 +414,22 @@ function C.rotation()
   eq(store.reveal(ad, "servers", s.id, "api_key"), "s-api", "still readable")
   -- a secret no key can open: rotation fails and changes nothing
   local r2 = store.keys_rotate()
-  local before = sql(DB, "SELECT group_concat(api_key) FROM servers")
+  local before = sql(DB, "SELECT api_key FROM servers ORDER BY seq")
   local s2 = store.insert(ad, "servers", { name = "bad", api_key = "z" })
   sql(DB, "UPDATE servers SET api_key = 'v1:k-deadbeef0000:AAAA' WHERE id='" .. s2.id .. "'")
-  local snap = sql(DB, "SELECT group_concat(coalesce(api_key,'') || coalesce(oauth_client_secret,'')) FROM servers")
+  local snap = sql(DB, "SELECT coalesce(api_key,'') || coalesce(oauth_client_secret,'') FROM servers ORDER BY seq")
   e = err("key_unavailable", store.keys_rotate)
   ok(has(e.message, "k-deadbeef0000") and has(e.message, "nothing changed"), e.message)
-  eq(sql(DB, "SELECT group_concat(coalesce(api_key,'') || coalesce(oauth_client_secret,'')) FROM servers"), snap, "rolled back")
+  eq(sql(DB, "SELECT coalesce(api_key,'') || coalesce(oauth_client_secret,'') FROM servers ORDER BY seq"), snap, "rolled back")
   -- the old current key still seals the good rows, so it cannot be retired
   err("conflict", store.keys_retire, r2.kid)
   -- with the bad row gone, the good rows hold the ciphertexts from before it
   store.delete(ad, "servers", s2.id)
-  eq(sql(DB, "SELECT group_concat(api_key) FROM servers"), before, "the failed rotation re-sealed nothing")
+  eq(sql(DB, "SELECT api_key FROM servers ORDER BY seq"), before, "the failed rotation re-sealed nothing")
   -- inside a transaction, rotation is a savepoint of it: rolled back with it
   local ok2 = pcall(store.tx, function() store.keys_rotate(); error({ code = "internal", message = "abort" }) end)
   ok(not ok2)
-  eq(sql(DB, "SELECT group_concat(api_key) FROM servers"), before, "the rolled-back rotation re-sealed nothing")
+  eq(sql(DB, "SELECT api_key FROM servers ORDER BY seq"), before, "the rolled-back rotation re-sealed nothing")
   eq(store.reveal(ad, "servers", s.id, "api_key"), "s-api", "rollback left readable secrets")
 end
 
@@ -433,16 +474,20 @@ end
 
 function C.pagination_100k()
   local t0 = now_ms()
+  -- standard SQL (zero padding without printf), so both databases take it
   sql(DB, [[WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999)
     INSERT INTO tenants (id, name, settings, created_at, updated_at)
-    SELECT printf('ten_%04d', i), printf('tenant%04d', i), '{}', 0, 0 FROM n]])
+    SELECT 'ten_' || substr(CAST(10000 + i AS TEXT), 2), 'tenant' || substr(CAST(10000 + i AS TEXT), 2), '{}', 0, 0 FROM n]])
   -- interleaved: each tenant's servers are spread over the whole table
   sql(DB, [[WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
     INSERT INTO servers (id, tenant_id, name, auth_type, capabilities_status, created_at, updated_at)
-    SELECT printf('srv_%06d', i), printf('ten_%04d', i % 1000), printf('s%06d', i), 'none',
-           'not_discovered', 0, 0 FROM n]])
+    SELECT 'srv_' || substr(CAST(1000000 + i AS TEXT), 2), 'ten_' || substr(CAST(10000 + i % 1000 AS TEXT), 2),
+           's' || substr(CAST(1000000 + i AS TEXT), 2), 'none', 'not_discovered', 0, 0 FROM n]])
   io.write(("# seeded 100,000 servers over 1,000 tenants in %.0f ms\n"):format(now_ms() - t0))
-  local plan = sql(DB, "EXPLAIN QUERY PLAN SELECT id FROM servers WHERE tenant_id = 'ten_0500' AND seq > 10 ORDER BY seq LIMIT 51")
+  local q = "SELECT id FROM servers WHERE tenant_id = 'ten_0500' AND seq > 10 ORDER BY seq LIMIT 51"
+  local plan
+  if PG then sql(DB, "ANALYZE servers"); plan = sql(DB, "EXPLAIN " .. q)
+  else plan = sql(DB, "EXPLAIN QUERY PLAN " .. q) end
   ok(has(plan, "servers_tenant_seq"), "tenant page uses the (tenant_id, seq) index: " .. tostring(plan))
   local a = { tenant_id = "ten_0500" }
   local times = {}
@@ -586,6 +631,84 @@ function C.audit_append_only()
   okk = pcall(sql, DB, "DELETE FROM audit")
   ok(not okk)
   eq(store.count(SYS, "audit"), 2)
+end
+
+-- ---- read cache ------------------------------------------------------------------
+
+-- The cache keeps rows under the change counters an op read with its actor
+-- (store.resolve_actor); store.op_end ends an op. A raw UPDATE here is
+-- another writer; putting the counter back by hand shows the cache is used.
+function C.read_cache()
+  local ta, aa = tenant("acme")
+  local _, ab = tenant("other")
+  local s = store.insert(aa, "servers", { name = "one", api_key = "k1" })
+  local function version() return sql(DB, "SELECT version FROM tenants WHERE id = '" .. ta.id .. "'") end
+  local function op() store.op_end(); return store.resolve_actor("acme", "admin") end
+  -- another writer's commit moves the counter: the next op sees the change
+  local a = op()
+  eq(store.get(a, "servers", s.id).name, "one")
+  local v = version()
+  sql(DB, "UPDATE servers SET name = 'two' WHERE id = '" .. s.id .. "'")
+  ok(version() ~= v, "a change made outside the store moves the tenant's counter")
+  a = op()
+  eq(store.get(a, "servers", s.id).name, "two", "the next op reads the change")
+  eq(store.find(a, "servers", { name = "two" }).id, s.id)
+  eq(#store.list(a, "servers").items, 1)
+  eq(#store.query(a, "assistant_servers", { assistant_id = "ast_none" }), 0)
+  -- the same counter: rows come from the cache (the counter put back by hand)
+  v = version()
+  sql(DB, "UPDATE servers SET name = 'three' WHERE id = '" .. s.id .. "'")
+  sql(DB, "UPDATE tenants SET version = " .. v .. " WHERE id = '" .. ta.id .. "'")
+  a = op()
+  eq(store.get(a, "servers", s.id).name, "two", "an unchanged counter: the cached row")
+  eq(store.find(a, "servers", { name = "two" }).id, s.id, "find too")
+  eq(store.list(a, "servers").items[1].name, "two", "list too")
+  -- rows are rebuilt on every use: a caller's change stays its own
+  local g = store.get(a, "servers", s.id)
+  g.name = "mine"
+  eq(store.get(a, "servers", s.id).name, "two", "cached rows are copies")
+  -- never across tenants, never for the system actor, never for the audit log
+  err("not_found", store.get, ab, "servers", s.id)
+  eq(store.get(SYS, "servers", s.id).name, "three", "the system actor reads the database")
+  -- a write, a transaction or a lease ends the cache for the rest of the op
+  for _, stop in ipairs({
+    function() store.update(a, "servers", s.id, { description = "d" }) end,
+    function() store.tx(function() end) end,
+    function() store.lease_acquire("k", "h", 1000) end,
+  }) do
+    sql(DB, "UPDATE servers SET name = 'three' WHERE id = '" .. s.id .. "'")
+    v = version()
+    sql(DB, "UPDATE servers SET name = 'two' WHERE id = '" .. s.id .. "'")
+    sql(DB, "UPDATE tenants SET version = " .. v .. " WHERE id = '" .. ta.id .. "'")
+    a = op()
+    eq(store.get(a, "servers", s.id).name, "two")
+    sql(DB, "UPDATE servers SET name = 'three' WHERE id = '" .. s.id .. "'")
+    sql(DB, "UPDATE tenants SET version = " .. v .. " WHERE id = '" .. ta.id .. "'")
+    stop()
+    eq(store.get(a, "servers", s.id).name, "three", "after a write, transaction or lease the op reads afresh")
+  end
+  -- without store.resolve_actor in this op, nothing is cached
+  store.op_end()
+  sql(DB, "UPDATE servers SET name = 'four' WHERE id = '" .. s.id .. "'")
+  eq(store.get(aa, "servers", s.id).name, "four", "no resolved actor: the database")
+  -- settings: their own counter
+  store.setting_set("allow_http", true)
+  a = op()
+  eq(store.setting_get("allow_http"), true)
+  sql(DB, "UPDATE settings SET value = 'false' WHERE key = 'allow_http'")
+  a = op()
+  eq(store.setting_get("allow_http"), false, "a settings change moves the settings counter")
+  local sv = sql(DB, "SELECT n FROM store_versions WHERE name = 'settings'")
+  sql(DB, "UPDATE settings SET value = 'true' WHERE key = 'allow_http'")
+  sql(DB, "UPDATE store_versions SET n = " .. sv .. " WHERE name = 'settings'")
+  a = op()
+  eq(store.setting_get("allow_http"), false, "an unchanged settings counter: cached")
+  store.op_end()
+  eq(store.setting_get("allow_http"), true, "outside a resolved op: the database")
+  -- every versioned table moves the counter (a cascade too)
+  v = version()
+  store.delete(aa, "servers", s.id)
+  ok(version() ~= v, "a delete moves the counter")
 end
 
 -- ---- crypto module --------------------------------------------------------------

@@ -84,6 +84,9 @@ static void test_code_names(void **st) {
   (void)st;
   assert_string_equal(mcpl_code_name(MCPL_E_URL_BLOCKED), "url_blocked");
   assert_string_equal(mcpl_code_name(MCPL_E_KEY_UNAVAILABLE), "key_unavailable");
+  assert_string_equal(mcpl_code_name(MCPL_E_INTERNAL), "internal");
+  assert_string_equal(mcpl_code_name(MCPL_E_UNAVAILABLE), "unavailable");
+  assert_int_equal(MCPL_E_INTERNAL, 12); /* ABI: existing codes keep their numbers */
   assert_string_equal(mcpl_code_name(999), "internal");
 }
 

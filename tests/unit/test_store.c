@@ -39,6 +39,7 @@ CASE(tx)
 CASE(settings_leases_resolve)
 CASE(named_queries)
 CASE(audit_append_only)
+CASE(read_cache)
 CASE(crypto_module)
 
 /* One pragma of the store's own connection, as an integer (or text in buf). */
@@ -55,9 +56,21 @@ static long long conn_pragma(sqlite3 *db, const char *pragma, char *buf, size_t 
   return v;
 }
 
+/* One setting of a PostgreSQL connection (SHOW), as text in buf. */
+static const char *pg_setting(PGconn *pg, const char *name, char *buf, size_t cap) {
+  char sql[128];
+  snprintf(sql, sizeof sql, "SHOW %s", name);
+  PGresult *r = PQexec(pg, sql);
+  snprintf(buf, cap, "%s", PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "?");
+  PQclear(r);
+  return buf;
+}
+
 /* The connection the store works on carries the settings the README
- * promises: read back from that connection itself (pragmas are per
- * connection, so another connection would not show them). */
+ * promises: read back from that connection itself (pragmas and session
+ * settings are per connection, so another connection would not show them).
+ * SQLite: FULL sync, foreign keys, secure delete, WAL; PostgreSQL: the
+ * statement, lock and idle-transaction timeouts, synchronous commit. */
 static void test_connection_pragmas(void **st) {
   (void)st;
   sh_env env;
@@ -67,6 +80,14 @@ static void test_connection_pragmas(void **st) {
   assert_non_null(c);
   assert_non_null(c->db);
   char mode[32] = "";
+  if (sh_is_uri(env.db)) {
+    assert_string_equal(pg_setting(c->db, "statement_timeout", mode, sizeof mode), "30s");
+    assert_string_equal(pg_setting(c->db, "lock_timeout", mode, sizeof mode), "10s");
+    assert_string_equal(pg_setting(c->db, "idle_in_transaction_session_timeout", mode, sizeof mode), "1min");
+    assert_string_equal(pg_setting(c->db, "synchronous_commit", mode, sizeof mode), "on");
+    sh_teardown(&env);
+    return;
+  }
   assert_int_equal(conn_pragma(c->db, "synchronous", NULL, 0), 2); /* FULL */
   assert_int_equal(conn_pragma(c->db, "foreign_keys", NULL, 0), 1);
   assert_int_equal(conn_pragma(c->db, "secure_delete", NULL, 0), 1);
@@ -85,24 +106,8 @@ static int make_v1(const char *path) {
   char *err = NULL;
   remove(path);
   if (sqlite3_open(path, &db) != SQLITE_OK) return 1;
-  if (store_migrate(db, 1, &err) != MCPL_OK) { fprintf(stderr, "%s\n", err); return 1; }
-  static const char rows[] =
-    "INSERT INTO tenants (id, name, settings, created_at, updated_at) "
-    "  VALUES ('ten_legacy000000000000', 'legacy', '{}', 1000, 1000);"
-    "INSERT INTO users (id, tenant_id, name, role, created_at, updated_at) "
-    "  VALUES ('usr_legacy000000000000', 'ten_legacy000000000000', 'root', 'admin', 1000, 1000);"
-    "INSERT INTO classifications (id, tenant_id, name, level, created_at, updated_at) "
-    "  VALUES ('cls_legacy000000000000', 'ten_legacy000000000000', 'public', 0, 1000, 1000);"
-    "INSERT INTO servers (id, tenant_id, name, description, description_source, url, auth_type, "
-    "  classification_id, capabilities_status, created_at, updated_at) "
-    "  VALUES ('srv_legacy000000000000', 'ten_legacy000000000000', 'old-server', 'kept across upgrade', "
-    "  'admin', 'https://mcp.example.com/', 'none', 'cls_legacy000000000000', 'ok', 1000, 1000);"
-    "INSERT INTO capabilities (id, tenant_id, server_id, kind, name, definition, hash, "
-    "  approved_definition, approved_hash, status, created_at, updated_at) "
-    "  VALUES ('cap_legacy000000000000', 'ten_legacy000000000000', 'srv_legacy000000000000', 'tool', "
-    "  'echo', '{\"name\":\"echo\",\"tags\":[]}', 'h1', '{\"name\":\"echo\",\"tags\":[]}', 'h1', "
-    "  'approved', 1000, 1000);";
-  if (sqlite3_exec(db, rows, NULL, NULL, &err) != SQLITE_OK) { fprintf(stderr, "%s\n", err); return 1; }
+  if (store_sqlite_migrate(db, 1, &err) != MCPL_OK) { fprintf(stderr, "%s\n", err); return 1; }
+  if (sqlite3_exec(db, SH_V1_ROWS, NULL, NULL, &err) != SQLITE_OK) { fprintf(stderr, "%s\n", err); return 1; }
   sqlite3_exec(db, "VACUUM", NULL, NULL, NULL);
   sqlite3_close(db);
   return 0;
@@ -128,6 +133,7 @@ int main(void) {
     cmocka_unit_test(test_settings_leases_resolve),
     cmocka_unit_test(test_named_queries),
     cmocka_unit_test(test_audit_append_only),
+    cmocka_unit_test(test_read_cache),
     cmocka_unit_test(test_crypto_module),
     cmocka_unit_test(test_connection_pragmas),
   };
