@@ -143,8 +143,9 @@ do
   ok(ms < 6000, "v1: cut by its timeout, not by the tool's end (" .. ms .. " ms)")
 end
 do
-  local r = one(URL.v1resume, { step = "call_tool", name = "slow", arguments = { ms = 300 } })
-  is(r.result and r.result.content[1].text, "slept 300 ms", "v1resume: answer after the stream was resumed with Last-Event-ID")
+  local r = one(URL.v1resume, { step = "call_tool", name = "drop_stream", arguments = { ms = 300 } })
+  is(r.result and r.result.content[1].text, "answered after the stream was dropped",
+    "v1resume: answer after the stream was resumed with Last-Event-ID")
 end
 
 -- ---- the misbehaving server --------------------------------------------------
