@@ -33,7 +33,7 @@ function M.new(ctx, opts)
     ctx = ctx, key = opts.key, url = opts.url, headers = headers,
     timeout_ms = opts.timeout_ms or 60000, max_bytes = opts.max_bytes or 16 * 1024 * 1024,
   }, Client)
-  legacy.sweep()
+  legacy.sweep() -- idle sessions of every server end now and then
   local cached = mcp.cache_get("era:" .. c.key)
   if cached then
     local e = json.decode(cached)
@@ -53,7 +53,9 @@ end
 -- discover([opts]) -> {era, protocol_version, server_info, capabilities,
 -- instructions, ttl_ms?, cache_scope?}; opts = {deadline?, timeout_ms?}:
 -- probing eras shares it. An unknown era is found here: modern first, then
--- initialize, then HTTP+SSE (the last resort); a known era is asked alone.
+-- initialize, then HTTP+SSE (the last resort); a known era is asked alone,
+-- except that a modern server listing no revision mcplink speaks still
+-- falls to HTTP+SSE.
 function Client:discover(opts)
   local deadline, timeout = transport.deadline(self, opts)
   local bound = { deadline = deadline, timeout_ms = timeout }
