@@ -59,8 +59,8 @@ END {
   print "`raw` fetches every `tools/list` page with one libcurl handle; `engine_first` is `server.update` saving"
   print "the URL (discovery of every kind, validation of each tool, storing all of them in one transaction);"
   print "`engine_refresh` is `server.refresh` on the unchanged server (diff against the stored definitions)."
-  printf "With pages of %d, the paged run fetches %d pages. The engine's list guards (`lua/mcp/client.lua`)\n", page, int((tools + page - 1) / page)
-  print "admit 1,000 pages and 100,000 items per list (and 16 MiB per page)."
+  printf "With pages of %d, the paged run fetches %d pages. The engine's list guards (`lua/mcp/paging.lua`)\n", page, int((tools + page - 1) / page)
+  print "admit 1,000 pages, 100,000 items and 16 MiB per list."
   print ""
   print "| server | client | wall ms | CPU ms | peak RSS MB | wall ÷ raw |"
   print "|---|---|---:|---:|---:|---:|"

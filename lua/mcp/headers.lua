@@ -1,7 +1,9 @@
--- mcp.headers: the 2026-07-28 request metadata headers: Mcp-Name value
--- encoding and x-mcp-header tool parameters mirrored into Mcp-Param-*.
+-- mcp.headers: the 2026-07-28 request metadata headers: Mcp-Name value encoding, and
+-- x-mcp-header tool parameters (screened, remembered per server) mirrored into Mcp-Param-*.
+local mcp = require "mcp"
 local json = require "json"
 local crypto = require "crypto"
+local log = require "log"
 
 local M = {}
 
@@ -88,6 +90,34 @@ function M.params(specs, args)
     if enc then h["Mcp-Param-" .. s.header] = enc end
   end
   return h
+end
+
+-- ---- the specs of a server's tools (engine-wide, per client cache key) ---------
+
+-- screen(key) -> keep(tool) -> bool, done(): a tools list passes through
+-- keep (tools with invalid x-mcp-header annotations are left out and logged);
+-- done() remembers the specs of the tools kept, for tools/call.
+function M.screen(key)
+  local specs = {}
+  local function keep(item)
+    if type(item) ~= "table" then return true end
+    local sp, why = M.specs(item)
+    if not sp then
+      log.warn("mcp: tool", tostring(item.name), "excluded:", why)
+      return false
+    end
+    specs[tostring(item.name)] = sp
+    return true
+  end
+  local function done() mcp.cache_put("xhdr:" .. key, json.encode(json.object(specs))) end
+  return keep, done
+end
+
+-- of_tool(key, name) -> the specs of the tool as last listed ({} if unknown)
+function M.of_tool(key, name)
+  local v = mcp.cache_get("xhdr:" .. key)
+  if not v then return {} end
+  return json.decode(v)[name] or {}
 end
 
 return M

@@ -16,6 +16,13 @@ M.MODERN_ERRORS = { [-32020] = true, [-32021] = true, [-32022] = true }
 local function is_set(v) return v ~= nil and v ~= json.null end
 M.is_set = is_set
 
+-- Request ids: unique across the Lua states sharing a legacy session.
+local id_base, id_n = math.random(1, 1 << 40), 0
+function M.next_id()
+  id_n = id_n + 1
+  return id_base + id_n
+end
+
 function M.request(id, method, params)
   return { jsonrpc = "2.0", id = id, method = method, params = params or json.object() }
 end

@@ -1,5 +1,5 @@
--- mcp.transport: one HTTP exchange of the MCP client through the guarded
--- binding: URL policy per hop, redirects, JSON or SSE bodies read to the end.
+-- mcp.transport: the HTTP side of every era: one exchange through the guarded binding
+-- (URL policy per hop, redirects, JSON or SSE bodies), a call's deadline, HTTP errors.
 local mcp = require "mcp"
 local net = require "net"
 local json = require "json"
@@ -14,6 +14,80 @@ M.MAX_EVENT = 4 * 1024 * 1024
 local SENSITIVE = { authorization = true, cookie = true, ["proxy-authorization"] = true }
 
 local function is2xx(s) return s >= 200 and s < 300 end
+
+-- ---- one call, one deadline --------------------------------------------------
+
+-- deadline(c, opts) -> deadline, timeout_ms. Every exchange, session claim,
+-- retry and resumption of a call shares the call's deadline, so a call ends
+-- within its timeout however many requests it takes.
+-- opts = {timeout_ms?, deadline?} (core.mono_ms() time); else c.timeout_ms.
+function M.deadline(c, opts)
+  local t = (opts and opts.timeout_ms) or c.timeout_ms
+  return (opts and opts.deadline) or (core.mono_ms() + t), t
+end
+
+local function raise_timeout(timeout)
+  errors.raise("timeout", "the MCP server did not answer within " .. tostring(timeout) .. " ms", nil, { reason = "timeout" })
+end
+
+-- left_ms(deadline, timeout) -> milliseconds left (at least 1) | raises timeout
+function M.left_ms(deadline, timeout)
+  local l = math.floor(deadline - core.mono_ms())
+  if l <= 0 then raise_timeout(timeout) end
+  return l
+end
+
+-- ---- HTTP answers that are not a usable response -------------------------------
+
+function M.header(r, name)
+  local v = r.headers and r.headers[name]
+  return type(v) == "string" and v or nil
+end
+
+-- fail(r, what): raises for a response that is not a usable answer:
+-- 401 unauthorized, 403 forbidden (both with the WWW-Authenticate challenge),
+-- a JSON-RPC error body, any other status.
+function M.fail(r, what)
+  local s = r.status
+  local extra = { http_status = s, www_authenticate = M.header(r, "www-authenticate") }
+  if s == 401 then
+    errors.raise("unauthorized", (what or "request") .. ": the MCP server requires authorization (HTTP 401)", nil, extra)
+  elseif s == 403 then
+    errors.raise("forbidden", (what or "request") .. ": the MCP server refused access (HTTP 403)", nil, extra)
+  end
+  local e = not r.sse and jsonrpc.body_error(r.body)
+  if e then
+    extra.reason = "rpc_error"
+    extra.rpc_error = { code = e.code, message = e.message, data = jsonrpc.is_set(e.data) and e.data or nil }
+    errors.raise("upstream_error", (what or "request") .. ": HTTP " .. s .. ", server error " .. e.code .. ": " ..
+      tostring(e.message):sub(1, 300), nil, extra)
+  end
+  extra.reason = "http_status " .. s
+  errors.raise("upstream_error", (what or "request") .. ": the MCP server answered HTTP " .. s, nil, extra)
+end
+
+-- ---- requests ------------------------------------------------------------------
+
+-- post_headers(c) -> the client's headers (credentials) for a JSON-RPC POST
+function M.post_headers(c)
+  local h = {}
+  for k, v in pairs(c.headers or {}) do h[k] = v end
+  h["Content-Type"] = "application/json"
+  h["Accept"] = "application/json, text/event-stream"
+  return h
+end
+
+M.SEND_MAX_MS = 10000
+
+-- send(c, headers, msg, opts) -> HTTP status: a notification or a response
+-- to the server (202 expected), within 10 s, opts.timeout_ms (else c's) and
+-- the call's deadline; opts = {url?, deadline?, timeout_ms?}
+function M.send(c, headers, msg, opts)
+  local t = math.min(opts.timeout_ms or c.timeout_ms, M.SEND_MAX_MS)
+  if opts.deadline then t = math.min(t, M.left_ms(opts.deadline, c.timeout_ms)) end
+  local r = M.exchange(c, { method = "POST", url = opts.url, headers = headers, body = json.encode(msg), timeout_ms = t })
+  return r.status
+end
 
 -- exchange(c, req) -> r
 -- c: {ctx, url, timeout_ms, max_bytes}; req: {method, url?, headers, body,
@@ -64,8 +138,7 @@ function M.exchange(c, req)
   while true do
     local d = net.decide(c.ctx, url, "mcp")
     if not d.allow then errors.raise("url_blocked", d.message, "url", { reason = d.reason }) end
-    local left = math.floor(deadline - core.mono_ms())
-    if left <= 0 then errors.raise("timeout", "the MCP server did not answer within " .. timeout .. " ms", nil, { reason = "timeout" }) end
+    local left = M.left_ms(deadline, timeout)
     local spec = {
       url = url, method = method, headers = headers, body = body, guard = d.guard,
       limits = { connect_timeout_ms = math.min(lim.connect_timeout_ms, left), timeout_ms = left,
@@ -78,9 +151,7 @@ function M.exchange(c, req)
       if err.reason == "cancelled" and err.code == "timeout" then
         errors.raise("timeout", "cancelled", nil, { reason = "cancelled" })
       end
-      if err.code == "timeout" then
-        errors.raise("timeout", "the MCP server did not answer within " .. timeout .. " ms", nil, { reason = "timeout" })
-      end
+      if err.code == "timeout" then raise_timeout(timeout) end
       if partial and partial.sse and is2xx(partial.status) and err.code == "upstream_error" then
         partial.cut, partial.url, partial.guard = err, url, d.guard
         return partial

@@ -4,13 +4,13 @@ local registry = require "registry"
 local errors = require "errors"
 local store = require "store"
 local model = require "model"
-local json = require "json"
 local crypto = require "crypto"
 local auth = require "auth"
 local net = require "net"
 local util = require "oauth.util"
 local guard = require "oauth.guard"
 local connection = require "connection"
+local steps = require "mcp.steps"
 
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
@@ -57,31 +57,7 @@ registry.op {
   end,
 }
 
-local STEPS = { discover = true, list = true, call_tool = true, read_resource = true, get_prompt = true, close = true }
-
-local function err_table(e)
-  if errors.is(e) then
-    local out = {}
-    for k, v in pairs(e) do if type(v) ~= "function" then out[k] = v end end
-    return out
-  end
-  return { code = "internal", message = tostring(e) }
-end
-
--- One step on a connection opened with the user's credentials, inside the
--- OAuth guard (refresh once on 401, step-up marking on 403), as tool.call does.
-local function step(uctx, s, st)
-  return guard.run(uctx, s, function()
-    local c = connection.open(uctx, s)
-    if st.step == "discover" then return c:discover()
-    elseif st.step == "list" then return c:list(st.kind or "tools")
-    elseif st.step == "call_tool" then return c:call_tool(st.name, st.arguments or json.object(), { timeout_ms = st.timeout_ms })
-    elseif st.step == "read_resource" then return c:read_resource(st.uri)
-    elseif st.step == "get_prompt" then return c:get_prompt(st.name, st.arguments)
-    elseif st.step == "close" then c:close(); return json.object()
-    end
-  end)
-end
+local STEPS = { "discover", "list", "call_tool", "read_resource", "get_prompt", "close" }
 
 registry.op {
   name = "mcp.user_session", role = "system",
@@ -96,18 +72,11 @@ registry.op {
   handler = function(ctx, args)
     local uctx = { op = ctx.op, actor = auth.resolve({ tenant = args.tenant, user = args.user }) }
     local s = model.ref(uctx.actor, "servers", args.server, "server")
-    local out = json.array()
-    for i, st in ipairs(args.steps) do
-      if type(st) ~= "table" or not STEPS[st.step] then
-        errors.raise("invalid_argument", "steps[" .. i .. "].step must be one of discover, list, call_tool, " ..
-          "read_resource, get_prompt, close", "steps")
-      end
-      local ok, r = pcall(step, uctx, s, st)
-      local row = { step = st.step }
-      if ok then row.result = r else row.error = err_table(r) end
-      out[#out + 1] = row
-      if not ok and args.stop_on_error then break end
-    end
-    return { results = out }
+    -- each step on a connection opened with the user's credentials, inside
+    -- the OAuth guard (refresh once on 401, step-up marking on 403), as
+    -- tool.call does
+    return steps.run(args, STEPS, function(fn)
+      return guard.run(uctx, s, function() return fn(connection.open(uctx, s)) end)
+    end)
   end,
 }

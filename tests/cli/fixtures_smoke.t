@@ -113,6 +113,8 @@ p=$(probe --data "$call" "$base/huge?mb=3")
 is "$(j "$p" 'o.status === 200 && o.error === null')" true "huge streams a large answer"
 p=$(probe --data "$call" "$base/sse-features?only=tools/call")
 is "$(j "$p" '[o.body.includes("retry: 1500"), o.body.includes(": a comment"), o.body.includes("\"method\":\"ping\"")].join()')" "true,true,true" "sse-features: retry, comments, an interleaved request"
+p=$(probe --data '{"jsonrpc":"2.0","id":8,"method":"tools/list","params":{"cursor":"again"}}' "$base/cursor-loop")
+is "$(j "$p" 'JSON.parse(o.body).result.nextCursor')" again "cursor-loop: every page names the same next page"
 p=$(probe --data "$call" "$base/unauthorized")
 is "$(j "$p" 'o.status + " " + /^Bearer /.test(o.headers["www-authenticate"])')" "401 true" "unauthorized with WWW-Authenticate"
 p=$(probe --data "$call" "$base/unauthorized-bare")

@@ -29,7 +29,7 @@ for _, s in ipairs({ { "2026-07-28", true }, { "2026-07-28", false }, { "2025-11
                      { "2025-11-25", false }, { "2025-03-26", true }, { "2024-11-05", true } }) do
   PLAN = PLAN + 19 + (s[1] >= "2025-06-18" and 1 or 0) + (s[2] and 1 or 0)
 end
-PLAN = PLAN + 6 + 2 + 6 + 1 + 23 -- pagination, session expiry, stale and timeout, resume, misbehaviours
+PLAN = PLAN + 6 + 2 + 6 + 1 + 24 -- pagination, session expiry, stale and timeout, resume, misbehaviours
 print("1.." .. PLAN)
 
 -- run(url, steps, opts) -> result rows
@@ -143,8 +143,9 @@ do
   ok(ms < 6000, "v1: cut by its timeout, not by the tool's end (" .. ms .. " ms)")
 end
 do
-  local r = one(URL.v1resume, { step = "call_tool", name = "slow", arguments = { ms = 300 } })
-  is(r.result and r.result.content[1].text, "slept 300 ms", "v1resume: answer after the stream was resumed with Last-Event-ID")
+  local r = one(URL.v1resume, { step = "call_tool", name = "drop_stream", arguments = { ms = 300 } })
+  is(r.result and r.result.content[1].text, "answered after the stream was dropped",
+    "v1resume: answer after the stream was resumed with Last-Event-ID")
 end
 
 -- ---- the misbehaving server --------------------------------------------------
@@ -190,6 +191,8 @@ do
   is(r.error and r.error.code, "upstream_error", "a connection closed mid-response is upstream_error")
   r = bad("error-response")
   is(r.error and r.error.rpc_error and r.error.rpc_error.code, -32603, "a JSON-RPC error keeps its code")
+  r = one(base .. "/cursor-loop?only=tools/list", { step = "list", kind = "tools" }, { era = "legacy", timeout_ms = 3000 })
+  is(r.error and r.error.reason, "repeated_cursor", "a list whose server repeats a cursor stops with an error")
   for _, crlf in ipairs({ "0", "1" }) do
     r = one(base .. "/sse-features?only=tools/call&crlf=" .. crlf,
       { step = "call_tool", name = "echo", arguments = { x = 1 }, progress = true }, { era = "legacy", timeout_ms = 3000 })

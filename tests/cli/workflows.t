@@ -29,10 +29,17 @@ ctl_post tool '{"name":"echo","description":"Echoes text back (now with a change
 ctl_post tool '{"name":"slow","remove":true}'
 phase 2 "refresh diff, definition pinning and approval"
 # the timed-out call of phase 1 was cancelled at the server (notifications/cancelled)
-ncancel=$(fx_probe "$(field "$v1" control)/log" | fx_body_count cancelled)
+v1log=$(fx_probe "$(field "$v1" control)/log")
+ncancel=$(echo "$v1log" | fx_body_count cancelled)
 if [ "$ncancel" = 1 ]; then echo "ok 3 - the server saw the timed-out call cancelled"
 else echo "not ok 3 - the server saw the timed-out call cancelled"; echo "#   cancelled calls in the fixture log: $ncancel"; status=1; fi
-if [ "$nsess" = 0 ]; then echo "ok 4 - the engine ended its legacy sessions when it closed"
-else echo "not ok 4 - the engine ended its legacy sessions when it closed"; echo "#   live sessions: $nsess"; status=1; fi
-echo "1..4"
+# ... because the client said so, not only because its stream closed
+nnotice=$(echo "$v1log" | "$node" -e 'let t="";process.stdin.on("data",d=>t+=d).on("end",()=>{try{
+  console.log(JSON.parse(JSON.parse(t).body).requests.filter(e=>(e.rpc||[]).some(m=>m&&m.method==="notifications/cancelled")).length)
+}catch(e){console.log("?")}})')
+if [ "$nnotice" = 1 ]; then echo "ok 4 - the client sent notifications/cancelled for the timed-out call"
+else echo "not ok 4 - the client sent notifications/cancelled for the timed-out call"; echo "#   notices in the fixture log: $nnotice"; status=1; fi
+if [ "$nsess" = 0 ]; then echo "ok 5 - the engine ended its legacy sessions when it closed"
+else echo "not ok 5 - the engine ended its legacy sessions when it closed"; echo "#   live sessions: $nsess"; status=1; fi
+echo "1..5"
 exit $status

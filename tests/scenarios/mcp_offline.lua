@@ -18,6 +18,7 @@ r = step("https://127.0.0.1:9/mcp", { step = "discover" })
 is(r.error and r.error.code, "url_blocked", "a loopback address is url_blocked")
 r = step("https://[::1]:9/mcp", { step = "call_tool", name = "x" }, { era = "legacy" })
 is(r.error and r.error.code, "url_blocked", "IPv6 loopback is url_blocked too")
+is(r.era, "legacy", "a step's row names the client's era (here the hint)")
 r = step("https://169.254.169.254/mcp", { step = "list", kind = "tools" }, { era = "modern" })
 is(r.error and r.error.code, "url_blocked", "link-local metadata address is url_blocked")
 

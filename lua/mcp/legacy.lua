@@ -1,0 +1,228 @@
+-- mcp.legacy: Streamable HTTP with initialize (2025-03-26 .. 2025-11-25): sessions
+-- cached per server and credential, resumed streams, cancel notices, 404 re-initialize.
+local mcp = require "mcp"
+local json = require "json"
+local core = require "core"
+local errors = require "errors"
+local jsonrpc = require "mcp.jsonrpc"
+local transport = require "mcp.transport"
+local incoming = require "mcp.incoming"
+local protocol = require "mcp.protocol"
+
+local M = {}
+
+M.SESSION_IDLE_MS = 5 * 60 * 1000
+M.MAX_RESUMES = 5
+M.RETRY_DEFAULT_MS, M.RETRY_MAX_MS = 1000, 10000
+M.CANCEL_TIMEOUT_MS = 2000
+
+local is_set = jsonrpc.is_set
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t or {}) do c[k] = v end
+  return c
+end
+
+-- session_headers(c, s) -> POST headers within session s = {id?, version}
+-- (nil: before initialize)
+local function session_headers(c, s)
+  local h = transport.post_headers(c)
+  if s and s.version then h["MCP-Protocol-Version"] = s.version end
+  if s and s.id then h["Mcp-Session-Id"] = s.id end
+  return h
+end
+
+-- post(c, s, msg [, deadline]) -> HTTP status: a notification or a response
+-- to the server within session s
+local function post(c, s, msg, deadline)
+  return transport.send(c, session_headers(c, s), msg, { deadline = deadline })
+end
+
+-- initialize(c [, deadline]) -> session {id?, version, capabilities,
+-- server_info, instructions, guard} | nil, r (the server does not speak
+-- Streamable HTTP: try HTTP+SSE)
+local function initialize(c, deadline)
+  local id = jsonrpc.next_id()
+  local r = transport.exchange(c, {
+    method = "POST", headers = session_headers(c, nil), id = id, deadline = deadline,
+    body = json.encode(jsonrpc.request(id, "initialize", {
+      protocolVersion = protocol.LEGACY[1], capabilities = json.object(), clientInfo = protocol.CLIENT_INFO })),
+    on_message = incoming.handler(c, nil),
+  })
+  if not r.message then
+    if r.status == 400 or r.status == 404 or r.status == 405 then
+      local e = jsonrpc.body_error(r.body)
+      if not (e and jsonrpc.MODERN_ERRORS[e.code]) then return nil, r end
+    end
+    if r.status >= 300 then transport.fail(r, "initialize") end
+    errors.raise("upstream_error", "initialize: no response from the MCP server", nil, { reason = "no_response" })
+  end
+  if type(r.message.error) == "table" then jsonrpc.raise_rpc(r.message.error, r.status, "initialize") end
+  local res = r.message.result
+  if type(res) ~= "table" then errors.raise("upstream_error", "initialize: the result is not an object", nil, { reason = "invalid_result" }) end
+  local v = res.protocolVersion
+  if not (protocol.member(protocol.LEGACY, v) or v == protocol.SSE) then
+    errors.raise("upstream_error", "initialize: the server chose protocol version " .. tostring(v) ..
+      ", which mcplink does not support", nil, { reason = "unsupported_version" })
+  end
+  local s = { id = transport.header(r, "mcp-session-id"), version = v, capabilities = res.capabilities,
+              server_info = res.serverInfo, instructions = res.instructions, guard = r.guard }
+  local st = post(c, s, jsonrpc.notification("notifications/initialized"), deadline)
+  if st >= 400 and st ~= 405 then
+    errors.raise("upstream_error", "notifications/initialized: the MCP server answered HTTP " .. st, nil, { http_status = st })
+  end
+  return s
+end
+
+-- session(c, force, end_old [, deadline]) -> s | nil, r: the cached session
+-- for this server and credential, created once even when several callers
+-- arrive together (the others wait for it, within their deadline).
+-- force: a new one (the server ended the old: no DELETE); end_old: a new one,
+-- the old ended with DELETE.
+local function session(c, force, end_old, deadline)
+  local key = "sess:" .. c.key
+  if end_old then mcp.cache_evict(key) -- ended with DELETE
+  elseif force then mcp.cache_del(key) end -- the server ended it: no DELETE
+  local wait = deadline and math.max(0, math.floor(deadline - core.mono_ms())) or c.timeout_ms
+  local v, claimed = mcp.cache_claim(key, wait)
+  if v then return json.decode(v) end
+  local ok, s, r = pcall(initialize, c, deadline)
+  if not ok or not s then
+    if claimed then mcp.cache_release(key) end
+    if not ok then error(s, 0) end
+    return nil, r
+  end
+  if claimed then
+    local guard = s.guard
+    s.guard = nil
+    local close
+    if s.id then close = { url = c.url, headers = session_headers(c, s), guard = guard } end
+    mcp.cache_put(key, json.encode(s), close)
+  end
+  s.guard = nil
+  return s
+end
+
+-- resume(c, s, r, id, on_message, deadline, timeout_ms) -> response message |
+-- nil: GET with Last-Event-ID after the server's retry delay, while the
+-- stream had ids; within the call's deadline.
+local function resume(c, s, r, id, on_message, deadline, timeout_ms)
+  for _ = 1, M.MAX_RESUMES do
+    if not r.last_event_id or r.last_event_id == "" then return nil end
+    local wait = r.retry_ms and r.retry_ms >= 0 and r.retry_ms or M.RETRY_DEFAULT_MS
+    wait = math.min(wait, M.RETRY_MAX_MS)
+    local left = deadline - core.mono_ms()
+    if wait >= left then errors.raise("timeout", "the MCP server did not answer in time (stream resumption)", nil, { reason = "timeout" }) end
+    local t_end = core.mono_ms() + wait
+    while core.mono_ms() < t_end do core.sleep_ms(math.max(1, math.floor(t_end - core.mono_ms()))) end
+    local h = session_headers(c, s)
+    h["Content-Type"] = nil
+    h["Accept"] = "text/event-stream"
+    h["Last-Event-ID"] = r.last_event_id
+    local last = r.last_event_id
+    r = transport.exchange(c, { method = "GET", headers = h, id = id, on_message = on_message,
+      deadline = deadline, timeout_ms = timeout_ms })
+    if r.status == 404 or r.status == 405 then return nil end -- the server has no stream to resume
+    if r.status >= 300 then transport.fail(r, "resume") end
+    if r.message then return r.message end
+    if r.last_event_id == "" then r.last_event_id = last end
+  end
+  return nil
+end
+
+-- cancel_notice(c, s, id, reason): tells the server a request is abandoned
+-- (best effort, within CANCEL_TIMEOUT_MS)
+local function cancel_notice(c, s, id, reason)
+  pcall(function()
+    transport.send(c, session_headers(c, s), jsonrpc.notification("notifications/cancelled", { requestId = id, reason = reason }),
+      { timeout_ms = M.CANCEL_TIMEOUT_MS })
+  end)
+end
+
+-- call(c, method, params, opts) -> result | raises;
+-- opts = {deadline?, timeout_ms?, progress?}
+function M.call(c, method, params, opts)
+  opts = opts or {}
+  local deadline, timeout = transport.deadline(c, opts)
+  local s, r0 = session(c, false, false, deadline)
+  if not s then transport.fail(r0, method) end
+  for attempt = 1, 2 do
+    local id = jsonrpc.next_id()
+    local p = copy(params)
+    local token
+    if opts.progress then
+      token = "p" .. id
+      local meta = copy(type(p._meta) == "table" and p._meta or nil)
+      meta.progressToken = token
+      p._meta = meta
+    end
+    -- what the server sends on the call's stream besides the response:
+    -- its requests are answered within the session
+    local respond = function(msg) pcall(post, c, s, msg, deadline) end
+    local on_message = incoming.handler(c, respond, token, opts.progress)
+    local ok, r = pcall(transport.exchange, c, { method = "POST", headers = session_headers(c, s),
+      body = json.encode(jsonrpc.request(id, method, p)), id = id, on_message = on_message,
+      deadline = deadline, timeout_ms = timeout })
+    if not ok then
+      if type(r) == "table" and r.code == "timeout" then cancel_notice(c, s, id, r.reason or "timeout") end
+      error(r, 0)
+    end
+    if r.status == 404 and s.id and attempt == 1 then
+      -- the session expired on the server: initialize once more and retry
+      s = session(c, true, false, deadline)
+      goto continue
+    end
+    do
+      local msg = r.message
+      if not msg and r.sse and is_set(r.last_event_id) and r.last_event_id ~= "" then
+        local ok2, m2 = pcall(resume, c, s, r, id, on_message, deadline, timeout)
+        if not ok2 then
+          if type(m2) == "table" and m2.code == "timeout" then cancel_notice(c, s, id, m2.reason or "timeout") end
+          error(m2, 0)
+        end
+        msg = m2
+      end
+      if msg then
+        if type(msg.error) == "table" then jsonrpc.raise_rpc(msg.error, r.status, method) end
+        if type(msg.result) ~= "table" then errors.raise("upstream_error", method .. ": the result is not an object", nil, { reason = "invalid_result" }) end
+        return msg.result
+      end
+      if r.status >= 300 then transport.fail(r, method) end
+      errors.raise("upstream_error", method .. ": the response stream ended without a response", nil,
+        { reason = r.cut and "stream_broken" or "no_response" })
+    end
+    ::continue::
+  end
+end
+
+-- discover(c, bound) -> info | nil: initialize refused (not this era).
+-- A new session replaces the cached one. bound = {deadline, timeout_ms}
+function M.discover(c, bound)
+  local s = session(c, true, true, bound.deadline)
+  if not s then return nil end
+  return protocol.info("legacy", s.version, s.capabilities, s.server_info, s.instructions)
+end
+
+function M.ping(c, opts)
+  return M.call(c, "ping", json.object(), opts)
+end
+
+-- close(c): forgets the client's session, ending it on the server (DELETE)
+-- when the client speaks this era
+function M.close(c)
+  local v = mcp.cache_del("sess:" .. c.key)
+  if not v or c.era ~= "legacy" then return end
+  local s = json.decode(v)
+  if not s.id then return end
+  local h = session_headers(c, s)
+  h["Content-Type"], h["Accept"] = nil, nil
+  pcall(transport.exchange, c, { method = "DELETE", headers = h, timeout_ms = M.CANCEL_TIMEOUT_MS })
+end
+
+-- sweep(): idle sessions of every server are ended (DELETE, from C)
+function M.sweep()
+  mcp.cache_sweep(M.SESSION_IDLE_MS, "sess:")
+end
+
+return M

@@ -1,0 +1,177 @@
+-- mcp.modern: the 2026-07-28 era: stateless requests, each carrying _meta and the
+-- Mcp-* headers; server/discover, version correction, subscriptions/listen.
+local json = require "json"
+local errors = require "errors"
+local log = require "log"
+local jsonrpc = require "mcp.jsonrpc"
+local transport = require "mcp.transport"
+local headers = require "mcp.headers"
+local incoming = require "mcp.incoming"
+local protocol = require "mcp.protocol"
+
+local M = {}
+
+local is_set = jsonrpc.is_set
+local META_VERSION = "io.modelcontextprotocol/protocolVersion"
+local META_INFO = "io.modelcontextprotocol/clientInfo"
+local META_CAPS = "io.modelcontextprotocol/clientCapabilities"
+local META_SERVER = "io.modelcontextprotocol/serverInfo"
+local NAME_SOURCE = { ["tools/call"] = "name", ["prompts/get"] = "name", ["resources/read"] = "uri" }
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t or {}) do c[k] = v end
+  return c
+end
+
+-- request(c, id, method, params, version [, progress_token]) -> body, headers:
+-- _meta names the revision, the client and its capabilities; the headers
+-- repeat what intermediaries route on (method, name, x-mcp-header parameters)
+local function request(c, id, method, params, version, token)
+  local p = copy(params)
+  local meta = copy(type(p._meta) == "table" and p._meta or nil)
+  meta[META_VERSION] = version
+  meta[META_INFO] = protocol.CLIENT_INFO
+  meta[META_CAPS] = json.object()
+  if token then meta.progressToken = token end
+  p._meta = meta
+  local h = transport.post_headers(c)
+  h["MCP-Protocol-Version"] = version
+  h["Mcp-Method"] = method
+  local src = NAME_SOURCE[method]
+  if src and p[src] ~= nil then h["Mcp-Name"] = headers.encode(p[src]) end
+  if method == "tools/call" then
+    for k, v in pairs(headers.params(headers.of_tool(c.key, p.name), p.arguments)) do h[k] = v end
+  end
+  return json.encode(jsonrpc.request(id, method, p)), h
+end
+
+-- final(method, res) -> res, the call's result. A result that is not
+-- complete (resultType input_required: the server asks the client something
+-- before it can answer) is refused: mcplink does not offer that.
+local function final(method, res)
+  if type(res) ~= "table" then errors.raise("upstream_error", method .. ": the result is not an object", nil, { reason = "invalid_result" }) end
+  local rt = res.resultType
+  if is_set(rt) and rt ~= "complete" then
+    errors.raise("upstream_error", method .. ": the server needs input from the user (resultType '" .. tostring(rt) ..
+      "'), which mcplink does not provide", nil, { reason = "input_required" })
+  end
+  return res
+end
+
+-- call(c, method, params, opts) -> result | nil when opts.probe and the
+-- server does not speak this era | raises.
+-- opts = {deadline?, timeout_ms?, progress?, probe?}. Retries once with a
+-- mutually supported version after UnsupportedProtocolVersionError, relists
+-- the tools once after a header mismatch, and re-issues a request whose
+-- response stream broke before the response arrived.
+function M.call(c, method, params, opts)
+  opts = opts or {}
+  local deadline, timeout = transport.deadline(c, opts)
+  local version = c.version or protocol.MODERN[1]
+  local corrected, reissued, relisted = false, false, false
+  while true do
+    local id = jsonrpc.next_id()
+    local token = opts.progress and ("p" .. id) or nil
+    local body, h = request(c, id, method, params, version, token)
+    local r = transport.exchange(c, {
+      method = "POST", headers = h, body = body, id = id, deadline = deadline, timeout_ms = timeout,
+      on_message = incoming.handler(c, nil, token, opts.progress),
+    })
+    local e = r.message and type(r.message.error) == "table" and r.message.error
+    if not r.message and r.status >= 300 then e = jsonrpc.body_error(r.body) end
+    if e and e.code == jsonrpc.UNSUPPORTED_VERSION and not corrected then
+      local v = protocol.pick_modern(type(e.data) == "table" and e.data.supported)
+      if v then
+        corrected, version = true, v
+        goto continue
+      end
+      if opts.probe then return nil end
+    elseif e and e.code == jsonrpc.HEADER_MISMATCH and method == "tools/call" and not relisted then
+      -- the tool's x-mcp-header parameters may have changed: relist, retry
+      relisted = true
+      local okl, le = pcall(c.list, c, "tools", { deadline = deadline, timeout_ms = timeout })
+      if not okl and type(le) == "table" and le.reason == "cancelled" then error(le, 0) end
+      goto continue
+    end
+    if r.message then
+      if e then
+        if opts.probe and not jsonrpc.MODERN_ERRORS[e.code] then return nil end
+        jsonrpc.raise_rpc(e, r.status, method)
+      end
+      c.version = version
+      return final(method, r.message.result)
+    end
+    if r.status == 401 or r.status == 403 then transport.fail(r, method) end
+    if opts.probe and (r.status == 400 or r.status == 404 or r.status == 405) and not (e and jsonrpc.MODERN_ERRORS[e.code]) then
+      return nil
+    end
+    if r.status >= 300 then transport.fail(r, method) end
+    if r.sse and not reissued then
+      -- the response stream ended or broke before the response: once more
+      reissued = true
+      log.debug("mcp: response stream for", method, "ended early; re-issuing")
+      goto continue
+    end
+    errors.raise("upstream_error", method .. ": the response stream ended without a response", nil,
+      { reason = r.cut and "stream_broken" or "no_response" })
+    ::continue::
+  end
+end
+
+-- discover(c, bound, probing) -> info | nil: not (or not only) a modern
+-- server. bound = {deadline, timeout_ms}; probing: the era is unknown, so
+-- answers a legacy server gives mean nil rather than an error.
+function M.discover(c, bound, probing)
+  local res = M.call(c, "server/discover", json.object(),
+    { probe = probing, deadline = bound.deadline, timeout_ms = bound.timeout_ms })
+  if not res then return nil end
+  -- a DiscoverResult is recognised by its supportedVersions list
+  if type(res.supportedVersions) ~= "table" or type(res.capabilities) ~= "table" then
+    if not probing then
+      errors.raise("upstream_error", "server/discover: the result is not a DiscoverResult", nil, { reason = "invalid_result" })
+    end
+    return nil
+  end
+  local v = protocol.pick_modern(res.supportedVersions)
+  if not v then return nil end
+  local version = (protocol.member(res.supportedVersions, c.version or "") and c.version) or v
+  local si = res.serverInfo
+  if type(res._meta) == "table" and type(res._meta[META_SERVER]) == "table" then si = res._meta[META_SERVER] end
+  local info = protocol.info("modern", version, res.capabilities, si, res.instructions)
+  info.ttl_ms = math.type(res.ttlMs) == "integer" and res.ttlMs or nil
+  info.cache_scope = type(res.cacheScope) == "string" and res.cacheScope or nil
+  return info
+end
+
+-- ping(c, opts): 2026-07-28 removed `ping`; server/discover stands in.
+function M.ping(c, opts)
+  M.call(c, "server/discover", json.object(), opts)
+  return json.object()
+end
+
+-- listen(c, opts) -> notifications seen: a subscriptions/listen stream held
+-- for up to opts.duration_ms (list-changed notifications mark stale);
+-- opts.until_first ends it at the first list-changed one.
+function M.listen(c, opts)
+  local seen = json.array()
+  local id = jsonrpc.next_id()
+  local body, h = request(c, id, "subscriptions/listen", {
+    notifications = opts.notifications or { toolsListChanged = true, resourcesListChanged = true, promptsListChanged = true },
+  }, c.version or protocol.MODERN[1])
+  local ok, e = pcall(transport.exchange, c, {
+    method = "POST", headers = h, id = id, body = body, timeout_ms = opts.duration_ms or 5000,
+    on_message = function(m)
+      if jsonrpc.kind(m) == "notification" then
+        seen[#seen + 1] = m.method
+        if incoming.LIST_CHANGED[m.method] then incoming.mark_stale(c.key) end
+      end
+      return opts.until_first and incoming.LIST_CHANGED[m.method] or false
+    end,
+  })
+  -- the listening window ending is the normal end; a cancelled call is not
+  if not ok and not (type(e) == "table" and e.code == "timeout" and e.reason ~= "cancelled") then error(e, 0) end
+  return seen
+end
+
+return M

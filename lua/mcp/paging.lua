@@ -1,0 +1,69 @@
+-- mcp.paging: the list calls of every era, followed page after page within guards
+-- (pages, items, bytes, no repeated cursor), with the pages' cache hints merged.
+local json = require "json"
+local errors = require "errors"
+local jsonrpc = require "mcp.jsonrpc"
+local headers = require "mcp.headers"
+
+local M = {}
+
+M.MAX_PAGES, M.MAX_ITEMS, M.MAX_BYTES = 1000, 100000, 16 * 1024 * 1024
+
+M.KINDS = {
+  tools = { method = "tools/list", field = "tools" },
+  resources = { method = "resources/list", field = "resources" },
+  resource_templates = { method = "resources/templates/list", field = "resourceTemplates" },
+  prompts = { method = "prompts/list", field = "prompts" },
+}
+
+local is_set = jsonrpc.is_set
+
+-- list(c, kind [, opts]) -> items, meta {ttl_ms?, cache_scope?, pages}; each
+-- page is a c:call of its own unless opts = {deadline, timeout_ms} bounds them all
+function M.list(c, kind, opts)
+  local L = M.KINDS[kind]
+  if not L then errors.raise("invalid_argument", "unknown list kind '" .. tostring(kind) .. "'", "kind") end
+  local items, seen, pages, bytes = json.array(), {}, 0, 0
+  local meta = { pages = 0 }
+  local cursor, keep, done
+  repeat
+    pages = pages + 1
+    if pages > M.MAX_PAGES then
+      errors.raise("too_large", L.method .. ": more than " .. M.MAX_PAGES .. " pages", nil, { reason = "pages" })
+    end
+    local params = json.object()
+    if cursor then params.cursor = cursor end
+    local res = c:call(L.method, params, opts)
+    -- the era is known once a page came back; a modern server's tools pass
+    -- the x-mcp-header screen
+    if kind == "tools" and c.era == "modern" and not keep then keep, done = headers.screen(c.key) end
+    local list = res[L.field]
+    if not is_set(list) then list = {} end
+    if type(list) ~= "table" then errors.raise("upstream_error", L.method .. ": '" .. L.field .. "' is not a list", nil, { reason = "invalid_result" }) end
+    bytes = bytes + #json.encode(list)
+    if bytes > M.MAX_BYTES then errors.raise("too_large", L.method .. ": the list exceeds " .. M.MAX_BYTES .. " bytes", nil, { reason = "bytes" }) end
+    for _, item in ipairs(list) do
+      if #items >= M.MAX_ITEMS then errors.raise("too_large", L.method .. ": more than " .. M.MAX_ITEMS .. " items", nil, { reason = "items" }) end
+      if not keep or keep(item) then items[#items + 1] = item end
+    end
+    if math.type(res.ttlMs) == "integer" then
+      meta.ttl_ms = meta.ttl_ms and math.min(meta.ttl_ms, res.ttlMs) or res.ttlMs
+    end
+    if type(res.cacheScope) == "string" then
+      if meta.cache_scope ~= "private" then meta.cache_scope = res.cacheScope end
+    end
+    cursor = res.nextCursor
+    if is_set(cursor) then
+      if type(cursor) ~= "string" then errors.raise("upstream_error", L.method .. ": nextCursor is not a string", nil, { reason = "invalid_cursor" }) end
+      if seen[cursor] then errors.raise("upstream_error", L.method .. ": the server repeated a cursor", nil, { reason = "repeated_cursor" }) end
+      seen[cursor] = true
+    else
+      cursor = nil
+    end
+  until not cursor
+  meta.pages = pages
+  if done then done() end
+  return items, meta
+end
+
+return M
