@@ -4,9 +4,7 @@ local core = require "core"
 local registry = require "registry"
 
 -- lua/ops/<family>.lua registers exactly the <family>.* ops, so an op is
--- found by its name (README "Layout"). The one file that is not a family:
--- ops/conformance.lua, the conformance client's system ops.
-local NOT_A_FAMILY = { ["ops.conformance"] = true }
+-- found by its name (README "Layout").
 
 local families = {}
 for _, name in ipairs(core.modules()) do
@@ -17,12 +15,10 @@ for _, name in ipairs(families) do
   local before = {}
   for op in pairs(registry.ops) do before[op] = true end
   require(name)
-  if not NOT_A_FAMILY[name] then
-    local family = name:match("^ops%.(.*)$")
-    for op in pairs(registry.ops) do
-      assert(before[op] or op:match("^[^.]+") == family,
-        "op " .. op .. " is registered by lua/ops/" .. family .. ".lua, not by its family's file")
-    end
+  local family = name:match("^ops%.(.*)$")
+  for op in pairs(registry.ops) do
+    assert(before[op] or op:match("^[^.]+") == family,
+      "op " .. op .. " is registered by lua/ops/" .. family .. ".lua, not by its family's file")
   end
 end
 

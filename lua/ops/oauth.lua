@@ -1,5 +1,5 @@
 -- ops/oauth: the OAuth ops (client metadata, discovery, a user's connect flow,
--- status, refresh, disconnect).
+-- status, refresh, disconnect, and the conformance client's headless authorization).
 local registry = require "registry"
 local errors = require "errors"
 local store = require "store"
@@ -11,6 +11,8 @@ local util = require "oauth.util"
 local flow = require "oauth.flow"
 local tokens = require "oauth.tokens"
 local registration = require "oauth.registration"
+local crypto = require "crypto"
+local net = require "net"
 
 registry.op {
   name = "oauth.client_metadata", role = "any",
@@ -146,3 +148,47 @@ registry.op {
   end,
 }
 
+local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+
+-- Location resolved against the URL it came from (absolute, or origin-relative).
+local function absolute(loc, base)
+  if loc:match("^%a[%w+.-]*://") then return loc end
+  local b = util.split(base)
+  if loc:sub(1, 1) == "/" and loc:sub(2, 2) ~= "/" then return b.origin .. loc end
+  errors.raise("upstream_error", "the authorization endpoint redirected to an unusable Location", nil,
+    { reason = "bad_location" })
+end
+
+-- A user agent without a browser: only an authorization URL this engine issued
+-- (its state is a pending flow, its endpoint the one recorded for that flow's
+-- server) is requested, once, without following the redirect.
+registry.op {
+  name = "oauth.headless_authorize", role = "system",
+  summary = "Request an authorization URL from oauth.begin without a browser and return the redirect's Location (conformance and tests)",
+  args = { authorization_url = { type = "string", required = true, max = 8192 } },
+  handler = function(ctx, args)
+    local url = args.authorization_url
+    local u = util.split(url)
+    if not u or not u.query then
+      errors.raise("invalid_argument", "not an authorization URL (no query)", "authorization_url")
+    end
+    local q = util.parse_query(u.query)
+    local pend = type(q.state) == "string" and store.find(ctx.actor, "oauth_pending", { state_hash = crypto.sha256(q.state) })
+    if not pend then
+      errors.raise("invalid_argument", "this URL carries no state of a pending OAuth flow of this engine", "authorization_url")
+    end
+    local s = store.find(ctx.actor, "servers", { id = pend.server_id })
+    local ep = s and util.is_set(s.oauth_authorization_url) and s.oauth_authorization_url or nil
+    if not ep or url:sub(1, #ep + 1) ~= ep .. (ep:find("?", 1, true) and "&" or "?") then
+      errors.raise("invalid_argument", "the URL is not at the authorization endpoint recorded for the flow's server", "authorization_url")
+    end
+    local r = net.request(ctx, { method = "GET", url = url, purpose = "oauth_metadata",
+      headers = { Accept = "text/html, */*" }, timeout_ms = 15000, max_bytes = 64 * 1024, follow_redirects = false })
+    local loc = r.headers and r.headers.location
+    if not REDIRECT[r.status] or type(loc) ~= "string" or loc == "" then
+      errors.raise("upstream_error", "the authorization endpoint answered " .. tostring(r.status) ..
+        " without a redirect (a login page needs a browser)", nil, { reason = "no_redirect", http_status = r.status })
+    end
+    return { status = r.status, location = absolute(loc, url) }
+  end,
+}
