@@ -29,6 +29,9 @@
 --              what saving the server (and server.refresh) discovers of its
 --              own; saved = {url_changed, args}; server.refresh reports a
 --              failed outcome (ops/server.lua)
+--   url_changed(ctx, s)
+--              the server's URL changed (or was cleared): credentials bound
+--              to the old URL go (OAuth: every user's tokens, RFC 8707)
 --   connected(actor, s), awaiting
 --              per-user credentials: capabilities are discovered with the
 --              user's; until one is connected they await it (awaiting says so)
@@ -157,6 +160,7 @@ local oauth = {
     return flow.on_save(ctx, s, { url_changed = saved.url_changed,
       client_changed = a ~= nil and a.oauth ~= nil and a.oauth.client_id ~= nil })
   end,
+  url_changed = tokens.drop_all,
   connected = tokens.connected,
   awaiting = "the server uses OAuth: its capabilities are discovered with a user's token, " ..
     "when the first user connects (oauth.begin) or an admin who has connected refreshes",
