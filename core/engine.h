@@ -29,7 +29,9 @@ typedef struct {
   void (*engine_fini)(mcpl_engine *e);             /* optional */
 } mcpl_area_def;
 
-/* Defined by each bind_<area>.c. */
+/* Each area's Lua module (bind_<area>.c), and the hooks that make and free
+ * its engine-wide state, where the area's C side lives: keyring.c (crypto),
+ * store_db.c, http_transfer.c, bind_mcp.c, bind_policy.c. */
 int luaopen_mcpl_json(lua_State *L);
 int luaopen_mcpl_log(lua_State *L);
 int luaopen_mcpl_crypto(lua_State *L);
