@@ -54,7 +54,7 @@ struct mcpl_engine {
 static const mcpl_area_def areas[MCPL_AREA_COUNT] = {
   [MCPL_AREA_JSON] = {"json", luaopen_mcpl_json, NULL, NULL},
   [MCPL_AREA_LOG] = {"log", luaopen_mcpl_log, NULL, NULL},
-  [MCPL_AREA_CRYPTO] = {"crypto", luaopen_mcpl_crypto, crypto_engine_init, crypto_engine_fini},
+  [MCPL_AREA_CRYPTO] = {"crypto", luaopen_mcpl_crypto, keyring_engine_init, keyring_engine_fini},
   [MCPL_AREA_STORE] = {"store", luaopen_mcpl_store, store_engine_init, store_engine_fini},
   [MCPL_AREA_HTTP] = {"http", luaopen_mcpl_http, http_engine_init, http_engine_fini},
   [MCPL_AREA_MCP] = {"mcp", luaopen_mcpl_mcp, mcp_engine_init, mcp_engine_fini},
