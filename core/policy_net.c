@@ -61,7 +61,7 @@ static int net_host_matches(lua_State *L) {
   return 1;
 }
 
-int sb_open_net(lua_State *L) {
+int policy_net_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"in_cidr", net_in_cidr}, {"host_matches", net_host_matches}, {NULL, NULL}};
   luaL_newlib(L, fns);

@@ -221,8 +221,8 @@ static void test_bad_tenant_names(void **st) {
     assert_string_equal(lua_tostring(E, -1), "invalid tenant name");
     lua_settop(E, 0);
   }
-  assert_false(pol_valid_tenant("../x"));
-  assert_true(pol_valid_tenant("acme.corp-1_a"));
+  assert_false(policy_valid_tenant("../x"));
+  assert_true(policy_valid_tenant("acme.corp-1_a"));
   assert_engine_works();
 }
 
@@ -267,7 +267,7 @@ static void test_patterns_usable(void **st) {
   (void)st;
   lua_State *P;
   char why[256];
-  P = sb_new(NULL, 0, 0, why, sizeof why);
+  P = policy_sandbox_new(NULL, 0, 0, why, sizeof why);
   assert_non_null(P);
   static const char src[] =
     "return { f = function(r)\n"
@@ -283,14 +283,14 @@ static void test_patterns_usable(void **st) {
     "           exact = net.host_matches('Example.COM.', 'example.com'),\n"
     "           evil = net.host_matches('evilexample.com', '*.example.com') }\n"
     "end }\n";
-  assert_int_equal(sb_load(P, src, strlen(src), "=t", 0, why, sizeof why), SB_OK);
+  assert_int_equal(policy_sandbox_load(P, src, strlen(src), "=t", 0, why, sizeof why), SB_OK);
   lua_settop(E, 0);
   lua_newtable(E);
   lua_pushliteral(E, "https://api.example.com/v1/mcp");
   lua_setfield(E, -2, "url");
   lua_pushliteral(E, "api.example.com");
   lua_setfield(E, -2, "host");
-  assert_int_equal(sb_call(P, E, "f", 1, why, sizeof why), SB_OK);
+  assert_int_equal(policy_sandbox_call(P, E, "f", 1, why, sizeof why), SB_OK);
   lua_getglobal(E, "show");
   lua_insert(E, -2);
   lua_call(E, 1, 1);
@@ -299,7 +299,7 @@ static void test_patterns_usable(void **st) {
                       "mixed=false,notcidr=false,parts=4,rest=/v1/mcp,scheme=https,"
                       "sub=api_example_com,sub1=true,suffix=true,v6=true}");
   lua_settop(E, 0);
-  sb_close(P);
+  policy_sandbox_close(P);
 }
 
 /* 53b: net.in_cidr reads a CIDR with the parser the SSRF guard uses for
@@ -330,13 +330,13 @@ static void test_in_cidr(void **st) {
   };
   char why[256], src[256];
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    lua_State *P = sb_new(NULL, 0, 0, why, sizeof why);
+    lua_State *P = policy_sandbox_new(NULL, 0, 0, why, sizeof why);
     assert_non_null(P);
     snprintf(src, sizeof src, "return { f = function() return { r = net.in_cidr(%s) } end }", cases[i].args);
-    assert_int_equal(sb_load(P, src, strlen(src), "=t", 0, why, sizeof why), SB_OK);
+    assert_int_equal(policy_sandbox_load(P, src, strlen(src), "=t", 0, why, sizeof why), SB_OK);
     lua_settop(E, 0);
     lua_newtable(E);
-    int rc = sb_call(P, E, "f", 1, why, sizeof why);
+    int rc = policy_sandbox_call(P, E, "f", 1, why, sizeof why);
     if (strncmp(cases[i].want, "ERR ", 4) == 0) {
       if (rc != SB_FAIL || !strstr(why, cases[i].want + 4))
         fail_msg("in_cidr(%s): wanted an error with \"%s\", got %d: %s", cases[i].args, cases[i].want + 4, rc, why);
@@ -348,7 +348,7 @@ static void test_in_cidr(void **st) {
         fail_msg("in_cidr(%s) is not %s", cases[i].args, cases[i].want);
     }
     lua_settop(E, 0);
-    sb_close(P);
+    policy_sandbox_close(P);
   }
 }
 
@@ -367,32 +367,32 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
 static void test_binary_file_refused(void **st) {
   (void)st;
   char why[256];
-  lua_State *P = sb_new(NULL, 0, 0, why, sizeof why);
+  lua_State *P = policy_sandbox_new(NULL, 0, 0, why, sizeof why);
   assert_non_null(P);
   lua_State *T = luaL_newstate();
   assert_int_equal(luaL_loadstring(T, "return { ok = function() return {} end }"), LUA_OK);
   dumplen = 0;
   assert_int_equal(lua_dump(T, dump_writer, NULL, 0), 0);
   lua_close(T);
-  assert_int_equal(sb_load(P, dumpbuf, dumplen, "=bin", 0, why, sizeof why), SB_FAIL);
+  assert_int_equal(policy_sandbox_load(P, dumpbuf, dumplen, "=bin", 0, why, sizeof why), SB_FAIL);
   assert_non_null(strstr(why, "binary"));
-  sb_close(P);
+  policy_sandbox_close(P);
 }
 
 /* 55: limits tripped while a file loads are reported against that file. */
 static void test_load_limits(void **st) {
   (void)st;
   char why[256];
-  lua_State *P = sb_new(NULL, 0, 0, why, sizeof why);
+  lua_State *P = policy_sandbox_new(NULL, 0, 0, why, sizeof why);
   static const char loop[] = "while true do end";
-  assert_int_equal(sb_load(P, loop, strlen(loop), "@x.lua", 0, why, sizeof why), SB_KILLED);
+  assert_int_equal(policy_sandbox_load(P, loop, strlen(loop), "@x.lua", 0, why, sizeof why), SB_KILLED);
   assert_string_equal(why, "x.lua: instruction budget exceeded");
-  sb_close(P);
-  P = sb_new(NULL, 1 << 20, 0, why, sizeof why);
+  policy_sandbox_close(P);
+  P = policy_sandbox_new(NULL, 1 << 20, 0, why, sizeof why);
   static const char grow[] = "local t = {} for i = 1, 1e9 do t[i] = i end";
-  assert_int_equal(sb_load(P, grow, strlen(grow), "@y.lua", 0, why, sizeof why), SB_KILLED);
+  assert_int_equal(policy_sandbox_load(P, grow, strlen(grow), "@y.lua", 0, why, sizeof why), SB_KILLED);
   assert_string_equal(why, "y.lua: memory limit exceeded");
-  sb_close(P);
+  policy_sandbox_close(P);
 }
 
 static const struct CMUnitTest more[] = {
