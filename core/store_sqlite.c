@@ -222,6 +222,22 @@ static int user_version(sqlite3 *db, int *v) {
   return rc;
 }
 
+/* 1 when a row refers to one that does not exist (PRAGMA foreign_key_check),
+ * naming the first in buf; also when the check itself fails. */
+static int broken_reference(sqlite3 *db, char *buf, size_t n) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, "PRAGMA foreign_key_check", -1, &st, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    snprintf(buf, n, "row %lld of %s refers to a missing row of %s",
+             (long long)sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st, 0),
+             (const char *)sqlite3_column_text(st, 2));
+  else if (rc != SQLITE_DONE)
+    snprintf(buf, n, "cannot check references: %s", sqlite3_errmsg(db));
+  sqlite3_finalize(st);
+  return rc != SQLITE_DONE;
+}
+
 /* Applies the steps up to target (latest when 0) in one transaction;
  * PRAGMA user_version records the step reached. Refuses a database newer
  * than this code. err: malloc'd message. */
@@ -245,6 +261,11 @@ int store_sqlite_migrate(sqlite3 *db, int target, char **err) {
   }
   if (v >= target) return MCPL_OK;
   char *msg = NULL;
+  /* A step may rebuild a table (drop the old, rename the new): with foreign
+   * keys on, dropping it would cascade into every table that references it.
+   * The pragma only takes effect outside a transaction; this connection is
+   * the migration's own, closed after it. */
+  if (sqlite3_exec(db, "PRAGMA foreign_keys=OFF", NULL, NULL, &msg) != SQLITE_OK) goto fail;
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) goto fail;
   /* another process may have migrated while we waited for the lock */
   if (user_version(db, &v) != SQLITE_OK) goto fail_rb;
@@ -253,6 +274,12 @@ int store_sqlite_migrate(sqlite3 *db, int target, char **err) {
     char set[64];
     snprintf(set, sizeof set, "PRAGMA user_version = %d", v + 1);
     if (sqlite3_exec(db, set, NULL, NULL, &msg) != SQLITE_OK) goto fail_rb;
+  }
+  /* ... so every reference is checked here instead, before anything commits */
+  if (broken_reference(db, buf, sizeof buf)) {
+    msg = sqlite3_mprintf("%s", buf);
+    v = target - 1;
+    goto fail_rb;
   }
   if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) goto fail_rb;
   return MCPL_OK;
