@@ -26,6 +26,7 @@ typedef struct {
   int pg;                       /* PostgreSQL backend */
   char dbs[SH_MAX_DBS][64];     /* PostgreSQL databases made for this case */
   int ndbs;
+  int ndbs_at;                  /* databases made by db_at (their file names) */
   mcpl_engine *e;
   lua_State *L;
 } sh_env;
@@ -320,9 +321,10 @@ static inline int sh_l_v1_fixture(lua_State *L) {
 static inline int sh_l_db_at(lua_State *L) {
   sh_env *env = lua_touserdata(L, lua_upvalueindex(1));
   int step = (int)luaL_checkinteger(L, 1);
-  char out[512], *msg = NULL;
+  char out[512], label[32], *msg = NULL;
   int rc;
-  sh_newdb(env, "at", out, sizeof out);
+  snprintf(label, sizeof label, "at%d", env->ndbs_at++);
+  sh_newdb(env, label, out, sizeof out);
   if (env->pg) rc = store_pg_migrate(out, step, &msg);
   else {
     sqlite3 *db = NULL;
