@@ -1,5 +1,6 @@
 /* engine.c: engine lifecycle, the Lua state pool and mcpl_op: the top floor.
  * Every front end (C API, CLI, REPL, scripts) enters the ops through here. */
+#include <assert.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -147,6 +148,7 @@ oom:
 /* Marks a slot busy for a new op and clears its cancellation; under e->mu,
  * so a close that has begun either sees the slot busy or keeps the op out. */
 static void take(mcpl_engine *e, int i) {
+  assert(i >= 0 && i < e->maxpool && !e->pool[i].busy);
   e->pool[i].busy = 1;
   atomic_store(&e->pool[i].cancel.requested, 0);
   e->pool[i].cancel.raised = 0;
@@ -199,6 +201,7 @@ static int acquire(mcpl_engine *e, char **err, int *closing) {
 
 static void release(mcpl_engine *e, int i, int discard) {
   pthread_mutex_lock(&e->mu);
+  assert(e->pool[i].busy);
   if (discard && e->pool[i].L) {
     lua_close(e->pool[i].L);
     e->pool[i].L = NULL;
@@ -211,6 +214,7 @@ static void release(mcpl_engine *e, int i, int discard) {
 /* The end of an mcpl_op: the last touch of e, which close may free next. */
 static void leave(mcpl_engine *e) {
   pthread_mutex_lock(&e->mu);
+  assert(e->calls > 0);
   if (--e->calls == 0) pthread_cond_broadcast(&e->cv);
   pthread_mutex_unlock(&e->mu);
 }

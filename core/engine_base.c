@@ -1,5 +1,6 @@
 /* engine_base.c: the engine's own facts every part reads: options, the log,
  * per-area slots, interrupt and cancellation. Below the Lua states. */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -80,8 +81,16 @@ const char *mcpl_engine_opt(mcpl_engine *e, const char *name) {
 
 /* ---- slots, areas, interrupt ------------------------------------------ */
 
-void *mcpl_engine_slot(mcpl_engine *e, enum mcpl_area a) { return base_of(e)->slot[a]; }
-void mcpl_engine_set_slot(mcpl_engine *e, enum mcpl_area a, void *p) { base_of(e)->slot[a] = p; }
+void *mcpl_engine_slot(mcpl_engine *e, enum mcpl_area a) {
+  assert(a >= 0 && a < MCPL_AREA_COUNT);
+  return base_of(e)->slot[a];
+}
+
+void mcpl_engine_set_slot(mcpl_engine *e, enum mcpl_area a, void *p) {
+  assert(a >= 0 && a < MCPL_AREA_COUNT);
+  base_of(e)->slot[a] = p;
+}
+
 const mcpl_area_def *mcpl_engine_areas(mcpl_engine *e) { return base_of(e)->areas; }
 
 void mcpl_engine_interrupt(mcpl_engine *e) { if (e) base_of(e)->interrupted = 1; }

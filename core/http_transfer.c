@@ -1,5 +1,6 @@
 /* http_transfer.c: runs guarded transfers through libcurl's multi interface.
  * Every answer for a name is judged, then pinned; the socket is judged again. */
+#include <assert.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -377,8 +378,9 @@ static int judge_and_pin(xfer *x) {
       return -1;
     }
   }
+  assert(n >= 1 && n <= HTTP_MAX_ADDRS);  /* a lookup fails rather than return none or more */
   x->naddrs = n;
-  char pin[HTTP_MAX_ADDRS * 48 + 300];
+  char pin[HTTP_MAX_ADDRS * 48 + 300];  /* a comma, brackets and 45 bytes of IPv6 text each */
   size_t pl = 0;
   for (size_t i = 0; i < n; i++) {
     const char *block = NULL;
@@ -398,6 +400,7 @@ static int judge_and_pin(xfer *x) {
                            addrs[i].family == AF_INET6 ? "[" : "", t,
                            addrs[i].family == AF_INET6 ? "]" : "");
   }
+  assert(pl < sizeof pin);
   if (u->host_is_ip) return 0;
   /* Pin: curl connects only to the answers judged above and never looks
    * the name up again (no second, rebound answer). Both spellings of the

@@ -1,5 +1,6 @@
 /* keyring.c: the key ring file (several AES-256 keys with ids, one current),
  * engine-wide and thread-safe; rewritten atomically, always mode 0600. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -141,6 +142,7 @@ done:
  * link, when exclusive, so two processes creating the ring cannot clobber
  * each other). */
 static int ring_write(ring *r, int exclusive, char *err, size_t errn) {
+  assert(r->current >= 0 && r->current < r->nkeys);  /* a ring on disk always names its key */
   int rc = MCPL_E_KEY_UNAVAILABLE, fd = -1;
   size_t cap = 256 + (size_t)r->nkeys * 160, n = 0;
   char *text = malloc(cap), tmp[4096];

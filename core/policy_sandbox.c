@@ -1,5 +1,6 @@
 /* policy_sandbox.c: the policy sandbox: an allow-listed Lua state with a
  * memory-capped allocator, a sticky instruction budget, frozen inputs and plain-data results. */
+#include <assert.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -58,6 +59,7 @@ static void sb_kill(sb_ctl *c, const char *why) {
 static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   sb_ctl *c = ud;
   size_t old = ptr ? osize : 0;
+  assert(c->used >= old);  /* every block Lua hands back was counted when it was made */
   if (nsize == 0) {
     free(ptr);
     c->used -= old;

@@ -1,5 +1,6 @@
 /* store_sqlite.c: the SQLite backend: one file, WAL, a cached prepared
  * statement per SQL text, writers serialised by BEGIN IMMEDIATE. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -273,6 +274,7 @@ int store_sqlite_migrate(sqlite3 *db, int target, char **err) {
   long broken = broken_references(db, buf, sizeof buf), after;
   if (broken < 0) { msg = sqlite3_mprintf("%s", buf); goto fail_rb; }
   for (; v < target; v++) {
+    assert(store_migration("sqlite", v + 1));  /* target <= store_schema_latest() */
     if (sqlite3_exec(db, store_migration("sqlite", v + 1), NULL, NULL, &msg) != SQLITE_OK) goto fail_rb;
     char set[64];
     snprintf(set, sizeof set, "PRAGMA user_version = %d", v + 1);
