@@ -1,13 +1,11 @@
 /* luastate.c: builds the engine's Lua states from an allow list.
  * Engine Lua gets the core bindings; operator scripts get the op API only. */
 #include <dirent.h>
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include "embed.h"
