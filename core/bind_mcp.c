@@ -481,7 +481,7 @@ int luaopen_mcpl_mcp(lua_State *L) {
   }
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {
-    {"stream", hs_l_stream},
+    {"stream", http_stream_lua},
     {"sse_parser", l_sse_new},
     {"cache_get", l_cache_get},
     {"cache_claim", l_cache_claim},
