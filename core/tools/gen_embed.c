@@ -1,6 +1,7 @@
 /* gen_embed.c: turns the engine-owned Lua sources into a C table. Usage:
- * gen_embed ROOT FILE... ; module name = path under ROOT, '/' -> '.', no ".lua".
- * Each module is embedded as source and as precompiled bytecode (lua_dump of
+ * gen_embed ROOT FILE... ; module name = path under ROOT, '/' -> '.', no ".lua". */
+
+/* Each module is embedded as source and as precompiled bytecode (lua_dump of
  * the same text, debug information kept), so an engine loads it without
  * compiling it again at every start. */
 #include <stdio.h>
