@@ -120,7 +120,6 @@ function M.apply(a, s, info, lists)
       for _, l in pairs(d) do table.sort(l) end
       diff[k.kind .. "s"] = d
     end
-    old = nil
     if #new > 0 then store.insert_many(a, "capabilities", new) end
     local f = {
       capabilities_status = "ok", discovered_at = core.now_ms(),
