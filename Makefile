@@ -74,7 +74,7 @@ $(BUILD)/obj/cli/%.o: core/cli/%.c $(HDRS) | check-deps
 
 $(BUILD)/gen_embed: core/tools/gen_embed.c | check-deps
 	@mkdir -p $(BUILD)
-	$(CC) -std=c11 -O1 -Wall -Werror -o $@ $<
+	$(CC) -std=c11 -O1 -Wall -Werror -o $@ $< $(shell pkg-config --cflags --libs lua5.4)
 
 $(BUILD)/lua_embed.c: $(BUILD)/gen_embed $(LUA_SRC)
 	$(BUILD)/gen_embed lua $(LUA_SRC) > $@.tmp && mv $@.tmp $@

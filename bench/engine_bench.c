@@ -279,7 +279,8 @@ static double eb_spawn(const char *const *argv, double *cpu_us, long *rss_kb) {
   return wall;
 }
 
-/* one `mcplink` process per call: `op server.list` and `call` (tool.call), on a database the
+/* one `mcplink` process per call: `op server.list` and `op tool.call`, and the same in their
+ * friendly forms (`server list`, `call ASSISTANT TOOL ARGS`: the CLI start-up rows), on a database the
  * C API set up first; each process starts cold (no Lua state, no connection, no session) */
 static int eb_cli(const eb_opts *o) {
   mcpl_engine *e = eb_open(o, 0);
@@ -293,11 +294,19 @@ static int eb_cli(const eb_opts *o) {
   const char *call[] = {o->bin, "--db", eb_db, "--key-file", eb_keyf, "--policies", "policies",
                         "--ca-file", o->ca ? o->ca : "/dev/null", "--tenant", "bench", "--user", "mo",
                         "op", "tool.call", args, NULL};
-  const char *const *which[2] = {list, call};
-  const char *names[2] = {"server_list", "tool_call"};
+  char targs[256];
+  snprintf(targs, sizeof targs, "{\"text\":\"hello\"}");
+  /* the friendly forms people type: `server list`, `call ASSISTANT TOOL ARGS` */
+  const char *flist[] = {o->bin, "--db", eb_db, "--key-file", eb_keyf, "--policies", "policies",
+                         "--tenant", "bench", "--user", "mo", "server", "list", NULL};
+  const char *fcall[] = {o->bin, "--db", eb_db, "--key-file", eb_keyf, "--policies", "policies",
+                         "--ca-file", o->ca ? o->ca : "/dev/null", "--tenant", "bench", "--user", "mo",
+                         "call", aid, tool, targs, NULL};
+  const char *const *which[4] = {list, call, flist, fcall};
+  const char *names[4] = {"server_list", "tool_call", "start_server_list", "start_call"};
   int n = o->n < 3 ? 3 : o->n;
   double *lat = malloc(sizeof(double) * (size_t)n);
-  for (int k = 0; k < 2; k++) {
+  for (int k = 0; k < 4; k++) {
     double cpu = 0, c;
     long rss = 0;
     eb_spawn(which[k], &c, &rss); /* warm the page cache */

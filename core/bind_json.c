@@ -1,5 +1,6 @@
 /* bind_json.c: the Lua `json` module: lua-cjson decodes (its setters never
  * exposed); encoding is ours, so empty arrays, integers and key order survive. */
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -99,18 +100,25 @@ static void push_marked(lua_State *L, const char *mt) {
 }
 
 /* Walks a decoded value (at top): integral floats become integers, sentinel
- * strings become marked empty arrays. Replaces the value at top. */
-static void fix_value(lua_State *L, int depth) {
+ * strings become marked empty arrays. Returns 1 when the value at top was
+ * replaced (a table is fixed in place: only changed entries are written back,
+ * so the walk over a large list allocates nothing for ordinary values). */
+static int fix_value(lua_State *L, int depth) {
   int t = lua_type(L, -1);
-  if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+  if (t == LUA_TNUMBER) {
+    if (lua_isinteger(L, -1)) return 0;
     lua_Number d = lua_tonumber(L, -1);
     if (d == floor(d) && fabs(d) <= 9007199254740992.0) {
       lua_pop(L, 1);
       lua_pushinteger(L, (lua_Integer)d);
+      return 1;
     }
-  } else if (t == LUA_TSTRING && is_sentinel(L, -1)) {
-    lua_pop(L, 1);
-    push_marked(L, ARRAY_MT);
+  } else if (t == LUA_TSTRING) {
+    if (is_sentinel(L, -1)) {
+      lua_pop(L, 1);
+      push_marked(L, ARRAY_MT);
+      return 1;
+    }
   } else if (t == LUA_TTABLE && depth < JSON_MAX_DEPTH) {
     luaL_checkstack(L, 4, "json nesting");
     int tbl = lua_gettop(L);
@@ -119,14 +127,14 @@ static void fix_value(lua_State *L, int depth) {
     lua_pushnil(L);
     while (lua_next(L, tbl)) {
       int vt = lua_type(L, -1);
-      if (vt == LUA_TTABLE || vt == LUA_TSTRING || vt == LUA_TNUMBER) {
-        fix_value(L, depth + 1);
+      if ((vt == LUA_TTABLE || vt == LUA_TSTRING || vt == LUA_TNUMBER) && fix_value(L, depth + 1)) {
         lua_pushvalue(L, -2);
         lua_insert(L, -2);
         lua_rawset(L, tbl); /* replacing an existing key is allowed during next */
       } else lua_pop(L, 1);
     }
   }
+  return 0;
 }
 
 /* json.decode(s) -> value | raises {code="invalid_argument"} */
@@ -277,8 +285,36 @@ static int cmp_keys(const void *a, const void *b) {
 
 static void encode_value(lua_State *L, jbuf *b, int idx, const jopts *o, int depth);
 
+/* An object's members, for the usual small object: the keys (as strings)
+ * and values lie on the Lua stack, which keeps them alive; this array only
+ * points at them, so no allocation is made per object. */
+#define SMALL_OBJECT 64
+typedef struct {
+  const char *k;
+  size_t n;
+  int at; /* stack index of the key; the value is at + 1 */
+} jmember;
+
+static int cmp_members(const void *a, const void *b) {
+  const jmember *x = a, *y = b;
+  size_t n = x->n < y->n ? x->n : y->n;
+  int c = memcmp(x->k, y->k, n);
+  return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+static void encode_member(lua_State *L, jbuf *b, const jopts *o, int depth, int first,
+                          const char *k, size_t kn, int vidx) {
+  if (!first) jb_addc(L, b, ',');
+  jb_indent(L, b, o, depth + 1);
+  jb_string(L, b, k, kn);
+  jb_add(L, b, o->pretty ? ": " : ":", o->pretty ? 2 : 1);
+  encode_value(L, b, vidx, o, depth + 1);
+}
+
+static void encode_object_large(lua_State *L, jbuf *b, int idx, const jopts *o, int depth, size_t nkeys);
+
 static void encode_object(lua_State *L, jbuf *b, int idx, const jopts *o, int depth) {
-  /* Collect keys as strings (integer keys become their decimal form). */
+  /* Count keys: strings, or integers (written in their decimal form). */
   size_t nkeys = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
@@ -290,7 +326,33 @@ static void encode_object(lua_State *L, jbuf *b, int idx, const jopts *o, int de
   }
   jb_addc(L, b, '{');
   if (nkeys == 0) { jb_addc(L, b, '}'); return; }
-  /* Keys are anchored in a helper table so their strings stay alive. */
+  if (nkeys > SMALL_OBJECT) { encode_object_large(L, b, idx, o, depth, nkeys); return; }
+  jmember m[SMALL_OBJECT];
+  int base = lua_gettop(L);
+  luaL_checkstack(L, (int)nkeys * 3 + 4, "json object");
+  size_t k = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    /* key, value -> key copy (a string), value; the original key continues the walk */
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    if (lua_type(L, -2) != LUA_TSTRING) lua_tolstring(L, -2, NULL); /* converts the copy */
+    int at = lua_gettop(L) - 1;
+    m[k].k = lua_tolstring(L, at, &m[k].n);
+    m[k].at = at;
+    k++;
+    lua_pushvalue(L, at - 1); /* the original key, for lua_next */
+  }
+  assert(k == nkeys);
+  if (o->sort) qsort(m, nkeys, sizeof *m, cmp_members);
+  for (size_t i = 0; i < nkeys; i++) encode_member(L, b, o, depth, i == 0, m[i].k, m[i].n, m[i].at + 1);
+  lua_settop(L, base);
+  jb_indent(L, b, o, depth);
+  jb_addc(L, b, '}');
+}
+
+/* Objects with many members: the keys are anchored in a helper table. */
+static void encode_object_large(lua_State *L, jbuf *b, int idx, const jopts *o, int depth, size_t nkeys) {
   lua_createtable(L, (int)nkeys, 0);
   int keytab = lua_gettop(L);
   const char **keys = lua_newuserdatauv(L, nkeys * sizeof *keys, 0);
@@ -305,10 +367,6 @@ static void encode_object(lua_State *L, jbuf *b, int idx, const jopts *o, int de
   }
   if (o->sort) qsort(keys, nkeys, sizeof *keys, cmp_keys);
   for (size_t i = 0; i < nkeys; i++) {
-    if (i) jb_addc(L, b, ',');
-    jb_indent(L, b, o, depth + 1);
-    jb_string(L, b, keys[i], strlen(keys[i]));
-    jb_add(L, b, o->pretty ? ": " : ":", o->pretty ? 2 : 1);
     lua_pushstring(L, keys[i]);
     lua_rawget(L, idx);
     if (lua_isnil(L, -1)) { /* the key was an integer */
@@ -320,7 +378,7 @@ static void encode_object(lua_State *L, jbuf *b, int idx, const jopts *o, int de
       }
       lua_rawgeti(L, idx, iv);
     }
-    encode_value(L, b, lua_gettop(L), o, depth + 1);
+    encode_member(L, b, o, depth, i == 0, keys[i], strlen(keys[i]), lua_gettop(L));
     lua_pop(L, 1);
   }
   lua_pop(L, 2);

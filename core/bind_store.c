@@ -1,5 +1,6 @@
 /* bind_store.c: the Lua `store` module: generic tenant-scoped records over
  * the schema in store_schema.c, asked of a backend (store_backend.h). */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #define LIST_MAX 500
 #define JENC_KEY "mcpl.store.json_encode"
 #define JDEC_KEY "mcpl.store.json_decode"
+#define JOPT_KEY "mcpl.store.json_options"
 #define ARRAY_MT "mcpl.json.array"
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -133,11 +135,15 @@ static void writing(store_conn *c) { store_cache_stop(c); }
 
 /* ---- values ----------------------------------------------------------------------- */
 
+/* JSON columns hold the canonical encoding (object keys sorted): equal
+ * values are equal text, so a caller can compare a value with a stored one
+ * without decoding it (store.list's raw_json). */
 static void json_encode_push(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   lua_getfield(L, LUA_REGISTRYINDEX, JENC_KEY);
   lua_pushvalue(L, idx);
-  lua_call(L, 1, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, JOPT_KEY);
+  lua_call(L, 2, 1);
 }
 
 /* Converts the Lua value at idx for a non-secret column; json encodings are
@@ -177,7 +183,7 @@ static store_val to_val(lua_State *L, const store_col *col, int idx) {
 
 /* Pushes the current row as a table. Columns in t->select_list order; NULLs
  * are absent; secrets appear only as <col>_set. */
-static void push_row(lua_State *L, const store_table *t, store_rows *r) {
+static void push_row_as(lua_State *L, const store_table *t, store_rows *r, int raw_json) {
   const store_rows_ops *o = r->ops;
   size_t n;
   lua_createtable(L, 0, t->ncols + 4);
@@ -208,6 +214,11 @@ static void push_row(lua_State *L, const store_table *t, store_rows *r) {
     case ST_INT: lua_pushinteger(L, o->get_int(r, i)); break;
     case ST_BOOL: lua_pushboolean(L, o->get_int(r, i) != 0); break;
     case ST_JSON: {
+      if (raw_json) { /* the stored text, not decoded (store.list's raw_json) */
+        const char *s = o->get_text(r, i, &n);
+        lua_pushlstring(L, s, n);
+        break;
+      }
       lua_getfield(L, LUA_REGISTRYINDEX, JDEC_KEY);
       const char *s = o->get_text(r, i, &n);
       lua_pushlstring(L, s, n);
@@ -223,13 +234,22 @@ static void push_row(lua_State *L, const store_table *t, store_rows *r) {
   }
 }
 
-static void gen_id(const char *prefix, char *out, size_t outn) {
+static void push_row(lua_State *L, const store_table *t, store_rows *r) { push_row_as(L, t, r, 0); }
+
+#define ID_RANDOM 20
+
+/* prefix + 20 random base32 characters from r (ID_RANDOM bytes) */
+static void id_from(const char *prefix, const unsigned char *r, char *out, size_t outn) {
   static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
-  unsigned char r[20];
-  if (crypto_random(r, sizeof r) != 0) abort(); /* no randomness: nothing is safe */
   size_t n = (size_t)snprintf(out, outn, "%s", prefix);
-  for (size_t i = 0; i < sizeof r && n + 1 < outn; i++) out[n++] = b32[r[i] & 31];
+  for (size_t i = 0; i < ID_RANDOM && n + 1 < outn; i++) out[n++] = b32[r[i] & 31];
   out[n] = 0;
+}
+
+static void gen_id(const char *prefix, char *out, size_t outn) {
+  unsigned char r[ID_RANDOM];
+  if (crypto_random(r, sizeof r) != 0) abort(); /* no randomness: nothing is safe */
+  id_from(prefix, r, out, outn);
 }
 
 /* Runs q; returns 1 with r on its first row (the caller ends r), 0 when there
@@ -398,6 +418,150 @@ static int l_insert(lua_State *L) {
   return 1;
 }
 
+/* store.insert_many(actor, table, rows) -> the number of rows inserted.
+ * Rows as store.insert's (nothing read back), each with the same columns;
+ * all or none are written (a savepoint inside a transaction). The tenant and
+ * each distinct referenced id are checked once, JSON values encoded once per
+ * row even when two columns hold the same table (discovery's definition and
+ * approved definition), and the backend writes many rows per statement. */
+#define BULK_ROWS 64
+
+typedef struct {
+  unsigned char random[BULK_ROWS * ID_RANDOM]; /* one draw per batch, not per row */
+  char id[BULK_ROWS][64];
+  store_val v[BULK_ROWS * (STORE_MAX_SET + 4)];
+} bulk_batch;
+
+static int bulk_flush(lua_State *L, store_conn *c, const store_table *t, const char *const *cols,
+                      int ncols, bulk_batch *b, int nrows, int base) {
+  if (nrows == 0) return 0;
+  if (c->be->insert_many(c, t, cols, ncols, b->v, nrows) != 0) return store_raise(L, c, t, 0, 0);
+  lua_settop(L, base);
+  return 0;
+}
+
+static int insert_many_body(lua_State *L) {
+  actor_t a;
+  check_actor(L, 1, &a);
+  store_table *t = check_table(L, 2, &a);
+  store_conn *c = store_conn_of(L);
+  lua_Integer nrows = (lua_Integer)lua_rawlen(L, 3);
+  const char *tid = NULL;
+  if (t->scoped) {
+    if (a.system) mcpl_lua_error(L, "invalid_argument", "store: insert_many needs a tenant actor");
+    tid = a.tenant_id;
+    static const store_col tcol = {"tenant_id", ST_TEXT, "tenants"};
+    lua_pushstring(L, tid);
+    check_ref(L, c, &tcol, NULL, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  /* the columns: those of the first row, in schema order */
+  const store_col *use[STORE_MAX_SET];
+  const char *cols[STORE_MAX_SET + 4];
+  int nuse = 0, ncols = 0;
+  cols[ncols++] = "id";
+  if (t->scoped) cols[ncols++] = "tenant_id";
+  cols[ncols++] = "created_at";
+  cols[ncols++] = "updated_at";
+  if (nrows > 0) {
+    lua_rawgeti(L, 3, 1);
+    if (!lua_istable(L, -1)) mcpl_lua_error(L, "invalid_argument", "store: insert_many rows must be tables");
+    for (const store_col *col = t->cols; col->name; col++) {
+      lua_getfield(L, -1, col->name);
+      if (!lua_isnil(L, -1)) {
+        if (col->type == ST_SECRET)
+          raise_field(L, "invalid_argument", col->name, "store: insert_many cannot write secret '%s'", col->name);
+        if (nuse >= STORE_MAX_SET) mcpl_lua_error(L, "internal", "store: too many columns");
+        use[nuse++] = col;
+        cols[ncols++] = col->name;
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  bulk_batch *b = lua_newuserdatauv(L, sizeof *b, 0); /* freed with the stack */
+  /* referenced ids checked so far: the last one of each column */
+  lua_createtable(L, 0, nuse);
+  int checked = lua_gettop(L);
+  int base = lua_gettop(L);
+  long long now = store_now_ms();
+  int inbatch = 0;
+  for (lua_Integer i = 1; i <= nrows; i++) {
+    luaL_checkstack(L, 2 * STORE_MAX_SET + 8, "store insert_many");
+    lua_rawgeti(L, 3, i);
+    int row = lua_gettop(L);
+    if (!lua_istable(L, row)) mcpl_lua_error(L, "invalid_argument", "store: insert_many rows must be tables");
+    check_columns(L, t, row, 0);
+    /* every row has exactly the first row's columns */
+    int nkeys = 0;
+    lua_pushnil(L);
+    while (lua_next(L, row)) { lua_pop(L, 1); nkeys++; }
+    if (nkeys != nuse)
+      mcpl_lua_error(L, "invalid_argument", "store: insert_many row %lld has other columns than the first",
+                     (long long)i);
+    store_val *v = b->v + (size_t)inbatch * (size_t)ncols;
+    char *id = b->id[inbatch];
+    if (inbatch == 0 && crypto_random(b->random, sizeof b->random) != 0) abort(); /* as gen_id */
+    id_from(t->prefix, b->random + (size_t)inbatch * ID_RANDOM, id, sizeof b->id[inbatch]);
+    int k = 0;
+    v[k++] = store_v_str(id);
+    if (t->scoped) v[k++] = store_v_str(tid);
+    v[k++] = store_v_int(now);
+    v[k++] = store_v_int(now);
+    int prev_json = 0, prev_enc = 0; /* the last JSON value and its encoding */
+    for (int u = 0; u < nuse; u++) {
+      const store_col *col = use[u];
+      lua_getfield(L, row, col->name);
+      int vi = lua_gettop(L);
+      if (lua_isnil(L, vi))
+        mcpl_lua_error(L, "invalid_argument", "store: insert_many row %lld has other columns than the first",
+                       (long long)i);
+      if (col->ref && lua_type(L, vi) == LUA_TSTRING) {
+        lua_getfield(L, checked, col->name);
+        int same = lua_rawequal(L, -1, vi);
+        lua_pop(L, 1);
+        if (!same) {
+          check_ref(L, c, col, tid, vi);
+          lua_pushvalue(L, vi);
+          lua_setfield(L, checked, col->name);
+        }
+      }
+      if (col->type == ST_JSON && prev_json && lua_type(L, vi) == LUA_TTABLE && lua_rawequal(L, vi, prev_json)) {
+        size_t n;
+        const char *s = lua_tolstring(L, prev_enc, &n);
+        v[k++] = store_v_lstr(s, n);
+        continue;
+      }
+      v[k++] = to_val(L, col, vi);
+      if (col->type == ST_JSON && lua_type(L, vi) == LUA_TTABLE) { prev_json = vi; prev_enc = lua_gettop(L); }
+    }
+    assert(k == ncols);
+    if (++inbatch == BULK_ROWS) {
+      bulk_flush(L, c, t, cols, ncols, b, inbatch, base);
+      inbatch = 0;
+    }
+  }
+  bulk_flush(L, c, t, cols, ncols, b, inbatch, base);
+  lua_pushinteger(L, nrows);
+  return 1;
+}
+
+static int l_insert_many(lua_State *L) {
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  store_conn *c = store_conn_of(L);
+  writing(c);
+  if (store_tx_begin(c) != 0) return store_raise(L, c, NULL, 0, 0);
+  lua_pushcfunction(L, insert_many_body);
+  lua_insert(L, 1);
+  if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
+    store_tx_finish(c, 0);
+    return lua_error(L);
+  }
+  if (store_tx_finish(c, 1) != 0) return store_raise(L, c, NULL, 0, 0);
+  return 1;
+}
+
 /* Finds the row's tenant (copied into tid) under the actor's scope. */
 static int locate(lua_State *L, store_conn *c, const store_table *t, const actor_t *a, const char *id,
                   char *tid, size_t tidn) {
@@ -475,7 +639,8 @@ static long long parse_cursor(lua_State *L, int idx) {
   return v;
 }
 
-/* store.list(actor, table [, {where=, limit=, cursor=}]) -> {items, next_cursor} */
+/* store.list(actor, table [, {where=, limit=, cursor=, raw_json=}]) -> {items, next_cursor};
+ * raw_json: JSON columns as their stored (canonical) text, not decoded */
 static int l_list(lua_State *L) {
   actor_t a;
   check_actor(L, 1, &a);
@@ -487,6 +652,8 @@ static int l_list(lua_State *L) {
   lua_getfield(L, 3, "where");   /* 4 */
   lua_getfield(L, 3, "limit");   /* 5 */
   lua_getfield(L, 3, "cursor");  /* 6 */
+  lua_getfield(L, 3, "raw_json"); /* 7 */
+  int raw_json = lua_toboolean(L, 7);
   lua_Integer limit = LIST_DEFAULT;
   if (!lua_isnil(L, 5) && !is_null(L, 5)) {
     if (!lua_isinteger(L, 5) || lua_tointeger(L, 5) < 1 || lua_tointeger(L, 5) > LIST_MAX)
@@ -510,7 +677,7 @@ static int l_list(lua_State *L) {
   int more = 0;
   while ((got = r.ops->next(&r)) == 1) {
     if (n == limit) { more = 1; break; }
-    push_row(L, t, &r);
+    push_row_as(L, t, &r, raw_json);
     lua_rawseti(L, -2, ++n);
     last = r.ops->get_int(&r, seqcol);
   }
@@ -764,7 +931,7 @@ static int l_schema_version(lua_State *L) {
 
 int luaopen_mcpl_store(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"insert", l_insert}, {"get", l_get}, {"find", l_find}, {"list", l_list}, {"count", l_count},
+    {"insert", l_insert}, {"insert_many", l_insert_many}, {"get", l_get}, {"find", l_find}, {"list", l_list}, {"count", l_count},
     {"update", l_update}, {"delete", l_delete}, {"reveal", l_reveal}, {"tx", l_tx},
     {"in_tx", l_in_tx}, {"resolve_actor", l_resolve_actor}, {"setting_get", l_setting_get},
     {"setting_set", l_setting_set}, {"lease_acquire", l_lease_acquire},
@@ -778,6 +945,10 @@ int luaopen_mcpl_store(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, JENC_KEY);
   lua_getfield(L, -1, "decode");
   lua_setfield(L, LUA_REGISTRYINDEX, JDEC_KEY);
+  lua_createtable(L, 0, 1);
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "sort");
+  lua_setfield(L, LUA_REGISTRYINDEX, JOPT_KEY);
   lua_pop(L, 1);
   luaL_newlib(L, fns);
   store_keys_register(L);

@@ -7,6 +7,8 @@ struct mcpl_embedded {
   const char *name;   /* module name, e.g. "ops.server" */
   const char *chunk;  /* chunk name used in error messages */
   const char *src;
+  const char *bc;     /* the same module precompiled (lua_dump, debug info kept) */
+  unsigned long bclen;
 };
 
 extern const struct mcpl_embedded mcpl_embedded_lua[];

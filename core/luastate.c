@@ -168,8 +168,18 @@ void mcpl_push_module_names(lua_State *L) {
     }
 }
 
+/* The embedded module of this name, unless lua_dir replaces them all. */
+static const struct mcpl_embedded *embedded_module(mcpl_engine *e, const char *name) {
+  const char *dir = mcpl_engine_opt(e, "lua_dir");
+  if (dir && *dir) return NULL;
+  for (const struct mcpl_embedded *m = mcpl_embedded_lua; m->name; m++)
+    if (strcmp(m->name, name) == 0) return m;
+  return NULL;
+}
+
 /* require(name): preloaded C bindings, then engine-owned Lua modules. Text
- * chunks only; there is no package path and no C module loading. */
+ * chunks only, except the embedded modules' own bytecode, made from their
+ * text at build time; there is no package path and no C module loading. */
 static int safe_require(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   lua_settop(L, 1);
@@ -183,6 +193,13 @@ static int safe_require(lua_State *L) {
     lua_call(L, 0, 1);
   } else {
     lua_pop(L, 2);
+    const struct mcpl_embedded *em = embedded_module(mcpl_engine_of(L), name);
+    if (em) { /* precompiled at build time (gen_embed): no compiling at start-up */
+      if (luaL_loadbufferx(L, em->bc, em->bclen, em->chunk, "b") != LUA_OK) return lua_error(L);
+      lua_pushstring(L, name);
+      lua_call(L, 1, 1);
+      goto loaded;
+    }
     char *chunk = NULL;
     char *src = mcpl_module_source(mcpl_engine_of(L), name, &chunk);
     if (!src) {
@@ -198,6 +215,7 @@ static int safe_require(lua_State *L) {
     lua_pushstring(L, name);
     lua_call(L, 1, 1);
   }
+loaded:
   if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); }
   lua_pushvalue(L, -1);
   lua_setfield(L, 2, name);

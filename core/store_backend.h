@@ -75,6 +75,8 @@ typedef enum {
 
 #define STORE_MAX_CONDS 40
 #define STORE_MAX_SET 40
+/* parameters in one statement of a bulk insert (both databases take more) */
+#define STORE_BULK_PARAMS 768
 
 typedef struct {
   const store_table *t;
@@ -187,6 +189,10 @@ typedef struct store_backend {
   /* Requests (store_sql.c renders them for both dialects). */
   int (*select)(store_conn *c, const store_select *q, store_rows *out);
   int (*insert)(store_conn *c, const store_table *t, const store_set *set, int n);
+  /* nrows rows of the same ncols columns, v row after row (ncols * nrows
+   * values); inside the caller's transaction */
+  int (*insert_many)(store_conn *c, const store_table *t, const char *const *cols, int ncols,
+                     const store_val *v, int nrows);
   int (*update)(store_conn *c, const store_table *t, const store_cond *where, int nw,
                 const store_set *set, int ns, long long *changed);
   int (*remove)(store_conn *c, const store_table *t, const store_cond *where, int nw,
@@ -219,6 +225,8 @@ int store_sqlite_migrate(struct sqlite3 *db, int target, char **err);
 /* Shared request implementations over be->exec (store_sql.c). */
 int store_sql_select(store_conn *c, const store_select *q, store_rows *out);
 int store_sql_insert(store_conn *c, const store_table *t, const store_set *set, int n);
+int store_sql_insert_many(store_conn *c, const store_table *t, const char *const *cols, int ncols,
+                          const store_val *v, int nrows);
 int store_sql_update(store_conn *c, const store_table *t, const store_cond *where, int nw,
                      const store_set *set, int ns, long long *changed);
 int store_sql_remove(store_conn *c, const store_table *t, const store_cond *where, int nw,

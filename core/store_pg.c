@@ -333,11 +333,31 @@ static const store_rows_ops pg_rows = {rows_next, rows_is_null, rows_int, rows_t
 
 #define MAX_PARAMS 128
 
+static int exec_params(store_conn *c, const char *sql, const store_val *v, int n, store_rows *out,
+                       long long *changed, const char **vals, char (*ints)[24]);
+
+/* Up to MAX_PARAMS parameters on the stack; a bulk insert's batch (up to
+ * STORE_BULK_PARAMS) on the heap. */
 static int exec_once(store_conn *c, const char *sql, const store_val *v, int n, store_rows *out,
                      long long *changed) {
-  if (n > MAX_PARAMS) { store_err_set(&c->err, SE_INTERNAL, NULL, "store: too many parameters"); return -1; }
-  const char *vals[MAX_PARAMS];
-  char ints[MAX_PARAMS][24];
+  if (n <= MAX_PARAMS) {
+    const char *vals[MAX_PARAMS];
+    char ints[MAX_PARAMS][24];
+    return exec_params(c, sql, v, n, out, changed, vals, ints);
+  }
+  if (n > STORE_BULK_PARAMS) { store_err_set(&c->err, SE_INTERNAL, NULL, "store: too many parameters"); return -1; }
+  const char **vals = malloc((size_t)n * sizeof *vals);
+  char (*ints)[24] = malloc((size_t)n * sizeof *ints);
+  int rc = -1;
+  if (!vals || !ints) store_err_set(&c->err, SE_INTERNAL, NULL, "out of memory");
+  else rc = exec_params(c, sql, v, n, out, changed, vals, ints);
+  free(vals);
+  free(ints);
+  return rc;
+}
+
+static int exec_params(store_conn *c, const char *sql, const store_val *v, int n, store_rows *out,
+                       long long *changed, const char **vals, char (*ints)[24]) {
   for (int i = 0; i < n; i++) {
     if (v[i].kind == SV_NULL) vals[i] = NULL;
     else if (v[i].kind == SV_INT) { snprintf(ints[i], sizeof ints[i], "%lld", v[i].i); vals[i] = ints[i]; }
@@ -618,6 +638,7 @@ const store_backend store_pg_backend = {
   .rollback = pg_rollback,
   .select = store_sql_select,
   .insert = store_sql_insert,
+  .insert_many = store_sql_insert_many,
   .update = store_sql_update,
   .remove = store_sql_remove,
   .query = store_sql_query,

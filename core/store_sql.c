@@ -1,11 +1,12 @@
 /* store_sql.c: the store's requests rendered as standard SQL with "?N"
  * parameters, shared by the backends (each runs it through its exec). */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "store.h"
 
-#define SQL_MAX 4096
+#define SQL_MAX 8192
 #define MAX_BINDS 96
 
 typedef struct {
@@ -29,6 +30,13 @@ static void sb_add(sqlbuf *b, const char *fmt, ...) {
   va_end(ap);
   if (w < 0 || (size_t)w >= sizeof b->s - b->n) b->overflow = 1;
   else b->n += (size_t)w;
+}
+
+/* Buffers are large: only the header is cleared (no memset per request). */
+static void sb_init(sqlbuf *b) {
+  b->n = 0;
+  b->overflow = 0;
+  b->s[0] = 0;
 }
 
 /* Adds a parameter; returns its number (?N). */
@@ -80,8 +88,10 @@ static void where(sqlbuf *q, binds *b, const store_cond *w, int n) {
 }
 
 int store_sql_select(store_conn *c, const store_select *s, store_rows *out) {
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
+  sqlbuf q;
+  sb_init(&q);
+  binds b;
+  b.n = b.overflow = 0;
   const store_table *t = s->t;
   switch (s->proj) {
   case SP_ROW: sb_add(&q, "SELECT %s%s", t->select_list, s->with_seq ? ",seq" : ""); break;
@@ -98,8 +108,11 @@ int store_sql_select(store_conn *c, const store_select *s, store_rows *out) {
 }
 
 int store_sql_insert(store_conn *c, const store_table *t, const store_set *set, int n) {
-  sqlbuf q = {.n = 0}, vals = {.n = 0};
-  binds b = {.n = 0};
+  sqlbuf q, vals;
+  sb_init(&q);
+  sb_init(&vals);
+  binds b;
+  b.n = b.overflow = 0;
   sb_add(&q, "INSERT INTO %s (", t->name);
   for (int i = 0; i < n; i++) {
     sb_add(&q, "%s%s", i ? "," : "", set[i].col);
@@ -110,10 +123,41 @@ int store_sql_insert(store_conn *c, const store_table *t, const store_set *set, 
   return run(c, &q, &b, NULL, NULL);
 }
 
+/* Many rows in one statement: "INSERT INTO t (cols) VALUES (...),(...)" for up
+ * to STORE_BULK_PARAMS parameters, so a bulk insert costs one round trip (and
+ * one prepared statement per batch size) instead of one per row. */
+int store_sql_insert_many(store_conn *c, const store_table *t, const char *const *cols, int ncols,
+                          const store_val *v, int nrows) {
+  assert(ncols > 0 && ncols <= STORE_MAX_SET);
+  int per = STORE_BULK_PARAMS / ncols;
+  if (per < 1) per = 1;
+  for (int done = 0; done < nrows; done += per) {
+    int k = nrows - done < per ? nrows - done : per;
+    sqlbuf q;
+    sb_init(&q);
+    sb_add(&q, "INSERT INTO %s (", t->name);
+    for (int i = 0; i < ncols; i++) sb_add(&q, "%s%s", i ? "," : "", cols[i]);
+    sb_add(&q, ") VALUES ");
+    for (int r = 0, p = 1; r < k; r++) {
+      sb_add(&q, "%s(", r ? "," : "");
+      for (int i = 0; i < ncols; i++, p++) sb_add(&q, "%s?%d", i ? "," : "", p);
+      sb_add(&q, ")");
+    }
+    if (q.overflow) {
+      store_err_set(&c->err, SE_INTERNAL, NULL, "store: statement too long");
+      return -1;
+    }
+    if (c->be->exec(c, q.s, v + (size_t)done * (size_t)ncols, k * ncols, NULL, NULL) != 0) return -1;
+  }
+  return 0;
+}
+
 int store_sql_update(store_conn *c, const store_table *t, const store_cond *w, int nw,
                      const store_set *set, int ns, long long *changed) {
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
+  sqlbuf q;
+  sb_init(&q);
+  binds b;
+  b.n = b.overflow = 0;
   sb_add(&q, "UPDATE %s SET ", t->name);
   for (int i = 0; i < ns; i++) sb_add(&q, "%s%s = ?%d", i ? ", " : "", set[i].col, bind(&b, set[i].v));
   where(&q, &b, w, nw);
@@ -121,8 +165,10 @@ int store_sql_update(store_conn *c, const store_table *t, const store_cond *w, i
 }
 
 int store_sql_remove(store_conn *c, const store_table *t, const store_cond *w, int nw, long long *changed) {
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
+  sqlbuf q;
+  sb_init(&q);
+  binds b;
+  b.n = b.overflow = 0;
   sb_add(&q, "DELETE FROM %s", t->name);
   where(&q, &b, w, nw);
   return run(c, &q, &b, NULL, changed);
@@ -132,8 +178,10 @@ int store_sql_remove(store_conn *c, const store_table *t, const store_cond *w, i
  * so the numbers have no gaps (PostgreSQL infers every parameter's type). */
 int store_sql_query(store_conn *c, const store_named *nq, const char *const *params,
                     const char *tenant_id, store_rows *out) {
-  sqlbuf q = {.n = 0};
-  binds b = {.n = 0};
+  sqlbuf q;
+  sb_init(&q);
+  binds b;
+  b.n = b.overflow = 0;
   for (int i = 0; i < STORE_QMAX_PARAMS && nq->params[i]; i++) bind(&b, store_v_str(params[i]));
   sb_add(&q, "%s", nq->sql);
   if (tenant_id) {

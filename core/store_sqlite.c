@@ -415,6 +415,7 @@ const store_backend store_sqlite_backend = {
   .rollback = sq_rollback,
   .select = store_sql_select,
   .insert = store_sql_insert,
+  .insert_many = store_sql_insert_many,
   .update = store_sql_update,
   .remove = store_sql_remove,
   .query = store_sql_query,

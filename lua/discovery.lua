@@ -35,13 +35,18 @@ end
 
 local function is_set(v) return v ~= nil and v ~= json.null end
 
--- existing(actor, server_id) -> map kind -> name -> row
+-- existing(actor, server_id) -> map kind -> name -> row; JSON columns as
+-- their stored canonical text (compared, never decoded: a refresh of
+-- thousands of unchanged tools decodes nothing)
 local function existing(a, sid)
   local out = { tool = {}, resource = {}, resource_template = {}, prompt = {} }
   local cursor
   repeat
-    local page = store.list(a, "capabilities", { where = { server_id = sid }, limit = 500, cursor = cursor })
-    for _, r in ipairs(page.items) do out[r.kind][r.name] = r end
+    local page = store.list(a, "capabilities", { where = { server_id = sid }, limit = 500, cursor = cursor, raw_json = true })
+    for _, r in ipairs(page.items) do
+      r.approved_definition = nil
+      out[r.kind][r.name] = r
+    end
     cursor = page.next_cursor
   until not is_set(cursor)
   return out
@@ -63,28 +68,35 @@ function M.fetch(ctx, s)
   return info, lists
 end
 
--- apply(a, s, info, lists) -> diff ; one transaction
+-- apply(a, s, info, lists) -> diff ; one transaction. New definitions go in
+-- with one bulk insert; only changed and removed ones are written one by one.
+local SORTED = { sort = true }
+
 function M.apply(a, s, info, lists)
   return store.tx(function()
     local old = existing(a, s.id)
     local diff = {}
+    local new = {}
     for _, k in ipairs(M.KINDS) do
       local d = { added = json.array(), removed = json.array(), changed = json.array(), pending = json.array() }
       local seen = {}
+      local pinned = k.kind == "tool"
       for _, item in ipairs(lists[k.kind] or {}) do
         local name = type(item) == "table" and item[k.key]
         if type(name) == "string" and name ~= "" and not seen[name] then
           seen[name] = true
-          local h = M.hash(k.kind, item)
+          -- the canonical text is what the store keeps: for kinds without a
+          -- pinned part it is also what the hash covers
+          local canon = not pinned and json.encode(item, SORTED) or nil
+          local h = canon and crypto.sha256(canon) or M.hash(k.kind, item)
           local row = old[k.kind][name]
           if not row then
-            store.insert(a, "capabilities", { server_id = s.id, kind = k.kind, name = name,
-              definition = item, hash = h, approved_definition = item, approved_hash = h, status = "approved" },
-              { returning = false })
+            new[#new + 1] = { server_id = s.id, kind = k.kind, name = name,
+              definition = item, hash = h, approved_definition = item, approved_hash = h, status = "approved" }
             d.added[#d.added + 1] = name
           elseif row.hash ~= h then
             local fields = { definition = item, hash = h }
-            if k.kind == "tool" then
+            if pinned then
               -- pinned: a change to what the model sees needs an admin's approval
               if h == row.approved_hash then fields.status = "approved"
               else fields.status = "pending"; d.pending[#d.pending + 1] = name end
@@ -93,7 +105,7 @@ function M.apply(a, s, info, lists)
             end
             store.update(a, "capabilities", row.id, fields)
             d.changed[#d.changed + 1] = name
-          elseif not json.is_array(item) and json.encode(item, { sort = true }) ~= json.encode(row.definition, { sort = true }) then
+          elseif not json.is_array(item) and (canon or json.encode(item, SORTED)) ~= row.definition then
             -- same pinned part, other fields (e.g. _meta) changed: keep current
             store.update(a, "capabilities", row.id, { definition = item })
           end
@@ -108,6 +120,7 @@ function M.apply(a, s, info, lists)
       for _, l in pairs(d) do table.sort(l) end
       diff[k.kind .. "s"] = d
     end
+    if #new > 0 then store.insert_many(a, "capabilities", new) end
     local f = {
       capabilities_status = "ok", discovered_at = core.now_ms(),
       server_info = info.server_info or json.object(),

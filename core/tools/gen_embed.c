@@ -1,8 +1,67 @@
 /* gen_embed.c: turns the engine-owned Lua sources into a C table. Usage:
  * gen_embed ROOT FILE... ; module name = path under ROOT, '/' -> '.', no ".lua". */
+
+/* Each module is embedded as source and as precompiled bytecode (lua_dump of
+ * the same text, debug information kept), so an engine loads it without
+ * compiling it again at every start. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <lua.h>
+#include <lauxlib.h>
+
+typedef struct {
+  unsigned char *p;
+  size_t n, cap;
+} dumpbuf;
+
+static int dump_writer(lua_State *L, const void *data, size_t n, void *ud) {
+  (void)L;
+  dumpbuf *b = ud;
+  if (b->n + n > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 4096;
+    while (cap < b->n + n) cap *= 2;
+    unsigned char *q = realloc(b->p, cap);
+    if (!q) return 1;
+    b->p = q;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->n, data, n);
+  b->n += n;
+  return 0;
+}
+
+/* The bytecode of the source in path as a C string literal (octal escapes). */
+static int emit_bytecode(const char *path, const char *chunk) {
+  FILE *in = fopen(path, "rb");
+  if (!in) { perror(path); return 1; }
+  dumpbuf src = {0}, bc = {0};
+  char tmp[8192];
+  size_t got;
+  while ((got = fread(tmp, 1, sizeof tmp, in)) > 0)
+    if (dump_writer(NULL, tmp, got, &src) != 0) { fclose(in); return 1; }
+  fclose(in);
+  lua_State *L = luaL_newstate();
+  if (!L) return 1;
+  int rc = 1;
+  if (luaL_loadbufferx(L, (const char *)src.p, src.n, chunk, "t") != LUA_OK) {
+    fprintf(stderr, "gen_embed: %s\n", lua_tostring(L, -1));
+    goto done;
+  }
+  if (lua_dump(L, dump_writer, &bc, 0) != 0) goto done;
+  fputs("\"", stdout);
+  for (size_t i = 0; i < bc.n; i++) {
+    printf("\\%03o", bc.p[i]);
+    if (i % 64 == 63) fputs("\"\n\"", stdout);
+  }
+  printf("\", %zu", bc.n);
+  rc = 0;
+done:
+  lua_close(L);
+  free(src.p);
+  free(bc.p);
+  return rc;
+}
 
 static void emit_string(FILE *in) {
   int c, col = 0;
@@ -40,9 +99,13 @@ int main(int argc, char **argv) {
     if (!in) { perror(argv[i]); return 1; }
     printf("  {\"%s\", \"@lua/%s\",\n", name, p);
     emit_string(in);
-    puts("},");
     fclose(in);
+    puts(",");
+    char chunk[600];
+    snprintf(chunk, sizeof chunk, "@lua/%s", p);
+    if (emit_bytecode(argv[i], chunk) != 0) return 1;
+    puts("},");
   }
-  puts("  {0, 0, 0}\n};");
+  puts("  {0, 0, 0, 0, 0}\n};");
   return 0;
 }

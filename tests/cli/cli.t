@@ -204,6 +204,11 @@ is "$st" 2 "--timeout-ms needs milliseconds"
 check "no usage error opened a database" test ! -e "$tmp/empty/o.db"
 
 # ---- --lua-dir, scripts --------------------------------------------------------------------
+# the embedded modules are loaded precompiled, with their debug information:
+# an error's traceback still names their files and lines
+printf 'nosuch()\n' > tb.lua
+M run tb.lua > out 2>&1
+check "a traceback names an embedded module's file and line" grep -Eq 'lua/script/prelude\.lua:[0-9]+:' out
 M --lua-dir "$top/lua" op engine.info > out 2>&1
 is "$(jv out lua)" "$top/lua" "--lua-dir loads engine Lua from a directory"
 M --lua-dir "$tmp/nowhere" op engine.info > out 2>&1; st=$?

@@ -637,6 +637,71 @@ function C.pagination_100k()
   io.write(("# find by name: %.3f ms\n"):format(now_ms() - t5))
 end
 
+-- store.insert_many: many rows per statement, all or none, every check of
+-- store.insert (tenant, references, columns, conflicts) still made
+function C.insert_many()
+  local ta, aa = tenant("a")
+  local _, ab = tenant("b")
+  local s = store.insert(aa, "servers", { name = "s" })
+  local sb = store.insert(ab, "servers", { name = "other" })
+  local rows = {}
+  for i = 1, 300 do -- several batches and statements
+    local def = { name = "t" .. i, inputSchema = { type = "object", properties = { n = { type = "integer" } } }, z = 1, a = json.array() }
+    rows[i] = { server_id = s.id, kind = "tool", name = "t" .. i, definition = def, hash = "h" .. i,
+                approved_definition = def, approved_hash = "h" .. i, status = "approved" }
+  end
+  eq(store.insert_many(aa, "capabilities", rows), 300)
+  eq(store.count(aa, "capabilities", { server_id = s.id }), 300)
+  eq(store.count(ab, "capabilities"), 0, "nothing in the other tenant")
+  local ids, cursor, n = {}, nil, 0
+  repeat
+    local p = store.list(aa, "capabilities", { where = { server_id = s.id }, limit = 100, cursor = cursor })
+    for _, r in ipairs(p.items) do
+      n = n + 1
+      ok(r.id:match("^cap_[a-z2-7]+$"), "id with prefix: " .. r.id)
+      ok(not ids[r.id], "ids unique")
+      ids[r.id] = true
+      eq(r.tenant_id, ta.id)
+      ok(json.is_array(r.definition.a), "empty array kept")
+      eq(r.approved_definition.inputSchema.properties.n.type, "integer", "the shared table written to both columns")
+      ok(r.created_at > 1.6e12)
+    end
+    cursor = p.next_cursor
+  until not cursor
+  eq(n, 300)
+  -- raw_json: the stored canonical text, keys sorted, not decoded
+  local raw = store.list(aa, "capabilities", { where = { server_id = s.id, name = "t7" }, raw_json = true }).items[1]
+  eq(type(raw.definition), "string")
+  eq(raw.definition, json.encode(rows[7].definition, { sort = true }))
+  eq(raw.definition:sub(1, 7), '{"a":[]', "keys sorted")
+  -- all or none: a conflict, a foreign reference, other columns, a secret
+  local function batch(extra)
+    local out = {}
+    for i = 1, 100 do out[i] = { server_id = s.id, kind = "tool", name = "u" .. i, definition = {} } end
+    for k, v in pairs(extra) do out[k] = v end
+    return out
+  end
+  local e = err("conflict", store.insert_many, aa, "capabilities", batch({ [90] = { server_id = s.id, kind = "tool", name = "t5", definition = {} } }))
+  eq(e.message, "a capability with this name already exists")
+  e = err("not_found", store.insert_many, aa, "capabilities", batch({ [70] = { server_id = sb.id, kind = "tool", name = "x", definition = {} } }))
+  eq(e.field, "server_id", "another tenant's server is as absent as none")
+  err("invalid_argument", store.insert_many, aa, "capabilities", batch({ [80] = { server_id = s.id, kind = "tool", name = "y" } }))
+  err("invalid_argument", store.insert_many, aa, "capabilities", batch({ [2] = { server_id = s.id, kind = "tool", name = "y", definition = {}, status = "x" } }))
+  e = err("invalid_argument", store.insert_many, aa, "capabilities", batch({ [3] = { server_id = s.id, kind = "tool", name = "y", tenant_id = ta.id } }))
+  eq(e.field, "tenant_id")
+  err("invalid_argument", store.insert_many, aa, "servers", { { name = "k", api_key = "secret" } })
+  err("invalid_argument", store.insert_many, SYS, "capabilities", { rows[1] })
+  eq(store.count(aa, "capabilities"), 300, "no failed batch left a row")
+  -- inside a transaction: undone with it
+  pcall(store.tx, function()
+    store.insert_many(aa, "capabilities", batch({}))
+    eq(store.count(aa, "capabilities"), 400)
+    error("undo")
+  end)
+  eq(store.count(aa, "capabilities"), 300, "rolled back with the transaction")
+  eq(store.insert_many(aa, "capabilities", {}), 0)
+end
+
 function C.tx()
   local _, ad = tenant("acme")
   local x, y = store.tx(function(a, b) return a + b, "two" end, 1, 2)

@@ -36,6 +36,7 @@ CASE(key_missing_and_wrong)
 CASE(rotation)
 CASE(pagination)
 CASE(pagination_100k)
+CASE(insert_many)
 CASE(tx)
 CASE(settings_leases_resolve)
 CASE(named_queries)
@@ -131,6 +132,7 @@ int main(void) {
     cmocka_unit_test(test_rotation),
     cmocka_unit_test(test_pagination),
     cmocka_unit_test(test_pagination_100k),
+    cmocka_unit_test(test_insert_many),
     cmocka_unit_test(test_tx),
     cmocka_unit_test(test_settings_leases_resolve),
     cmocka_unit_test(test_named_queries),
