@@ -23,6 +23,9 @@ struct mcpl_options {
   char *val[NOPTS];
   mcpl_log_fn log_fn;
   void *log_ud;
+  mcpl_input_fn input_fn;  /* the default input handler (mcpl_options_set_input) */
+  void *input_ud;
+  unsigned input_methods;
 };
 
 struct pool_slot {
@@ -35,6 +38,9 @@ struct mcpl_engine {
   char *opt[NOPTS];
   mcpl_log_fn log_fn;
   void *log_ud;
+  mcpl_input_fn input_fn;
+  void *input_ud;
+  unsigned input_methods;
   int log_level;
   FILE *log_file;
   pthread_mutex_t log_mu;
@@ -60,6 +66,7 @@ static const mcpl_area_def areas[MCPL_AREA_COUNT] = {
   [MCPL_AREA_MCP] = {"mcp", luaopen_mcpl_mcp, mcp_engine_init, mcp_engine_fini},
   [MCPL_AREA_POLICY] = {"policy", luaopen_mcpl_policy, policy_engine_init, policy_engine_fini},
   [MCPL_AREA_CORE] = {"core", luaopen_mcpl_core, NULL, NULL},
+  [MCPL_AREA_CALL] = {"call", luaopen_mcpl_call, NULL, NULL},
 };
 
 const mcpl_area_def *mcpl_areas(void);
@@ -122,6 +129,19 @@ void mcpl_options_set_log(mcpl_options *o, mcpl_log_fn fn, void *ud) {
   if (!o) return;
   o->log_fn = fn;
   o->log_ud = ud;
+}
+
+void mcpl_options_set_input(mcpl_options *o, mcpl_input_fn fn, void *ud, unsigned methods) {
+  if (!o) return;
+  o->input_fn = fn;
+  o->input_ud = ud;
+  o->input_methods = fn ? methods : 0;
+}
+
+void mcpl_engine_input(mcpl_engine *e, mcpl_input_fn *fn, void **ud, unsigned *methods) {
+  *fn = e->input_fn;
+  *ud = e->input_ud;
+  *methods = e->input_methods;
 }
 
 void mcpl_options_free(mcpl_options *o) {
@@ -296,6 +316,9 @@ mcpl_engine *mcpl_open(const mcpl_options *o, char **err) {
       if (o->val[i] && !(e->opt[i] = strdup(o->val[i]))) goto oom;
     e->log_fn = o->log_fn;
     e->log_ud = o->log_ud;
+    e->input_fn = o->input_fn;
+    e->input_ud = o->input_ud;
+    e->input_methods = o->input_methods;
   }
   if (mcpl_engine_opt(e, "log_level")) e->log_level = level_num(mcpl_engine_opt(e, "log_level"));
   if (mcpl_engine_opt(e, "log_file")) {
@@ -427,12 +450,23 @@ static void push_actor(lua_State *L, const mcpl_actor *a) {
 
 int mcpl_op(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
             const char *args_json, char **result_json) {
+  return mcpl_op_call(e, actor, op_name, args_json, NULL, result_json);
+}
+
+/* mcpl_op for a call handle: the handle is tied to the slot's cancellation
+ * while the op runs, and the state knows it (its host's callbacks). */
+int mcpl_op_call(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
+                 const char *args_json, mcpl_call *call, char **result_json) {
   char *err = NULL;
   if (!result_json) return MCPL_E_INVALID_ARGUMENT;
   *result_json = NULL;
   if (!e || !op_name) {
     *result_json = mcpl_json_error("invalid_argument", "engine and op name are required", NULL);
     return MCPL_E_INVALID_ARGUMENT;
+  }
+  if (call && mcpl_call_cancelled(call)) {
+    *result_json = mcpl_json_error_reason("timeout", "the call was cancelled before it started", "cancelled");
+    return MCPL_E_TIMEOUT;
   }
   pthread_mutex_lock(&e->mu);
   if (e->closing) {
@@ -449,7 +483,14 @@ int mcpl_op(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
     leave(e);
     return closing ? MCPL_E_TIMEOUT : MCPL_E_INTERNAL;
   }
+  if (call && mcpl_call_attach(call, &e->pool[slot].cancel) != 0) {
+    release(e, slot, 0);
+    leave(e);
+    *result_json = mcpl_json_error("invalid_argument", "this call handle is in use by another call", NULL);
+    return MCPL_E_INVALID_ARGUMENT;
+  }
   lua_State *L = e->pool[slot].L;
+  mcpl_state_set_call(L, call);
   int top = lua_gettop(L);
   int rc = MCPL_E_INTERNAL, discard = 0;
   lua_getfield(L, LUA_REGISTRYINDEX, "mcpl.dispatch");
@@ -488,6 +529,8 @@ int mcpl_op(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
     }
   }
   lua_settop(L, top);
+  mcpl_state_set_call(L, NULL);
+  if (call) mcpl_call_detach(call);
   release(e, slot, discard);
   leave(e);
   return rc;

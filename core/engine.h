@@ -19,6 +19,7 @@ enum mcpl_area {
   MCPL_AREA_MCP,
   MCPL_AREA_POLICY,
   MCPL_AREA_CORE,
+  MCPL_AREA_CALL,
   MCPL_AREA_COUNT
 };
 
@@ -38,6 +39,7 @@ int luaopen_mcpl_http(lua_State *L);
 int luaopen_mcpl_mcp(lua_State *L);
 int luaopen_mcpl_policy(lua_State *L);
 int luaopen_mcpl_core(lua_State *L);
+int luaopen_mcpl_call(lua_State *L);
 int crypto_engine_init(mcpl_engine *e, char **err);
 void crypto_engine_fini(mcpl_engine *e);
 int store_engine_init(mcpl_engine *e, char **err);
@@ -86,6 +88,20 @@ mcpl_cancel *mcpl_state_cancel(lua_State *L);
  * wait raises: {code="timeout", reason="cancelled", message=...}. */
 int mcpl_lua_cancelled(lua_State *L);
 int mcpl_lua_raise_cancelled(lua_State *L);
+
+/* Call handles (bind_call.c). While an op runs for a handle, the handle is
+ * tied to the pool slot's cancellation: attach returns 0, or -1 when the
+ * handle is in use by another call; a handle cancelled before sets the
+ * slot's flag at once, and mcpl_call_cancel sets it while attached. */
+int mcpl_call_attach(mcpl_call *c, mcpl_cancel *slot);
+void mcpl_call_detach(mcpl_call *c);
+int mcpl_call_cancelled(mcpl_call *c);
+/* The handle (NULL: none) the op running on a Lua state was called with:
+ * its host's callbacks answer the `call` module. */
+void mcpl_state_set_call(lua_State *L, mcpl_call *c);
+mcpl_call *mcpl_state_call(lua_State *L);
+/* The engine's default input handler (fn NULL when none was set). */
+void mcpl_engine_input(mcpl_engine *e, mcpl_input_fn *fn, void **ud, unsigned *methods);
 
 /* The pool as it stands: configured size, Lua states built, states in use. */
 void mcpl_engine_pool_stats(mcpl_engine *e, int *size, int *states, int *busy);

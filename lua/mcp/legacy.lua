@@ -7,6 +7,7 @@ local errors = require "errors"
 local jsonrpc = require "mcp.jsonrpc"
 local transport = require "mcp.transport"
 local incoming = require "mcp.incoming"
+local input = require "mcp.input"
 local protocol = require "mcp.protocol"
 
 local M = {}
@@ -46,8 +47,12 @@ local function initialize(c, deadline)
   local id = jsonrpc.next_id()
   local r = transport.exchange(c, {
     method = "POST", headers = session_headers(c, nil), id = id, deadline = deadline,
+    -- the session serves every caller: elicitation is declared (each call
+    -- answers it: its host now, a continuation, or cancel), sampling and
+    -- roots only when the engine's default handler answers them
     body = json.encode(jsonrpc.request(id, "initialize", {
-      protocolVersion = protocol.LEGACY[1], capabilities = json.object(), clientInfo = protocol.CLIENT_INFO })),
+      protocolVersion = protocol.LEGACY[1], capabilities = input.capabilities(true, true),
+      clientInfo = protocol.CLIENT_INFO })),
     on_message = incoming.handler(c, nil),
   })
   if not r.message then
@@ -136,8 +141,15 @@ end
 local function cancel_notice(c, s, id, reason)
   pcall(function()
     transport.send(c, session_headers(c, s), jsonrpc.notification("notifications/cancelled", { requestId = id, reason = reason }),
-      { timeout_ms = M.CANCEL_TIMEOUT_MS })
+      { timeout_ms = M.CANCEL_TIMEOUT_MS, uncancellable = true })
   end)
+end
+
+-- abandoned(err): a call that failed on the client's side while the server
+-- may still work on it (timed out, cancelled, the host's answer refused):
+-- the server is told (notifications/cancelled)
+local function abandoned(e)
+  return type(e) == "table" and (e.code == "timeout" or e.code == "invalid_argument" or e.code == "internal")
 end
 
 -- call(c, method, params, opts) -> result | raises;
@@ -150,9 +162,8 @@ function M.call(c, method, params, opts)
   for attempt = 1, 2 do
     local id = jsonrpc.next_id()
     local p = copy(params)
-    local token
-    if opts.progress then
-      token = "p" .. id
+    local token = incoming.progress_token(id, opts)
+    if token then
       local meta = copy(type(p._meta) == "table" and p._meta or nil)
       meta.progressToken = token
       p._meta = meta
@@ -160,12 +171,12 @@ function M.call(c, method, params, opts)
     -- what the server sends on the call's stream besides the response:
     -- its requests are answered within the session
     local respond = function(msg) pcall(post, c, s, msg, deadline) end
-    local on_message = incoming.handler(c, respond, token, opts.progress)
+    local on_message = incoming.handler(c, respond, { token = token, progress = opts.progress })
     local ok, r = pcall(transport.exchange, c, { method = "POST", headers = session_headers(c, s),
       body = json.encode(jsonrpc.request(id, method, p)), id = id, on_message = on_message,
       deadline = deadline, timeout_ms = timeout })
     if not ok then
-      if type(r) == "table" and r.code == "timeout" then cancel_notice(c, s, id, r.reason or "timeout") end
+      if abandoned(r) then cancel_notice(c, s, id, r.reason or r.code) end
       error(r, 0)
     end
     if r.status == 404 and s.id and attempt == 1 then
@@ -178,7 +189,7 @@ function M.call(c, method, params, opts)
       if not msg and r.sse and is_set(r.last_event_id) and r.last_event_id ~= "" then
         local ok2, m2 = pcall(resume, c, s, r, id, on_message, deadline, timeout)
         if not ok2 then
-          if type(m2) == "table" and m2.code == "timeout" then cancel_notice(c, s, id, m2.reason or "timeout") end
+          if abandoned(m2) then cancel_notice(c, s, id, m2.reason or m2.code) end
           error(m2, 0)
         end
         msg = m2

@@ -81,11 +81,14 @@ M.SEND_MAX_MS = 10000
 
 -- send(c, headers, msg, opts) -> HTTP status: a notification or a response
 -- to the server (202 expected), within 10 s, opts.timeout_ms (else c's) and
--- the call's deadline; opts = {url?, deadline?, timeout_ms?}
+-- the call's deadline; opts = {url?, deadline?, timeout_ms?, uncancellable?}
+-- (uncancellable: sent although the call was cancelled, e.g. the notice
+-- that it was)
 function M.send(c, headers, msg, opts)
   local t = math.min(opts.timeout_ms or c.timeout_ms, M.SEND_MAX_MS)
   if opts.deadline then t = math.min(t, M.left_ms(opts.deadline, c.timeout_ms)) end
-  local r = M.exchange(c, { method = "POST", url = opts.url, headers = headers, body = json.encode(msg), timeout_ms = t })
+  local r = M.exchange(c, { method = "POST", url = opts.url, headers = headers, body = json.encode(msg), timeout_ms = t,
+    uncancellable = opts.uncancellable })
   return r.status
 end
 
@@ -144,6 +147,7 @@ function M.exchange(c, req)
       limits = { connect_timeout_ms = math.min(lim.connect_timeout_ms, left), timeout_ms = left,
                  max_bytes = max_bytes, max_header_bytes = lim.max_header_bytes },
       max_event = math.min(M.MAX_EVENT, max_bytes),
+      uncancellable = req.uncancellable,
     }
     local r, err, partial = mcp.stream(spec, on_event)
     if proto_err then error(proto_err, 0) end
