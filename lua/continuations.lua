@@ -6,6 +6,7 @@ local crypto = require "crypto"
 local errors = require "errors"
 local store = require "store"
 local settings = require "settings"
+local mcp = require "mcp"
 local input = require "mcp.input"
 
 local M = {}
@@ -34,22 +35,42 @@ end
 function M.create(ctx, s, bind, sus)
   local a = ctx.actor
   if not a.user_id then errors.raise("forbidden", "only a tenant user's call can wait for answers") end
-  local state = {}
-  for k, v in pairs(sus) do state[k] = v end
-  local text = json.encode(state)
-  if #text > M.MAX_STATE then
-    errors.raise("too_large", "the call is too large to wait for answers (" .. #text .. " bytes)", nil, { reason = "too_large" })
-  end
-  pcall(sweep, a)
   local token = crypto.random_token(32)
   -- a 2026-07-28 call waits as long as the system allows (input_timeout_ms);
   -- a handshake-era one as long as its server holds the request (ttl_ms)
   local ttl = math.min(sus.ttl_ms or math.huge, settings.get("input_timeout_ms"))
   local expires = core.now_ms() + ttl
-  store.insert(a, "continuations", {
-    server_id = s.id, user_id = a.user_id, assistant_id = bind.assistant_id, kind = bind.kind, target = bind.target,
-    token_hash = crypto.sha256(token), state = text, expires_at = expires,
-  })
+  -- what is stored: everything but the live parts (fields named _...)
+  local state = {}
+  for k, v in pairs(sus) do if type(k) == "string" and k:sub(1, 1) ~= "_" then state[k] = v end end
+  local ok, e = pcall(function()
+    if sus._hold then
+      -- a handshake-era call's stream is held by this engine under a key of its own
+      state.park_key = crypto.random_token(24)
+      if not sus._hold(state.park_key, ttl) then
+        errors.raise("unavailable", "too many calls wait for their users' answers on this engine instance; try again later",
+          nil, { reason = "too_many_waiting" })
+      end
+    end
+    local text = json.encode(state)
+    if #text > M.MAX_STATE then
+      errors.raise("too_large", "the call is too large to wait for answers (" .. #text .. " bytes)", nil, { reason = "too_large" })
+    end
+    pcall(sweep, a)
+    store.insert(a, "continuations", {
+      server_id = s.id, user_id = a.user_id, assistant_id = bind.assistant_id, kind = bind.kind, target = bind.target,
+      token_hash = crypto.sha256(token), state = text, expires_at = expires,
+    })
+  end)
+  if not ok then
+    -- the call cannot wait: it ends, and its server is told
+    if sus._drop then
+      local held = state.park_key and mcp.unpark(state.park_key)
+      if held then held:close() end
+      pcall(sus._drop)
+    end
+    error(e, 0)
+  end
   local shown = json.array()
   for i, d in ipairs(sus.requests) do shown[i] = d end
   return { resultType = "input_required", input_requests = shown, continuation = token, expires_at = expires }

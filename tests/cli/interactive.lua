@@ -128,6 +128,82 @@ elseif phase == "modern" then
   is(events[2] and events[2].progress, 2, "in order")
   done_testing()
 
+elseif phase == "legacy" then
+  -- a handshake-era server asks on the call's stream: the call is parked with its stream open
+  local w = world()
+  local ann, bob = w.ann, w.bob
+  local form = w.tool(w.v1, "ask_form")
+  local r = ann:must("tool.call", { assistant = w.bot.id, tool = form, arguments = { message = "Legacy?" } })
+  is(r.resultType, "input_required", "the v1 call waits for its user")
+  local q = r.input_requests[1]
+  is(q.mode, "form", "form mode")
+  is(q.message, "Legacy?", "the server's message")
+  is(q.server.name, "v1", "marked with its server")
+  local key = q.key
+  local x, e = bob:op("tool.continue", { continuation = r.continuation, input_responses = { [key] = { action = "decline" } } })
+  err_is(x, e, "not_found", "another user cannot answer it")
+  x, e = ann:op("tool.continue", { continuation = r.continuation, input_responses = { [key] = { action = "accept", content = { age = -1 } } } })
+  err_is(x, e, "invalid_argument", "a bad answer is refused")
+  local d = ann:must("tool.continue", { continuation = r.continuation,
+    input_responses = { [key] = { action = "accept", content = { name = "Lee", color = "red" } } } })
+  local got = d.structuredContent and d.structuredContent.content or {}
+  ok(got.name == "Lee" and got.color == "red" and got.age == 30, "the held call completes with the answer and its defaults")
+  x, e = ann:op("tool.continue", { continuation = r.continuation, input_responses = { [key] = { action = "decline" } } })
+  err_is(x, e, "not_found", "a used continuation cannot be replayed")
+  for _, action in ipairs({ "decline", "cancel" }) do
+    r = ann:must("tool.call", { assistant = w.bot.id, tool = form })
+    d = ann:must("tool.continue", { continuation = r.continuation, input_responses = { [r.input_requests[1].key] = { action = action } } })
+    is(d.structuredContent and d.structuredContent.action, action, action .. " reaches the v1 server")
+  end
+  -- several questions on one stream: each answer brings the next, the stream held between
+  r = ann:must("tool.call", { assistant = w.bot.id, tool = w.tool(w.v1, "ask_twice") })
+  local r2 = ann:must("tool.continue", { continuation = r.continuation,
+    input_responses = { [r.input_requests[1].key] = { action = "accept", content = { first = "eins" } } } })
+  is(r2.resultType, "input_required", "the second question")
+  like(r2.input_requests[1].message, "You said eins", "after the first answer")
+  local r3 = ann:must("tool.continue", { continuation = r2.continuation,
+    input_responses = { [r2.input_requests[1].key] = { action = "accept", content = { second = "zwei" } } } })
+  is_deeply(r3.structuredContent, { first = "eins", second = "zwei" }, "both answers arrived")
+  -- a URL to open
+  r = ann:must("tool.call", { assistant = w.bot.id, tool = w.tool(w.v1, "ask_url") })
+  is(r.input_requests[1].url, "https://auth.example.com/connect?flow=42", "the URL, as data")
+  is(r.input_requests[1].elicitation_id, "flow-42", "its elicitation id")
+  d = ann:must("tool.continue", { continuation = r.continuation, input_responses = { [r.input_requests[1].key] = { action = "accept" } } })
+  like(text_of(d), "url: {\"action\":\"accept\"}", "the consent reaches the server")
+  -- with a handler, the question is answered on the stream at once
+  local res = ann:must("tool.call", { assistant = w.bot.id, tool = form }, {
+    on_input = function(req) return { action = "accept", content = { name = "Now" } } end })
+  is(res.structuredContent and res.structuredContent.content.name, "Now", "a handler answers on the stream")
+  -- sessions keep working for plain calls
+  res = ann:must("tool.call", { assistant = w.bot.id, tool = w.tool(w.v1, "echo"), arguments = { text = "still" } })
+  is(res.structuredContent and res.structuredContent.text, "still", "plain calls go on")
+  done_testing()
+
+elseif phase == "legacy_wait" then
+  -- questions left unanswered: one until the server's timeout, one until the engine closes
+  local w = world()
+  w.ann:must("server.update", { id = w.v1.id, timeout_ms = 2000 })
+  local r = w.ann:must("tool.call", { assistant = w.bot.id, tool = w.tool(w.v1, "ask_form") })
+  is(r.resultType, "input_required", "a question held until the server's timeout")
+  ok(r.expires_at - mcplink.now_ms() <= 2000, "the continuation expires with the call")
+  -- the user answers after the call's timeout (the v2 server's slow tool passes the time)
+  w.ann:must("tool.call", { assistant = w.bot.id, tool = w.tool(w.v2, "slow"), arguments = { ms = 2500 } })
+  local x, e = w.ann:op("tool.continue", { continuation = r.continuation,
+    input_responses = { [r.input_requests[1].key] = { action = "accept", content = { name = "Late" } } } })
+  err_is(x, e, "timeout", "an answer after the server's timeout is a timeout")
+  w.ann:must("server.update", { id = w.v1.id, timeout_ms = 20000 })
+  r = w.ann:must("tool.call", { assistant = w.bot.id, tool = w.tool(w.v1, "ask_form") })
+  is(r.resultType, "input_required", "a question held when the engine closes")
+  diag("closed=" .. r.continuation .. " key=" .. r.input_requests[1].key)
+  done_testing()
+
+elseif phase == "legacy_late" then
+  local w = world()
+  local x, e = w.ann:op("tool.continue", { continuation = A.closed, input_responses = { [A.key2] = { action = "accept", content = { name = "Gone" } } } })
+  err_is(x, e, "not_found", "a call held by an engine that closed (or by another instance) is gone")
+  like(e and e.message or "", "another engine", "the error says where such calls live")
+  done_testing()
+
 elseif phase == "late" then
   -- a call whose user answers after input_timeout_ms: the continuation has expired
   local w = world()

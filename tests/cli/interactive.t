@@ -21,6 +21,22 @@ phase() {
 }
 phase setup "a tenant, two servers, an assistant"
 phase modern "2026-07-28: continuations, rounds, answers checked, replays and other users refused, hooks"
+# notices (notifications/cancelled) the v1 fixture has seen
+v1ctl=$(field "$v1" control)
+notices() {
+  fx_probe "$v1ctl/log" | "$node" -e 'let t="";process.stdin.on("data",d=>t+=d).on("end",()=>{try{
+    console.log(JSON.parse(JSON.parse(t).body).requests.filter(e=>(e.rpc||[]).some(m=>m&&m.method==="notifications/cancelled")).length)
+  }catch(e){console.log("?")}})'
+}
+phase legacy "handshake era: calls held open while their user answers, rounds, URL, handler"
+before=$(notices)
+phase legacy_wait "questions answered too late, or never (the engine closes)"
+closed=$(echo "$out" | sed -n 's/^# closed=\([^ ]*\) key=.*/\1/p'); key2=$(echo "$out" | sed -n 's/^# closed=[^ ]* key=\(.*\)/\1/p')
+after=$(notices)
+n=$((n + 1))
+if [ "$after" = $((before + 2)) ]; then echo "ok $n - the server was told of both abandoned calls (notifications/cancelled)"
+else echo "not ok $n - the server was told of both abandoned calls (notifications/cancelled)"; echo "#   notices before $before, after $after"; status=1; fi
+phase legacy_late "a call held by an engine that closed is gone" closed="$closed" key2="$key2"
 phase late "a question whose continuation expires"
 cont=$(echo "$out" | sed -n 's/^# continuation=//p')
 sleep 1.5

@@ -404,6 +404,32 @@ static void test_sampling_and_roots(void **st) {
   mcpl_free(res);
 }
 
+/* Without a handler the call waits for its user (a continuation); a
+ * handshake-era server's stream is held open meanwhile. One is answered; one
+ * is left for mcpl_close, which cancels it and tells the server. */
+static void test_continuations(void **st) {
+  (void)st;
+  const char *servers[] = {"v1", "v2"};
+  for (int i = 0; i < 2; i++) {
+    char tool[64], cont[128], key[64], args[1024];
+    int rc;
+    snprintf(tool, sizeof tool, "%s__ask_form", servers[i]);
+    char *res = call_with(tool, NULL, &rc);
+    assert_int_equal(rc, MCPL_OK);
+    assert_non_null(strstr(res, "\"resultType\":\"input_required\""));
+    assert_int_equal(json_field(res, "continuation", cont, sizeof cont), 0);
+    assert_int_equal(json_field(res, "key", key, sizeof key), 0);
+    mcpl_free(res);
+    snprintf(args, sizeof args, "{\"continuation\":\"%s\",\"input_responses\":{\"%s\":{\"action\":\"accept\","
+             "\"content\":{\"name\":\"Cee\"}}}}", cont, key);
+    op_ok(&ann, "tool.continue", args, NULL, 0);
+    res = call_with(tool, NULL, &rc); /* left unanswered: teardown closes the engine */
+    assert_int_equal(rc, MCPL_OK);
+    assert_non_null(strstr(res, "\"continuation\""));
+    mcpl_free(res);
+  }
+}
+
 static void test_reply_limits(void **st) {
   (void)st;
   assert_int_equal(mcpl_reply_set(NULL, "{}"), MCPL_E_INVALID_ARGUMENT);
@@ -419,6 +445,7 @@ int main(void) {
     cmocka_unit_test(test_form_v2),
     cmocka_unit_test(test_url_mode),
     cmocka_unit_test(test_sampling_and_roots),
+    cmocka_unit_test(test_continuations),
     cmocka_unit_test(test_reply_limits),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
