@@ -9,6 +9,7 @@ local log = require "log"
 local assistants = require "assistants"
 local connection = require "connection"
 local continuations = require "continuations"
+local jsonschema = require "jsonschema"
 
 local function set_enabled(ctx, args, on)
   local a = ctx.actor
@@ -79,6 +80,29 @@ local function usable_tool(a, assistant_ref, tool, timeout_ms, field)
   return asst, en, s, timeout
 end
 
+-- checked(en, r) -> r: a complete result of a tool that declares an
+-- outputSchema (its approved definition) gets output_validation = {valid,
+-- errors?, unchecked?}: its structuredContent checked against the schema
+-- (JSON Schema 2020-12, no remote $ref followed). The result is kept whole
+-- either way; the host decides what a mismatch means.
+local function checked(en, r)
+  if type(r) ~= "table" or r.resultType == "input_required" or r.isError == true then return r end
+  local def = en.cap.definition
+  local schema = type(def) == "table" and def.outputSchema or nil
+  if type(schema) ~= "table" and type(schema) ~= "boolean" then return r end
+  local sc = r.structuredContent
+  local v
+  if sc == nil or sc == json.null then
+    v = { valid = false, errors = { { path = "/", message = "structuredContent is missing (the tool declares an outputSchema)" } } }
+  else
+    local ok, errs, un = jsonschema.validate(schema, sc)
+    v = { valid = ok, errors = #errs > 0 and errs or nil, unchecked = #un > 0 and un or nil }
+  end
+  if not v.valid then log.info("tool.call: structuredContent of", en.cap.name, "does not match its outputSchema") end
+  r.output_validation = v
+  return r
+end
+
 -- tool.call checks the attachment, enablement, classification and approval,
 -- then routes the call with the server's credentials (connection.run). A
 -- call that waits for its user's answers (an elicitation nobody answered
@@ -98,7 +122,7 @@ registry.op {
     local r = connection.run(ctx, s, function(c)
       return c:call_tool(en.cap.name, args.arguments or json.object(), { timeout_ms = timeout, resumable = true })
     end)
-    return continuations.finish(ctx, s, { kind = "tool", assistant_id = asst.id, target = args.tool }, r)
+    return checked(en, continuations.finish(ctx, s, { kind = "tool", assistant_id = asst.id, target = args.tool }, r))
   end,
 }
 
@@ -121,7 +145,7 @@ registry.op {
     continuations.consume(ctx, row)
     log.info("tool.continue", asst.id, s.id, en.cap.name)
     local r = connection.run(ctx, s, function(c) return c:resume(state, answers, { timeout_ms = timeout }) end)
-    return continuations.finish(ctx, s, { kind = "tool", assistant_id = asst.id, target = row.target }, r)
+    return checked(en, continuations.finish(ctx, s, { kind = "tool", assistant_id = asst.id, target = row.target }, r))
   end,
 }
 

@@ -204,6 +204,27 @@ elseif phase == "legacy_late" then
   like(e and e.message or "", "another engine", "the error says where such calls live")
   done_testing()
 
+elseif phase == "output" then
+  -- structured output checked against the tool's (approved) outputSchema, the result kept whole
+  local w = world()
+  for _, sv in ipairs({ w.v2, w.v1 }) do
+    local r = w.ann:must("tool.call", { assistant = w.bot.id, tool = w.tool(sv, "bad_output") })
+    local v = r.output_validation
+    is(v and v.valid, false, sv.name .. ": a mismatch is reported")
+    local paths = {}
+    for _, e in ipairs(v and v.errors or {}) do paths[#paths + 1] = e.path end
+    is_deeply(paths, { "/count" }, sv.name .. ": where (count must be an integer)")
+    is(r.structuredContent and r.structuredContent.count, "three", sv.name .. ": the result is not dropped")
+    r = w.ann:must("tool.call", { assistant = w.bot.id, tool = w.tool(sv, "echo"), arguments = { text = "ok" } })
+    is(r.output_validation and r.output_validation.valid, true, sv.name .. ": a matching result is valid")
+    r = w.ann:must("tool.call", { assistant = w.bot.id, tool = w.tool(sv, "progress"), arguments = { steps = 1 } })
+    is(r.output_validation, nil, sv.name .. ": a tool without an outputSchema is not checked")
+    r = w.ann:must("tool.call", { assistant = w.bot.id, tool = w.tool(sv, "ask_form") })
+    r = w.ann:must("tool.continue", { continuation = r.continuation, input_responses = { [r.input_requests[1].key] = { action = "cancel" } } })
+    is(r.output_validation and r.output_validation.valid, true, sv.name .. ": a continued call's result is checked too")
+  end
+  done_testing()
+
 elseif phase == "late" then
   -- a call whose user answers after input_timeout_ms: the continuation has expired
   local w = world()

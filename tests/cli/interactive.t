@@ -28,6 +28,7 @@ notices() {
     console.log(JSON.parse(JSON.parse(t).body).requests.filter(e=>(e.rpc||[]).some(m=>m&&m.method==="notifications/cancelled")).length)
   }catch(e){console.log("?")}})'
 }
+phase output "structured output checked against the output schema, mismatches reported"
 phase legacy "handshake era: calls held open while their user answers, rounds, URL, handler"
 before=$(notices)
 phase legacy_wait "questions answered too late, or never (the engine closes)"
