@@ -211,7 +211,9 @@ local SAFE = { "assert", "error", "ipairs", "next", "pairs", "pcall", "print", "
 
 local function copy(t) local c = {} for k, v in pairs(t) do c[k] = v end return c end
 
-function M.env(actor, script_args)
+-- env(actor, script_args [, hooks]): hooks is the script's host (on_input,
+-- on_event), shared by all its clients; the REPL passes its terminal's
+function M.env(actor, script_args, hooks)
   local env = {}
   for _, k in ipairs(SAFE) do env[k] = _G[k] end
   env.string, env.table, env.math, env.utf8, env.coroutine, env.os =
@@ -220,7 +222,7 @@ function M.env(actor, script_args)
                array = json.array, object = json.object, is_array = json.is_array }
   env.log = copy(log)
   -- the script's host: its input handler and event hook, for every client
-  local hooks = {}
+  hooks = hooks or {}
   local default = M.client(actor, hooks)
   env.mcplink = {
     version = core.version,
@@ -309,9 +311,13 @@ function M.test(src, chunkname, actor, args)
   return T.failed > 0 and 1 or 0
 end
 
--- cli(compact, actor, argv) -> exit status (friendly subcommands and their help)
-function M.cli(compact, actor, argv)
-  return require("script.cli").run(M.client(actor), M.client("system"), compact, argv)
+-- cli(compact, actor, argv [, host]) -> exit status (friendly subcommands and
+-- their help); host = {tty, read_line, write}: a terminal to put a server's
+-- questions to (script.ask)
+function M.cli(compact, actor, argv, host)
+  local hooks
+  if host and host.tty then hooks = require("script.ask").hooks(host) end
+  return require("script.cli").run(M.client(actor, hooks), M.client("system"), compact, argv)
 end
 
 M.pretty = function(s) return require("script.cli").pretty(s) end
