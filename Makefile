@@ -28,7 +28,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard core/*.h core/cli/*.h)
 
-.PHONY: all deps check-deps check-test-deps fuzz-deps test test-run console tsan tsan-build-run tsan-run asan demo demo-instances install \
+.PHONY: all deps check-deps check-test-deps fuzz-deps lint test test-run console tsan tsan-build-run tsan-run asan demo demo-instances install \
         clean help fuzz bench fixtures bench-ops
 
 all: check-deps $(BUILD)/mcplink $(BUILD)/libmcplink.a $(BUILD)/libmcplink.so
@@ -37,6 +37,7 @@ help:
 	@echo "make            build $(BUILD)/mcplink, libmcplink.a, libmcplink.so"
 	@echo "make deps       install the missing build and test packages (root) or print the command"
 	@echo "make test       install the test packages, build and run every test (prove)"
+	@echo "make lint       luacheck over the Lua, the C style check and the floors check"
 	@echo "make asan       build with ASan+UBSan into build-asan/ and run the tests there"
 	@echo "make tsan       the multi-threaded tests under ThreadSanitizer (build-tsan/)"
 	@echo "make demo       set up and run the demo scenario"
@@ -140,6 +141,16 @@ $(FIXTURES)/node_modules/.package-lock.json: $(FIXTURES)/package.json $(FIXTURES
 $(BUILD)/certs/server.pem: tests/tools/mkcerts.sh
 	sh tests/tools/mkcerts.sh $(BUILD)/certs
 
+# make lint: luacheck over the Lua (.luacheckrc knows each environment's globals), the C style
+# a compiler does not check (core/tools/cstyle.sh: two-line headers, prefixes, no prototypes
+# in .c files), and the floors (core/tools/floors.sh: no C files that use each other).
+# make test-run runs it before the tests.
+LUA_LINT := lua policies examples tests/scenarios tests/cli tests/data
+lint: check-test-deps $(LIB_OBJ) $(CLI_OBJ)
+	@luacheck --formatter plain $(LUA_LINT)
+	@sh core/tools/cstyle.sh
+	@sh core/tools/floors.sh $(LIB_OBJ) $(CLI_OBJ)
+
 # test and demo set the machine up first (deps), then re-enter make so the
 # package flags are read after the packages exist.
 test: deps
@@ -163,6 +174,7 @@ $(BUILD)/tools/mcplink-instance: tests/tools/instance.c $(BUILD)/libmcplink.a co
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libmcplink.a $(LIBS)
 
 test-run: check-test-deps all $(UNIT_BIN) $(BUILD)/tools/mcplink-instance fixtures
+	@$(MAKE) --no-print-directory lint
 	@BUILD=$(BUILD) MCPLINK_SAN="$(SAN)" sh tests/run.sh
 
 asan: deps

@@ -7,13 +7,10 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include "crypto.h"
-#include "keyring.h"
+#include "engine.h"
 
 #define RANDOM_MAX 65536
 #define PKCE_BYTES 32
-
-int crypto_engine_init(mcpl_engine *e, char **err) { return keyring_engine_init(e, err); }
-void crypto_engine_fini(mcpl_engine *e) { keyring_engine_fini(e); }
 
 static void push_b64url(lua_State *L, const unsigned char *p, size_t n) {
   luaL_Buffer b;

@@ -1,6 +1,5 @@
 /* bind_http.c: the Lua `http` module: parsed URLs, the address classifier,
  * and guarded requests. Engine Lua (lua/net.lua) decides, this enforces. */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
@@ -8,40 +7,6 @@
 
 #define URL_MT "mcpl.http_url"
 #define MANY_MAX 64
-
-struct http_state;
-struct http_state *http_state_new(const char *ca_file, char *err, size_t en);
-void http_state_free(struct http_state *s);
-
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static CURLcode global_rc = CURLE_OK;
-
-/* curl_global_init is process-wide; it is never undone (other engines in
- * the process may still run). */
-static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
-
-int http_engine_init(mcpl_engine *e, char **err) {
-  char msg[512];
-  pthread_once(&global_once, global_init);
-  if (global_rc != CURLE_OK) {
-    *err = mcpl_json_error("internal", "libcurl initialisation failed", NULL);
-    return -1;
-  }
-  struct http_state *s = http_state_new(mcpl_engine_opt(e, "ca_file"), msg, sizeof msg);
-  if (!s) {
-    *err = mcpl_json_error("invalid_argument", msg, "ca_file");
-    return -1;
-  }
-  mcpl_engine_set_slot(e, MCPL_AREA_HTTP, s);
-  return 0;
-}
-
-void http_engine_fini(mcpl_engine *e) {
-  http_state_free(mcpl_engine_slot(e, MCPL_AREA_HTTP));
-  mcpl_engine_set_slot(e, MCPL_AREA_HTTP, NULL);
-}
-
-void *http_engine_state(mcpl_engine *e) { return e ? mcpl_engine_slot(e, MCPL_AREA_HTTP) : NULL; }
 
 /* ---- URL userdata ----------------------------------------------------------- */
 

@@ -1,6 +1,5 @@
-/* bind_json.c: the Lua `json` module. Decoding is lua-cjson (one instance
- * per state, its setters never exposed); encoding is ours so empty arrays,
- * integers and key order survive a round trip. */
+/* bind_json.c: the Lua `json` module: lua-cjson decodes (its setters never
+ * exposed); encoding is ours, so empty arrays, integers and key order survive. */
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>

@@ -74,11 +74,6 @@ int mcp_engine_init(mcpl_engine *e, char **err) {
   return 0;
 }
 
-void **mcp_pump_slot(mcpl_engine *e) {
-  mcp_cache *c = mcpl_engine_slot(e, MCPL_AREA_MCP);
-  return &c->pumps;
-}
-
 /* Ends legacy sessions with DELETE, side by side; best effort, each bounded
  * by MCP_CLOSE_TIMEOUT_MS, so closing an engine with many sessions to a
  * server that stopped answering costs that once, not once per session. */
@@ -481,7 +476,8 @@ static int l_sse_gc(lua_State *L) {
 }
 
 int luaopen_mcpl_mcp(lua_State *L) {
-  mcp_pump_register(L);
+  mcp_cache *cache = mcpl_engine_slot(mcpl_engine_of(L), MCPL_AREA_MCP);
+  mcp_pump_register(L, cache ? cache->pumps : NULL);
   if (luaL_newmetatable(L, SSE_MT)) {
     static const luaL_Reg m[] = {{"feed", l_sse_feed}, {"state", l_sse_state}, {NULL, NULL}};
     luaL_newlib(L, m);
@@ -493,7 +489,7 @@ int luaopen_mcpl_mcp(lua_State *L) {
   }
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {
-    {"stream", hs_l_stream},
+    {"stream", http_stream_lua},
     {"pump", mcp_l_pump},
     {"unpark", mcp_l_unpark},
     {"sse_parser", l_sse_new},

@@ -77,7 +77,7 @@ typedef struct {
   long gen;
 } pol_engine;
 
-int pol_valid_tenant(const char *t) {
+int policy_valid_tenant(const char *t) {
   if (!t || !*t) return 0;
   size_t n = 0;
   for (const char *p = t; *p; p++, n++) {
@@ -240,22 +240,25 @@ static struct pol_file *pol_find_file(struct pol_set *s, const char *tenant) {
 /* Loads, in P, the default beneath a tenant file: its source, or the stand-in
  * that fails every delegation when the default failed to load. */
 static int pol_load_base(lua_State *P, struct pol_src *base, const char *base_err, char *why, size_t n) {
-  if (base) return sb_load(P, base->text, base->len, base->chunk, 0, why, n);
+  if (base) return policy_sandbox_load(P, base->text, base->len, base->chunk, 0, why, n);
   char msg[POL_MAX_ERR + 64];
   snprintf(msg, sizeof msg, "default.lua failed to load: %s", base_err ? base_err : "?");
-  return sb_stub_default(P, msg, why, n);
+  return policy_sandbox_stub_default(P, msg, why, n);
 }
 
 /* Loads src in a fresh sandbox (above base for a tenant file): it must
  * compile, run within the limits and return a table of functions. */
 static int pol_check(pol_engine *pe, struct pol_src *src, int tenant, struct pol_src *base,
                      const char *base_err, char ***fns, char *why, size_t n) {
-  lua_State *P = sb_new(pe->e, pe->mem, pe->budget, why, n);
+  lua_State *P = policy_sandbox_new(pe->e, pe->mem, pe->budget, why, n);
   if (!P) return -1;
   int rc = tenant ? pol_load_base(P, base, base_err, why, n) : SB_OK;
-  if (rc == SB_OK) rc = sb_load(P, src->text, src->len, src->chunk, tenant, why, n);
-  if (rc == SB_OK && !(*fns = sb_function_names(P))) { snprintf(why, n, "out of memory"); rc = SB_FAIL; }
-  sb_close(P);
+  if (rc == SB_OK) rc = policy_sandbox_load(P, src->text, src->len, src->chunk, tenant, why, n);
+  if (rc == SB_OK && !(*fns = policy_sandbox_function_names(P))) {
+    snprintf(why, n, "out of memory");
+    rc = SB_FAIL;
+  }
+  policy_sandbox_close(P);
   return rc == SB_OK ? 0 : -1;
 }
 
@@ -355,7 +358,7 @@ static int pol_load_tenants(pol_engine *pe, struct pol_set *s, struct pol_set *o
     if (len < 5 || len >= sizeof name || strcmp(de->d_name + len - 4, ".lua") != 0) continue;
     memcpy(name, de->d_name, len - 4);
     name[len - 4] = 0;
-    if (!pol_valid_tenant(name) || (len - 4 >= 5 && strcmp(name + len - 9, "_test") == 0)) continue;
+    if (!policy_valid_tenant(name) || (len - 4 >= 5 && strcmp(name + len - 9, "_test") == 0)) continue;
     if (s->ntenants >= POL_MAX_TENANT_FILES) {
       snprintf(why, n, "%s: more than %d tenant files", tdir, POL_MAX_TENANT_FILES);
       rc = -1;
@@ -424,7 +427,7 @@ fail:
 /* ---- the state cache (callers hold pe->mu) --------------------------------- */
 
 static void pol_entry_free(struct pol_entry *en) {
-  sb_close(en->P);
+  policy_sandbox_close(en->P);
   pthread_mutex_destroy(&en->mu);
   free(en);
 }
@@ -536,22 +539,23 @@ static lua_State *pol_build(pol_engine *pe, struct pol_entry *en, long long budg
     pol_failed_reason(own->name, own->err, why, n);
     return NULL;
   }
-  lua_State *P = sb_new(pe->e, mem, budget, why, n);
+  lua_State *P = policy_sandbox_new(pe->e, mem, budget, why, n);
   if (!P) return NULL;
   int rc = f ? pol_load_base(P, f->base, f->base_err, why, n) : SB_OK;
-  if (rc == SB_OK) rc = sb_load(P, own->src->text, own->src->len, own->src->chunk, f != NULL, why, n);
+  if (rc == SB_OK)
+    rc = policy_sandbox_load(P, own->src->text, own->src->len, own->src->chunk, f != NULL, why, n);
   if (rc != SB_OK) {
     /* it passed its check at load, but not now (different limits, the clock) */
     char *t = pol_err_text(own->name, why);
     pol_failed_reason(own->name, t ? t : why, why, n);
     free(t);
-    sb_close(P);
+    policy_sandbox_close(P);
     return NULL;
   }
   return P;
 }
 
-int pol_call(mcpl_engine *e, lua_State *E, const char *tenant, const char *fname, int input_idx,
+int policy_call(mcpl_engine *e, lua_State *E, const char *tenant, const char *fname, int input_idx,
              char *why, size_t n) {
   pol_engine *pe = pol_of(e);
   long long budget;
@@ -559,7 +563,7 @@ int pol_call(mcpl_engine *e, lua_State *E, const char *tenant, const char *fname
   int rc = SB_FAIL, built = 1;
   input_idx = lua_absindex(E, input_idx);
   if (!pe) { snprintf(why, n, "policy runner not initialised"); return SB_FAIL; }
-  if (tenant && !pol_valid_tenant(tenant)) {
+  if (tenant && !policy_valid_tenant(tenant)) {
     snprintf(why, n, "invalid tenant name");
     mcpl_log(e, "warn", "policy %s: refused: invalid tenant name", fname);
     return SB_FAIL;
@@ -569,11 +573,11 @@ int pol_call(mcpl_engine *e, lua_State *E, const char *tenant, const char *fname
   pthread_mutex_lock(&en->mu);
   if (!en->P) built = (en->P = pol_build(pe, en, budget, mem, why, n)) != NULL;
   if (en->P) {
-    rc = sb_call(en->P, E, fname, input_idx, why, n);
+    rc = policy_sandbox_call(en->P, E, fname, input_idx, why, n);
     /* After any kill the state is suspect: rebuilt on next use. */
-    if (rc == SB_KILLED || sb_killed(en->P)) {
+    if (rc == SB_KILLED || policy_sandbox_killed(en->P)) {
       rc = SB_KILLED;
-      sb_close(en->P);
+      policy_sandbox_close(en->P);
       en->P = NULL;
     }
   }
@@ -645,14 +649,14 @@ static int pol_reload_set(pol_engine *pe, struct pol_set **out, char **err) {
   return 0;
 }
 
-int pol_reload(mcpl_engine *e, char **err) {
+int policy_reload(mcpl_engine *e, char **err) {
   pol_engine *pe = pol_of(e);
   *err = NULL;
   if (!pe) { *err = strdup("policy runner not initialised"); return -1; }
   return pol_reload_set(pe, NULL, err);
 }
 
-void pol_set_limits(mcpl_engine *e, long long budget, size_t mem_cap, int max_states) {
+void policy_set_limits(mcpl_engine *e, long long budget, size_t mem_cap, int max_states) {
   pol_engine *pe = pol_of(e);
   if (!pe) return;
   pthread_mutex_lock(&pe->mu);
@@ -664,7 +668,7 @@ void pol_set_limits(mcpl_engine *e, long long budget, size_t mem_cap, int max_st
   pol_free_list(dead);
 }
 
-int pol_cached_states(mcpl_engine *e) {
+int policy_cached_states(mcpl_engine *e) {
   pol_engine *pe = pol_of(e);
   if (!pe) return 0;
   pthread_mutex_lock(&pe->mu);
@@ -698,7 +702,7 @@ int policy_engine_init(mcpl_engine *e, char **err) {
   /* A file that fails to load fails closed for its tenant alone (see
    * pol_load_file); only a directory that cannot be read fails the open:
    * that is the host's configuration, not one tenant's file. */
-  if (pol_reload(e, &why) != 0) {
+  if (policy_reload(e, &why) != 0) {
     *err = mcpl_json_error("invalid_argument", why ? why : "policies failed to load", "policies");
     free(why);
     mcpl_engine_set_slot(e, MCPL_AREA_POLICY, NULL);
@@ -736,7 +740,7 @@ static int l_call(lua_State *L) {
   const char *fname = luaL_checkstring(L, 2);
   lua_settop(L, 3);
   char why[POL_WHY];
-  int rc = pol_call(mcpl_engine_of(L), L, tenant, fname, 3, why, sizeof why);
+  int rc = policy_call(mcpl_engine_of(L), L, tenant, fname, 3, why, sizeof why);
   if (rc == SB_OK) return 1;
   lua_pushnil(L);
   lua_pushstring(L, why);
@@ -831,7 +835,7 @@ static int l_has(lua_State *L) {
   const char *tenant = pol_opt_tenant(L, 1);
   const char *fname = luaL_checkstring(L, 2);
   int found = 0;
-  if (!tenant || pol_valid_tenant(tenant)) {
+  if (!tenant || policy_valid_tenant(tenant)) {
     pthread_mutex_lock(&pe->mu);
     struct pol_file *f = pol_find_file(pe->cur, tenant);
     if (!f) f = &pe->cur->def;

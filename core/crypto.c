@@ -7,7 +7,6 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include "crypto.h"
-#include "keyring.h"
 
 int crypto_random(void *buf, size_t n) {
   if (n > (size_t)0x7fffffff) return -1;
@@ -108,15 +107,12 @@ done:
   return ok;
 }
 
-int crypto_seal(mcpl_engine *e, const char *aad, size_t aadn, const unsigned char *pt,
-                size_t ptn, char **out, char *err, size_t errn) {
-  unsigned char key[CRYPTO_KEY_LEN];
-  char kid[CRYPTO_KID_MAX];
+int crypto_seal(const unsigned char key[CRYPTO_KEY_LEN], const char *kid, const char *aad,
+                size_t aadn, const unsigned char *pt, size_t ptn, char **out, char *err,
+                size_t errn) {
   unsigned char *raw = NULL;
-  int rc = keyring_get(e, NULL, key, kid, err, errn);
+  int rc = MCPL_E_INTERNAL;
   *out = NULL;
-  if (rc != MCPL_OK) return rc;
-  rc = MCPL_E_INTERNAL;
   size_t rawn = CRYPTO_NONCE_LEN + ptn + CRYPTO_TAG_LEN;
   raw = malloc(rawn);
   if (!raw) { snprintf(err, errn, "out of memory"); goto done; }
@@ -134,15 +130,13 @@ int crypto_seal(mcpl_engine *e, const char *aad, size_t aadn, const unsigned cha
   crypto_b64url_encode(raw, rawn, *out + pl + kl + 1);
   rc = MCPL_OK;
 done:
-  OPENSSL_cleanse(key, sizeof key);
   free(raw);
   return rc;
 }
 
-int crypto_open(mcpl_engine *e, const char *aad, size_t aadn, const char *sealed,
-                unsigned char **pt, size_t *ptn, char *err, size_t errn) {
-  unsigned char key[CRYPTO_KEY_LEN];
-  char kid[CRYPTO_KID_MAX], got[CRYPTO_KID_MAX];
+int crypto_open(const unsigned char key[CRYPTO_KEY_LEN], const char *aad, size_t aadn,
+                const char *sealed, unsigned char **pt, size_t *ptn, char *err, size_t errn) {
+  char kid[CRYPTO_KID_MAX];
   unsigned char *raw = NULL;
   *pt = NULL;
   *ptn = 0;
@@ -150,9 +144,7 @@ int crypto_open(mcpl_engine *e, const char *aad, size_t aadn, const char *sealed
     snprintf(err, errn, "stored secret is not in a known sealed format");
     return MCPL_E_INTERNAL;
   }
-  int rc = keyring_get(e, kid, key, got, err, errn);
-  if (rc != MCPL_OK) return rc;
-  rc = MCPL_E_INTERNAL;
+  int rc = MCPL_E_INTERNAL;
   const char *b = sealed + strlen(CRYPTO_SEAL_PREFIX) + strlen(kid) + 1;
   size_t bn = strlen(b), rawn = 0;
   raw = malloc(bn * 3 / 4 + 1);
@@ -178,7 +170,6 @@ int crypto_open(mcpl_engine *e, const char *aad, size_t aadn, const char *sealed
   *ptn = n;
   rc = MCPL_OK;
 done:
-  OPENSSL_cleanse(key, sizeof key);
   free(raw);
   return rc;
 }

@@ -1,32 +1,14 @@
-/* engine.c: engine lifecycle, options, the Lua state pool and mcpl_op.
+/* engine.c: engine lifecycle, the Lua state pool and mcpl_op: the top floor.
  * Every front end (C API, CLI, REPL, scripts) enters the ops through here. */
-#include <errno.h>
+#include <assert.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
-#include "engine.h"
+#include "engine_base.h"
 
-#define POOL_MAX 256
 #define POOL_DEFAULT 8
-
-static const char *const option_names[] = {
-  "db", "key_file", "policies", "lua_dir", "ca_file", "pool_size", "log_level",
-  "oauth_redirect_uri", "oauth_client_metadata_url", "log_file", NULL
-};
-#define NOPTS (sizeof option_names / sizeof option_names[0] - 1)
-
-struct mcpl_options {
-  char *val[NOPTS];
-  mcpl_log_fn log_fn;
-  void *log_ud;
-  mcpl_input_fn input_fn;  /* the default input handler (mcpl_options_set_input) */
-  void *input_ud;
-  unsigned input_methods;
-};
 
 struct pool_slot {
   lua_State *L;
@@ -35,15 +17,7 @@ struct pool_slot {
 };
 
 struct mcpl_engine {
-  char *opt[NOPTS];
-  mcpl_log_fn log_fn;
-  void *log_ud;
-  mcpl_input_fn input_fn;
-  void *input_ud;
-  unsigned input_methods;
-  int log_level;
-  FILE *log_file;
-  pthread_mutex_t log_mu;
+  struct mcpl_engine_base base;  /* first: engine_base.c reads it from an mcpl_engine * */
 
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -51,123 +25,27 @@ struct mcpl_engine {
   int npool, maxpool;
   int closing;
   int calls;               /* threads inside mcpl_op (close waits for them) */
-
-  volatile sig_atomic_t interrupted;
-  void *slot[MCPL_AREA_COUNT];
   int inited[MCPL_AREA_COUNT];
 };
+_Static_assert(offsetof(struct mcpl_engine, base) == 0, "the base comes first");
+
+static int open_core(lua_State *L);
+static int open_call(lua_State *L);
 
 static const mcpl_area_def areas[MCPL_AREA_COUNT] = {
   [MCPL_AREA_JSON] = {"json", luaopen_mcpl_json, NULL, NULL},
   [MCPL_AREA_LOG] = {"log", luaopen_mcpl_log, NULL, NULL},
-  [MCPL_AREA_CRYPTO] = {"crypto", luaopen_mcpl_crypto, crypto_engine_init, crypto_engine_fini},
+  [MCPL_AREA_CRYPTO] = {"crypto", luaopen_mcpl_crypto, keyring_engine_init, keyring_engine_fini},
   [MCPL_AREA_STORE] = {"store", luaopen_mcpl_store, store_engine_init, store_engine_fini},
   [MCPL_AREA_HTTP] = {"http", luaopen_mcpl_http, http_engine_init, http_engine_fini},
   [MCPL_AREA_MCP] = {"mcp", luaopen_mcpl_mcp, mcp_engine_init, mcp_engine_fini},
   [MCPL_AREA_POLICY] = {"policy", luaopen_mcpl_policy, policy_engine_init, policy_engine_fini},
-  [MCPL_AREA_CORE] = {"core", luaopen_mcpl_core, NULL, NULL},
-  [MCPL_AREA_CALL] = {"call", luaopen_mcpl_call, NULL, NULL},
+  [MCPL_AREA_CORE] = {"core", open_core, NULL, NULL},
+  [MCPL_AREA_CALL] = {"call", open_call, NULL, NULL},
 };
 
-const mcpl_area_def *mcpl_areas(void);
-const mcpl_area_def *mcpl_areas(void) { return areas; }
-
-static const char *const code_names[] = {
-  "ok", "invalid_argument", "not_found", "forbidden", "conflict", "url_blocked",
-  "unauthorized", "user_not_authenticated", "upstream_error", "timeout",
-  "too_large", "key_unavailable", "internal", "unavailable", NULL
-};
-
-const char *mcpl_code_name(int code) {
-  if (code < 0 || code > MCPL_E_UNAVAILABLE) return "internal";
-  return code_names[code];
-}
-
-int mcpl_code_from_name(const char *name) {
-  if (!name) return MCPL_E_INTERNAL;
-  for (int i = 0; code_names[i]; i++)
-    if (strcmp(code_names[i], name) == 0) return i;
-  return MCPL_E_INTERNAL;
-}
-
-const char *mcpl_version(void) { return MCPL_VERSION; }
-
-void mcpl_free(void *p) { free(p); }
-
-/* ---- options ---------------------------------------------------------- */
-
-static int option_index(const char *name) {
-  if (!name) return -1;
-  for (size_t i = 0; i < NOPTS; i++)
-    if (strcmp(option_names[i], name) == 0) return (int)i;
-  return -1;
-}
-
-mcpl_options *mcpl_options_new(void) { return calloc(1, sizeof(mcpl_options)); }
-
-int mcpl_options_set(mcpl_options *o, const char *name, const char *value) {
-  int i = option_index(name);
-  if (!o || i < 0) return MCPL_E_INVALID_ARGUMENT;
-  if (value && strlen(value) > 4096) return MCPL_E_INVALID_ARGUMENT;
-  if (value && strcmp(name, "pool_size") == 0) {
-    char *end;
-    errno = 0;
-    long n = strtol(value, &end, 10);
-    if (errno || *end || n < 1 || n > POOL_MAX) return MCPL_E_INVALID_ARGUMENT;
-  }
-  if (value && strcmp(name, "log_level") == 0 && strcmp(value, "debug") &&
-      strcmp(value, "info") && strcmp(value, "warn") && strcmp(value, "error"))
-    return MCPL_E_INVALID_ARGUMENT;
-  char *copy = NULL;
-  if (value && !(copy = strdup(value))) return MCPL_E_INTERNAL;
-  free(o->val[i]);
-  o->val[i] = copy;
-  return MCPL_OK;
-}
-
-void mcpl_options_set_log(mcpl_options *o, mcpl_log_fn fn, void *ud) {
-  if (!o) return;
-  o->log_fn = fn;
-  o->log_ud = ud;
-}
-
-void mcpl_options_set_input(mcpl_options *o, mcpl_input_fn fn, void *ud, unsigned methods) {
-  if (!o) return;
-  o->input_fn = fn;
-  o->input_ud = ud;
-  o->input_methods = fn ? methods : 0;
-}
-
-void mcpl_engine_input(mcpl_engine *e, mcpl_input_fn *fn, void **ud, unsigned *methods) {
-  *fn = e->input_fn;
-  *ud = e->input_ud;
-  *methods = e->input_methods;
-}
-
-void mcpl_options_free(mcpl_options *o) {
-  if (!o) return;
-  for (size_t i = 0; i < NOPTS; i++) free(o->val[i]);
-  free(o);
-}
-
-const char *mcpl_engine_opt(mcpl_engine *e, const char *name) {
-  int i = option_index(name);
-  return (e && i >= 0) ? e->opt[i] : NULL;
-}
-
-void *mcpl_engine_slot(mcpl_engine *e, enum mcpl_area a) { return e->slot[a]; }
-void mcpl_engine_set_slot(mcpl_engine *e, enum mcpl_area a, void *p) { e->slot[a] = p; }
-
-void mcpl_engine_interrupt(mcpl_engine *e) { if (e) e->interrupted = 1; }
-void mcpl_engine_clear_interrupt(mcpl_engine *e) { if (e) e->interrupted = 0; }
-int mcpl_engine_interrupted(mcpl_engine *e) { return e ? e->interrupted : 0; }
-
-int mcpl_cancel_requested(mcpl_engine *e, const mcpl_cancel *c) {
-  return (c && atomic_load_explicit(&c->requested, memory_order_relaxed)) ||
-         mcpl_engine_interrupted(e);
-}
-
-void mcpl_engine_pool_stats(mcpl_engine *e, int *size, int *states, int *busy) {
+/* The pool as it stands: configured size, Lua states built, states in use. */
+static void pool_stats(mcpl_engine *e, int *size, int *states, int *busy) {
   *size = *states = *busy = 0;
   if (!e) return;
   pthread_mutex_lock(&e->mu);
@@ -177,85 +55,6 @@ void mcpl_engine_pool_stats(mcpl_engine *e, int *size, int *states, int *busy) {
     *busy += e->pool[i].busy;
   }
   pthread_mutex_unlock(&e->mu);
-}
-
-/* ---- logging ---------------------------------------------------------- */
-
-static int level_num(const char *l) {
-  if (!l) return 2;
-  if (strcmp(l, "debug") == 0) return 0;
-  if (strcmp(l, "info") == 0) return 1;
-  if (strcmp(l, "warn") == 0) return 2;
-  return 3;
-}
-
-int mcpl_log_enabled(mcpl_engine *e, const char *level) {
-  return e && level_num(level) >= e->log_level;
-}
-
-void mcpl_log(mcpl_engine *e, const char *level, const char *fmt, ...) {
-  if (!mcpl_log_enabled(e, level)) return;
-  char buf[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  pthread_mutex_lock(&e->log_mu);
-  if (e->log_fn) e->log_fn(e->log_ud, level, buf);
-  else {
-    FILE *f = e->log_file ? e->log_file : stderr;
-    fprintf(f, "mcplink: %s: %s\n", level, buf);
-    fflush(f);
-  }
-  pthread_mutex_unlock(&e->log_mu);
-}
-
-/* ---- error JSON built in C (when Lua could not build it) -------------- */
-
-static void json_escape_into(char *out, size_t *n, const char *s) {
-  static const char hex[] = "0123456789abcdef";
-  for (; s && *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') { out[(*n)++] = '\\'; out[(*n)++] = (char)c; }
-    else if (c < 0x20) {
-      out[(*n)++] = '\\'; out[(*n)++] = 'u'; out[(*n)++] = '0'; out[(*n)++] = '0';
-      out[(*n)++] = hex[c >> 4]; out[(*n)++] = hex[c & 15];
-    } else out[(*n)++] = (char)c;
-  }
-}
-
-static char *json_error(const char *code, const char *message, const char *field,
-                        const char *reason) {
-  size_t need = 80 + 6 * (strlen(code ? code : "") + strlen(message ? message : "") +
-                          strlen(field ? field : "") + strlen(reason ? reason : ""));
-  char *out = malloc(need);
-  if (!out) return NULL;
-  size_t n = 0;
-  n += (size_t)sprintf(out, "{\"error\":{\"code\":\"");
-  json_escape_into(out, &n, code ? code : "internal");
-  memcpy(out + n, "\",\"message\":\"", 13); n += 13;
-  json_escape_into(out, &n, message ? message : "");
-  out[n++] = '"';
-  if (field) {
-    memcpy(out + n, ",\"field\":\"", 10); n += 10;
-    json_escape_into(out, &n, field);
-    out[n++] = '"';
-  }
-  if (reason) {
-    memcpy(out + n, ",\"reason\":\"", 11); n += 11;
-    json_escape_into(out, &n, reason);
-    out[n++] = '"';
-  }
-  memcpy(out + n, "}}", 3);
-  return out;
-}
-
-char *mcpl_json_error(const char *code, const char *message, const char *field) {
-  return json_error(code, message, field, NULL);
-}
-
-char *mcpl_json_error_reason(const char *code, const char *message, const char *reason) {
-  return json_error(code, message, NULL, reason);
 }
 
 /* A call that starts once mcpl_close has begun never gets a Lua state. */
@@ -295,9 +94,7 @@ void mcpl_close(mcpl_engine *e) {
   for (int a = MCPL_AREA_COUNT - 1; a >= 0; a--)
     if (e->inited[a] && areas[a].engine_fini) areas[a].engine_fini(e);
   free(e->pool);
-  for (size_t i = 0; i < NOPTS; i++) free(e->opt[i]);
-  if (e->log_file) fclose(e->log_file);
-  pthread_mutex_destroy(&e->log_mu);
+  mcpl_engine_base_fini(&e->base);
   pthread_mutex_destroy(&e->mu);
   pthread_cond_destroy(&e->cv);
   free(e);
@@ -309,25 +106,9 @@ mcpl_engine *mcpl_open(const mcpl_options *o, char **err) {
   if (!e) { set_err(err, "internal", "out of memory"); return NULL; }
   pthread_mutex_init(&e->mu, NULL);
   pthread_cond_init(&e->cv, NULL);
-  pthread_mutex_init(&e->log_mu, NULL);
-  e->log_level = 2;
-  if (o) {
-    for (size_t i = 0; i < NOPTS; i++)
-      if (o->val[i] && !(e->opt[i] = strdup(o->val[i]))) goto oom;
-    e->log_fn = o->log_fn;
-    e->log_ud = o->log_ud;
-    e->input_fn = o->input_fn;
-    e->input_ud = o->input_ud;
-    e->input_methods = o->input_methods;
-  }
-  if (mcpl_engine_opt(e, "log_level")) e->log_level = level_num(mcpl_engine_opt(e, "log_level"));
-  if (mcpl_engine_opt(e, "log_file")) {
-    e->log_file = fopen(mcpl_engine_opt(e, "log_file"), "a");
-    if (!e->log_file) {
-      set_err(err, "invalid_argument", "cannot open log_file");
-      mcpl_close(e);
-      return NULL;
-    }
+  if (mcpl_engine_base_init(&e->base, o, areas, err) != 0) {
+    mcpl_close(e);
+    return NULL;
   }
   e->maxpool = mcpl_engine_opt(e, "pool_size") ? atoi(mcpl_engine_opt(e, "pool_size"))
                                                 : POOL_DEFAULT;
@@ -369,6 +150,7 @@ oom:
 /* Marks a slot busy for a new op and clears its cancellation; under e->mu,
  * so a close that has begun either sees the slot busy or keeps the op out. */
 static void take(mcpl_engine *e, int i) {
+  assert(i >= 0 && i < e->maxpool && !e->pool[i].busy);
   e->pool[i].busy = 1;
   atomic_store(&e->pool[i].cancel.requested, 0);
   e->pool[i].cancel.raised = 0;
@@ -421,6 +203,7 @@ static int acquire(mcpl_engine *e, char **err, int *closing) {
 
 static void release(mcpl_engine *e, int i, int discard) {
   pthread_mutex_lock(&e->mu);
+  assert(e->pool[i].busy);
   if (discard && e->pool[i].L) {
     lua_close(e->pool[i].L);
     e->pool[i].L = NULL;
@@ -433,6 +216,7 @@ static void release(mcpl_engine *e, int i, int discard) {
 /* The end of an mcpl_op: the last touch of e, which close may free next. */
 static void leave(mcpl_engine *e) {
   pthread_mutex_lock(&e->mu);
+  assert(e->calls > 0);
   if (--e->calls == 0) pthread_cond_broadcast(&e->cv);
   pthread_mutex_unlock(&e->mu);
 }
@@ -534,4 +318,125 @@ int mcpl_op_call(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
   release(e, slot, discard);
   leave(e);
   return rc;
+}
+
+/* ---- what only the engine can tell its Lua ------------------------------ */
+
+/* core.pool() -> {size, states, busy}: the engine's pool of Lua states. */
+static int core_pool(lua_State *L) {
+  int size, states, busy;
+  pool_stats(mcpl_engine_of(L), &size, &states, &busy);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, size); lua_setfield(L, -2, "size");
+  lua_pushinteger(L, states); lua_setfield(L, -2, "states");
+  lua_pushinteger(L, busy); lua_setfield(L, -2, "busy");
+  return 1;
+}
+
+/* core.op(actor, name, args_json) -> result_json, code|nil: used by operator
+ * scripts, which run in their own state and enter the registry like any
+ * other front end. */
+static int core_op(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const char *name = luaL_checkstring(L, 2);
+  const char *args = luaL_optstring(L, 3, NULL);
+  mcpl_actor a = {0};
+  lua_getfield(L, 1, "system");
+  a.system = lua_toboolean(L, -1);
+  lua_getfield(L, 1, "tenant");
+  a.tenant = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+  lua_getfield(L, 1, "user");
+  a.user = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+  char *res = NULL;
+  int rc = mcpl_op(mcpl_engine_of(L), &a, name, args, &res);
+  lua_pushstring(L, res ? res : "{}");
+  mcpl_free(res);
+  if (rc == MCPL_OK) lua_pushnil(L); else lua_pushstring(L, mcpl_code_name(rc));
+  return 2;
+}
+
+/* The hooks of an operator script's op (call.op): Lua functions of the
+ * script's state, run on this thread while that state waits in call.op. */
+typedef struct {
+  lua_State *L;
+  mcpl_engine *e;
+  int input;  /* stack index of fn(request_json) -> result_json|nil, or 0 */
+  int event;  /* stack index of fn(event_json), or 0 */
+} script_hooks;
+
+static void hook_input(void *ud, const char *req, mcpl_reply *reply) {
+  script_hooks *h = ud;
+  lua_State *L = h->L;
+  lua_pushvalue(L, h->input);
+  lua_pushstring(L, req);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    mcpl_log(h->e, "warn", "the script's input hook failed: %s",
+             lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(error object)");
+  } else if (lua_type(L, -1) == LUA_TSTRING) {
+    mcpl_reply_set(reply, lua_tostring(L, -1));
+  }
+  lua_pop(L, 1);
+}
+
+static void hook_event(void *ud, const char *ev) {
+  script_hooks *h = ud;
+  lua_State *L = h->L;
+  lua_pushvalue(L, h->event);
+  lua_pushstring(L, ev);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+}
+
+/* call.op(actor, name, args_json [, hooks]) -> result_json, code|nil
+ * hooks = {input = fn, methods = {elicitation=true, ...}, event = fn}:
+ * an operator script's op with its own input handler and event hook. */
+static int call_op(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const char *name = luaL_checkstring(L, 2);
+  const char *args = luaL_optstring(L, 3, NULL);
+  mcpl_actor a = {0};
+  lua_getfield(L, 1, "system");
+  a.system = lua_toboolean(L, -1);
+  lua_getfield(L, 1, "tenant");
+  a.tenant = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+  lua_getfield(L, 1, "user");
+  a.user = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+  script_hooks h = {L, mcpl_engine_of(L), 0, 0};
+  unsigned methods = 0;
+  if (lua_istable(L, 4)) {
+    if (lua_getfield(L, 4, "input") == LUA_TFUNCTION) h.input = lua_gettop(L);
+    else lua_pop(L, 1);
+    if (lua_getfield(L, 4, "event") == LUA_TFUNCTION) h.event = lua_gettop(L);
+    else lua_pop(L, 1);
+    if (lua_getfield(L, 4, "methods") == LUA_TTABLE) methods = call_methods(L, -1);
+    lua_pop(L, 1);
+  }
+  mcpl_call *c = mcpl_call_new();
+  if (!c) return mcpl_lua_error(L, "internal", "out of memory");
+  if (h.input) mcpl_call_set_input(c, hook_input, &h, methods ? methods : MCPL_INPUT_ELICITATION);
+  if (h.event) mcpl_call_set_events(c, hook_event, &h);
+  char *res = NULL;
+  int rc = mcpl_op_call(h.e, &a, name, args, c, &res);
+  mcpl_call_free(c);
+  lua_pushstring(L, res ? res : "{}");
+  mcpl_free(res);
+  if (rc == MCPL_OK) lua_pushnil(L); else lua_pushstring(L, mcpl_code_name(rc));
+  return 2;
+}
+
+/* The `call` module (bind_call.c) plus call.op, which needs the pool. */
+static int open_call(lua_State *L) {
+  luaopen_mcpl_call(L);
+  lua_pushcfunction(L, call_op);
+  lua_setfield(L, -2, "op");
+  return 1;
+}
+
+/* The `core` module (bind_core.c) plus the functions that need the pool. */
+static int open_core(lua_State *L) {
+  luaopen_mcpl_core(L);
+  lua_pushcfunction(L, core_pool);
+  lua_setfield(L, -2, "pool");
+  lua_pushcfunction(L, core_op);
+  lua_setfield(L, -2, "op");
+  return 1;
 }

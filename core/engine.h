@@ -3,10 +3,15 @@
 #ifndef MCPL_ENGINE_H
 #define MCPL_ENGINE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <lua.h>
 #include "mcplink.h"
+
+/* The floors, each using only those below it: errors.c and engine_base.c
+ * (the engine's facts), luastate.c (Lua states), the areas (bind_<area>.c
+ * with their C sides), engine.c (open, close, the pool, mcpl_op). */
 
 /* Areas: one C binding each, exposed to engine Lua as a module of that name.
  * Each may keep engine-wide shared state in its slot. */
@@ -30,7 +35,10 @@ typedef struct {
   void (*engine_fini)(mcpl_engine *e);             /* optional */
 } mcpl_area_def;
 
-/* Defined by each bind_<area>.c. */
+/* Each area's Lua module (bind_<area>.c), and the hooks that make and free
+ * its engine-wide state, where the area's C side lives: keyring.c (crypto),
+ * store_db.c, http_transfer.c, bind_mcp.c, bind_policy.c. engine.c lists
+ * them in its table of areas. */
 int luaopen_mcpl_json(lua_State *L);
 int luaopen_mcpl_log(lua_State *L);
 int luaopen_mcpl_crypto(lua_State *L);
@@ -40,8 +48,10 @@ int luaopen_mcpl_mcp(lua_State *L);
 int luaopen_mcpl_policy(lua_State *L);
 int luaopen_mcpl_core(lua_State *L);
 int luaopen_mcpl_call(lua_State *L);
-int crypto_engine_init(mcpl_engine *e, char **err);
-void crypto_engine_fini(mcpl_engine *e);
+/* The input kinds a table names ({elicitation=true, ...}) as MCPL_INPUT_* bits. */
+unsigned call_methods(lua_State *L, int idx);
+int keyring_engine_init(mcpl_engine *e, char **err);
+void keyring_engine_fini(mcpl_engine *e);
 int store_engine_init(mcpl_engine *e, char **err);
 void store_engine_fini(mcpl_engine *e);
 int http_engine_init(mcpl_engine *e, char **err);
@@ -51,12 +61,21 @@ void mcp_engine_fini(mcpl_engine *e);
 int policy_engine_init(mcpl_engine *e, char **err);
 void policy_engine_fini(mcpl_engine *e);
 
-/* The engine a Lua state belongs to (engine, script or policy state). */
-mcpl_engine *mcpl_engine_of(lua_State *L);
-void mcpl_engine_bind(lua_State *L, mcpl_engine *e);
+/* ---- error codes and error JSON (errors.c) ---------------------------- */
+
+/* Map between code names and mcpl_code (mcpl_code_name is public). */
+int mcpl_code_from_name(const char *name);
+/* JSON string escaping into a malloc'd buffer (for C-built error JSON). */
+char *mcpl_json_error(const char *code, const char *message, const char *field);
+/* The same with a reason ({"error":{code, message, reason}}). */
+char *mcpl_json_error_reason(const char *code, const char *message, const char *reason);
+
+/* ---- the engine's facts (engine_base.c) ------------------------------- */
 
 void *mcpl_engine_slot(mcpl_engine *e, enum mcpl_area a);
 void mcpl_engine_set_slot(mcpl_engine *e, enum mcpl_area a, void *p);
+/* The engine's table of areas (MCPL_AREA_COUNT entries), for its states. */
+const mcpl_area_def *mcpl_engine_areas(mcpl_engine *e);
 
 /* Option values (NULL when unset). */
 const char *mcpl_engine_opt(mcpl_engine *e, const char *name);
@@ -81,6 +100,18 @@ typedef struct mcpl_cancel {
 
 /* Non-zero when c (may be NULL) is set or the engine is interrupted. */
 int mcpl_cancel_requested(mcpl_engine *e, const mcpl_cancel *c);
+
+/* Logging. msg must never contain secret values. */
+void mcpl_log(mcpl_engine *e, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int mcpl_log_enabled(mcpl_engine *e, const char *level);
+
+/* ---- Lua states (luastate.c) ------------------------------------------ */
+
+/* The engine a Lua state belongs to (engine, script or policy state). */
+mcpl_engine *mcpl_engine_of(lua_State *L);
+void mcpl_engine_bind(lua_State *L, mcpl_engine *e);
+
 /* The cancellation a Lua state observes (NULL: only the engine interrupt). */
 void mcpl_state_set_cancel(lua_State *L, mcpl_cancel *c);
 mcpl_cancel *mcpl_state_cancel(lua_State *L);
@@ -89,35 +120,46 @@ mcpl_cancel *mcpl_state_cancel(lua_State *L);
 int mcpl_lua_cancelled(lua_State *L);
 int mcpl_lua_raise_cancelled(lua_State *L);
 
-/* Call handles (bind_call.c). While an op runs for a handle, the handle is
+/* A call handle (engine_base.c): the host's callbacks for one call and
+ * its cancellation; read by the `call` module (bind_call.c). */
+struct mcpl_call {
+  pthread_mutex_t mu;
+  int cancelled;        /* sticky: mcpl_call_cancel was called */
+  int running;          /* an op runs for this handle */
+  mcpl_cancel *slot;    /* that op's pool slot flag, while running */
+  mcpl_event_fn event_fn;
+  void *event_ud;
+  mcpl_input_fn input_fn;
+  void *input_ud;
+  unsigned input_methods;
+};
+
+struct mcpl_reply {
+  char *json;
+};
+
+/* Call handles (engine_base.c). While an op runs for a handle, the handle is
  * tied to the pool slot's cancellation: attach returns 0, or -1 when the
  * handle is in use by another call; a handle cancelled before sets the
  * slot's flag at once, and mcpl_call_cancel sets it while attached. */
 int mcpl_call_attach(mcpl_call *c, mcpl_cancel *slot);
 void mcpl_call_detach(mcpl_call *c);
 int mcpl_call_cancelled(mcpl_call *c);
-/* The handle (NULL: none) the op running on a Lua state was called with:
- * its host's callbacks answer the `call` module. */
+/* The handle (NULL: none) the op running on a Lua state was called with
+ * (luastate.c): its host's callbacks answer the `call` module. */
 void mcpl_state_set_call(lua_State *L, mcpl_call *c);
 mcpl_call *mcpl_state_call(lua_State *L);
 /* The engine's default input handler (fn NULL when none was set). */
 void mcpl_engine_input(mcpl_engine *e, mcpl_input_fn *fn, void **ud, unsigned *methods);
 
-/* The pool as it stands: configured size, Lua states built, states in use. */
-void mcpl_engine_pool_stats(mcpl_engine *e, int *size, int *states, int *busy);
-
-/* Logging (core/log.c). msg must never contain secret values. */
-void mcpl_log(mcpl_engine *e, const char *level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-int mcpl_log_enabled(mcpl_engine *e, const char *level);
-
-/* Lua state construction (core/luastate.c). */
 lua_State *mcpl_state_engine(mcpl_engine *e, char **err);  /* engine Lua */
 lua_State *mcpl_state_script(mcpl_engine *e, char **err);  /* operator scripts */
 /* Loads an engine-owned Lua module's source (lua_dir override or embedded).
  * Returns a malloc'd copy (NULL: no such module) and a malloc'd chunk name
  * in *chunkname; the caller frees both. */
 char *mcpl_module_source(mcpl_engine *e, const char *name, char **chunkname);
+/* Pushes the names of every engine-owned Lua module (a sequence). */
+void mcpl_push_module_names(lua_State *L);
 
 /* Error helpers for bindings: raise {code=..., message=...} as a Lua error. */
 int mcpl_lua_error(lua_State *L, const char *code, const char *fmt, ...)
@@ -125,13 +167,5 @@ int mcpl_lua_error(lua_State *L, const char *code, const char *fmt, ...)
 /* Pushes an error table {code=..., message=...}; for nil, err returns. */
 void mcpl_push_error(lua_State *L, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-/* Map between code names and mcpl_code. */
-int mcpl_code_from_name(const char *name);
-
-/* JSON string escaping into a malloc'd buffer (for C-built error JSON). */
-char *mcpl_json_error(const char *code, const char *message, const char *field);
-/* The same with a reason ({"error":{code, message, reason}}). */
-char *mcpl_json_error_reason(const char *code, const char *message, const char *reason);
 
 #endif

@@ -131,8 +131,9 @@ int http_lookup_wait(struct http_lookup *lk, mcpl_engine *e, long deadline_ms,
 long http_now_ms(void);  /* monotonic */
 #define HTTP_MAX_ADDRS 32
 
-/* Engine-wide state (share handle, extra CA certificates). */
-void *http_engine_state(mcpl_engine *e);
+/* The engine-wide state (connection share, extra CA certificates, trust
+ * store) lives in the engine's HTTP slot, made by http_engine_init
+ * (engine.h) in http_transfer.c. */
 
 /* Lua-side helpers shared by the bindings that start transfers (bind_http.c,
  * http_stream.c): a guard table {allow_private=, allow_http=, allow_cidrs=}

@@ -139,7 +139,7 @@ static void push_err(lua_State *L, const char *code, const char *reason, const c
  * sse, stopped, events, last_event_id, retry_ms, body?}. On a transport
  * failure (or a stream cut short) err = {code, reason, message} and partial
  * carries what was seen, so the caller can resume or re-issue. */
-int hs_l_stream(lua_State *L) {
+int http_stream_lua(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int fn = lua_isnoneornil(L, 2) ? 0 : (luaL_checktype(L, 2, LUA_TFUNCTION), 2);
   http_request rq;

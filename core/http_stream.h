@@ -7,6 +7,6 @@
 #include "http.h"
 
 /* mcp.stream(spec, on_event) -> response | nil, err, partial (see .c). */
-int hs_l_stream(lua_State *L);
+int http_stream_lua(lua_State *L);
 
 #endif

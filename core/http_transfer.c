@@ -1,5 +1,6 @@
 /* http_transfer.c: runs guarded transfers through libcurl's multi interface.
  * Every answer for a name is judged, then pinned; the socket is judged again. */
+#include <assert.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,10 +42,7 @@ static void share_unlock(CURL *h, curl_lock_data d, void *ud) {
   pthread_mutex_unlock(&((struct http_state *)ud)->locks[d]);
 }
 
-void http_state_free(struct http_state *s);
-struct http_state *http_state_new(const char *ca_file, char *err, size_t en);
-
-void http_state_free(struct http_state *s) {
+static void state_free(struct http_state *s) {
   if (!s) return;
   if (s->share) curl_share_cleanup(s->share);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_destroy(&s->locks[i]);
@@ -71,7 +69,7 @@ static int load_ca(struct http_state *s, const char *path, char *err, size_t en)
   return 0;
 }
 
-struct http_state *http_state_new(const char *ca_file, char *err, size_t en) {
+static struct http_state *state_new(const char *ca_file, char *err, size_t en) {
   struct http_state *s = calloc(1, sizeof *s);
   if (!s) { snprintf(err, en, "out of memory"); return NULL; }
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&s->locks[i], NULL);
@@ -88,8 +86,36 @@ struct http_state *http_state_new(const char *ca_file, char *err, size_t en) {
   curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
   return s;
 fail:
-  http_state_free(s);
+  state_free(s);
   return NULL;
+}
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_OK;
+
+/* curl_global_init is process-wide; it is never undone (other engines in
+ * the process may still run). */
+static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+int http_engine_init(mcpl_engine *e, char **err) {
+  char msg[512];
+  pthread_once(&global_once, global_init);
+  if (global_rc != CURLE_OK) {
+    *err = mcpl_json_error("internal", "libcurl initialisation failed", NULL);
+    return -1;
+  }
+  struct http_state *s = state_new(mcpl_engine_opt(e, "ca_file"), msg, sizeof msg);
+  if (!s) {
+    *err = mcpl_json_error("invalid_argument", msg, "ca_file");
+    return -1;
+  }
+  mcpl_engine_set_slot(e, MCPL_AREA_HTTP, s);
+  return 0;
+}
+
+void http_engine_fini(mcpl_engine *e) {
+  state_free(mcpl_engine_slot(e, MCPL_AREA_HTTP));
+  mcpl_engine_set_slot(e, MCPL_AREA_HTTP, NULL);
 }
 
 /* ---- one transfer ------------------------------------------------------- */
@@ -352,8 +378,9 @@ static int judge_and_pin(xfer *x) {
       return -1;
     }
   }
+  assert(n >= 1 && n <= HTTP_MAX_ADDRS);  /* a lookup fails rather than return none or more */
   x->naddrs = n;
-  char pin[HTTP_MAX_ADDRS * 48 + 300];
+  char pin[HTTP_MAX_ADDRS * 48 + 300];  /* a comma, brackets and 45 bytes of IPv6 text each */
   size_t pl = 0;
   for (size_t i = 0; i < n; i++) {
     const char *block = NULL;
@@ -373,6 +400,7 @@ static int judge_and_pin(xfer *x) {
                            addrs[i].family == AF_INET6 ? "[" : "", t,
                            addrs[i].family == AF_INET6 ? "]" : "");
   }
+  assert(pl < sizeof pin);
   if (u->host_is_ip) return 0;
   /* Pin: curl connects only to the answers judged above and never looks
    * the name up again (no second, rebound answer). Both spellings of the
@@ -551,7 +579,7 @@ static void xfer_cleanup(xfer *x) {
 }
 
 int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs, size_t n) {
-  struct http_state *st = http_engine_state(e);
+  struct http_state *st = e ? mcpl_engine_slot(e, MCPL_AREA_HTTP) : NULL;
   xfer *xs = calloc(n ? n : 1, sizeof *xs);
   int failed = 0;
   CURLM *m = NULL;

@@ -1,5 +1,6 @@
 /* keyring.c: the key ring file (several AES-256 keys with ids, one current),
  * engine-wide and thread-safe; rewritten atomically, always mode 0600. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -141,6 +142,7 @@ done:
  * link, when exclusive, so two processes creating the ring cannot clobber
  * each other). */
 static int ring_write(ring *r, int exclusive, char *err, size_t errn) {
+  assert(r->current >= 0 && r->current < r->nkeys);  /* a ring on disk always names its key */
   int rc = MCPL_E_KEY_UNAVAILABLE, fd = -1;
   size_t cap = 256 + (size_t)r->nkeys * 160, n = 0;
   char *text = malloc(cap), tmp[4096];
@@ -273,7 +275,7 @@ void keyring_engine_fini(mcpl_engine *e) {
   mcpl_engine_set_slot(e, MCPL_AREA_CRYPTO, NULL);
 }
 
-int crypto_ring_loaded(mcpl_engine *e) {
+int keyring_loaded(mcpl_engine *e) {
   ring *r = ring_of(e);
   if (!r) return 0;
   pthread_mutex_lock(&r->mu);
@@ -282,7 +284,7 @@ int crypto_ring_loaded(mcpl_engine *e) {
   return l;
 }
 
-int crypto_ring_load(mcpl_engine *e, int may_create, char *err, size_t errn) {
+int keyring_load(mcpl_engine *e, int may_create, char *err, size_t errn) {
   ring *r = ring_of(e);
   if (!r) { snprintf(err, errn, "crypto is not initialised"); return MCPL_E_INTERNAL; }
   pthread_mutex_lock(&r->mu);
@@ -291,8 +293,11 @@ int crypto_ring_load(mcpl_engine *e, int may_create, char *err, size_t errn) {
   return rc;
 }
 
-int keyring_get(mcpl_engine *e, const char *kid, unsigned char key[CRYPTO_KEY_LEN],
-                char kid_out[CRYPTO_KID_MAX], char *err, size_t errn) {
+/* Copies the key with id kid (NULL: the current key) into key and its id into
+ * kid_out. A kid not in memory triggers a reload of a changed key file.
+ * Returns an mcpl_code; key_unavailable names the key id. */
+static int ring_get(mcpl_engine *e, const char *kid, unsigned char key[CRYPTO_KEY_LEN],
+                    char kid_out[CRYPTO_KID_MAX], char *err, size_t errn) {
   ring *r = ring_of(e);
   if (!r) { snprintf(err, errn, "crypto is not initialised"); return MCPL_E_INTERNAL; }
   char why[CRYPTO_ERR_MAX];
@@ -320,7 +325,34 @@ int keyring_get(mcpl_engine *e, const char *kid, unsigned char key[CRYPTO_KEY_LE
   return MCPL_E_KEY_UNAVAILABLE;
 }
 
-int crypto_ring_add(mcpl_engine *e, char kid[CRYPTO_KID_MAX], char *err, size_t errn) {
+int keyring_seal(mcpl_engine *e, const char *aad, size_t aadn, const unsigned char *pt,
+                 size_t ptn, char **out, char *err, size_t errn) {
+  unsigned char key[CRYPTO_KEY_LEN];
+  char kid[CRYPTO_KID_MAX];
+  *out = NULL;
+  int rc = ring_get(e, NULL, key, kid, err, errn);
+  if (rc == MCPL_OK) rc = crypto_seal(key, kid, aad, aadn, pt, ptn, out, err, errn);
+  OPENSSL_cleanse(key, sizeof key);
+  return rc;
+}
+
+int keyring_open(mcpl_engine *e, const char *aad, size_t aadn, const char *sealed,
+                 unsigned char **pt, size_t *ptn, char *err, size_t errn) {
+  unsigned char key[CRYPTO_KEY_LEN];
+  char kid[CRYPTO_KID_MAX], got[CRYPTO_KID_MAX];
+  *pt = NULL;
+  *ptn = 0;
+  if (crypto_sealed_kid(sealed, kid) != 0) {
+    snprintf(err, errn, "stored secret is not in a known sealed format");
+    return MCPL_E_INTERNAL;
+  }
+  int rc = ring_get(e, kid, key, got, err, errn);
+  if (rc == MCPL_OK) rc = crypto_open(key, aad, aadn, sealed, pt, ptn, err, errn);
+  OPENSSL_cleanse(key, sizeof key);
+  return rc;
+}
+
+int keyring_add(mcpl_engine *e, char kid[CRYPTO_KID_MAX], char *err, size_t errn) {
   ring *r = ring_of(e);
   if (!r) { snprintf(err, errn, "crypto is not initialised"); return MCPL_E_INTERNAL; }
   pthread_mutex_lock(&r->mu);
@@ -339,7 +371,7 @@ int crypto_ring_add(mcpl_engine *e, char kid[CRYPTO_KID_MAX], char *err, size_t 
   return rc;
 }
 
-int crypto_ring_remove(mcpl_engine *e, const char *kid, char *err, size_t errn) {
+int keyring_remove(mcpl_engine *e, const char *kid, char *err, size_t errn) {
   ring *r = ring_of(e);
   if (!r) { snprintf(err, errn, "crypto is not initialised"); return MCPL_E_INTERNAL; }
   pthread_mutex_lock(&r->mu);
@@ -373,7 +405,7 @@ int crypto_ring_remove(mcpl_engine *e, const char *kid, char *err, size_t errn) 
   return rc;
 }
 
-int crypto_ring_list(mcpl_engine *e, crypto_key_info *out, int max) {
+int keyring_list(mcpl_engine *e, keyring_key_info *out, int max) {
   ring *r = ring_of(e);
   if (!r) return 0;
   char why[CRYPTO_ERR_MAX];

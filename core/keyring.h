@@ -1,19 +1,43 @@
-/* keyring.h: the key ring's internal interface for crypto.c (seal/open look
- * keys up here). Everyone else uses the crypto_ring_* functions of crypto.h. */
+/* keyring.h: the key ring (keyring.c): the engine's AES-256 keys from its key
+ * file, and sealing and opening secrets with them (crypto.c does the cipher). */
 #ifndef MCPL_KEYRING_H
 #define MCPL_KEYRING_H
 
+#include <stddef.h>
 #include "crypto.h"
+#include "engine.h"
 
-/* Copies the key with id kid (NULL: the current key) into key and its id into
- * kid_out. A kid not in memory triggers a reload of a changed key file.
- * Returns an mcpl_code; key_unavailable names the key id. */
-int keyring_get(mcpl_engine *e, const char *kid, unsigned char key[CRYPTO_KEY_LEN],
-                char kid_out[CRYPTO_KID_MAX], char *err, size_t errn);
+/* Engine-wide and thread-safe. keyring_engine_init (engine.h) loads an
+ * existing key file at open, refusing one readable by group or others. */
 
-/* Engine lifecycle (called by crypto_engine_init/fini): loads an existing
- * key file, refusing one readable by group or others. */
-int keyring_engine_init(mcpl_engine *e, char **err);
-void keyring_engine_fini(mcpl_engine *e);
+typedef struct {
+  char kid[CRYPTO_KID_MAX];
+  long long created;   /* unix seconds */
+  int current;
+} keyring_key_info;
+
+/* Is a key ring loaded for this engine? */
+int keyring_loaded(mcpl_engine *e);
+/* Loads the key file; when it does not exist and may_create is set, creates
+ * it (mode 0600) with one fresh key. Returns an mcpl_code; err gets a
+ * message without secret values. */
+int keyring_load(mcpl_engine *e, int may_create, char *err, size_t errn);
+/* Adds a fresh key, makes it current and rewrites the key file atomically.
+ * kid receives its id. */
+int keyring_add(mcpl_engine *e, char kid[CRYPTO_KID_MAX], char *err, size_t errn);
+/* Removes a key that is not current from the ring and the key file. */
+int keyring_remove(mcpl_engine *e, const char *kid, char *err, size_t errn);
+/* Copies up to max key infos; returns the number of keys in the ring. */
+int keyring_list(mcpl_engine *e, keyring_key_info *out, int max);
+
+/* Seals plaintext under the current key with aad bound in (crypto_seal).
+ * Returns an mcpl_code. */
+int keyring_seal(mcpl_engine *e, const char *aad, size_t aadn, const unsigned char *pt,
+                 size_t ptn, char **out, char *err, size_t errn);
+/* Opens sealed text with the key it names (crypto_open). A key id not in
+ * memory makes the ring read a rewritten key file first; key_unavailable
+ * names the key id. */
+int keyring_open(mcpl_engine *e, const char *aad, size_t aadn, const char *sealed,
+                 unsigned char **pt, size_t *ptn, char *err, size_t errn);
 
 #endif

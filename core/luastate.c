@@ -1,22 +1,17 @@
 /* luastate.c: builds the engine's Lua states from an allow list.
  * Engine Lua gets the core bindings; operator scripts get the op API only. */
 #include <dirent.h>
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include "embed.h"
 #include "engine.h"
-#include "store.h"
 
 #define MAX_MODULE_BYTES (4 * 1024 * 1024)
-
-const mcpl_area_def *mcpl_areas(void);
 
 static const char ENGINE_KEY[] = "mcpl.engine";
 static const char CANCEL_KEY = 0; /* its address keys the state's mcpl_cancel */
@@ -41,6 +36,20 @@ void mcpl_state_set_cancel(lua_State *L, mcpl_cancel *c) {
 mcpl_cancel *mcpl_state_cancel(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &CANCEL_KEY);
   mcpl_cancel *c = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return c;
+}
+
+static const char CALL_KEY = 0; /* its address keys the state's call handle */
+
+void mcpl_state_set_call(lua_State *L, mcpl_call *c) {
+  lua_pushlightuserdata(L, c);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &CALL_KEY);
+}
+
+mcpl_call *mcpl_state_call(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &CALL_KEY);
+  mcpl_call *c = lua_touserdata(L, -1);
   lua_pop(L, 1);
   return c;
 }
@@ -165,8 +174,7 @@ static void scan_dir(lua_State *L, const char *root, const char *rel, int *n) {
   closedir(d);
 }
 
-/* core.modules(): names of every engine-owned Lua module. */
-static int core_modules(lua_State *L) {
+void mcpl_push_module_names(lua_State *L) {
   mcpl_engine *e = mcpl_engine_of(L);
   const char *dir = mcpl_engine_opt(e, "lua_dir");
   int n = 0;
@@ -177,7 +185,6 @@ static int core_modules(lua_State *L) {
       lua_pushstring(L, m->name);
       lua_rawseti(L, -2, ++n);
     }
-  return 1;
 }
 
 /* require(name): preloaded C bindings, then engine-owned Lua modules. Text
@@ -309,7 +316,7 @@ static lua_State *new_state(mcpl_engine *e) {
 }
 
 static void preload(lua_State *L, const char *const *names) {
-  const mcpl_area_def *areas = mcpl_areas();
+  const mcpl_area_def *areas = mcpl_engine_areas(mcpl_engine_of(L));
   lua_newtable(L);
   for (int a = 0; a < MCPL_AREA_COUNT; a++) {
     int want = names == NULL;
@@ -357,113 +364,4 @@ lua_State *mcpl_state_script(mcpl_engine *e, char **err) {
   lua_State *L = boot(e, script_areas, "script.prelude", "mcpl.script", err);
   if (L) lua_sethook(L, script_interrupt_hook, LUA_MASKCOUNT, 10000);
   return L;
-}
-
-/* ---- the core module: engine facts for engine Lua ------------------------ */
-
-/* core.option(name): an engine option; db without its password (a
- * PostgreSQL URI may carry one, and Lua output must never show it). */
-static int core_option(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
-  const char *v = mcpl_engine_opt(mcpl_engine_of(L), name);
-  if (v && strcmp(name, "db") == 0) {
-    char shown[4200];
-    store_redact(v, shown, sizeof shown);
-    lua_pushstring(L, shown);
-  } else if (v) lua_pushstring(L, v);
-  else lua_pushnil(L);
-  return 1;
-}
-
-static int core_interrupted(lua_State *L) {
-  lua_pushboolean(L, mcpl_lua_cancelled(L));
-  return 1;
-}
-
-static int core_now_ms(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  lua_pushinteger(L, (lua_Integer)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-  return 1;
-}
-
-/* core.sleep_ms(ms): waits (at most 1 s a call), for polling a database
- * lease held by another thread or process (OAuth refresh) or a server's
- * retry delay. Sleeps in short steps: a cancelled call raises at once. */
-#define SLEEP_STEP_MS 50
-static int core_sleep_ms(lua_State *L) {
-  lua_Integer ms = luaL_checkinteger(L, 1);
-  if (ms < 0) ms = 0;
-  if (ms > 1000) ms = 1000;
-  for (;;) {
-    if (mcpl_lua_cancelled(L)) return mcpl_lua_raise_cancelled(L);
-    if (ms <= 0) return 0;
-    lua_Integer step = ms < SLEEP_STEP_MS ? ms : SLEEP_STEP_MS;
-    struct timespec ts = {0, (long)step * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-    ms -= step;
-  }
-}
-
-/* core.pool() -> {size, states, busy}: the engine's pool of Lua states. */
-static int core_pool(lua_State *L) {
-  int size, states, busy;
-  mcpl_engine_pool_stats(mcpl_engine_of(L), &size, &states, &busy);
-  lua_createtable(L, 0, 3);
-  lua_pushinteger(L, size); lua_setfield(L, -2, "size");
-  lua_pushinteger(L, states); lua_setfield(L, -2, "states");
-  lua_pushinteger(L, busy); lua_setfield(L, -2, "busy");
-  return 1;
-}
-
-static int core_mono_ms(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec * 1000.0 + (lua_Number)ts.tv_nsec / 1e6);
-  return 1;
-}
-
-/* core.op(actor, name, args_json) -> result_json, code|nil: used by operator
- * scripts, which run in their own state and enter the registry like any
- * other front end. */
-static int core_op(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  const char *name = luaL_checkstring(L, 2);
-  const char *args = luaL_optstring(L, 3, NULL);
-  mcpl_actor a = {0};
-  lua_getfield(L, 1, "system");
-  a.system = lua_toboolean(L, -1);
-  lua_getfield(L, 1, "tenant");
-  a.tenant = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
-  lua_getfield(L, 1, "user");
-  a.user = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
-  char *res = NULL;
-  int rc = mcpl_op(mcpl_engine_of(L), &a, name, args, &res);
-  lua_pushstring(L, res ? res : "{}");
-  mcpl_free(res);
-  if (rc == MCPL_OK) lua_pushnil(L); else lua_pushstring(L, mcpl_code_name(rc));
-  return 2;
-}
-
-/* core.eprint(s): a line on stderr (CLI error messages). */
-static int core_eprint(lua_State *L) {
-  fprintf(stderr, "%s\n", luaL_checkstring(L, 1));
-  return 0;
-}
-
-/* core.traceback([msg]): engine Lua has no debug library. */
-static int core_traceback(lua_State *L) {
-  luaL_traceback(L, L, luaL_optstring(L, 1, NULL), 1);
-  return 1;
-}
-
-int luaopen_mcpl_core(lua_State *L) {
-  static const luaL_Reg fns[] = {
-    {"modules", core_modules}, {"option", core_option}, {"interrupted", core_interrupted},
-    {"now_ms", core_now_ms},   {"mono_ms", core_mono_ms}, {"op", core_op}, {"sleep_ms", core_sleep_ms},
-    {"traceback", core_traceback}, {"eprint", core_eprint}, {"pool", core_pool}, {NULL, NULL}};
-  luaL_newlib(L, fns);
-  lua_pushstring(L, MCPL_VERSION);
-  lua_setfield(L, -2, "version");
-  return 1;
 }

@@ -242,8 +242,12 @@ void mcp_pump_fini(void *slot) {
   free(r);
 }
 
+/* The engine's registry, as mcp_pump_register left it in the state's
+ * registry (the mcp area keeps it; this file does not reach into that). */
 static pump_registry *registry_of(lua_State *L) {
-  pump_registry *r = *mcp_pump_slot(mcpl_engine_of(L));
+  lua_getfield(L, LUA_REGISTRYINDEX, "mcpl.pumps");
+  pump_registry *r = lua_touserdata(L, -1);
+  lua_pop(L, 1);
   if (!r) mcpl_lua_error(L, "internal", "pump registry not initialised");
   return r;
 }
@@ -554,7 +558,9 @@ static int l_gc(lua_State *L) {
   return 0;
 }
 
-void mcp_pump_register(lua_State *L) {
+void mcp_pump_register(lua_State *L, void *registry) {
+  lua_pushlightuserdata(L, registry);
+  lua_setfield(L, LUA_REGISTRYINDEX, "mcpl.pumps");
   if (luaL_newmetatable(L, PUMP_MT)) {
     static const luaL_Reg m[] = {{"next", l_next}, {"close", l_close}, {"park", l_park}, {NULL, NULL}};
     luaL_newlib(L, m);

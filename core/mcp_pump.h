@@ -6,14 +6,13 @@
 #include <lua.h>
 #include "http.h"
 
-/* Where the engine keeps its registry of parked pumps (bind_mcp.c). */
-void **mcp_pump_slot(mcpl_engine *e);
 /* The registry, made at engine open; at close every parked pump is
  * cancelled (its server told), joined and freed. */
 int mcp_pump_init(void **slot);
 void mcp_pump_fini(void *slot);
-/* The pump metatable, and the mcp module's functions pump and unpark. */
-void mcp_pump_register(lua_State *L);
+/* The pump metatable, and the mcp module's functions pump and unpark;
+ * registry is the engine's (mcp_pump_init), kept in the Lua state. */
+void mcp_pump_register(lua_State *L, void *registry);
 int mcp_l_pump(lua_State *L);
 int mcp_l_unpark(lua_State *L);
 

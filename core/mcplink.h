@@ -23,8 +23,9 @@ typedef enum {
   MCPL_E_TOO_LARGE,
   MCPL_E_KEY_UNAVAILABLE,
   MCPL_E_INTERNAL,
-  MCPL_E_UNAVAILABLE  /* the database cannot be reached; nothing was changed (added
+  MCPL_E_UNAVAILABLE, /* the database cannot be reached; nothing was changed (added
                        * last so the values above keep their numbers) */
+  MCPL_CODE_COUNT     /* not a code: how many there are (a new code goes above) */
 } mcpl_code;
 
 typedef struct mcpl_engine mcpl_engine;

@@ -1,54 +1,37 @@
 /* policy_net.c: the `net` helpers of the policy environment: pure address and
  * host-name tests written in C so policies need no pattern tricks for them. */
-#include <arpa/inet.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <lauxlib.h>
+#include "addr.h"
 #include "policy.h"
 
 #define NET_MAX_TEXT 256
 
-/* Parses an IPv4 or IPv6 address into 16 bytes; returns 4, 16 or 0. */
-static int net_parse(const char *s, size_t n, unsigned char out[16]) {
-  char buf[64];
-  if (n == 0 || n >= sizeof buf) return 0;
-  memcpy(buf, s, n);
-  buf[n] = 0;
-  if (inet_pton(AF_INET, buf, out) == 1) return 4;
-  if (inet_pton(AF_INET6, buf, out) == 1) return 16;
-  return 0;
+/* A Lua string as C text: NULL when it is not a string, is too long or
+ * holds a NUL (which would cut the text short). */
+static const char *net_text(lua_State *L, int i) {
+  size_t n;
+  const char *s = lua_type(L, i) == LUA_TSTRING ? lua_tolstring(L, i, &n) : NULL;
+  return s && n < NET_MAX_TEXT && strlen(s) == n ? s : NULL;
 }
 
-/* net.in_cidr(addr, cidr) -> bool. A cidr without /len is one address.
- * Families must agree; anything malformed is false, never an error. */
+/* net.in_cidr(addr, cidr) -> bool, with the parser the SSRF guard uses for a
+ * policy's allow_cidrs (addr.c): a cidr without /len is one address, host
+ * bits must be zero. A cidr that is not one raises, so the policy call fails
+ * closed and its error names it ("10.1.2.3/8" is a typo until proven
+ * otherwise); an addr that is not an IP address (a host name) is not in any
+ * range. Families must agree. */
 static int net_in_cidr(lua_State *L) {
-  size_t an, cn;
-  const char *a = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &an) : NULL;
-  const char *c = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &cn) : NULL;
-  unsigned char ab[16], cb[16];
-  int ok = 0;
-  if (a && c && an < NET_MAX_TEXT && cn < NET_MAX_TEXT) {
-    const char *slash = memchr(c, '/', cn);
-    size_t hostlen = slash ? (size_t)(slash - c) : cn;
-    int fa = net_parse(a, an, ab), fc = net_parse(c, hostlen, cb);
-    long bits = fc * 8;
-    if (slash) {
-      char *end = NULL;
-      const char *d = slash + 1;
-      bits = (*d >= '0' && *d <= '9' && (size_t)(c + cn - d) <= 3) ? strtol(d, &end, 10) : -1;
-      if (bits < 0 || end != c + cn) bits = -1;
-    }
-    if (fa && fa == fc && bits >= 0 && bits <= fc * 8) {
-      ok = 1;
-      int full = (int)bits / 8, rest = (int)bits % 8;
-      if (memcmp(ab, cb, (size_t)full) != 0) ok = 0;
-      if (ok && rest) {
-        unsigned char mask = (unsigned char)(0xFF << (8 - rest));
-        ok = (ab[full] & mask) == (cb[full] & mask);
-      }
-    }
+  const char *a = net_text(L, 1), *c = net_text(L, 2);
+  addr_cidr range, host;
+  if (!c || addr_cidr_parse(c, &range) != 0) {
+    /* named when it looks like one (a typo); other text is not repeated */
+    if (c && *c && strspn(c, "0123456789abcdefABCDEF.:/") == strlen(c))
+      return luaL_error(L, "net.in_cidr: '%s' is not an address or a CIDR with its host bits zero", c);
+    return luaL_error(L, "net.in_cidr: argument 2 is not an address or a CIDR");
   }
+  int ok = a && !strchr(a, '/') && addr_cidr_parse(a, &host) == 0 && addr_in_cidr(&host.a, &range);
   lua_pushboolean(L, ok);
   return 1;
 }
@@ -78,7 +61,7 @@ static int net_host_matches(lua_State *L) {
   return 1;
 }
 
-int sb_open_net(lua_State *L) {
+int policy_net_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"in_cidr", net_in_cidr}, {"host_matches", net_host_matches}, {NULL, NULL}};
   luaL_newlib(L, fns);

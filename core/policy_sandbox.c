@@ -1,5 +1,6 @@
 /* policy_sandbox.c: the policy sandbox: an allow-listed Lua state with a
  * memory-capped allocator, a sticky instruction budget, frozen inputs and plain-data results. */
+#include <assert.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -58,6 +59,7 @@ static void sb_kill(sb_ctl *c, const char *why) {
 static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   sb_ctl *c = ud;
   size_t old = ptr ? osize : 0;
+  assert(c->used >= old);  /* every block Lua hands back was counted when it was made */
   if (nsize == 0) {
     free(ptr);
     c->used -= old;
@@ -105,7 +107,7 @@ static void sb_charge(lua_State *L, double instructions) {
   if (c->killed) sb_raise_kill(L, c);
 }
 
-int sb_killed(lua_State *P) { return sb_ctl_of(P)->killed; }
+int policy_sandbox_killed(lua_State *P) { return sb_ctl_of(P)->killed; }
 
 /* Error value to text without calling any metamethod. */
 static void sb_errtext(lua_State *L, int idx, char *buf, size_t n) {
@@ -584,7 +586,7 @@ static int sb_setup(lua_State *L) {
   sb_freeze(L);
   lua_setfield(L, base, "os");
 
-  sb_open_net(L);
+  policy_net_open(L);
   sb_freeze(L);
   lua_setfield(L, base, "net");
 
@@ -601,7 +603,7 @@ static int sb_setup(lua_State *L) {
   return 0;
 }
 
-lua_State *sb_new(mcpl_engine *e, size_t mem_cap, long long budget, char *why, size_t n) {
+lua_State *policy_sandbox_new(mcpl_engine *e, size_t mem_cap, long long budget, char *why, size_t n) {
   sb_ctl *c = calloc(1, sizeof *c);
   if (!c) { snprintf(why, n, "out of memory"); return NULL; }
   c->e = e;
@@ -612,7 +614,7 @@ lua_State *sb_new(mcpl_engine *e, size_t mem_cap, long long budget, char *why, s
   lua_pushcfunction(P, sb_setup);
   if (lua_pcall(P, 0, 0, 0) != LUA_OK) {
     snprintf(why, n, "sandbox setup failed");
-    sb_close(P);
+    policy_sandbox_close(P);
     return NULL;
   }
   /* The budget is in force before any policy code exists in the state;
@@ -621,7 +623,7 @@ lua_State *sb_new(mcpl_engine *e, size_t mem_cap, long long budget, char *why, s
   return P;
 }
 
-void sb_close(lua_State *P) {
+void policy_sandbox_close(lua_State *P) {
   if (!P) return;
   sb_ctl *c = sb_ctl_of(P);
   /* Nothing may run while closing: any code reached would trap at once. */
@@ -684,7 +686,7 @@ static int sb_load_run(lua_State *L) {
   return 0;
 }
 
-int sb_load(lua_State *P, const char *src, size_t len, const char *chunk, int with_default,
+int policy_sandbox_load(lua_State *P, const char *src, size_t len, const char *chunk, int with_default,
             char *why, size_t n) {
   sb_ctl *c = sb_ctl_of(P);
   struct sb_load_args a = {src, chunk, len, with_default};
@@ -730,7 +732,7 @@ static int sb_stub_run(lua_State *L) {
   return 0;
 }
 
-int sb_stub_default(lua_State *P, const char *msg, char *why, size_t n) {
+int policy_sandbox_stub_default(lua_State *P, const char *msg, char *why, size_t n) {
   sb_ctl *c = sb_ctl_of(P);
   if (c->killed) { snprintf(why, n, "%s", c->why); return SB_KILLED; }
   lua_settop(P, 0);
@@ -742,7 +744,7 @@ int sb_stub_default(lua_State *P, const char *msg, char *why, size_t n) {
   return SB_OK;
 }
 
-char **sb_function_names(lua_State *P) {
+char **policy_sandbox_function_names(lua_State *P) {
   size_t cnt = 0, i = 0;
   lua_getfield(P, LUA_REGISTRYINDEX, "sb.policy");
   if (lua_istable(P, -1)) {
@@ -895,7 +897,8 @@ static int sb_copy_out_run(lua_State *E) {
   return 1;
 }
 
-int sb_call(lua_State *P, lua_State *E, const char *fname, int input_idx, char *why, size_t n) {
+int policy_sandbox_call(lua_State *P, lua_State *E, const char *fname, int input_idx, char *why,
+                        size_t n) {
   sb_ctl *c = sb_ctl_of(P);
   if (c->killed) { snprintf(why, n, "%s", c->why); return SB_KILLED; }
   int etop = lua_gettop(E);

@@ -1,5 +1,6 @@
 /* sse.c: incremental Server-Sent Events parser (WHATWG event-stream rules).
  * Untrusted bytes: every buffer is bounded by max_event, failures are sticky. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include "sse.h"
@@ -47,6 +48,7 @@ static int dispatch(sse_parser *p, sse_cb cb, void *ud) {
   int rc = SSE_OK;
   if (p->has_data) {
     /* The data buffer ends with the LF appended after its last line. */
+    assert(p->data_len == 0 || p->data[p->data_len - 1] == '\n');
     size_t n = p->data_len ? p->data_len - 1 : 0;
     if (p->data) p->data[n] = 0;
     sse_event ev = {

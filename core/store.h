@@ -18,6 +18,13 @@ const char *store_migration(const char *dialect, int step);
 /* Do changes to this table move tenants.version (may reads be cached)? */
 int store_table_cached(const store_table *t);
 
+/* Targets (store_target.c) ---------------------------------------------------- */
+/* Is the db option value a postgresql:// or postgres:// URI? */
+int store_target_is_uri(const char *target);
+/* target without its password (URI userinfo and password= parameter), for
+ * messages, logs and engine.info. */
+void store_redact(const char *target, char *out, size_t outn);
+
 /* Connections (store_db.c) ---------------------------------------------------- */
 /* The read cache of a connection (store_cache.c). */
 typedef struct store_cache store_cache;
@@ -37,10 +44,6 @@ struct store_conn {
 /* The backend for a db option value: a postgresql:// or postgres:// URI is
  * PostgreSQL, anything else a SQLite path. */
 const store_backend *store_backend_for(const char *target);
-int store_target_is_uri(const char *target);
-/* target without its password (URI userinfo and password= parameter), for
- * messages, logs and engine.info. */
-void store_redact(const char *target, char *out, size_t outn);
 /* The connection of this engine Lua state (opened on first use, made ready
  * before each request outside a transaction). Raises. */
 store_conn *store_conn_of(lua_State *L);

@@ -1,5 +1,6 @@
 /* store_pg.c: the PostgreSQL backend (libpq): one connection per engine Lua
  * state with prepared statements, reconnected when lost; several instances. */
+#include <assert.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -517,6 +518,7 @@ static int pg_migrate(PGconn *pg, const char *shown, const char *target, int ste
   PQclear(res);
   if (v > latest) { simple(pg, "ROLLBACK", NULL); goto newer; }
   for (; v < step_to; v++) {
+    assert(store_migration("postgresql", v + 1));  /* step_to <= store_schema_latest() */
     if (simple(pg, store_migration("postgresql", v + 1), NULL) != 0) goto fail_rb;
     char set[80];
     snprintf(set, sizeof set, "UPDATE mcplink_meta SET schema_version = %d WHERE id = 1", v + 1);

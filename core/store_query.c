@@ -1,6 +1,5 @@
-/* store_query.c: named read queries for hot or multi-table reads (one SQL
- * statement each, standard SQL for every backend), so Lua asks for
- * "assistant_tools" and never sees SQL. */
+/* store_query.c: named read queries for hot or multi-table reads, one standard
+ * SQL statement each: Lua asks for "assistant_tools" and never sees SQL. */
 #include <stdio.h>
 #include <string.h>
 #include <lauxlib.h>

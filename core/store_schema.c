@@ -272,10 +272,10 @@ static const char MIGRATION_4_PG[] = SETTINGS_VERSION("BIGINT")
   "CREATE TRIGGER settings_version AFTER INSERT OR UPDATE OR DELETE ON settings"
   " FOR EACH STATEMENT EXECUTE FUNCTION mcplink_bump_settings();\n";
 
-/* 5: calls that wait for their user's answers (tool.continue and its kin):
+/* 6: calls that wait for their user's answers (tool.continue and its kin):
  * bound to the tenant, user, assistant, server and target, found by the
  * hash of the token the host holds, the call's state sealed, expiring. */
-#define MIGRATION_5(ENTITY, INT) \
+#define MIGRATION_6(ENTITY, INT) \
   "CREATE TABLE continuations (" ENTITY TENANT \
   "  server_id TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE, " \
   "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE, " \
@@ -298,10 +298,51 @@ int store_table_cached(const store_table *t) {
   return 0;
 }
 
+/* 5: auth_type's CHECK is the shape of a name (lowercase letters, digits and
+ * underscores, a letter first, at most 32) instead of a list, so adding an
+ * auth type (lua/authtypes.lua, the authority on which exist) needs no table
+ * rebuild again. PostgreSQL replaces the constraint. SQLite cannot change a
+ * CHECK in place: the table is rebuilt as sqlite.org/lang_altertable.html
+ * ("Making Other Kinds Of Table Schema Changes") says, inside the migration
+ * transaction, with foreign keys off so dropping the old table cascades
+ * nothing, and every reference checked before commit (store_sqlite.c);
+ * the rows keep their seq and id, so every reference to them still holds.
+ * The new table is servers as steps 1 and 2 left it, column for column. */
+#define SERVER_COLUMNS \
+  "seq, id, tenant_id, name, description, description_source, url, auth_type, api_key, " \
+  "oauth_client_id, oauth_client_secret, oauth_authorization_url, oauth_token_url, " \
+  "oauth_revocation_url, oauth_scopes, oauth_registration_mode, oauth_issuer, oauth_metadata, " \
+  "classification_id, timeout_ms, capabilities_status, discovered_at, server_info, created_by, " \
+  "created_at, updated_at, protocol_era, protocol_version, discovery_error"
+static const char MIGRATION_5_SQLITE[] =
+  "CREATE TABLE servers_new (" SQ_ENTITY TENANT "name TEXT NOT NULL, description TEXT, "
+  "  description_source TEXT CONSTRAINT description_source CHECK (description_source IN ('admin','server')), "
+  "  url TEXT, auth_type TEXT NOT NULL DEFAULT 'none' "
+  "    CONSTRAINT auth_type CHECK (length(auth_type) <= 32 AND auth_type GLOB '[a-z]*' "
+  "      AND auth_type NOT GLOB '*[^a-z0-9_]*'), "
+  "  api_key TEXT, oauth_client_id TEXT, oauth_client_secret TEXT, oauth_authorization_url TEXT, "
+  "  oauth_token_url TEXT, oauth_revocation_url TEXT, oauth_scopes TEXT, "
+  "  oauth_registration_mode TEXT, oauth_issuer TEXT, oauth_metadata TEXT, "
+  "  classification_id TEXT REFERENCES classifications(id) ON DELETE RESTRICT, "
+  "  timeout_ms INTEGER, capabilities_status TEXT NOT NULL DEFAULT 'not_discovered', "
+  "  discovered_at INTEGER, server_info TEXT, created_by TEXT, " STAMPS_OF("INTEGER") ", "
+  "  protocol_era TEXT, protocol_version TEXT, discovery_error TEXT, "
+  "  UNIQUE (tenant_id, name));\n"
+  "INSERT INTO servers_new (" SERVER_COLUMNS ") SELECT " SERVER_COLUMNS " FROM servers;\n"
+  "DROP TABLE servers;\n"
+  "ALTER TABLE servers_new RENAME TO servers;\n"
+  /* what dropping the old table took with it: its indexes and triggers */
+  TSEQ("servers")
+  "CREATE INDEX servers_classification ON servers(classification_id);\n"
+  SQ_BUMP("servers");
+static const char MIGRATION_5_PG[] =
+  "ALTER TABLE servers DROP CONSTRAINT auth_type, ADD CONSTRAINT auth_type "
+  "  CHECK ((auth_type COLLATE \"C\") ~ '^[a-z][a-z0-9_]{0,31}$');\n";
+
 static const char *const sqlite_steps[] = {MIGRATION_1_SQLITE, MIGRATION_2("INTEGER"), MIGRATION_3,
-                                           MIGRATION_4_SQLITE, MIGRATION_5(SQ_ENTITY, "INTEGER")};
+                                           MIGRATION_4_SQLITE, MIGRATION_5_SQLITE, MIGRATION_6(SQ_ENTITY, "INTEGER")};
 static const char *const pg_steps[] = {MIGRATION_1_PG, MIGRATION_2("BIGINT"), MIGRATION_3, MIGRATION_4_PG,
-                                       MIGRATION_5(PG_ENTITY, "BIGINT")};
+                                       MIGRATION_5_PG, MIGRATION_6(PG_ENTITY, "BIGINT")};
 #define NMIGRATIONS ((int)(sizeof sqlite_steps / sizeof sqlite_steps[0]))
 _Static_assert(sizeof sqlite_steps == sizeof pg_steps, "every step in both dialects");
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
-#include "crypto.h"
+#include "keyring.h"
 #include "store.h"
 
 #define AAD_MAX 512
@@ -40,10 +40,10 @@ static int find_sealed(store_conn *c, char kid[CRYPTO_KID_MAX]) {
 /* Loads the key ring; creates a fresh one only when the database holds no
  * sealed value yet, so a lost key file never silently becomes a new key. */
 static void ensure_ring(lua_State *L, store_conn *c) {
-  if (crypto_ring_loaded(c->e)) return;
+  if (keyring_loaded(c->e)) return;
   char err[CRYPTO_ERR_MAX], kid[CRYPTO_KID_MAX];
   int have = find_sealed(c, kid);
-  int rc = crypto_ring_load(c->e, !have, err, sizeof err);
+  int rc = keyring_load(c->e, !have, err, sizeof err);
   if (rc == MCPL_OK) return;
   if (have) mcpl_lua_error(L, "key_unavailable", "key '%s' is unavailable: %s", kid, err);
   mcpl_lua_error(L, mcpl_code_name(rc), "%s", err);
@@ -56,7 +56,7 @@ void store_seal_push(lua_State *L, store_conn *c, int idx, const char *tenant_id
   const char *pt = lua_tolstring(L, idx, &n);
   ensure_ring(L, c);
   size_t an = make_aad(aad, tenant_id, table, id, col);
-  int rc = crypto_seal(c->e, aad, an, (const unsigned char *)pt, n, &out, err, sizeof err);
+  int rc = keyring_seal(c->e, aad, an, (const unsigned char *)pt, n, &out, err, sizeof err);
   if (rc != MCPL_OK) mcpl_lua_error(L, mcpl_code_name(rc), "%s", err);
   lua_pushstring(L, out);
   free(out);
@@ -68,7 +68,7 @@ void store_open_push(lua_State *L, store_conn *c, const char *sealed, const char
   unsigned char *pt = NULL;
   size_t n = 0;
   size_t an = make_aad(aad, tenant_id, table, id, col);
-  int rc = crypto_open(c->e, aad, an, sealed, &pt, &n, err, sizeof err);
+  int rc = keyring_open(c->e, aad, an, sealed, &pt, &n, err, sizeof err);
   if (rc != MCPL_OK) mcpl_lua_error(L, mcpl_code_name(rc), "%s", err);
   /* Lua interns its own copy (it cannot be wiped; it lives until collected);
    * ours is cleansed at once. */
@@ -101,9 +101,9 @@ static long long count_kid(store_conn *c, const char *kid) {
 static int l_keys_list(lua_State *L) {
   store_conn *c = store_conn_of(L);
   char err[CRYPTO_ERR_MAX];
-  crypto_ring_load(c->e, 0, err, sizeof err);
-  crypto_key_info keys[64];
-  int n = crypto_ring_list(c->e, keys, 64);
+  keyring_load(c->e, 0, err, sizeof err);
+  keyring_key_info keys[64];
+  int n = keyring_list(c->e, keys, 64);
   if (n > 64) n = 64;
   lua_createtable(L, n, 0);
   for (int i = 0; i < n; i++) {
@@ -150,9 +150,9 @@ static int reseal_column(store_conn *c, const store_table *t, const char *col, l
     size_t ptn = 0;
     if (!rows[i] || !rows[i + 2]) { rc = MCPL_E_INTERNAL; snprintf(err, errn, "out of memory"); break; }
     size_t an = make_aad(aad, rows[i + 1], t->name, rows[i], col);
-    rc = crypto_open(c->e, aad, an, rows[i + 2], &pt, &ptn, err, errn);
+    rc = keyring_open(c->e, aad, an, rows[i + 2], &pt, &ptn, err, errn);
     if (rc == MCPL_OK) {
-      rc = crypto_seal(c->e, aad, an, pt, ptn, &sealed, err, errn);
+      rc = keyring_seal(c->e, aad, an, pt, ptn, &sealed, err, errn);
       crypto_wipe_free(pt, ptn + 1);
     }
     if (rc != MCPL_OK) {
@@ -184,13 +184,13 @@ static int l_keys_rotate(lua_State *L) {
    * wait for us (they would otherwise race on the key file) */
   char k0[CRYPTO_KID_MAX];
   int have = find_sealed(c, k0);
-  int code = crypto_ring_load(c->e, !have, err, sizeof err);
-  crypto_key_info keys[64];
+  int code = keyring_load(c->e, !have, err, sizeof err);
+  keyring_key_info keys[64];
   long long count = 0;
   if (code == MCPL_OK) {
-    int n = crypto_ring_list(c->e, keys, 64);
+    int n = keyring_list(c->e, keys, 64);
     for (int i = 0; i < n && i < 64; i++) if (keys[i].current) memcpy(prev, keys[i].kid, sizeof prev);
-    code = crypto_ring_add(c->e, kid, err, sizeof err);
+    code = keyring_add(c->e, kid, err, sizeof err);
   }
   int nt;
   store_table *ts = store_tables(&nt);
@@ -219,9 +219,9 @@ static int l_keys_retire(lua_State *L) {
   store_conn *c = store_conn_of(L);
   char err[CRYPTO_ERR_MAX];
   if (store_tx_begin(c) != 0) return store_raise(L, c, NULL, 0, 0);
-  int code = crypto_ring_load(c->e, 0, err, sizeof err);
-  crypto_key_info keys[64];
-  int nk = code == MCPL_OK ? crypto_ring_list(c->e, keys, 64) : 0;
+  int code = keyring_load(c->e, 0, err, sizeof err);
+  keyring_key_info keys[64];
+  int nk = code == MCPL_OK ? keyring_list(c->e, keys, 64) : 0;
   for (int i = 0; i < nk && i < 64; i++)
     if (keys[i].current && strcmp(keys[i].kid, kid) == 0) {
       code = MCPL_E_CONFLICT;
@@ -232,7 +232,7 @@ static int l_keys_retire(lua_State *L) {
     code = MCPL_E_CONFLICT;
     snprintf(err, sizeof err, "key '%s' still seals %lld secret%s: rotate first", kid, n, n == 1 ? "" : "s");
   }
-  if (code == MCPL_OK) code = crypto_ring_remove(c->e, kid, err, sizeof err);
+  if (code == MCPL_OK) code = keyring_remove(c->e, kid, err, sizeof err);
   store_tx_finish(c, 0); /* nothing was written to the database */
   if (code != MCPL_OK) {
     mcpl_push_error(L, mcpl_code_name(code), "%s", err);

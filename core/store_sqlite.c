@@ -1,5 +1,6 @@
 /* store_sqlite.c: the SQLite backend: one file, WAL, a cached prepared
  * statement per SQL text, writers serialised by BEGIN IMMEDIATE. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -222,6 +223,23 @@ static int user_version(sqlite3 *db, int *v) {
   return rc;
 }
 
+/* The rows that refer to a row that does not exist (PRAGMA foreign_key_check),
+ * the first named in buf; -1 when the check itself fails. */
+static long broken_references(sqlite3 *db, char *buf, size_t n) {
+  sqlite3_stmt *st = NULL;
+  long count = 0;
+  int rc = sqlite3_prepare_v2(db, "PRAGMA foreign_key_check", -1, &st, NULL);
+  if (rc == SQLITE_OK)
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+      if (count++ == 0)
+        snprintf(buf, n, "row %lld of %s refers to a missing row of %s",
+                 (long long)sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st, 0),
+                 (const char *)sqlite3_column_text(st, 2));
+  if (rc != SQLITE_DONE) snprintf(buf, n, "cannot check references: %s", sqlite3_errmsg(db));
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? count : -1;
+}
+
 /* Applies the steps up to target (latest when 0) in one transaction;
  * PRAGMA user_version records the step reached. Refuses a database newer
  * than this code. err: malloc'd message. */
@@ -245,14 +263,31 @@ int store_sqlite_migrate(sqlite3 *db, int target, char **err) {
   }
   if (v >= target) return MCPL_OK;
   char *msg = NULL;
+  /* A step may rebuild a table (drop the old, rename the new): with foreign
+   * keys on, dropping it would cascade into every table that references it.
+   * The pragma only takes effect outside a transaction; this connection is
+   * the migration's own, closed after it. */
+  if (sqlite3_exec(db, "PRAGMA foreign_keys=OFF", NULL, NULL, &msg) != SQLITE_OK) goto fail;
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) goto fail;
   /* another process may have migrated while we waited for the lock */
   if (user_version(db, &v) != SQLITE_OK) goto fail_rb;
+  long broken = broken_references(db, buf, sizeof buf), after;
+  if (broken < 0) { msg = sqlite3_mprintf("%s", buf); goto fail_rb; }
   for (; v < target; v++) {
+    assert(store_migration("sqlite", v + 1));  /* target <= store_schema_latest() */
     if (sqlite3_exec(db, store_migration("sqlite", v + 1), NULL, NULL, &msg) != SQLITE_OK) goto fail_rb;
     char set[64];
     snprintf(set, sizeof set, "PRAGMA user_version = %d", v + 1);
     if (sqlite3_exec(db, set, NULL, NULL, &msg) != SQLITE_OK) goto fail_rb;
+  }
+  /* ... so every reference is checked here instead, before anything commits:
+   * the steps may not leave one broken that was whole before */
+  if ((after = broken_references(db, buf, sizeof buf)) < 0 || after > broken) {
+    if (after > broken)
+      msg = sqlite3_mprintf("the steps broke %ld reference(s), e.g. %s", after - broken, buf);
+    else msg = sqlite3_mprintf("%s", buf);
+    v = target - 1;
+    goto fail_rb;
   }
   if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) goto fail_rb;
   return MCPL_OK;

@@ -30,11 +30,11 @@ local crm = ada:must("server.create", { name = "Internal CRM Tools" })
 say("created %s (%s): url %s, capabilities %s", crm.name, crm.id, tostring(crm.url_set), crm.capabilities_status)
 
 step("Step 2: configure the URL and authentication (saving discovers capabilities)")
-local r, e = ada:op("server.update", { id = crm.id, url = "http://" .. A.v1:match("^https://(.*)$") })
+local _, e = ada:op("server.update", { id = crm.id, url = "http://" .. A.v1:match("^https://(.*)$") })
 say("plain http is refused: %s: %s", e.code, e.message)
-r, e = ada:op("server.update", { id = crm.id, url = "https://admin:pw@" .. A.v1:match("^https://(.*)$") })
+_, e = ada:op("server.update", { id = crm.id, url = "https://admin:pw@" .. A.v1:match("^https://(.*)$") })
 say("credentials in the URL are refused: %s: %s", e.code, e.message)
-r = ada:must("server.update", { id = crm.id, url = A.v1, auth_type = "api_key", api_key = A.key,
+local r = ada:must("server.update", { id = crm.id, url = A.v1, auth_type = "api_key", api_key = A.key,
   classification = "Internal" })
 say("saved %s with an API key (api_key_set=%s; the key itself is never shown)", r.url, tostring(r.api_key_set))
 say("discovered: era %s, protocol %s", r.discovery.era, r.discovery.protocol_version)
@@ -58,7 +58,7 @@ for _, s in ipairs({ crm, docs, bad, nourl, dead }) do
 end
 
 step("Step 3: enable the MCP servers as tools for the tenant")
-r, e = max:op("tool.enable", { server = crm.id })
+_, e = max:op("tool.enable", { server = crm.id })
 say("a member cannot: %s: %s", e.code, e.message)
 ada:must("tool.enable", { server = "Internal CRM Tools" })
 ada:must("tool.enable", { server = "Document Search" })
@@ -83,17 +83,17 @@ step("Security classification")
 local pub = ada:must("server.create", { name = "Public search" })
 ada:must("server.update", { id = pub.id, url = A.v2, classification = "Public" })
 ada:must("tool.enable", { server = pub.id })
-r, e = ada:op("assistant.attach", { assistant = bot.id, server = pub.id })
+_, e = ada:op("assistant.attach", { assistant = bot.id, server = pub.id })
 say("%s: %s", e.code, e.message)
 
 step("Tenant isolation")
 local other = mcplink.setup { tenant = "other-corp", users = { oz = "admin" } }
-r, e = other.oz:op("server.get", { id = crm.id })
+_, e = other.oz:op("server.get", { id = crm.id })
 say("another tenant's admin asking for %s: %s: %s", crm.id, e.code, e.message)
 
 step("OAuth 2.0: a server behind a real authorization server")
 local pd = ada:must("server.create", { name = "Partner Docs" })
-r = ada:must("server.update", { id = pd.id, url = A.oauth, auth_type = "oauth" })
+ada:must("server.update", { id = pd.id, url = A.oauth, auth_type = "oauth" })
 local d = ada:must("oauth.discover", { server = pd.id })
 say("discovered issuer %s", tostring(d.issuer or (d.oauth and d.oauth.issuer)))
 ada:must("tool.enable", { server = pd.id })

@@ -29,15 +29,19 @@
 --              what saving the server (and server.refresh) discovers of its
 --              own; saved = {url_changed, args}; server.refresh reports a
 --              failed outcome (ops/server.lua)
+--   url_changed(ctx, s)
+--              the server's URL changed (or was cleared): credentials bound
+--              to the old URL go (OAuth: every user's tokens, RFC 8707)
 --   connected(actor, s), awaiting
 --              per-user credentials: capabilities are discovered with the
 --              user's; until one is connected they await it (awaiting says so)
 --
 -- Adding a type (OAuth's client-credentials grant, an API key in a header the
--- server names) is one entry in TYPES and ORDER, plus:
---   - columns for what it stores in core/store_schema.c (secrets ST_SECRET),
---     and its name in the servers table's CHECK (auth_type IN (...)): a
---     schema migration;
+-- server names) is one entry in ORDER, named as NAME says, plus:
+--   - columns for what it stores, if it stores anything the existing columns
+--     do not hold: a schema migration that adds them (core/store_schema.c;
+--     secrets ST_SECRET). Its name needs none: the servers table's CHECK only
+--     asks for NAME's shape (migration 5), this table decides which exist;
 --   - tests: its update rules and record view in a scenario
 --     (tests/scenarios/), its requests, 401 and Validate against a real
 --     server (tests/cli/).
@@ -157,6 +161,7 @@ local oauth = {
     return flow.on_save(ctx, s, { url_changed = saved.url_changed,
       client_changed = a ~= nil and a.oauth ~= nil and a.oauth.client_id ~= nil })
   end,
+  url_changed = tokens.drop_all,
   connected = tokens.connected,
   awaiting = "the server uses OAuth: its capabilities are discovered with a user's token, " ..
     "when the first user connects (oauth.begin) or an admin who has connected refreshes",
@@ -165,9 +170,17 @@ local oauth = {
 -- ORDER: auth_type's values as server.update lists them; updates run in it
 local ORDER = { none, api_key, oauth }
 
+-- NAME: what an auth_type value looks like; the servers table's CHECK refuses
+-- anything else (core/store_schema.c, migration 5), so every name is checked
+-- here, where a type is added, rather than at its first save
+M.NAME = "^[a-z][a-z0-9_]*$"
+M.NAME_MAX = 32
+
 M.TYPES = {}
 M.ORDER = ORDER
 for _, t in ipairs(ORDER) do
+  assert(type(t.name) == "string" and t.name:match(M.NAME) and #t.name <= M.NAME_MAX,
+         "auth type name " .. tostring(t.name) .. " is not a lowercase name of at most 32 characters")
   assert(not M.TYPES[t.name], "duplicate auth type " .. t.name)
   M.TYPES[t.name] = t
 end

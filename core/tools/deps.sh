@@ -6,8 +6,9 @@ set -u
 BUILD_PKGS="gcc libc6-dev make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libssl-dev
   libsqlite3-dev libedit-dev libpq-dev"
 # (libpq-dev: the PostgreSQL backend links libpq)
-# test: what `make test` adds (unit tests, fixtures and the test CA, REPL terminal, browser, JSON in shell tests)
-TEST_PKGS="libcmocka-dev nodejs openssl curl tmux chromium perl"
+# test: what `make test` adds (unit tests, fixtures and the test CA, REPL terminal, browser, JSON in
+# shell tests, luacheck for make lint)
+TEST_PKGS="libcmocka-dev nodejs openssl curl tmux chromium perl lua-check"
 # the Python binding and its tests (Debian's CPython 3.11: venv, offline install, pytest)
 TEST_PKGS="$TEST_PKGS python3 python3-venv python3-setuptools python3-wheel python3-pytest"
 # PostgreSQL: initdb/pg_ctl for the tests' throwaway cluster (tests/tools/pg.sh)

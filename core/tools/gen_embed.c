@@ -1,5 +1,5 @@
-/* gen_embed: turns the engine-owned Lua sources into a C table.
- * Usage: gen_embed ROOT FILE... ; module name = path under ROOT, '/' -> '.', no ".lua". */
+/* gen_embed.c: turns the engine-owned Lua sources into a C table. Usage:
+ * gen_embed ROOT FILE... ; module name = path under ROOT, '/' -> '.', no ".lua". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -33,6 +33,18 @@ function M.connected(actor, s)
     store.find(actor, "oauth_tokens", { server_id = s.id, user_id = actor.user_id }) ~= nil
 end
 
+-- drop_all(ctx, s): every user's tokens and pending authorizations for s.
+-- A server's URL is the RFC 8707 resource its tokens were issued for: a token
+-- for the old URL must never reach the new one, so users connect again.
+function M.drop_all(ctx, s)
+  for _, tbl in ipairs({ "oauth_tokens", "oauth_pending" }) do
+    repeat
+      local page = store.list(ctx.actor, tbl, { where = { server_id = s.id }, limit = 500 })
+      for _, row in ipairs(page.items) do store.delete(ctx.actor, tbl, row.id) end
+    until #page.items == 0
+  end
+end
+
 -- fingerprint of a token: what session keys and comparisons hold instead
 function M.fp(token) return crypto.sha256(token):sub(1, 16) end
 

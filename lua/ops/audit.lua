@@ -1,7 +1,6 @@
 -- ops/audit: the audit trail of every mutating op (time, actor, op, target,
 -- outcome, names of changed fields; never values of secrets).
 local registry = require "registry"
-local store = require "store"
 local model = require "model"
 local json = require "json"
 

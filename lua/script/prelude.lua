@@ -232,7 +232,7 @@ function M.env(actor, script_args, hooks)
     as = function(a) return M.client(a, hooks) end,
     setup = function(spec)
       local t = M.setup(spec)
-      for k, v in pairs(t) do if getmetatable(v) == Client then v.hooks = hooks end end
+      for _, v in pairs(t) do if getmetatable(v) == Client then v.hooks = hooks end end
       return t
     end,
     now_ms = core.now_ms,

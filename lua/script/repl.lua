@@ -324,7 +324,7 @@ function Session:complete(word, line)
     if (line or word):match("^%s*%.") then for _, c in ipairs(COMMANDS) do add(c[1]) end end
   else
     for name in pairs(self.opnames) do add(name) end
-    local base, rest = word:match("^(.*)[.:]([%w_]*)$")
+    local base = word:match("^(.*)[.:][%w_]*$")
     if base then
       local t = self.env
       for part in base:gmatch("[^.:]+") do

@@ -209,6 +209,12 @@ is "$(jv out lua)" "$top/lua" "--lua-dir loads engine Lua from a directory"
 M --lua-dir "$tmp/nowhere" op engine.info > out 2>&1; st=$?
 is "$st" 1 "--lua-dir without the sources fails"
 check "with an error JSON naming the directory" grep -q "$tmp/nowhere" out
+# an auth type whose name the servers table's CHECK would refuse stops the engine at open
+cp -r "$top/lua" "$tmp/badlua"
+sed -i 's/^local none = { name = "none" }$/local none = { name = "None" }/' "$tmp/badlua/authtypes.lua"
+M --lua-dir "$tmp/badlua" op engine.info > out 2>&1; st=$?
+is "$st" 1 "an auth type not named as authtypes.NAME says stops the engine at open"
+check "naming it" grep -q "auth type name None is not a lowercase name" out
 M test "$tmp/missing.lua" > out 2>&1; st=$?
 is "$st" 2 "test on a missing file exits 2"
 printf 'ok(true, "a")\ndone_testing()\n' > t.lua

@@ -29,13 +29,13 @@ is "$st" 0 "a plain make succeeds with only the build packages"
 [ "$st" = 0 ] || sed 's/^/#   /' out | tail -5
 make -s -C "$top" BUILD="$build" test-run > out 2>&1; st=$?
 check_not "make test-run stops without the test packages" test "$st" = 0
-for p in chromium nodejs tmux libcmocka-dev; do
+for p in chromium nodejs tmux libcmocka-dev lua-check; do
   check "and names $p" grep -q "missing.*$p" out
 done
 check_not "before running any test" grep -q 'tests/' out
 sh "$top/core/tools/deps.sh" check fuzz > out 2>&1; st=$?
 check "the fuzz group asks for clang" test "$st" != 0 -a -n "$(grep 'missing.*clang-14' out)"
-INSTALLED="$BUILD_SET libcmocka-dev nodejs openssl curl tmux chromium perl python3 python3-venv python3-setuptools python3-wheel python3-pytest postgresql clang-14" \
+INSTALLED="$BUILD_SET libcmocka-dev nodejs openssl curl tmux chromium perl lua-check python3 python3-venv python3-setuptools python3-wheel python3-pytest postgresql clang-14" \
   sh "$top/core/tools/deps.sh" check build test fuzz > out 2>&1
 ok $? "with the test and fuzz packages every group is satisfied"
 INSTALLED=$(echo $BUILD_SET | sed 's/libedit-dev//') make -s -C "$top" BUILD="$build" all > out 2>&1; st=$?

@@ -122,7 +122,7 @@ elseif phase == "modern" then
     on_event = function(ev) events[#events + 1] = ev end })
   is(res.structuredContent and res.structuredContent.content and res.structuredContent.content.name, "Hook",
     "a script's input hook answers now")
-  res = ann:must("tool.call", { assistant = w.bot.id, tool = w.tool(w.v2, "progress"), arguments = { steps = 2 } },
+  ann:must("tool.call", { assistant = w.bot.id, tool = w.tool(w.v2, "progress"), arguments = { steps = 2 } },
     { on_event = function(ev) events[#events + 1] = ev end })
   is(#events, 2, "a script's event hook sees the progress")
   is(events[2] and events[2].progress, 2, "in order")

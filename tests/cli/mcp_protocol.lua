@@ -159,7 +159,7 @@ do
     local r = one(base .. "/" .. mode .. "?only=tools/call" .. (q or ""), { step = "call_tool", name = "echo", arguments = { x = 1 } }, o)
     return r, mcplink.now_ms() - t
   end
-  local r, ms = bad("invalid-json")
+  local r = bad("invalid-json")
   is(r.error and r.error.reason, "invalid_json", "invalid JSON is a clear upstream_error")
   r = bad("wrong-id")
   is(r.error and r.error.reason, "wrong_id", "a wrong id is refused")
@@ -167,6 +167,7 @@ do
   is(r.error and r.error.reason, "missing_id", "a missing id is refused")
   -- the stream never ends and the trickle takes over 10 s: ending well before shows the
   -- 1.5 s timeout cut them
+  local ms
   r, ms = bad("endless-sse", nil, { timeout_ms = 1500 })
   is(r.error and r.error.code, "timeout", "an endless SSE stream times out")
   ok(ms < 6000, "endless SSE: cut by the timeout (" .. ms .. " ms)")

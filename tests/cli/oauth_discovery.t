@@ -135,8 +135,12 @@ is "$(field "$r" o.oauth.discovery.error.reason)" resource_mismatch "(resource_m
 is "$(field "$r" o.oauth.token_url)" null "the old URL's endpoints are dropped"
 is "$(field "$r" o.oauth.issuer)" null "and its issuer"
 is "$(field "$r" o.capabilities_status)" awaiting_user "the new URL's capabilities await a user"
+is "$(field "$(as alice op server.get '{"id":"fx"}')" o.oauth.user_connected)" false \
+  "alice's token, issued for the old URL (RFC 8707 resource), is dropped with it"
 r=$(as ann op server.update "{\"id\":\"fx\",\"url\":\"$URL\"}")
 is "$(field "$r" o.oauth.discovery.status)" ok "back to the real URL: discovered again"
+is "$(field "$(as alice op server.get '{"id":"fx"}')" o.oauth.user_connected)" false \
+  "and the old token does not come back: alice connects again"
 
 # --- a pre-registered client id is not moved to another authorization server silently ------------
 fx2=$("$fx/oauth/start.sh") || { echo "Bail out! could not start the second OAuth fixture"; exit 1; }

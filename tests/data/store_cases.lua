@@ -1,7 +1,7 @@
 -- store_cases.lua: the store and crypto binding tests, run one case per fresh
 -- engine by tests/unit/test_store.c on SQLite and on PostgreSQL (globals:
 -- store, crypto, json, reopen, sql, dump, snapshot, newdb, v1_fixture,
--- BACKEND).
+-- db_at, BACKEND).
 local C = {}
 local SYS = { system = true }
 
@@ -112,6 +112,114 @@ function C.migration_upgrade_v1()
   ok(json.is_array(cap.definition.tags), "json empty array survives")
   ok(store.lease_acquire("k", "me", 1000), "leases table from v2 works")
   intact(old)
+end
+
+-- A database at schema version 4 (the release before auth_type's CHECK became a name's shape)
+-- with a row in every table that refers to servers, or that servers refer to.
+local V4_ROWS = {
+  "INSERT INTO tenants (id, name, settings, created_at, updated_at) VALUES ('ten_m5', 'm5', '{}', 1, 2)",
+  "INSERT INTO users (id, tenant_id, name, role, created_at, updated_at) VALUES ('usr_m5', 'ten_m5', 'ann', 'admin', 1, 2)",
+  "INSERT INTO classifications (id, tenant_id, name, level, description, created_at, updated_at) VALUES ('cls_m5', 'ten_m5', 'internal', 10, 'd', 1, 2)",
+  "INSERT INTO spaces (id, tenant_id, name, classification_id, created_at, updated_at) VALUES ('spc_m5', 'ten_m5', 'sales', 'cls_m5', 1, 2)",
+  "INSERT INTO assistants (id, tenant_id, name, space_id, owner_user_id, created_at, updated_at) VALUES ('ast_m5', 'ten_m5', 'bot', 'spc_m5', 'usr_m5', 1, 2)",
+  "INSERT INTO servers (id, tenant_id, name, description, description_source, url, auth_type, classification_id, " ..
+    "timeout_ms, capabilities_status, discovered_at, server_info, created_by, protocol_era, protocol_version, " ..
+    "discovery_error, created_at, updated_at) VALUES ('srv_none', 'ten_m5', 'plain', 'p', 'server', " ..
+    "'https://a.example/mcp', 'none', 'cls_m5', 5000, 'ok', 3, '{\"name\":\"a\"}', 'ann', 'modern', '2026-07-28', " ..
+    "'{\"code\":\"x\"}', 1, 2)",
+  "INSERT INTO servers (id, tenant_id, name, url, auth_type, api_key, capabilities_status, created_at, updated_at) " ..
+    "VALUES ('srv_key', 'ten_m5', 'keyed', 'https://b.example/mcp', 'api_key', 'v1:k-old:c2VhbGVk', 'ok', 1, 2)",
+  "INSERT INTO servers (id, tenant_id, name, url, auth_type, oauth_client_id, oauth_client_secret, " ..
+    "oauth_authorization_url, oauth_token_url, oauth_revocation_url, oauth_scopes, oauth_registration_mode, " ..
+    "oauth_issuer, oauth_metadata, capabilities_status, created_at, updated_at) VALUES ('srv_oauth', 'ten_m5', " ..
+    "'docs', 'https://c.example/mcp', 'oauth', 'cid', 'v1:k-old:c2VjcmV0', 'https://as.example/authorize', " ..
+    "'https://as.example/token', 'https://as.example/revoke', '[\"read\"]', 'dynamic', 'https://as.example', " ..
+    "'{\"issuer\":\"https://as.example\"}', 'awaiting_user', 1, 2)",
+  "INSERT INTO capabilities (id, tenant_id, server_id, kind, name, definition, hash, approved_definition, " ..
+    "approved_hash, status, created_at, updated_at) VALUES ('cap_m5', 'ten_m5', 'srv_key', 'tool', 'echo', " ..
+    "'{\"name\":\"echo\"}', 'h2', '{\"name\":\"echo\"}', 'h1', 'pending', 1, 2)",
+  "INSERT INTO enablements (id, tenant_id, server_id, enabled_by, created_at, updated_at) VALUES ('enb_m5', 'ten_m5', 'srv_key', 'ann', 1, 2)",
+  "INSERT INTO attachments (id, tenant_id, assistant_id, server_id, created_at, updated_at) VALUES ('att_m5', 'ten_m5', 'ast_m5', 'srv_key', 1, 2)",
+  "INSERT INTO oauth_tokens (id, tenant_id, server_id, user_id, access_token, refresh_token, expires_at, scopes, " ..
+    "issuer, token_type, step_up, created_at, updated_at) VALUES ('otk_m5', 'ten_m5', 'srv_oauth', 'usr_m5', " ..
+    "'v1:k-old:YQ', 'v1:k-old:cg', 99, '[\"read\"]', 'https://as.example', 'Bearer', '{\"tries\":1}', 1, 2)",
+  "INSERT INTO oauth_pending (id, tenant_id, server_id, user_id, state_hash, verifier, redirect_uri, scopes, resource, " ..
+    "issuer, expires_at, created_at, updated_at) VALUES ('opa_m5', 'ten_m5', 'srv_oauth', 'usr_m5', 'sh', " ..
+    "'v1:k-old:dg', 'https://app.example/cb', '[]', 'https://c.example/mcp', 'https://as.example', 99, 1, 2)",
+  "INSERT INTO oauth_clients (id, tenant_id, server_id, issuer, client_id, client_secret, registration, created_at, " ..
+    "updated_at) VALUES ('ocl_m5', 'ten_m5', 'srv_oauth', 'https://as.example', 'dyn', 'v1:k-old:cw', '{}', 1, 2)",
+  "INSERT INTO audit (id, tenant_id, at, actor, op, target, outcome, detail, created_at, updated_at) " ..
+    "VALUES ('aud_m5', 'ten_m5', 1, 'ann', 'server.update', 'srv_key', 'ok', '{}', 1, 2)",
+}
+-- every row of the tables above, in a stable order: what the migration must keep
+local function all_rows(db)
+  local out = {}
+  for _, t in ipairs({ "tenants", "users", "classifications", "spaces", "assistants", "servers", "capabilities",
+                       "enablements", "attachments", "oauth_tokens", "oauth_pending", "oauth_clients", "audit" }) do
+    out[#out + 1] = t .. ":\n" .. tostring(sql(db, "SELECT * FROM " .. t .. " ORDER BY seq"))
+  end
+  return table.concat(out, "\n")
+end
+local function has_index(db, name)
+  if PG then return sql(db, "SELECT count(*) FROM pg_indexes WHERE indexname = '" .. name .. "'") == "1" end
+  return sql(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '" .. name .. "'") == "1"
+end
+
+-- 5: auth_type's CHECK is a name's shape. From version 4 every row and reference is kept
+-- (SQLite rebuilds the table: ids, seq, indexes, triggers and the tables that refer to it
+-- must survive), a name the old CHECK refused is stored, and one of the wrong shape is not.
+function C.migration_auth_type_v4()
+  local old = db_at(4)
+  eq(version_of(old), 4, "fixture is version 4")
+  for _, q in ipairs(V4_ROWS) do sql(old, q) end
+  ok(not pcall(sql, old, "UPDATE servers SET auth_type = 'client_credentials' WHERE id = 'srv_none'"),
+     "version 4 refuses an auth type it does not list")
+  local before = all_rows(old)
+  assert(reopen({ db = old }))
+  local cur, latest = store.schema_version()
+  eq(cur, latest, "migrated to the latest version")
+  eq(version_of(old), latest, "and the database records it")
+  eq(all_rows(old), before, "every row of every table kept, column for column")
+  intact(old)
+  ok(has_index(old, "servers_tenant_seq") and has_index(old, "servers_classification"), "the servers indexes")
+  -- the rows through the store, references included
+  local a = store.resolve_actor("m5", "ann")
+  local s = store.get(a, "servers", "srv_key")
+  eq(s.api_key_set, true, "a sealed secret is still set")
+  eq(store.find(a, "attachments", { server_id = "srv_key" }).assistant_id, "ast_m5", "attachment kept")
+  eq(store.get(a, "servers", "srv_none").discovery_error.code, "x", "JSON columns kept")
+  -- a name the old CHECK refused is stored now; a name of the wrong shape is still refused
+  local v = sql(old, "SELECT version FROM tenants WHERE id = 'ten_m5'")
+  s = store.update(a, "servers", "srv_none", { auth_type = "client_credentials" })
+  eq(s.auth_type, "client_credentials", "a new auth type is stored")
+  ok(sql(old, "SELECT version FROM tenants WHERE id = 'ten_m5'") ~= v, "the servers triggers still move the tenant's counter")
+  for _, bad in ipairs({ "Client", "2fa", "header key", "", "x-key", string.rep("a", 33) }) do
+    local e = err("invalid_argument", store.update, a, "servers", "srv_none", { auth_type = bad })
+    eq(e.field, "auth_type", "the CHECK names auth_type for '" .. bad .. "'")
+  end
+  store.update(a, "servers", "srv_none", { auth_type = string.rep("a", 32) })
+  -- the tables that refer to servers refer to the new one: deleting a server cascades
+  store.delete(a, "servers", "srv_key")
+  for _, t in ipairs({ "capabilities", "enablements", "attachments" }) do
+    eq(sql(old, "SELECT count(*) FROM " .. t .. " WHERE server_id = 'srv_key'"), "0", t .. " cascaded")
+  end
+  store.delete(a, "servers", "srv_oauth")
+  for _, t in ipairs({ "oauth_tokens", "oauth_pending", "oauth_clients" }) do
+    eq(sql(old, "SELECT count(*) FROM " .. t), "0", t .. " cascaded")
+  end
+  eq(sql(old, "SELECT count(*) FROM audit"), "1", "the audit log has no references to cascade")
+  intact(old)
+  if not PG then
+    -- SQLite lets hand-written SQL leave a reference dangling (foreign keys are per connection):
+    -- such a row does not stop the migration, which checks only that it breaks none itself
+    local dangling = db_at(4)
+    for _, q in ipairs(V4_ROWS) do sql(dangling, q) end
+    sql(dangling, "INSERT INTO enablements (id, tenant_id, server_id, created_at, updated_at) " ..
+                  "VALUES ('enb_gone', 'ten_m5', 'srv_gone', 1, 2)")
+    assert(reopen({ db = dangling }))
+    eq(version_of(dangling), latest, "a database with a dangling reference is migrated")
+    eq(sql(dangling, "SELECT server_id FROM enablements WHERE id = 'enb_gone'"), "srv_gone", "and the row left as it was")
+  end
 end
 
 function C.newer_version_refused()

@@ -28,7 +28,17 @@ tool=$(j "$(body "$(op 1 $M assistant.tools "{\"assistant\":\"$asst\"}")")" 'o.t
 call() { op "$1" $M tool.call "{\"assistant\":\"$asst\",\"tool\":\"$tool\",\"arguments\":{\"text\":\"x\"}}"; }
 for i in 1 2 1 2; do call $i >/dev/null; done
 r=$(call 1); is "$(code "$r")" ok "tool.call works on instance 1"
-terminate() { pg psql -d postgres -tA -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '$DBNAME'"; }
+# pg_terminate_backend only signals: wait (up to 10 s) until the backends are gone, so their FATAL
+# message is on each socket before the next op; a write sent to a backend still dying fails with
+# unavailable by design (it is never repeated), which is a different case from the one tested here.
+terminate() {
+  pids=$(pg psql -d postgres -tA -c "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = '$DBNAME'")
+  pg psql -d postgres -tA -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid IN (${pids:-0})"
+  for _ in $(seq 100); do
+    [ "$(pg psql -d postgres -tA -c "SELECT count(*) FROM pg_stat_activity WHERE pid IN (${pids:-0})")" = 0 ] && break
+    sleep 0.1
+  done
+}
 
 # ---- a connection killed from the server side -----------------------------------------------------
 k=$(terminate)

@@ -36,7 +36,7 @@ is(r.error and r.error.code, "url_blocked", "userinfo in the URL is refused")
 -- argument checks
 local res, e = mcplink.op("mcp.session", { url = "https://127.0.0.1:9/mcp", steps = { { step = "bogus" } } })
 err_is(res, e, "invalid_argument", "unknown step refused")
-res, e = mcplink.op("mcp.session", { url = "https://127.0.0.1:9/mcp", steps = { { step = "list", kind = "widgets" } } })
+res = mcplink.op("mcp.session", { url = "https://127.0.0.1:9/mcp", steps = { { step = "list", kind = "widgets" } } })
 is(res and res.results[1].error.code, "invalid_argument", "unknown list kind refused")
 res, e = mcplink.op("mcp.session", { url = "https://127.0.0.1:9/mcp", era = "ancient", steps = {} })
 err_is(res, e, "invalid_argument", "unknown era refused")

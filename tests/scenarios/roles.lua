@@ -36,7 +36,6 @@ local matrix = {
   ["mcp.session"]         = { system = true },
   ["mcp.user_session"]    = { system = true },
   ["oauth.headless_authorize"] = { system = true },
-  ["tenant.get"]          = { system = true },
   ["assistant.detach"]    = { admin = true, member = true },
   ["assistant.get"]       = { admin = true, member = true },
   ["assistant.tools"]     = { admin = true, member = true },
@@ -65,7 +64,7 @@ for _, op in ipairs(sys:must("op.list", {}).ops) do registered[op.name] = op end
 for name, allowed in pairs(matrix) do
   if registered[name] then
     for who, c in pairs(clients) do
-      local r, e = c:op(name, {})
+      local _, e = c:op(name, {})
       local code = e and e.code
       if allowed[who] then
         ok(code ~= "forbidden", name .. " allowed for " .. who .. " (got " .. tostring(code or "ok") .. ")")

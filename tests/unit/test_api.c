@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <lauxlib.h>
+#include "engine.h"
 #include "mcplink.h"
 #include "testutil.h"
 
@@ -88,6 +90,37 @@ static void test_code_names(void **st) {
   assert_string_equal(mcpl_code_name(MCPL_E_UNAVAILABLE), "unavailable");
   assert_int_equal(MCPL_E_INTERNAL, 12); /* ABI: existing codes keep their numbers */
   assert_string_equal(mcpl_code_name(999), "internal");
+  assert_string_equal(mcpl_code_name(MCPL_CODE_COUNT), "internal");
+}
+
+/* One table names the codes: every mcpl_code round-trips through its name,
+ * and engine Lua's errors.codes is that table (core.error_codes), no more,
+ * no less. */
+static void test_code_table(void **st) {
+  (void)st;
+  for (int i = 0; i < MCPL_CODE_COUNT; i++) {
+    assert_true(strlen(mcpl_code_name(i)) > 0);
+    assert_int_equal(mcpl_code_from_name(mcpl_code_name(i)), i);
+  }
+  tu_env env;
+  mcpl_engine *e = tu_open(&env, NULL);
+  char *err = NULL;
+  lua_State *L = mcpl_state_engine(e, &err);
+  assert_non_null(L);
+  assert_int_equal(luaL_dostring(L, "local n, codes = 0, require('errors').codes\n"
+                                    "for _ in pairs(codes) do n = n + 1 end\n"
+                                    "return n, codes, require('core').error_codes()"), LUA_OK);
+  assert_int_equal(lua_tointeger(L, -3), MCPL_CODE_COUNT - 1);  /* every code but ok */
+  assert_int_equal(luaL_len(L, -1), MCPL_CODE_COUNT);
+  for (int i = 0; i < MCPL_CODE_COUNT; i++) {
+    lua_rawgeti(L, -1, i + 1);
+    assert_string_equal(lua_tostring(L, -1), mcpl_code_name(i));
+    lua_getfield(L, -3, mcpl_code_name(i));
+    assert_int_equal(lua_toboolean(L, -1), i != MCPL_OK);
+    lua_pop(L, 2);
+  }
+  lua_close(L);
+  tu_close(&env, e);
 }
 
 struct worker { mcpl_engine *e; int id; int failures; };
@@ -171,6 +204,7 @@ int main(void) {
     cmocka_unit_test(test_options_reject_unknown),
     cmocka_unit_test(test_op_list_and_errors),
     cmocka_unit_test(test_code_names),
+    cmocka_unit_test(test_code_table),
     cmocka_unit_test(test_error_reason),
     cmocka_unit_test(test_concurrent_ops),
   };

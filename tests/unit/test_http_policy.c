@@ -52,6 +52,12 @@ static void test_reload_and_failures(void **st) {
   write_file(ten, "raises.lua", "return { url = function(req) error('boom') end }\n");
   write_file(ten, "garbage.lua", "return { url = function(req) return { allow = true, allow_cidrs = { 'not-a-cidr' } } end }\n");
   write_file(ten, "notable.lua", "return { url = function(req) return 'yes' end }\n");
+  /* one CIDR parser for both: allow_cidrs and net.in_cidr refuse host bits */
+  write_file(ten, "hostbits.lua", "return { url = function(req) return { allow = true, allow_cidrs = { '10.1.2.3/8' } } end }\n");
+  write_file(ten, "typo.lua",
+             "return { url = function(req)\n"
+             "  if net.in_cidr(req.host, '10.1.2.3/8') then return { allow = false, reason = 'inside' } end\n"
+             "  return { allow = true } end }\n");
   write_file(ten, "truthy.lua", "return { url = function(req) return { allow = 1 } end }\n");
 
   mcpl_options *o = mcpl_options_new();
@@ -64,8 +70,8 @@ static void test_reload_and_failures(void **st) {
   mcpl_options_free(o);
   if (!e) fail_msg("open: %s", err);
   mcpl_actor sys = {NULL, NULL, 1};
-  const char *tenants[] = {"t1", "loops", "raises", "garbage", "notable", "truthy"};
-  for (size_t i = 0; i < 6; i++) {
+  const char *tenants[] = {"t1", "loops", "raises", "garbage", "notable", "truthy", "hostbits", "typo"};
+  for (size_t i = 0; i < sizeof tenants / sizeof tenants[0]; i++) {
     char args[128];
     snprintf(args, sizeof args, "{\"name\":\"%s\"}", tenants[i]);
     mcpl_free(op(e, &sys, "tenant.create", args, MCPL_OK));
@@ -86,6 +92,12 @@ static void test_reload_and_failures(void **st) {
   expect(e, &nt, "https://fine.example/", "\"allowed\":false");
   expect(e, &tr, "https://fine.example/", "\"allowed\":false");
   expect(e, &t1, "https://fine.example/", "\"allowed\":true");
+  /* a CIDR with host bits set is a typo: refused as a widening, and a policy
+   * testing against one fails closed, naming it */
+  mcpl_actor hb = {"hostbits", "u", 0}, ty = {"typo", "u", 0};
+  expect(e, &hb, "https://fine.example/", "allow_cidrs[1] is not a valid");
+  expect(e, &ty, "https://fine.example/", "\"allowed\":false");
+  expect(e, &ty, "https://fine.example/", "'10.1.2.3/8' is not an address or a CIDR");
 
   /* reload picks up a change without a restart */
   write_file(ten, "t1.lua",

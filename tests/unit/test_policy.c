@@ -169,9 +169,9 @@ static void test_reload_per_file(void **st) {
   }
   /* fixed: loaded again, and the new version replaces the kept one */
   put(&f, "tenants/acme.lua", "return { f = function() return { v = 'acme2' } end }\n");
-  assert_true(pol_cached_states(f.e) > 0);
+  assert_true(policy_cached_states(f.e) > 0);
   assert_string_equal(Q(L, "return policy.reload().failed"), "0|nil");
-  assert_int_equal(pol_cached_states(f.e), 0);
+  assert_int_equal(policy_cached_states(f.e), 0);
   want(L, FILE_STATE("tenants/acme.lua"), "loaded|nil", NULL);
   assert_string_equal(Q(L, "return policy.call('acme', 'f', {})"), "{v=acme2}|nil");
 
@@ -646,7 +646,7 @@ static void test_validation_override_unused(void **st) {
   put(&f, "tenants/bad.lua", "local P = { validation = function(i) return { detail = 'bad advice' } end }\n"
                              "error('fails after defining validation')\nreturn P\n");
   char *err = NULL;
-  assert_int_equal(pol_reload(f.e, &err), 0);
+  assert_int_equal(policy_reload(f.e, &err), 0);
   static const char *const tenants[] = {"good", "bad", "plain", NULL};
   make_tenants(f.e, tenants);
   struct { const char *tenant, *detail; } cases[] = {
@@ -670,19 +670,19 @@ static void test_lru_bound(void **st) {
   fx f;
   fx_open(&f, "local kept\nreturn { keep = function(r) kept = r.v return {} end,\n"
               "  peek = function() return { v = kept } end }\n");
-  pol_set_limits(f.e, 0, 0, 4);
+  policy_set_limits(f.e, 0, 0, 4);
   lua_State *L = new_E(f.e);
   char code[128];
   for (int i = 0; i < 10; i++) {
     snprintf(code, sizeof code, "return policy.call('t%d', 'keep', {v = %d})", i, i);
     assert_string_equal(Q(L, code), "{}|nil");
   }
-  assert_int_equal(pol_cached_states(f.e), 4);
+  assert_int_equal(policy_cached_states(f.e), 4);
   /* the most recent keep their state; the evicted ones start afresh */
   assert_string_equal(Q(L, "return policy.call('t9', 'peek', {})"), "{v=9}|nil");
   assert_string_equal(Q(L, "return policy.call('t6', 'peek', {})"), "{v=6}|nil");
   assert_string_equal(Q(L, "return policy.call('t0', 'peek', {})"), "{}|nil");
-  assert_int_equal(pol_cached_states(f.e), 4);
+  assert_int_equal(policy_cached_states(f.e), 4);
   lua_close(L);
   fx_close(&f);
 }
@@ -758,8 +758,8 @@ static void test_concurrency(void **st) {
   put(&f, "tenants/broken.lua", "return { url = }\n");
   put(&f, "tenants/flip.lua", FLIP_GOOD);
   char *err = NULL;
-  assert_int_equal(pol_reload(f.e, &err), 0);
-  pol_set_limits(f.e, 200000, 0, 3);
+  assert_int_equal(policy_reload(f.e, &err), 0);
+  policy_set_limits(f.e, 200000, 0, 3);
   enum { NT = 7 };
   pthread_t th[NT];
   struct worker w[NT];

@@ -221,8 +221,8 @@ static void test_bad_tenant_names(void **st) {
     assert_string_equal(lua_tostring(E, -1), "invalid tenant name");
     lua_settop(E, 0);
   }
-  assert_false(pol_valid_tenant("../x"));
-  assert_true(pol_valid_tenant("acme.corp-1_a"));
+  assert_false(policy_valid_tenant("../x"));
+  assert_true(policy_valid_tenant("acme.corp-1_a"));
   assert_engine_works();
 }
 
@@ -267,7 +267,7 @@ static void test_patterns_usable(void **st) {
   (void)st;
   lua_State *P;
   char why[256];
-  P = sb_new(NULL, 0, 0, why, sizeof why);
+  P = policy_sandbox_new(NULL, 0, 0, why, sizeof why);
   assert_non_null(P);
   static const char src[] =
     "return { f = function(r)\n"
@@ -276,21 +276,21 @@ static void test_patterns_usable(void **st) {
     "  return { scheme = scheme, host = host, rest = rest, parts = n,\n"
     "           sub = r.host:gsub('%.', '_'), suffix = r.host:find('%.example%.com$') ~= nil,\n"
     "           cidr = net.in_cidr('10.20.3.4', '10.20.0.0/16'), v6 = net.in_cidr('fd00::1', 'fd00::/8'),\n"
-    "           notcidr = net.in_cidr('10.21.0.1', '10.20.0.0/16'), bad = net.in_cidr('x', '10/8'),\n"
+    "           notcidr = net.in_cidr('10.21.0.1', '10.20.0.0/16'), bad = net.in_cidr('x', '10.0.0.0/8'),\n"
     "           mixed = net.in_cidr('10.0.0.1', '::/0'),\n"
     "           sub1 = net.host_matches('API.Example.com', '*.example.com'),\n"
     "           apex = net.host_matches('example.com', '*.example.com'),\n"
     "           exact = net.host_matches('Example.COM.', 'example.com'),\n"
     "           evil = net.host_matches('evilexample.com', '*.example.com') }\n"
     "end }\n";
-  assert_int_equal(sb_load(P, src, strlen(src), "=t", 0, why, sizeof why), SB_OK);
+  assert_int_equal(policy_sandbox_load(P, src, strlen(src), "=t", 0, why, sizeof why), SB_OK);
   lua_settop(E, 0);
   lua_newtable(E);
   lua_pushliteral(E, "https://api.example.com/v1/mcp");
   lua_setfield(E, -2, "url");
   lua_pushliteral(E, "api.example.com");
   lua_setfield(E, -2, "host");
-  assert_int_equal(sb_call(P, E, "f", 1, why, sizeof why), SB_OK);
+  assert_int_equal(policy_sandbox_call(P, E, "f", 1, why, sizeof why), SB_OK);
   lua_getglobal(E, "show");
   lua_insert(E, -2);
   lua_call(E, 1, 1);
@@ -299,7 +299,57 @@ static void test_patterns_usable(void **st) {
                       "mixed=false,notcidr=false,parts=4,rest=/v1/mcp,scheme=https,"
                       "sub=api_example_com,sub1=true,suffix=true,v6=true}");
   lua_settop(E, 0);
-  sb_close(P);
+  policy_sandbox_close(P);
+}
+
+/* 53b: net.in_cidr reads a CIDR with the parser the SSRF guard uses for
+ * allow_cidrs (addr.c): a CIDR that is not one (host bits set, a bad length)
+ * fails the call (a deny naming it), never a silent true or false; an
+ * address that is not one is in no range. */
+static void test_in_cidr(void **st) {
+  (void)st;
+  static const struct { const char *args, *want; } cases[] = {
+    {"'10.9.9.9', '10.0.0.0/8'", "true"},
+    {"'11.0.0.1', '10.0.0.0/8'", "false"},
+    {"'1.2.3.4', '1.2.3.4'", "true"},                 /* a bare address: one host */
+    {"'1.2.3.5', '1.2.3.4'", "false"},
+    {"'fd00::1', 'fd00::/8'", "true"},
+    {"'::ffff:10.0.0.1', '10.0.0.0/8'", "false"},     /* families must agree */
+    {"'10.0.0.1', '::/0'", "false"},
+    {"'x', '10.0.0.0/8'", "false"},                   /* a host name is in no range */
+    {"nil, '10.0.0.0/8'", "false"},
+    {"'10.0.0.1/32', '10.0.0.0/8'", "false"},         /* a range is not an address */
+    {"'10.0.0.1\\0junk', '10.0.0.0/8'", "false"},     /* a NUL does not cut it short */
+    {"'10.9.9.9', '10.1.2.3/8'", "ERR '10.1.2.3/8' is not an address or a CIDR"},
+    {"'10.9.9.9', '10/8'", "ERR '10/8' is not"},
+    {"'10.9.9.9', '10.0.0.0/08'", "ERR '10.0.0.0/08' is not"},
+    {"'10.9.9.9', '10.0.0.0/33'", "ERR '10.0.0.0/33' is not"},
+    {"'10.9.9.9', '10.0.0.0/8\\0'", "ERR argument 2 is not an address or a CIDR"},
+    {"'10.9.9.9', 'secret token'", "ERR argument 2 is not an address or a CIDR"},
+    {"'10.9.9.9', nil", "ERR argument 2 is not"},
+  };
+  char why[256], src[256];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    lua_State *P = policy_sandbox_new(NULL, 0, 0, why, sizeof why);
+    assert_non_null(P);
+    snprintf(src, sizeof src, "return { f = function() return { r = net.in_cidr(%s) } end }", cases[i].args);
+    assert_int_equal(policy_sandbox_load(P, src, strlen(src), "=t", 0, why, sizeof why), SB_OK);
+    lua_settop(E, 0);
+    lua_newtable(E);
+    int rc = policy_sandbox_call(P, E, "f", 1, why, sizeof why);
+    if (strncmp(cases[i].want, "ERR ", 4) == 0) {
+      if (rc != SB_FAIL || !strstr(why, cases[i].want + 4))
+        fail_msg("in_cidr(%s): wanted an error with \"%s\", got %d: %s", cases[i].args, cases[i].want + 4, rc, why);
+      if (strstr(why, "secret")) fail_msg("in_cidr(%s): the text is repeated: %s", cases[i].args, why);
+    } else {
+      if (rc != SB_OK) fail_msg("in_cidr(%s): %s", cases[i].args, why);
+      lua_getfield(E, -1, "r");
+      if (strcmp(lua_toboolean(E, -1) ? "true" : "false", cases[i].want) != 0)
+        fail_msg("in_cidr(%s) is not %s", cases[i].args, cases[i].want);
+    }
+    lua_settop(E, 0);
+    policy_sandbox_close(P);
+  }
 }
 
 /* 54: a policy file in bytecode is refused (text chunks only). */
@@ -317,56 +367,59 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
 static void test_binary_file_refused(void **st) {
   (void)st;
   char why[256];
-  lua_State *P = sb_new(NULL, 0, 0, why, sizeof why);
+  lua_State *P = policy_sandbox_new(NULL, 0, 0, why, sizeof why);
   assert_non_null(P);
   lua_State *T = luaL_newstate();
   assert_int_equal(luaL_loadstring(T, "return { ok = function() return {} end }"), LUA_OK);
   dumplen = 0;
   assert_int_equal(lua_dump(T, dump_writer, NULL, 0), 0);
   lua_close(T);
-  assert_int_equal(sb_load(P, dumpbuf, dumplen, "=bin", 0, why, sizeof why), SB_FAIL);
+  assert_int_equal(policy_sandbox_load(P, dumpbuf, dumplen, "=bin", 0, why, sizeof why), SB_FAIL);
   assert_non_null(strstr(why, "binary"));
-  sb_close(P);
+  policy_sandbox_close(P);
 }
 
 /* 55: limits tripped while a file loads are reported against that file. */
 static void test_load_limits(void **st) {
   (void)st;
   char why[256];
-  lua_State *P = sb_new(NULL, 0, 0, why, sizeof why);
+  lua_State *P = policy_sandbox_new(NULL, 0, 0, why, sizeof why);
   static const char loop[] = "while true do end";
-  assert_int_equal(sb_load(P, loop, strlen(loop), "@x.lua", 0, why, sizeof why), SB_KILLED);
+  assert_int_equal(policy_sandbox_load(P, loop, strlen(loop), "@x.lua", 0, why, sizeof why), SB_KILLED);
   assert_string_equal(why, "x.lua: instruction budget exceeded");
-  sb_close(P);
-  P = sb_new(NULL, 1 << 20, 0, why, sizeof why);
+  policy_sandbox_close(P);
+  P = policy_sandbox_new(NULL, 1 << 20, 0, why, sizeof why);
   static const char grow[] = "local t = {} for i = 1, 1e9 do t[i] = i end";
-  assert_int_equal(sb_load(P, grow, strlen(grow), "@y.lua", 0, why, sizeof why), SB_KILLED);
+  assert_int_equal(policy_sandbox_load(P, grow, strlen(grow), "@y.lua", 0, why, sizeof why), SB_KILLED);
   assert_string_equal(why, "y.lua: memory limit exceeded");
-  sb_close(P);
+  policy_sandbox_close(P);
 }
+
+static const struct CMUnitTest more[] = {
+  cmocka_unit_test(test_env_probe),
+  cmocka_unit_test(test_string_metatable),
+  cmocka_unit_test(test_tenant_isolation),
+  cmocka_unit_test(test_kill_discards_state),
+  cmocka_unit_test(test_looping_tenant),
+  cmocka_unit_test(test_bad_tenant_names),
+  cmocka_unit_test(test_default_frozen_for_tenant),
+  cmocka_unit_test(test_budget_per_call),
+  cmocka_unit_test(test_frozen_reads),
+  cmocka_unit_test(test_bad_input),
+  cmocka_unit_test(test_patterns_usable),
+  cmocka_unit_test(test_in_cidr),
+  cmocka_unit_test(test_binary_file_refused),
+  cmocka_unit_test(test_load_limits),
+};
 
 int main(void) {
   enum { N = sizeof attempts / sizeof attempts[0] };
-  struct CMUnitTest tests[N + 13];
+  enum { M = sizeof more / sizeof more[0] };
+  struct CMUnitTest tests[N + M];
   for (size_t i = 0; i < N; i++) {
     tests[i] = (struct CMUnitTest)cmocka_unit_test_prestate(run_attempt, (void *)&attempts[i]);
     tests[i].name = attempts[i].fname;
   }
-  const struct CMUnitTest more[] = {
-    cmocka_unit_test(test_env_probe),
-    cmocka_unit_test(test_string_metatable),
-    cmocka_unit_test(test_tenant_isolation),
-    cmocka_unit_test(test_kill_discards_state),
-    cmocka_unit_test(test_looping_tenant),
-    cmocka_unit_test(test_bad_tenant_names),
-    cmocka_unit_test(test_default_frozen_for_tenant),
-    cmocka_unit_test(test_budget_per_call),
-    cmocka_unit_test(test_frozen_reads),
-    cmocka_unit_test(test_bad_input),
-    cmocka_unit_test(test_patterns_usable),
-    cmocka_unit_test(test_binary_file_refused),
-    cmocka_unit_test(test_load_limits),
-  };
   for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) tests[N + i] = more[i];
-  return _cmocka_run_group_tests("sandbox", tests, N + 13, group_setup, group_teardown);
+  return _cmocka_run_group_tests("sandbox", tests, N + M, group_setup, group_teardown);
 }

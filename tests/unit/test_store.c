@@ -25,6 +25,7 @@ static void run_case(const char *name) {
 #define CASE(n) static void test_##n(void **st) { (void)st; run_case(#n); }
 CASE(migrations_fresh)
 CASE(migration_upgrade_v1)
+CASE(migration_auth_type_v4)
 CASE(newer_version_refused)
 CASE(crud_and_types)
 CASE(conflicts_and_refs)
@@ -119,6 +120,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_migrations_fresh),
     cmocka_unit_test(test_migration_upgrade_v1),
+    cmocka_unit_test(test_migration_auth_type_v4),
     cmocka_unit_test(test_newer_version_refused),
     cmocka_unit_test(test_crud_and_types),
     cmocka_unit_test(test_conflicts_and_refs),

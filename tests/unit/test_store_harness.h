@@ -26,6 +26,7 @@ typedef struct {
   int pg;                       /* PostgreSQL backend */
   char dbs[SH_MAX_DBS][64];     /* PostgreSQL databases made for this case */
   int ndbs;
+  int ndbs_at;                  /* databases made by db_at (their file names) */
   mcpl_engine *e;
   lua_State *L;
 } sh_env;
@@ -314,6 +315,31 @@ static inline int sh_l_v1_fixture(lua_State *L) {
   return 1;
 }
 
+/* db_at(step) -> a new empty database at schema version step, as this code's
+ * migrations 1..step leave it (on either backend): the previous version, for
+ * the migration cases. */
+static inline int sh_l_db_at(lua_State *L) {
+  sh_env *env = lua_touserdata(L, lua_upvalueindex(1));
+  int step = (int)luaL_checkinteger(L, 1);
+  char out[512], label[32], *msg = NULL;
+  int rc;
+  snprintf(label, sizeof label, "at%d", env->ndbs_at++);
+  sh_newdb(env, label, out, sizeof out);
+  if (env->pg) rc = store_pg_migrate(out, step, &msg);
+  else {
+    sqlite3 *db = NULL;
+    rc = sqlite3_open(out, &db) == SQLITE_OK ? store_sqlite_migrate(db, step, &msg) : MCPL_E_INTERNAL;
+    sqlite3_close(db);
+  }
+  if (rc != MCPL_OK) {
+    lua_pushfstring(L, "db_at(%d): %s", step, msg ? msg : "cannot open");
+    free(msg);
+    return lua_error(L);
+  }
+  lua_pushstring(L, out);
+  return 1;
+}
+
 static inline int sh_l_now(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -368,6 +394,9 @@ static inline void sh_setup(sh_env *env) {
   lua_pushlightuserdata(L, env);
   lua_pushcclosure(L, sh_l_v1_fixture, 1);
   lua_setglobal(L, "v1_fixture");
+  lua_pushlightuserdata(L, env);
+  lua_pushcclosure(L, sh_l_db_at, 1);
+  lua_setglobal(L, "db_at");
   lua_pushstring(L, env->pg ? "pg" : "sqlite");
   lua_setglobal(L, "BACKEND");
   lua_pushcfunction(L, sh_l_now);

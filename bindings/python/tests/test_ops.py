@@ -1,12 +1,14 @@
 """engine.op, clients bound to an actor (attribute access from the registry), errors by code."""
 import asyncio
 import inspect
+import re
 
 import pytest
 
 import mcplink
 from mcplink import errors as merrors
-from conftest import API_KEY
+from mcplink._library import load_library
+from conftest import API_KEY, LIBRARY, TOP
 
 
 def test_op_returns_the_result_as_a_dict(engine):
@@ -78,10 +80,21 @@ def test_async_client_view(engine):
     assert inspect.iscoroutinefunction(engine.aop) and "asyncio" in repr(ann.aio)
 
 
+def library_codes():
+    """The stable codes as the library names them (mcpl_code_name), one for each mcpl_code value
+    core/mcplink.h declares."""
+    header = (TOP / "core" / "mcplink.h").read_text()
+    enum = header[header.index("typedef enum {"):header.index("} mcpl_code;")]
+    names = re.findall(r"^\s*MCPL_E_([A-Z_]+)", enum, re.M)
+    lib = load_library(LIBRARY)
+    codes = [lib.code_name(value) for value in range(1, len(names) + 1)]
+    assert codes == [n.lower() for n in names], "mcpl_code_name follows the enum"
+    return codes
+
+
 def test_every_code_has_its_class():
-    codes = ["invalid_argument", "not_found", "forbidden", "conflict", "url_blocked", "unauthorized",
-             "user_not_authenticated", "upstream_error", "timeout", "too_large", "key_unavailable",
-             "internal", "unavailable"]
+    codes = library_codes()
+    assert "unavailable" in codes and len(codes) >= 13
     for code in codes:
         cls = mcplink.error_class(code)
         assert cls is not mcplink.Error and cls.code == code and issubclass(cls, mcplink.Error)
