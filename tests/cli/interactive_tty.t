@@ -235,4 +235,20 @@ my ($cont) = $out =~ /"continuation":"([^"]+)"/;
 $out = `@M --tenant acme --user ann --compact tool continue '$cont' '{"profile":{"action":"accept","content":{"name":"Di"}}}' 2>&1`;
 ok($out =~ /\\"name\\":\\"Di\\"/, 'mcplink tool continue carries it on') or diag($out);
 
+# ---- a `run` script answers with its hook ------------------------------------------------
+open my $rf, '>', "$tmp/answer.lua" or die;
+print $rf <<"LUA";
+local ann = mcplink.as({ tenant = "acme", user = "ann" })
+local seen = {}
+mcplink.on_input(function(req) seen[#seen + 1] = req.message; return { action = "accept", content = { name = "Run" } } end)
+local r = ann:must("tool.call", { assistant = "$desk", tool = "v1__ask_form" })
+print("v1 " .. r.structuredContent.content.name .. " age " .. r.structuredContent.content.age .. " asked " .. #seen)
+r = ann:must("tool.call", { assistant = "$desk", tool = "v2__ask_form" })
+print("v2 " .. r.structuredContent.content.name .. " asked " .. #seen)
+LUA
+close $rf;
+$out = `@M run '$tmp/answer.lua' 2>&1`;
+ok($out =~ /^v1 Run age 30 asked 1\nv2 Run asked 2$/m, 'a run script answers both eras with mcplink.on_input (defaults filled)')
+  or diag($out);
+
 print "1..$n\n";
