@@ -8,6 +8,7 @@
 #include "engine.h"
 #include "http.h"
 #include "http_stream.h"
+#include "mcp_pump.h"
 #include "sse.h"
 
 #define MCP_MAX_ENTRIES 4096      /* cache entries; the oldest idle go first */
@@ -38,6 +39,7 @@ typedef struct {
   pthread_cond_t cv;
   mcp_entry *head;
   size_t n;
+  void *pumps;       /* parked calls (mcp_pump.c) */
 } mcp_cache;
 
 static long mono_ms(void) {
@@ -65,6 +67,7 @@ int mcp_engine_init(mcpl_engine *e, char **err) {
   (void)err;
   mcp_cache *c = calloc(1, sizeof *c);
   if (!c) return -1;
+  if (mcp_pump_init(&c->pumps) != 0) { free(c); return -1; }
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->cv, NULL);
   mcpl_engine_set_slot(e, MCPL_AREA_MCP, c);
@@ -113,6 +116,9 @@ static void send_closes(mcpl_engine *e, mcp_close *const *cs, size_t n, const mc
 void mcp_engine_fini(mcpl_engine *e) {
   mcp_cache *c = mcpl_engine_slot(e, MCPL_AREA_MCP);
   if (!c) return;
+  /* parked calls first: their notices go into sessions ended just below */
+  mcp_pump_fini(c->pumps);
+  c->pumps = NULL;
   mcp_close **cs = calloc(c->n ? c->n : 1, sizeof *cs);
   size_t n = 0;
   for (mcp_entry *x = c->head; cs && x; x = x->next)
@@ -470,6 +476,8 @@ static int l_sse_gc(lua_State *L) {
 }
 
 int luaopen_mcpl_mcp(lua_State *L) {
+  mcp_cache *cache = mcpl_engine_slot(mcpl_engine_of(L), MCPL_AREA_MCP);
+  mcp_pump_register(L, cache ? cache->pumps : NULL);
   if (luaL_newmetatable(L, SSE_MT)) {
     static const luaL_Reg m[] = {{"feed", l_sse_feed}, {"state", l_sse_state}, {NULL, NULL}};
     luaL_newlib(L, m);
@@ -482,6 +490,8 @@ int luaopen_mcpl_mcp(lua_State *L) {
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {
     {"stream", http_stream_lua},
+    {"pump", mcp_l_pump},
+    {"unpark", mcp_l_unpark},
     {"sse_parser", l_sse_new},
     {"cache_get", l_cache_get},
     {"cache_claim", l_cache_claim},

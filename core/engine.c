@@ -30,6 +30,7 @@ struct mcpl_engine {
 _Static_assert(offsetof(struct mcpl_engine, base) == 0, "the base comes first");
 
 static int open_core(lua_State *L);
+static int open_call(lua_State *L);
 
 static const mcpl_area_def areas[MCPL_AREA_COUNT] = {
   [MCPL_AREA_JSON] = {"json", luaopen_mcpl_json, NULL, NULL},
@@ -40,6 +41,7 @@ static const mcpl_area_def areas[MCPL_AREA_COUNT] = {
   [MCPL_AREA_MCP] = {"mcp", luaopen_mcpl_mcp, mcp_engine_init, mcp_engine_fini},
   [MCPL_AREA_POLICY] = {"policy", luaopen_mcpl_policy, policy_engine_init, policy_engine_fini},
   [MCPL_AREA_CORE] = {"core", open_core, NULL, NULL},
+  [MCPL_AREA_CALL] = {"call", open_call, NULL, NULL},
 };
 
 /* The pool as it stands: configured size, Lua states built, states in use. */
@@ -232,12 +234,23 @@ static void push_actor(lua_State *L, const mcpl_actor *a) {
 
 int mcpl_op(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
             const char *args_json, char **result_json) {
+  return mcpl_op_call(e, actor, op_name, args_json, NULL, result_json);
+}
+
+/* mcpl_op for a call handle: the handle is tied to the slot's cancellation
+ * while the op runs, and the state knows it (its host's callbacks). */
+int mcpl_op_call(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
+                 const char *args_json, mcpl_call *call, char **result_json) {
   char *err = NULL;
   if (!result_json) return MCPL_E_INVALID_ARGUMENT;
   *result_json = NULL;
   if (!e || !op_name) {
     *result_json = mcpl_json_error("invalid_argument", "engine and op name are required", NULL);
     return MCPL_E_INVALID_ARGUMENT;
+  }
+  if (call && mcpl_call_cancelled(call)) {
+    *result_json = mcpl_json_error_reason("timeout", "the call was cancelled before it started", "cancelled");
+    return MCPL_E_TIMEOUT;
   }
   pthread_mutex_lock(&e->mu);
   if (e->closing) {
@@ -254,7 +267,14 @@ int mcpl_op(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
     leave(e);
     return closing ? MCPL_E_TIMEOUT : MCPL_E_INTERNAL;
   }
+  if (call && mcpl_call_attach(call, &e->pool[slot].cancel) != 0) {
+    release(e, slot, 0);
+    leave(e);
+    *result_json = mcpl_json_error("invalid_argument", "this call handle is in use by another call", NULL);
+    return MCPL_E_INVALID_ARGUMENT;
+  }
   lua_State *L = e->pool[slot].L;
+  mcpl_state_set_call(L, call);
   int top = lua_gettop(L);
   int rc = MCPL_E_INTERNAL, discard = 0;
   lua_getfield(L, LUA_REGISTRYINDEX, "mcpl.dispatch");
@@ -293,6 +313,8 @@ int mcpl_op(mcpl_engine *e, const mcpl_actor *actor, const char *op_name,
     }
   }
   lua_settop(L, top);
+  mcpl_state_set_call(L, NULL);
+  if (call) mcpl_call_detach(call);
   release(e, slot, discard);
   leave(e);
   return rc;
@@ -331,6 +353,82 @@ static int core_op(lua_State *L) {
   mcpl_free(res);
   if (rc == MCPL_OK) lua_pushnil(L); else lua_pushstring(L, mcpl_code_name(rc));
   return 2;
+}
+
+/* The hooks of an operator script's op (call.op): Lua functions of the
+ * script's state, run on this thread while that state waits in call.op. */
+typedef struct {
+  lua_State *L;
+  mcpl_engine *e;
+  int input;  /* stack index of fn(request_json) -> result_json|nil, or 0 */
+  int event;  /* stack index of fn(event_json), or 0 */
+} script_hooks;
+
+static void hook_input(void *ud, const char *req, mcpl_reply *reply) {
+  script_hooks *h = ud;
+  lua_State *L = h->L;
+  lua_pushvalue(L, h->input);
+  lua_pushstring(L, req);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    mcpl_log(h->e, "warn", "the script's input hook failed: %s",
+             lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(error object)");
+  } else if (lua_type(L, -1) == LUA_TSTRING) {
+    mcpl_reply_set(reply, lua_tostring(L, -1));
+  }
+  lua_pop(L, 1);
+}
+
+static void hook_event(void *ud, const char *ev) {
+  script_hooks *h = ud;
+  lua_State *L = h->L;
+  lua_pushvalue(L, h->event);
+  lua_pushstring(L, ev);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+}
+
+/* call.op(actor, name, args_json [, hooks]) -> result_json, code|nil
+ * hooks = {input = fn, methods = {elicitation=true, ...}, event = fn}:
+ * an operator script's op with its own input handler and event hook. */
+static int call_op(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const char *name = luaL_checkstring(L, 2);
+  const char *args = luaL_optstring(L, 3, NULL);
+  mcpl_actor a = {0};
+  lua_getfield(L, 1, "system");
+  a.system = lua_toboolean(L, -1);
+  lua_getfield(L, 1, "tenant");
+  a.tenant = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+  lua_getfield(L, 1, "user");
+  a.user = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+  script_hooks h = {L, mcpl_engine_of(L), 0, 0};
+  unsigned methods = 0;
+  if (lua_istable(L, 4)) {
+    if (lua_getfield(L, 4, "input") == LUA_TFUNCTION) h.input = lua_gettop(L);
+    else lua_pop(L, 1);
+    if (lua_getfield(L, 4, "event") == LUA_TFUNCTION) h.event = lua_gettop(L);
+    else lua_pop(L, 1);
+    if (lua_getfield(L, 4, "methods") == LUA_TTABLE) methods = call_methods(L, -1);
+    lua_pop(L, 1);
+  }
+  mcpl_call *c = mcpl_call_new();
+  if (!c) return mcpl_lua_error(L, "internal", "out of memory");
+  if (h.input) mcpl_call_set_input(c, hook_input, &h, methods ? methods : MCPL_INPUT_ELICITATION);
+  if (h.event) mcpl_call_set_events(c, hook_event, &h);
+  char *res = NULL;
+  int rc = mcpl_op_call(h.e, &a, name, args, c, &res);
+  mcpl_call_free(c);
+  lua_pushstring(L, res ? res : "{}");
+  mcpl_free(res);
+  if (rc == MCPL_OK) lua_pushnil(L); else lua_pushstring(L, mcpl_code_name(rc));
+  return 2;
+}
+
+/* The `call` module (bind_call.c) plus call.op, which needs the pool. */
+static int open_call(lua_State *L) {
+  luaopen_mcpl_call(L);
+  lua_pushcfunction(L, call_op);
+  lua_setfield(L, -2, "op");
+  return 1;
 }
 
 /* The `core` module (bind_core.c) plus the functions that need the pool. */

@@ -3,6 +3,7 @@
 #ifndef MCPL_ENGINE_H
 #define MCPL_ENGINE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <lua.h>
@@ -23,6 +24,7 @@ enum mcpl_area {
   MCPL_AREA_MCP,
   MCPL_AREA_POLICY,
   MCPL_AREA_CORE,
+  MCPL_AREA_CALL,
   MCPL_AREA_COUNT
 };
 
@@ -45,6 +47,9 @@ int luaopen_mcpl_http(lua_State *L);
 int luaopen_mcpl_mcp(lua_State *L);
 int luaopen_mcpl_policy(lua_State *L);
 int luaopen_mcpl_core(lua_State *L);
+int luaopen_mcpl_call(lua_State *L);
+/* The input kinds a table names ({elicitation=true, ...}) as MCPL_INPUT_* bits. */
+unsigned call_methods(lua_State *L, int idx);
 int keyring_engine_init(mcpl_engine *e, char **err);
 void keyring_engine_fini(mcpl_engine *e);
 int store_engine_init(mcpl_engine *e, char **err);
@@ -114,6 +119,38 @@ mcpl_cancel *mcpl_state_cancel(lua_State *L);
  * wait raises: {code="timeout", reason="cancelled", message=...}. */
 int mcpl_lua_cancelled(lua_State *L);
 int mcpl_lua_raise_cancelled(lua_State *L);
+
+/* A call handle (engine_base.c): the host's callbacks for one call and
+ * its cancellation; read by the `call` module (bind_call.c). */
+struct mcpl_call {
+  pthread_mutex_t mu;
+  int cancelled;        /* sticky: mcpl_call_cancel was called */
+  int running;          /* an op runs for this handle */
+  mcpl_cancel *slot;    /* that op's pool slot flag, while running */
+  mcpl_event_fn event_fn;
+  void *event_ud;
+  mcpl_input_fn input_fn;
+  void *input_ud;
+  unsigned input_methods;
+};
+
+struct mcpl_reply {
+  char *json;
+};
+
+/* Call handles (engine_base.c). While an op runs for a handle, the handle is
+ * tied to the pool slot's cancellation: attach returns 0, or -1 when the
+ * handle is in use by another call; a handle cancelled before sets the
+ * slot's flag at once, and mcpl_call_cancel sets it while attached. */
+int mcpl_call_attach(mcpl_call *c, mcpl_cancel *slot);
+void mcpl_call_detach(mcpl_call *c);
+int mcpl_call_cancelled(mcpl_call *c);
+/* The handle (NULL: none) the op running on a Lua state was called with
+ * (luastate.c): its host's callbacks answer the `call` module. */
+void mcpl_state_set_call(lua_State *L, mcpl_call *c);
+mcpl_call *mcpl_state_call(lua_State *L);
+/* The engine's default input handler (fn NULL when none was set). */
+void mcpl_engine_input(mcpl_engine *e, mcpl_input_fn *fn, void **ud, unsigned *methods);
 
 lua_State *mcpl_state_engine(mcpl_engine *e, char **err);  /* engine Lua */
 lua_State *mcpl_state_script(mcpl_engine *e, char **err);  /* operator scripts */

@@ -1,5 +1,5 @@
 /* engine_base.c: the engine's own facts every part reads: options, the log,
- * per-area slots, interrupt and cancellation. Below the Lua states. */
+ * per-area slots, interrupt and cancellation, call handles. Below the Lua states. */
 #include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -20,6 +20,9 @@ struct mcpl_options {
   char *val[NOPTS];
   mcpl_log_fn log_fn;
   void *log_ud;
+  mcpl_input_fn input_fn;  /* the default input handler (mcpl_options_set_input) */
+  void *input_ud;
+  unsigned input_methods;
 };
 
 /* struct mcpl_engine (engine.c) starts with its base, checked there. */
@@ -66,6 +69,20 @@ void mcpl_options_set_log(mcpl_options *o, mcpl_log_fn fn, void *ud) {
   if (!o) return;
   o->log_fn = fn;
   o->log_ud = ud;
+}
+
+void mcpl_options_set_input(mcpl_options *o, mcpl_input_fn fn, void *ud, unsigned methods) {
+  if (!o) return;
+  o->input_fn = fn;
+  o->input_ud = ud;
+  o->input_methods = fn ? methods : 0;
+}
+
+void mcpl_engine_input(mcpl_engine *e, mcpl_input_fn *fn, void **ud, unsigned *methods) {
+  struct mcpl_engine_base *b = base_of(e);
+  *fn = b->input_fn;
+  *ud = b->input_ud;
+  *methods = b->input_methods;
 }
 
 void mcpl_options_free(mcpl_options *o) {
@@ -149,6 +166,9 @@ int mcpl_engine_base_init(struct mcpl_engine_base *b, const mcpl_options *o,
       }
     b->log_fn = o->log_fn;
     b->log_ud = o->log_ud;
+    b->input_fn = o->input_fn;
+    b->input_ud = o->input_ud;
+    b->input_methods = o->input_methods;
   }
   const char *level = b->opt[option_index("log_level")];
   const char *file = b->opt[option_index("log_file")];
@@ -164,4 +184,79 @@ void mcpl_engine_base_fini(struct mcpl_engine_base *b) {
   for (size_t i = 0; i < NOPTS; i++) free(b->opt[i]);
   if (b->log_file) fclose(b->log_file);
   pthread_mutex_destroy(&b->log_mu);
+}
+
+/* ---- call handles ------------------------------------------------------- */
+
+#define CALL_MAX_REPLY (1024 * 1024)
+
+mcpl_call *mcpl_call_new(void) {
+  mcpl_call *c = calloc(1, sizeof *c);
+  if (c) pthread_mutex_init(&c->mu, NULL);
+  return c;
+}
+
+void mcpl_call_free(mcpl_call *c) {
+  if (!c) return;
+  assert(!c->running);
+  pthread_mutex_destroy(&c->mu);
+  free(c);
+}
+
+int mcpl_call_cancel(mcpl_call *c) {
+  if (!c) return MCPL_E_INVALID_ARGUMENT;
+  pthread_mutex_lock(&c->mu);
+  c->cancelled = 1;
+  if (c->slot) atomic_store(&c->slot->requested, 1);
+  pthread_mutex_unlock(&c->mu);
+  return MCPL_OK;
+}
+
+void mcpl_call_set_events(mcpl_call *c, mcpl_event_fn fn, void *ud) {
+  if (!c) return;
+  c->event_fn = fn;
+  c->event_ud = ud;
+}
+
+void mcpl_call_set_input(mcpl_call *c, mcpl_input_fn fn, void *ud, unsigned methods) {
+  if (!c) return;
+  c->input_fn = fn;
+  c->input_ud = ud;
+  c->input_methods = fn ? methods : 0;
+}
+
+int mcpl_reply_set(mcpl_reply *r, const char *json) {
+  if (!r || !json || r->json) return MCPL_E_INVALID_ARGUMENT;
+  size_t n = strnlen(json, CALL_MAX_REPLY + 1);
+  if (n > CALL_MAX_REPLY) return MCPL_E_TOO_LARGE;
+  r->json = malloc(n + 1);
+  if (!r->json) return MCPL_E_INTERNAL;
+  memcpy(r->json, json, n + 1);
+  return MCPL_OK;
+}
+
+int mcpl_call_attach(mcpl_call *c, mcpl_cancel *slot) {
+  pthread_mutex_lock(&c->mu);
+  int busy = c->running;
+  if (!busy) {
+    c->running = 1;
+    c->slot = slot;
+    if (c->cancelled) atomic_store(&slot->requested, 1);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return busy ? -1 : 0;
+}
+
+void mcpl_call_detach(mcpl_call *c) {
+  pthread_mutex_lock(&c->mu);
+  c->running = 0;
+  c->slot = NULL;
+  pthread_mutex_unlock(&c->mu);
+}
+
+int mcpl_call_cancelled(mcpl_call *c) {
+  pthread_mutex_lock(&c->mu);
+  int v = c->cancelled;
+  pthread_mutex_unlock(&c->mu);
+  return v;
 }

@@ -14,6 +14,9 @@ struct mcpl_engine_base {
   char *opt[MCPL_NOPTS];
   mcpl_log_fn log_fn;
   void *log_ud;
+  mcpl_input_fn input_fn;  /* the default input handler (mcpl_options_set_input) */
+  void *input_ud;
+  unsigned input_methods;
   int log_level;
   FILE *log_file;
   pthread_mutex_t log_mu;

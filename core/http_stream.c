@@ -130,7 +130,9 @@ static void push_err(lua_State *L, const char *code, const char *reason, const c
 /* mcp.stream(spec, on_event) -> response | nil, err, partial
  * spec = {url=<http.url>, method=, headers={name=value}, body=, guard=,
  *         limits={connect_timeout_ms, timeout_ms, max_bytes, max_header_bytes},
- *         max_event=} (the guard and limits come from net.decide/net.LIMITS).
+ *         max_event=, uncancellable=} (the guard and limits come from
+ * net.decide/net.LIMITS; uncancellable: the call's cancellation does not end
+ * this exchange, for a notice that the call was cancelled).
  * A 2xx text/event-stream body is parsed and each event passed to
  * on_event(ev); a truthy return ends the exchange early (stopped=true). Other
  * bodies are returned whole in response.body. response = {status, headers,
@@ -202,7 +204,12 @@ int http_stream_lua(lua_State *L) {
   rq.on_body = hs_on_body;
   rq.on_tick = hs_on_tick;
   rq.ud = &c;
-  rq.cancel = mcpl_state_cancel(L);
+  /* A goodbye to the server (notifications/cancelled) is sent although its
+   * call was cancelled: within its own short limit, the engine's interrupt
+   * still ends it. */
+  lua_getfield(L, 1, "uncancellable");
+  rq.cancel = lua_toboolean(L, -1) ? NULL : mcpl_state_cancel(L);
+  lua_pop(L, 1);
   http_response rs;
   int rc = http_perform(mcpl_engine_of(L), &rq, &rs);
 

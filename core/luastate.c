@@ -40,11 +40,30 @@ mcpl_cancel *mcpl_state_cancel(lua_State *L) {
   return c;
 }
 
+static const char CALL_KEY = 0; /* its address keys the state's call handle */
+
+void mcpl_state_set_call(lua_State *L, mcpl_call *c) {
+  lua_pushlightuserdata(L, c);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &CALL_KEY);
+}
+
+mcpl_call *mcpl_state_call(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &CALL_KEY);
+  mcpl_call *c = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return c;
+}
+
 int mcpl_lua_cancelled(lua_State *L) {
   return mcpl_cancel_requested(mcpl_engine_of(L), mcpl_state_cancel(L));
 }
 
 int mcpl_lua_raise_cancelled(lua_State *L) {
+  /* the op has been told: the hook does not raise it a second time, so the
+   * op's own handling (a notice to the server that the call was cancelled)
+   * is not cut short */
+  mcpl_cancel *c = mcpl_state_cancel(L);
+  if (c && atomic_load_explicit(&c->requested, memory_order_relaxed)) c->raised = 1;
   mcpl_push_error(L, "timeout", "operation cancelled");
   lua_pushliteral(L, "cancelled");
   lua_setfield(L, -2, "reason");
@@ -359,7 +378,7 @@ lua_State *mcpl_state_engine(mcpl_engine *e, char **err) {
 }
 
 lua_State *mcpl_state_script(mcpl_engine *e, char **err) {
-  static const char *const script_areas[] = {"json", "log", "core", NULL};
+  static const char *const script_areas[] = {"json", "log", "core", "call", NULL};
   lua_State *L = boot(e, script_areas, "script.prelude", "mcpl.script", err);
   if (L) lua_sethook(L, script_interrupt_hook, LUA_MASKCOUNT, 10000);
   return L;

@@ -51,6 +51,10 @@ static const store_col oauth_pending_cols[] = {
 static const store_col oauth_clients_cols[] = {
   R("server_id", "servers"), T("issuer", ST_TEXT), T("client_id", ST_TEXT),
   T("client_secret", ST_SECRET), T("registration", ST_JSON), END};
+static const store_col continuations_cols[] = {
+  R("server_id", "servers"), R("user_id", "users"), R("assistant_id", "assistants"),
+  T("kind", ST_TEXT), T("target", ST_TEXT), T("token_hash", ST_TEXT), T("state", ST_SECRET),
+  T("expires_at", ST_INT), END};
 static const store_col audit_cols[] = {
   T("at", ST_INT), T("actor", ST_TEXT), T("op", ST_TEXT), T("target", ST_TEXT),
   T("outcome", ST_TEXT), T("detail", ST_JSON), END};
@@ -70,6 +74,7 @@ static store_table tables[] = {
   {"oauth_pending", "pending OAuth authorization", "opa_", 1, 0, 0, 0, oauth_pending_cols, "", 0},
   {"oauth_clients", "OAuth client", "ocl_", 1, 0, 0, 0, oauth_clients_cols, "", 0},
   {"audit", "audit record", "aud_", 1, 1, 0, 1, audit_cols, "", 0},
+  {"continuations", "continuation", "cnt_", 1, 0, 0, 0, continuations_cols, "", 0},
 };
 #define NTABLES ((int)(sizeof tables / sizeof tables[0]))
 
@@ -267,6 +272,21 @@ static const char MIGRATION_4_PG[] = SETTINGS_VERSION("BIGINT")
   "CREATE TRIGGER settings_version AFTER INSERT OR UPDATE OR DELETE ON settings"
   " FOR EACH STATEMENT EXECUTE FUNCTION mcplink_bump_settings();\n";
 
+/* 6: calls that wait for their user's answers (tool.continue and its kin):
+ * bound to the tenant, user, assistant, server and target, found by the
+ * hash of the token the host holds, the call's state sealed, expiring. */
+#define MIGRATION_6(ENTITY, INT) \
+  "CREATE TABLE continuations (" ENTITY TENANT \
+  "  server_id TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE, " \
+  "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE, " \
+  "  assistant_id TEXT NOT NULL REFERENCES assistants(id) ON DELETE CASCADE, " \
+  "  kind TEXT NOT NULL CONSTRAINT kind CHECK (kind IN ('tool','prompt','resource')), " \
+  "  target TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, state TEXT, expires_at " INT " NOT NULL, " \
+  "  created_at " INT " NOT NULL, updated_at " INT " NOT NULL);\n" TSEQ("continuations") \
+  "CREATE INDEX continuations_user ON continuations(user_id);\n" \
+  "CREATE INDEX continuations_server ON continuations(server_id);\n" \
+  "CREATE INDEX continuations_assistant ON continuations(assistant_id);\n"
+
 /* The tables whose changes move tenants.version: the only ones the read
  * cache may keep rows of (the same list as the triggers). */
 #define NAME_OF(t) t,
@@ -320,9 +340,9 @@ static const char MIGRATION_5_PG[] =
   "  CHECK ((auth_type COLLATE \"C\") ~ '^[a-z][a-z0-9_]{0,31}$');\n";
 
 static const char *const sqlite_steps[] = {MIGRATION_1_SQLITE, MIGRATION_2("INTEGER"), MIGRATION_3,
-                                           MIGRATION_4_SQLITE, MIGRATION_5_SQLITE};
+                                           MIGRATION_4_SQLITE, MIGRATION_5_SQLITE, MIGRATION_6(SQ_ENTITY, "INTEGER")};
 static const char *const pg_steps[] = {MIGRATION_1_PG, MIGRATION_2("BIGINT"), MIGRATION_3, MIGRATION_4_PG,
-                                       MIGRATION_5_PG};
+                                       MIGRATION_5_PG, MIGRATION_6(PG_ENTITY, "BIGINT")};
 #define NMIGRATIONS ((int)(sizeof sqlite_steps / sizeof sqlite_steps[0]))
 _Static_assert(sizeof sqlite_steps == sizeof pg_steps, "every step in both dialects");
 

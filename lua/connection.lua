@@ -40,6 +40,7 @@ function M.open(ctx, s, opts)
     timeout_ms = M.timeout_of(s),
     max_bytes = M.MAX_RESULT_BYTES,
     era = (not fresh and s.protocol_era ~= json.null) and s.protocol_era or nil,
+    server = { id = s.id, name = s.name, url = s.url },
   }), key
 end
 

@@ -2,9 +2,11 @@
 -- actor (settings.set op); read by the network layer on every request.
 local M = {}
 
-M.DEFAULTS = { allow_private_urls = false, allow_http = false }
+M.DEFAULTS = { allow_private_urls = false, allow_http = false,
+               -- how long a call may wait for its user's answers (a continuation)
+               input_timeout_ms = 10 * 60 * 1000 }
 
--- get_all() -> {allow_private_urls=bool, allow_http=bool}
+-- get_all() -> {allow_private_urls=bool, allow_http=bool, input_timeout_ms=int}
 function M.get_all()
   local out = {}
   for k, v in pairs(M.DEFAULTS) do out[k] = v end

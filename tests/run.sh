@@ -28,7 +28,8 @@ for f in "$BUILD"/tests/* tests/scenarios/*.lua tests/cli/*.t tests/python/*.t p
 done
 # the same tests on PostgreSQL: one wrapper each in $BUILD/pg (prove shows its name)
 PG_AGAIN="$BUILD/tests/test_store tests/scenarios/*.lua tests/cli/secrets.t tests/cli/workflows.t
-  tests/cli/oauth_flow.t tests/cli/oauth_attacks.t tests/cli/oauth_connect.t tests/cli/oauth_browser.t"
+  tests/cli/oauth_flow.t tests/cli/oauth_attacks.t tests/cli/oauth_connect.t tests/cli/oauth_browser.t
+  tests/cli/interactive.t"
 rm -rf "$BUILD/pg" && mkdir -p "$BUILD/pg"
 for f in $PG_AGAIN; do
   [ -e "$f" ] || continue

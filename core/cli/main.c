@@ -342,7 +342,29 @@ static int cmd_test(cli_ctx *c, const gopts *g, int argc, char **argv) {
   return worst;
 }
 
-/* Calls script.cli through the prelude: fn(compact, actor, argv). */
+/* host.read_line(prompt) -> line | nil: a line typed at the terminal (the
+ * prompt on stderr, so results on stdout stay clean); nil at end of input. */
+static int cli_read_line(lua_State *L) {
+  const char *prompt = luaL_optstring(L, 1, "");
+  fputs(prompt, stderr);
+  fflush(stderr);
+  char buf[8192];
+  if (!fgets(buf, sizeof buf, stdin)) { lua_pushnil(L); return 1; }
+  buf[strcspn(buf, "\r\n")] = 0;
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/* host.write(text): to the terminal (stderr) */
+static int cli_write(lua_State *L) {
+  fputs(luaL_checkstring(L, 1), stderr);
+  fflush(stderr);
+  return 0;
+}
+
+/* Calls script.cli through the prelude: fn(compact, actor, argv, host); host
+ * = {tty, read_line, write}: with stdin and stderr a terminal, a server's
+ * questions during the command are put to the person there. */
 static int call_script_cli(cli_ctx *c, const char *fn, int argc, char **argv) {
   lua_State *L = cli_script_state(c);
   if (!L) return 1;
@@ -354,8 +376,15 @@ static int call_script_cli(cli_ctx *c, const char *fn, int argc, char **argv) {
     lua_pushstring(L, argv[i]);
     lua_rawseti(L, -2, i + 1);
   }
+  lua_createtable(L, 0, 3);
+  lua_pushboolean(L, isatty(STDIN_FILENO) && isatty(STDERR_FILENO));
+  lua_setfield(L, -2, "tty");
+  lua_pushcfunction(L, cli_read_line);
+  lua_setfield(L, -2, "read_line");
+  lua_pushcfunction(L, cli_write);
+  lua_setfield(L, -2, "write");
   int status = 1;
-  if (lua_pcall(L, 3, 1, 0) != LUA_OK) fprintf(stderr, "mcplink: %s\n", lua_tostring(L, -1));
+  if (lua_pcall(L, 4, 1, 0) != LUA_OK) fprintf(stderr, "mcplink: %s\n", lua_tostring(L, -1));
   else status = (int)lua_tointeger(L, -1);
   fflush(stdout);
   lua_close(L);

@@ -172,6 +172,25 @@ static int repl_lua_history(lua_State *L) {
   return 1;
 }
 
+/* host.read_line(prompt) -> line | nil: a server's question put to the person
+ * at the terminal while an op runs (script.ask); nil on Ctrl-D or Ctrl-C
+ * (which also stops the op). Answers never go into the history. */
+static int repl_lua_read_line(lua_State *L) {
+  const char *prompt = luaL_optstring(L, 1, "");
+  if (!repl_tty || repl_sigint) { lua_pushnil(L); return 1; }
+  char *line = readline(prompt);
+  if (!line || repl_sigint || repl_hangup) { free(line); lua_pushnil(L); return 1; }
+  lua_pushstring(L, line);
+  free(line);
+  return 1;
+}
+
+static int repl_lua_write(lua_State *L) {
+  fputs(luaL_checkstring(L, 1), stdout);
+  fflush(stdout);
+  return 0;
+}
+
 /* ---- completion ---------------------------------------------------------- */
 
 static char **repl_cand;
@@ -379,6 +398,12 @@ static int repl_open(cli_ctx *c, lua_State *L) {
   lua_setfield(L, -2, "compact");
   lua_pushcfunction(L, repl_lua_history);
   lua_setfield(L, -2, "history");
+  lua_pushboolean(L, repl_tty);
+  lua_setfield(L, -2, "tty");
+  lua_pushcfunction(L, repl_lua_read_line);
+  lua_setfield(L, -2, "read_line");
+  lua_pushcfunction(L, repl_lua_write);
+  lua_setfield(L, -2, "write");
   if (lua_pcall(L, 3, 1, 0) != LUA_OK) goto fail;
   repl_session = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, prelude);
@@ -395,6 +420,7 @@ int cli_repl(cli_ctx *c) {
   if (!L) return 1;
   repl_L = L;
   repl_engine = c->engine;
+  repl_tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
   if (repl_open(c, L) != 0) goto done;
 
   memset(&sa, 0, sizeof sa);
@@ -405,7 +431,6 @@ int cli_repl(cli_ctx *c) {
   sa.sa_handler = repl_on_sighup;
   sigaction(SIGHUP, &sa, &old_hup);
 
-  repl_tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
   if (repl_tty) {
     repl_hist_path = repl_history_path(c);
     status = repl_interactive();

@@ -19,7 +19,8 @@ local Client = {}
 Client.__index = Client
 
 -- new(ctx, opts) -> client; opts = {key, url, headers, timeout_ms, max_bytes,
--- era = "modern"|"legacy"|"sse" (a hint: skips probing), version (hint)}.
+-- era = "modern"|"legacy"|"sse" (a hint: skips probing), version (hint),
+-- server = {id, name, url} (how events and input requests name the server)}.
 -- key names the server and credential in the engine-wide caches (the era,
 -- sessions, stale marks, tool header specs).
 function M.new(ctx, opts)
@@ -32,6 +33,7 @@ function M.new(ctx, opts)
   local c = setmetatable({
     ctx = ctx, key = opts.key, url = opts.url, headers = headers,
     timeout_ms = opts.timeout_ms or 60000, max_bytes = opts.max_bytes or 16 * 1024 * 1024,
+    server = opts.server,
   }, Client)
   legacy.sweep() -- idle sessions of every server end now and then
   local cached = mcp.cache_get("era:" .. c.key)
@@ -73,9 +75,11 @@ function Client:discover(opts)
   return self:remember(sse.discover(self, bound))
 end
 
--- call(method, params, opts) -> result: routed to the server's era, within
--- one deadline (opts.timeout_ms, else the server's timeout);
--- opts = {timeout_ms?, deadline?, progress?}
+-- call(method, params, opts) -> result | mcp.input.suspend{...}: routed to
+-- the server's era, within one deadline (opts.timeout_ms, else the server's
+-- timeout); opts = {timeout_ms?, deadline?, progress?, resumable?}.
+-- resumable: an elicitation the host does not answer now suspends the call
+-- (the op hands out a continuation) instead of being cancelled.
 function Client:call(method, params, opts)
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
@@ -96,23 +100,34 @@ function Client:list(kind, opts)
   return paging.list(self, kind, opts)
 end
 
--- call_tool(name, arguments [, opts]) -> result; opts = {timeout_ms?, progress?}
+-- call_tool(name, arguments [, opts]) -> result;
+-- opts = {timeout_ms?, progress?, resumable?} (see call)
 function Client:call_tool(name, arguments, opts)
   opts = opts or {}
   local args = arguments
   if args == nil or (type(args) == "table" and next(args) == nil and not json.is_array(args)) then args = json.object() end
   return self:call("tools/call", { name = name, arguments = args },
-    { timeout_ms = opts.timeout_ms, progress = opts.progress })
+    { timeout_ms = opts.timeout_ms, progress = opts.progress, resumable = opts.resumable })
 end
 
-function Client:read_resource(uri)
-  return self:call("resources/read", { uri = uri })
+function Client:read_resource(uri, opts)
+  return self:call("resources/read", { uri = uri }, opts)
 end
 
-function Client:get_prompt(name, arguments)
+function Client:get_prompt(name, arguments, opts)
   local p = { name = name }
   if arguments ~= nil and next(arguments) ~= nil then p.arguments = arguments end
-  return self:call("prompts/get", p)
+  return self:call("prompts/get", p, opts)
+end
+
+-- resume(state, answers [, opts]) -> result | mcp.input.suspend{...}: a
+-- suspended call carries on with the host's answers (state: what the
+-- suspension held, its era's own)
+function Client:resume(state, answers, opts)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.resumable = true
+  return ERAS[state.era].resume(self, state, answers, o)
 end
 
 -- listen(opts) -> notifications seen (mcp.modern); a 2026-07-28 server only

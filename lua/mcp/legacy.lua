@@ -6,7 +6,9 @@ local core = require "core"
 local errors = require "errors"
 local jsonrpc = require "mcp.jsonrpc"
 local transport = require "mcp.transport"
+local call = require "call"
 local incoming = require "mcp.incoming"
+local input = require "mcp.input"
 local protocol = require "mcp.protocol"
 
 local M = {}
@@ -46,8 +48,12 @@ local function initialize(c, deadline)
   local id = jsonrpc.next_id()
   local r = transport.exchange(c, {
     method = "POST", headers = session_headers(c, nil), id = id, deadline = deadline,
+    -- the session serves every caller: elicitation is declared (each call
+    -- answers it: its host now, a continuation, or cancel), sampling and
+    -- roots only when the engine's default handler answers them
     body = json.encode(jsonrpc.request(id, "initialize", {
-      protocolVersion = protocol.LEGACY[1], capabilities = json.object(), clientInfo = protocol.CLIENT_INFO })),
+      protocolVersion = protocol.LEGACY[1], capabilities = input.capabilities(true, true),
+      clientInfo = protocol.CLIENT_INFO })),
     on_message = incoming.handler(c, nil),
   })
   if not r.message then
@@ -136,64 +142,140 @@ end
 local function cancel_notice(c, s, id, reason)
   pcall(function()
     transport.send(c, session_headers(c, s), jsonrpc.notification("notifications/cancelled", { requestId = id, reason = reason }),
-      { timeout_ms = M.CANCEL_TIMEOUT_MS })
+      { timeout_ms = M.CANCEL_TIMEOUT_MS, uncancellable = true })
   end)
 end
 
--- call(c, method, params, opts) -> result | raises;
--- opts = {deadline?, timeout_ms?, progress?}
+-- abandoned(err): a call that failed on the client's side while the server
+-- may still work on it (timed out, cancelled, the host's answer refused):
+-- the server is told (notifications/cancelled)
+local function abandoned(e)
+  return type(e) == "table" and (e.code == "timeout" or e.code == "invalid_argument" or e.code == "internal")
+end
+
+-- park_notice(c, s, id, guard) -> what a parked call's pump sends when
+-- nobody carries the call on before its deadline: notifications/cancelled
+local function park_notice(c, s, id, guard)
+  return { url = c.url, headers = session_headers(c, s), guard = guard,
+           body = json.encode(jsonrpc.notification("notifications/cancelled", { requestId = id, reason = "timeout" })) }
+end
+
+-- exchange(c, s, id, method, xreq, st) -> r | input.suspend{...}: one
+-- exchange of a call (xreq as transport.exchange takes it), the server's
+-- requests on its stream answered within the session. With xreq.pump, an
+-- elicitation the host answers later parks the call: its stream stays open
+-- on the pump while a continuation waits (held until the call's deadline;
+-- the server is told if nobody answers). st = {deadline, timeout, token, opts}.
+local function exchange(c, s, id, method, xreq, st)
+  local hopts = { token = st.token, progress = st.opts.progress, park = xreq.pump }
+  local respond = function(msg) pcall(post, c, s, msg, st.deadline) end
+  xreq.on_message = incoming.handler(c, respond, hopts)
+  xreq.id, xreq.deadline, xreq.timeout_ms = id, st.deadline, st.timeout
+  local ok, r = pcall(transport.exchange, c, xreq)
+  if not ok then
+    if abandoned(r) then cancel_notice(c, s, id, r.reason or r.code) end
+    error(r, 0)
+  end
+  if r.parked then
+    local m, pump, guard = hopts.parked, r.parked, r.guard
+    local desc = input.describe(tostring(m.id), m, c)
+    return input.suspend({
+      era = "legacy", method = method, requests = { desc }, id = id, server_request_id = m.id,
+      session = { id = s.id, version = s.version }, deadline = st.deadline, timeout_ms = st.timeout,
+      token = st.token, ttl_ms = math.max(0, math.floor(st.deadline - core.mono_ms())),
+      -- not stored: the pump is held in the engine under the continuation's key
+      _hold = function(key, ttl) return pump:park(key, ttl, park_notice(c, s, id, guard)) end,
+      _drop = function() pump:close(); cancel_notice(c, s, id, "cancelled") end,
+    })
+  end
+  -- the stream broke before the response: resumed with GET + Last-Event-ID
+  if not r.message and r.sse and is_set(r.last_event_id) and r.last_event_id ~= "" then
+    local on_message = incoming.handler(c, respond, { token = st.token, progress = st.opts.progress })
+    local ok2, m2 = pcall(resume, c, s, r, id, on_message, st.deadline, st.timeout)
+    if not ok2 then
+      if abandoned(m2) then cancel_notice(c, s, id, m2.reason or m2.code) end
+      error(m2, 0)
+    end
+    r.message = m2
+  end
+  return r
+end
+
+-- result(method, r) -> the call's result from its exchange | raises
+local function result(method, r)
+  local msg = r.message
+  if msg then
+    if type(msg.error) == "table" then jsonrpc.raise_rpc(msg.error, r.status, method) end
+    if type(msg.result) ~= "table" then errors.raise("upstream_error", method .. ": the result is not an object", nil, { reason = "invalid_result" }) end
+    return msg.result
+  end
+  if r.status >= 300 then transport.fail(r, method) end
+  errors.raise("upstream_error", method .. ": the response stream ended without a response", nil,
+    { reason = r.cut and "stream_broken" or "no_response" })
+end
+
+-- call(c, method, params, opts) -> result | input.suspend{...} | raises;
+-- opts = {deadline?, timeout_ms?, progress?, resumable?}. resumable and no
+-- handler that answers elicitation now: the call's stream is read on a pump,
+-- so the call can wait for its user (see exchange).
 function M.call(c, method, params, opts)
   opts = opts or {}
   local deadline, timeout = transport.deadline(c, opts)
   local s, r0 = session(c, false, false, deadline)
   if not s then transport.fail(r0, method) end
+  local pump = (opts.resumable and not call.host().elicitation) and true or nil
   for attempt = 1, 2 do
     local id = jsonrpc.next_id()
     local p = copy(params)
-    local token
-    if opts.progress then
-      token = "p" .. id
+    local token = incoming.progress_token(id, opts)
+    if token then
       local meta = copy(type(p._meta) == "table" and p._meta or nil)
       meta.progressToken = token
       p._meta = meta
     end
-    -- what the server sends on the call's stream besides the response:
-    -- its requests are answered within the session
-    local respond = function(msg) pcall(post, c, s, msg, deadline) end
-    local on_message = incoming.handler(c, respond, token, opts.progress)
-    local ok, r = pcall(transport.exchange, c, { method = "POST", headers = session_headers(c, s),
-      body = json.encode(jsonrpc.request(id, method, p)), id = id, on_message = on_message,
-      deadline = deadline, timeout_ms = timeout })
-    if not ok then
-      if type(r) == "table" and r.code == "timeout" then cancel_notice(c, s, id, r.reason or "timeout") end
-      error(r, 0)
-    end
+    local r = exchange(c, s, id, method, { method = "POST", headers = session_headers(c, s), pump = pump,
+      body = json.encode(jsonrpc.request(id, method, p)) },
+      { deadline = deadline, timeout = timeout, token = token, opts = opts })
+    if input.is_suspended(r) then return r end
     if r.status == 404 and s.id and attempt == 1 then
       -- the session expired on the server: initialize once more and retry
       s = session(c, true, false, deadline)
-      goto continue
+    else
+      return result(method, r)
     end
-    do
-      local msg = r.message
-      if not msg and r.sse and is_set(r.last_event_id) and r.last_event_id ~= "" then
-        local ok2, m2 = pcall(resume, c, s, r, id, on_message, deadline, timeout)
-        if not ok2 then
-          if type(m2) == "table" and m2.code == "timeout" then cancel_notice(c, s, id, m2.reason or "timeout") end
-          error(m2, 0)
-        end
-        msg = m2
-      end
-      if msg then
-        if type(msg.error) == "table" then jsonrpc.raise_rpc(msg.error, r.status, method) end
-        if type(msg.result) ~= "table" then errors.raise("upstream_error", method .. ": the result is not an object", nil, { reason = "invalid_result" }) end
-        return msg.result
-      end
-      if r.status >= 300 then transport.fail(r, method) end
-      errors.raise("upstream_error", method .. ": the response stream ended without a response", nil,
-        { reason = r.cut and "stream_broken" or "no_response" })
-    end
-    ::continue::
   end
+end
+
+-- resume(c, state, answers, opts) -> result | input.suspend{...}: a parked
+-- call carries on: the answer goes to the server's request, and its stream,
+-- held open meanwhile, is read on. Only the engine instance that parked it
+-- holds it; past the call's deadline it has ended (the server was told).
+function M.resume(c, state, answers, opts)
+  local p = mcp.unpark(state.park_key)
+  if not p then
+    errors.raise("not_found", "the call that waited for these answers has ended, or is held by another engine " ..
+      "instance (a handshake-era server's call stays on the instance that started it)", "continuation")
+  end
+  local s = state.session
+  local deadline, timeout = state.deadline, state.timeout_ms
+  if core.mono_ms() >= deadline then
+    p:close()
+    errors.raise("timeout", state.method .. ": the server's question waited past the call's timeout (" ..
+      timeout .. " ms); the server was told the call is cancelled", nil, { reason = "timeout" })
+  end
+  local d = state.requests[1]
+  local okp, st = pcall(post, c, s, jsonrpc.result(state.server_request_id, answers[d.key]), deadline)
+  if not okp or st >= 400 then
+    p:close()
+    cancel_notice(c, s, state.id, "answer_refused")
+    errors.raise("upstream_error", state.method .. ": the server did not take the answer (" ..
+      (okp and ("HTTP " .. st) or tostring(st.message or st)) .. ")", nil, { reason = "answer_refused" })
+  end
+  local r = exchange(c, s, state.id, state.method,
+    { method = "POST", headers = session_headers(c, s), pump = true, pump_handle = p },
+    { deadline = deadline, timeout = timeout, token = state.token, opts = opts or {} })
+  if input.is_suspended(r) then return r end
+  return result(state.method, r)
 end
 
 -- discover(c, bound) -> info | nil: initialize refused (not this era).

@@ -1,12 +1,14 @@
 -- mcp.modern: the 2026-07-28 era: stateless requests, each carrying _meta and the
 -- Mcp-* headers; server/discover, version correction, subscriptions/listen.
 local json = require "json"
+local core = require "core"
 local errors = require "errors"
 local log = require "log"
 local jsonrpc = require "mcp.jsonrpc"
 local transport = require "mcp.transport"
 local headers = require "mcp.headers"
 local incoming = require "mcp.incoming"
+local input = require "mcp.input"
 local protocol = require "mcp.protocol"
 
 local M = {}
@@ -24,15 +26,16 @@ local function copy(t)
   return c
 end
 
--- request(c, id, method, params, version [, progress_token]) -> body, headers:
--- _meta names the revision, the client and its capabilities; the headers
--- repeat what intermediaries route on (method, name, x-mcp-header parameters)
-local function request(c, id, method, params, version, token)
+-- request(c, id, method, params, version [, progress_token [, resumable]]) ->
+-- body, headers: _meta names the revision, the client and its capabilities
+-- (what this call's host can answer); the headers repeat what intermediaries
+-- route on (method, name, x-mcp-header parameters)
+local function request(c, id, method, params, version, token, resumable)
   local p = copy(params)
   local meta = copy(type(p._meta) == "table" and p._meta or nil)
   meta[META_VERSION] = version
   meta[META_INFO] = protocol.CLIENT_INFO
-  meta[META_CAPS] = json.object()
+  meta[META_CAPS] = input.capabilities(resumable)
   if token then meta.progressToken = token end
   p._meta = meta
   local h = transport.post_headers(c)
@@ -46,37 +49,56 @@ local function request(c, id, method, params, version, token)
   return json.encode(jsonrpc.request(id, method, p)), h
 end
 
--- final(method, res) -> res, the call's result. A result that is not
--- complete (resultType input_required: the server asks the client something
--- before it can answer) is refused: mcplink does not offer that.
+-- final(method, res) -> res, the call's result: a result without resultType
+-- is complete (servers of earlier revisions send none); input_required is
+-- the caller's to handle (call); anything else is refused.
 local function final(method, res)
   if type(res) ~= "table" then errors.raise("upstream_error", method .. ": the result is not an object", nil, { reason = "invalid_result" }) end
   local rt = res.resultType
-  if is_set(rt) and rt ~= "complete" then
-    errors.raise("upstream_error", method .. ": the server needs input from the user (resultType '" .. tostring(rt) ..
-      "'), which mcplink does not provide", nil, { reason = "input_required" })
+  if is_set(rt) and rt ~= "complete" and not (rt == "input_required" and input.RESUMABLE[method]) then
+    errors.raise("upstream_error", method .. ": the server answered with resultType '" .. tostring(rt):sub(1, 100) ..
+      "', which this request does not allow", nil, { reason = "invalid_result" })
   end
   return res
 end
 
--- call(c, method, params, opts) -> result | nil when opts.probe and the
--- server does not speak this era | raises.
--- opts = {deadline?, timeout_ms?, progress?, probe?}. Retries once with a
--- mutually supported version after UnsupportedProtocolVersionError, relists
--- the tools once after a header mismatch, and re-issues a request whose
--- response stream broke before the response arrived.
+-- with_input(params, answers, state) -> the params of a retry: the answers
+-- of the last round as inputResponses, the server's requestState echoed
+-- exactly as it came (never parsed, logged or shown), or left out when the
+-- server sent none
+local function with_input(params, answers, state)
+  local p = copy(params)
+  p.inputResponses = answers
+  p.requestState = is_set(state) and state or nil
+  return p
+end
+
+-- call(c, method, params, opts) -> result | input.suspend{...} (an
+-- elicitation the host answers later) | nil when opts.probe and the server
+-- does not speak this era | raises.
+-- opts = {deadline?, timeout_ms?, progress?, probe?, resumable?}. Retries
+-- once with a mutually supported version after
+-- UnsupportedProtocolVersionError, relists the tools once after a header
+-- mismatch, re-issues a request whose response stream broke before the
+-- response arrived, and answers input_required results (multi round-trip
+-- requests): each retry is a new request with a new id, the answers and the
+-- echoed requestState; each round has the server's full timeout (the host's
+-- answer may take a while).
 function M.call(c, method, params, opts)
   opts = opts or {}
   local deadline, timeout = transport.deadline(c, opts)
   local version = c.version or protocol.MODERN[1]
   local corrected, reissued, relisted = false, false, false
+  local base = copy(params)
+  base.inputResponses, base.requestState = nil, nil
+  local rounds = opts.rounds or 0
   while true do
     local id = jsonrpc.next_id()
-    local token = opts.progress and ("p" .. id) or nil
-    local body, h = request(c, id, method, params, version, token)
+    local token = incoming.progress_token(id, opts)
+    local body, h = request(c, id, method, params, version, token, opts.resumable)
     local r = transport.exchange(c, {
       method = "POST", headers = h, body = body, id = id, deadline = deadline, timeout_ms = timeout,
-      on_message = incoming.handler(c, nil, token, opts.progress),
+      on_message = incoming.handler(c, nil, { token = token, progress = opts.progress }),
     })
     local e = r.message and type(r.message.error) == "table" and r.message.error
     if not r.message and r.status >= 300 then e = jsonrpc.body_error(r.body) end
@@ -100,7 +122,29 @@ function M.call(c, method, params, opts)
         jsonrpc.raise_rpc(e, r.status, method)
       end
       c.version = version
-      return final(method, r.message.result)
+      local res = final(method, r.message.result)
+      if res.resultType ~= "input_required" then return res end
+      rounds = rounds + 1
+      if rounds > input.MAX_ROUNDS then
+        errors.raise("upstream_error", method .. ": the server still needs input after " .. input.MAX_ROUNDS ..
+          " rounds", nil, { reason = "too_many_rounds" })
+      end
+      if not is_set(res.inputRequests) and not is_set(res.requestState) then
+        errors.raise("upstream_error", method .. ": input_required without inputRequests or requestState", nil,
+          { reason = "invalid_result" })
+      end
+      if is_set(res.requestState) and type(res.requestState) ~= "string" then
+        errors.raise("upstream_error", method .. ": requestState is not a string", nil, { reason = "invalid_result" })
+      end
+      local answers, pending = input.resolve(c, res.inputRequests, opts.resumable)
+      if pending then
+        return input.suspend({ era = "modern", method = method, params = base, answered = answers,
+                               request_state = res.requestState, requests = pending, rounds = rounds })
+      end
+      params = with_input(base, answers, res.requestState)
+      deadline = core.mono_ms() + timeout
+      reissued = false
+      goto continue
     end
     if r.status == 401 or r.status == 403 then transport.fail(r, method) end
     if opts.probe and (r.status == 400 or r.status == 404 or r.status == 405) and not (e and jsonrpc.MODERN_ERRORS[e.code]) then
@@ -117,6 +161,18 @@ function M.call(c, method, params, opts)
       { reason = r.cut and "stream_broken" or "no_response" })
     ::continue::
   end
+end
+
+-- resume(c, state, answers, opts) -> result | input.suspend{...}: a call
+-- that waited for its host carries on with the host's answers (and those
+-- given before, in the same round), from a fresh request.
+function M.resume(c, state, answers, opts)
+  local all = json.object()
+  for k, v in pairs(state.answered or {}) do all[k] = v end
+  for k, v in pairs(answers) do all[k] = v end
+  local o = copy(opts)
+  o.deadline, o.rounds = nil, state.rounds
+  return M.call(c, state.method, with_input(state.params, all, state.request_state), o)
 end
 
 -- discover(c, bound, probing) -> info | nil: not (or not only) a modern

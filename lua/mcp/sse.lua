@@ -6,6 +6,7 @@ local net = require "net"
 local jsonrpc = require "mcp.jsonrpc"
 local transport = require "mcp.transport"
 local incoming = require "mcp.incoming"
+local input = require "mcp.input"
 local protocol = require "mcp.protocol"
 
 local M = {}
@@ -25,8 +26,10 @@ local function operation(c, method, params, opts)
   local base = net.parse(c.url, "url")
   local endpoint, init, result, failure
   local init_id, req_id = jsonrpc.next_id(), jsonrpc.next_id()
-  local token
-  if opts.progress then token = "p" .. req_id end
+  local token = incoming.progress_token(req_id, opts)
+  -- 2024-11-05 has no elicitation; sampling and roots as this call's host answers them
+  local caps = input.capabilities(false)
+  caps.elicitation = nil
   local post_headers = transport.post_headers(c)
   post_headers["MCP-Protocol-Version"] = protocol.SSE
   local function post(msg)
@@ -35,7 +38,7 @@ local function operation(c, method, params, opts)
   end
   -- what the server sends on the stream besides the responses: its requests
   -- are answered at the message endpoint
-  local notes = incoming.handler(c, function(m) pcall(post, m) end, token, opts.progress)
+  local notes = incoming.handler(c, function(m) pcall(post, m) end, { token = token, progress = opts.progress })
   local function on_event(ev)
     if not endpoint then
       if ev.event ~= "endpoint" then return false end
@@ -47,7 +50,7 @@ local function operation(c, method, params, opts)
       end
       endpoint = u:text()
       post(jsonrpc.request(init_id, "initialize", { protocolVersion = protocol.SSE,
-        capabilities = json.object(), clientInfo = protocol.CLIENT_INFO }))
+        capabilities = caps, clientInfo = protocol.CLIENT_INFO }))
       return false
     end
     if ev.event ~= "message" then return false end

@@ -81,12 +81,51 @@ M.SEND_MAX_MS = 10000
 
 -- send(c, headers, msg, opts) -> HTTP status: a notification or a response
 -- to the server (202 expected), within 10 s, opts.timeout_ms (else c's) and
--- the call's deadline; opts = {url?, deadline?, timeout_ms?}
+-- the call's deadline; opts = {url?, deadline?, timeout_ms?, uncancellable?}
+-- (uncancellable: sent although the call was cancelled, e.g. the notice
+-- that it was)
 function M.send(c, headers, msg, opts)
   local t = math.min(opts.timeout_ms or c.timeout_ms, M.SEND_MAX_MS)
   if opts.deadline then t = math.min(t, M.left_ms(opts.deadline, c.timeout_ms)) end
-  local r = M.exchange(c, { method = "POST", url = opts.url, headers = headers, body = json.encode(msg), timeout_ms = t })
+  local r = M.exchange(c, { method = "POST", url = opts.url, headers = headers, body = json.encode(msg), timeout_ms = t,
+    uncancellable = opts.uncancellable })
   return r.status
+end
+
+-- pumped(spec, on_event, req, deadline) -> as mcp.stream: the exchange read
+-- by a thread of its own (mcp.pump; req.pump_handle: a parked pump to read
+-- on), its events handed to on_event here as they come. When on_event parks
+-- the call (an on_message answered "park"), the pump is left running in
+-- req.parked_pump: the caller parks it while the user answers.
+local function pumped(spec, on_event, req, deadline)
+  local p = req.pump_handle
+  req.pump_handle = nil
+  if not p then
+    p = mcp.pump({ url = spec.url:text(), method = spec.method, headers = spec.headers, body = spec.body,
+                   guard = spec.guard, limits = spec.limits, max_event = spec.max_event })
+  end
+  local status, sse = 0, true
+  while true do
+    local it = p:next(math.max(1, math.min(250, math.floor(deadline - core.mono_ms()))))
+    if it == nil then
+      if core.mono_ms() >= deadline then
+        p:close()
+        return nil, { code = "timeout", reason = "timeout", message = "no complete response in time" }
+      end
+    elseif it.kind == "head" then status, sse = it.status, it.sse
+    elseif it.kind == "event" then
+      if on_event(it) then
+        if req.parking then req.parked_pump = p else p:close() end
+        return { status = status, headers = {}, sse = sse, stopped = true, last_event_id = it.id, retry_ms = -1 }
+      end
+    else
+      p:close()
+      local r = { status = it.status, headers = it.headers, sse = it.sse, last_event_id = it.last_event_id,
+                  retry_ms = it.retry_ms, body = it.body }
+      if it.err then return nil, it.err, r end
+      return r
+    end
+  end
 end
 
 -- exchange(c, req) -> r
@@ -94,9 +133,13 @@ end
 -- id (the response to wait for), on_message(msg) -> stop?, timeout_ms,
 -- deadline (core.mono_ms() time: a call's exchanges share one; timeout_ms then
 -- only names the call's limit in the message),
--- on_event(ev) -> stop? (raw SSE events instead of JSON-RPC handling)}.
+-- on_event(ev) -> stop? (raw SSE events instead of JSON-RPC handling),
+-- pump (read by a thread of its own, so a call can be parked: an
+-- on_message answering "park" stops the exchange with the pump running),
+-- pump_handle (a parked pump to read on)}.
 -- r = {status, headers, body?, sse, message?, last_event_id, retry_ms,
---      cut = err when an SSE stream broke before the response, url}
+--      cut = err when an SSE stream broke before the response, url,
+--      parked = the pump of a parked call}
 -- Raises url_blocked, timeout, too_large and upstream_error (transport,
 -- invalid JSON, wrong or missing ids, redirect loops).
 function M.exchange(c, req)
@@ -121,6 +164,7 @@ function M.exchange(c, req)
       elseif req.on_message then
         local ok2, stop = pcall(req.on_message, m)
         if not ok2 then proto_err = stop; return true end
+        if stop == "park" then req.parking = true end
         if stop then return true end
       end
     end
@@ -144,8 +188,11 @@ function M.exchange(c, req)
       limits = { connect_timeout_ms = math.min(lim.connect_timeout_ms, left), timeout_ms = left,
                  max_bytes = max_bytes, max_header_bytes = lim.max_header_bytes },
       max_event = math.min(M.MAX_EVENT, max_bytes),
+      uncancellable = req.uncancellable,
     }
-    local r, err, partial = mcp.stream(spec, on_event)
+    local r, err, partial
+    if req.pump then r, err, partial = pumped(spec, on_event, req, deadline)
+    else r, err, partial = mcp.stream(spec, on_event) end
     if proto_err then error(proto_err, 0) end
     if not r then
       if err.reason == "cancelled" and err.code == "timeout" then
@@ -176,6 +223,7 @@ function M.exchange(c, req)
       url = nu
     else
       r.url, r.guard = url, d.guard
+      r.parked = req.parked_pump
       if response then r.message = response
       elseif req.id ~= nil and not r.sse and is2xx(r.status) then
         -- a JSON body: exactly our response (ids checked), maybe in a batch

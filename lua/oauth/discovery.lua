@@ -68,8 +68,25 @@ function M.canonical_resource(url)
   return u.origin .. path .. (u.query and ("?" .. u.query) or "")
 end
 
+-- discover_probe(ctx, s) -> response: an unauthenticated server/discover,
+-- the first request of a 2026-07-28 client, which such a server challenges
+local function discover_probe(ctx, s)
+  local info = { name = "mcplink", version = require("core").version }
+  local body = json.encode({ jsonrpc = "2.0", id = 1, method = "server/discover", params = { _meta = {
+    ["io.modelcontextprotocol/protocolVersion"] = "2026-07-28",
+    ["io.modelcontextprotocol/clientInfo"] = info,
+    ["io.modelcontextprotocol/clientCapabilities"] = json.object() } } })
+  return util.request(ctx, { method = "POST", url = s.url, purpose = "oauth_metadata", body = body,
+    headers = { ["Content-Type"] = "application/json", Accept = "application/json, text/event-stream",
+                ["MCP-Protocol-Version"] = "2026-07-28", ["Mcp-Method"] = "server/discover" },
+    timeout_ms = 15000, max_bytes = 256 * 1024, follow_redirects = false })
+end
+
 -- probe(ctx, s) -> challenge params | nil, http status. One unauthenticated
--- initialize request: a protected server answers 401 with its challenge.
+-- initialize request: a protected server answers 401 with its challenge (its
+-- scope is what the first authorization asks for). A server that refuses
+-- initialize outright speaks 2026-07-28: its first request, server/discover,
+-- is asked instead.
 function M.probe(ctx, s)
   local body = json.encode({ jsonrpc = "2.0", id = 1, method = "initialize", params = {
     protocolVersion = "2025-11-25", capabilities = json.object(),
@@ -77,6 +94,10 @@ function M.probe(ctx, s)
   local r = util.request(ctx, { method = "POST", url = s.url, purpose = "oauth_metadata", body = body,
     headers = { ["Content-Type"] = "application/json", Accept = "application/json, text/event-stream" },
     timeout_ms = 15000, max_bytes = 256 * 1024, follow_redirects = false })
+  if r.status >= 400 and r.status < 500 and r.status ~= 401 and r.status ~= 403 then
+    local r2 = discover_probe(ctx, s)
+    if r2.status == 401 or r2.status == 403 then r = r2 end
+  end
   local h = r.headers and r.headers["www-authenticate"]
   if r.status == 401 or r.status == 403 then return M.parse_challenge(h) or {}, r.status end
   if r.status >= 200 and r.status < 300 then

@@ -5,6 +5,7 @@ local errors = require "errors"
 local json = require "json"
 local assistants = require "assistants"
 local connection = require "connection"
+local continuations = require "continuations"
 
 registry.op {
   name = "prompt.get", role = "member", module = "mcp",
@@ -21,6 +22,25 @@ registry.op {
     for k, v in pairs(argv) do
       if type(v) ~= "string" then errors.raise("invalid_argument", "prompt arguments must be strings", "arguments." .. tostring(k)) end
     end
-    return connection.run(ctx, s, function(c) return c:get_prompt(args.name, argv) end)
+    local r = connection.run(ctx, s, function(c) return c:get_prompt(args.name, argv, { resumable = true }) end)
+    return continuations.finish(ctx, s, { kind = "prompt", assistant_id = asst.id, target = args.name }, r)
+  end,
+}
+
+-- prompt.continue: a prompts/get that waits for the user's answers carries on
+registry.op {
+  name = "prompt.continue", role = "member", module = "mcp",
+  summary = "Carry on getting a prompt that waits for the user's answers (its continuation)",
+  args = { continuation = { type = "string", required = true, min = 1, max = 200 },
+           input_responses = { type = "object", required = true } },
+  cli = { positional = { "continuation", "input_responses" } },
+  handler = function(ctx, args)
+    local row, state = continuations.take(ctx, "prompt", args.continuation)
+    local asst = assistants.get(ctx.actor, row.assistant_id, "continuation")
+    local s = assistants.usable_server(ctx.actor, asst, row.server_id)
+    local answers = continuations.answers(state, args.input_responses)
+    continuations.consume(ctx, row)
+    local r = connection.run(ctx, s, function(c) return c:resume(state, answers) end)
+    return continuations.finish(ctx, s, { kind = "prompt", assistant_id = asst.id, target = row.target }, r)
   end,
 }

@@ -1,5 +1,5 @@
--- ops/settings: system settings (allow_private_urls, allow_http). Only the
--- system administrator changes them; everyone can see them.
+-- ops/settings: system settings (allow_private_urls, allow_http,
+-- input_timeout_ms). Only the system administrator changes them; everyone can see them.
 local registry = require "registry"
 local settings = require "settings"
 local store = require "store"
@@ -13,8 +13,9 @@ registry.op {
 
 registry.op {
   name = "settings.set", role = "system", mutating = true,
-  summary = "Change system settings (allow_private_urls, allow_http)",
-  args = { allow_private_urls = { type = "boolean" }, allow_http = { type = "boolean" } },
+  summary = "Change system settings (allow_private_urls, allow_http, input_timeout_ms)",
+  args = { allow_private_urls = { type = "boolean" }, allow_http = { type = "boolean" },
+           input_timeout_ms = { type = "integer", min = 1000, max = 24 * 60 * 60 * 1000 } },
   handler = function(ctx, args)
     store.tx(function()
       for k, v in pairs(args) do store.setting_set(k, v) end

@@ -8,6 +8,8 @@ local json = require "json"
 local log = require "log"
 local assistants = require "assistants"
 local connection = require "connection"
+local continuations = require "continuations"
+local jsonschema = require "jsonschema"
 
 local function set_enabled(ctx, args, on)
   local a = ctx.actor
@@ -56,8 +58,56 @@ registry.op {
   end,
 }
 
+-- usable_tool(a, assistant_ref, tool, timeout_ms, field) -> asst, entry,
+-- server row, timeout: the attachment, enablement, classification and
+-- approval, checked at every call and at every continuation of one
+local function usable_tool(a, assistant_ref, tool, timeout_ms, field)
+  local asst = assistants.get(a, assistant_ref, field or "assistant")
+  local _, entries = assistants.entries(a, asst)
+  local en
+  for _, e in ipairs(entries) do if e.name == tool then en = e end end
+  if not en then
+    errors.raise("not_found", "assistant '" .. asst.name .. "' has no tool '" .. tool .. "' (see assistant.tools)", field or "tool")
+  end
+  if not en.usable then errors.raise(en.code, en.reason, field or "tool") end
+  if en.cap.status == "pending" then
+    errors.raise("forbidden", "tool '" .. en.cap.name .. "' on server '" .. en.server.name ..
+      "' changed its definition and awaits a tenant admin's approval (tool.approve)", field or "tool")
+  end
+  local s = store.get(a, "servers", en.server.id)
+  local timeout = connection.timeout_of(s)
+  if timeout_ms and timeout_ms < timeout then timeout = timeout_ms end
+  return asst, en, s, timeout
+end
+
+-- checked(en, r) -> r: a complete result of a tool that declares an
+-- outputSchema (its approved definition) gets output_validation = {valid,
+-- errors?, unchecked?}: its structuredContent checked against the schema
+-- (JSON Schema 2020-12, no remote $ref followed). The result is kept whole
+-- either way; the host decides what a mismatch means.
+local function checked(en, r)
+  if type(r) ~= "table" or r.resultType == "input_required" or r.isError == true then return r end
+  local def = en.cap.definition
+  local schema = type(def) == "table" and def.outputSchema or nil
+  if type(schema) ~= "table" and type(schema) ~= "boolean" then return r end
+  local sc = r.structuredContent
+  local v
+  if sc == nil or sc == json.null then
+    v = { valid = false, errors = { { path = "/", message = "structuredContent is missing (the tool declares an outputSchema)" } } }
+  else
+    local ok, errs, un = jsonschema.validate(schema, sc)
+    v = { valid = ok, errors = #errs > 0 and errs or nil, unchecked = #un > 0 and un or nil }
+  end
+  if not v.valid then log.info("tool.call: structuredContent of", en.cap.name, "does not match its outputSchema") end
+  r.output_validation = v
+  return r
+end
+
 -- tool.call checks the attachment, enablement, classification and approval,
--- then routes the call with the server's credentials (connection.run).
+-- then routes the call with the server's credentials (connection.run). A
+-- call that waits for its user's answers (an elicitation nobody answered
+-- now) answers {resultType = "input_required", input_requests,
+-- continuation, expires_at}: tool.continue carries it on.
 registry.op {
   name = "tool.call", role = "member", module = "mcp",
   summary = "Call one of an assistant's MCP tools with arguments",
@@ -67,26 +117,35 @@ registry.op {
            timeout_ms = { type = "integer", min = 100, max = connection.MAX_TIMEOUT_MS } },
   cli = { words = "call", positional = { "assistant", "tool", "arguments" } },
   handler = function(ctx, args)
-    local a = ctx.actor
-    local asst = assistants.get(a, args.assistant, "assistant")
-    local _, entries = assistants.entries(a, asst)
-    local en
-    for _, e in ipairs(entries) do if e.name == args.tool then en = e end end
-    if not en then
-      errors.raise("not_found", "assistant '" .. asst.name .. "' has no tool '" .. args.tool .. "' (see assistant.tools)", "tool")
-    end
-    if not en.usable then errors.raise(en.code, en.reason, "tool") end
-    if en.cap.status == "pending" then
-      errors.raise("forbidden", "tool '" .. en.cap.name .. "' on server '" .. en.server.name ..
-        "' changed its definition and awaits a tenant admin's approval (tool.approve)", "tool")
-    end
-    local s = store.get(a, "servers", en.server.id)
-    local timeout = connection.timeout_of(s)
-    if args.timeout_ms and args.timeout_ms < timeout then timeout = args.timeout_ms end
+    local asst, en, s, timeout = usable_tool(ctx.actor, args.assistant, args.tool, args.timeout_ms)
     log.info("tool.call", asst.id, s.id, en.cap.name)
-    return connection.run(ctx, s, function(c)
-      return c:call_tool(en.cap.name, args.arguments or json.object(), { timeout_ms = timeout })
+    local r = connection.run(ctx, s, function(c)
+      return c:call_tool(en.cap.name, args.arguments or json.object(), { timeout_ms = timeout, resumable = true })
     end)
+    return checked(en, continuations.finish(ctx, s, { kind = "tool", assistant_id = asst.id, target = args.tool }, r))
+  end,
+}
+
+-- tool.continue carries on a tool call that answered input_required, with
+-- the user's answers; the tool must still be usable.
+registry.op {
+  name = "tool.continue", role = "member", module = "mcp",
+  summary = "Carry on a tool call that waits for the user's answers (its continuation)",
+  args = { continuation = { type = "string", required = true, min = 1, max = 200 },
+           input_responses = { type = "object", required = true },
+           timeout_ms = { type = "integer", min = 100, max = connection.MAX_TIMEOUT_MS } },
+  cli = { positional = { "continuation", "input_responses" } },
+  handler = function(ctx, args)
+    local row, state = continuations.take(ctx, "tool", args.continuation)
+    local asst, en, s, timeout = usable_tool(ctx.actor, row.assistant_id, row.target, args.timeout_ms, "continuation")
+    if s.id ~= row.server_id then
+      errors.raise("not_found", "the tool of this continuation now belongs to another server", "continuation")
+    end
+    local answers = continuations.answers(state, args.input_responses)
+    continuations.consume(ctx, row)
+    log.info("tool.continue", asst.id, s.id, en.cap.name)
+    local r = connection.run(ctx, s, function(c) return c:resume(state, answers, { timeout_ms = timeout }) end)
+    return checked(en, continuations.finish(ctx, s, { kind = "tool", assistant_id = asst.id, target = row.target }, r))
   end,
 }
 

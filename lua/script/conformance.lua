@@ -1,5 +1,6 @@
 -- script.conformance: the scenario driver behind `mcplink conformance-client`:
 -- exercises the engine's MCP client (op mcp.session) as each scenario expects.
+local call = require "call"
 local core = require "core"
 local json = require "json"
 
@@ -13,9 +14,24 @@ local function eprint(...)
   core.eprint("conformance-client: " .. table.concat(parts, " "))
 end
 
+-- The client's host, as a person who says yes would be: a form is accepted as
+-- the server offered it (the engine fills in the schema's defaults, SEP-1034,
+-- and checks the answer), a URL declined (nobody here can open it).
+local HOST = {
+  methods = { elicitation = true },
+  input = function(text)
+    local req = json.decode(text)
+    if req.mode == "url" then return json.encode({ action = "decline" }) end
+    return json.encode({ action = "accept", content = json.object() })
+  end,
+}
+
+-- op(actor, name, args_json) -> result_json, code|nil, with the client's host
+local function op(actor, name, args_json) return call.op(actor, name, args_json, HOST) end
+
 -- Runs steps through the op; returns the result rows.
 local function steps(url, list)
-  local res, code = core.op(SYSTEM, "mcp.session", json.encode({ url = url, steps = list, timeout_ms = 20000 }))
+  local res, code = op(SYSTEM, "mcp.session", json.encode({ url = url, steps = list, timeout_ms = 20000 }))
   local v = json.decode(res)
   if code then error("mcp.session: " .. tostring(v.error and v.error.message or code), 0) end
   for _, row in ipairs(v.results) do
@@ -54,7 +70,7 @@ M.MAX_AUTHORIZATIONS = 3 -- in one run, the first one included (scope-retry-limi
 
 -- op(actor, name, args) -> value | raises a readable message
 local function must(actor, name, args)
-  local res, code = core.op(actor, name, json.encode(args))
+  local res, code = op(actor, name, json.encode(args))
   local v = json.decode(res)
   if code then error(name .. ": " .. tostring(v.error and v.error.message or code), 0) end
   return v

@@ -98,12 +98,20 @@ end
 local Session = {}
 Session.__index = Session
 
--- new(prelude, actor, host) -> session. host: {compact=bool, history=fn}
+-- new(prelude, actor, host) -> session. host: {compact=bool, history=fn,
+-- tty=bool, read_line=fn, write=fn}: at a terminal, a server's questions
+-- during an op are put to the person there (script.ask; mcplink.on_input
+-- replaces that for the session)
 function M.new(prelude, actor, host)
   local s = setmetatable({ prelude = prelude, host = host or {}, pending = nil }, Session)
-  s.env = prelude.env(actor or "system")
+  s.hooks = {}
+  if s.host.tty and s.host.read_line then
+    local h = require("script.ask").hooks(s.host)
+    s.hooks.on_input, s.hooks.on_event = h.on_input, h.on_event
+  end
+  s.env = prelude.env(actor or "system", nil, s.hooks)
   s.actor = s.env.mcplink.actor
-  s.client = prelude.client(s.actor)
+  s.client = prelude.client(s.actor, s.hooks)
   s.admin = prelude.client("system")
   s:load_ops()
   return s
@@ -154,9 +162,9 @@ function Session:load_ops()
 end
 
 function Session:set_actor(actor)
-  self.client = self.prelude.client(actor)
+  self.client = self.prelude.client(actor, self.hooks)
   self.actor = self.client.actor
-  local fresh = self.prelude.env(self.actor)
+  local fresh = self.prelude.env(self.actor, nil, self.hooks)
   self.env.mcplink = fresh.mcplink
 end
 

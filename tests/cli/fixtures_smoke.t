@@ -39,12 +39,12 @@ fi
 s=$(start server-v2 --api-key k2 --tools 12 --page-size 5); url=$(j "$s" o.url); ctl=$(j "$s" o.control)
 r=$(client --sdk v2 --url "$url" --api-key k2)
 is "$(j "$r" o.protocolVersion)" 2026-07-28 "v2 client speaks 2026-07-28 to server-v2"
-is "$(j "$r" o.tools.length)" 20 "v2 client lists all 20 tools over 4 pages"
+is "$(j "$r" o.tools.length)" 27 "v2 client lists all 27 tools over 6 pages"
 is "$(j "$r" o.echo.text)" hello "echo returns structuredContent (v2)"
 is "$(j "$r" o.whoami.authorization_sha256)" "$(sha 'Bearer k2')" "whoami saw the API key as a bearer token (hash)"
 r=$(client --sdk v1 --url "$url" --api-key k2)
 is "$(j "$r" o.protocolVersion)" 2025-11-25 "v1 client gets the 2025 fallback from server-v2"
-is "$(j "$r" o.pages)" 4 "server-v2 paginates tools/list (page size 5)"
+is "$(j "$r" o.pages)" 6 "server-v2 paginates tools/list (page size 5)"
 p=$(probe --data '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' "$url")
 is "$(j "$p" o.status)" 401 "server-v2 without the key: 401"
 like=$(j "$p" 'o.headers["www-authenticate"]'); case $like in Bearer*) ok 0 "401 carries a Bearer challenge";; *) ok 1 "401 carries a Bearer challenge: $like";; esac
@@ -59,8 +59,8 @@ is "$(j "$p" 'JSON.parse(o.body).requests.some(q => q.headers["mcp-method"] === 
 s=$(start server-v1 --tools 30 --page-size 7 --session-ttl-ms 3000); url=$(j "$s" o.url); ctl=$(j "$s" o.control)
 r=$(client --sdk v1 --url "$url")
 is "$(j "$r" o.protocolVersion)" 2025-11-25 "v1 client speaks 2025-11-25 to server-v1"
-is "$(j "$r" o.tools.length)" 38 "38 tools listed"
-is "$(j "$r" o.pages)" 6 "over 6 pages"
+is "$(j "$r" o.tools.length)" 45 "45 tools listed"
+is "$(j "$r" o.pages)" 7 "over 7 pages"
 is "$(j "$r" o.echo.text)" hello "echo returns structuredContent (v1)"
 r=$(client --sdk v2 --url "$url")
 is "$(j "$r" o.protocolVersion)" 2025-11-25 "v2 client falls back to the handshake with server-v1"

@@ -1,0 +1,95 @@
+/* bind_call.c: the Lua `call` module through which an op reaches its host: the
+ * event and input callbacks of its call handle (engine_base.c) or engine. */
+#include <assert.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+#include "engine.h"
+
+/* ---- the Lua module ----------------------------------------------------- */
+
+static const struct { const char *name; unsigned bit; } kinds[] = {
+  {"elicitation", MCPL_INPUT_ELICITATION}, {"sampling", MCPL_INPUT_SAMPLING},
+  {"roots", MCPL_INPUT_ROOTS}, {NULL, 0}};
+
+/* The handler that answers kind for this state's call: the handle's when it
+ * covers kind (unless engine_only), else the engine's default when that does. */
+static int handler_for(lua_State *L, unsigned bit, int engine_only, mcpl_input_fn *fn, void **ud) {
+  mcpl_call *c = engine_only ? NULL : mcpl_state_call(L);
+  if (c && c->input_fn && (c->input_methods & bit)) {
+    *fn = c->input_fn;
+    *ud = c->input_ud;
+    return 1;
+  }
+  unsigned m;
+  mcpl_engine_input(mcpl_engine_of(L), fn, ud, &m);
+  return *fn && (m & bit);
+}
+
+static unsigned kind_bit(lua_State *L, int idx) {
+  const char *k = luaL_checkstring(L, idx);
+  for (int i = 0; kinds[i].name; i++)
+    if (strcmp(kinds[i].name, k) == 0) return kinds[i].bit;
+  return (unsigned)luaL_argerror(L, idx, "elicitation, sampling or roots");
+}
+
+/* call.host([engine_only]) -> {events=bool, elicitation=bool, sampling=bool,
+ * roots=bool}: what the host of the running op does: see events, answer each
+ * kind of input request now (synchronously). engine_only: the engine's
+ * default handler alone (what a session shared by every caller may declare). */
+static int l_host(lua_State *L) {
+  int engine_only = lua_toboolean(L, 1);
+  mcpl_call *c = engine_only ? NULL : mcpl_state_call(L);
+  lua_createtable(L, 0, 4);
+  lua_pushboolean(L, c && c->event_fn);
+  lua_setfield(L, -2, "events");
+  for (int i = 0; kinds[i].name; i++) {
+    mcpl_input_fn fn;
+    void *ud;
+    lua_pushboolean(L, handler_for(L, kinds[i].bit, engine_only, &fn, &ud));
+    lua_setfield(L, -2, kinds[i].name);
+  }
+  return 1;
+}
+
+/* call.ask(kind, request_json) -> result_json | nil (no handler for kind,
+ * or the handler gave no answer). The host's handler runs now, on this
+ * thread; the call's cancellation is looked at when it returns. */
+static int l_ask(lua_State *L) {
+  unsigned bit = kind_bit(L, 1);
+  const char *req = luaL_checkstring(L, 2);
+  mcpl_input_fn fn;
+  void *ud;
+  if (!handler_for(L, bit, 0, &fn, &ud)) { lua_pushnil(L); return 1; }
+  mcpl_reply r = {NULL};
+  fn(ud, req, &r);
+  if (r.json) { lua_pushstring(L, r.json); free(r.json); } else lua_pushnil(L);
+  if (mcpl_lua_cancelled(L)) return mcpl_lua_raise_cancelled(L);
+  return 1;
+}
+
+/* call.emit(event_json): hands an event to the host (nothing without one). */
+static int l_emit(lua_State *L) {
+  const char *ev = luaL_checkstring(L, 1);
+  mcpl_call *c = mcpl_state_call(L);
+  if (c && c->event_fn) c->event_fn(c->event_ud, ev);
+  return 0;
+}
+
+unsigned call_methods(lua_State *L, int idx) {
+  unsigned methods = 0;
+  for (int i = 0; kinds[i].name; i++) {
+    lua_getfield(L, idx, kinds[i].name);
+    if (lua_toboolean(L, -1)) methods |= kinds[i].bit;
+    lua_pop(L, 1);
+  }
+  return methods;
+}
+
+int luaopen_mcpl_call(lua_State *L) {
+  static const luaL_Reg fns[] = {
+    {"host", l_host}, {"ask", l_ask}, {"emit", l_emit}, {NULL, NULL}};
+  luaL_newlib(L, fns);
+  return 1;
+}

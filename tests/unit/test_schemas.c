@@ -1,0 +1,109 @@
+/* test_schemas.c: the engine's JSON Schema checks, case by case (tests/data/schema_cases.lua) in
+ * an engine Lua state: tool output schemas (jsonschema.lua) and elicitation forms (mcp/input.lua). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <lauxlib.h>
+#include "engine.h"
+#include "testutil.h"
+
+#define CASES "tests/data/schema_cases.lua"
+
+static tu_env env;
+static mcpl_engine *eng;
+static lua_State *L;
+
+/* The runner, in the engine state: every case of a list, failures as
+ * "name: why" lines (empty: all passed). */
+static const char RUNNER[] =
+  "local cases, kind = ...\n"
+  "local json = require 'json'\n"
+  "local out = {}\n"
+  "local function bad(name, why) out[#out + 1] = name .. ': ' .. why end\n"
+  "if kind == 'validate' then\n"
+  "  local js = require 'jsonschema'\n"
+  "  for _, c in ipairs(cases.validate) do\n"
+  "    local name, schema, value, want, paths, unchecked = c[1], c[2], c[3], c[4], c[5], c[6]\n"
+  "    local ok, errs, un = js.validate(schema, value)\n"
+  "    if ok ~= want then bad(name, 'valid=' .. tostring(ok) .. ' ' .. json.encode(errs)) end\n"
+  "    for _, p in ipairs(paths or {}) do\n"
+  "      local seen = false\n"
+  "      for _, e in ipairs(errs) do if e.path == p then seen = true end end\n"
+  "      if not seen then bad(name, 'no error at ' .. p .. ': ' .. json.encode(errs)) end\n"
+  "    end\n"
+  "    if want and #errs > 0 then bad(name, 'errors on a valid value') end\n"
+  "    local got_un = false\n"
+  "    for _, u in ipairs(un) do if u.keyword:find(unchecked or '\\0', 1, true) then got_un = true end end\n"
+  "    if (unchecked ~= nil) ~= got_un then bad(name, 'unchecked ' .. json.encode(un)) end\n"
+  "  end\n"
+  "elseif kind == 'forms' then\n"
+  "  local input = require 'mcp.input'\n"
+  "  for _, c in ipairs(cases.forms) do\n"
+  "    local ok, why = input.check_form(c[2])\n"
+  "    if (ok == true) ~= c[3] then bad(c[1], 'check_form=' .. tostring(ok) .. ' ' .. tostring(why)) end\n"
+  "  end\n"
+  "else\n"
+  "  local input = require 'mcp.input'\n"
+  "  for _, c in ipairs(cases.answers) do\n"
+  "    local name, schema, content, want, expect = c[1], c[2], c[3], c[4], c[5]\n"
+  "    local ok, res = pcall(input.form_content, schema, content, 'c')\n"
+  "    if ok ~= want then bad(name, 'ok=' .. tostring(ok) .. ' ' .. tostring(type(res) == 'table' and res.message or json.encode(res)))\n"
+  "    elseif ok and expect and json.encode(res, {sort = true}) ~= json.encode(expect, {sort = true}) then\n"
+  "      bad(name, 'got ' .. json.encode(res, {sort = true}))\n"
+  "    elseif not ok and (res.code ~= 'invalid_argument' or res.field ~= expect) then\n"
+  "      bad(name, 'error ' .. tostring(res.code) .. ' field ' .. tostring(res.field))\n"
+  "    end\n"
+  "  end\n"
+  "end\n"
+  "return table.concat(out, '\\n')\n";
+
+static int setup(void **st) {
+  (void)st;
+  eng = tu_open(&env, "1");
+  char *err = NULL;
+  L = mcpl_state_engine(eng, &err);
+  if (!L) { fprintf(stderr, "engine state: %s\n", err ? err : "?"); return -1; }
+  return 0;
+}
+
+static int teardown(void **st) {
+  (void)st;
+  lua_close(L);
+  tu_close(&env, eng);
+  return 0;
+}
+
+static void run(const char *kind) {
+  FILE *f = fopen(CASES, "rb");
+  assert_non_null(f);
+  static char src[1 << 16];
+  size_t n = fread(src, 1, sizeof src - 1, f);
+  fclose(f);
+  src[n] = 0;
+  assert_int_equal(luaL_loadbufferx(L, src, n, "@" CASES, "t"), LUA_OK);
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) fail_msg("cases: %s", lua_tostring(L, -1));
+  assert_int_equal(luaL_loadbufferx(L, RUNNER, sizeof RUNNER - 1, "=runner", "t"), LUA_OK);
+  lua_insert(L, -2);
+  lua_pushstring(L, kind);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) fail_msg("runner: %s", lua_tostring(L, -1));
+  const char *failures = lua_tostring(L, -1);
+  if (failures && *failures) fail_msg("%s", failures);
+  lua_pop(L, 1);
+}
+
+static void test_output_schemas(void **st) { (void)st; run("validate"); }
+static void test_form_schemas(void **st) { (void)st; run("forms"); }
+static void test_form_answers(void **st) { (void)st; run("answers"); }
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_output_schemas),
+    cmocka_unit_test(test_form_schemas),
+    cmocka_unit_test(test_form_answers),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
