@@ -7,7 +7,9 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import re
+import secrets
 import time
 import urllib.parse
 from typing import Any, Callable
@@ -33,6 +35,7 @@ CLASSIFICATION_RULE = ("An assistant in a space can use an MCP server only if th
                        "classification level is at least the level the space requires. A server "
                        "without a classification can only serve personal assistants.")
 MAX_SHOWN = 64 * 1024
+MAX_PENDING = 20                 # questions a session keeps waiting for answers
 
 
 def when(ms: Any) -> str:
@@ -100,6 +103,7 @@ class App:
             ("POST", r"/assistants/(?P<aid>[A-Za-z0-9_-]+)/attach", self.assistant_attach, "user"),
             ("POST", r"/assistants/(?P<aid>[A-Za-z0-9_-]+)/detach", self.assistant_detach, "user"),
             ("POST", r"/assistants/(?P<aid>[A-Za-z0-9_-]+)/call", self.tool_call, "user"),
+            ("POST", r"/assistants/(?P<aid>[A-Za-z0-9_-]+)/continue", self.tool_continue, "user"),
         ]:
             self.routes.append((method, re.compile(pattern + r"\Z"), fn, who))
 
@@ -765,6 +769,7 @@ configure MCP servers; every user connects their own OAuth accounts and uses the
                       f'{" " + _badge("isError", "bad") if r.get("isError") else ""}</h3>{texts}'
                       + (f'<h4>structuredContent</h4><pre>{h(pretty(r["structuredContent"]))}</pre>' if "structuredContent" in r else "")
                       + "</div>")
+        result = self.pending_box(req, aid) + result
         last_args = "{}"
         for f in self.take_flashes(req, "args"):
             last_args = f["text"]
@@ -803,11 +808,95 @@ configure MCP servers; every user connects their own OAuth accounts and uses the
             raise mcplink.InvalidArgument("the arguments must be a JSON object", field="arguments")
         tool = req.form.get("tool", "")
         r = self.client(req).tool.call(assistant=aid, tool=tool, arguments=args)
+        return self._tool_result(req, aid, tool, r)
+
+    def _tool_result(self, req: Request, aid: str, tool: str, r: dict[str, Any]) -> Response:
+        """A tool's result on the assistant page, or, when the server asks the user something
+        (input_required), its questions: the call waits in the engine for tool.continue."""
+        if mcplink.input_required(r):
+            s = req.session
+            assert s is not None
+            if len(s.pending) >= MAX_PENDING:           # the oldest question goes first
+                s.pending.pop(next(iter(s.pending)))
+            pid = secrets.token_urlsafe(12)
+            s.pending[pid] = {"assistant": aid, "tool": tool, "continuation": r["continuation"],
+                              "requests": r.get("input_requests") or [], "expires_at": r.get("expires_at")}
+            return redirect(f"/assistants/{aid}#input")
         if len(json.dumps(r)) > MAX_SHOWN:            # results may be up to 16 MiB: keep a page's worth
             r = {"isError": r.get("isError"), "content": [{"type": "text", "text":
                  json.dumps(r, ensure_ascii=False)[:MAX_SHOWN] + "\n… (cut at 64 KB)"}]}
         self.flash(req, "result", assistant=aid, tool=tool, result=r)
         return redirect(f"/assistants/{aid}#try")
+
+    # ---- interactive calls: the server's questions (elicitation) and their answers ----------
+
+    def pending_box(self, req: Request, aid: str) -> str:
+        """The questions of this assistant's newest waiting call, as one form: a form-mode request
+        as fields rendered from its restricted JSON Schema, a URL-mode request as the URL (text
+        and a link, never fetched by the console), marked with the server that asks. Every string
+        of a request is the server's: escaped."""
+        s = req.session
+        assert s is not None
+        mine = [(pid, p) for pid, p in s.pending.items() if p["assistant"] == aid]
+        if not mine:
+            return ""
+        pid, p = mine[-1]
+        parts = []
+        for i, r in enumerate(p["requests"]):
+            srv = r.get("server") or {}
+            who = (f'<p class="asker">Asked by MCP server <strong>{h(srv.get("name"))}</strong> '
+                   f'<span class="muted">({h(srv.get("url"))})</span></p>')
+            msg = f'<p class="message">{h(r.get("message"))}</p>' if r.get("message") else ""
+            if r.get("method") == "elicitation/create" and r.get("mode") == "form":
+                fields = _schema_fields(i, r.get("schema") or {})
+                parts.append(f'<fieldset class="request form-mode">{who}{msg}{fields}</fieldset>')
+            elif r.get("method") == "elicitation/create" and r.get("mode") == "url":
+                url = str(r.get("url") or "")
+                link = (f' <a class="url-link" href="{h(url)}" rel="noopener noreferrer nofollow" target="_blank">Open</a>'
+                        if urllib.parse.urlsplit(url).scheme in ("https", "http") else "")
+                parts.append(
+                    f'<fieldset class="request url-mode">{who}{msg}<p>The server asks you to open this address '
+                    f'(the console does not open it; check where it leads):</p><p><code class="url">{h(url)}</code>'
+                    f'{link}</p><p class="muted">Domain: <code>{h(r.get("url_host") or urllib.parse.urlsplit(url).hostname)}</code>. '
+                    f'Submit once you have done what it asks.</p></fieldset>')
+            else:
+                parts.append(f'<fieldset class="request">{who}<p>The server asks for <code>{h(r.get("method"))}</code>, '
+                             f'which this console cannot answer: decline or cancel.</p></fieldset>')
+        buttons = ('<div class="buttons"><button type="submit" name="action" value="accept">Submit</button> '
+                   '<button type="submit" name="action" value="decline" class="secondary" formnovalidate>Decline</button> '
+                   '<button type="submit" name="action" value="cancel" class="danger" formnovalidate>Cancel</button></div>')
+        return (f'<div class="input-required" id="input"><h3>The tool <code>{h(p["tool"])}</code> needs your input</h3>'
+                f'<form method="post" action="/assistants/{h(aid)}/continue" class="stack">{self.csrf_field(req)}'
+                f'<input type="hidden" name="pending" value="{h(pid)}">'
+                f'<input type="hidden" name="back" value="/assistants/{h(aid)}">{"".join(parts)}{buttons}</form>'
+                f'<p class="muted small">Waits until {h(when(p.get("expires_at")))}.</p></div>')
+
+    def tool_continue(self, req: Request, aid: str) -> Response:
+        s = req.session
+        assert s is not None
+        p = s.pending.get(req.form.get("pending", ""))
+        if p is None or p["assistant"] != aid:
+            raise mcplink.NotFound("this question was answered already or has expired", field="pending")
+        action = req.form.get("action", "")
+        if action not in ("accept", "decline", "cancel"):
+            raise mcplink.InvalidArgument("answer with Submit, Decline or Cancel", field="action")
+        answers: dict[str, Any] = {}
+        for i, r in enumerate(p["requests"]):
+            if action != "accept" or r.get("method") != "elicitation/create":
+                answers[r["key"]] = {"action": "cancel" if action == "accept" else action}
+            elif r.get("mode") == "form":
+                answers[r["key"]] = {"action": "accept", "content": _form_content(i, r.get("schema") or {}, req.form)}
+            else:
+                answers[r["key"]] = {"action": "accept"}
+        try:
+            res = self.client(req).op("tool.continue", {"continuation": p["continuation"], "input_responses": answers})
+        except mcplink.InvalidArgument:
+            raise                                       # a bad answer: the question stays open
+        except mcplink.Error:
+            s.pending.pop(req.form["pending"], None)
+            raise
+        s.pending.pop(req.form["pending"], None)
+        return self._tool_result(req, aid, p["tool"], res)
 
 
 # ---- small helpers ---------------------------------------------------------------------------
@@ -858,3 +947,85 @@ def _diff_box(f: dict[str, Any]) -> str:
     return (f'<section class="card" id="diff"><h2>{h(f.get("title", "Changes"))}: what changed</h2><table class="compact">'
             f'<thead><tr><th></th><th>Added</th><th>Removed</th><th>Changed</th><th>Pending approval</th></tr></thead>'
             f'<tbody>{rows}</tbody></table></section>')
+
+
+def _field_name(i: int, prop: str) -> str:
+    return f"in{i}.{prop}"
+
+
+def _schema_fields(i: int, schema: dict[str, Any]) -> str:
+    """HTML fields for a restricted JSON Schema (a flat object of string, number, integer, boolean
+    and enum properties): defaults filled in, required fields marked. Everything is escaped."""
+    props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    required = set(schema.get("required") or []) if isinstance(schema.get("required"), list) else set()
+    out = []
+    # the schema's properties come without their order: required fields first, then by name
+    for prop, d in sorted(props.items(), key=lambda kv: (kv[0] not in required, str(kv[0]))):
+        if not isinstance(d, dict):
+            continue
+        name = _field_name(i, prop)
+        title = d.get("title") or prop
+        req_mark = ' <span class="required" title="required">*</span>' if prop in required else ""
+        req_attr = " required" if prop in required else ""
+        desc = f'<span class="muted small">{h(d.get("description"))}</span>' if d.get("description") else ""
+        default = d.get("default")
+        t = d.get("type")
+        options = d.get("enum") if isinstance(d.get("enum"), list) else None
+        if options is None and isinstance(d.get("oneOf"), list):      # titled enum: [{const, title}]
+            options = [o.get("const") for o in d["oneOf"] if isinstance(o, dict) and "const" in o]
+        if t == "boolean":
+            checked = " checked" if default is True else ""
+            out.append(f'<label class="check"><input type="checkbox" name="{h(name)}" value="true"{checked}> '
+                       f'{h(title)}{req_mark}</label>{desc}')
+            continue
+        if options is not None:
+            opts = "" if prop in required else '<option value="">(none)</option>'
+            opts += "".join(f'<option value="{h(o)}"{" selected" if o == default else ""}>{h(o)}</option>'
+                            for o in options)
+            control = f'<select name="{h(name)}"{req_attr}>{opts}</select>'
+        elif t in ("integer", "number"):
+            attrs = ' step="1"' if t == "integer" else ' step="any"'
+            for k in ("minimum", "maximum"):
+                if isinstance(d.get(k), (int, float)) and not isinstance(d.get(k), bool):
+                    attrs += f' {k[:3]}="{h(d[k])}"'
+            val = f' value="{h(default)}"' if isinstance(default, (int, float)) and not isinstance(default, bool) else ""
+            control = f'<input type="number" name="{h(name)}"{attrs}{val}{req_attr}>'
+        else:
+            kind = {"email": "email", "uri": "url", "date": "date"}.get(d.get("format"), "text")
+            attrs = ""
+            for k, a in (("minLength", "minlength"), ("maxLength", "maxlength")):
+                if isinstance(d.get(k), int) and not isinstance(d.get(k), bool):
+                    attrs += f' {a}="{h(d[k])}"'
+            val = f' value="{h(default)}"' if isinstance(default, str) else ""
+            control = f'<input type="{kind}" name="{h(name)}"{attrs}{val}{req_attr}>'
+        out.append(f'<label><span>{h(title)}{req_mark}</span>{control}{desc}</label>')
+    return "".join(out) or '<p class="muted">(no fields: submit to agree)</p>'
+
+
+def _form_content(i: int, schema: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
+    """The user's answer to a form-mode request, typed by its schema (the engine checks it and
+    applies the schema's defaults to fields left empty)."""
+    props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    content: dict[str, Any] = {}
+    for prop, d in props.items():
+        if not isinstance(d, dict):
+            continue
+        raw = form.get(_field_name(i, prop))
+        t = d.get("type")
+        if t == "boolean":
+            content[prop] = raw == "true"
+            continue
+        if raw is None or raw == "":
+            continue
+        if t in ("integer", "number"):
+            try:
+                v = float(raw) if t == "number" else int(raw)
+            except ValueError:
+                raise mcplink.InvalidArgument(f"'{prop}' must be {'a whole number' if t == 'integer' else 'a number'}",
+                                              field=prop) from None
+            if isinstance(v, float) and not math.isfinite(v):
+                raise mcplink.InvalidArgument(f"'{prop}' must be a finite number", field=prop)
+            content[prop] = v
+        else:
+            content[prop] = raw
+    return content

@@ -96,6 +96,9 @@ class Session:
     user: str | None = None
     role: str | None = None
     flashes: list[dict[str, Any]] = field(default_factory=list)
+    # tool calls that wait for this user's answers (input_required), by a random id: the engine's
+    # continuation token stays here, never in a page
+    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def signed_in(self) -> bool:

@@ -11,7 +11,7 @@ user=...)``) or as an attribute of a client. Failures raise :class:`Error` subcl
 the stable codes. The engine's log goes to the ``mcplink`` logger.
 """
 from ._library import ENV_VAR, Library, load_library
-from .engine import OPTIONS, Client, Engine
+from .engine import OPTIONS, Call, Client, Engine, InputRequest, input_required
 from .errors import (Conflict, EngineClosed, Error, Forbidden, Internal, InvalidArgument, KeyUnavailable,
                      LibraryNotFound, NotFound, Timeout, TooLarge, Unauthorized, Unavailable, UpstreamError,
                      UrlBlocked, UserNotAuthenticated, error_class)
@@ -19,7 +19,7 @@ from .errors import (Conflict, EngineClosed, Error, Forbidden, Internal, Invalid
 __version__ = "0.1.0"
 
 __all__ = [
-    "Engine", "Client", "Library", "load_library", "OPTIONS", "ENV_VAR",
+    "Engine", "Client", "Call", "InputRequest", "input_required", "Library", "load_library", "OPTIONS", "ENV_VAR",
     "Error", "InvalidArgument", "NotFound", "Forbidden", "Conflict", "UrlBlocked", "Unauthorized",
     "UserNotAuthenticated", "UpstreamError", "Timeout", "TooLarge", "KeyUnavailable", "Internal",
     "Unavailable", "LibraryNotFound", "EngineClosed", "error_class",

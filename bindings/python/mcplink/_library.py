@@ -21,6 +21,12 @@ ENV_VAR = "MCPLINK_LIBRARY"
 
 # mcpl_log_fn: void (*)(void *ud, const char *level, const char *msg)
 LOG_FN = ctypes.CFUNCTYPE(None, c_void_p, c_char_p, c_char_p)
+# mcpl_event_fn: void (*)(void *ud, const char *event_json)
+EVENT_FN = ctypes.CFUNCTYPE(None, c_void_p, c_char_p)
+# mcpl_input_fn: void (*)(void *ud, const char *request_json, mcpl_reply *reply)
+INPUT_FN = ctypes.CFUNCTYPE(None, c_void_p, c_char_p, c_void_p)
+# the method bits of mcpl_call_set_input
+INPUT_ELICITATION, INPUT_SAMPLING, INPUT_ROOTS = 1, 2, 4
 
 
 class Actor(Structure):
@@ -33,6 +39,8 @@ _REQUIRED = ("mcpl_options_new", "mcpl_options_set", "mcpl_options_set_log", "mc
 # The per-call API of interactive calls (cancellation, progress, input requests); used when the
 # library has it (see engine._Call).
 _PER_CALL = ("mcpl_call_new", "mcpl_call_free", "mcpl_call_cancel", "mcpl_op_call")
+# Events and input handlers of a call handle (interactive calls).
+_INTERACTIVE = ("mcpl_call_set_events", "mcpl_call_set_input", "mcpl_reply_set")
 
 
 class Library:
@@ -42,6 +50,8 @@ class Library:
         path: where it was loaded from.
         version: what ``mcpl_version()`` says.
         has_calls: whether it has the per-call API (``mcpl_call_*``, ``mcpl_op_call``).
+        has_interactive: whether call handles take event and input callbacks
+            (``mcpl_call_set_events``, ``mcpl_call_set_input``, ``mcpl_reply_set``).
     """
 
     def __init__(self, cdll: ctypes.CDLL, path: str) -> None:
@@ -83,6 +93,14 @@ class Library:
             c.mcpl_op_call.restype = c_int
             c.mcpl_op_call.argtypes = [c_void_p, POINTER(Actor), c_char_p, c_char_p, c_void_p,
                                        POINTER(c_void_p)]
+        self.has_interactive = self.has_calls and all(hasattr(c, n) for n in _INTERACTIVE)
+        if self.has_interactive:
+            c.mcpl_call_set_events.restype = None
+            c.mcpl_call_set_events.argtypes = [c_void_p, EVENT_FN, c_void_p]
+            c.mcpl_call_set_input.restype = None
+            c.mcpl_call_set_input.argtypes = [c_void_p, INPUT_FN, c_void_p, ctypes.c_uint]
+            c.mcpl_reply_set.restype = c_int
+            c.mcpl_reply_set.argtypes = [c_void_p, c_char_p]
 
     def __repr__(self) -> str:
         return f"<mcplink.Library {self.path} version {self.version}>"
@@ -127,6 +145,17 @@ class Library:
 
     def call_free(self, call: int) -> None:
         self._c.mcpl_call_free(call)
+
+    def call_set_events(self, call: int, fn: object) -> None:
+        """mcpl_call_set_events; ``fn`` is an EVENT_FN the caller keeps alive while the call runs."""
+        self._c.mcpl_call_set_events(call, fn, None)
+
+    def call_set_input(self, call: int, fn: object, methods: int) -> None:
+        """mcpl_call_set_input; ``fn`` is an INPUT_FN the caller keeps alive while the call runs."""
+        self._c.mcpl_call_set_input(call, fn, None, methods)
+
+    def reply_set(self, reply: int, result_json: bytes) -> int:
+        return self._c.mcpl_reply_set(reply, result_json)
 
     def take(self, p: c_void_p) -> str | None:
         """The text of a string the library allocated, which is then freed with mcpl_free."""

@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import json
 import logging
 import os
 import threading
 import weakref
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Optional
 
-from ._library import LOG_FN, Actor, Library, load_library
+from ._library import (EVENT_FN, INPUT_ELICITATION, INPUT_FN, INPUT_ROOTS, INPUT_SAMPLING, LOG_FN, Actor,
+                       Library, load_library)
 from .errors import EngineClosed, Internal, InvalidArgument, Timeout, error_class, error_from
 
-__all__ = ["Engine", "Client", "OPTIONS"]
+__all__ = ["Engine", "Client", "Call", "InputRequest", "OPTIONS"]
 
 #: The engine options this binding knows, as in core/mcplink.h (others are passed to the library,
 #: which rejects names it does not know).
@@ -116,47 +118,279 @@ def _result(lib: Library, rc: int, text: str | None) -> dict[str, Any]:
     return value
 
 
-class _Call:
-    """One engine call in flight: the one place where the per-call C API attaches.
+_METHOD_BITS = {"elicitation": INPUT_ELICITATION, "sampling": INPUT_SAMPLING, "roots": INPUT_ROOTS}
 
-    With ``mcpl_call_*`` in the library, each call gets a handle: ``cancel()`` cancels it in the
-    engine (thread-safe, any time), and engine.close() cancels every call in flight. Progress and
-    input-request callbacks of interactive calls will be set on this handle too. Without that API,
-    ``cancel()`` only marks the call: one not yet started is skipped, one running in the engine
-    runs to its own end (the server's timeout).
+#: What an input handler returns: an answer (a JSON object), or None for no answer.
+Answer = Optional[Mapping[str, Any]]
+
+
+class InputRequest(dict):  # type: ignore[type-arg]
+    """A question a server asks the user during a call, as the engine hands it to the host.
+
+    It is the engine's request object (a dict: README "Interactive calls"), with attributes for its
+    fields and helpers that build the answers. Everything in it except ``key``, ``method`` and
+    ``server`` comes from the MCP server and is untrusted: escape it before showing it, and never
+    open ``url`` without the user.
     """
 
-    __slots__ = ("_lib", "_lock", "_handle", "cancelled")
+    @property
+    def key(self) -> str:
+        """The request's key (``input_responses`` of ``*.continue`` answer it by this key)."""
+        return str(self.get("key", ""))
 
-    def __init__(self, lib: Library) -> None:
-        self._lib = lib
+    @property
+    def method(self) -> str:
+        """``elicitation/create``, ``sampling/createMessage`` or ``roots/list``."""
+        return str(self.get("method", ""))
+
+    @property
+    def mode(self) -> str | None:
+        """For an elicitation: ``form`` or ``url``."""
+        return self.get("mode")
+
+    @property
+    def message(self) -> str | None:
+        """What the server says to the user (untrusted text)."""
+        return self.get("message")
+
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        """Form mode: the requested (restricted) JSON Schema, defaults filled in."""
+        return self.get("schema")
+
+    @property
+    def url(self) -> str | None:
+        """URL mode: the URL to show the user (the engine never opens or fetches it)."""
+        return self.get("url")
+
+    @property
+    def server(self) -> dict[str, Any]:
+        """The MCP server that asks: ``{"id", "name", "url"}``."""
+        v = self.get("server")
+        return v if isinstance(v, dict) else {}
+
+    @staticmethod
+    def accept(content: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The answer ``{"action": "accept", "content": {...}}`` (URL mode: no content)."""
+        return {"action": "accept"} if content is None else {"action": "accept", "content": dict(content)}
+
+    @staticmethod
+    def decline() -> dict[str, Any]:
+        """The answer ``{"action": "decline"}``: the user said no."""
+        return {"action": "decline"}
+
+    @staticmethod
+    def cancel() -> dict[str, Any]:
+        """The answer ``{"action": "cancel"}``: the user dismissed the question."""
+        return {"action": "cancel"}
+
+
+EventHandler = Callable[[dict[str, Any]], Any]
+InputHandler = Callable[[InputRequest], Answer]
+
+# Set while this thread runs a call's event or input callback: engine.close() from there would wait
+# for the very call it runs in.
+def _in_call_callback() -> bool:
+    return getattr(_tls, "call_depth", 0) > 0
+
+
+class Call:
+    """One call's progress and log callbacks, its input handler, and its cancellation.
+
+    Pass it to ``engine.op(..., call=c)``, ``engine.aop(..., call=c)`` or a client's
+    ``with_call(c)``; ``c.cancel()`` from any thread, at any time (also before the call starts),
+    makes that call return promptly with :class:`mcplink.Timeout` (``reason == "cancelled"``): a
+    2026-07-28 server sees its request's stream closed, an older one gets
+    ``notifications/cancelled``. A cancelled Call stays cancelled. One Call runs one call at a
+    time (it may be reused for the next).
+
+    Callbacks run on the thread that makes the call (for ``aop``: an engine worker thread, not
+    the event loop), while the engine waits for them; they may call the engine (another pool
+    state serves that call). If a callback raises, the engine gets a safe answer (no answer:
+    an elicitation is cancelled, sampling or roots refused), the call is cancelled, and the
+    op raises that exception once the engine has returned; nothing unwinds into C.
+
+    Args:
+        on_progress: called with each progress event ``{"type": "progress", "progress",
+            "total"?, "message"?, "server"}``.
+        on_log: called with each log event ``{"type": "log", "level", "logger"?, "data", "server"}``.
+        on_event: called with every event (before on_progress / on_log).
+        on_input: answers the server's questions now: called with an :class:`InputRequest`,
+            returns the answer (``request.accept({...})``, ``request.decline()``,
+            ``request.cancel()``, or a sampling/roots result as the MCP spec defines it), or None
+            for no answer. Without it, an elicitation makes the op answer
+            ``{"resultType": "input_required", "input_requests", "continuation", ...}``
+            (carry it on with ``Client.resume``).
+        input_methods: which questions ``on_input`` answers: any of ``"elicitation"``,
+            ``"sampling"``, ``"roots"`` (default: elicitation only). Only these are declared to
+            servers as capabilities for the call.
+    """
+
+    def __init__(self, *, on_progress: EventHandler | None = None, on_log: EventHandler | None = None,
+                 on_event: EventHandler | None = None, on_input: InputHandler | None = None,
+                 input_methods: Iterable[str] = ("elicitation",)) -> None:
+        for what, fn in (("on_progress", on_progress), ("on_log", on_log), ("on_event", on_event),
+                         ("on_input", on_input)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{what} must be callable, not {type(fn).__name__}")
+        if isinstance(input_methods, str):
+            input_methods = (input_methods,)
+        bits = 0
+        for m in input_methods:
+            if m not in _METHOD_BITS:
+                raise ValueError(f"unknown input method {m!r} (known: {', '.join(_METHOD_BITS)})")
+            bits |= _METHOD_BITS[m]
+        self.on_progress = on_progress
+        self.on_log = on_log
+        self.on_event = on_event
+        self.on_input = on_input
+        self._methods = bits
         self._lock = threading.Lock()
+        self._cancelled = False
+        self._running = False
+        self._lib: Library | None = None
         self._handle: int | None = None
-        self.cancelled = False
-        if lib.has_calls:
-            h = lib.call_new()
-            if not h:
-                raise MemoryError("mcpl_call_new failed")
-            self._handle = h
+        self._fns: tuple[Any, ...] = ()          # the ctypes callbacks, alive while the call runs
+        self._error: BaseException | None = None
 
-    def run(self, engine: int, actor: Actor, name: bytes, args: bytes | None) -> tuple[int, str | None]:
-        if self.cancelled:
-            return 0, None
+    @property
+    def cancelled(self) -> bool:
+        """True once ``cancel()`` was called."""
+        return self._cancelled
+
+    @property
+    def running(self) -> bool:
+        """True while an op runs with this Call."""
+        return self._running
+
+    @property
+    def interactive(self) -> bool:
+        return any(f is not None for f in (self.on_progress, self.on_log, self.on_event, self.on_input))
+
+    def cancel(self) -> None:
+        """Cancels the call (thread-safe, idempotent, at any time; also before it starts)."""
+        with self._lock:
+            self._cancelled = True
+            if self._handle is not None and self._lib is not None:
+                self._lib.call_cancel(self._handle)
+
+    def _abort(self) -> None:
+        """Cancels the running call only (engine.close): the Call stays usable elsewhere."""
+        with self._lock:
+            if self._handle is not None and self._lib is not None:
+                self._lib.call_cancel(self._handle)
+
+    # ---- the engine side: start, run, finish -------------------------------------------------
+
+    def _start(self, lib: Library) -> bool:
+        """Claims this Call for one op and makes its handle; False when it is cancelled already."""
+        has_interactive = getattr(lib, "has_interactive", False)
+        if self.interactive and not has_interactive:
+            raise NotImplementedError(f"{lib.path} has no interactive calls (mcpl_call_set_events, "
+                                      "mcpl_call_set_input): progress, log and input callbacks need a newer libmcplink")
+        with self._lock:
+            if self._running:
+                raise RuntimeError("this Call is running a call already: use one Call per concurrent call")
+            if self._cancelled:
+                return False
+            self._running = True
+            self._error = None
+            self._lib = lib
+        try:
+            if lib.has_calls:
+                h = lib.call_new()
+                if not h:
+                    raise MemoryError("mcpl_call_new failed")
+                fns: list[Any] = []
+                if has_interactive and (self.on_progress or self.on_log or self.on_event):
+                    fns.append(EVENT_FN(self._on_event))
+                    lib.call_set_events(h, fns[-1])
+                if has_interactive and self.on_input is not None and self._methods:
+                    fns.append(INPUT_FN(self._on_input))
+                    lib.call_set_input(h, fns[-1], self._methods)
+                with self._lock:
+                    self._lib, self._handle, self._fns = lib, h, tuple(fns)
+                    if self._cancelled:             # cancel() came between the checks: pass it on
+                        lib.call_cancel(h)
+        except BaseException:
+            self._finish()
+            raise
+        return True
+
+    def _run(self, engine: int, actor: Actor, name: bytes, args: bytes | None) -> tuple[int, str | None]:
+        assert self._lib is not None
         if self._handle is not None:
             return self._lib.op_call(engine, actor, name, args, self._handle)
         return self._lib.op(engine, actor, name, args)
 
-    def cancel(self) -> None:
+    def _finish(self) -> BaseException | None:
+        """Frees the handle (after the op returned) and gives the callback's exception, if any."""
         with self._lock:
-            self.cancelled = True
-            if self._handle is not None:
+            lib, h = self._lib, self._handle
+            self._handle = None
+        if h is not None and lib is not None:
+            lib.call_free(h)
+        with self._lock:
+            self._fns = ()
+            self._running = False
+            err, self._error = self._error, None
+        return err
+
+    def _fail(self, e: BaseException) -> None:
+        """A callback raised: remember the first exception and cancel the call."""
+        with self._lock:
+            if self._error is None:
+                self._error = e
+            if self._handle is not None and self._lib is not None:
                 self._lib.call_cancel(self._handle)
 
-    def free(self) -> None:
-        with self._lock:
-            h, self._handle = self._handle, None
-        if h is not None:
-            self._lib.call_free(h)
+    # ---- the C callbacks: they never raise into C ----------------------------------------
+
+    def _on_event(self, _ud: Any, text: bytes | None) -> None:
+        _tls.call_depth = getattr(_tls, "call_depth", 0) + 1
+        try:
+            ev = json.loads((text or b"{}").decode("utf-8", "replace"))
+            if not isinstance(ev, dict):
+                return
+            if self.on_event is not None:
+                self.on_event(ev)
+            kind = ev.get("type")
+            if kind == "progress" and self.on_progress is not None:
+                self.on_progress(ev)
+            elif kind == "log" and self.on_log is not None:
+                self.on_log(ev)
+        except BaseException as e:  # an exception must never unwind into C
+            self._fail(e)
+        finally:
+            _tls.call_depth -= 1
+
+    def _on_input(self, _ud: Any, text: bytes | None, reply: int | None) -> None:
+        _tls.call_depth = getattr(_tls, "call_depth", 0) + 1
+        try:
+            req = InputRequest(json.loads((text or b"{}").decode("utf-8", "replace")))
+            assert self.on_input is not None
+            answer = self.on_input(req)
+            if answer is None:
+                return                     # no answer: the elicitation is cancelled, the rest refused
+            if inspect.isawaitable(answer):
+                getattr(answer, "close", lambda: None)()
+                raise TypeError("on_input returned an awaitable: input handlers are synchronous functions")
+            if not isinstance(answer, Mapping):
+                raise TypeError(f"on_input must return a mapping (a JSON object) or None, not {type(answer).__name__}")
+            try:
+                data = json.dumps(dict(answer), allow_nan=False).encode("utf-8")
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"the answer of on_input is not JSON: {e}") from None
+            assert self._lib is not None and reply
+            rc = self._lib.reply_set(reply, data)
+            if rc != 0:
+                code = self._lib.code_name(rc)
+                raise error_class(code)(f"the engine refused the answer of on_input ({code}: "
+                                        f"{'more than 1 MiB' if code == 'too_large' else 'not accepted'})", code=code)
+        except BaseException as e:  # an exception must never unwind into C
+            self._fail(e)
+        finally:
+            _tls.call_depth -= 1
 
 
 class _State:
@@ -169,13 +403,13 @@ class _State:
         self.workers = workers
         self.cv = threading.Condition()
         self.inflight = 0
-        self.calls: set[_Call] = set()
+        self.calls: set[Call] = set()
         self.closing = False
         self.executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     # A call holds the engine open: close() waits until every call has left the C library, so no
     # call can ever reach an engine that mcpl_close has freed.
-    def enter(self, call: _Call) -> int:
+    def enter(self, call: Call) -> int:
         with self.cv:
             if self.handle is None or self.closing:
                 raise EngineClosed("the engine is closed")
@@ -183,29 +417,32 @@ class _State:
             self.calls.add(call)
             return self.handle
 
-    def leave(self, call: _Call) -> None:
+    def leave(self, call: Call) -> None:
         with self.cv:
             self.inflight -= 1
             self.calls.discard(call)
             if self.inflight == 0:
                 self.cv.notify_all()
 
-    def call(self, actor: Actor, name: bytes, payload: bytes | None, call: _Call | None = None) -> dict[str, Any]:
+    def call(self, actor: Actor, name: bytes, payload: bytes | None, call: Call | None = None) -> dict[str, Any]:
         if _in_log_callback():
             raise RuntimeError("an engine call from inside the engine's log callback (a logging "
                                "handler) would deadlock; log handlers must not call the engine")
         if call is None:
-            call = _Call(self.lib)
+            call = Call()
+        if not call._start(self.lib):
+            raise Timeout("the call was cancelled before it started", reason="cancelled")
+        failed: BaseException | None = None
         try:
             handle = self.enter(call)
             try:
-                rc, text = call.run(handle, actor, name, payload)
+                rc, text = call._run(handle, actor, name, payload)
             finally:
                 self.leave(call)
         finally:
-            call.free()
-        if call.cancelled and text is None:
-            raise Timeout("the call was cancelled before it started", reason="cancelled")
+            failed = call._finish()
+        if failed is not None:
+            raise failed
         return _result(self.lib, rc, text)
 
     def pool(self) -> concurrent.futures.ThreadPoolExecutor:
@@ -217,14 +454,9 @@ class _State:
                     max_workers=self.workers, thread_name_prefix="mcplink")
             return self.executor
 
-    async def acall(self, actor: Actor, name: bytes, payload: bytes | None) -> dict[str, Any]:
-        call = _Call(self.lib)
-        try:
-            cf = self.pool().submit(self.call, actor, name, payload, call)
-        except BaseException:
-            call.free()
-            raise
-        cf.add_done_callback(lambda _f: call.free())  # also when it never started
+    async def acall(self, actor: Actor, name: bytes, payload: bytes | None, call: Call | None = None) -> dict[str, Any]:
+        call = Call() if call is None else call
+        cf = self.pool().submit(self.call, actor, name, payload, call)
         try:
             return await asyncio.wrap_future(cf)
         except asyncio.CancelledError:
@@ -234,6 +466,8 @@ class _State:
     def close(self) -> None:
         if _in_log_callback():
             raise RuntimeError("engine.close() from inside the engine's log callback would deadlock")
+        if _in_call_callback():
+            raise RuntimeError("engine.close() from inside a call's callback would wait for that very call")
         with self.cv:
             if self.closing:
                 while self.handle is not None:
@@ -244,7 +478,7 @@ class _State:
             self.closing = True
             calls = list(self.calls)
         for c in calls:
-            c.cancel()
+            c._abort()
         with self.cv:
             while self.inflight:
                 self.cv.wait()
@@ -258,6 +492,42 @@ class _State:
             self.cv.notify_all()
         if executor is not None:
             executor.shutdown(wait=False)
+
+
+_CONTINUE_OPS = {"tool": "tool.continue", "tool.call": "tool.continue", "tool.continue": "tool.continue",
+                 "prompt": "prompt.continue", "prompt.get": "prompt.continue", "prompt.continue": "prompt.continue",
+                 "resource": "resource.continue", "resource.read": "resource.continue",
+                 "resource.continue": "resource.continue"}
+
+
+def _continue_op(kind: str) -> str:
+    try:
+        return _CONTINUE_OPS[kind]
+    except (KeyError, TypeError):
+        raise ValueError(f"kind must be tool, prompt or resource (or the op that answered), not {kind!r}") from None
+
+
+def _continue_args(pending: Mapping[str, Any] | str, responses: Mapping[str, Mapping[str, Any]],
+                   timeout_ms: int | None) -> dict[str, Any]:
+    if isinstance(pending, Mapping):
+        if pending.get("resultType") != "input_required" or not isinstance(pending.get("continuation"), str):
+            raise ValueError("pending must be an input_required result (with its continuation) or a continuation token")
+        token = pending["continuation"]
+    elif isinstance(pending, str):
+        token = pending
+    else:
+        raise TypeError(f"pending must be an input_required result or a continuation token, not {type(pending).__name__}")
+    if not isinstance(responses, Mapping):
+        raise TypeError(f"input_responses must be a mapping of request keys to answers, not {type(responses).__name__}")
+    args: dict[str, Any] = {"continuation": token, "input_responses": {k: dict(v) for k, v in responses.items()}}
+    if timeout_ms is not None:
+        args["timeout_ms"] = timeout_ms
+    return args
+
+
+def input_required(result: Mapping[str, Any]) -> bool:
+    """True when an op's result asks for the user's answers (``resultType == "input_required"``)."""
+    return isinstance(result, Mapping) and result.get("resultType") == "input_required"
 
 
 class Engine:
@@ -383,29 +653,65 @@ class Engine:
     # ---- calls ---------------------------------------------------------------
 
     def op(self, name: str, args: Mapping[str, Any] | None = None, *, tenant: str | None = None,
-           user: str | None = None, system: bool = False) -> dict[str, Any]:
+           user: str | None = None, system: bool = False, call: Call | None = None) -> dict[str, Any]:
         """Runs the op ``name`` with ``args`` as a tenant user or the system actor.
 
+        Args:
+            call: a :class:`Call` with progress/log callbacks, an input handler, and ``cancel()``
+                for another thread (tool.call, prompt.get, resource.read and their ``*.continue``).
+
         Returns:
-            The op's result (a JSON object as a dict).
+            The op's result (a JSON object as a dict). A call that waits for its user's answers
+            (an elicitation without ``on_input``) returns ``{"resultType": "input_required",
+            "input_requests", "continuation", "expires_at"}``: see :meth:`resume`.
 
         Raises:
-            mcplink.Error: the op failed; the subclass is named after the stable code.
+            mcplink.Error: the op failed; the subclass is named after the stable code (a cancelled
+                call: :class:`mcplink.Timeout` with ``reason == "cancelled"``).
             ValueError, TypeError: no actor, or arguments that are not a JSON object.
             mcplink.EngineClosed: the engine was closed.
+            Exception: whatever a callback of ``call`` raised (the call was cancelled).
         """
-        return self._state.call(_actor(tenant, user, system), _text("op name", name), _payload(name, args))
+        return self._state.call(_actor(tenant, user, system), _text("op name", name), _payload(name, args), call)
 
     async def aop(self, name: str, args: Mapping[str, Any] | None = None, *, tenant: str | None = None,
-                  user: str | None = None, system: bool = False) -> dict[str, Any]:
+                  user: str | None = None, system: bool = False, call: Call | None = None) -> dict[str, Any]:
         """``op`` for asyncio: the call runs on the engine's worker threads, off the event loop.
 
-        Cancelling the awaiting task stops the wait at once. The call is cancelled in the engine
-        when the library has per-call cancellation; otherwise it runs to its own end (at most the
-        server's timeout) in the background, and its result is dropped.
+        Cancelling the awaiting task cancels the call in the engine (and ``call``, if given) and
+        stops the wait at once. The callbacks of ``call`` run on the worker thread (use
+        ``loop.call_soon_threadsafe`` to reach the event loop from them).
         """
         return await self._state.acall(_actor(tenant, user, system), _text("op name", name),
-                                       _payload(name, args))
+                                       _payload(name, args), call)
+
+    def resume(self, pending: Mapping[str, Any] | str, input_responses: Mapping[str, Mapping[str, Any]], *,
+               kind: str = "tool", tenant: str | None = None, user: str | None = None,
+               call: Call | None = None, timeout_ms: int | None = None) -> dict[str, Any]:
+        """Carries on a call that answered ``input_required``, with the user's answers.
+
+        Runs ``tool.continue`` (``kind="prompt"``: ``prompt.continue``, ``kind="resource"``:
+        ``resource.continue``) as the user who made the call. The result may be
+        ``input_required`` again (the next round, with a new continuation).
+
+        Args:
+            pending: the ``input_required`` result, or its ``continuation`` token.
+            input_responses: an answer for every request, by its key:
+                ``{"profile": {"action": "accept", "content": {...}}, "connect": {"action": "decline"}}``.
+            kind: ``"tool"``, ``"prompt"`` or ``"resource"`` (or the op that answered:
+                ``"tool.call"``, ``"prompt.get"``, ``"resource.read"``, ``"tool.continue"``, ...).
+            call: a :class:`Call` for this round (events, an input handler, cancel).
+            timeout_ms: the server's timeout for this round.
+        """
+        return self.op(_continue_op(kind), _continue_args(pending, input_responses, timeout_ms),
+                       tenant=tenant, user=user, call=call)
+
+    async def aresume(self, pending: Mapping[str, Any] | str, input_responses: Mapping[str, Mapping[str, Any]], *,
+                      kind: str = "tool", tenant: str | None = None, user: str | None = None,
+                      call: Call | None = None, timeout_ms: int | None = None) -> dict[str, Any]:
+        """:meth:`resume` for asyncio."""
+        return await self.aop(_continue_op(kind), _continue_args(pending, input_responses, timeout_ms),
+                              tenant=tenant, user=user, call=call)
 
     def as_user(self, tenant: str, user: str) -> Client:
         """A client that calls as ``user`` of ``tenant``: ``engine.as_user("acme", "alice")``."""
@@ -498,16 +804,19 @@ class Client:
     ``alice = engine.as_user("acme", "alice")``, then ``alice.op("server.list")`` or
     ``alice.server.list()``; ``alice.server.create(name="CRM")`` passes keyword arguments as the
     op's arguments. ``alice.aio`` is the same client for asyncio (every call returns an awaitable),
-    e.g. ``await alice.aio.server.list()``.
+    e.g. ``await alice.aio.server.list()``. ``alice.with_call(c)`` is the same client whose calls
+    run with the :class:`Call` ``c`` (its callbacks, its cancellation).
     """
 
-    __slots__ = ("_engine", "_actor", "_async")
+    __slots__ = ("_engine", "_actor", "_async", "_call")
     op = _OpAttribute()
 
-    def __init__(self, engine: Engine, actor: dict[str, Any], is_async: bool = False) -> None:
+    def __init__(self, engine: Engine, actor: dict[str, Any], is_async: bool = False,
+                 call: Call | None = None) -> None:
         self._engine = engine
         self._actor = dict(actor)
         self._async = is_async
+        self._call = call
 
     @property
     def actor(self) -> dict[str, Any]:
@@ -517,17 +826,40 @@ class Client:
     @property
     def aio(self) -> Client:
         """This client for asyncio: its calls return awaitables."""
-        return Client(self._engine, self._actor, True)
+        return Client(self._engine, self._actor, True, self._call)
+
+    def with_call(self, call: Call | None) -> Client:
+        """This client with its calls run through ``call`` (a :class:`Call`; None: without).
+
+        ``alice.with_call(c).tool.call(assistant=..., tool=..., arguments=...)``: progress and log
+        events go to ``c``'s callbacks, questions to its ``on_input``, and ``c.cancel()`` from
+        another thread cancels the call. One Call serves one call at a time.
+        """
+        if call is not None and not isinstance(call, Call):
+            raise TypeError(f"call must be an mcplink.Call, not {type(call).__name__}")
+        return Client(self._engine, self._actor, self._async, call)
 
     async def aop(self, name: str, args: Mapping[str, Any] | None = None, /, **kwargs: Any) -> dict[str, Any]:
         """``await client.aop("server.list")``: the op off the event loop."""
-        return await self._engine.aop(name, _merge(args, kwargs), **self._actor)
+        return await self._engine.aop(name, _merge(args, kwargs), call=self._call, **self._actor)
+
+    def resume(self, pending: Mapping[str, Any] | str, input_responses: Mapping[str, Mapping[str, Any]], *,
+               kind: str = "tool", timeout_ms: int | None = None) -> Any:
+        """Carries on a call that answered ``input_required`` (:meth:`Engine.resume`), as this
+        client's user and with its Call; an awaitable for an asyncio client."""
+        if self._actor.get("system"):
+            raise ValueError("only a tenant user can carry on a call (its continuation is the user's)")
+        if self._async:
+            return self._engine.aresume(pending, input_responses, kind=kind, timeout_ms=timeout_ms,
+                                        call=self._call, **self._actor)
+        return self._engine.resume(pending, input_responses, kind=kind, timeout_ms=timeout_ms,
+                                   call=self._call, **self._actor)
 
     def _invoke(self, name: str, args: Mapping[str, Any] | None, kwargs: dict[str, Any]) -> Any:
         merged = _merge(args, kwargs)
         if self._async:
-            return self._engine.aop(name, merged, **self._actor)
-        return self._engine.op(name, merged, **self._actor)
+            return self._engine.aop(name, merged, call=self._call, **self._actor)
+        return self._engine.op(name, merged, call=self._call, **self._actor)
 
     def __getattr__(self, family: str) -> _Family:
         if family.startswith("_"):
@@ -538,11 +870,13 @@ class Client:
         return _Family(self, family)
 
     def __dir__(self) -> list[str]:
-        return sorted({"op", "aop", "aio", "actor"} | {n.split(".", 1)[0] for n in self._engine._registry()})
+        return sorted({"op", "aop", "aio", "actor", "with_call", "resume"}
+                      | {n.split(".", 1)[0] for n in self._engine._registry()})
 
     def __repr__(self) -> str:
         who = "system" if self._actor.get("system") else f"{self._actor['tenant']}/{self._actor['user']}"
-        return f"<mcplink.Client {who}{' (asyncio)' if self._async else ''}>"
+        return (f"<mcplink.Client {who}{' (asyncio)' if self._async else ''}"
+                f"{' (with a Call)' if self._call is not None else ''}>")
 
 
 def _merge(args: Mapping[str, Any] | None, kwargs: dict[str, Any]) -> Mapping[str, Any] | None:

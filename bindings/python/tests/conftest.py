@@ -79,3 +79,35 @@ def crm(engine, server_v2):
     ast = ann.assistant.create(name="bot")
     ann.assistant.attach(assistant=ast["id"], server="CRM")
     return {"server": srv["id"], "assistant": ast["id"], "control": server_v2["control"]}
+
+
+@pytest.fixture(scope="session")
+def server_v1():
+    """The SDK v1 fixture server (a handshake-era session), requiring the API key API_KEY."""
+    line = start_fixture("server-v1", "--api-key", API_KEY)
+    yield line
+    stop_fixture(line)
+
+
+@pytest.fixture
+def eras(engine, server_v1, server_v2):
+    """Servers v1 (SDK v1, handshake era) and v2 (SDK v2, 2026-07-28) attached to ann's personal
+    assistant. Returns {"assistant", "v1": fixture line, "v2": fixture line}; tools are v1__NAME
+    and v2__NAME."""
+    ann = engine.as_user("acme", "ann")
+    ast = ann.assistant.create(name="bot")
+    for name, line in (("v1", server_v1), ("v2", server_v2)):
+        srv = ann.server.create(name=name)
+        ann.server.update(id=srv["id"], url=line["url"], auth_type="api_key", api_key=API_KEY)
+        ann.tool.enable(server=name)
+        ann.assistant.attach(assistant=ast["id"], server=name)
+    return {"assistant": ast["id"], "v1": server_v1, "v2": server_v2}
+
+
+def control_log(line: dict) -> dict:
+    """What a fixture server saw: {"requests": [...], "cancelled": [{id, time}, ...]}."""
+    import ssl
+    import urllib.request
+    ctx = ssl.create_default_context(cafile=str(CERTS / "ca.pem"))
+    with urllib.request.urlopen(line["control"] + "/log", context=ctx, timeout=10) as r:
+        return json.loads(r.read())
