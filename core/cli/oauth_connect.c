@@ -1,10 +1,12 @@
 /* oauth_connect.c: `mcplink oauth connect SERVER`: the user's OAuth flow from a terminal, with a
  * one-shot loopback redirect listener on 127.0.0.1 (RFC 8252 §7.3) and the oauth.* ops. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -56,24 +58,51 @@ static void oc_reply(int fd, int status, const char *text) {
   if (n > 0 && write(fd, buf, (size_t)n) < 0) { /* the browser went away: nothing to do */ }
 }
 
-/* Reads one request head; returns the request target (malloc'd) or NULL. */
-static char *oc_read_target(int fd) {
+/* One accepted connection of the listener. A browser may open more than one (speculative
+ * preconnects that never send a request), so each is read as it becomes ready, never in turn. */
+typedef struct {
+  int fd;
+  size_t n;
+  long since_ms;
   char req[OC_MAX_REQUEST + 1];
-  size_t n = 0;
-  while (n < OC_MAX_REQUEST) {
-    struct pollfd p = {fd, POLLIN, 0};
-    if (poll(&p, 1, 10000) <= 0) return NULL;
-    ssize_t r = read(fd, req + n, OC_MAX_REQUEST - n);
-    if (r <= 0) return NULL;
-    n += (size_t)r;
-    req[n] = '\0';
-    if (strstr(req, "\r\n\r\n")) break;
+} oc_client;
+
+#define OC_MAX_CLIENTS 16
+#define OC_CLIENT_IDLE_MS 10000L
+
+static long oc_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void oc_drop(oc_client *cl) {
+  if (cl->fd >= 0) close(cl->fd);
+  cl->fd = -1;
+  cl->n = 0;
+}
+
+/* Reads what client cl has ready. Returns 1 with *target (malloc'd) once a whole request head is
+ * in, 0 when more is to come, -1 when the connection is done with (closed, or answered 404). */
+static int oc_client_read(oc_client *cl, char **target) {
+  ssize_t r = read(cl->fd, cl->req + cl->n, OC_MAX_REQUEST - cl->n);
+  if (r < 0 && (errno == EINTR || errno == EAGAIN)) return 0;
+  if (r <= 0) return -1;
+  cl->n += (size_t)r;
+  cl->req[cl->n] = '\0';
+  if (!strstr(cl->req, "\r\n\r\n")) {
+    if (cl->n < OC_MAX_REQUEST) return 0;
+    oc_reply(cl->fd, 404, "Not the OAuth callback.");
+    return -1;
   }
-  if (strncmp(req, "GET ", 4) != 0) return NULL;
-  char *sp = strchr(req + 4, ' ');
-  if (!sp) return NULL;
+  char *sp = strncmp(cl->req, "GET ", 4) == 0 ? strchr(cl->req + 4, ' ') : NULL;
+  if (!sp || strncmp(cl->req + 4, "/callback?", 10) != 0) {
+    oc_reply(cl->fd, 404, "Not the OAuth callback.");
+    return -1;
+  }
   *sp = '\0';
-  return strdup(req + 4);
+  *target = strdup(cl->req + 4);
+  return *target ? 1 : -1;
 }
 
 #define OC_TIMEOUT_DEFAULT_MS 300000L
@@ -116,6 +145,7 @@ int cli_oauth_connect_parse(int argc, char **argv, cli_oauth_args *out) {
 int cli_oauth_connect(cli_ctx *c, int argc, char **argv) {
   int rc = 1, lfd = -1;
   char *res = NULL, *url = NULL;
+  oc_client *clients = NULL;
   cli_oauth_args oa;
   if (cli_oauth_connect_parse(argc, argv, &oa) != 0) return 2;
   const char *server = oa.server;
@@ -149,21 +179,43 @@ int cli_oauth_connect(cli_ctx *c, int argc, char **argv) {
   printf("Open this URL in your browser to connect to %s:\n\n  %s\n\n", server, url);
   printf("Waiting for the browser on http://127.0.0.1:%d/callback (up to %ld ms)...\n", port, oa.timeout_ms);
   fflush(stdout);
-  for (long waited = 0; waited < oa.timeout_ms;) {
-    struct pollfd p = {lfd, POLLIN, 0};
-    long slice = oa.timeout_ms - waited < 1000 ? oa.timeout_ms - waited : 1000;
-    int pr = poll(&p, 1, (int)slice);
-    if (pr < 0 && errno != EINTR) break;
-    if (pr <= 0) { waited += slice; continue; }
-    int fd = accept(lfd, NULL, NULL);
-    if (fd < 0) continue;
-    char *target = oc_read_target(fd);
-    if (!target || strncmp(target, "/callback?", 10) != 0) {
-      oc_reply(fd, 404, "Not the OAuth callback.");
-      close(fd);
-      free(target);
-      continue;
+  clients = calloc(OC_MAX_CLIENTS, sizeof *clients);
+  if (!clients) { cli_print_error(c->compact, "internal", "out of memory"); goto done; }
+  for (int i = 0; i < OC_MAX_CLIENTS; i++) clients[i].fd = -1;
+  for (long deadline = oc_now_ms() + oa.timeout_ms;;) {
+    long now = oc_now_ms();
+    if (now >= deadline) break;
+    struct pollfd pf[OC_MAX_CLIENTS + 1];
+    int who[OC_MAX_CLIENTS + 1], np = 0, live = 0;
+    for (int i = 0; i < OC_MAX_CLIENTS; i++) {
+      if (clients[i].fd < 0) continue;
+      if (now - clients[i].since_ms > OC_CLIENT_IDLE_MS) { oc_drop(&clients[i]); continue; }
+      pf[np] = (struct pollfd){clients[i].fd, POLLIN, 0};
+      who[np++] = i;
+      live++;
     }
+    if (live < OC_MAX_CLIENTS) { pf[np] = (struct pollfd){lfd, POLLIN, 0}; who[np++] = -1; }
+    long slice = deadline - now < 1000 ? deadline - now : 1000;
+    int pr = poll(pf, (nfds_t)np, (int)slice);
+    if (pr < 0 && errno != EINTR) break;
+    if (pr <= 0) continue;
+    char *target = NULL;
+    int from = -1;
+    for (int k = 0; k < np && !target; k++) {
+      if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      if (who[k] < 0) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        for (int i = 0; fd >= 0 && i < OC_MAX_CLIENTS; i++)
+          if (clients[i].fd < 0) { clients[i] = (oc_client){.fd = fd, .since_ms = now}; fd = -1; }
+        if (fd >= 0) close(fd);
+        continue;
+      }
+      int got = oc_client_read(&clients[who[k]], &target);
+      if (got < 0) oc_drop(&clients[who[k]]);
+      if (got > 0) from = who[k];
+    }
+    if (!target) continue;
+    int fd = clients[from].fd;
     char cargs[OC_MAX_REQUEST + 256] = "{\"callback_url\":";
     char full[OC_MAX_REQUEST + 64];
     snprintf(full, sizeof full, "http://127.0.0.1:%d%s", port, target);
@@ -171,9 +223,11 @@ int cli_oauth_connect(cli_ctx *c, int argc, char **argv) {
     strncat(cargs, "}", sizeof cargs - strlen(cargs) - 1);
     free(target);
     int orc = mcpl_op(c->engine, &c->actor, "oauth.complete", cargs, &res);
+    /* the answer page is small: a blocking write is bounded by the socket buffer */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     oc_reply(fd, 200, orc == MCPL_OK ? "Connected. You can close this window and return to the terminal."
                                       : "The connection failed: see the terminal.");
-    close(fd);
     cli_print_json(c->compact, res ? res : "{}", orc == MCPL_OK ? stdout : stderr);
     rc = orc == MCPL_OK ? 0 : 1;
     goto done;
@@ -182,6 +236,8 @@ int cli_oauth_connect(cli_ctx *c, int argc, char **argv) {
   snprintf(msg, sizeof msg, "oauth connect: no callback from the browser within %ld ms", oa.timeout_ms);
   cli_print_error(c->compact, "timeout", msg);
 done:
+  for (int i = 0; clients && i < OC_MAX_CLIENTS; i++) oc_drop(&clients[i]);
+  free(clients);
   if (lfd >= 0) close(lfd);
   mcpl_free(res);
   free(url);

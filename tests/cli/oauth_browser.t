@@ -9,7 +9,7 @@ BIN=${MCPLINK_BIN:-$top/build/mcplink}
 export MCPLINK_BUILD=${MCPLINK_BUILD:-$top/build}
 export FIXTURE_CERTS=${FIXTURE_CERTS:-$MCPLINK_BUILD/certs}
 export FIXTURE_PARENT_PID=$$
-export FIXTURE_MAX_LIFETIME_S=150
+export FIXTURE_MAX_LIFETIME_S=600
 if [ ! -d "$fx/node_modules/oidc-provider" ] || [ ! -d "$fx/node_modules/playwright-core" ]; then
   echo "Bail out! fixtures not installed (make fixtures)"; exit 1
 fi
@@ -22,13 +22,13 @@ fi
 # browse URL USER [FLAGS]: one login in a fresh Chromium profile; prints the driver's JSON line
 browse() {
   prof=$(mktemp -d "$work/profile.XXXXXX")
-  timeout 45 "$NODE" "$fx/oauth/browser.mjs" --url "$1" --user "$2" --profile "$prof" \
-    --chromium "$CHROMIUM" --timeout-ms 20000 ${3:-} 2>>"$work/browser.log"
+  timeout 75 "$NODE" "$fx/oauth/browser.mjs" --url "$1" --user "$2" --profile "$prof" \
+    --chromium "$CHROMIUM" --timeout-ms 30000 ${3:-} 2>>"$work/browser.log"
 }
 # connect USER: `mcplink oauth connect fx` with its loopback listener, completed by the browser;
 # sets $bj (the driver's JSON) and $out (what the CLI printed), returns the CLI's exit status
 connect() {
-  as "$1" oauth connect "${SRV:-fx}" --timeout-ms 30000 > "$work/connect-$1.out" 2>&1 &
+  as "$1" oauth connect "${SRV:-fx}" --timeout-ms 90000 > "$work/connect-$1.out" 2>&1 &
   cpid=$!; pids="$pids $cpid"
   i=0; while [ $i -lt 300 ] && ! grep -q 'https://.*/auth?' "$work/connect-$1.out" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
   au=$(grep -o 'https://[^ ]*/auth?[^ ]*' "$work/connect-$1.out" | head -n 1)
@@ -37,6 +37,8 @@ connect() {
   out=$(cat "$work/connect-$1.out")
   return $cst
 }
+# diag_connect STATUS: on a failed connect, what the CLI printed and what the browser logged
+diag_connect() { [ "$1" = 0 ] || { printf '%s\n' "$out" "$bj" | sed 's/^/#   cli: /'; sed 's/^/#   /' "$work/browser.log"; }; }
 call() { as "$1" op tool.call "{\"assistant\":\"$2\",\"tool\":\"fx__whoami\"}"; }
 stats() { probe "$CTL/stats"; }
 # expire_soon USER: a fresh access token of 2 s for USER (forced refresh), then wait until it is expired
@@ -56,6 +58,7 @@ as ann op server.update "{\"id\":\"fx\",\"url\":\"$URL\",\"auth_type\":\"oauth\"
 # --- the admin connects the same way as the users below (`mcplink oauth connect`, loopback) ---------
 connect ann; st=$?
 is "$st" 0 "the admin connects through Chromium and the loopback listener"
+diag_connect "$st"
 r=$(as ann op server.refresh '{"id":"fx"}')
 is "$(j "$r" o.ok)" true "with the admin's token, refreshing the capabilities works"
 [ "$(j "$r" o.ok)" = true ] || echo "#   $r"
@@ -75,7 +78,7 @@ like "$out" '"connected":true' "oauth connect prints alice's connection"
 [ -s "$MCPLINK_BUILD/oauth-consent.png" ] && echo "# consent page screenshot: $MCPLINK_BUILD/oauth-consent.png"
 connect bob; st=$?
 is "$st" 0 "bob: oauth connect exits 0"
-[ "$st" = 0 ] || sed "s/^/#   /" "$work/browser.log"
+diag_connect "$st"
 is "$(j "$bj" 'o.pages.join(",")')" "login,consent" "bob had to sign in himself (no session shared with alice's profile)"
 like "$out" '"connected":true' "oauth connect prints bob's connection"
 st=$(stats)
@@ -166,9 +169,11 @@ is "$(j "$(as carol op oauth.complete "{\"callback_url\":\"$cb\"}")" o.connected
 # and leaves the web client carol's tokens belong to alone.
 SRV=web connect alice; st=$?
 is "$st" 0 "alice connects to the same server through the loopback listener"
+diag_connect "$st"
 r=$(as carol op oauth.refresh '{"server":"web","force":true}')
 is "$(j "$r" o.connected)" true "carol's refresh still works after alice's loopback connect (separate registrations)"
 SRV=web connect bob; st=$?
 is "$st" 0 "a second loopback connect on another port reuses the native client"
+diag_connect "$st"
 
 done_tap

@@ -26,13 +26,23 @@ case $au in *redirect_uri=http%3A%2F%2F127.0.0.1%3A*%2Fcallback*) ok 0 "the prin
   *) ok 1 "printed URL: $(cat "$work/connect.out")";; esac
 cb=$(follow "$au" alice)
 case $cb in http://127.0.0.1:*/callback\?code=*) ok 0 "the AS sends the browser back to the listener";; *) ok 1 "callback: $cb";; esac
-page=$(curl -s -m 20 "$cb")
-like "$page" "Connected" "the browser sees a success page"
+port=$(echo "$au" | sed -n 's/.*redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A\([0-9]*\)%2Fcallback.*/\1/p')
+# A real browser opens speculative connections that never send a request, and asks for other paths:
+# two idle sockets and a favicon request come first, and the callback is still answered at once.
+"$NODE" -e 'const net = require("net"); const port = +process.argv[1];
+  for (let i = 0; i < 2; i++) net.connect(port, "127.0.0.1").on("error", () => {});
+  setTimeout(() => process.exit(0), 15000);' "$port" &
+idle=$!; pids="$pids $idle"
+sleep 0.5
+is "$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$port/favicon.ico")" 404 \
+  "a request for another path is answered 404 while idle connections are open"
+page=$(curl -s -m 5 "$cb")
+like "$page" "Connected" "the browser sees a success page, though idle connections came first"
+kill "$idle" 2>/dev/null
 wait $cpid; st=$?
 is "$st" 0 "oauth connect exits 0"
 like "$(cat "$work/connect.out")" '"connected":true' "oauth connect prints the connection"
 is "$(j "$(as alice oauth status fx)" o.connected)" true "oauth status: connected"
-port=$(echo "$au" | sed -n 's/.*redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A\([0-9]*\)%2Fcallback.*/\1/p')
 st=$(probe "$CTL/stats")
 is "$(j "$st" 'o.authorize[0].redirect_uri')" "http://127.0.0.1:$port/callback" "the AS was asked to return to the listener's port"
 is "$(j "$st" 'o.registered.length')" 1 "one client was registered"
