@@ -14,7 +14,6 @@ local tokens = require "oauth.tokens"
 local M = {}
 
 M.STATE_TTL_MS = 10 * 60 * 1000
-M.MAX_STEP_UP = 3
 
 local function oauth_server(s)
   if s.auth_type ~= "oauth" then

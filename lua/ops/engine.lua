@@ -3,7 +3,15 @@ local core = require "core"
 local registry = require "registry"
 local json = require "json"
 
-local PROTOCOL_VERSIONS = { "2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05" }
+-- the revisions mcplink speaks, newest first, from the one list the transports use
+local function protocol_versions()
+  local p = require "mcp.protocol"
+  local out = {}
+  for _, list in ipairs({ p.MODERN, p.LEGACY, { p.SSE } }) do
+    for _, v in ipairs(list) do out[#out + 1] = v end
+  end
+  return out
+end
 
 registry.op {
   name = "engine.info", role = "any",
@@ -14,7 +22,7 @@ registry.op {
     local policies = core.option("policies")
     return {
       version = core.version,
-      protocol_versions = json.array(PROTOCOL_VERSIONS),
+      protocol_versions = json.array(protocol_versions()),
       storage = core.option("db") or json.null,
       policies = (policies and policies ~= "") and policies or "(built-in default)",
       lua = (lua_dir and lua_dir ~= "") and lua_dir or "(embedded)",
