@@ -272,9 +272,10 @@ end
 function M.run(src, chunkname, actor, args)
   local env = M.env(actor, args)
   local fn, err = load_in(src, chunkname, env)
-  if not fn then print("error: " .. err); return 1 end
+  -- a script's own output is stdout; why it failed goes to stderr, like every CLI error
+  if not fn then core.eprint("error: " .. err); return 1 end
   local ok, e = xpcall(fn, function(m) return core.traceback(errtext(m)) end, table.unpack(args or {}))
-  if not ok then print("error: " .. tostring(e)); return 1 end
+  if not ok then core.eprint("error: " .. tostring(e)); return 1 end
   return 0
 end
 

@@ -207,8 +207,15 @@ check "no usage error opened a database" test ! -e "$tmp/empty/o.db"
 # the embedded modules are loaded precompiled, with their debug information:
 # an error's traceback still names their files and lines
 printf 'nosuch()\n' > tb.lua
-M run tb.lua > out 2>&1
-check "a traceback names an embedded module's file and line" grep -Eq 'lua/script/prelude\.lua:[0-9]+:' out
+M run tb.lua > out 2> err; st=$?
+is "$st" 1 "a script that fails exits 1"
+check "a traceback names an embedded module's file and line" grep -Eq 'lua/script/prelude\.lua:[0-9]+:' err
+check "the error goes to stderr, not to the script's output" test ! -s out
+printf 'print("before")\nlocal x = \n' > syn.lua
+M run syn.lua > out 2> err; st=$?
+is "$st" 1 "a script that does not compile exits 1"
+check "the syntax error goes to stderr" grep -q 'syn.lua' err
+check "and nothing to stdout" test ! -s out
 M --lua-dir "$top/lua" op engine.info > out 2>&1
 is "$(jv out lua)" "$top/lua" "--lua-dir loads engine Lua from a directory"
 M --lua-dir "$tmp/nowhere" op engine.info > out 2>&1; st=$?
