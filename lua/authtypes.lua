@@ -161,7 +161,10 @@ local oauth = {
     return flow.on_save(ctx, s, { url_changed = saved.url_changed,
       client_changed = a ~= nil and a.oauth ~= nil and a.oauth.client_id ~= nil })
   end,
-  url_changed = tokens.drop_all,
+  url_changed = function(ctx, s)
+    tokens.drop_all(ctx, s)
+    flow.url_cleared(ctx, s)
+  end,
   connected = tokens.connected,
   awaiting = "the server uses OAuth: its capabilities are discovered with a user's token, " ..
     "when the first user connects (oauth.begin) or an admin who has connected refreshes",

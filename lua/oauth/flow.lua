@@ -98,6 +98,14 @@ local function record_failure(ctx, s, err, keep)
   return store.update(ctx.actor, "servers", s.id, f)
 end
 
+-- url_cleared(ctx, s): the server's URL was removed; what automatic
+-- discovery found for the old one goes (manual endpoints are the admin's).
+function M.url_cleared(ctx, s)
+  if s.oauth_registration_mode == "manual" or util.is_set(s.url) then return end
+  store.update(ctx.actor, "servers", s.id, { oauth_metadata = json.null, oauth_issuer = json.null,
+    oauth_authorization_url = json.null, oauth_token_url = json.null, oauth_revocation_url = json.null })
+end
+
 -- discover_and_record(ctx, s) -> cfg, server: what oauth.discover shows. A
 -- failure is recorded on the server (server.get shows it) and raised.
 function M.discover_and_record(ctx, s)

@@ -88,7 +88,10 @@ registry.op {
     local before = authtypes.of(s)
     if next(f) then s = store.update(a, "servers", s.id, f) end
     -- credentials bound to the old URL go with it (OAuth tokens: RFC 8707)
-    if saved.url_changed and before.url_changed then before.url_changed(ctx, s) end
+    if saved.url_changed and before.url_changed then
+      before.url_changed(ctx, s)
+      s = store.get(a, "servers", s.id)
+    end
     -- a new endpoint or credential: cached sessions and era no longer apply
     local reconfigured = f.url ~= nil or credentials_changed
     if reconfigured then connection.forget(s.id) end

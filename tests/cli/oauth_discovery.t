@@ -141,6 +141,16 @@ r=$(as ann op server.update "{\"id\":\"fx\",\"url\":\"$URL\"}")
 is "$(field "$r" o.oauth.discovery.status)" ok "back to the real URL: discovered again"
 is "$(field "$(as alice op server.get '{"id":"fx"}')" o.oauth.user_connected)" false \
   "and the old token does not come back: alice connects again"
+# clearing the URL: nothing discovered for the old one stays in force
+as ann op server.create '{"name":"cleared"}' >/dev/null
+r=$(as ann op server.update "{\"id\":\"cleared\",\"url\":\"$URL\",\"auth_type\":\"oauth\"}")
+is "$(field "$r" o.oauth.issuer)" "$ISS" "a server to clear: discovered"
+r=$(as ann op server.update '{"id":"cleared","url":null}')
+is "$(field "$r" o.url)" null "the URL is cleared"
+is "$(field "$r" o.oauth.issuer)" null "the old URL's issuer goes with it"
+is "$(field "$r" o.oauth.token_url)" null "and its endpoints"
+is "$(field "$r" o.oauth.discovery.status)" not_run "and its discovery record (not run for no URL)"
+is "$(field "$(as ann op oauth.begin '{"server":"cleared"}')" o.error.code)" invalid_argument "oauth.begin without a URL: invalid_argument"
 
 # --- a pre-registered client id is not moved to another authorization server silently ------------
 fx2=$("$fx/oauth/start.sh") || { echo "Bail out! could not start the second OAuth fixture"; exit 1; }
