@@ -167,10 +167,12 @@ local AWAITING = "awaiting_user"
 
 -- Marks s as awaiting a user unless its capabilities came in already (or a
 -- discovery with a user's token failed: that error stands).
-local function mark_awaiting(ctx, s, detail)
+-- reconfigured: server.update saved a new URL, auth type or credentials, so an
+-- error recorded under the old configuration no longer says anything
+local function mark_awaiting(ctx, s, detail, reconfigured)
   local st = s.capabilities_status or "not_discovered"
   local legacy = st == "error" and is_set(s.discovery_error) and s.discovery_error.code == "user_not_authenticated"
-  if st == "not_discovered" or st == AWAITING or legacy then
+  if st == "not_discovered" or st == AWAITING or legacy or (reconfigured and st == "error") then
     s = store.update(ctx.actor, "servers", s.id, { capabilities_status = AWAITING, discovery_error = json.null })
   end
   return { ok = false, status = s.capabilities_status, detail = detail }
@@ -190,7 +192,7 @@ function M.on_save(ctx, s, saved)
     s = store.get(ctx.actor, "servers", s.id)
   end
   if t.connected and (saved.url_changed or not t.connected(ctx.actor, s)) then
-    return mark_awaiting(ctx, s, t.awaiting), outcome
+    return mark_awaiting(ctx, s, t.awaiting, saved.args ~= nil), outcome
   end
   return M.refresh(ctx, s), outcome
 end

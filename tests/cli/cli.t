@@ -259,7 +259,11 @@ check "server.capabilities: the recorded error keeps its reason" grep -q '"reaso
 "$bin" $A op server.validate '{"id":"Refused"}' > out 2>&1
 check "server.validate: Failed" grep -q '"status":"Failed"' out
 check "server.validate: reason connect_failed" grep -q '"reason":"connect_failed"' out
-"$bin" $A op server.update '{"id":"Refused","auth_type":"oauth"}' > /dev/null 2>&1
+"$bin" $A op server.update '{"id":"Refused","auth_type":"oauth"}' > out 2>&1
+check "switched to OAuth, the error of the unauthenticated discovery is gone" \
+  grep -q '"capabilities_status":"awaiting_user"' out
+"$bin" $A op server.get '{"id":"Refused"}' > out 2>&1
+check "server.get: awaiting_user, no discovery error" grep -q '"capabilities_status":"awaiting_user"' out
 "$bin" $A op oauth.discover '{"server":"Refused"}' > out 2> err; st=$?
 check "oauth.discover fails (exit 1)" test $st = 1
 check "oauth.discover: reason connect_failed" grep -q '"reason":"connect_failed"' err
