@@ -40,7 +40,10 @@ typedef struct {
 } mcpl_actor;
 
 /* Log sink for hosts; level is "debug", "info", "warn" or "error". Log lines
- * never contain secret values. */
+ * never contain secret values. It is called from whichever engine thread
+ * logs, one call at a time (the engine serialises them, so a sink needs no
+ * lock of its own); keep it quick, and do not call the engine from it (an
+ * mcpl_* call made inside the sink may wait on the thread that is logging). */
 typedef void (*mcpl_log_fn)(void *ud, const char *level, const char *msg);
 
 /* Options are set by name so the set can grow without breaking the ABI.
