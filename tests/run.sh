@@ -39,6 +39,19 @@ for f in $PG_AGAIN; do
   files="$files $w"
 done
 for f in tests/pg/*.t; do [ -e "$f" ] && files="$files $f"; done
+export MCPLINK_TEST_LOGS="$top/$BUILD/test-logs"
+rm -rf "$MCPLINK_TEST_LOGS" && mkdir -p "$MCPLINK_TEST_LOGS"
 prove -j2 --timer --exec "$top/tests/tap-exec" $files
 st=$?
+# prove names the failed tests only: show what each said about its failures (the "not ok" lines
+# and the diagnostics after them), so that a failure on a machine of its own can be read off its log
+if [ $st != 0 ]; then
+  for log in "$MCPLINK_TEST_LOGS"/*.tap; do
+    grep -q '^not ok' "$log" 2>/dev/null || continue
+    echo "# ---- failures of $(basename "$log" .tap) (all its output: $log)"
+    awk '/^not ok/ && !/# TODO/ { show = 1; shown++; print; next }
+         /^(ok|not ok) / { show = 0 }
+         show && shown <= 20 && lines++ < 400 { print }' "$log"
+  done
+fi
 exit $st

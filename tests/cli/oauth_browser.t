@@ -30,7 +30,10 @@ browse() {
 connect() {
   as "$1" oauth connect "${SRV:-fx}" --timeout-ms 90000 > "$work/connect-$1.out" 2>&1 &
   cpid=$!; pids="$pids $cpid"
-  i=0; while [ $i -lt 300 ] && ! grep -q 'https://.*/auth?' "$work/connect-$1.out" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+  # until the CLI prints the URL (or gives up): under load that can take a while
+  i=0; while [ $i -lt 900 ] && kill -0 $cpid 2>/dev/null && ! grep -q 'https://.*/auth?' "$work/connect-$1.out" 2>/dev/null; do
+    sleep 0.1; i=$((i + 1)); done
+  cwait=$i
   au=$(grep -o 'https://[^ ]*/auth?[^ ]*' "$work/connect-$1.out" | head -n 1)
   bj=$(browse "${au:-http://127.0.0.1:1/none}" "$1" "${2:-}")
   wait $cpid; cst=$?
@@ -38,7 +41,7 @@ connect() {
   return $cst
 }
 # diag_connect STATUS: on a failed connect, what the CLI printed and what the browser logged
-diag_connect() { [ "$1" = 0 ] || { printf '%s\n' "$out" "$bj" | sed 's/^/#   cli: /'; sed 's/^/#   /' "$work/browser.log"; }; }
+diag_connect() { [ "$1" = 0 ] || { echo "#   the URL was printed after ${cwait}00 ms"; printf '%s\n' "$out" "$bj" | sed 's/^/#   cli: /'; sed 's/^/#   /' "$work/browser.log"; }; }
 call() { as "$1" op tool.call "{\"assistant\":\"$2\",\"tool\":\"fx__whoami\"}"; }
 stats() { probe "$CTL/stats"; }
 # expire_soon USER: a fresh access token of 2 s for USER (forced refresh), then wait until it is expired
