@@ -128,7 +128,14 @@ static void test_kill_during_writes(void **state) {
     close(pfd[1]);
     size_t len = 0;
     acks[0] = 0;
-    /* let it run a random while (counting its start-up), then kill it */
+    /* let it run a random while, then kill it: in odd rounds counting its
+     * start-up (a kill may land while it opens the store), in even rounds
+     * from its first acknowledged write (so that every run, however slow the
+     * machine, kills children in the middle of real work) */
+    if (round % 2 == 0) {
+      long long until = mono_ms() + 30000;
+      while (len == 0 && mono_ms() < until) read_acks(pfd[0], acks, &len, cap, 100);
+    }
     read_acks(pfd[0], acks, &len, cap, 20 + rand() % 80);
     kill(pid, SIGKILL);
     int status = 0;
