@@ -10,6 +10,7 @@ local call = require "call"
 local incoming = require "mcp.incoming"
 local input = require "mcp.input"
 local protocol = require "mcp.protocol"
+local log = require "log"
 
 local M = {}
 
@@ -160,6 +161,30 @@ local function park_notice(c, s, id, guard)
            body = json.encode(jsonrpc.notification("notifications/cancelled", { requestId = id, reason = "timeout" })) }
 end
 
+-- noget_key(c, s): what the session's GET stream was like, asked once per
+-- session and not on every call: "405" (the server offers none) or "late"
+-- (its headers come with its first event: opened without waiting for them)
+local function noget_key(c, s) return "noget:" .. c.key .. ":" .. s.id end
+
+-- listener(c, s, method) -> the transport's listen spec | nil: a call that
+-- may ask the user (input.RESUMABLE) in a session also listens on the
+-- session's GET stream, where the server may send its requests instead of
+-- the call's own stream (Streamable HTTP: "listening for messages from the
+-- server"); the answers go back by POST like any other.
+local function listener(c, s, method)
+  if not s.id or not input.RESUMABLE[method] then return nil end
+  local seen = mcp.cache_get(noget_key(c, s))
+  if seen == "405" then return nil end
+  local h = session_headers(c, s)
+  h["Content-Type"] = nil
+  h["Accept"] = "text/event-stream"
+  return { headers = h, nowait = seen == "late", refused = function(status)
+    log.debug("mcp: the session's own stream (GET): " .. (status == 405 and "the server offers none (HTTP 405)" or
+      "its headers did not come in time; later calls do not wait for them"))
+    mcp.cache_put(noget_key(c, s), status == 405 and "405" or "late")
+  end }
+end
+
 -- exchange(c, s, id, method, xreq, st) -> r | input.suspend{...}: one
 -- exchange of a call (xreq as transport.exchange takes it), the server's
 -- requests on its stream answered within the session. With xreq.pump, an
@@ -170,6 +195,7 @@ local function exchange(c, s, id, method, xreq, st)
   local hopts = { token = st.token, progress = st.opts.progress, park = xreq.pump }
   local respond = function(msg) pcall(post, c, s, msg, st.deadline) end
   xreq.on_message = incoming.handler(c, respond, hopts)
+  xreq.listen = listener(c, s, method)
   xreq.id, xreq.deadline, xreq.timeout_ms = id, st.deadline, st.timeout
   local ok, r = pcall(transport.exchange, c, xreq)
   if not ok then
@@ -305,6 +331,7 @@ end
 -- sweep(): idle sessions of every server are ended (DELETE, from C)
 function M.sweep()
   mcp.cache_sweep(M.SESSION_IDLE_MS, "sess:")
+  mcp.cache_sweep(M.SESSION_IDLE_MS, "noget:")
 end
 
 return M
