@@ -153,11 +153,12 @@ local function pumped(spec, on_event, req, deadline)
   req.pump_handle = nil
   local listen = req.listen
   req.listen = nil -- the first hop only
-  local g = listen and listen_open(spec, listen, deadline)
+  local g
   local function drop_listener()
     if g then g:close(); g = nil end
   end
   local function read()
+    g = listen and listen_open(spec, listen, deadline)
     if not p then
       p = mcp.pump({ url = spec.url:text(), method = spec.method, headers = spec.headers, body = spec.body,
                      guard = spec.guard, limits = spec.limits, max_event = spec.max_event })
@@ -205,7 +206,10 @@ local function pumped(spec, on_event, req, deadline)
   end
   local ok, r, err, partial = pcall(read)
   drop_listener()
-  if not ok then error(r, 0) end
+  if not ok then
+    if p then p:close() end -- cancelled or failed: nothing of the call stays open
+    error(r, 0)
+  end
   return r, err, partial
 end
 
