@@ -1,14 +1,18 @@
 """The engine-wide input handler (``Engine(on_input=...)``, mcpl_options_set_input) against the SDK
 v1 (handshake era) and v2 (2026-07-28) fixture servers: it answers every call without a handler of
 its own, a Call's own handler comes first, and a handler that raises is logged and becomes no
-answer (the elicitation is cancelled) without failing the process or the call."""
+answer (the elicitation is cancelled) without failing the process or the call; questions a
+handshake-era server sends on its session's GET stream reach it, and a cancelled call's GET stream
+ends with it."""
 import gc
 import logging
+import threading
+import time
 
 import pytest
 
 import mcplink
-from conftest import API_KEY, new_engine
+from conftest import API_KEY, control_log, new_engine, start_fixture, stop_fixture
 
 ERAS = ["v1", "v2"]
 
@@ -114,3 +118,55 @@ def test_engine_handler_arguments_are_checked(tmp_path):
         new_engine(tmp_path, on_input="yes")
     with pytest.raises(ValueError, match="unknown input method 'mail'"):
         new_engine(tmp_path, on_input=lambda req: None, input_methods=("elicitation", "mail"))
+
+
+@pytest.fixture(scope="module")
+def server_v1_session():
+    """The SDK v1 fixture with ask_session, which asks on the session's GET stream."""
+    line = start_fixture("server-v1", "--api-key", API_KEY, "--session-ask")
+    yield line
+    stop_fixture(line)
+
+
+def test_the_session_stream_and_a_cancelled_call(tmp_path, server_v1, server_v2, server_v1_session):
+    asked = []
+
+    def on_input(req):
+        asked.append(req.message)
+        return req.accept({"name": "Sam"})
+    e, bot = open_engine(tmp_path, server_v1, server_v2, on_input=on_input)
+    try:
+        ann = e.as_user("acme", "ann")
+        srv = ann.server.create(name="s")
+        ann.server.update(id=srv["id"], url=server_v1_session["url"], auth_type="api_key", api_key=API_KEY,
+                          timeout_ms=15000)
+        ann.tool.enable(server="s")
+        ann.assistant.attach(assistant=bot, server="s")
+        r = call_tool(e, bot, "s", "ask_session")
+        assert r["structuredContent"] == {"action": "accept", "content": {"name": "Sam", "color": "blue"}}
+        assert asked == ["Name, please (session stream)"]
+        # a call cancelled from another thread while it listens: its GET stream ends with it
+        c = mcplink.Call()
+        out = {}
+
+        def run():
+            try:
+                call_tool(e, bot, "s", "slow", {"ms": 30000}, call=c)
+            except BaseException as err:  # noqa: BLE001
+                out["error"] = err
+        t = threading.Thread(target=run)
+        t.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+                "tools/call" in str(q) for q in control_log(server_v1_session)["requests"][-3:]):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        c.cancel()
+        t.join(10)
+        assert not t.is_alive() and isinstance(out.get("error"), mcplink.Timeout) and out["error"].reason == "cancelled"
+        # the server allows one GET stream per session: the next question reaches the engine only
+        # if the cancelled call's stream is gone
+        r = call_tool(e, bot, "s", "ask_session")
+        assert r["structuredContent"]["content"]["name"] == "Sam" and len(asked) == 2
+    finally:
+        e.close()
