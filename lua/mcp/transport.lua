@@ -145,14 +145,23 @@ M.LISTEN_STEP_MS = 20 -- how often a call that also listens looks at both stream
 -- on), its events handed to on_event here as they come. When on_event parks
 -- the call (an on_message answered "park"), the pump is left running in
 -- req.parked_pump: the caller parks it while the user answers.
--- req.listen = {headers, refused(status)?}: the session's GET stream is read
--- alongside (listen_open), its events handed to the same on_event; it is
--- closed whenever this returns or raises.
+-- req.listen = {headers, claim?, on_message?, refused(status)?, nowait?}: the
+-- session's GET stream is read alongside (listen_open) by the call that
+-- holds listen.claim, its events handed to the same on_event (their requests
+-- to listen.on_message, else req.on_message); it is closed, and the claim
+-- released, whenever this returns or raises.
 local function pumped(spec, on_event, req, deadline)
   local p = req.pump_handle
   req.pump_handle = nil
   local listen = req.listen
   req.listen = nil -- the first hop only
+  -- one listener per session in this engine: the other calls of the session
+  -- leave the stream to it (listen.claim: the key of that try-lock)
+  local held
+  if listen and listen.claim then
+    local _, mine = mcp.cache_claim(listen.claim, 0)
+    if mine then held = listen.claim else listen = nil end
+  end
   local g
   local function drop_listener()
     if g then g:close(); g = nil end
@@ -191,7 +200,7 @@ local function pumped(spec, on_event, req, deadline)
         local gi = g:next(0)
         if gi == nil then break end
         if gi.kind == "event" then
-          if on_event(gi) then return stopped(nil) end
+          if on_event(gi, listen.on_message) then return stopped(nil) end
         elseif gi.kind == "head" then -- late headers (see listen_open)
           if not (gi.status >= 200 and gi.status < 300 and gi.sse) then
             drop_listener()
@@ -206,6 +215,7 @@ local function pumped(spec, on_event, req, deadline)
   end
   local ok, r, err, partial = pcall(read)
   drop_listener()
+  if held then mcp.cache_release(held) end
   if not ok then
     if p then p:close() end -- cancelled or failed: nothing of the call stays open
     error(r, 0)
@@ -239,7 +249,8 @@ function M.exchange(c, req)
   local lim = net.LIMITS.mcp
   local max_bytes = math.min(c.max_bytes or lim.max_bytes, lim.max_bytes)
   local response, proto_err
-  local function on_event(ev)
+  local function on_event(ev, on_message)
+    on_message = on_message or req.on_message
     if ev.data == "" then return false end -- priming events and empty keep-alives
     local ok, list = pcall(jsonrpc.parse, ev.data)
     if not ok then proto_err = list; return true end
@@ -247,8 +258,8 @@ function M.exchange(c, req)
       if jsonrpc.kind(m) == "response" then
         if req.id ~= nil and jsonrpc.same_id(m.id, req.id) then response = m; return true end
         -- a response to something else: not ours, ignored
-      elseif req.on_message then
-        local ok2, stop = pcall(req.on_message, m)
+      elseif on_message then
+        local ok2, stop = pcall(on_message, m)
         if not ok2 then proto_err = stop; return true end
         if stop == "park" then req.parking = true end
         if stop then return true end

@@ -170,3 +170,43 @@ def test_the_session_stream_and_a_cancelled_call(tmp_path, server_v1, server_v2,
         assert r["structuredContent"]["content"]["name"] == "Sam" and len(asked) == 2
     finally:
         e.close()
+
+
+def test_a_session_question_among_several_calls_is_refused(tmp_path, server_v1, server_v2, server_v1_session):
+    """A question on the session's stream names no call: while two calls of the session are in
+    flight it could be either's (another user's, when they share a credential), so nobody is asked
+    and the server gets the refusal; alone again, the call's own handler is asked."""
+    e, bot = open_engine(tmp_path, server_v1, server_v2)
+    try:
+        ann = e.as_user("acme", "ann")
+        srv = ann.server.create(name="s")
+        ann.server.update(id=srv["id"], url=server_v1_session["url"], auth_type="api_key", api_key=API_KEY,
+                          timeout_ms=15000)
+        ann.tool.enable(server="s")
+        ann.assistant.attach(assistant=bot, server="s")
+        seen_a, seen_b = [], []
+        a = mcplink.Call(on_input=lambda req: seen_a.append(req) or req.accept({"name": "A"}))
+        b = mcplink.Call(on_input=lambda req: seen_b.append(req) or req.accept({"name": "B"}))
+        out = {}
+
+        def run_a():
+            try:
+                out["a"] = call_tool(e, bot, "s", "slow", {"ms": 4000}, call=a)
+            except BaseException as err:  # noqa: BLE001
+                out["a"] = err
+        t = threading.Thread(target=run_a)
+        t.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+                "tools/call" in str(q) for q in control_log(server_v1_session)["requests"][-3:]):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        r = call_tool(e, bot, "s", "ask_session", call=b)
+        t.join(20)
+        assert r["structuredContent"] == {"action": "cancel"}, r
+        assert seen_a == [] and seen_b == [], "neither call's handler saw a question it cannot be sure is its own"
+        assert isinstance(out.get("a"), dict), out
+        r = call_tool(e, bot, "s", "ask_session", call=b)
+        assert r["structuredContent"]["content"]["name"] == "B" and len(seen_b) == 1 and seen_a == []
+    finally:
+        e.close()
