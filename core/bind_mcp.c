@@ -1,6 +1,7 @@
 /* bind_mcp.c: the Lua `mcp` module: streamed exchanges, the SSE parser, and
  * the engine-wide era/session cache shared by every Lua state (one mutex). */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -352,6 +353,64 @@ static int l_cache_put(lua_State *L) {
   return 1;
 }
 
+/* mcp.cache_add(key, delta) -> n: a counter shared by every Lua state of the
+ * engine (e.g. the calls in flight in one session), changed atomically. A
+ * counter above 0 is pinned (never evicted nor swept, so it cannot lose
+ * count); at 0 its entry is gone. */
+static int l_cache_add(lua_State *L) {
+  const char *key = luaL_checkstring(L, 1);
+  lua_Integer d = luaL_checkinteger(L, 2);
+  mcp_cache *c = cache_of(L);
+  char *k = strdup(key), *v = NULL;
+  mcp_entry *fresh = calloc(1, sizeof *fresh), *drop = NULL, *dropped = NULL, **link = NULL;
+  if (!k || !fresh) {
+    free(k); free(fresh);
+    return mcpl_lua_error(L, "internal", "out of memory");
+  }
+  pthread_mutex_lock(&c->mu);
+  mcp_entry *x = find(c, key, &link);
+  long long n = x && x->value ? strtoll(x->value, NULL, 10) : 0;
+  n += (long long)d;
+  if (n <= 0) {
+    n = 0;
+    if (x) { *link = x->next; c->n--; drop = x; }
+  } else {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", n);
+    v = strdup(buf);
+    if (v) {
+      if (!x) {
+        if (c->n >= MCP_MAX_ENTRIES) dropped = evict_lru(c);
+        fresh->key = k;
+        k = NULL;
+        fresh->next = c->head;
+        c->head = fresh;
+        c->n++;
+        x = fresh;
+        fresh = NULL;
+      }
+      free(x->value);
+      x->value = v;
+      x->claimed = 1;
+      x->used_ms = mono_ms();
+    }
+  }
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  int nomem = n > 0 && !v;
+  free(k);
+  if (fresh) entry_free(fresh);
+  if (drop) entry_free(drop);
+  if (dropped) {
+    lua_newtable(L);
+    push_evicted(L, lua_gettop(L), dropped);
+    lua_pop(L, 1);
+  }
+  if (nomem) return mcpl_lua_error(L, "internal", "out of memory");
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
 /* mcp.cache_release(key): gives up a claim without a value. */
 static int l_cache_release(lua_State *L) {
   const char *key = luaL_checkstring(L, 1);
@@ -497,6 +556,7 @@ int luaopen_mcpl_mcp(lua_State *L) {
     {"cache_claim", l_cache_claim},
     {"cache_put", l_cache_put},
     {"cache_release", l_cache_release},
+    {"cache_add", l_cache_add},
     {"cache_evict", l_cache_evict},
     {"cache_sweep", l_cache_sweep},
     {"cache_del", l_cache_del},

@@ -75,6 +75,11 @@ typedef struct {
   /* optional: polled while the transfer runs (also when no data arrives);
    * a non-zero return cancels it */
   int (*on_tick)(void *ud);
+  /* optional: handed the transfer's wake handle once it runs, and NULL
+   * before that handle goes away. http_wake(handle), from any thread, makes
+   * the transfer look at its cancellation at once, not within its poll step
+   * (a thread that ends another's idle stream does not wait for it). */
+  void (*on_wake)(void *ud, void *handle);
 } http_request;
 
 typedef struct http_response {
@@ -100,6 +105,8 @@ int http_perform(mcpl_engine *e, const http_request *rq, http_response *rs);
  * that failed. Each rs[i] is filled as by http_perform. */
 int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs, size_t n);
 void http_response_free(http_response *rs);
+/* Wakes the transfer loop that owns handle (see http_request.on_wake). */
+void http_wake(void *handle);
 /* First header of that (lower-case) name, or NULL. */
 const char *http_response_header(const http_response *rs, const char *name);
 

@@ -596,6 +596,8 @@ int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs,
    * threads than that, every call would close another thread's connection
    * and open a new one (a full TLS handshake and CA load each time). */
   curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, 256L);
+  for (size_t i = 0; i < n; i++)
+    if (rq[i].on_wake) rq[i].on_wake(rq[i].ud, m);
   /* Lookups start together; each is then judged and its transfer added. */
   for (size_t i = 0; i < n; i++) xfer_init(&xs[i], e, st, &rq[i], &rs[i]);
   int running = 0;
@@ -649,9 +651,15 @@ int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs,
     if (rs[i].code) failed++;
     xfer_cleanup(&xs[i]);
   }
+  for (size_t i = 0; i < n; i++)
+    if (rq[i].on_wake) rq[i].on_wake(rq[i].ud, NULL);
   curl_multi_cleanup(m);
   free(xs);
   return failed;
+}
+
+void http_wake(void *handle) {
+  if (handle) curl_multi_wakeup((CURLM *)handle);
 }
 
 int http_perform(mcpl_engine *e, const http_request *rq, http_response *rs) {

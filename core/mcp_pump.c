@@ -29,6 +29,7 @@ typedef struct mcp_pump {
   pthread_t th;
   int started;                 /* the thread runs (join it) */
   mcpl_cancel cancel;          /* close, expiry, engine close */
+  void *wake;                  /* the transfer's wake handle while it runs (under mu) */
   /* the request, owned */
   http_url *url;
   char **lines;
@@ -88,6 +89,13 @@ static int on_response(void *ud, const http_response *rs) {
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);
   return 0;
+}
+
+static void on_wake(void *ud, void *handle) {
+  mcp_pump *p = ud;
+  pthread_mutex_lock(&p->mu);
+  p->wake = handle;
+  pthread_mutex_unlock(&p->mu);
 }
 
 static char *dupn(const char *s, size_t n) {
@@ -194,7 +202,11 @@ static void *pump_main(void *arg) {
 static void pump_free(mcp_pump *p) {
   if (!p) return;
   if (p->started) {
+    /* an idle stream's transfer is woken to see it, not left to its poll step */
     atomic_store(&p->cancel.requested, 1);
+    pthread_mutex_lock(&p->mu);
+    http_wake(p->wake);
+    pthread_mutex_unlock(&p->mu);
     pthread_join(p->th, NULL);
   }
   for (pump_item *it = p->first; it;) {
@@ -374,6 +386,7 @@ static int l_pump(lua_State *L) {
   p->max_queued = rq->limits.max_body ? rq->limits.max_body : 16 * 1024 * 1024;
   rq->on_response = on_response;
   rq->on_body = on_body;
+  rq->on_wake = on_wake;
   rq->ud = p;
   rq->cancel = &p->cancel;
   if (pthread_create(&p->th, NULL, pump_main, p) != 0) return mcpl_lua_error(L, "internal", "cannot start a thread");

@@ -270,6 +270,13 @@ function M.answer_request(c, m, can_park)
   elseif kind == "elicitation" and can_park then
     return "park"
   end
+  return M.refuse(m)
+end
+
+-- refuse(msg) -> as answer_request: the answer to a request nobody answers:
+-- an elicitation cancelled, sampling and roots refused with their specs' errors
+function M.refuse(m)
+  local kind = M.METHODS[m.method]
   if kind == "elicitation" then return "result", { action = "cancel" } end
   if kind == "sampling" then return "error", -1, "User rejected sampling request" end
   return "error", -32601, "Roots not supported"

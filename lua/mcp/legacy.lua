@@ -10,6 +10,7 @@ local call = require "call"
 local incoming = require "mcp.incoming"
 local input = require "mcp.input"
 local protocol = require "mcp.protocol"
+local log = require "log"
 
 local M = {}
 
@@ -160,6 +161,47 @@ local function park_notice(c, s, id, guard)
            body = json.encode(jsonrpc.notification("notifications/cancelled", { requestId = id, reason = "timeout" })) }
 end
 
+-- noget_key(c, s): what the session's GET stream was like, asked once per
+-- session and not on every call: "405" (the server offers none) or "late"
+-- (its headers come with its first event: opened without waiting for them)
+local function noget_key(c, s) return "noget:" .. c.key .. ":" .. s.id end
+
+-- listener(c, s, method, on_message, respond) -> the transport's listen spec
+-- | nil: a call that may ask the user (input.RESUMABLE) in a session also
+-- listens on the session's GET stream, where the server may send its
+-- requests instead of the call's own stream (Streamable HTTP: "listening for
+-- messages from the server"); the answers go back by POST like any other.
+-- One call of the session listens at a time (listen.claim). A request there
+-- names no call: it is put to this call's handler only while this call is
+-- the session's only one in flight (listen.count); else it could be another
+-- user's question (a session serves everyone with the same credential), and
+-- it is refused (input.refuse) instead.
+local function listener(c, s, method, on_message, respond)
+  if not s.id or not input.RESUMABLE[method] then return nil end
+  local seen = mcp.cache_get(noget_key(c, s))
+  if seen == "405" then return nil end
+  local h = session_headers(c, s)
+  h["Content-Type"] = nil
+  h["Accept"] = "text/event-stream"
+  local count = "calls:" .. c.key .. ":" .. s.id
+  local function session_message(m)
+    if jsonrpc.kind(m) == "request" and input.METHODS[m.method] and (tonumber(mcp.cache_get(count)) or 0) > 1 then
+      log.info("mcp: a question on the session's own stream while several calls of the session are in flight " ..
+        "cannot be told apart: refused")
+      local how, a, b = input.refuse(m)
+      if how == "result" then respond(jsonrpc.result(m.id, a)) else respond(jsonrpc.error_response(m.id, a, b)) end
+      return false
+    end
+    return on_message(m)
+  end
+  return { headers = h, claim = "listening:" .. c.key .. ":" .. s.id, count = count, on_message = session_message,
+           nowait = seen == "late", refused = function(status)
+    log.debug("mcp: the session's own stream (GET): " .. (status == 405 and "the server offers none (HTTP 405)" or
+      "its headers did not come in time; later calls do not wait for them"))
+    mcp.cache_put(noget_key(c, s), status == 405 and "405" or "late")
+  end }
+end
+
 -- exchange(c, s, id, method, xreq, st) -> r | input.suspend{...}: one
 -- exchange of a call (xreq as transport.exchange takes it), the server's
 -- requests on its stream answered within the session. With xreq.pump, an
@@ -170,8 +212,12 @@ local function exchange(c, s, id, method, xreq, st)
   local hopts = { token = st.token, progress = st.opts.progress, park = xreq.pump }
   local respond = function(msg) pcall(post, c, s, msg, st.deadline) end
   xreq.on_message = incoming.handler(c, respond, hopts)
+  local listen = listener(c, s, method, xreq.on_message, respond)
+  xreq.listen = listen
   xreq.id, xreq.deadline, xreq.timeout_ms = id, st.deadline, st.timeout
+  if listen then mcp.cache_add(listen.count, 1) end
   local ok, r = pcall(transport.exchange, c, xreq)
+  if listen then pcall(mcp.cache_add, listen.count, -1) end
   if not ok then
     if abandoned(r) then cancel_notice(c, s, id, r.reason or r.code) end
     error(r, 0)
@@ -305,6 +351,7 @@ end
 -- sweep(): idle sessions of every server are ended (DELETE, from C)
 function M.sweep()
   mcp.cache_sweep(M.SESSION_IDLE_MS, "sess:")
+  mcp.cache_sweep(M.SESSION_IDLE_MS, "noget:")
 end
 
 return M

@@ -5,6 +5,7 @@ local net = require "net"
 local json = require "json"
 local core = require "core"
 local errors = require "errors"
+local log = require "log"
 local jsonrpc = require "mcp.jsonrpc"
 
 local M = {}
@@ -92,40 +93,134 @@ function M.send(c, headers, msg, opts)
   return r.status
 end
 
+-- ---- the session's own stream (handshake era) ----------------------------------
+
+-- A server of a session may send its requests on a stream the client opens
+-- with GET (not only on a POST's response stream). While a call is in flight
+-- the engine listens there too; the stream ends with the call.
+M.LISTEN_OPEN_MS = 3000 -- the GET's answer, before the call is sent
+
+M.LISTEN_BUSY_MS = 100 -- between tries while the server says another stream is open (409)
+
+-- listen_open(spec, listen, deadline) -> pump | nil: the GET on the call's
+-- (guarded) URL, open once its answer's headers are in: a server sends on it
+-- only once it is there. A 405: the server offers none (listen.refused(405)).
+-- A 409: a server that allows one such stream per session still holds
+-- another (the previous call's, just closed, or a concurrent call's): tried
+-- again until LISTEN_OPEN_MS, then the call goes on without. Any other
+-- answer: none now. No headers within LISTEN_OPEN_MS (a server that sends
+-- them with its first event): the stream is kept, and listen.refused(0) lets
+-- later calls open it without waiting.
+local function listen_open(spec, listen, deadline)
+  local function open()
+    return mcp.pump({ url = spec.url:text(), method = "GET", headers = listen.headers, guard = spec.guard,
+                      limits = spec.limits, max_event = spec.max_event })
+  end
+  local g = open()
+  if listen.nowait then return g end
+  local t_end = math.min(deadline, core.mono_ms() + M.LISTEN_OPEN_MS)
+  while true do
+    local it = g:next(math.max(1, math.min(250, math.floor(t_end - core.mono_ms()))))
+    if it and it.kind == "head" then
+      if it.status >= 200 and it.status < 300 and it.sse then return g end
+      g:close()
+      if it.status == 405 and listen.refused then listen.refused(405) end
+      if it.status ~= 409 or core.mono_ms() + M.LISTEN_BUSY_MS >= t_end then return nil end
+      core.sleep_ms(M.LISTEN_BUSY_MS)
+      g = open()
+    elseif it then -- the GET ended before its headers (a transport error)
+      g:close()
+      return nil
+    elseif core.mono_ms() >= t_end then
+      if core.mono_ms() < deadline and listen.refused then listen.refused(0) end
+      return g
+    end
+  end
+end
+
+M.LISTEN_STEP_MS = 20 -- how often a call that also listens looks at both streams
+
 -- pumped(spec, on_event, req, deadline) -> as mcp.stream: the exchange read
 -- by a thread of its own (mcp.pump; req.pump_handle: a parked pump to read
 -- on), its events handed to on_event here as they come. When on_event parks
 -- the call (an on_message answered "park"), the pump is left running in
 -- req.parked_pump: the caller parks it while the user answers.
+-- req.listen = {headers, claim?, on_message?, refused(status)?, nowait?}: the
+-- session's GET stream is read alongside (listen_open) by the call that
+-- holds listen.claim, its events handed to the same on_event (their requests
+-- to listen.on_message, else req.on_message); it is closed, and the claim
+-- released, whenever this returns or raises.
 local function pumped(spec, on_event, req, deadline)
   local p = req.pump_handle
   req.pump_handle = nil
-  if not p then
-    p = mcp.pump({ url = spec.url:text(), method = spec.method, headers = spec.headers, body = spec.body,
-                   guard = spec.guard, limits = spec.limits, max_event = spec.max_event })
+  local listen = req.listen
+  req.listen = nil -- the first hop only
+  -- one listener per session in this engine: the other calls of the session
+  -- leave the stream to it (listen.claim: the key of that try-lock)
+  local held
+  if listen and listen.claim then
+    local _, mine = mcp.cache_claim(listen.claim, 0)
+    if mine then held = listen.claim else listen = nil end
   end
-  local status, sse = 0, true
-  while true do
-    local it = p:next(math.max(1, math.min(250, math.floor(deadline - core.mono_ms()))))
-    if it == nil then
-      if core.mono_ms() >= deadline then
+  local g
+  local function drop_listener()
+    if g then g:close(); g = nil end
+  end
+  local function read()
+    g = listen and listen_open(spec, listen, deadline)
+    if not p then
+      p = mcp.pump({ url = spec.url:text(), method = spec.method, headers = spec.headers, body = spec.body,
+                     guard = spec.guard, limits = spec.limits, max_event = spec.max_event })
+    end
+    local status, sse = 0, true
+    local function stopped(last_id)
+      if req.parking then req.parked_pump = p else p:close() end
+      return { status = status, headers = {}, sse = sse, stopped = true, last_event_id = last_id, retry_ms = -1 }
+    end
+    while true do
+      local step = g and M.LISTEN_STEP_MS or 250
+      local it = p:next(math.max(1, math.min(step, math.floor(deadline - core.mono_ms()))))
+      if it == nil then
+        if core.mono_ms() >= deadline then
+          p:close()
+          return nil, { code = "timeout", reason = "timeout", message = "no complete response in time" }
+        end
+      elseif it.kind == "head" then status, sse = it.status, it.sse
+      elseif it.kind == "event" then
+        if on_event(it) then return stopped(it.id) end
+      else
         p:close()
-        return nil, { code = "timeout", reason = "timeout", message = "no complete response in time" }
+        local r = { status = it.status, headers = it.headers, sse = it.sse, last_event_id = it.last_event_id,
+                    retry_ms = it.retry_ms, body = it.body }
+        if it.err then return nil, it.err, r end
+        return r
       end
-    elseif it.kind == "head" then status, sse = it.status, it.sse
-    elseif it.kind == "event" then
-      if on_event(it) then
-        if req.parking then req.parked_pump = p else p:close() end
-        return { status = status, headers = {}, sse = sse, stopped = true, last_event_id = it.id, retry_ms = -1 }
+      -- the session's stream: what arrived meanwhile
+      while g do
+        local gi = g:next(0)
+        if gi == nil then break end
+        if gi.kind == "event" then
+          if on_event(gi, listen.on_message) then return stopped(nil) end
+        elseif gi.kind == "head" then -- late headers (see listen_open)
+          if not (gi.status >= 200 and gi.status < 300 and gi.sse) then
+            drop_listener()
+            if gi.status == 405 and listen.refused then listen.refused(405) end
+          end
+        elseif gi.kind == "end" then
+          if gi.err then log.debug("mcp: the session's stream ended:", tostring(gi.err.message)) end
+          drop_listener()
+        end
       end
-    else
-      p:close()
-      local r = { status = it.status, headers = it.headers, sse = it.sse, last_event_id = it.last_event_id,
-                  retry_ms = it.retry_ms, body = it.body }
-      if it.err then return nil, it.err, r end
-      return r
     end
   end
+  local ok, r, err, partial = pcall(read)
+  drop_listener()
+  if held then mcp.cache_release(held) end
+  if not ok then
+    if p then p:close() end -- cancelled or failed: nothing of the call stays open
+    error(r, 0)
+  end
+  return r, err, partial
 end
 
 -- exchange(c, req) -> r
@@ -136,7 +231,8 @@ end
 -- on_event(ev) -> stop? (raw SSE events instead of JSON-RPC handling),
 -- pump (read by a thread of its own, so a call can be parked: an
 -- on_message answering "park" stops the exchange with the pump running),
--- pump_handle (a parked pump to read on)}.
+-- pump_handle (a parked pump to read on), listen (the session's GET stream
+-- read alongside: see pumped)}.
 -- r = {status, headers, body?, sse, message?, last_event_id, retry_ms,
 --      cut = err when an SSE stream broke before the response, url,
 --      parked = the pump of a parked call}
@@ -153,7 +249,8 @@ function M.exchange(c, req)
   local lim = net.LIMITS.mcp
   local max_bytes = math.min(c.max_bytes or lim.max_bytes, lim.max_bytes)
   local response, proto_err
-  local function on_event(ev)
+  local function on_event(ev, on_message)
+    on_message = on_message or req.on_message
     if ev.data == "" then return false end -- priming events and empty keep-alives
     local ok, list = pcall(jsonrpc.parse, ev.data)
     if not ok then proto_err = list; return true end
@@ -161,8 +258,8 @@ function M.exchange(c, req)
       if jsonrpc.kind(m) == "response" then
         if req.id ~= nil and jsonrpc.same_id(m.id, req.id) then response = m; return true end
         -- a response to something else: not ours, ignored
-      elseif req.on_message then
-        local ok2, stop = pcall(req.on_message, m)
+      elseif on_message then
+        local ok2, stop = pcall(on_message, m)
         if not ok2 then proto_err = stop; return true end
         if stop == "park" then req.parking = true end
         if stop then return true end
@@ -191,7 +288,7 @@ function M.exchange(c, req)
       uncancellable = req.uncancellable,
     }
     local r, err, partial
-    if req.pump then r, err, partial = pumped(spec, on_event, req, deadline)
+    if req.pump or req.listen then r, err, partial = pumped(spec, on_event, req, deadline)
     else r, err, partial = mcp.stream(spec, on_event) end
     if proto_err then error(proto_err, 0) end
     if not r then

@@ -29,10 +29,7 @@ my %EXTENSION_WHY = (
   'auth/wif-jwt-bearer' => 'extension: workload identity (JWT bearer grant)',
 );
 # A scored scenario the client does not pass yet (TAP TODO: reported, not hidden).
-my %TODO = (
-  '2025-11-25 elicitation-sep1034-client-defaults' =>
-    'the server sends elicitation/create on its standalone GET stream, which a handshake-era call does not listen on',
-);
+my %TODO = ();
 
 my $n = 0;
 my $failed = 0;

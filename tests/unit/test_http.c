@@ -690,6 +690,23 @@ static void cancelled_within(lua_State *Ls, const char *what, const char *code) 
   lua_settop(Ls, 0);
 }
 
+/* mcp.cache_add: a counter every state shares; pinned while above 0 (an
+ * eviction sweep leaves it), gone at 0. */
+static void test_cache_counter(void **st) {
+  (void)st;
+  lua_ok("local mcp = require 'mcp'\n"
+         "if mcp.cache_add('calls:t', 1) ~= 1 then return 'first add' end\n"
+         "if mcp.cache_add('calls:t', 2) ~= 3 then return 'second add' end\n"
+         "if mcp.cache_get('calls:t') ~= '3' then return 'get: ' .. tostring(mcp.cache_get('calls:t')) end\n"
+         "mcp.cache_evict('calls:')\n"
+         "if mcp.cache_add('calls:t', -1) ~= 2 then return 'an eviction lost the count' end\n"
+         "if mcp.cache_add('calls:t', -5) ~= 0 then return 'not 0 below 0' end\n"
+         "if mcp.cache_get('calls:t') ~= nil then return 'the entry stays at 0' end\n"
+         "local _, claimed = mcp.cache_claim('calls:t', 0)\n"
+         "if not claimed then return 'the key is not free' end\n"
+         "mcp.cache_release('calls:t')\n");
+}
+
 static void test_waits_observe_cancel(void **st) {
   (void)st;
   char *err = NULL;
@@ -743,6 +760,7 @@ int main(void) {
     cmocka_unit_test_teardown(test_dns_rebinding, dns_reset),
     cmocka_unit_test_teardown(test_reused_connection_rechecked, dns_reset),
     cmocka_unit_test(test_c_stalled_handshake),
+    cmocka_unit_test(test_cache_counter),
     cmocka_unit_test(test_waits_observe_cancel),
     cmocka_unit_test_teardown(test_anycast_and_6to4_judged, dns_reset),
   };

@@ -52,6 +52,8 @@ class Library:
         has_calls: whether it has the per-call API (``mcpl_call_*``, ``mcpl_op_call``).
         has_interactive: whether call handles take event and input callbacks
             (``mcpl_call_set_events``, ``mcpl_call_set_input``, ``mcpl_reply_set``).
+        has_engine_input: whether an engine takes a default input handler
+            (``mcpl_options_set_input``).
     """
 
     def __init__(self, cdll: ctypes.CDLL, path: str) -> None:
@@ -101,6 +103,10 @@ class Library:
             c.mcpl_call_set_input.argtypes = [c_void_p, INPUT_FN, c_void_p, ctypes.c_uint]
             c.mcpl_reply_set.restype = c_int
             c.mcpl_reply_set.argtypes = [c_void_p, c_char_p]
+        self.has_engine_input = self.has_interactive and hasattr(c, "mcpl_options_set_input")
+        if self.has_engine_input:
+            c.mcpl_options_set_input.restype = None
+            c.mcpl_options_set_input.argtypes = [c_void_p, INPUT_FN, c_void_p, ctypes.c_uint]
 
     def __repr__(self) -> str:
         return f"<mcplink.Library {self.path} version {self.version}>"
@@ -115,6 +121,10 @@ class Library:
 
     def options_set_log(self, o: int, fn: object) -> None:
         self._c.mcpl_options_set_log(o, fn, None)
+
+    def options_set_input(self, o: int, fn: object, methods: int) -> None:
+        """mcpl_options_set_input; ``fn`` is an INPUT_FN the caller keeps alive for the engine's life."""
+        self._c.mcpl_options_set_input(o, fn, None, methods)
 
     def options_free(self, o: int) -> None:
         self._c.mcpl_options_free(o)

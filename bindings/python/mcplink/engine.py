@@ -188,6 +188,60 @@ class InputRequest(dict):  # type: ignore[type-arg]
 EventHandler = Callable[[dict[str, Any]], Any]
 InputHandler = Callable[[InputRequest], Answer]
 
+
+def _input_bits(input_methods: Iterable[str]) -> int:
+    if isinstance(input_methods, str):
+        input_methods = (input_methods,)
+    bits = 0
+    for m in input_methods:
+        if m not in _METHOD_BITS:
+            raise ValueError(f"unknown input method {m!r} (known: {', '.join(_METHOD_BITS)})")
+        bits |= _METHOD_BITS[m]
+    return bits
+
+
+def _answer_input(lib: Library, on_input: InputHandler, text: bytes | None, reply: int | None) -> None:
+    """Asks ``on_input`` and hands its answer to the engine (mcpl_reply_set); None: no answer.
+    Raises what the handler raised, or for an answer the engine cannot take."""
+    req = InputRequest(json.loads((text or b"{}").decode("utf-8", "replace")))
+    answer = on_input(req)
+    if answer is None:
+        return                     # no answer: the elicitation is cancelled, the rest refused
+    if inspect.isawaitable(answer):
+        getattr(answer, "close", lambda: None)()
+        raise TypeError("on_input returned an awaitable: input handlers are synchronous functions")
+    if not isinstance(answer, Mapping):
+        raise TypeError(f"on_input must return a mapping (a JSON object) or None, not {type(answer).__name__}")
+    try:
+        data = json.dumps(dict(answer), allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"the answer of on_input is not JSON: {e}") from None
+    assert reply
+    rc = lib.reply_set(reply, data)
+    if rc != 0:
+        code = lib.code_name(rc)
+        raise error_class(code)(f"the engine refused the answer of on_input ({code}: "
+                                f"{'more than 1 MiB' if code == 'too_large' else 'not accepted'})", code=code)
+
+
+def _engine_input_callback(lib: Library, on_input: InputHandler, logger: logging.Logger) -> Any:
+    """The C input handler for a whole engine (mcpl_options_set_input): asks ``on_input``; an
+    exception is logged and becomes no answer (an elicitation cancelled, sampling or roots
+    refused), never unwinding into C."""
+    def on_engine_input(_ud: Any, text: bytes | None, reply: int | None) -> None:
+        _tls.call_depth = getattr(_tls, "call_depth", 0) + 1
+        try:
+            _answer_input(lib, on_input, text, reply)
+        except BaseException as e:  # an exception must never unwind into C
+            try:
+                logger.error("mcplink: the engine's on_input handler failed (the question gets no answer: "
+                             "cancelled or refused): %s: %s", type(e).__name__, e)
+            except BaseException:
+                pass
+        finally:
+            _tls.call_depth -= 1
+    return INPUT_FN(on_engine_input)
+
 # Set while this thread runs a call's event or input callback: engine.close() from there would wait
 # for the very call it runs in.
 def _in_call_callback() -> bool:
@@ -233,13 +287,7 @@ class Call:
                          ("on_input", on_input)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{what} must be callable, not {type(fn).__name__}")
-        if isinstance(input_methods, str):
-            input_methods = (input_methods,)
-        bits = 0
-        for m in input_methods:
-            if m not in _METHOD_BITS:
-                raise ValueError(f"unknown input method {m!r} (known: {', '.join(_METHOD_BITS)})")
-            bits |= _METHOD_BITS[m]
+        bits = _input_bits(input_methods)
         self.on_progress = on_progress
         self.on_log = on_log
         self.on_event = on_event
@@ -367,26 +415,8 @@ class Call:
     def _on_input(self, _ud: Any, text: bytes | None, reply: int | None) -> None:
         _tls.call_depth = getattr(_tls, "call_depth", 0) + 1
         try:
-            req = InputRequest(json.loads((text or b"{}").decode("utf-8", "replace")))
-            assert self.on_input is not None
-            answer = self.on_input(req)
-            if answer is None:
-                return                     # no answer: the elicitation is cancelled, the rest refused
-            if inspect.isawaitable(answer):
-                getattr(answer, "close", lambda: None)()
-                raise TypeError("on_input returned an awaitable: input handlers are synchronous functions")
-            if not isinstance(answer, Mapping):
-                raise TypeError(f"on_input must return a mapping (a JSON object) or None, not {type(answer).__name__}")
-            try:
-                data = json.dumps(dict(answer), allow_nan=False).encode("utf-8")
-            except (TypeError, ValueError) as e:
-                raise TypeError(f"the answer of on_input is not JSON: {e}") from None
-            assert self._lib is not None and reply
-            rc = self._lib.reply_set(reply, data)
-            if rc != 0:
-                code = self._lib.code_name(rc)
-                raise error_class(code)(f"the engine refused the answer of on_input ({code}: "
-                                        f"{'more than 1 MiB' if code == 'too_large' else 'not accepted'})", code=code)
+            assert self.on_input is not None and self._lib is not None
+            _answer_input(self._lib, self.on_input, text, reply)
         except BaseException as e:  # an exception must never unwind into C
             self._fail(e)
         finally:
@@ -396,10 +426,11 @@ class Call:
 class _State:
     """What an engine owns, kept apart from the Engine object so that a finalizer can close it."""
 
-    def __init__(self, lib: Library, handle: int, log_fn: Any, workers: int) -> None:
+    def __init__(self, lib: Library, handle: int, log_fn: Any, workers: int, input_fn: Any = None) -> None:
         self.lib = lib
         self.handle: int | None = handle
-        self.log_fn = log_fn            # the C callback must outlive the engine
+        self.log_fn = log_fn            # the C callbacks must outlive the engine
+        self.input_fn = input_fn
         self.workers = workers
         self.cv = threading.Condition()
         self.inflight = 0
@@ -552,6 +583,17 @@ class Engine:
         library: a path to libmcplink.so, or a loaded :class:`mcplink.Library` (default: see
             :func:`mcplink.load_library`).
         logger: where the engine's log lines go (default ``logging.getLogger("mcplink")``).
+        on_input: the engine's default input handler (``mcpl_options_set_input``): answers the
+            servers' questions for every call whose :class:`Call` has no ``on_input`` of its own
+            (and for calls without a Call). Called with an :class:`InputRequest` on the thread
+            that makes the call, it returns the answer (``request.accept({...})``,
+            ``request.decline()``, ``request.cancel()``, a sampling/roots result) or None for no
+            answer. If it raises, the error is logged to ``logger`` and the question gets no
+            answer (an elicitation is cancelled, sampling or roots refused); the call goes on.
+            Without any handler, an elicitation makes the op answer ``input_required``.
+        input_methods: which questions ``on_input`` answers: any of ``"elicitation"``,
+            ``"sampling"``, ``"roots"`` (default: elicitation only). Only these are declared to
+            servers as capabilities.
         **other_options: options of a newer library, passed on by name.
 
     Raises:
@@ -567,8 +609,15 @@ class Engine:
                  log_level: str | None = None, log_file: str | os.PathLike[str] | None = None,
                  oauth_redirect_uri: str | None = None, oauth_client_metadata_url: str | None = None,
                  library: str | os.PathLike[str] | Library | None = None,
-                 logger: logging.Logger | None = None, **other_options: Any) -> None:
+                 logger: logging.Logger | None = None, on_input: InputHandler | None = None,
+                 input_methods: Iterable[str] = ("elicitation",), **other_options: Any) -> None:
+        if on_input is not None and not callable(on_input):
+            raise TypeError(f"on_input must be callable, not {type(on_input).__name__}")
+        input_bits = _input_bits(input_methods)
         lib = library if isinstance(library, Library) else load_library(library)
+        if on_input is not None and not getattr(lib, "has_engine_input", False):
+            raise NotImplementedError(f"{lib.path} has no engine-wide input handler (mcpl_options_set_input): "
+                                      "on_input needs a newer libmcplink")
         self._logger = logger if logger is not None else logging.getLogger("mcplink")
         options: dict[str, Any] = {
             "db": db, "key_file": key_file, "policies": policies, "lua_dir": lua_dir,
@@ -577,7 +626,7 @@ class Engine:
             "oauth_client_metadata_url": oauth_client_metadata_url, **other_options}
         if log_level is None and log_file is None:
             options["log_level"] = _level_for(self._logger)
-        log_fn = None
+        log_fn = input_fn = None
         o = lib.options_new()
         if not o:
             raise MemoryError("mcpl_options_new failed")
@@ -595,6 +644,9 @@ class Engine:
                 # Without a log file the engine's lines go to Python's logging, never to stderr.
                 log_fn = _log_callback(self._logger)
                 lib.options_set_log(o, log_fn)
+            if on_input is not None and input_bits:
+                input_fn = _engine_input_callback(lib, on_input, self._logger)
+                lib.options_set_input(o, input_fn, input_bits)
             handle, err = lib.open(o)
         finally:
             lib.options_free(o)
@@ -605,7 +657,7 @@ class Engine:
                 obj = {"code": "internal", "message": str(err)}
             raise error_from(obj or {"code": "internal", "message": "mcpl_open failed"})
         workers = int(pool_size) if pool_size is not None else _POOL_DEFAULT
-        self._state = _State(lib, handle, log_fn, workers)
+        self._state = _State(lib, handle, log_fn, workers, input_fn)
         self._finalizer = weakref.finalize(self, self._state.close)
         self._ops: dict[str, dict[str, Any]] | None = None
 

@@ -1,0 +1,212 @@
+"""The engine-wide input handler (``Engine(on_input=...)``, mcpl_options_set_input) against the SDK
+v1 (handshake era) and v2 (2026-07-28) fixture servers: it answers every call without a handler of
+its own, a Call's own handler comes first, and a handler that raises is logged and becomes no
+answer (the elicitation is cancelled) without failing the process or the call; questions a
+handshake-era server sends on its session's GET stream reach it, and a cancelled call's GET stream
+ends with it."""
+import gc
+import logging
+import threading
+import time
+
+import pytest
+
+import mcplink
+from conftest import API_KEY, control_log, new_engine, start_fixture, stop_fixture
+
+ERAS = ["v1", "v2"]
+
+
+def open_engine(tmp_path, server_v1, server_v2, **options):
+    """An engine with tenant acme, user ann (admin), servers v1 and v2 on ann's assistant bot."""
+    e = new_engine(tmp_path, **options)
+    s = e.as_system()
+    s.settings.set(allow_private_urls=True)
+    s.tenant.create(name="acme")
+    s.user.create(tenant="acme", name="ann", role="admin")
+    ann = e.as_user("acme", "ann")
+    ast = ann.assistant.create(name="bot")
+    for name, line in (("v1", server_v1), ("v2", server_v2)):
+        srv = ann.server.create(name=name)
+        ann.server.update(id=srv["id"], url=line["url"], auth_type="api_key", api_key=API_KEY)
+        ann.tool.enable(server=name)
+        ann.assistant.attach(assistant=ast["id"], server=name)
+    return e, ast["id"]
+
+
+def call_tool(engine, assistant, era, tool, arguments=None, call=None):
+    ann = engine.as_user("acme", "ann").with_call(call)
+    return ann.tool.call(assistant=assistant, tool=f"{era}__{tool}", arguments=arguments or {})
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_the_engine_handler_answers_calls_without_their_own(tmp_path, server_v1, server_v2, era):
+    asked = []
+
+    def on_input(req: mcplink.InputRequest):
+        gc.collect()          # the C callback must stay alive for the engine's life
+        asked.append(req)
+        return req.accept({"name": "Eve"})
+    e, bot = open_engine(tmp_path, server_v1, server_v2, on_input=on_input)
+    del on_input
+    gc.collect()
+    try:
+        r = call_tool(e, bot, era, "ask_form", {"message": "Engine?"})
+        assert r["structuredContent"]["action"] == "accept"
+        assert r["structuredContent"]["content"]["name"] == "Eve"
+        assert r["structuredContent"]["content"]["age"] == 30, "the form's defaults are filled in"
+        assert len(asked) == 1 and asked[0].message == "Engine?" and asked[0].server["name"] == era
+        # a Call with a handler of its own: that one answers, not the engine's
+        own = mcplink.Call(on_input=lambda req: req.decline())
+        r = call_tool(e, bot, era, "ask_form", call=own)
+        assert r["structuredContent"] == {"action": "decline"} and len(asked) == 1
+        # a Call with only progress callbacks: the engine's handler answers
+        r = call_tool(e, bot, era, "ask_form", call=mcplink.Call(on_progress=lambda ev: None))
+        assert r["structuredContent"]["content"]["name"] == "Eve" and len(asked) == 2
+    finally:
+        e.close()
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_a_raising_engine_handler_is_logged_and_cancels_the_question(tmp_path, server_v1, server_v2, era, caplog):
+    def on_input(req):
+        raise RuntimeError("the user interface is gone")
+    e, bot = open_engine(tmp_path, server_v1, server_v2, on_input=on_input)
+    try:
+        with caplog.at_level(logging.ERROR, logger="mcplink"):
+            r = call_tool(e, bot, era, "ask_form")
+        assert r["structuredContent"] == {"action": "cancel"}, "no answer: the elicitation is cancelled"
+        logged = [rec.getMessage() for rec in caplog.records if rec.name == "mcplink"]
+        assert any("on_input" in m and "the user interface is gone" in m for m in logged), logged
+        # the engine goes on
+        r = call_tool(e, bot, era, "echo", {"text": "still"})
+        assert r["structuredContent"]["text"] == "still"
+    finally:
+        e.close()
+
+
+def test_a_bad_answer_of_the_engine_handler_is_logged(tmp_path, server_v1, server_v2, caplog):
+    e, bot = open_engine(tmp_path, server_v1, server_v2, on_input=lambda req: ["not", "an", "object"])
+    try:
+        with caplog.at_level(logging.ERROR, logger="mcplink"):
+            r = call_tool(e, bot, "v1", "ask_form")
+        assert r["structuredContent"] == {"action": "cancel"}
+        assert any("must return a mapping" in rec.getMessage() for rec in caplog.records), caplog.records
+    finally:
+        e.close()
+
+
+def test_engine_handler_for_sampling_when_asked_for(tmp_path, server_v1, server_v2):
+    asked = []
+
+    def on_input(req):
+        asked.append(req.method)
+        if req.method == "sampling/createMessage":
+            return {"role": "assistant", "content": {"type": "text", "text": "hi"}, "model": "test-model"}
+        return req.decline()
+    e, bot = open_engine(tmp_path, server_v1, server_v2, on_input=on_input,
+                         input_methods=("elicitation", "sampling"))
+    try:
+        r = call_tool(e, bot, "v1", "ask_sampling")
+        assert "test-model" in r["content"][0]["text"] and asked == ["sampling/createMessage"]
+    finally:
+        e.close()
+
+
+def test_engine_handler_arguments_are_checked(tmp_path):
+    with pytest.raises(TypeError, match="on_input must be callable"):
+        new_engine(tmp_path, on_input="yes")
+    with pytest.raises(ValueError, match="unknown input method 'mail'"):
+        new_engine(tmp_path, on_input=lambda req: None, input_methods=("elicitation", "mail"))
+
+
+@pytest.fixture(scope="module")
+def server_v1_session():
+    """The SDK v1 fixture with ask_session, which asks on the session's GET stream."""
+    line = start_fixture("server-v1", "--api-key", API_KEY, "--session-ask")
+    yield line
+    stop_fixture(line)
+
+
+def test_the_session_stream_and_a_cancelled_call(tmp_path, server_v1, server_v2, server_v1_session):
+    asked = []
+
+    def on_input(req):
+        asked.append(req.message)
+        return req.accept({"name": "Sam"})
+    e, bot = open_engine(tmp_path, server_v1, server_v2, on_input=on_input)
+    try:
+        ann = e.as_user("acme", "ann")
+        srv = ann.server.create(name="s")
+        ann.server.update(id=srv["id"], url=server_v1_session["url"], auth_type="api_key", api_key=API_KEY,
+                          timeout_ms=15000)
+        ann.tool.enable(server="s")
+        ann.assistant.attach(assistant=bot, server="s")
+        r = call_tool(e, bot, "s", "ask_session")
+        assert r["structuredContent"] == {"action": "accept", "content": {"name": "Sam", "color": "blue"}}
+        assert asked == ["Name, please (session stream)"]
+        # a call cancelled from another thread while it listens: its GET stream ends with it
+        c = mcplink.Call()
+        out = {}
+
+        def run():
+            try:
+                call_tool(e, bot, "s", "slow", {"ms": 30000}, call=c)
+            except BaseException as err:  # noqa: BLE001
+                out["error"] = err
+        t = threading.Thread(target=run)
+        t.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+                "tools/call" in str(q) for q in control_log(server_v1_session)["requests"][-3:]):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        c.cancel()
+        t.join(10)
+        assert not t.is_alive() and isinstance(out.get("error"), mcplink.Timeout) and out["error"].reason == "cancelled"
+        # the server allows one GET stream per session: the next question reaches the engine only
+        # if the cancelled call's stream is gone
+        r = call_tool(e, bot, "s", "ask_session")
+        assert r["structuredContent"]["content"]["name"] == "Sam" and len(asked) == 2
+    finally:
+        e.close()
+
+
+def test_a_session_question_among_several_calls_is_refused(tmp_path, server_v1, server_v2, server_v1_session):
+    """A question on the session's stream names no call: while two calls of the session are in
+    flight it could be either's (another user's, when they share a credential), so nobody is asked
+    and the server gets the refusal; alone again, the call's own handler is asked."""
+    e, bot = open_engine(tmp_path, server_v1, server_v2)
+    try:
+        ann = e.as_user("acme", "ann")
+        srv = ann.server.create(name="s")
+        ann.server.update(id=srv["id"], url=server_v1_session["url"], auth_type="api_key", api_key=API_KEY,
+                          timeout_ms=15000)
+        ann.tool.enable(server="s")
+        ann.assistant.attach(assistant=bot, server="s")
+        seen_a, seen_b = [], []
+        a = mcplink.Call(on_input=lambda req: seen_a.append(req) or req.accept({"name": "A"}))
+        b = mcplink.Call(on_input=lambda req: seen_b.append(req) or req.accept({"name": "B"}))
+        out = {}
+
+        def run_a():
+            try:
+                out["a"] = call_tool(e, bot, "s", "slow", {"ms": 4000}, call=a)
+            except BaseException as err:  # noqa: BLE001
+                out["a"] = err
+        t = threading.Thread(target=run_a)
+        t.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+                "tools/call" in str(q) for q in control_log(server_v1_session)["requests"][-3:]):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        r = call_tool(e, bot, "s", "ask_session", call=b)
+        t.join(20)
+        assert r["structuredContent"] == {"action": "cancel"}, r
+        assert seen_a == [] and seen_b == [], "neither call's handler saw a question it cannot be sure is its own"
+        assert isinstance(out.get("a"), dict), out
+        r = call_tool(e, bot, "s", "ask_session", call=b)
+        assert r["structuredContent"]["content"]["name"] == "B" and len(seen_b) == 1 and seen_a == []
+    finally:
+        e.close()
