@@ -158,7 +158,7 @@ test: deps
 	@$(MAKE) --no-print-directory tsan-build-run
 
 # The multi-threaded tests again under ThreadSanitizer (its own build dir).
-TSAN_TESTS := test_api test_policy test_outage test_calls
+TSAN_TESTS := test_api test_policy test_outage test_calls test_http
 tsan: deps
 	@$(MAKE) --no-print-directory tsan-build-run
 

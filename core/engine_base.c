@@ -15,6 +15,7 @@ static const char *const option_names[] = {
 };
 #define NOPTS (sizeof option_names / sizeof option_names[0] - 1)
 _Static_assert(NOPTS == MCPL_NOPTS, "MCPL_NOPTS counts option_names");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the interrupt flag is set from signal handlers");
 
 struct mcpl_options {
   char *val[NOPTS];
@@ -110,9 +111,15 @@ void mcpl_engine_set_slot(mcpl_engine *e, enum mcpl_area a, void *p) {
 
 const mcpl_area_def *mcpl_engine_areas(mcpl_engine *e) { return base_of(e)->areas; }
 
-void mcpl_engine_interrupt(mcpl_engine *e) { if (e) base_of(e)->interrupted = 1; }
-void mcpl_engine_clear_interrupt(mcpl_engine *e) { if (e) base_of(e)->interrupted = 0; }
-int mcpl_engine_interrupted(mcpl_engine *e) { return e ? base_of(e)->interrupted : 0; }
+void mcpl_engine_interrupt(mcpl_engine *e) {
+  if (e) atomic_store_explicit(&base_of(e)->interrupted, 1, memory_order_relaxed);
+}
+void mcpl_engine_clear_interrupt(mcpl_engine *e) {
+  if (e) atomic_store_explicit(&base_of(e)->interrupted, 0, memory_order_relaxed);
+}
+int mcpl_engine_interrupted(mcpl_engine *e) {
+  return e ? atomic_load_explicit(&base_of(e)->interrupted, memory_order_relaxed) : 0;
+}
 
 int mcpl_cancel_requested(mcpl_engine *e, const mcpl_cancel *c) {
   return (c && atomic_load_explicit(&c->requested, memory_order_relaxed)) ||

@@ -4,7 +4,7 @@
 #define MCPL_ENGINE_BASE_H
 
 #include <pthread.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include "engine.h"
 
@@ -20,7 +20,7 @@ struct mcpl_engine_base {
   int log_level;
   FILE *log_file;
   pthread_mutex_t log_mu;
-  volatile sig_atomic_t interrupted;
+  atomic_int interrupted;  /* set from other threads and signal handlers */
   void *slot[MCPL_AREA_COUNT];
   const mcpl_area_def *areas;  /* what every Lua state preloads */
 };

@@ -476,12 +476,14 @@ static struct addrinfo *ai_v4(const char *ip, const char *port, struct addrinfo 
 
 static int fake_resolve(const char *host, const char *port, const struct addrinfo *hints,
                         struct addrinfo **res) {
-  if (strcmp(host, "localhost") != 0 || r_mode == R_REAL) return getaddrinfo(host, port, hints, res);
-  __atomic_add_fetch(&r_calls, 1, __ATOMIC_SEQ_CST);
-  switch (r_mode) {
+  /* lookups run on threads of their own, and a slow one may outlive its test */
+  int mode = __atomic_load_n(&r_mode, __ATOMIC_SEQ_CST);
+  if (strcmp(host, "localhost") != 0 || mode == R_REAL) return getaddrinfo(host, port, hints, res);
+  int calls = __atomic_add_fetch(&r_calls, 1, __ATOMIC_SEQ_CST);
+  switch (mode) {
   case R_PRIVATE: *res = ai_v4("10.0.0.7", port, NULL); break;
   case R_MIXED: *res = ai_v4("127.0.0.1", port, ai_v4("10.0.0.1", port, NULL)); break;
-  case R_REBIND: *res = ai_v4(r_calls == 1 ? "127.0.0.1" : "127.0.0.2", port, NULL); break;
+  case R_REBIND: *res = ai_v4(calls == 1 ? "127.0.0.1" : "127.0.0.2", port, NULL); break;
   case R_SLOW: usleep(2500 * 1000); *res = ai_v4("127.0.0.1", port, NULL); break;
   default: *res = ai_v4(r_fixed, port, NULL);
   }
@@ -515,13 +517,13 @@ static int canary_count(void) {
   g.allow_private = 1;
   http_response rs;
   int n = -1;
-  int saved = r_mode;
-  r_mode = R_REAL;
+  int saved = __atomic_load_n(&r_mode, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&r_mode, R_REAL, __ATOMIC_SEQ_CST);
   if (fetch("127.0.0.1", "/stats", &g, &rs) == 0 && rs.body) {
     const char *p = strstr(rs.body, "\"127.0.0.2\":");
     n = p ? atoi(p + 12) : 0;
   }
-  r_mode = saved;
+  __atomic_store_n(&r_mode, saved, __ATOMIC_SEQ_CST);
   http_response_free(&rs);
   return n;
 }
@@ -533,7 +535,7 @@ static void test_dns_answers(void **st) {
 
   /* a name with a private answer is blocked before any connection */
   set_settings("{\"allow_private_urls\":false}");
-  r_mode = R_PRIVATE;
+  __atomic_store_n(&r_mode, R_PRIVATE, __ATOMIC_SEQ_CST);
   addr_guard none;
   memset(&none, 0, sizeof none);
   assert_int_equal(fetch("localhost", "/echo", &none, &rs), -1);
@@ -546,7 +548,7 @@ static void test_dns_answers(void **st) {
   set_settings("{\"allow_private_urls\":true}");
 
   /* mixed answers: one allowed, one not: the whole name is refused */
-  r_mode = R_MIXED;
+  __atomic_store_n(&r_mode, R_MIXED, __ATOMIC_SEQ_CST);
   addr_guard only_lo;
   memset(&only_lo, 0, sizeof only_lo);
   addr_cidr_parse("127.0.0.0/8", &only_lo.cidrs[only_lo.ncidrs++]);
@@ -559,7 +561,7 @@ static void test_dns_answers(void **st) {
 /* Undoes what a DNS test set, also when it failed half way. */
 static int dns_reset(void **st) {
   (void)st;
-  r_mode = R_REAL;
+  __atomic_store_n(&r_mode, R_REAL, __ATOMIC_SEQ_CST);
   http_set_resolver(NULL, NULL);
   set_settings("{\"allow_private_urls\":true}");
   return 0;
@@ -582,8 +584,8 @@ static void test_dns_rebinding(void **st) {
   addr_guard one;
   memset(&one, 0, sizeof one);
   addr_cidr_parse("127.0.0.1/32", &one.cidrs[one.ncidrs++]);
-  r_mode = R_REBIND;
-  r_calls = 0;
+  __atomic_store_n(&r_mode, R_REBIND, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&r_calls, 0, __ATOMIC_SEQ_CST);
   assert_int_equal(fetch("localhost", "/echo", &one, &rs), 0);
   assert_int_equal(rs.status, 200);
   assert_string_equal(rs.primary_ip, "127.0.0.1");
@@ -591,10 +593,10 @@ static void test_dns_rebinding(void **st) {
   assert_int_equal(fetch("localhost", "/echo", &one, &rs), -1);
   assert_string_equal(rs.reason, "private_address 127.0.0.2");
   http_response_free(&rs);
-  assert_int_equal(r_calls, 2);  /* one lookup per request: curl never looked up again */
+  assert_int_equal(__atomic_load_n(&r_calls, __ATOMIC_SEQ_CST), 2);  /* one lookup per request: curl never looked up again */
   assert_int_equal(canary_count(), before);
   /* control: when the guard does allow 127.0.0.2, the canary sees it */
-  r_mode = R_REAL;
+  __atomic_store_n(&r_mode, R_REAL, __ATOMIC_SEQ_CST);
   assert_int_equal(fetch("127.0.0.2", "/echo", &g, &rs), -1);  /* cert is not for .2 */
   http_response_free(&rs);
   assert_int_equal(canary_count(), before + 1);
@@ -610,7 +612,7 @@ static void test_reused_connection_rechecked(void **st) {
   memset(&g, 0, sizeof g);
   g.allow_private = 1;
   http_response rs;
-  r_mode = R_FIXED;
+  __atomic_store_n(&r_mode, R_FIXED, __ATOMIC_SEQ_CST);
   r_fixed = "127.0.0.1";
   assert_int_equal(fetch("localhost", "/echo", &g, &rs), 0);
   http_response_free(&rs);
@@ -628,7 +630,7 @@ static void test_reused_connection_rechecked(void **st) {
 static void test_anycast_and_6to4_judged(void **st) {
   (void)st;
   http_set_resolver(fake_resolve, fake_free);
-  r_mode = R_FIXED;
+  __atomic_store_n(&r_mode, R_FIXED, __ATOMIC_SEQ_CST);
   static const char *const v4[] = {"192.0.0.9", "192.0.0.10", "192.0.0.200"};
   for (size_t i = 0; i < 3; i++) {
     r_fixed = v4[i];
@@ -641,7 +643,7 @@ static void test_anycast_and_6to4_judged(void **st) {
              v4[i], v4[i], v4[i]);
     lua_ok(code);
   }
-  r_mode = R_REAL;
+  __atomic_store_n(&r_mode, R_REAL, __ATOMIC_SEQ_CST);
   http_set_resolver(NULL, NULL);
   lua_ok("for _, a in ipairs({ '2002:7f00:1::', '2002:808:808::1', '2001:1::1', '2001:1::2' }) do\n"
          "  local r = net.check(ctx, 'https://[' .. a .. ']/', 'mcp')\n"
@@ -730,10 +732,10 @@ static void test_waits_observe_cancel(void **st) {
            "require('net').request({ actor = { system = true } }, { url = 'https://localhost:%d/echo' })",
            port_https);
   http_set_resolver(fake_resolve, fake_free);
-  r_mode = R_SLOW;
+  __atomic_store_n(&r_mode, R_SLOW, __ATOMIC_SEQ_CST);
   cancelled_within(Ls, "lookup", code);
   /* a transfer stuck waiting for a response */
-  r_mode = R_REAL;
+  __atomic_store_n(&r_mode, R_REAL, __ATOMIC_SEQ_CST);
   snprintf(code, sizeof code,
            "require('net').request({ actor = { system = true } }, { url = 'https://127.0.0.1:%d/trickle',\n"
            "  timeout_ms = 5000 })",
