@@ -25,7 +25,8 @@
 /* ---- engine-wide state ---------------------------------------------------- */
 
 struct http_state {
-  CURLSH *share;
+  CURLSH *share;      /* made before the first transfer (share_of) */
+  pthread_mutex_t share_mu;
   pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
   STACK_OF(X509) *extra_ca;
   X509_STORE *trust;  /* system CAs + extra_ca, built once, shared by every TLS context */
@@ -49,6 +50,7 @@ static void state_free(struct http_state *s) {
   if (s->extra_ca) sk_X509_pop_free(s->extra_ca, X509_free);
   if (s->trust) X509_STORE_free(s->trust);
   pthread_mutex_destroy(&s->trust_mu);
+  pthread_mutex_destroy(&s->share_mu);
   free(s);
 }
 
@@ -74,36 +76,31 @@ static struct http_state *state_new(const char *ca_file, char *err, size_t en) {
   if (!s) { snprintf(err, en, "out of memory"); return NULL; }
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&s->locks[i], NULL);
   pthread_mutex_init(&s->trust_mu, NULL);
-  if (ca_file && *ca_file && load_ca(s, ca_file, err, en) != 0) goto fail;
-  s->share = curl_share_init();
-  if (!s->share) { snprintf(err, en, "curl_share_init failed"); goto fail; }
-  /* Connections and TLS sessions are reused across requests. DNS is not
-   * shared: each transfer pins the answers it judged itself. */
-  curl_share_setopt(s->share, CURLSHOPT_LOCKFUNC, share_lock);
-  curl_share_setopt(s->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-  curl_share_setopt(s->share, CURLSHOPT_USERDATA, s);
-  curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-  curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  pthread_mutex_init(&s->share_mu, NULL);
+  if (ca_file && *ca_file && load_ca(s, ca_file, err, en) != 0) {
+    state_free(s);
+    return NULL;
+  }
   return s;
-fail:
-  state_free(s);
-  return NULL;
 }
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_OK;
 
 /* curl_global_init is process-wide; it is never undone (other engines in
- * the process may still run). */
+ * the process may still run). It runs before the first transfer, not when an
+ * engine opens: it initialises OpenSSL's TLS side (reading its configuration),
+ * which a command that makes no request (`mcplink server list`) never needs.
+ * pthread_once makes the first transfers of many threads wait for one init. */
 static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+static int global_ready(void) {
+  pthread_once(&global_once, global_init);
+  return global_rc == CURLE_OK;
+}
 
 int http_engine_init(mcpl_engine *e, char **err) {
   char msg[512];
-  pthread_once(&global_once, global_init);
-  if (global_rc != CURLE_OK) {
-    *err = mcpl_json_error("internal", "libcurl initialisation failed", NULL);
-    return -1;
-  }
   struct http_state *s = state_new(mcpl_engine_opt(e, "ca_file"), msg, sizeof msg);
   if (!s) {
     *err = mcpl_json_error("invalid_argument", msg, "ca_file");
@@ -317,6 +314,28 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud) {
   return len;
 }
 
+/* The engine's share handle, made on first use: a connection cache makes
+ * libcurl initialise itself (and OpenSSL's TLS side), which a command that
+ * sends no request never needs. Connections and TLS sessions are reused
+ * across requests. DNS is not shared: each transfer pins the answers it
+ * judged itself. NULL when it cannot be made. */
+static CURLSH *share_of(struct http_state *s) {
+  pthread_mutex_lock(&s->share_mu);
+  if (!s->share && global_ready()) {
+    CURLSH *sh = curl_share_init();
+    if (sh && curl_share_setopt(sh, CURLSHOPT_LOCKFUNC, share_lock) == CURLSHE_OK &&
+        curl_share_setopt(sh, CURLSHOPT_UNLOCKFUNC, share_unlock) == CURLSHE_OK &&
+        curl_share_setopt(sh, CURLSHOPT_USERDATA, s) == CURLSHE_OK &&
+        curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) == CURLSHE_OK &&
+        curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) == CURLSHE_OK)
+      s->share = sh;
+    else if (sh) curl_share_cleanup(sh);
+  }
+  CURLSH *r = s->share;
+  pthread_mutex_unlock(&s->share_mu);
+  return r;
+}
+
 /* One trust store per engine, built on first use (an engine that never
  * opens a TLS connection never parses the system bundle): loading the bundle
  * into every new TLS context cost ~20 ms of CPU per connection. X509_STORE
@@ -429,13 +448,15 @@ static int setup(xfer *x) {
       return -1;
     }
   if (judge_and_pin(x) != 0) return -1;
+  CURLSH *share = share_of(x->st);
+  if (!share) { set_err(rs, "internal", "internal", "libcurl initialisation failed"); return -1; }
   CURL *h = x->h = curl_easy_init();
   if (!h) { set_err(rs, "internal", "internal", "curl_easy_init failed"); return -1; }
   for (size_t i = 0; i < rq->nheaders; i++) x->hdrs = curl_slist_append(x->hdrs, rq->headers[i]);
   x->hdrs = curl_slist_append(x->hdrs, "Expect:");
   curl_easy_setopt(h, CURLOPT_PRIVATE, x);
   curl_easy_setopt(h, CURLOPT_CURLU, u->h);
-  curl_easy_setopt(h, CURLOPT_SHARE, x->st->share);
+  curl_easy_setopt(h, CURLOPT_SHARE, share);
   if (x->pin) curl_easy_setopt(h, CURLOPT_RESOLVE, x->pin);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, rq->allow_http ? "http,https" : "https");
   curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
@@ -583,7 +604,7 @@ int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs,
   xfer *xs = calloc(n ? n : 1, sizeof *xs);
   int failed = 0;
   CURLM *m = NULL;
-  if (!xs || !st || !(m = curl_multi_init())) {
+  if (!xs || !st || !global_ready() || !(m = curl_multi_init())) {
     for (size_t i = 0; i < n; i++) {
       memset(&rs[i], 0, sizeof rs[i]);
       set_err(&rs[i], "internal", "internal", "HTTP client unavailable");
