@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -336,15 +337,106 @@ static CURLSH *share_of(struct http_state *s) {
   return r;
 }
 
+/* ---- the system CA bundle, read when a chain needs it --------------------------
+ * X509_STORE_set_default_paths reads the whole system bundle (SSL_CERT_FILE,
+ * else OpenSSL's default file) when it is called: some 150 certificates, each
+ * parsed with its public key, ~230 M instructions, most of a one-shot
+ * `mcplink call`. This lookup reads the same file into the same store, but on
+ * the first lookup of an issuer the store does not already hold: a chain that
+ * --ca-file alone completes never reads it; any other chain reads it once,
+ * after which the store is what set_default_paths would have made. The hashed
+ * directory and the store URI lookups follow it, in set_default_paths' order. */
+typedef struct {
+  pthread_mutex_t mu;
+  int loaded;
+  char *path;
+} bundle_lookup;
+
+static int bundle_new(X509_LOOKUP *lu) {
+  bundle_lookup *b = calloc(1, sizeof *b);
+  if (!b) return 0;
+  pthread_mutex_init(&b->mu, NULL);
+  return X509_LOOKUP_set_method_data(lu, b);
+}
+
+static void bundle_free(X509_LOOKUP *lu) {
+  bundle_lookup *b = X509_LOOKUP_get_method_data(lu);
+  if (!b) return;
+  pthread_mutex_destroy(&b->mu);
+  free(b->path);
+  free(b);
+}
+
+/* The object the store holds for name, borrowed (the store keeps it alive),
+ * as OpenSSL's own lookups return it; the caller takes its reference. */
+static int bundle_by_subject(X509_LOOKUP *lu, X509_LOOKUP_TYPE type, const X509_NAME *name, X509_OBJECT *ret) {
+  bundle_lookup *b = X509_LOOKUP_get_method_data(lu);
+  X509_STORE *st = X509_LOOKUP_get_store(lu);
+  if (!b || !st || (type != X509_LU_X509 && type != X509_LU_CRL)) return 0;
+  pthread_mutex_lock(&b->mu);
+  if (!b->loaded) {
+    b->loaded = 1;
+    /* a missing or unreadable bundle leaves the store as it is, as set_default_paths does */
+    if (b->path && X509_load_cert_crl_file(lu, b->path, X509_FILETYPE_PEM) <= 0) ERR_clear_error();
+  }
+  pthread_mutex_unlock(&b->mu);
+  int ok = 0;
+  if (!X509_STORE_lock(st)) return 0;
+  X509_OBJECT *o = X509_OBJECT_retrieve_by_subject(X509_STORE_get0_objects(st), type, (X509_NAME *)name);
+  if (o && type == X509_LU_X509) {
+    X509 *x = X509_OBJECT_get0_X509(o);
+    ok = x && X509_OBJECT_set1_X509(ret, x);
+    if (ok) X509_free(x); /* borrowed, like the hashed directory's answers */
+  } else if (o) {
+    X509_CRL *c = X509_OBJECT_get0_X509_CRL(o);
+    ok = c && X509_OBJECT_set1_X509_CRL(ret, c);
+    if (ok) X509_CRL_free(c);
+  }
+  X509_STORE_unlock(st);
+  return ok;
+}
+
+static X509_LOOKUP_METHOD *bundle_method;
+static pthread_once_t bundle_once = PTHREAD_ONCE_INIT;
+
+static void bundle_method_init(void) {
+  X509_LOOKUP_METHOD *m = X509_LOOKUP_meth_new("mcplink system CA bundle, read on first use");
+  if (m && X509_LOOKUP_meth_set_new_item(m, bundle_new) && X509_LOOKUP_meth_set_free(m, bundle_free) &&
+      X509_LOOKUP_meth_set_get_by_subject(m, bundle_by_subject))
+    bundle_method = m;
+  else if (m) X509_LOOKUP_meth_free(m);
+}
+
+/* The system trust store as X509_STORE_set_default_paths makes it, the
+ * bundle read on first use. 1, or 0 when the store cannot be set up. */
+static int system_paths(X509_STORE *t) {
+  pthread_once(&bundle_once, bundle_method_init);
+  if (!bundle_method) return 0;
+  X509_LOOKUP *lu = X509_STORE_add_lookup(t, bundle_method);
+  bundle_lookup *b = lu ? X509_LOOKUP_get_method_data(lu) : NULL;
+  if (!b) return 0;
+  const char *f = secure_getenv(X509_get_default_cert_file_env());
+  b->path = strdup(f ? f : X509_get_default_cert_file());
+  if (!b->path) return 0;
+  lu = X509_STORE_add_lookup(t, X509_LOOKUP_hash_dir());
+  if (!lu) return 0;
+  X509_LOOKUP_add_dir(lu, NULL, X509_FILETYPE_DEFAULT);
+  lu = X509_STORE_add_lookup(t, X509_LOOKUP_store());
+  if (!lu) return 0;
+  X509_LOOKUP_add_store(lu, NULL);
+  ERR_clear_error(); /* a default path that does not exist is not an error */
+  return 1;
+}
+
 /* One trust store per engine, built on first use (an engine that never
- * opens a TLS connection never parses the system bundle): loading the bundle
- * into every new TLS context cost ~20 ms of CPU per connection. X509_STORE
- * is reference counted and safe to share between threads for verification. */
+ * opens a TLS connection never makes it): loading the bundle into every new
+ * TLS context cost ~20 ms of CPU per connection. X509_STORE is reference
+ * counted and safe to share between threads for verification. */
 static X509_STORE *trust_store(struct http_state *s) {
   pthread_mutex_lock(&s->trust_mu);
   if (!s->trust) {
     X509_STORE *t = X509_STORE_new();
-    if (t && X509_STORE_set_default_paths(t) == 1) {
+    if (t && system_paths(t) == 1) {
       for (int i = 0; s->extra_ca && i < sk_X509_num(s->extra_ca); i++)
         X509_STORE_add_cert(t, sk_X509_value(s->extra_ca, i));
       s->trust = t;
