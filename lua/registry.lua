@@ -43,6 +43,11 @@ end
 local families            -- sorted family names, from core.modules()
 local loaded = {}         -- family -> true once its file has run
 
+-- Command words that are not their op's family (cli.words), with the family
+-- that declares them, so a command finds its file without loading every one;
+-- load_family refuses an alias missing here.
+local ALIASES = { call = "tool" }
+
 local function family_names()
   if not families then
     families = {}
@@ -64,9 +69,12 @@ function M.load_family(fam)
   local before = {}
   for op in pairs(M.ops) do before[op] = true end
   require("ops." .. fam)
-  for op in pairs(M.ops) do
+  for op, def in pairs(M.ops) do
     assert(before[op] or op:match("^[^.]+") == fam,
       "op " .. op .. " is registered by lua/ops/" .. fam .. ".lua, not by its family's file")
+    local w = not before[op] and def.cli and def.cli.words and def.cli.words:match("^%S+")
+    assert(not w or w == fam:gsub("_", "-") or ALIASES[w] == fam,
+      "op " .. op .. ": the command word '" .. tostring(w) .. "' needs an entry in registry.lua's ALIASES")
   end
   loaded[fam] = true
   return true
@@ -109,7 +117,7 @@ function M.list(first_word)
       end
       return next(found) and found or nil
     end
-    M.load_family((first_word:gsub("-", "_")))
+    M.load_family(ALIASES[first_word] or (first_word:gsub("-", "_")))
     pick = scan()
     if not pick then M.load_all(); pick = scan() or {} end
   else
