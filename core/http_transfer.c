@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -25,7 +26,8 @@
 /* ---- engine-wide state ---------------------------------------------------- */
 
 struct http_state {
-  CURLSH *share;
+  CURLSH *share;      /* made before the first transfer (share_of) */
+  pthread_mutex_t share_mu;
   pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
   STACK_OF(X509) *extra_ca;
   X509_STORE *trust;  /* system CAs + extra_ca, built once, shared by every TLS context */
@@ -49,6 +51,7 @@ static void state_free(struct http_state *s) {
   if (s->extra_ca) sk_X509_pop_free(s->extra_ca, X509_free);
   if (s->trust) X509_STORE_free(s->trust);
   pthread_mutex_destroy(&s->trust_mu);
+  pthread_mutex_destroy(&s->share_mu);
   free(s);
 }
 
@@ -74,36 +77,31 @@ static struct http_state *state_new(const char *ca_file, char *err, size_t en) {
   if (!s) { snprintf(err, en, "out of memory"); return NULL; }
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&s->locks[i], NULL);
   pthread_mutex_init(&s->trust_mu, NULL);
-  if (ca_file && *ca_file && load_ca(s, ca_file, err, en) != 0) goto fail;
-  s->share = curl_share_init();
-  if (!s->share) { snprintf(err, en, "curl_share_init failed"); goto fail; }
-  /* Connections and TLS sessions are reused across requests. DNS is not
-   * shared: each transfer pins the answers it judged itself. */
-  curl_share_setopt(s->share, CURLSHOPT_LOCKFUNC, share_lock);
-  curl_share_setopt(s->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-  curl_share_setopt(s->share, CURLSHOPT_USERDATA, s);
-  curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-  curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  pthread_mutex_init(&s->share_mu, NULL);
+  if (ca_file && *ca_file && load_ca(s, ca_file, err, en) != 0) {
+    state_free(s);
+    return NULL;
+  }
   return s;
-fail:
-  state_free(s);
-  return NULL;
 }
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_OK;
 
 /* curl_global_init is process-wide; it is never undone (other engines in
- * the process may still run). */
+ * the process may still run). It runs before the first transfer, not when an
+ * engine opens: it initialises OpenSSL's TLS side (reading its configuration),
+ * which a command that makes no request (`mcplink server list`) never needs.
+ * pthread_once makes the first transfers of many threads wait for one init. */
 static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+static int global_ready(void) {
+  pthread_once(&global_once, global_init);
+  return global_rc == CURLE_OK;
+}
 
 int http_engine_init(mcpl_engine *e, char **err) {
   char msg[512];
-  pthread_once(&global_once, global_init);
-  if (global_rc != CURLE_OK) {
-    *err = mcpl_json_error("internal", "libcurl initialisation failed", NULL);
-    return -1;
-  }
   struct http_state *s = state_new(mcpl_engine_opt(e, "ca_file"), msg, sizeof msg);
   if (!s) {
     *err = mcpl_json_error("invalid_argument", msg, "ca_file");
@@ -317,15 +315,128 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud) {
   return len;
 }
 
+/* The engine's share handle, made on first use: a connection cache makes
+ * libcurl initialise itself (and OpenSSL's TLS side), which a command that
+ * sends no request never needs. Connections and TLS sessions are reused
+ * across requests. DNS is not shared: each transfer pins the answers it
+ * judged itself. NULL when it cannot be made. */
+static CURLSH *share_of(struct http_state *s) {
+  pthread_mutex_lock(&s->share_mu);
+  if (!s->share && global_ready()) {
+    CURLSH *sh = curl_share_init();
+    if (sh && curl_share_setopt(sh, CURLSHOPT_LOCKFUNC, share_lock) == CURLSHE_OK &&
+        curl_share_setopt(sh, CURLSHOPT_UNLOCKFUNC, share_unlock) == CURLSHE_OK &&
+        curl_share_setopt(sh, CURLSHOPT_USERDATA, s) == CURLSHE_OK &&
+        curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) == CURLSHE_OK &&
+        curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) == CURLSHE_OK)
+      s->share = sh;
+    else if (sh) curl_share_cleanup(sh);
+  }
+  CURLSH *r = s->share;
+  pthread_mutex_unlock(&s->share_mu);
+  return r;
+}
+
+/* ---- the system CA bundle, read when a chain needs it --------------------------
+ * X509_STORE_set_default_paths reads the whole system bundle (SSL_CERT_FILE,
+ * else OpenSSL's default file) when it is called: some 150 certificates, each
+ * parsed with its public key, ~230 M instructions, most of a one-shot
+ * `mcplink call`. This lookup reads the same file into the same store, but on
+ * the first lookup of an issuer the store does not already hold: a chain that
+ * --ca-file alone completes never reads it; any other chain reads it once,
+ * after which the store is what set_default_paths would have made. The hashed
+ * directory and the store URI lookups follow it, in set_default_paths' order. */
+typedef struct {
+  pthread_mutex_t mu;
+  int loaded;
+  char *path;
+} bundle_lookup;
+
+static int bundle_new(X509_LOOKUP *lu) {
+  bundle_lookup *b = calloc(1, sizeof *b);
+  if (!b) return 0;
+  pthread_mutex_init(&b->mu, NULL);
+  return X509_LOOKUP_set_method_data(lu, b);
+}
+
+static void bundle_free(X509_LOOKUP *lu) {
+  bundle_lookup *b = X509_LOOKUP_get_method_data(lu);
+  if (!b) return;
+  pthread_mutex_destroy(&b->mu);
+  free(b->path);
+  free(b);
+}
+
+/* The object the store holds for name, borrowed (the store keeps it alive),
+ * as OpenSSL's own lookups return it; the caller takes its reference. */
+static int bundle_by_subject(X509_LOOKUP *lu, X509_LOOKUP_TYPE type, const X509_NAME *name, X509_OBJECT *ret) {
+  bundle_lookup *b = X509_LOOKUP_get_method_data(lu);
+  X509_STORE *st = X509_LOOKUP_get_store(lu);
+  if (!b || !st || (type != X509_LU_X509 && type != X509_LU_CRL)) return 0;
+  pthread_mutex_lock(&b->mu);
+  if (!b->loaded) {
+    b->loaded = 1;
+    /* a missing or unreadable bundle leaves the store as it is, as set_default_paths does */
+    if (b->path && X509_load_cert_crl_file(lu, b->path, X509_FILETYPE_PEM) <= 0) ERR_clear_error();
+  }
+  pthread_mutex_unlock(&b->mu);
+  int ok = 0;
+  if (!X509_STORE_lock(st)) return 0;
+  X509_OBJECT *o = X509_OBJECT_retrieve_by_subject(X509_STORE_get0_objects(st), type, (X509_NAME *)name);
+  if (o && type == X509_LU_X509) {
+    X509 *x = X509_OBJECT_get0_X509(o);
+    ok = x && X509_OBJECT_set1_X509(ret, x);
+    if (ok) X509_free(x); /* borrowed, like the hashed directory's answers */
+  } else if (o) {
+    X509_CRL *c = X509_OBJECT_get0_X509_CRL(o);
+    ok = c && X509_OBJECT_set1_X509_CRL(ret, c);
+    if (ok) X509_CRL_free(c);
+  }
+  X509_STORE_unlock(st);
+  return ok;
+}
+
+static X509_LOOKUP_METHOD *bundle_method;
+static pthread_once_t bundle_once = PTHREAD_ONCE_INIT;
+
+static void bundle_method_init(void) {
+  X509_LOOKUP_METHOD *m = X509_LOOKUP_meth_new("mcplink system CA bundle, read on first use");
+  if (m && X509_LOOKUP_meth_set_new_item(m, bundle_new) && X509_LOOKUP_meth_set_free(m, bundle_free) &&
+      X509_LOOKUP_meth_set_get_by_subject(m, bundle_by_subject))
+    bundle_method = m;
+  else if (m) X509_LOOKUP_meth_free(m);
+}
+
+/* The system trust store as X509_STORE_set_default_paths makes it, the
+ * bundle read on first use. 1, or 0 when the store cannot be set up. */
+static int system_paths(X509_STORE *t) {
+  pthread_once(&bundle_once, bundle_method_init);
+  if (!bundle_method) return 0;
+  X509_LOOKUP *lu = X509_STORE_add_lookup(t, bundle_method);
+  bundle_lookup *b = lu ? X509_LOOKUP_get_method_data(lu) : NULL;
+  if (!b) return 0;
+  const char *f = secure_getenv(X509_get_default_cert_file_env());
+  b->path = strdup(f ? f : X509_get_default_cert_file());
+  if (!b->path) return 0;
+  lu = X509_STORE_add_lookup(t, X509_LOOKUP_hash_dir());
+  if (!lu) return 0;
+  X509_LOOKUP_add_dir(lu, NULL, X509_FILETYPE_DEFAULT);
+  lu = X509_STORE_add_lookup(t, X509_LOOKUP_store());
+  if (!lu) return 0;
+  X509_LOOKUP_add_store(lu, NULL);
+  ERR_clear_error(); /* a default path that does not exist is not an error */
+  return 1;
+}
+
 /* One trust store per engine, built on first use (an engine that never
- * opens a TLS connection never parses the system bundle): loading the bundle
- * into every new TLS context cost ~20 ms of CPU per connection. X509_STORE
- * is reference counted and safe to share between threads for verification. */
+ * opens a TLS connection never makes it): loading the bundle into every new
+ * TLS context cost ~20 ms of CPU per connection. X509_STORE is reference
+ * counted and safe to share between threads for verification. */
 static X509_STORE *trust_store(struct http_state *s) {
   pthread_mutex_lock(&s->trust_mu);
   if (!s->trust) {
     X509_STORE *t = X509_STORE_new();
-    if (t && X509_STORE_set_default_paths(t) == 1) {
+    if (t && system_paths(t) == 1) {
       for (int i = 0; s->extra_ca && i < sk_X509_num(s->extra_ca); i++)
         X509_STORE_add_cert(t, sk_X509_value(s->extra_ca, i));
       s->trust = t;
@@ -429,13 +540,15 @@ static int setup(xfer *x) {
       return -1;
     }
   if (judge_and_pin(x) != 0) return -1;
+  CURLSH *share = share_of(x->st);
+  if (!share) { set_err(rs, "internal", "internal", "libcurl initialisation failed"); return -1; }
   CURL *h = x->h = curl_easy_init();
   if (!h) { set_err(rs, "internal", "internal", "curl_easy_init failed"); return -1; }
   for (size_t i = 0; i < rq->nheaders; i++) x->hdrs = curl_slist_append(x->hdrs, rq->headers[i]);
   x->hdrs = curl_slist_append(x->hdrs, "Expect:");
   curl_easy_setopt(h, CURLOPT_PRIVATE, x);
   curl_easy_setopt(h, CURLOPT_CURLU, u->h);
-  curl_easy_setopt(h, CURLOPT_SHARE, x->st->share);
+  curl_easy_setopt(h, CURLOPT_SHARE, share);
   if (x->pin) curl_easy_setopt(h, CURLOPT_RESOLVE, x->pin);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, rq->allow_http ? "http,https" : "https");
   curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
@@ -583,7 +696,7 @@ int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs,
   xfer *xs = calloc(n ? n : 1, sizeof *xs);
   int failed = 0;
   CURLM *m = NULL;
-  if (!xs || !st || !(m = curl_multi_init())) {
+  if (!xs || !st || !global_ready() || !(m = curl_multi_init())) {
     for (size_t i = 0; i < n; i++) {
       memset(&rs[i], 0, sizeof rs[i]);
       set_err(&rs[i], "internal", "internal", "HTTP client unavailable");

@@ -169,6 +169,8 @@ typedef struct store_backend {
    * in the database; a newer schema is refused and left untouched). Returns an
    * mcpl_code; msg (malloc'd, no password) says why. */
   int (*engine_open)(mcpl_engine *e, const char *target, char **msg);
+  /* Engine close (may be NULL): frees what engine_open kept. */
+  void (*engine_close)(mcpl_engine *e);
   /* Per connection (one per engine Lua state). */
   int (*connect)(store_conn *c, const char *target);
   void (*disconnect)(store_conn *c);

@@ -40,7 +40,10 @@ int store_engine_init(mcpl_engine *e, char **err) {
   return 0;
 }
 
-void store_engine_fini(mcpl_engine *e) { (void)e; }
+void store_engine_fini(mcpl_engine *e) {
+  const char *target = mcpl_engine_opt(e, "db");
+  if (target && store_backend_for(target)->engine_close) store_backend_for(target)->engine_close(e);
+}
 
 /* ---- connections ------------------------------------------------------------------ */
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include "store.h"
 
@@ -304,6 +305,25 @@ static int bad_path(const char *p) {
   return !p || !*p || p[0] == ':' || strncmp(p, "file:", 5) == 0;
 }
 
+/* The connection that opened (and migrated) the database stays open for the
+ * engine's first Lua state, which takes it instead of opening its own: the
+ * schema is read once, and the -wal and -shm files a last connection removes
+ * on closing are not made twice. */
+typedef struct {
+  _Atomic(sqlite3 *) db;  /* NULL once taken */
+} sq_spare;
+
+static sqlite3 *take_spare(mcpl_engine *e) {
+  sq_spare *sp = e ? mcpl_engine_slot(e, MCPL_AREA_STORE) : NULL;
+  return sp ? atomic_exchange(&sp->db, NULL) : NULL;
+}
+
+static void sq_engine_close(mcpl_engine *e) {
+  sqlite3_close(take_spare(e));
+  free(mcpl_engine_slot(e, MCPL_AREA_STORE));
+  mcpl_engine_set_slot(e, MCPL_AREA_STORE, NULL);
+}
+
 static int sq_engine_open(mcpl_engine *e, const char *path, char **out) {
   char msg[1200];
   if (bad_path(path)) {
@@ -334,7 +354,11 @@ static int sq_engine_open(mcpl_engine *e, const char *path, char **out) {
     merr = strdup("cannot switch the database to WAL mode");
     code = MCPL_E_INTERNAL;
   }
-  sqlite3_close(db);
+  sq_spare *sp = code == MCPL_OK ? calloc(1, sizeof *sp) : NULL;
+  if (sp) {
+    atomic_init(&sp->db, db);
+    mcpl_engine_set_slot(e, MCPL_AREA_STORE, sp);
+  } else sqlite3_close(db);
   if (code != MCPL_OK) {
     snprintf(msg, sizeof msg, "database '%s': %s", path, merr ? merr : "cannot open");
     mcpl_log(e, "error", "%s", msg);
@@ -349,8 +373,8 @@ static int sq_engine_open(mcpl_engine *e, const char *path, char **out) {
 static int sq_connect(store_conn *c, const char *path) {
   sqlite3 *db = NULL;
   c->impl = calloc(1, sizeof(sq_impl));
-  int rc = c->impl ? sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL)
-                   : SQLITE_NOMEM;
+  int rc = !c->impl ? SQLITE_NOMEM : (db = take_spare(c->e)) ? SQLITE_OK
+         : sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
   c->db = db;
   if (rc != SQLITE_OK) goto fail;
   sqlite3_extended_result_codes(db, 1);
@@ -406,6 +430,7 @@ static int sq_schema_version(store_conn *c, int *version) {
 const store_backend store_sqlite_backend = {
   .name = "sqlite",
   .engine_open = sq_engine_open,
+  .engine_close = sq_engine_close,
   .connect = sq_connect,
   .disconnect = sq_disconnect,
   .ready = sq_ready,

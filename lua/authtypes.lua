@@ -49,10 +49,12 @@ local errors = require "errors"
 local store = require "store"
 local json = require "json"
 local urls = require "urls"
-local guard = require "oauth.guard"
-local flow = require "oauth.flow"
-local tokens = require "oauth.tokens"
 local oauthview = require "oauth.view"
+-- the OAuth guard, flow and tokens load when an OAuth server is first called,
+-- saved or connected, not with every record view (they reach the MCP client)
+local function guard() return require "oauth.guard" end
+local function flow() return require "oauth.flow" end
+local function tokens() return require "oauth.tokens" end
 
 local M = {}
 
@@ -147,25 +149,25 @@ local oauth = {
   view = function(actor, s, v) v.oauth = oauthview.of(actor, s) end,
   -- the calling user's token; the guard remembers which one for the 401 retry
   headers = function(ctx, s)
-    local token = guard.token(ctx, s)
+    local token = guard().token(ctx, s)
     return bearer(token), token
   end,
   -- a 401 refreshes the user's token once and retries; a 403
   -- insufficient_scope marks the connection for step-up
-  guard = guard.run,
+  guard = function(...) return guard().run(...) end,
   statuses = { user_not_authenticated = "User not authenticated" },
   -- the authorization server is discovered at once, before any user connects
   -- (a client id entered with the save expects a new issuer)
   on_save = function(ctx, s, saved)
     local a = saved.args
-    return flow.on_save(ctx, s, { url_changed = saved.url_changed,
+    return flow().on_save(ctx, s, { url_changed = saved.url_changed,
       client_changed = a ~= nil and a.oauth ~= nil and a.oauth.client_id ~= nil })
   end,
   url_changed = function(ctx, s)
-    tokens.drop_all(ctx, s)
-    flow.url_cleared(ctx, s)
+    tokens().drop_all(ctx, s)
+    flow().url_cleared(ctx, s)
   end,
-  connected = tokens.connected,
+  connected = function(...) return tokens().connected(...) end,
   awaiting = "the server uses OAuth: its capabilities are discovered with a user's token, " ..
     "when the first user connects (oauth.begin) or an admin who has connected refreshes",
 }

@@ -5,7 +5,9 @@ local json = require "json"
 local store = require "store"
 local credentials = require "credentials"
 local authtypes = require "authtypes"
-local mcpclient = require "mcp.client"
+-- the MCP client (and its protocol modules) loads when a server is first
+-- reached, not with the ops that only read records (server list)
+local function mcpclient() return require "mcp.client" end
 
 local M = {}
 
@@ -33,7 +35,7 @@ function M.open(ctx, s, opts)
   local headers, fp = credentials.for_server(ctx, s)
   if fresh then M.forget(s.id) end
   local key = s.id .. ":" .. fp
-  return mcpclient.new(ctx, {
+  return mcpclient().new(ctx, {
     key = key,
     url = s.url,
     headers = headers,
@@ -46,13 +48,13 @@ end
 
 -- forget(server_id): drop cached sessions and era after reconfiguration.
 function M.forget(server_id)
-  mcpclient.evict(server_id .. ":")
+  mcpclient().evict(server_id .. ":")
 end
 
 -- note_stale(ctx, s, key): a list_changed notification seen during a call
 -- marks the stored capabilities stale until the next refresh.
 function M.note_stale(ctx, s, key)
-  if mcpclient.stale(key) then
+  if mcpclient().stale(key) then
     pcall(store.update, ctx.actor, "servers", s.id, { capabilities_status = "stale" })
   end
 end

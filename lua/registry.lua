@@ -35,9 +35,96 @@ function M.allowed(def, actor)
   return false
 end
 
-function M.list()
+-- ---- op families, loaded on first use ---------------------------------------------
+-- lua/ops/<family>.lua registers exactly the <family>.* ops, so an op is found
+-- by its name (README "Layout"): its family's file is loaded when one of its ops
+-- is first dispatched or listed, not when a state starts. A one-shot command
+-- (`mcplink server list`) then loads only the files it uses.
+local families            -- sorted family names, from core.modules()
+local loaded = {}         -- family -> true once its file has run
+
+-- Command words that are not their op's family (cli.words), with the family
+-- that declares them, so a command finds its file without loading every one;
+-- load_family refuses an alias missing here.
+local ALIASES = { call = "tool" }
+
+local function family_names()
+  if not families then
+    families = {}
+    for _, name in ipairs(core.modules()) do
+      local fam = name:match("^ops%.([%w_]+)$")
+      if fam then families[#families + 1] = fam end
+    end
+    table.sort(families)
+  end
+  return families
+end
+
+-- Loads lua/ops/<fam>.lua once; false when there is no such family.
+function M.load_family(fam)
+  if loaded[fam] then return true end
+  local known = false
+  for _, f in ipairs(family_names()) do if f == fam then known = true; break end end
+  if not known then return false end
+  local before = {}
+  for op in pairs(M.ops) do before[op] = true end
+  require("ops." .. fam)
+  for op, def in pairs(M.ops) do
+    assert(before[op] or op:match("^[^.]+") == fam,
+      "op " .. op .. " is registered by lua/ops/" .. fam .. ".lua, not by its family's file")
+    local w = not before[op] and def.cli and def.cli.words and def.cli.words:match("^%S+")
+    assert(not w or w == fam:gsub("_", "-") or ALIASES[w] == fam,
+      "op " .. op .. ": the command word '" .. tostring(w) .. "' needs an entry in registry.lua's ALIASES")
+  end
+  loaded[fam] = true
+  return true
+end
+
+function M.load_all()
+  for _, fam in ipairs(family_names()) do M.load_family(fam) end
+end
+
+-- The op of this name, its family loaded first.
+function M.get(name)
+  if type(name) ~= "string" then return nil end
+  local def = M.ops[name]
+  if def then return def end
+  local fam = name:match("^([%w_]+)%.[%w_]+$")
+  if fam and M.load_family(fam) then return M.ops[name] end
+  return nil
+end
+
+-- The first word of an op's commands (README "Command line"): its family, and
+-- that of the alias it declares (cli.words: `call` for tool.call).
+local function first_words(def)
+  local own = (def.name:match("^[^.]+"):gsub("_", "-"))
+  local alias = def.cli and def.cli.words and def.cli.words:match("^%S+")
+  return own, alias
+end
+
+-- list(first_word): every op, or only the ops one of whose commands starts
+-- with first_word (the friendly command line's candidates): that family is
+-- loaded first, every family only when none of its ops is one.
+function M.list(first_word)
   local out = json.array()
-  for name, def in pairs(M.ops) do
+  local pick
+  if first_word then
+    local function scan()
+      local found = {}
+      for name, def in pairs(M.ops) do
+        local own, alias = first_words(def)
+        if own == first_word or alias == first_word then found[name] = def end
+      end
+      return next(found) and found or nil
+    end
+    M.load_family(ALIASES[first_word] or (first_word:gsub("-", "_")))
+    pick = scan()
+    if not pick then M.load_all(); pick = scan() or {} end
+  else
+    M.load_all()
+    pick = M.ops
+  end
+  for name, def in pairs(pick) do
     local args = {}
     for k, spec in pairs(def.args) do args[k] = schema.describe(spec) end
     out[#out + 1] = { name = name, role = def.role, system = def.system or false,
@@ -74,7 +161,7 @@ function M.dispatch(raw_actor, name, args_json)
   local ctx = { op = name }
   local def
   local ok, res = xpcall(function()
-    def = M.ops[name]
+    def = M.get(name)
     if not def then errors.raise("not_found", "unknown op '" .. tostring(name) .. "'", "op") end
     local args = {}
     if args_json ~= nil and args_json ~= "" then

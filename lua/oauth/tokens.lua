@@ -8,7 +8,6 @@ local crypto = require "crypto"
 local log = require "log"
 local util = require "oauth.util"
 local registration = require "oauth.registration"
-local mcpclient = require "mcp.client"
 
 local M = {}
 
@@ -135,7 +134,7 @@ end
 -- key is the one connection.open builds: server id and the fingerprint
 -- credentials.for_server makes of the token).
 function M.evict(s, token)
-  mcpclient.evict(s.id .. ":oauth:" .. M.fp(token))
+  require("mcp.client").evict(s.id .. ":oauth:" .. M.fp(token))
 end
 
 -- ---- leases: single flight across threads and processes --------------------

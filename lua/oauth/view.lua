@@ -1,8 +1,10 @@
 -- oauth/view: the oauth object of a server record (server.get, server.list):
 -- the endpoints and client in force, what discovery found, the user's status.
 local json = require "json"
-local registration = require "oauth.registration"
-local tokens = require "oauth.tokens"
+-- registration and tokens load with the first OAuth server's view: a record of
+-- another auth type shows the oauth object empty without them
+local function registration() return require "oauth.registration" end
+local function tokens() return require "oauth.tokens" end
 
 local M = {}
 
@@ -42,7 +44,7 @@ function M.of(actor, s)
   local found = m.token_endpoint ~= nil
   local cimd = json.null
   if found then cimd = m.client_id_metadata_document_supported == true end
-  local path = s.auth_type == "oauth" and registration.path(s, found and m or nil) or nil
+  local path = s.auth_type == "oauth" and registration().path(s, found and m or nil) or nil
   return {
     client_id = nullable(s.oauth_client_id),
     client_secret_set = s.oauth_client_secret_set == true,
@@ -60,7 +62,7 @@ function M.of(actor, s)
     discovery = oauth_discovery(s, m),
     discovered = nullable(s.oauth_metadata),
     -- the spec's status indicator: is the calling user connected?
-    user_connected = s.auth_type == "oauth" and tokens.connected(actor, s),
+    user_connected = s.auth_type == "oauth" and tokens().connected(actor, s),
   }
 end
 

@@ -7,8 +7,10 @@ local store = require "store"
 local model = require "model"
 local json = require "json"
 local urls = require "urls"
-local discovery = require "discovery"
-local validation = require "validation"
+-- what saving, refreshing and validating a server run: loaded by those ops,
+-- not by the ones that read records
+local function discovery() return require "discovery" end
+local function validation() return require "validation" end
 local connection = require "connection"
 local authtypes = require "authtypes"
 
@@ -99,7 +101,7 @@ registry.op {
     -- again (an OAuth server's authorization server at once, its capabilities
     -- with a user's token)
     if is_set(s.url) and reconfigured then
-      local r = discovery.on_save(ctx, s, saved)
+      local r = discovery().on_save(ctx, s, saved)
       local v = model.server_view(a, store.get(a, "servers", s.id))
       v.discovery = r
       return v
@@ -152,7 +154,7 @@ registry.op {
     if s.url == nil or s.url == json.null then
       errors.raise("invalid_argument", "Server URL is not set: edit the MCP server and provide a valid HTTPS URL", "id")
     end
-    local r, outcome = discovery.on_save(ctx, s, {})
+    local r, outcome = discovery().on_save(ctx, s, {})
     if not authtypes.of(s).on_save then
       if not r.ok then errors.raise(r.error.code, "refresh failed: " .. r.error.message, nil, { reason = r.error.reason }) end
       return r
@@ -215,8 +217,8 @@ registry.op {
   cli = { positional = { "id" } },
   handler = function(ctx, args)
     local s = model.ref(ctx.actor, "servers", args.id, "id")
-    local r = validation.check(ctx, s)
-    local out = validation.decide(ctx, r)
+    local r = validation().check(ctx, s)
+    local out = validation().decide(ctx, r)
     out.server = s.id
     if r.era then out.era, out.protocol_version = r.era, r.protocol_version end
     return out

@@ -251,9 +251,12 @@ end
 
 -- run(client, system_client, compact, argv) -> exit status. The registry is
 -- read as the system actor (op.list is open to all, and an unknown user then
--- meets its error from the op itself, after the command line is checked).
+-- meets its error from the op itself, after the command line is checked). A
+-- command reads only its candidates (op.list's command: the ops one of whose
+-- commands starts with its first word), help the whole registry.
 function M.run(client, sys, compact, argv)
-  local list, err = sys:op("op.list", {})
+  local first = argv[1] ~= "help" and #argv[1] <= 200 and argv[1] or nil
+  local list, err = sys:op("op.list", { command = first })
   if not list then
     core.eprint(json.encode({ error = err }, { pretty = not compact, sort = true }))
     return 1

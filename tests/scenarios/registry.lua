@@ -1,8 +1,24 @@
 -- registry: op.list, argument validation and error shapes, via the op API.
+
+-- op.list's command: the ops one of whose commands starts with the word (what the
+-- friendly command line reads), asked first, while no op family has been used
+local function names_of(l) local n = {} for _, op in ipairs(l.ops) do n[#n + 1] = op.name end return n end
+local srv = names_of(mcplink.must("op.list", { command = "server" }))
+local only_server = #srv > 0
+for _, n in ipairs(srv) do only_server = only_server and n:match("^server%.") ~= nil end
+ok(only_server, "op.list command=server lists only server ops")
+is_deeply(names_of(mcplink.must("op.list", { command = "call" })), { "tool.call" },
+  "command=call lists tool.call, whose alias is `call`")
+is(#mcplink.must("op.list", { command = "nosuch" }).ops, 0, "an unknown command word lists nothing")
+is(#mcplink.must("op.list", { command = "op" }).ops, 1, "command=op lists op.list")
+
 local list = mcplink.must("op.list", {})
 ok(#list.ops >= 2, "op.list returns ops")
 local names = {}
 for _, op in ipairs(list.ops) do names[op.name] = op end
+local nserver = 0
+for n in pairs(names) do if n:match("^server%.") then nserver = nserver + 1 end end
+is(#srv, nserver, "command=server lists every server op")
 ok(names["engine.info"], "engine.info is registered")
 is(names["op.list"].role, "any", "op.list is open to any actor")
 
