@@ -56,8 +56,13 @@ end
 
 -- parse(text) -> list of messages | raises upstream_error. A batch (array)
 -- is split; anything that is not a JSON-RPC message is refused.
+-- M.bytes_parsed: the JSON text this Lua state has parsed from servers so
+-- far (mcp.paging bounds a whole list by it without encoding it again)
+M.bytes_parsed = 0
+
 function M.parse(text)
   if type(text) ~= "string" then errors.raise("upstream_error", "expected a JSON-RPC message") end
+  M.bytes_parsed = M.bytes_parsed + #text
   local ok, v = pcall(json.decode, text)
   if not ok then
     errors.raise("upstream_error", "the server sent invalid JSON", nil, { reason = "invalid_json" })

@@ -33,6 +33,7 @@ function M.list(c, kind, opts)
     end
     local params = json.object()
     if cursor then params.cursor = cursor end
+    local before = jsonrpc.bytes_parsed
     local res = c:call(L.method, params, opts)
     -- the era is known once a page came back; a modern server's tools pass
     -- the x-mcp-header screen
@@ -40,7 +41,9 @@ function M.list(c, kind, opts)
     local list = res[L.field]
     if not is_set(list) then list = {} end
     if type(list) ~= "table" then errors.raise("upstream_error", L.method .. ": '" .. L.field .. "' is not a list", nil, { reason = "invalid_result" }) end
-    bytes = bytes + #json.encode(list)
+    -- the page's size as it came (its response and anything else the call
+    -- read meanwhile): never less than the list's own text
+    bytes = bytes + (jsonrpc.bytes_parsed - before)
     if bytes > M.MAX_BYTES then errors.raise("too_large", L.method .. ": the list exceeds " .. M.MAX_BYTES .. " bytes", nil, { reason = "bytes" }) end
     for _, item in ipairs(list) do
       if #items >= M.MAX_ITEMS then errors.raise("too_large", L.method .. ": more than " .. M.MAX_ITEMS .. " items", nil, { reason = "items" }) end

@@ -194,6 +194,10 @@ do
   is(r.error and r.error.rpc_error and r.error.rpc_error.code, -32603, "a JSON-RPC error keeps its code")
   r = one(base .. "/cursor-loop?only=tools/list", { step = "list", kind = "tools" }, { era = "legacy", timeout_ms = 3000 })
   is(r.error and r.error.reason, "repeated_cursor", "a list whose server repeats a cursor stops with an error")
+  -- pages of 1 MiB that never end: the whole list is bounded (16 MiB), not only each page
+  r = one(base .. "/fat-pages?only=tools/list", { step = "list", kind = "tools" }, { era = "legacy", timeout_ms = 20000 })
+  is(r.error and r.error.code, "too_large", "a list whose pages add up past 16 MiB is too_large")
+  is(r.error and r.error.reason, "bytes", "naming the list's size as the reason")
   for _, crlf in ipairs({ "0", "1" }) do
     r = one(base .. "/sse-features?only=tools/call&crlf=" .. crlf,
       { step = "call_tool", name = "echo", arguments = { x = 1 }, progress = true }, { era = "legacy", timeout_ms = 3000 })
