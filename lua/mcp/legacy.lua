@@ -302,9 +302,11 @@ function M.close(c)
   pcall(transport.exchange, c, { method = "DELETE", headers = h, timeout_ms = M.CANCEL_TIMEOUT_MS })
 end
 
--- sweep(): idle sessions of every server are ended (DELETE, from C)
+-- sweep(): idle sessions of every server are ended (DELETE, from C); every
+-- client asks, the cache is walked at most once per SWEEP_EVERY_MS
+M.SWEEP_EVERY_MS = 10 * 1000
 function M.sweep()
-  mcp.cache_sweep(M.SESSION_IDLE_MS, "sess:")
+  mcp.cache_sweep(M.SESSION_IDLE_MS, "sess:", M.SWEEP_EVERY_MS)
 end
 
 return M

@@ -690,6 +690,25 @@ static void cancelled_within(lua_State *Ls, const char *what, const char *code) 
   lua_settop(Ls, 0);
 }
 
+/* The idle-session sweep that every client asks for walks the engine's cache
+ * at most once per every_ms; without every_ms it always walks. */
+static void test_session_sweep_throttled(void **st) {
+  (void)st;
+  lua_ok("local mcp = require 'mcp'\n"
+         "local core = require 'core'\n"
+         "mcp.cache_put('swp:a', 'x')\n"
+         "core.sleep_ms(5)\n"
+         "local gone = mcp.cache_sweep(1, 'swp:', 1)\n"
+         "if #gone ~= 1 or mcp.cache_get('swp:a') then return 'a sweep that is due removes the idle entry' end\n"
+         "mcp.cache_put('swp:b', 'y')\n"
+         "core.sleep_ms(5)\n"
+         "gone = mcp.cache_sweep(1, 'swp:', 60000)\n"
+         "if #gone ~= 0 or not mcp.cache_get('swp:b') then return 'a second sweep within every_ms walks nothing' end\n"
+         "core.sleep_ms(5)\n"
+         "gone = mcp.cache_sweep(1, 'swp:')\n"
+         "if #gone ~= 1 or mcp.cache_get('swp:b') then return 'an unthrottled sweep always walks' end\n");
+}
+
 static void test_waits_observe_cancel(void **st) {
   (void)st;
   char *err = NULL;
@@ -744,6 +763,7 @@ int main(void) {
     cmocka_unit_test_teardown(test_reused_connection_rechecked, dns_reset),
     cmocka_unit_test(test_c_stalled_handshake),
     cmocka_unit_test(test_waits_observe_cancel),
+    cmocka_unit_test(test_session_sweep_throttled),
     cmocka_unit_test_teardown(test_anycast_and_6to4_judged, dns_reset),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
