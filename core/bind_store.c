@@ -7,6 +7,7 @@
 #include <string.h>
 #include <lauxlib.h>
 #include "crypto.h"
+#include "keyring.h"
 #include "store.h"
 
 #define LIST_DEFAULT 50
@@ -711,11 +712,13 @@ static int l_update(lua_State *L) {
   store_set set[STORE_MAX_SET];
   int n = 0;
   set[n++] = (store_set){"updated_at", store_v_int(store_now_ms())};
+  int secret_set = 0;
   for (const store_col *col = t->cols; col->name; col++) {
     lua_getfield(L, 4, col->name);
     if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
     if (n >= STORE_MAX_SET) mcpl_lua_error(L, "internal", "store: too many columns");
     if (col->ref) check_ref(L, c, col, tidp, lua_gettop(L));
+    secret_set |= col->type == ST_SECRET;
     store_val v;
     if (col->type == ST_SECRET && !is_null(L, -1)) {
       if (lua_type(L, -1) != LUA_TSTRING)
@@ -728,6 +731,7 @@ static int l_update(lua_State *L) {
   }
   store_cond w = {"id", SC_EQ, store_v_str(id)};
   if (c->be->update(c, t, &w, 1, set, n, NULL) != 0) return store_raise(L, c, t, 4, 0);
+  if (secret_set) keyring_forget(c->e, t->name, id);  /* its old plaintext goes now */
   push_by_id(L, c, t, id);
   return 1;
 }
@@ -747,6 +751,8 @@ static int l_delete(lua_State *L) {
   long long changed = 0;
   if (c->be->remove(c, t, q.cond, q.ncond, &changed) != 0) return store_raise(L, c, t, 0, 1);
   if (changed == 0) return raise_field(L, "not_found", "id", "%s not found", t->noun);
+  for (const store_col *col = t->cols; col->name; col++)
+    if (col->type == ST_SECRET) { keyring_forget(c->e, t->name, id); break; }
   return 0;
 }
 
