@@ -876,6 +876,18 @@ static int l_setting_get(lua_State *L) {
   return 1;
 }
 
+/* store.settings_version() -> the settings version this op read with its
+ * actor (the counter every settings change bumps, on any instance), or nil
+ * when the op must read the settings afresh (no actor resolved yet, or it
+ * wrote, or runs a transaction). Never opens a connection. */
+static int l_settings_version(lua_State *L) {
+  store_conn *c = store_conn_peek(L);
+  long long v;
+  if (c && store_cache_settings_version(c, &v)) lua_pushinteger(L, (lua_Integer)v);
+  else lua_pushnil(L);
+  return 1;
+}
+
 /* store.setting_set(key, value): nil or json.null removes the setting. */
 static int l_setting_set(lua_State *L) {
   const char *k = luaL_checkstring(L, 1);
@@ -940,6 +952,7 @@ int luaopen_mcpl_store(lua_State *L) {
     {"insert", l_insert}, {"insert_many", l_insert_many}, {"get", l_get}, {"find", l_find}, {"list", l_list}, {"count", l_count},
     {"update", l_update}, {"delete", l_delete}, {"reveal", l_reveal}, {"tx", l_tx},
     {"in_tx", l_in_tx}, {"resolve_actor", l_resolve_actor}, {"setting_get", l_setting_get},
+    {"settings_version", l_settings_version},
     {"setting_set", l_setting_set}, {"lease_acquire", l_lease_acquire},
     {"lease_release", l_lease_release}, {"schema_version", l_schema_version},
     {"query", store_query}, {"op_end", l_op_end}, {NULL, NULL}};
