@@ -888,6 +888,19 @@ static int l_settings_version(lua_State *L) {
   return 1;
 }
 
+/* store.cache_version(tenant_id) -> text naming the tenant's and the
+ * settings' change counters this op read with its actor, or nil when the op
+ * must read afresh: what is derived from that tenant's rows may be kept
+ * under it (a change anywhere gives another text). Never opens a connection. */
+static int l_cache_version(lua_State *L) {
+  const char *tid = luaL_checkstring(L, 1);
+  store_conn *c = store_conn_peek(L);
+  const char *p = c ? store_cache_prefix(c, tid) : NULL;
+  if (p) lua_pushstring(L, p);
+  else lua_pushnil(L);
+  return 1;
+}
+
 /* store.setting_set(key, value): nil or json.null removes the setting. */
 static int l_setting_set(lua_State *L) {
   const char *k = luaL_checkstring(L, 1);
@@ -952,7 +965,7 @@ int luaopen_mcpl_store(lua_State *L) {
     {"insert", l_insert}, {"insert_many", l_insert_many}, {"get", l_get}, {"find", l_find}, {"list", l_list}, {"count", l_count},
     {"update", l_update}, {"delete", l_delete}, {"reveal", l_reveal}, {"tx", l_tx},
     {"in_tx", l_in_tx}, {"resolve_actor", l_resolve_actor}, {"setting_get", l_setting_get},
-    {"settings_version", l_settings_version},
+    {"settings_version", l_settings_version}, {"cache_version", l_cache_version},
     {"setting_set", l_setting_set}, {"lease_acquire", l_lease_acquire},
     {"lease_release", l_lease_release}, {"schema_version", l_schema_version},
     {"query", store_query}, {"op_end", l_op_end}, {NULL, NULL}};

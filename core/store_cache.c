@@ -112,6 +112,10 @@ int store_cache_settings_version(store_conn *c, long long *v) {
   return 1;
 }
 
+const char *store_cache_prefix(store_conn *c, const char *tenant_id) {
+  return tenant_id && store_cache_usable(c, tenant_id) ? c->cache->prefix : NULL;
+}
+
 /* ---- replay ------------------------------------------------------------------- */
 
 static int rp_next(store_rows *r) {
