@@ -709,6 +709,28 @@ static void test_session_sweep_throttled(void **st) {
          "if #gone ~= 1 or mcp.cache_get('swp:b') then return 'an unthrottled sweep always walks' end\n");
 }
 
+/* The x-mcp-header specs a tools list leaves for tools/call: the tools that
+ * declare headers, by name; any other tool has none. */
+static void test_tool_header_specs(void **st) {
+  (void)st;
+  lua_ok("local headers = require 'mcp.headers'\n"
+         "local keep, done = headers.screen('spec-test')\n"
+         "keep({ name = 'plain', inputSchema = { type = 'object', properties = { a = { type = 'string' } } } })\n"
+         "keep({ name = 'routed', inputSchema = { type = 'object', properties = {\n"
+         "  region = { type = 'string', ['x-mcp-header'] = 'Region' } } } })\n"
+         "done()\n"
+         "local r = headers.of_tool('spec-test', 'routed')\n"
+         "if #r ~= 1 or r[1].header ~= 'Region' or r[1].path[1] ~= 'region' then return 'routed keeps its header' end\n"
+         "if #headers.of_tool('spec-test', 'plain') ~= 0 then return 'plain has none' end\n"
+         "if #headers.of_tool('spec-test', 'unlisted') ~= 0 then return 'an unlisted tool has none' end\n"
+         "local h = headers.params(r, { region = 'eu' })\n"
+         "if h['Mcp-Param-Region'] ~= 'eu' then return 'the argument is mirrored' end\n"
+         "local keep2, done2 = headers.screen('spec-test')\n"
+         "keep2({ name = 'routed', inputSchema = { type = 'object' } })\n"
+         "done2()\n"
+         "if #headers.of_tool('spec-test', 'routed') ~= 0 then return 'a relisted tool without headers has none' end\n");
+}
+
 static void test_waits_observe_cancel(void **st) {
   (void)st;
   char *err = NULL;
@@ -764,6 +786,7 @@ int main(void) {
     cmocka_unit_test(test_c_stalled_handshake),
     cmocka_unit_test(test_waits_observe_cancel),
     cmocka_unit_test(test_session_sweep_throttled),
+    cmocka_unit_test(test_tool_header_specs),
     cmocka_unit_test_teardown(test_anycast_and_6to4_judged, dns_reset),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
