@@ -731,6 +731,25 @@ static void test_tool_header_specs(void **st) {
          "if #headers.of_tool('spec-test', 'routed') ~= 0 then return 'a relisted tool without headers has none' end\n");
 }
 
+/* A URL text is parsed once per state; what is refused is refused every time,
+ * and the decision on a parsed URL is made again on every request. */
+static void test_parsed_urls_kept(void **st) {
+  (void)st;
+  lua_ok("local net = require 'net'\n"
+         "local a, b = net.parse('https://example.com/kept'), net.parse('https://example.com/kept')\n"
+         "if a ~= b then return 'the same text gives the parsed URL kept' end\n"
+         "if a:parts().host ~= 'example.com' then return 'its parts' end\n"
+         "for i = 1, 2 do\n"
+         "  local ok, e = pcall(net.parse, 'https://user:pw@example.com/kept')\n"
+         "  if ok or e.code ~= 'url_blocked' then return 'userinfo refused every time (' .. i .. ')' end\n"
+         "end\n"
+         "local c = { actor = { system = true } }\n"
+         "for i = 1, 2 do\n"
+         "  local d = net.decide(c, 'http://example.com/kept', 'mcp')\n"
+         "  if d.allow or d.reason ~= 'scheme' then return 'plain http decided and refused every time (' .. i .. ')' end\n"
+         "end\n");
+}
+
 static void test_waits_observe_cancel(void **st) {
   (void)st;
   char *err = NULL;
@@ -787,6 +806,7 @@ int main(void) {
     cmocka_unit_test(test_waits_observe_cancel),
     cmocka_unit_test(test_session_sweep_throttled),
     cmocka_unit_test(test_tool_header_specs),
+    cmocka_unit_test(test_parsed_urls_kept),
     cmocka_unit_test_teardown(test_anycast_and_6to4_judged, dns_reset),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
