@@ -66,7 +66,7 @@ files["policies/tenants/*_test.lua"] = { std = "script" }
 -- harness's globals.
 files["tests/data/store_cases.lua"] = {
   read_globals = { "store", "crypto", "json", "reopen", "sql", "dump", "snapshot", "newdb",
-                   "v1_fixture", "db_at", "BACKEND", "now_ms", "DIR", "DB", "KEY" },
+                   "v1_fixture", "db_at", "BACKEND", "now_ms", "opened_count", "DIR", "DB", "KEY" },
 }
 
 -- Escape and abuse attempts against the sandbox: wrong on purpose.

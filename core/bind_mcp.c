@@ -41,6 +41,7 @@ typedef struct {
   mcp_entry *head;
   size_t n;
   void *pumps;       /* parked calls (mcp_pump.c) */
+  long swept_ms;     /* monotonic, the last throttled sweep (0: none yet) */
 } mcp_cache;
 
 static long mono_ms(void) {
@@ -464,11 +465,28 @@ static int l_cache_evict(lua_State *L) {
   return remove_where(L, luaL_checkstring(L, 1), -1);
 }
 
-/* mcp.cache_sweep(idle_ms, prefix) -> {{key=, value=}, ...}: entries under
- * prefix idle longer than idle_ms (sessions evicted when idle) */
+/* mcp.cache_sweep(idle_ms, prefix [, every_ms]) -> {{key=, value=}, ...}:
+ * entries under prefix idle longer than idle_ms (sessions evicted when
+ * idle). With every_ms, the walk runs at most once in that time, engine-wide
+ * (an empty list otherwise): calls may ask on every request and pay a
+ * clock read, not a walk of the whole cache under its lock. */
 static int l_cache_sweep(lua_State *L) {
   lua_Integer idle = luaL_checkinteger(L, 1);
-  return remove_where(L, luaL_checkstring(L, 2), (long)(idle < 0 ? 0 : idle));
+  const char *prefix = luaL_checkstring(L, 2);
+  lua_Integer every = luaL_optinteger(L, 3, 0);
+  if (every > 0) {
+    mcp_cache *c = cache_of(L);
+    long now = mono_ms();
+    pthread_mutex_lock(&c->mu);
+    int due = c->swept_ms == 0 || now - c->swept_ms >= (long)every;
+    if (due) c->swept_ms = now;
+    pthread_mutex_unlock(&c->mu);
+    if (!due) {
+      lua_newtable(L);
+      return 1;
+    }
+  }
+  return remove_where(L, prefix, (long)(idle < 0 ? 0 : idle));
 }
 
 /* mcp.cache_del(key) -> value | nil (the entry is gone; no DELETE sent:

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <lauxlib.h>
 #include "crypto.h"
+#include "keyring.h"
 #include "store.h"
 
 #define LIST_DEFAULT 50
@@ -711,11 +712,13 @@ static int l_update(lua_State *L) {
   store_set set[STORE_MAX_SET];
   int n = 0;
   set[n++] = (store_set){"updated_at", store_v_int(store_now_ms())};
+  int secret_set = 0;
   for (const store_col *col = t->cols; col->name; col++) {
     lua_getfield(L, 4, col->name);
     if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
     if (n >= STORE_MAX_SET) mcpl_lua_error(L, "internal", "store: too many columns");
     if (col->ref) check_ref(L, c, col, tidp, lua_gettop(L));
+    secret_set |= col->type == ST_SECRET;
     store_val v;
     if (col->type == ST_SECRET && !is_null(L, -1)) {
       if (lua_type(L, -1) != LUA_TSTRING)
@@ -728,6 +731,7 @@ static int l_update(lua_State *L) {
   }
   store_cond w = {"id", SC_EQ, store_v_str(id)};
   if (c->be->update(c, t, &w, 1, set, n, NULL) != 0) return store_raise(L, c, t, 4, 0);
+  if (secret_set) keyring_forget(c->e, t->name, id);  /* its old plaintext goes now */
   push_by_id(L, c, t, id);
   return 1;
 }
@@ -747,6 +751,8 @@ static int l_delete(lua_State *L) {
   long long changed = 0;
   if (c->be->remove(c, t, q.cond, q.ncond, &changed) != 0) return store_raise(L, c, t, 0, 1);
   if (changed == 0) return raise_field(L, "not_found", "id", "%s not found", t->noun);
+  for (const store_col *col = t->cols; col->name; col++)
+    if (col->type == ST_SECRET) { keyring_forget(c->e, t->name, id); break; }
   return 0;
 }
 
@@ -870,6 +876,31 @@ static int l_setting_get(lua_State *L) {
   return 1;
 }
 
+/* store.settings_version() -> the settings version this op read with its
+ * actor (the counter every settings change bumps, on any instance), or nil
+ * when the op must read the settings afresh (no actor resolved yet, or it
+ * wrote, or runs a transaction). Never opens a connection. */
+static int l_settings_version(lua_State *L) {
+  store_conn *c = store_conn_peek(L);
+  long long v;
+  if (c && store_cache_settings_version(c, &v)) lua_pushinteger(L, (lua_Integer)v);
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* store.cache_version(tenant_id) -> text naming the tenant's and the
+ * settings' change counters this op read with its actor, or nil when the op
+ * must read afresh: what is derived from that tenant's rows may be kept
+ * under it (a change anywhere gives another text). Never opens a connection. */
+static int l_cache_version(lua_State *L) {
+  const char *tid = luaL_checkstring(L, 1);
+  store_conn *c = store_conn_peek(L);
+  const char *p = c ? store_cache_prefix(c, tid) : NULL;
+  if (p) lua_pushstring(L, p);
+  else lua_pushnil(L);
+  return 1;
+}
+
 /* store.setting_set(key, value): nil or json.null removes the setting. */
 static int l_setting_set(lua_State *L) {
   const char *k = luaL_checkstring(L, 1);
@@ -934,6 +965,7 @@ int luaopen_mcpl_store(lua_State *L) {
     {"insert", l_insert}, {"insert_many", l_insert_many}, {"get", l_get}, {"find", l_find}, {"list", l_list}, {"count", l_count},
     {"update", l_update}, {"delete", l_delete}, {"reveal", l_reveal}, {"tx", l_tx},
     {"in_tx", l_in_tx}, {"resolve_actor", l_resolve_actor}, {"setting_get", l_setting_get},
+    {"settings_version", l_settings_version}, {"cache_version", l_cache_version},
     {"setting_set", l_setting_set}, {"lease_acquire", l_lease_acquire},
     {"lease_release", l_lease_release}, {"schema_version", l_schema_version},
     {"query", store_query}, {"op_end", l_op_end}, {NULL, NULL}};

@@ -22,6 +22,8 @@
 #define POLL_MS 100L  /* the longest wait between checks of cancellation */
 #define DEF_MAX_BODY (8u << 20)
 #define DEF_MAX_HEADER (64u << 10)
+#define IDLE_MULTI 16
+#define MULTI_USES 1000
 
 /* ---- engine-wide state ---------------------------------------------------- */
 
@@ -32,6 +34,14 @@ struct http_state {
   STACK_OF(X509) *extra_ca;
   X509_STORE *trust;  /* system CAs + extra_ca, built once, shared by every TLS context */
   pthread_mutex_t trust_mu;
+  /* Idle multi handles, reused by the next transfers: making one costs a
+   * socket pair and its setup on every call. Each is used by one thread
+   * at a time (taken out of here), and retired after MULTI_USES uses so
+   * the names pinned in its DNS cache cannot pile up for ever. */
+  pthread_mutex_t idle_mu;
+  CURLM *idle[IDLE_MULTI];
+  int idle_uses[IDLE_MULTI];
+  int nidle;
 };
 
 static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *ud) {
@@ -46,6 +56,8 @@ static void share_unlock(CURL *h, curl_lock_data d, void *ud) {
 
 static void state_free(struct http_state *s) {
   if (!s) return;
+  for (int i = 0; i < s->nidle; i++) curl_multi_cleanup(s->idle[i]);
+  pthread_mutex_destroy(&s->idle_mu);
   if (s->share) curl_share_cleanup(s->share);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_destroy(&s->locks[i]);
   if (s->extra_ca) sk_X509_pop_free(s->extra_ca, X509_free);
@@ -78,6 +90,7 @@ static struct http_state *state_new(const char *ca_file, char *err, size_t en) {
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&s->locks[i], NULL);
   pthread_mutex_init(&s->trust_mu, NULL);
   pthread_mutex_init(&s->share_mu, NULL);
+  pthread_mutex_init(&s->idle_mu, NULL);
   if (ca_file && *ca_file && load_ca(s, ca_file, err, en) != 0) {
     state_free(s);
     return NULL;
@@ -691,12 +704,47 @@ static void xfer_cleanup(xfer *x) {
   if (x->rs->code) { free(x->rs->body); x->rs->body = NULL; x->rs->body_len = 0; }
 }
 
+/* An idle multi handle of the engine, or a new one; *uses counts its use. */
+static CURLM *multi_take(struct http_state *st, int *uses) {
+  CURLM *m = NULL;
+  pthread_mutex_lock(&st->idle_mu);
+  if (st->nidle > 0) {
+    st->nidle--;
+    m = st->idle[st->nidle];
+    *uses = st->idle_uses[st->nidle];
+  }
+  pthread_mutex_unlock(&st->idle_mu);
+  if (m) return m;
+  *uses = 0;
+  m = curl_multi_init();
+  /* The shared connection cache keeps at most this multi's limit of idle
+   * connections (curl's default: 4 per easy handle, so 4 here); with more
+   * threads than that, every call would close another thread's connection
+   * and open a new one (a full TLS handshake and CA load each time). */
+  if (m) curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, 256L);
+  return m;
+}
+
+/* Gives back a multi handle with no transfer left in it. */
+static void multi_give(struct http_state *st, CURLM *m, int uses) {
+  if (++uses < MULTI_USES) {
+    pthread_mutex_lock(&st->idle_mu);
+    if (st->nidle < IDLE_MULTI) {
+      st->idle[st->nidle] = m;
+      st->idle_uses[st->nidle++] = uses;
+      m = NULL;
+    }
+    pthread_mutex_unlock(&st->idle_mu);
+  }
+  if (m) curl_multi_cleanup(m);
+}
+
 int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs, size_t n) {
   struct http_state *st = e ? mcpl_engine_slot(e, MCPL_AREA_HTTP) : NULL;
   xfer *xs = calloc(n ? n : 1, sizeof *xs);
-  int failed = 0;
+  int failed = 0, uses = 0;
   CURLM *m = NULL;
-  if (!xs || !st || !global_ready() || !(m = curl_multi_init())) {
+  if (!xs || !st || !global_ready() || !(m = multi_take(st, &uses))) {
     for (size_t i = 0; i < n; i++) {
       memset(&rs[i], 0, sizeof rs[i]);
       set_err(&rs[i], "internal", "internal", "HTTP client unavailable");
@@ -704,11 +752,6 @@ int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs,
     free(xs);
     return (int)n;
   }
-  /* The shared connection cache keeps at most this multi's limit of idle
-   * connections (curl's default: 4 per easy handle, so 4 here); with more
-   * threads than that, every call would close another thread's connection
-   * and open a new one (a full TLS handshake and CA load each time). */
-  curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, 256L);
   for (size_t i = 0; i < n; i++)
     if (rq[i].on_wake) rq[i].on_wake(rq[i].ud, m);
   /* Lookups start together; each is then judged and its transfer added. */
@@ -766,7 +809,7 @@ int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs,
   }
   for (size_t i = 0; i < n; i++)
     if (rq[i].on_wake) rq[i].on_wake(rq[i].ud, NULL);
-  curl_multi_cleanup(m);
+  multi_give(st, m, uses);
   free(xs);
   return failed;
 }

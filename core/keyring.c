@@ -15,12 +15,33 @@
 
 #define RING_MAX_KEYS 64
 #define RING_MAX_BYTES 65536
+/* opened secrets kept for their next use (see secret_get) */
+#define OPENED_MAX 256
+#define OPENED_TTL_MS 30000
 
 typedef struct {
   char kid[CRYPTO_KID_MAX];
   long long created;
   unsigned char key[CRYPTO_KEY_LEN];
 } ring_key;
+
+/* A secret opened a moment ago, for the calls that follow: opening costs a
+ * stat of the key file's identity anyway, and then AES-GCM set-up and
+ * decryption. An entry answers only the same AAD (tenant, table, row,
+ * column: never another tenant's) and the same sealed text it was opened
+ * from, and only for OPENED_TTL_MS; the caller read that sealed text from
+ * the store for this very use, so a value changed anywhere (another
+ * instance too) is a different text and is opened afresh. The plaintext is
+ * wiped when the value is replaced or deleted here, when the key file
+ * changes (rotation, retirement, here or on another instance), when it
+ * expires or is pushed out, and when the engine closes. */
+typedef struct {
+  char *aad, *sealed;
+  size_t aadn;
+  unsigned char *pt;
+  size_t ptn;
+  long long expires;   /* monotonic ms */
+} opened;
 
 typedef struct {
   pthread_mutex_t mu;
@@ -29,11 +50,37 @@ typedef struct {
   ring_key keys[RING_MAX_KEYS];
   int nkeys, current;
   struct stat st;       /* identity of the file we loaded, to notice rewrites */
+  opened open[OPENED_MAX];
+  int nopen;
+  unsigned gen;         /* bumped whenever they are all wiped */
 } ring;
 
 static ring *ring_of(mcpl_engine *e) { return mcpl_engine_slot(e, MCPL_AREA_CRYPTO); }
 
+static long long mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Under r->mu: entry i is wiped and dropped (the last one takes its place). */
+static void opened_drop(ring *r, int i) {
+  opened *o = &r->open[i];
+  crypto_wipe_free(o->pt, o->ptn + 1);
+  free(o->aad);
+  free(o->sealed);
+  r->open[i] = r->open[--r->nopen];
+  memset(&r->open[r->nopen], 0, sizeof r->open[0]);
+}
+
+/* Under r->mu: every opened secret is wiped. */
+static void opened_clear(ring *r) {
+  while (r->nopen > 0) opened_drop(r, r->nopen - 1);
+  r->gen++;
+}
+
 static void ring_clear(ring *r) {
+  opened_clear(r);
   OPENSSL_cleanse(r->keys, sizeof r->keys);
   r->nkeys = 0;
   r->current = -1;
@@ -94,6 +141,7 @@ static int ring_parse(ring *r, char *text, char *err, size_t errn) {
 /* Reads the key file into r. Returns MCPL_E_NOT_FOUND when it is absent. */
 static int ring_read(ring *r, char *err, size_t errn) {
   int rc = MCPL_E_KEY_UNAVAILABLE;
+  opened_clear(r);  /* whatever the file now says, nothing opened before is kept */
   char *text = NULL;
   struct stat st;
   int fd = open(r->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -336,8 +384,72 @@ int keyring_seal(mcpl_engine *e, const char *aad, size_t aadn, const unsigned ch
   return rc;
 }
 
-int keyring_open(mcpl_engine *e, const char *aad, size_t aadn, const char *sealed,
-                 unsigned char **pt, size_t *ptn, char *err, size_t errn) {
+/* A copy of the secret opened from exactly (aad, sealed) within its time,
+ * checked against the key file's identity first (a rewritten file, here or
+ * by another instance, wipes them all). 1 with *pt set, else 0. */
+static int opened_get(ring *r, const char *aad, size_t aadn, const char *sealed,
+                      unsigned char **pt, size_t *ptn, unsigned *gen) {
+  int hit = 0;
+  char why[CRYPTO_ERR_MAX];
+  pthread_mutex_lock(&r->mu);
+  if (r->nopen > 0 && ring_sync(r, 0, why, sizeof why) != MCPL_OK) opened_clear(r);
+  *gen = r->gen;
+  long long now = mono_ms();
+  for (int i = 0; i < r->nopen; i++) {
+    opened *o = &r->open[i];
+    if (o->aadn != aadn || memcmp(o->aad, aad, aadn) != 0) continue;
+    if (now < o->expires && strcmp(o->sealed, sealed) == 0 && (*pt = malloc(o->ptn + 1))) {
+      memcpy(*pt, o->pt, o->ptn + 1);
+      *ptn = o->ptn;
+      hit = 1;
+    } else opened_drop(r, i);  /* expired, or the value was replaced */
+    break;
+  }
+  pthread_mutex_unlock(&r->mu);
+  return hit;
+}
+
+/* Keeps a copy of a secret just opened, unless they were all wiped since
+ * gen was read (a key changed while it was being opened); a full table
+ * first drops the expired entries, then the one that expires first. */
+static void opened_put(ring *r, unsigned gen, const char *aad, size_t aadn, const char *sealed,
+                       const unsigned char *pt, size_t ptn) {
+  opened o = {.aad = malloc(aadn + 1), .sealed = strdup(sealed), .aadn = aadn,
+              .pt = malloc(ptn + 1), .ptn = ptn, .expires = mono_ms() + OPENED_TTL_MS};
+  if (!o.aad || !o.sealed || !o.pt) {
+    free(o.aad); free(o.sealed); free(o.pt);
+    return;
+  }
+  memcpy(o.aad, aad, aadn);
+  o.aad[aadn] = 0;
+  memcpy(o.pt, pt, ptn + 1);
+  pthread_mutex_lock(&r->mu);
+  if (r->gen != gen) {
+    pthread_mutex_unlock(&r->mu);
+    crypto_wipe_free(o.pt, ptn + 1);
+    free(o.aad);
+    free(o.sealed);
+    return;
+  }
+  for (int i = 0; i < r->nopen; i++)
+    if (r->open[i].aadn == aadn && memcmp(r->open[i].aad, aad, aadn) == 0) { opened_drop(r, i); break; }
+  if (r->nopen == OPENED_MAX) {
+    long long now = mono_ms();
+    for (int i = r->nopen - 1; i >= 0; i--)
+      if (r->open[i].expires <= now) opened_drop(r, i);
+  }
+  if (r->nopen == OPENED_MAX) {
+    int first = 0;
+    for (int i = 1; i < r->nopen; i++)
+      if (r->open[i].expires < r->open[first].expires) first = i;
+    opened_drop(r, first);
+  }
+  r->open[r->nopen++] = o;
+  pthread_mutex_unlock(&r->mu);
+}
+
+static int ring_open(mcpl_engine *e, const char *aad, size_t aadn, const char *sealed,
+                     unsigned char **pt, size_t *ptn, char *err, size_t errn, int keep) {
   unsigned char key[CRYPTO_KEY_LEN];
   char kid[CRYPTO_KID_MAX], got[CRYPTO_KID_MAX];
   *pt = NULL;
@@ -346,16 +458,56 @@ int keyring_open(mcpl_engine *e, const char *aad, size_t aadn, const char *seale
     snprintf(err, errn, "stored secret is not in a known sealed format");
     return MCPL_E_INTERNAL;
   }
+  ring *r = keep ? ring_of(e) : NULL;
+  unsigned gen = 0;
+  if (r && opened_get(r, aad, aadn, sealed, pt, ptn, &gen)) return MCPL_OK;
   int rc = ring_get(e, kid, key, got, err, errn);
   if (rc == MCPL_OK) rc = crypto_open(key, aad, aadn, sealed, pt, ptn, err, errn);
   OPENSSL_cleanse(key, sizeof key);
+  if (rc == MCPL_OK && r) opened_put(r, gen, aad, aadn, sealed, *pt, *ptn);
   return rc;
+}
+
+int keyring_open(mcpl_engine *e, const char *aad, size_t aadn, const char *sealed,
+                 unsigned char **pt, size_t *ptn, char *err, size_t errn) {
+  return ring_open(e, aad, aadn, sealed, pt, ptn, err, errn, 0);
+}
+
+int keyring_open_kept(mcpl_engine *e, const char *aad, size_t aadn, const char *sealed,
+                      unsigned char **pt, size_t *ptn, char *err, size_t errn) {
+  return ring_open(e, aad, aadn, sealed, pt, ptn, err, errn, 1);
+}
+
+/* Wipes the opened secrets of one row: its AAD holds "|table|id|". */
+void keyring_forget(mcpl_engine *e, const char *table, const char *id) {
+  ring *r = ring_of(e);
+  char needle[300];
+  int n = snprintf(needle, sizeof needle, "|%s|%s|", table, id);
+  if (!r || n < 0 || (size_t)n >= sizeof needle) {
+    if (r) { pthread_mutex_lock(&r->mu); opened_clear(r); pthread_mutex_unlock(&r->mu); }
+    return;
+  }
+  pthread_mutex_lock(&r->mu);
+  for (int i = r->nopen - 1; i >= 0; i--)
+    if (strstr(r->open[i].aad, needle)) opened_drop(r, i);
+  pthread_mutex_unlock(&r->mu);
+}
+
+/* How many opened secrets the engine holds (tests). */
+int keyring_opened_count(mcpl_engine *e) {
+  ring *r = ring_of(e);
+  if (!r) return 0;
+  pthread_mutex_lock(&r->mu);
+  int n = r->nopen;
+  pthread_mutex_unlock(&r->mu);
+  return n;
 }
 
 int keyring_add(mcpl_engine *e, char kid[CRYPTO_KID_MAX], char *err, size_t errn) {
   ring *r = ring_of(e);
   if (!r) { snprintf(err, errn, "crypto is not initialised"); return MCPL_E_INTERNAL; }
   pthread_mutex_lock(&r->mu);
+  opened_clear(r);
   int rc = ring_sync(r, 0, err, errn);
   int prev = r->current;
   if (rc == MCPL_OK) rc = ring_new_key(r, err, errn);
@@ -375,6 +527,7 @@ int keyring_remove(mcpl_engine *e, const char *kid, char *err, size_t errn) {
   ring *r = ring_of(e);
   if (!r) { snprintf(err, errn, "crypto is not initialised"); return MCPL_E_INTERNAL; }
   pthread_mutex_lock(&r->mu);
+  opened_clear(r);
   int rc = ring_sync(r, 0, err, errn), idx = -1;
   if (rc == MCPL_OK) {
     for (int i = 0; i < r->nkeys; i++)

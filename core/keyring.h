@@ -39,5 +39,14 @@ int keyring_seal(mcpl_engine *e, const char *aad, size_t aadn, const unsigned ch
  * names the key id. */
 int keyring_open(mcpl_engine *e, const char *aad, size_t aadn, const char *sealed,
                  unsigned char **pt, size_t *ptn, char *err, size_t errn);
+/* keyring_open for a secret about to be used: what it opens is kept for a
+ * short while and answers the next use of the same sealed text (keyring.c
+ * says how it stays right); keyring_forget wipes what is kept of one row's
+ * secrets (a row that changed or went), keyring_opened_count says how many
+ * are kept. Key rotation opens with keyring_open, keeping nothing. */
+int keyring_open_kept(mcpl_engine *e, const char *aad, size_t aadn, const char *sealed,
+                      unsigned char **pt, size_t *ptn, char *err, size_t errn);
+void keyring_forget(mcpl_engine *e, const char *table, const char *id);
+int keyring_opened_count(mcpl_engine *e);
 
 #endif

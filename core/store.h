@@ -72,6 +72,12 @@ void store_cache_validate(store_conn *c, const char *tenant_id, long long tenant
 void store_cache_stop(store_conn *c);
 /* May a read for this tenant (NULL: the system settings) use the cache now? */
 int store_cache_usable(store_conn *c, const char *tenant_id);
+/* 1 and *v = the settings version this op read with its actor, while the
+ * cache is usable; 0 otherwise (read the settings afresh). */
+int store_cache_settings_version(store_conn *c, long long *v);
+/* "tenant|tenant version|settings version|" while this tenant's reads may
+ * use the cache; NULL otherwise. */
+const char *store_cache_prefix(store_conn *c, const char *tenant_id);
 /* 1 and out replays the rows cached under key; 0 when there are none. */
 int store_cache_get(store_conn *c, const char *key, size_t keylen, store_rows *out);
 /* Reads all of rows (a backend result, ended here) into the cache under key

@@ -40,6 +40,7 @@ struct store_cache {
   int count;
   size_t bytes;
   int valid;                 /* this op resolved its actor and wrote nothing yet */
+  long long settings_version; /* the one in the prefix */
   char tenant[128];
   char prefix[192];          /* tenant|tenant version|settings version| */
   size_t prefixlen;
@@ -92,6 +93,7 @@ void store_cache_validate(store_conn *c, const char *tenant_id, long long tv, lo
   k->valid = n > 0 && (size_t)n < sizeof k->prefix && c->depth == 0;
   k->prefixlen = k->valid ? (size_t)n : 0;
   snprintf(k->tenant, sizeof k->tenant, "%s", tenant_id);
+  k->settings_version = sv;
 }
 
 void store_cache_stop(store_conn *c) {
@@ -102,6 +104,16 @@ int store_cache_usable(store_conn *c, const char *tenant_id) {
   store_cache *k = c->cache;
   if (!k || !k->valid || c->depth > 0) return 0;
   return !tenant_id || strcmp(tenant_id, k->tenant) == 0;
+}
+
+int store_cache_settings_version(store_conn *c, long long *v) {
+  if (!store_cache_usable(c, NULL)) return 0;
+  *v = c->cache->settings_version;
+  return 1;
+}
+
+const char *store_cache_prefix(store_conn *c, const char *tenant_id) {
+  return tenant_id && store_cache_usable(c, tenant_id) ? c->cache->prefix : NULL;
 }
 
 /* ---- replay ------------------------------------------------------------------- */

@@ -68,7 +68,7 @@ void store_open_push(lua_State *L, store_conn *c, const char *sealed, const char
   unsigned char *pt = NULL;
   size_t n = 0;
   size_t an = make_aad(aad, tenant_id, table, id, col);
-  int rc = keyring_open(c->e, aad, an, sealed, &pt, &n, err, sizeof err);
+  int rc = keyring_open_kept(c->e, aad, an, sealed, &pt, &n, err, sizeof err);
   if (rc != MCPL_OK) mcpl_lua_error(L, mcpl_code_name(rc), "%s", err);
   /* Lua interns its own copy (it cannot be wiped; it lives until collected);
    * ours is cleansed at once. */

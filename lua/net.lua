@@ -28,12 +28,25 @@ local function blocked(reason, message, field)
   errors.raise("url_blocked", message, field, { reason = reason })
 end
 
+-- URLs as parsed, by their text, and their parts, by URL (per Lua state;
+-- a URL value never changes, and parsing depends on the text alone). A
+-- server's URL is parsed once, not on every call; the decision on it
+-- (settings, policy, the C check on the address) is still made every time.
+local parsed, nparsed, PARSED_MAX = {}, 0, 256
+local parts_of = setmetatable({}, { __mode = "k" })
+
 -- parse(text|url) -> url userdata | raises url_blocked / invalid_argument
 function M.parse(url, field)
   if type(url) == "userdata" then return url end
   if type(url) ~= "string" then errors.raise("invalid_argument", "URL must be a string", field) end
+  local known = parsed[url]
+  if known then return known end
   local u, reason, msg = http.url(url)
-  if u then return u end
+  if u then
+    if nparsed >= PARSED_MAX then parsed, nparsed = {}, 0 end
+    parsed[url], nparsed = u, nparsed + 1
+    return u
+  end
   if reason == "invalid_url" then errors.raise("invalid_argument", msg, field, { reason = reason }) end
   blocked(reason, msg, field)
 end
@@ -88,7 +101,8 @@ function M.decide(ctx, url, purpose)
   purpose = purpose or "mcp"
   if not M.LIMITS[purpose] then errors.raise("invalid_argument", "unknown purpose '" .. tostring(purpose) .. "'", "purpose") end
   local u = M.parse(url)
-  local p = u:parts()
+  local p = parts_of[u]
+  if not p then p = u:parts(); parts_of[u] = p end
   local set = settings.get_all()
   local tenant = ctx and ctx.actor and ctx.actor.tenant or nil
   local req = {

@@ -106,7 +106,9 @@ function M.screen(key)
       log.warn("mcp: tool", tostring(item.name), "excluded:", why)
       return false
     end
-    specs[tostring(item.name)] = sp
+    -- only tools with headers: of_tool answers {} for the others, and
+    -- every call decodes this (for most servers: "{}")
+    if #sp > 0 then specs[tostring(item.name)] = sp end
     return true
   end
   local function done() mcp.cache_put("xhdr:" .. key, json.encode(json.object(specs))) end

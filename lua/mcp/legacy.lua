@@ -348,10 +348,18 @@ function M.close(c)
   pcall(transport.exchange, c, { method = "DELETE", headers = h, timeout_ms = M.CANCEL_TIMEOUT_MS })
 end
 
--- sweep(): idle sessions of every server are ended (DELETE, from C)
+-- sweep(): idle sessions of every server are ended (DELETE, from C); every
+-- client asks, the cache is walked at most once per SWEEP_EVERY_MS
+M.SWEEP_EVERY_MS = 10 * 1000
 function M.sweep()
-  mcp.cache_sweep(M.SESSION_IDLE_MS, "sess:")
-  mcp.cache_sweep(M.SESSION_IDLE_MS, "noget:")
+  mcp.cache_sweep(M.SESSION_IDLE_MS, "sess:", M.SWEEP_EVERY_MS)
+  -- what sessions' GET streams were like: walked as seldom (the throttle
+  -- above is the engine's one walk, so this one keeps its own time)
+  local now = core.mono_ms()
+  if now - (tonumber(mcp.cache_get("sweep:noget")) or 0) >= M.SWEEP_EVERY_MS then
+    mcp.cache_put("sweep:noget", tostring(now))
+    mcp.cache_sweep(M.SESSION_IDLE_MS, "noget:")
+  end
 end
 
 return M

@@ -63,9 +63,7 @@ registry.op {
 -- approval, checked at every call and at every continuation of one
 local function usable_tool(a, assistant_ref, tool, timeout_ms, field)
   local asst = assistants.get(a, assistant_ref, field or "assistant")
-  local _, entries = assistants.entries(a, asst)
-  local en
-  for _, e in ipairs(entries) do if e.name == tool then en = e end end
+  local en = assistants.entry(a, asst, tool)
   if not en then
     errors.raise("not_found", "assistant '" .. asst.name .. "' has no tool '" .. tool .. "' (see assistant.tools)", field or "tool")
   end

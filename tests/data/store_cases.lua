@@ -541,6 +541,57 @@ function C.rotation()
   eq(store.reveal(ad, "servers", s.id, "api_key"), "s-api", "rollback left readable secrets")
 end
 
+-- secrets opened a moment ago are kept for the next use (keyring.c), never
+-- past a change: a value written here or by another writer, a deleted row,
+-- a rotated, retired or rewritten key file, another tenant
+function C.opened_secrets()
+  local _, ad = tenant("acme")
+  local _, ob = tenant("other")
+  local s = store.insert(ad, "servers", { name = "gh", api_key = "one" })
+  eq(opened_count(), 0)
+  eq(store.reveal(ad, "servers", s.id, "api_key"), "one")
+  eq(opened_count(), 1, "kept once opened")
+  eq(store.reveal(ad, "servers", s.id, "api_key"), "one", "and answered from there")
+  eq(opened_count(), 1)
+  err("not_found", store.reveal, ob, "servers", s.id, "api_key")
+  local sealed_one = sql(DB, "SELECT api_key FROM servers WHERE id = '" .. s.id .. "'")
+  store.update(ad, "servers", s.id, { api_key = "two" })
+  eq(opened_count(), 0, "a value written here wipes the row's kept secret")
+  eq(store.reveal(ad, "servers", s.id, "api_key"), "two")
+  -- another writer (another instance) puts the first value back: a different sealed text
+  sql(DB, "UPDATE servers SET api_key = '" .. sealed_one .. "' WHERE id = '" .. s.id .. "'")
+  eq(store.reveal(ad, "servers", s.id, "api_key"), "one", "a value changed elsewhere is opened afresh")
+  store.update(ad, "servers", s.id, { api_key = json.null })
+  eq(opened_count(), 0, "a value cleared here is wiped")
+  eq(store.reveal(ad, "servers", s.id, "api_key"), nil)
+  store.update(ad, "servers", s.id, { api_key = "three" })
+  eq(store.reveal(ad, "servers", s.id, "api_key"), "three")
+  store.delete(ad, "servers", s.id)
+  eq(opened_count(), 0, "a deleted row's secret is wiped")
+  local s2 = store.insert(ad, "servers", { name = "gh2", api_key = "four" })
+  eq(store.reveal(ad, "servers", s2.id, "api_key"), "four")
+  local r = store.keys_rotate()
+  eq(opened_count(), 0, "rotation wipes them")
+  eq(store.reveal(ad, "servers", s2.id, "api_key"), "four")
+  store.keys_retire(r.previous)
+  eq(opened_count(), 0, "retirement wipes them")
+  eq(store.reveal(ad, "servers", s2.id, "api_key"), "four")
+  eq(opened_count(), 1)
+  -- the key file replaced behind the engine's back (another instance, an operator): the kept
+  -- secret is not answered without the key that opens it
+  local keyfile = slurp(KEY)
+  os.remove(KEY)
+  err("key_unavailable", store.reveal, ad, "servers", s2.id, "api_key")
+  eq(opened_count(), 0, "a key file that changed wipes them")
+  spit(KEY, keyfile)
+  os.execute("chmod 600 " .. KEY)
+  eq(store.reveal(ad, "servers", s2.id, "api_key"), "four")
+  eq(store.reveal(ad, "servers", s2.id, "api_key"), "four")
+  eq(opened_count(), 1, "kept again once the key file is read again")
+  reopen()
+  eq(opened_count(), 0, "a new engine starts with none")
+end
+
 -- ---- lists and transactions -------------------------------------------------------
 
 function C.pagination()

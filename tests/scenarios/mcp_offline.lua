@@ -58,4 +58,17 @@ res, e = env.ada:op("server.update", { id = "plain-http", url = "http://127.0.0.
 err_is(res, e, "url_blocked", "saving a plain http URL is url_blocked")
 is(e and e.reason, "scheme", "and the op's error names its reason")
 
+-- the settings a tenant's request runs under follow every change at once
+-- (each Lua state keeps them decoded per settings version)
+local function http_allowed()
+  local c = env.ada:must("url.check", { url = "http://example.com/mcp", resolve = false })
+  return c.allowed
+end
+is(http_allowed(), false, "plain http refused for a tenant's request")
+is(http_allowed(), false, "and again (the settings as kept)")
+mcplink.must("settings.set", { allow_http = true })
+is(http_allowed(), true, "allowed by the very next request once the administrator allows it")
+mcplink.must("settings.set", { allow_http = false })
+is(http_allowed(), false, "and refused again at once when it is switched off")
+
 done_testing()

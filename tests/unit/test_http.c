@@ -709,6 +709,66 @@ static void test_cache_counter(void **st) {
          "mcp.cache_release('calls:t')\n");
 }
 
+/* The idle-session sweep that every client asks for walks the engine's cache
+ * at most once per every_ms; without every_ms it always walks. */
+static void test_session_sweep_throttled(void **st) {
+  (void)st;
+  lua_ok("local mcp = require 'mcp'\n"
+         "local core = require 'core'\n"
+         "mcp.cache_put('swp:a', 'x')\n"
+         "core.sleep_ms(5)\n"
+         "local gone = mcp.cache_sweep(1, 'swp:', 1)\n"
+         "if #gone ~= 1 or mcp.cache_get('swp:a') then return 'a sweep that is due removes the idle entry' end\n"
+         "mcp.cache_put('swp:b', 'y')\n"
+         "core.sleep_ms(5)\n"
+         "gone = mcp.cache_sweep(1, 'swp:', 60000)\n"
+         "if #gone ~= 0 or not mcp.cache_get('swp:b') then return 'a second sweep within every_ms walks nothing' end\n"
+         "core.sleep_ms(5)\n"
+         "gone = mcp.cache_sweep(1, 'swp:')\n"
+         "if #gone ~= 1 or mcp.cache_get('swp:b') then return 'an unthrottled sweep always walks' end\n");
+}
+
+/* The x-mcp-header specs a tools list leaves for tools/call: the tools that
+ * declare headers, by name; any other tool has none. */
+static void test_tool_header_specs(void **st) {
+  (void)st;
+  lua_ok("local headers = require 'mcp.headers'\n"
+         "local keep, done = headers.screen('spec-test')\n"
+         "keep({ name = 'plain', inputSchema = { type = 'object', properties = { a = { type = 'string' } } } })\n"
+         "keep({ name = 'routed', inputSchema = { type = 'object', properties = {\n"
+         "  region = { type = 'string', ['x-mcp-header'] = 'Region' } } } })\n"
+         "done()\n"
+         "local r = headers.of_tool('spec-test', 'routed')\n"
+         "if #r ~= 1 or r[1].header ~= 'Region' or r[1].path[1] ~= 'region' then return 'routed keeps its header' end\n"
+         "if #headers.of_tool('spec-test', 'plain') ~= 0 then return 'plain has none' end\n"
+         "if #headers.of_tool('spec-test', 'unlisted') ~= 0 then return 'an unlisted tool has none' end\n"
+         "local h = headers.params(r, { region = 'eu' })\n"
+         "if h['Mcp-Param-Region'] ~= 'eu' then return 'the argument is mirrored' end\n"
+         "local keep2, done2 = headers.screen('spec-test')\n"
+         "keep2({ name = 'routed', inputSchema = { type = 'object' } })\n"
+         "done2()\n"
+         "if #headers.of_tool('spec-test', 'routed') ~= 0 then return 'a relisted tool without headers has none' end\n");
+}
+
+/* A URL text is parsed once per state; what is refused is refused every time,
+ * and the decision on a parsed URL is made again on every request. */
+static void test_parsed_urls_kept(void **st) {
+  (void)st;
+  lua_ok("local net = require 'net'\n"
+         "local a, b = net.parse('https://example.com/kept'), net.parse('https://example.com/kept')\n"
+         "if a ~= b then return 'the same text gives the parsed URL kept' end\n"
+         "if a:parts().host ~= 'example.com' then return 'its parts' end\n"
+         "for i = 1, 2 do\n"
+         "  local ok, e = pcall(net.parse, 'https://user:pw@example.com/kept')\n"
+         "  if ok or e.code ~= 'url_blocked' then return 'userinfo refused every time (' .. i .. ')' end\n"
+         "end\n"
+         "local c = { actor = { system = true } }\n"
+         "for i = 1, 2 do\n"
+         "  local d = net.decide(c, 'http://example.com/kept', 'mcp')\n"
+         "  if d.allow or d.reason ~= 'scheme' then return 'plain http decided and refused every time (' .. i .. ')' end\n"
+         "end\n");
+}
+
 static void test_waits_observe_cancel(void **st) {
   (void)st;
   char *err = NULL;
@@ -764,6 +824,9 @@ int main(void) {
     cmocka_unit_test(test_c_stalled_handshake),
     cmocka_unit_test(test_cache_counter),
     cmocka_unit_test(test_waits_observe_cancel),
+    cmocka_unit_test(test_session_sweep_throttled),
+    cmocka_unit_test(test_tool_header_specs),
+    cmocka_unit_test(test_parsed_urls_kept),
     cmocka_unit_test_teardown(test_anycast_and_6to4_judged, dns_reset),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

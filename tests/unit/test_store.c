@@ -34,6 +34,7 @@ CASE(secrets_canary)
 CASE(aad_binding)
 CASE(key_missing_and_wrong)
 CASE(rotation)
+CASE(opened_secrets)
 CASE(pagination)
 CASE(pagination_100k)
 CASE(insert_many)
@@ -130,6 +131,7 @@ int main(void) {
     cmocka_unit_test(test_aad_binding),
     cmocka_unit_test(test_key_missing_and_wrong),
     cmocka_unit_test(test_rotation),
+    cmocka_unit_test(test_opened_secrets),
     cmocka_unit_test(test_pagination),
     cmocka_unit_test(test_pagination_100k),
     cmocka_unit_test(test_insert_many),

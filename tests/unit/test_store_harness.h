@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 #include <libpq-fe.h>
 #include "engine.h"
+#include "keyring.h"
 #include "store_backend.h"
 
 #define SH_MAX_DBS 16
@@ -85,6 +86,13 @@ static inline void sh_newdb(sh_env *env, const char *label, char *out, size_t n)
 static inline int sh_rm(const char *p, const struct stat *sb, int f, struct FTW *w) {
   (void)sb; (void)f; (void)w;
   return remove(p);
+}
+
+/* opened_count() -> secrets the engine keeps opened (keyring.c) */
+static inline int sh_l_opened_count(lua_State *L) {
+  sh_env *env = lua_touserdata(L, lua_upvalueindex(1));
+  lua_pushinteger(L, env->e ? keyring_opened_count(env->e) : 0);
+  return 1;
 }
 
 /* Opens an engine on db/key; NULL with *err (JSON, caller frees) on failure. */
@@ -401,6 +409,9 @@ static inline void sh_setup(sh_env *env) {
   lua_setglobal(L, "BACKEND");
   lua_pushcfunction(L, sh_l_now);
   lua_setglobal(L, "now_ms");
+  lua_pushlightuserdata(L, env);
+  lua_pushcclosure(L, sh_l_opened_count, 1);
+  lua_setglobal(L, "opened_count");
   lua_pushstring(L, env->dir); lua_setglobal(L, "DIR");
   lua_pushstring(L, env->db); lua_setglobal(L, "DB");
   lua_pushstring(L, env->key); lua_setglobal(L, "KEY");
