@@ -29,7 +29,7 @@ for _, s in ipairs({ { "2026-07-28", true }, { "2026-07-28", false }, { "2025-11
                      { "2025-11-25", false }, { "2025-03-26", true }, { "2024-11-05", true } }) do
   PLAN = PLAN + 19 + (s[1] >= "2025-06-18" and 1 or 0) + (s[2] and 1 or 0)
 end
-PLAN = PLAN + 6 + 2 + 6 + 1 + 24 -- pagination, session expiry, stale and timeout, resume, misbehaviours
+PLAN = PLAN + 6 + 2 + 6 + 1 + 26 -- pagination, session expiry, stale and timeout, resume, misbehaviours
 print("1.." .. PLAN)
 
 -- run(url, steps, opts) -> result rows
