@@ -265,7 +265,9 @@ static pump_registry *registry_of(lua_State *L) {
 }
 
 /* Unlinks parked pumps whose deadline has passed and whose transfer has
- * ended (they told their server); the caller frees them outside the lock. */
+ * ended (they told their server); the caller frees them outside the lock.
+ * One past its deadline whose transfer still runs (a session's stream kept
+ * between calls outlives its own transfer limit) is told to end now. */
 static mcp_pump *take_expired(pump_registry *r) {
   long now = mono_ms();
   mcp_pump *gone = NULL;
@@ -273,6 +275,10 @@ static mcp_pump *take_expired(pump_registry *r) {
     mcp_pump *p = *pp;
     pthread_mutex_lock(&p->mu);
     int dead = p->done && now > p->expires_ms;
+    if (!p->done && now > p->expires_ms && !p->notice_url) {
+      atomic_store(&p->cancel.requested, 1);
+      http_wake(p->wake);
+    }
     pthread_mutex_unlock(&p->mu);
     if (dead) {
       *pp = p->next_parked;
@@ -493,34 +499,43 @@ static int l_close(lua_State *L) {
   return 0;
 }
 
-/* pump:park(key, ttl_ms, notice) -> true | false (no room): hands the pump
- * to the engine under key until mcp.unpark(key) takes it back. Its transfer
- * goes on until its own deadline; if that comes first (or the engine
- * closes), the pump's thread sends notice = {url, headers, body, guard}
- * (notifications/cancelled) to the server. */
+/* pump:park(key, ttl_ms [, notice]) -> true | false (no room): hands the
+ * pump to the engine under key until mcp.unpark(key) takes it back. Its
+ * transfer goes on until its own deadline; if that comes first (or the
+ * engine closes), the pump's thread sends notice = {url, headers, body,
+ * guard} (notifications/cancelled) to the server. Without a notice (a
+ * session's stream kept between calls) a transfer still running at ttl_ms
+ * is ended at the registry's next look. */
 static int l_park(lua_State *L) {
   mcp_pump **pp = check(L);
   const char *key = luaL_checkstring(L, 2);
   lua_Integer ttl = luaL_checkinteger(L, 3);
-  luaL_checktype(L, 4, LUA_TTABLE);
+  int noticed = !lua_isnoneornil(L, 4);
+  if (noticed) luaL_checktype(L, 4, LUA_TTABLE);
   pump_registry *reg = registry_of(L);
   mcp_pump *p = *pp;
-  lua_getfield(L, 4, "url");
-  lua_getfield(L, 4, "body");
-  const char *nurl = luaL_checkstring(L, -2), *nbody = luaL_checkstring(L, -1);
   free(p->notice_url);
   free(p->notice_body);
   lines_free(p->notice_lines, p->notice_nlines);
-  p->notice_url = strdup(nurl);
-  p->notice_body = strdup(nbody);
-  lua_pop(L, 2);
-  p->notice_lines = copy_lines(L, 4, &p->notice_nlines);
-  lua_getfield(L, 4, "guard");
-  http_lua_guard(L, lua_gettop(L), &p->notice_guard, &p->notice_http);
-  lua_pop(L, 1);
+  p->notice_url = p->notice_body = NULL;
+  p->notice_lines = NULL;
+  p->notice_nlines = 0;
+  if (noticed) {
+    lua_getfield(L, 4, "url");
+    lua_getfield(L, 4, "body");
+    const char *nurl = luaL_checkstring(L, -2), *nbody = luaL_checkstring(L, -1);
+    p->notice_url = strdup(nurl);
+    p->notice_body = strdup(nbody);
+    lua_pop(L, 2);
+    p->notice_lines = copy_lines(L, 4, &p->notice_nlines);
+    lua_getfield(L, 4, "guard");
+    http_lua_guard(L, lua_gettop(L), &p->notice_guard, &p->notice_http);
+    lua_pop(L, 1);
+    if (!p->notice_url || !p->notice_body || !p->notice_lines) return mcpl_lua_error(L, "internal", "out of memory");
+  }
   free(p->key);
   p->key = strdup(key);
-  if (!p->notice_url || !p->notice_body || !p->notice_lines || !p->key) return mcpl_lua_error(L, "internal", "out of memory");
+  if (!p->key) return mcpl_lua_error(L, "internal", "out of memory");
   p->expires_ms = mono_ms() + (long)(ttl < 0 ? 0 : ttl);
   pthread_mutex_lock(&reg->mu);
   mcp_pump *gone = take_expired(reg);
@@ -564,6 +579,32 @@ static int l_unpark(lua_State *L) {
   return 1;
 }
 
+/* mcp.park_drop(prefix) -> n: closes the parked pumps whose key starts with
+ * prefix (a session's kept stream, when the session ends). */
+static int l_park_drop(lua_State *L) {
+  const char *prefix = luaL_checkstring(L, 1);
+  size_t pl = strlen(prefix);
+  pump_registry *reg = registry_of(L);
+  mcp_pump *gone = NULL;
+  lua_Integer n = 0;
+  pthread_mutex_lock(&reg->mu);
+  for (mcp_pump **pp = &reg->parked; *pp;) {
+    mcp_pump *p = *pp;
+    if (strncmp(p->key, prefix, pl) == 0) {
+      *pp = p->next_parked;
+      reg->n--;
+      __atomic_store_n(&p->parked, 0, __ATOMIC_RELEASE);
+      p->next_parked = gone;
+      gone = p;
+      n++;
+    } else pp = &p->next_parked;
+  }
+  pthread_mutex_unlock(&reg->mu);
+  free_list(gone);
+  lua_pushinteger(L, n);
+  return 1;
+}
+
 static int l_gc(lua_State *L) {
   mcp_pump **pp = luaL_checkudata(L, 1, PUMP_MT);
   pump_free(*pp);
@@ -588,3 +629,4 @@ void mcp_pump_register(lua_State *L, void *registry) {
 
 int mcp_l_pump(lua_State *L) { return l_pump(L); }
 int mcp_l_unpark(lua_State *L) { return l_unpark(L); }
+int mcp_l_park_drop(lua_State *L) { return l_park_drop(L); }
