@@ -52,7 +52,9 @@ typedef struct mcp_pump {
   struct mcp_pump *next_parked;
   char *key;
   int parked;
-  long expires_ms;
+  long expires_ms;             /* (atomic) */
+  int keep;                    /* (atomic) parked without a notice: a session's kept stream */
+  long ends_ms;                /* when the transfer's own time limit ends it */
   char *notice_url, *notice_body;
   char **notice_lines;
   size_t notice_nlines;
@@ -96,6 +98,14 @@ static void on_wake(void *ud, void *handle) {
   pthread_mutex_lock(&p->mu);
   p->wake = handle;
   pthread_mutex_unlock(&p->mu);
+}
+
+/* A kept stream (parked without a notice) ends itself once its TTL is over,
+ * even when nothing else looks at the registry meanwhile. */
+static int on_tick(void *ud) {
+  mcp_pump *p = ud;
+  return __atomic_load_n(&p->parked, __ATOMIC_ACQUIRE) && __atomic_load_n(&p->keep, __ATOMIC_ACQUIRE) &&
+         mono_ms() > __atomic_load_n(&p->expires_ms, __ATOMIC_ACQUIRE);
 }
 
 static char *dupn(const char *s, size_t n) {
@@ -273,9 +283,10 @@ static mcp_pump *take_expired(pump_registry *r) {
   mcp_pump *gone = NULL;
   for (mcp_pump **pp = &r->parked; *pp;) {
     mcp_pump *p = *pp;
+    long expires = __atomic_load_n(&p->expires_ms, __ATOMIC_ACQUIRE);
     pthread_mutex_lock(&p->mu);
-    int dead = p->done && now > p->expires_ms;
-    if (!p->done && now > p->expires_ms && !p->notice_url) {
+    int dead = p->done && now > expires;
+    if (!p->done && now > expires && __atomic_load_n(&p->keep, __ATOMIC_ACQUIRE)) {
       atomic_store(&p->cancel.requested, 1);
       http_wake(p->wake);
     }
@@ -393,7 +404,9 @@ static int l_pump(lua_State *L) {
   rq->on_response = on_response;
   rq->on_body = on_body;
   rq->on_wake = on_wake;
+  rq->on_tick = on_tick;
   rq->ud = p;
+  p->ends_ms = mono_ms() + (rq->limits.timeout_ms > 0 ? rq->limits.timeout_ms : 30000);
   rq->cancel = &p->cancel;
   if (pthread_create(&p->th, NULL, pump_main, p) != 0) return mcpl_lua_error(L, "internal", "cannot start a thread");
   p->started = 1;
@@ -490,6 +503,14 @@ static int l_next(lua_State *L) {
   return 1;
 }
 
+/* pump:left_ms() -> ms: how long until the transfer's own time limit ends it. */
+static int l_left_ms(lua_State *L) {
+  mcp_pump **pp = check(L);
+  long left = (*pp)->ends_ms - mono_ms();
+  lua_pushinteger(L, left > 0 ? left : 0);
+  return 1;
+}
+
 /* pump:close(): ends the transfer and frees it (idempotent). */
 static int l_close(lua_State *L) {
   mcp_pump **pp = luaL_checkudata(L, 1, PUMP_MT);
@@ -504,8 +525,8 @@ static int l_close(lua_State *L) {
  * transfer goes on until its own deadline; if that comes first (or the
  * engine closes), the pump's thread sends notice = {url, headers, body,
  * guard} (notifications/cancelled) to the server. Without a notice (a
- * session's stream kept between calls) a transfer still running at ttl_ms
- * is ended at the registry's next look. */
+ * session's stream kept between calls) the transfer ends itself at ttl_ms
+ * if it is still parked then. */
 static int l_park(lua_State *L) {
   mcp_pump **pp = check(L);
   const char *key = luaL_checkstring(L, 2);
@@ -536,7 +557,8 @@ static int l_park(lua_State *L) {
   free(p->key);
   p->key = strdup(key);
   if (!p->key) return mcpl_lua_error(L, "internal", "out of memory");
-  p->expires_ms = mono_ms() + (long)(ttl < 0 ? 0 : ttl);
+  __atomic_store_n(&p->expires_ms, mono_ms() + (long)(ttl < 0 ? 0 : ttl), __ATOMIC_RELEASE);
+  __atomic_store_n(&p->keep, !noticed, __ATOMIC_RELEASE);
   pthread_mutex_lock(&reg->mu);
   mcp_pump *gone = take_expired(reg);
   int room = reg->n < PUMP_MAX_PARKED;
@@ -616,7 +638,7 @@ void mcp_pump_register(lua_State *L, void *registry) {
   lua_pushlightuserdata(L, registry);
   lua_setfield(L, LUA_REGISTRYINDEX, "mcpl.pumps");
   if (luaL_newmetatable(L, PUMP_MT)) {
-    static const luaL_Reg m[] = {{"next", l_next}, {"close", l_close}, {"park", l_park}, {NULL, NULL}};
+    static const luaL_Reg m[] = {{"next", l_next}, {"close", l_close}, {"park", l_park}, {"left_ms", l_left_ms}, {NULL, NULL}};
     luaL_newlib(L, m);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, l_gc);

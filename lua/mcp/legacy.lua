@@ -18,8 +18,10 @@ M.SESSION_IDLE_MS = 5 * 60 * 1000
 M.MAX_RESUMES = 5
 M.RETRY_DEFAULT_MS, M.RETRY_MAX_MS = 1000, 10000
 M.CANCEL_TIMEOUT_MS = 2000
--- the session's GET stream is kept between calls this long at most
+-- the session's GET stream is kept between calls this long at most (idle),
+-- and lives this long at most (then the next call opens a new one)
 M.LISTEN_KEEP_MS = math.min(M.SESSION_IDLE_MS, 60 * 1000)
+M.LISTEN_LIFE_MS = 10 * 60 * 1000
 
 local is_set = jsonrpc.is_set
 
@@ -218,7 +220,7 @@ local function listener(c, s, method, on_message, respond)
     refuse(m)
   end
   return { headers = h, claim = "listening:" .. c.key .. ":" .. s.id, count = count, on_message = session_message,
-           park = listen_key(c, s.id), keep_ms = M.LISTEN_KEEP_MS, on_stale = stale,
+           park = listen_key(c, s.id), keep_ms = M.LISTEN_KEEP_MS, life_ms = M.LISTEN_LIFE_MS, on_stale = stale,
            nowait = seen == "late", refused = function(status)
     log.debug("mcp: the session's own stream (GET): " .. (status == 405 and "the server offers none (HTTP 405)" or
       "its headers did not come in time; later calls do not wait for them"))

@@ -114,11 +114,12 @@ M.LISTEN_BUSY_MS = 100 -- between tries while the server says another stream is 
 -- later calls open it without waiting.
 local function listen_open(spec, listen, deadline)
   local limits = spec.limits
-  if listen.park and listen.keep_ms then
-    -- kept between calls: the transfer outlives this call (up to keep_ms)
+  if listen.park and listen.life_ms then
+    -- kept between calls: the transfer outlives this call (up to life_ms,
+    -- or this call's time if that is longer; parked, it ends after keep_ms)
     limits = {}
     for k, v in pairs(spec.limits) do limits[k] = v end
-    limits.timeout_ms = listen.keep_ms
+    limits.timeout_ms = math.max(listen.life_ms, spec.limits.timeout_ms or 0)
   end
   local function open()
     return mcp.pump({ url = spec.url:text(), method = "GET", headers = listen.headers, guard = spec.guard,
@@ -154,14 +155,15 @@ M.LISTEN_STEP_MS = 20 -- how often a call that also listens looks at both stream
 -- the call (an on_message answered "park"), the pump is left running in
 -- req.parked_pump: the caller parks it while the user answers.
 -- req.listen = {headers, claim?, on_message?, refused(status)?, nowait?,
--- park?, keep_ms?, on_stale(m)?}: the session's GET stream is read alongside
+-- park?, keep_ms?, life_ms?, on_stale(m)?}: the session's GET stream is read alongside
 -- (listen_open) by the call that holds listen.claim, its events handed to the
 -- same on_event (their requests to listen.on_message, else req.on_message).
 -- Whenever this returns or raises the claim is released and the stream,
 -- unless it ended, is parked under listen.park for keep_ms (else closed);
 -- the next call takes it back (no new GET), first handing what came while
 -- nobody listened to listen.on_stale (nobody could be asked then). A kept
--- stream found ended is opened once more.
+-- stream found ended, or whose transfer would end before this call's
+-- deadline (life_ms after it was opened), is opened once more.
 local function pumped(spec, on_event, req, deadline)
   local p = req.pump_handle
   req.pump_handle = nil
@@ -214,8 +216,9 @@ local function pumped(spec, on_event, req, deadline)
       g = mcp.unpark(listen.park)
       if g then
         kept = drain()
+        if kept == true and g:left_ms() < deadline - core.mono_ms() then kept = false end
         if kept ~= true then drop_listener() end
-        if kept == false then log.debug("mcp: the session's kept stream (GET) had ended: opened again") end
+        if kept == false then log.debug("mcp: the session's kept stream (GET) had ended, or ends before the call: opened again") end
       end
     end
     if listen and not g and kept ~= "refused" then g = listen_open(spec, listen, deadline) end
