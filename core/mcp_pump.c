@@ -22,6 +22,15 @@ typedef struct pump_item {
   int has_id;
 } pump_item;
 
+/* A wake two pumps share (pump:share_wake), so one reader can wait on both:
+ * each pump's thread rings it after whatever it hands over. */
+typedef struct pump_bell {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  unsigned long seq;           /* rings so far */
+  int refs;
+} pump_bell;
+
 typedef struct mcp_pump {
   mcpl_engine *e;
   pthread_mutex_t mu;
@@ -30,6 +39,7 @@ typedef struct mcp_pump {
   int started;                 /* the thread runs (join it) */
   mcpl_cancel cancel;          /* close, expiry, engine close */
   void *wake;                  /* the transfer's wake handle while it runs (under mu) */
+  pump_bell *bell;             /* set once (under mu), released when the pump is freed */
   /* the request, owned */
   http_url *url;
   char **lines;
@@ -79,6 +89,25 @@ static void lines_free(char **l, size_t n) {
   free(l);
 }
 
+static void bell_ring(pump_bell *b) {
+  if (!b) return;
+  pthread_mutex_lock(&b->mu);
+  b->seq++;
+  pthread_cond_broadcast(&b->cv);
+  pthread_mutex_unlock(&b->mu);
+}
+
+static void bell_unref(pump_bell *b) {
+  if (!b) return;
+  pthread_mutex_lock(&b->mu);
+  int last = --b->refs == 0;
+  pthread_mutex_unlock(&b->mu);
+  if (!last) return;
+  pthread_mutex_destroy(&b->mu);
+  pthread_cond_destroy(&b->cv);
+  free(b);
+}
+
 /* ---- the thread ------------------------------------------------------------ */
 
 static int on_response(void *ud, const http_response *rs) {
@@ -89,7 +118,9 @@ static int on_response(void *ud, const http_response *rs) {
   p->status = rs->status;
   p->head = 1;
   pthread_cond_broadcast(&p->cv);
+  pump_bell *b = p->bell;
   pthread_mutex_unlock(&p->mu);
+  bell_ring(b);
   return 0;
 }
 
@@ -137,7 +168,9 @@ static int on_event(void *ud, const sse_event *ev) {
     p->queued += ev->data_len;
     pthread_cond_broadcast(&p->cv);
   }
+  pump_bell *b = p->bell;
   pthread_mutex_unlock(&p->mu);
+  if (!full) bell_ring(b);
   if (full) {
     free(it->event); free(it->data); free(it->id); free(it);
     p->overflow = 1;
@@ -202,7 +235,9 @@ static void *pump_main(void *arg) {
   p->rs = rs;
   p->done = 1;
   pthread_cond_broadcast(&p->cv);
+  pump_bell *b = p->bell;
   pthread_mutex_unlock(&p->mu);
+  bell_ring(b);
   /* a parked call whose stream ended without its answer being taken: the
    * call timed out or the engine is closing, and the server is told */
   if (__atomic_load_n(&p->parked, __ATOMIC_ACQUIRE) && p->notice_url && rs.code) send_notice(p);
@@ -234,6 +269,7 @@ static void pump_free(mcp_pump *p) {
   free(p->key);
   free(p->notice_url);
   free(p->notice_body);
+  bell_unref(p->bell);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv);
   free(p);
@@ -439,67 +475,153 @@ static void push_end(lua_State *L, mcp_pump *p) {
   }
 }
 
-/* pump:next(wait_ms) -> item | nil (nothing within wait_ms).
+/* take(L, p): with p->mu held, pushes p's next item and unlocks -> 1, or
+ * -> 0 (nothing yet; still locked). */
+static int take(lua_State *L, mcp_pump *p) {
+  if (p->head == 1) {
+    p->head = 2;
+    long st = p->status;
+    int sse = p->sse_mode;
+    pthread_mutex_unlock(&p->mu);
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "head"); lua_setfield(L, -2, "kind");
+    lua_pushinteger(L, st); lua_setfield(L, -2, "status");
+    lua_pushboolean(L, sse); lua_setfield(L, -2, "sse");
+    return 1;
+  }
+  pump_item *it = p->first;
+  if (it) {
+    p->first = it->next;
+    if (!p->first) p->last = NULL;
+    p->queued -= it->data_len;
+    pthread_mutex_unlock(&p->mu);
+    lua_createtable(L, 0, 5);
+    lua_pushliteral(L, "event"); lua_setfield(L, -2, "kind");
+    lua_pushstring(L, it->event); lua_setfield(L, -2, "event");
+    lua_pushlstring(L, it->data, it->data_len); lua_setfield(L, -2, "data");
+    lua_pushstring(L, it->id); lua_setfield(L, -2, "id");
+    lua_pushboolean(L, it->has_id); lua_setfield(L, -2, "has_id");
+    free(it->event); free(it->data); free(it->id); free(it);
+    return 1;
+  }
+  if (p->done) {
+    pthread_mutex_unlock(&p->mu);
+    push_end(L, p);
+    return 1;
+  }
+  return 0;
+}
+
+static void deadline_in(struct timespec *ts, long ms) {
+  clock_gettime(CLOCK_REALTIME, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
+}
+
+/* pump:next(wait_ms [, other]) -> item | nil (nothing within wait_ms).
  * item = {kind="head", status, sse} (once, when the response's headers are
  * in), {kind="event", event, data, id, has_id}, or {kind="end", status,
- * headers, sse, last_event_id, retry_ms, body?, err?} (last). The call's
- * cancellation closes the pump and raises. */
+ * headers, sse, last_event_id, retry_ms, body?, err?} (last). With other, a
+ * pump that shares this one's wake (pump:share_wake), it also returns nil as
+ * soon as other has something to read. The call's cancellation closes the
+ * pump and raises. */
 static int l_next(lua_State *L) {
   mcp_pump **pp = check(L);
   mcp_pump *p = *pp;
   long wait = (long)luaL_optinteger(L, 2, 0);
   long until = mono_ms() + (wait < 0 ? 0 : wait);
-  pthread_mutex_lock(&p->mu);
+  mcp_pump *o = NULL;
+  if (!lua_isnoneornil(L, 3)) {
+    mcp_pump **op = luaL_checkudata(L, 3, PUMP_MT);
+    o = *op;
+  }
+  pump_bell *b = NULL;
+  if (o && o != p) {
+    pthread_mutex_lock(&p->mu);
+    b = p->bell;
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&o->mu);
+    if (o->bell != b) b = NULL;
+    pthread_mutex_unlock(&o->mu);
+  }
   for (;;) {
-    if (p->head == 1) {
-      p->head = 2;
-      long st = p->status;
-      int sse = p->sse_mode;
-      pthread_mutex_unlock(&p->mu);
-      lua_createtable(L, 0, 3);
-      lua_pushliteral(L, "head"); lua_setfield(L, -2, "kind");
-      lua_pushinteger(L, st); lua_setfield(L, -2, "status");
-      lua_pushboolean(L, sse); lua_setfield(L, -2, "sse");
-      return 1;
+    unsigned long seen = 0;
+    if (b) {
+      pthread_mutex_lock(&b->mu);
+      seen = b->seq;
+      pthread_mutex_unlock(&b->mu);
     }
-    pump_item *it = p->first;
-    if (it) {
-      p->first = it->next;
-      if (!p->first) p->last = NULL;
-      p->queued -= it->data_len;
+    pthread_mutex_lock(&p->mu);
+    if (take(L, p)) return 1;
+    if (b) {
       pthread_mutex_unlock(&p->mu);
-      lua_createtable(L, 0, 5);
-      lua_pushliteral(L, "event"); lua_setfield(L, -2, "kind");
-      lua_pushstring(L, it->event); lua_setfield(L, -2, "event");
-      lua_pushlstring(L, it->data, it->data_len); lua_setfield(L, -2, "data");
-      lua_pushstring(L, it->id); lua_setfield(L, -2, "id");
-      lua_pushboolean(L, it->has_id); lua_setfield(L, -2, "has_id");
-      free(it->event); free(it->data); free(it->id); free(it);
-      return 1;
-    }
-    if (p->done) {
-      pthread_mutex_unlock(&p->mu);
-      push_end(L, p);
-      return 1;
+      pthread_mutex_lock(&o->mu);
+      int ready = o->head == 1 || o->first || o->done;
+      pthread_mutex_unlock(&o->mu);
+      if (ready) break;
     }
     long now = mono_ms();
-    if (now >= until) break;
+    if (now >= until) {
+      if (!b) pthread_mutex_unlock(&p->mu);
+      break;
+    }
     if (mcpl_lua_cancelled(L)) {
-      pthread_mutex_unlock(&p->mu);
+      if (!b) pthread_mutex_unlock(&p->mu);
       *pp = NULL;
       pump_free(p);
       return mcpl_lua_raise_cancelled(L);
     }
     long step = until - now < PUMP_WAIT_STEP_MS ? until - now : PUMP_WAIT_STEP_MS;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += step / 1000;
-    ts.tv_nsec += (step % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-    pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    deadline_in(&ts, step);
+    if (b) {
+      pthread_mutex_lock(&b->mu);
+      if (b->seq == seen) pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+      pthread_mutex_unlock(&b->mu);
+    } else {
+      pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+      pthread_mutex_unlock(&p->mu);
+    }
   }
-  pthread_mutex_unlock(&p->mu);
   lua_pushnil(L);
+  return 1;
+}
+
+/* pump:share_wake(other) -> true | false: this pump's thread also wakes a
+ * reader waiting on other (pump:next(ms, other)); false when this pump
+ * already shares another's wake. */
+static int l_share_wake(lua_State *L) {
+  mcp_pump *p = *check(L);
+  mcp_pump **op = luaL_checkudata(L, 2, PUMP_MT);
+  mcp_pump *o = *op;
+  if (!o) return mcpl_lua_error(L, "internal", "the pump was parked or closed");
+  if (o == p) { lua_pushboolean(L, 1); return 1; }
+  pthread_mutex_lock(&o->mu);
+  if (!o->bell) {
+    pump_bell *nb = calloc(1, sizeof *nb);
+    if (nb) {
+      pthread_mutex_init(&nb->mu, NULL);
+      pthread_cond_init(&nb->cv, NULL);
+      nb->refs = 1;
+      o->bell = nb;
+    }
+  }
+  pump_bell *b = o->bell;
+  if (b) {
+    pthread_mutex_lock(&b->mu);
+    b->refs++;
+    pthread_mutex_unlock(&b->mu);
+  }
+  pthread_mutex_unlock(&o->mu);
+  if (!b) return mcpl_lua_error(L, "internal", "out of memory");
+  pthread_mutex_lock(&p->mu);
+  int ok = !p->bell || p->bell == b;
+  int adopted = !p->bell;
+  if (adopted) p->bell = b;
+  pthread_mutex_unlock(&p->mu);
+  if (!adopted) bell_unref(b);
+  lua_pushboolean(L, ok);
   return 1;
 }
 
@@ -638,7 +760,8 @@ void mcp_pump_register(lua_State *L, void *registry) {
   lua_pushlightuserdata(L, registry);
   lua_setfield(L, LUA_REGISTRYINDEX, "mcpl.pumps");
   if (luaL_newmetatable(L, PUMP_MT)) {
-    static const luaL_Reg m[] = {{"next", l_next}, {"close", l_close}, {"park", l_park}, {"left_ms", l_left_ms}, {NULL, NULL}};
+    static const luaL_Reg m[] = {{"next", l_next}, {"close", l_close}, {"park", l_park}, {"left_ms", l_left_ms},
+                                   {"share_wake", l_share_wake}, {NULL, NULL}};
     luaL_newlib(L, m);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, l_gc);

@@ -147,7 +147,7 @@ local function listen_open(spec, listen, deadline)
   end
 end
 
-M.LISTEN_STEP_MS = 20 -- how often a call that also listens looks at both streams
+M.LISTEN_STEP_MS = 20 -- how often a call that also listens looks at both streams (when they share no wake)
 
 -- pumped(spec, on_event, req, deadline) -> as mcp.stream: the exchange read
 -- by a thread of its own (mcp.pump; req.pump_handle: a parked pump to read
@@ -226,14 +226,16 @@ local function pumped(spec, on_event, req, deadline)
       p = mcp.pump({ url = spec.url:text(), method = spec.method, headers = spec.headers, body = spec.body,
                      guard = spec.guard, limits = spec.limits, max_event = spec.max_event })
     end
+    -- one wait on both streams: the GET's events wake the reader at once
+    local shared = g and p:share_wake(g)
     local status, sse = 0, true
     local function stopped(last_id)
       if req.parking then req.parked_pump = p else p:close() end
       return { status = status, headers = {}, sse = sse, stopped = true, last_event_id = last_id, retry_ms = -1 }
     end
     while true do
-      local step = g and M.LISTEN_STEP_MS or 250
-      local it = p:next(math.max(1, math.min(step, math.floor(deadline - core.mono_ms()))))
+      local step = (g and not shared) and M.LISTEN_STEP_MS or 250
+      local it = p:next(math.max(1, math.min(step, math.floor(deadline - core.mono_ms()))), shared and g or nil)
       if it == nil then
         if core.mono_ms() >= deadline then
           p:close()
