@@ -146,7 +146,8 @@ def test_the_session_stream_and_a_cancelled_call(tmp_path, server_v1, server_v2,
         r = call_tool(e, bot, "s", "ask_session")
         assert r["structuredContent"] == {"action": "accept", "content": {"name": "Sam", "color": "blue"}}
         assert asked == ["Name, please (session stream)"]
-        # a call cancelled from another thread while it listens: its GET stream ends with it
+        # a call cancelled from another thread while it listens: it ends at once, and the session's
+        # GET stream is kept for the next call
         c = mcplink.Call()
         out = {}
 
@@ -165,8 +166,8 @@ def test_the_session_stream_and_a_cancelled_call(tmp_path, server_v1, server_v2,
         c.cancel()
         t.join(10)
         assert not t.is_alive() and isinstance(out.get("error"), mcplink.Timeout) and out["error"].reason == "cancelled"
-        # the server allows one GET stream per session: the next question reaches the engine only
-        # if the cancelled call's stream is gone
+        # the server allows one GET stream per session: the next call's question reaches the engine
+        # on the stream the cancelled call kept
         r = call_tool(e, bot, "s", "ask_session")
         assert r["structuredContent"]["content"]["name"] == "Sam" and len(asked) == 2
     finally:
