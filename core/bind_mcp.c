@@ -569,6 +569,7 @@ int luaopen_mcpl_mcp(lua_State *L) {
     {"stream", http_stream_lua},
     {"pump", mcp_l_pump},
     {"unpark", mcp_l_unpark},
+    {"park_drop", mcp_l_park_drop},
     {"sse_parser", l_sse_new},
     {"cache_get", l_cache_get},
     {"cache_claim", l_cache_claim},

@@ -22,6 +22,15 @@ typedef struct pump_item {
   int has_id;
 } pump_item;
 
+/* A wake two pumps share (pump:share_wake), so one reader can wait on both:
+ * each pump's thread rings it after whatever it hands over. */
+typedef struct pump_bell {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  unsigned long seq;           /* rings so far */
+  int refs;
+} pump_bell;
+
 typedef struct mcp_pump {
   mcpl_engine *e;
   pthread_mutex_t mu;
@@ -30,6 +39,7 @@ typedef struct mcp_pump {
   int started;                 /* the thread runs (join it) */
   mcpl_cancel cancel;          /* close, expiry, engine close */
   void *wake;                  /* the transfer's wake handle while it runs (under mu) */
+  pump_bell *bell;             /* set once (under mu), released when the pump is freed */
   /* the request, owned */
   http_url *url;
   char **lines;
@@ -52,7 +62,9 @@ typedef struct mcp_pump {
   struct mcp_pump *next_parked;
   char *key;
   int parked;
-  long expires_ms;
+  long expires_ms;             /* (atomic) */
+  int keep;                    /* (atomic) parked without a notice: a session's kept stream */
+  long ends_ms;                /* when the transfer's own time limit ends it */
   char *notice_url, *notice_body;
   char **notice_lines;
   size_t notice_nlines;
@@ -77,6 +89,25 @@ static void lines_free(char **l, size_t n) {
   free(l);
 }
 
+static void bell_ring(pump_bell *b) {
+  if (!b) return;
+  pthread_mutex_lock(&b->mu);
+  b->seq++;
+  pthread_cond_broadcast(&b->cv);
+  pthread_mutex_unlock(&b->mu);
+}
+
+static void bell_unref(pump_bell *b) {
+  if (!b) return;
+  pthread_mutex_lock(&b->mu);
+  int last = --b->refs == 0;
+  pthread_mutex_unlock(&b->mu);
+  if (!last) return;
+  pthread_mutex_destroy(&b->mu);
+  pthread_cond_destroy(&b->cv);
+  free(b);
+}
+
 /* ---- the thread ------------------------------------------------------------ */
 
 static int on_response(void *ud, const http_response *rs) {
@@ -87,7 +118,9 @@ static int on_response(void *ud, const http_response *rs) {
   p->status = rs->status;
   p->head = 1;
   pthread_cond_broadcast(&p->cv);
+  pump_bell *b = p->bell;
   pthread_mutex_unlock(&p->mu);
+  bell_ring(b);
   return 0;
 }
 
@@ -96,6 +129,14 @@ static void on_wake(void *ud, void *handle) {
   pthread_mutex_lock(&p->mu);
   p->wake = handle;
   pthread_mutex_unlock(&p->mu);
+}
+
+/* A kept stream (parked without a notice) ends itself once its TTL is over,
+ * even when nothing else looks at the registry meanwhile. */
+static int on_tick(void *ud) {
+  mcp_pump *p = ud;
+  return __atomic_load_n(&p->parked, __ATOMIC_ACQUIRE) && __atomic_load_n(&p->keep, __ATOMIC_ACQUIRE) &&
+         mono_ms() > __atomic_load_n(&p->expires_ms, __ATOMIC_ACQUIRE);
 }
 
 static char *dupn(const char *s, size_t n) {
@@ -127,7 +168,9 @@ static int on_event(void *ud, const sse_event *ev) {
     p->queued += ev->data_len;
     pthread_cond_broadcast(&p->cv);
   }
+  pump_bell *b = p->bell;
   pthread_mutex_unlock(&p->mu);
+  if (!full) bell_ring(b);
   if (full) {
     free(it->event); free(it->data); free(it->id); free(it);
     p->overflow = 1;
@@ -192,7 +235,9 @@ static void *pump_main(void *arg) {
   p->rs = rs;
   p->done = 1;
   pthread_cond_broadcast(&p->cv);
+  pump_bell *b = p->bell;
   pthread_mutex_unlock(&p->mu);
+  bell_ring(b);
   /* a parked call whose stream ended without its answer being taken: the
    * call timed out or the engine is closing, and the server is told */
   if (__atomic_load_n(&p->parked, __ATOMIC_ACQUIRE) && p->notice_url && rs.code) send_notice(p);
@@ -224,6 +269,7 @@ static void pump_free(mcp_pump *p) {
   free(p->key);
   free(p->notice_url);
   free(p->notice_body);
+  bell_unref(p->bell);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv);
   free(p);
@@ -265,14 +311,21 @@ static pump_registry *registry_of(lua_State *L) {
 }
 
 /* Unlinks parked pumps whose deadline has passed and whose transfer has
- * ended (they told their server); the caller frees them outside the lock. */
+ * ended (they told their server); the caller frees them outside the lock.
+ * One past its deadline whose transfer still runs (a session's stream kept
+ * between calls outlives its own transfer limit) is told to end now. */
 static mcp_pump *take_expired(pump_registry *r) {
   long now = mono_ms();
   mcp_pump *gone = NULL;
   for (mcp_pump **pp = &r->parked; *pp;) {
     mcp_pump *p = *pp;
+    long expires = __atomic_load_n(&p->expires_ms, __ATOMIC_ACQUIRE);
     pthread_mutex_lock(&p->mu);
-    int dead = p->done && now > p->expires_ms;
+    int dead = p->done && now > expires;
+    if (!p->done && now > expires && __atomic_load_n(&p->keep, __ATOMIC_ACQUIRE)) {
+      atomic_store(&p->cancel.requested, 1);
+      http_wake(p->wake);
+    }
     pthread_mutex_unlock(&p->mu);
     if (dead) {
       *pp = p->next_parked;
@@ -387,7 +440,9 @@ static int l_pump(lua_State *L) {
   rq->on_response = on_response;
   rq->on_body = on_body;
   rq->on_wake = on_wake;
+  rq->on_tick = on_tick;
   rq->ud = p;
+  p->ends_ms = mono_ms() + (rq->limits.timeout_ms > 0 ? rq->limits.timeout_ms : 30000);
   rq->cancel = &p->cancel;
   if (pthread_create(&p->th, NULL, pump_main, p) != 0) return mcpl_lua_error(L, "internal", "cannot start a thread");
   p->started = 1;
@@ -420,67 +475,161 @@ static void push_end(lua_State *L, mcp_pump *p) {
   }
 }
 
-/* pump:next(wait_ms) -> item | nil (nothing within wait_ms).
+/* take(L, p): with p->mu held, pushes p's next item and unlocks -> 1, or
+ * -> 0 (nothing yet; still locked). */
+static int take(lua_State *L, mcp_pump *p) {
+  if (p->head == 1) {
+    p->head = 2;
+    long st = p->status;
+    int sse = p->sse_mode;
+    pthread_mutex_unlock(&p->mu);
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "head"); lua_setfield(L, -2, "kind");
+    lua_pushinteger(L, st); lua_setfield(L, -2, "status");
+    lua_pushboolean(L, sse); lua_setfield(L, -2, "sse");
+    return 1;
+  }
+  pump_item *it = p->first;
+  if (it) {
+    p->first = it->next;
+    if (!p->first) p->last = NULL;
+    p->queued -= it->data_len;
+    pthread_mutex_unlock(&p->mu);
+    lua_createtable(L, 0, 5);
+    lua_pushliteral(L, "event"); lua_setfield(L, -2, "kind");
+    lua_pushstring(L, it->event); lua_setfield(L, -2, "event");
+    lua_pushlstring(L, it->data, it->data_len); lua_setfield(L, -2, "data");
+    lua_pushstring(L, it->id); lua_setfield(L, -2, "id");
+    lua_pushboolean(L, it->has_id); lua_setfield(L, -2, "has_id");
+    free(it->event); free(it->data); free(it->id); free(it);
+    return 1;
+  }
+  if (p->done) {
+    pthread_mutex_unlock(&p->mu);
+    push_end(L, p);
+    return 1;
+  }
+  return 0;
+}
+
+static void deadline_in(struct timespec *ts, long ms) {
+  clock_gettime(CLOCK_REALTIME, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
+}
+
+/* pump:next(wait_ms [, other]) -> item | nil (nothing within wait_ms).
  * item = {kind="head", status, sse} (once, when the response's headers are
  * in), {kind="event", event, data, id, has_id}, or {kind="end", status,
- * headers, sse, last_event_id, retry_ms, body?, err?} (last). The call's
- * cancellation closes the pump and raises. */
+ * headers, sse, last_event_id, retry_ms, body?, err?} (last). With other, a
+ * pump that shares this one's wake (pump:share_wake), it also returns nil as
+ * soon as other has something to read. The call's cancellation closes the
+ * pump and raises. */
 static int l_next(lua_State *L) {
   mcp_pump **pp = check(L);
   mcp_pump *p = *pp;
   long wait = (long)luaL_optinteger(L, 2, 0);
   long until = mono_ms() + (wait < 0 ? 0 : wait);
-  pthread_mutex_lock(&p->mu);
+  mcp_pump *o = NULL;
+  if (!lua_isnoneornil(L, 3)) {
+    mcp_pump **op = luaL_checkudata(L, 3, PUMP_MT);
+    o = *op;
+  }
+  pump_bell *b = NULL;
+  if (o && o != p) {
+    pthread_mutex_lock(&p->mu);
+    b = p->bell;
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&o->mu);
+    if (o->bell != b) b = NULL;
+    pthread_mutex_unlock(&o->mu);
+  }
   for (;;) {
-    if (p->head == 1) {
-      p->head = 2;
-      long st = p->status;
-      int sse = p->sse_mode;
-      pthread_mutex_unlock(&p->mu);
-      lua_createtable(L, 0, 3);
-      lua_pushliteral(L, "head"); lua_setfield(L, -2, "kind");
-      lua_pushinteger(L, st); lua_setfield(L, -2, "status");
-      lua_pushboolean(L, sse); lua_setfield(L, -2, "sse");
-      return 1;
+    unsigned long seen = 0;
+    if (b) {
+      pthread_mutex_lock(&b->mu);
+      seen = b->seq;
+      pthread_mutex_unlock(&b->mu);
     }
-    pump_item *it = p->first;
-    if (it) {
-      p->first = it->next;
-      if (!p->first) p->last = NULL;
-      p->queued -= it->data_len;
+    pthread_mutex_lock(&p->mu);
+    if (take(L, p)) return 1;
+    if (b) {
       pthread_mutex_unlock(&p->mu);
-      lua_createtable(L, 0, 5);
-      lua_pushliteral(L, "event"); lua_setfield(L, -2, "kind");
-      lua_pushstring(L, it->event); lua_setfield(L, -2, "event");
-      lua_pushlstring(L, it->data, it->data_len); lua_setfield(L, -2, "data");
-      lua_pushstring(L, it->id); lua_setfield(L, -2, "id");
-      lua_pushboolean(L, it->has_id); lua_setfield(L, -2, "has_id");
-      free(it->event); free(it->data); free(it->id); free(it);
-      return 1;
-    }
-    if (p->done) {
-      pthread_mutex_unlock(&p->mu);
-      push_end(L, p);
-      return 1;
+      pthread_mutex_lock(&o->mu);
+      int ready = o->head == 1 || o->first || o->done;
+      pthread_mutex_unlock(&o->mu);
+      if (ready) break;
     }
     long now = mono_ms();
-    if (now >= until) break;
+    if (now >= until) {
+      if (!b) pthread_mutex_unlock(&p->mu);
+      break;
+    }
     if (mcpl_lua_cancelled(L)) {
-      pthread_mutex_unlock(&p->mu);
+      if (!b) pthread_mutex_unlock(&p->mu);
       *pp = NULL;
       pump_free(p);
       return mcpl_lua_raise_cancelled(L);
     }
     long step = until - now < PUMP_WAIT_STEP_MS ? until - now : PUMP_WAIT_STEP_MS;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += step / 1000;
-    ts.tv_nsec += (step % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-    pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    deadline_in(&ts, step);
+    if (b) {
+      pthread_mutex_lock(&b->mu);
+      if (b->seq == seen) pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+      pthread_mutex_unlock(&b->mu);
+    } else {
+      pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+      pthread_mutex_unlock(&p->mu);
+    }
   }
-  pthread_mutex_unlock(&p->mu);
   lua_pushnil(L);
+  return 1;
+}
+
+/* pump:share_wake(other) -> true | false: this pump's thread also wakes a
+ * reader waiting on other (pump:next(ms, other)); false when this pump
+ * already shares another's wake. */
+static int l_share_wake(lua_State *L) {
+  mcp_pump *p = *check(L);
+  mcp_pump **op = luaL_checkudata(L, 2, PUMP_MT);
+  mcp_pump *o = *op;
+  if (!o) return mcpl_lua_error(L, "internal", "the pump was parked or closed");
+  if (o == p) { lua_pushboolean(L, 1); return 1; }
+  pthread_mutex_lock(&o->mu);
+  if (!o->bell) {
+    pump_bell *nb = calloc(1, sizeof *nb);
+    if (nb) {
+      pthread_mutex_init(&nb->mu, NULL);
+      pthread_cond_init(&nb->cv, NULL);
+      nb->refs = 1;
+      o->bell = nb;
+    }
+  }
+  pump_bell *b = o->bell;
+  if (b) {
+    pthread_mutex_lock(&b->mu);
+    b->refs++;
+    pthread_mutex_unlock(&b->mu);
+  }
+  pthread_mutex_unlock(&o->mu);
+  if (!b) return mcpl_lua_error(L, "internal", "out of memory");
+  pthread_mutex_lock(&p->mu);
+  int ok = !p->bell || p->bell == b;
+  int adopted = !p->bell;
+  if (adopted) p->bell = b;
+  pthread_mutex_unlock(&p->mu);
+  if (!adopted) bell_unref(b);
+  lua_pushboolean(L, ok);
+  return 1;
+}
+
+/* pump:left_ms() -> ms: how long until the transfer's own time limit ends it. */
+static int l_left_ms(lua_State *L) {
+  mcp_pump **pp = check(L);
+  long left = (*pp)->ends_ms - mono_ms();
+  lua_pushinteger(L, left > 0 ? left : 0);
   return 1;
 }
 
@@ -493,35 +642,45 @@ static int l_close(lua_State *L) {
   return 0;
 }
 
-/* pump:park(key, ttl_ms, notice) -> true | false (no room): hands the pump
- * to the engine under key until mcp.unpark(key) takes it back. Its transfer
- * goes on until its own deadline; if that comes first (or the engine
- * closes), the pump's thread sends notice = {url, headers, body, guard}
- * (notifications/cancelled) to the server. */
+/* pump:park(key, ttl_ms [, notice]) -> true | false (no room): hands the
+ * pump to the engine under key until mcp.unpark(key) takes it back. Its
+ * transfer goes on until its own deadline; if that comes first (or the
+ * engine closes), the pump's thread sends notice = {url, headers, body,
+ * guard} (notifications/cancelled) to the server. Without a notice (a
+ * session's stream kept between calls) the transfer ends itself at ttl_ms
+ * if it is still parked then. */
 static int l_park(lua_State *L) {
   mcp_pump **pp = check(L);
   const char *key = luaL_checkstring(L, 2);
   lua_Integer ttl = luaL_checkinteger(L, 3);
-  luaL_checktype(L, 4, LUA_TTABLE);
+  int noticed = !lua_isnoneornil(L, 4);
+  if (noticed) luaL_checktype(L, 4, LUA_TTABLE);
   pump_registry *reg = registry_of(L);
   mcp_pump *p = *pp;
-  lua_getfield(L, 4, "url");
-  lua_getfield(L, 4, "body");
-  const char *nurl = luaL_checkstring(L, -2), *nbody = luaL_checkstring(L, -1);
   free(p->notice_url);
   free(p->notice_body);
   lines_free(p->notice_lines, p->notice_nlines);
-  p->notice_url = strdup(nurl);
-  p->notice_body = strdup(nbody);
-  lua_pop(L, 2);
-  p->notice_lines = copy_lines(L, 4, &p->notice_nlines);
-  lua_getfield(L, 4, "guard");
-  http_lua_guard(L, lua_gettop(L), &p->notice_guard, &p->notice_http);
-  lua_pop(L, 1);
+  p->notice_url = p->notice_body = NULL;
+  p->notice_lines = NULL;
+  p->notice_nlines = 0;
+  if (noticed) {
+    lua_getfield(L, 4, "url");
+    lua_getfield(L, 4, "body");
+    const char *nurl = luaL_checkstring(L, -2), *nbody = luaL_checkstring(L, -1);
+    p->notice_url = strdup(nurl);
+    p->notice_body = strdup(nbody);
+    lua_pop(L, 2);
+    p->notice_lines = copy_lines(L, 4, &p->notice_nlines);
+    lua_getfield(L, 4, "guard");
+    http_lua_guard(L, lua_gettop(L), &p->notice_guard, &p->notice_http);
+    lua_pop(L, 1);
+    if (!p->notice_url || !p->notice_body || !p->notice_lines) return mcpl_lua_error(L, "internal", "out of memory");
+  }
   free(p->key);
   p->key = strdup(key);
-  if (!p->notice_url || !p->notice_body || !p->notice_lines || !p->key) return mcpl_lua_error(L, "internal", "out of memory");
-  p->expires_ms = mono_ms() + (long)(ttl < 0 ? 0 : ttl);
+  if (!p->key) return mcpl_lua_error(L, "internal", "out of memory");
+  __atomic_store_n(&p->expires_ms, mono_ms() + (long)(ttl < 0 ? 0 : ttl), __ATOMIC_RELEASE);
+  __atomic_store_n(&p->keep, !noticed, __ATOMIC_RELEASE);
   pthread_mutex_lock(&reg->mu);
   mcp_pump *gone = take_expired(reg);
   int room = reg->n < PUMP_MAX_PARKED;
@@ -564,6 +723,32 @@ static int l_unpark(lua_State *L) {
   return 1;
 }
 
+/* mcp.park_drop(prefix) -> n: closes the parked pumps whose key starts with
+ * prefix (a session's kept stream, when the session ends). */
+static int l_park_drop(lua_State *L) {
+  const char *prefix = luaL_checkstring(L, 1);
+  size_t pl = strlen(prefix);
+  pump_registry *reg = registry_of(L);
+  mcp_pump *gone = NULL;
+  lua_Integer n = 0;
+  pthread_mutex_lock(&reg->mu);
+  for (mcp_pump **pp = &reg->parked; *pp;) {
+    mcp_pump *p = *pp;
+    if (strncmp(p->key, prefix, pl) == 0) {
+      *pp = p->next_parked;
+      reg->n--;
+      __atomic_store_n(&p->parked, 0, __ATOMIC_RELEASE);
+      p->next_parked = gone;
+      gone = p;
+      n++;
+    } else pp = &p->next_parked;
+  }
+  pthread_mutex_unlock(&reg->mu);
+  free_list(gone);
+  lua_pushinteger(L, n);
+  return 1;
+}
+
 static int l_gc(lua_State *L) {
   mcp_pump **pp = luaL_checkudata(L, 1, PUMP_MT);
   pump_free(*pp);
@@ -575,7 +760,8 @@ void mcp_pump_register(lua_State *L, void *registry) {
   lua_pushlightuserdata(L, registry);
   lua_setfield(L, LUA_REGISTRYINDEX, "mcpl.pumps");
   if (luaL_newmetatable(L, PUMP_MT)) {
-    static const luaL_Reg m[] = {{"next", l_next}, {"close", l_close}, {"park", l_park}, {NULL, NULL}};
+    static const luaL_Reg m[] = {{"next", l_next}, {"close", l_close}, {"park", l_park}, {"left_ms", l_left_ms},
+                                   {"share_wake", l_share_wake}, {NULL, NULL}};
     luaL_newlib(L, m);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, l_gc);
@@ -588,3 +774,4 @@ void mcp_pump_register(lua_State *L, void *registry) {
 
 int mcp_l_pump(lua_State *L) { return l_pump(L); }
 int mcp_l_unpark(lua_State *L) { return l_unpark(L); }
+int mcp_l_park_drop(lua_State *L) { return l_park_drop(L); }

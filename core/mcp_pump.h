@@ -10,10 +10,11 @@
  * cancelled (its server told), joined and freed. */
 int mcp_pump_init(void **slot);
 void mcp_pump_fini(void *slot);
-/* The pump metatable, and the mcp module's functions pump and unpark;
+/* The pump metatable, and the mcp module's functions pump, unpark and park_drop;
  * registry is the engine's (mcp_pump_init), kept in the Lua state. */
 void mcp_pump_register(lua_State *L, void *registry);
 int mcp_l_pump(lua_State *L);
 int mcp_l_unpark(lua_State *L);
+int mcp_l_park_drop(lua_State *L);
 
 #endif

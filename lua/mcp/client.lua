@@ -147,6 +147,7 @@ end
 -- and tool header specs of every key that starts with prefix
 function M.evict(prefix)
   for _, ns in ipairs({ "era:", "sess:", "stale:", "xhdr:" }) do mcp.cache_evict(ns .. prefix) end
+  mcp.park_drop("listen:" .. prefix) -- the sessions' kept GET streams
 end
 
 -- stale(key) -> true when a list_changed notification was seen since the

@@ -18,6 +18,10 @@ M.SESSION_IDLE_MS = 5 * 60 * 1000
 M.MAX_RESUMES = 5
 M.RETRY_DEFAULT_MS, M.RETRY_MAX_MS = 1000, 10000
 M.CANCEL_TIMEOUT_MS = 2000
+-- the session's GET stream is kept between calls this long at most (idle),
+-- and lives this long at most (then the next call opens a new one)
+M.LISTEN_KEEP_MS = math.min(M.SESSION_IDLE_MS, 60 * 1000)
+M.LISTEN_LIFE_MS = 10 * 60 * 1000
 
 local is_set = jsonrpc.is_set
 
@@ -82,6 +86,15 @@ local function initialize(c, deadline)
   return s
 end
 
+-- listen_key(c, id): where the session's GET stream is kept between calls
+local function listen_key(c, id) return "listen:" .. c.key .. ":" .. id end
+
+-- ended(c, v): the session cached as v (JSON) ended: its kept GET stream is closed
+local function ended(c, v)
+  local ok, s = pcall(json.decode, v or "")
+  if ok and type(s) == "table" and type(s.id) == "string" then mcp.park_drop(listen_key(c, s.id)) end
+end
+
 -- session(c, force, end_old [, deadline]) -> s | nil, r: the cached session
 -- for this server and credential, created once even when several callers
 -- arrive together (the others wait for it, within their deadline).
@@ -89,8 +102,9 @@ end
 -- the old ended with DELETE.
 local function session(c, force, end_old, deadline)
   local key = "sess:" .. c.key
-  if end_old then mcp.cache_evict(key) -- ended with DELETE
-  elseif force then mcp.cache_del(key) end -- the server ended it: no DELETE
+  if end_old then -- ended with DELETE
+    for _, x in ipairs(mcp.cache_evict(key)) do ended(c, x.value) end
+  elseif force then ended(c, mcp.cache_del(key)) end -- the server ended it: no DELETE
   local wait = deadline and math.max(0, math.floor(deadline - core.mono_ms())) or c.timeout_ms
   local v, claimed = mcp.cache_claim(key, wait)
   if v then return json.decode(v) end
@@ -175,7 +189,10 @@ local function noget_key(c, s) return "noget:" .. c.key .. ":" .. s.id end
 -- names no call: it is put to this call's handler only while this call is
 -- the session's only one in flight (listen.count); else it could be another
 -- user's question (a session serves everyone with the same credential), and
--- it is refused (input.refuse) instead.
+-- it is refused (input.refuse) instead. Between calls the stream is kept
+-- (transport: listen.park); a request that came while no call listened is
+-- refused when the next call takes the stream back (listen.on_stale), as
+-- nobody could be asked when it came.
 local function listener(c, s, method, on_message, respond)
   if not s.id or not input.RESUMABLE[method] then return nil end
   local seen = mcp.cache_get(noget_key(c, s))
@@ -184,17 +201,26 @@ local function listener(c, s, method, on_message, respond)
   h["Content-Type"] = nil
   h["Accept"] = "text/event-stream"
   local count = "calls:" .. c.key .. ":" .. s.id
+  local function refuse(m)
+    local how, a, b = input.refuse(m)
+    if how == "result" then respond(jsonrpc.result(m.id, a)) else respond(jsonrpc.error_response(m.id, a, b)) end
+  end
   local function session_message(m)
     if jsonrpc.kind(m) == "request" and input.METHODS[m.method] and (tonumber(mcp.cache_get(count)) or 0) > 1 then
       log.info("mcp: a question on the session's own stream while several calls of the session are in flight " ..
         "cannot be told apart: refused")
-      local how, a, b = input.refuse(m)
-      if how == "result" then respond(jsonrpc.result(m.id, a)) else respond(jsonrpc.error_response(m.id, a, b)) end
+      refuse(m)
       return false
     end
     return on_message(m)
   end
+  local function stale(m)
+    if jsonrpc.kind(m) ~= "request" then return end -- notifications (and stray responses): nothing to do
+    log.info("mcp: a request on the session's own stream while no call listened (" .. tostring(m.method) .. "): refused")
+    refuse(m)
+  end
   return { headers = h, claim = "listening:" .. c.key .. ":" .. s.id, count = count, on_message = session_message,
+           park = listen_key(c, s.id), keep_ms = M.LISTEN_KEEP_MS, life_ms = M.LISTEN_LIFE_MS, on_stale = stale,
            nowait = seen == "late", refused = function(status)
     log.debug("mcp: the session's own stream (GET): " .. (status == 405 and "the server offers none (HTTP 405)" or
       "its headers did not come in time; later calls do not wait for them"))
@@ -285,6 +311,7 @@ function M.call(c, method, params, opts)
     if input.is_suspended(r) then return r end
     if r.status == 404 and s.id and attempt == 1 then
       -- the session expired on the server: initialize once more and retry
+      mcp.park_drop(listen_key(c, s.id))
       s = session(c, true, false, deadline)
     else
       return result(method, r)
@@ -343,6 +370,7 @@ function M.close(c)
   if not v or c.era ~= "legacy" then return end
   local s = json.decode(v)
   if not s.id then return end
+  mcp.park_drop(listen_key(c, s.id))
   local h = session_headers(c, s)
   h["Content-Type"], h["Accept"] = nil, nil
   pcall(transport.exchange, c, { method = "DELETE", headers = h, timeout_ms = M.CANCEL_TIMEOUT_MS })
@@ -352,7 +380,10 @@ end
 -- client asks, the cache is walked at most once per SWEEP_EVERY_MS
 M.SWEEP_EVERY_MS = 10 * 1000
 function M.sweep()
-  mcp.cache_sweep(M.SESSION_IDLE_MS, "sess:", M.SWEEP_EVERY_MS)
+  -- the sessions swept end their kept GET streams too
+  for _, x in ipairs(mcp.cache_sweep(M.SESSION_IDLE_MS, "sess:", M.SWEEP_EVERY_MS)) do
+    ended({ key = x.key:sub(#"sess:" + 1) }, x.value)
+  end
   -- what sessions' GET streams were like: walked as seldom (the throttle
   -- above is the engine's one walk, so this one keeps its own time)
   local now = core.mono_ms()

@@ -97,7 +97,8 @@ end
 
 -- A server of a session may send its requests on a stream the client opens
 -- with GET (not only on a POST's response stream). While a call is in flight
--- the engine listens there too; the stream ends with the call.
+-- the engine listens there too; between calls the stream is kept (parked in
+-- the engine under listen.park), so a call pays for the GET only once.
 M.LISTEN_OPEN_MS = 3000 -- the GET's answer, before the call is sent
 
 M.LISTEN_BUSY_MS = 100 -- between tries while the server says another stream is open (409)
@@ -112,9 +113,17 @@ M.LISTEN_BUSY_MS = 100 -- between tries while the server says another stream is 
 -- them with its first event): the stream is kept, and listen.refused(0) lets
 -- later calls open it without waiting.
 local function listen_open(spec, listen, deadline)
+  local limits = spec.limits
+  if listen.park and listen.life_ms then
+    -- kept between calls: the transfer outlives this call (up to life_ms,
+    -- or this call's time if that is longer; parked, it ends after keep_ms)
+    limits = {}
+    for k, v in pairs(spec.limits) do limits[k] = v end
+    limits.timeout_ms = math.max(listen.life_ms, spec.limits.timeout_ms or 0)
+  end
   local function open()
     return mcp.pump({ url = spec.url:text(), method = "GET", headers = listen.headers, guard = spec.guard,
-                      limits = spec.limits, max_event = spec.max_event })
+                      limits = limits, max_event = spec.max_event })
   end
   local g = open()
   if listen.nowait then return g end
@@ -138,18 +147,23 @@ local function listen_open(spec, listen, deadline)
   end
 end
 
-M.LISTEN_STEP_MS = 20 -- how often a call that also listens looks at both streams
+M.LISTEN_STEP_MS = 20 -- how often a call that also listens looks at both streams (when they share no wake)
 
 -- pumped(spec, on_event, req, deadline) -> as mcp.stream: the exchange read
 -- by a thread of its own (mcp.pump; req.pump_handle: a parked pump to read
 -- on), its events handed to on_event here as they come. When on_event parks
 -- the call (an on_message answered "park"), the pump is left running in
 -- req.parked_pump: the caller parks it while the user answers.
--- req.listen = {headers, claim?, on_message?, refused(status)?, nowait?}: the
--- session's GET stream is read alongside (listen_open) by the call that
--- holds listen.claim, its events handed to the same on_event (their requests
--- to listen.on_message, else req.on_message); it is closed, and the claim
--- released, whenever this returns or raises.
+-- req.listen = {headers, claim?, on_message?, refused(status)?, nowait?,
+-- park?, keep_ms?, life_ms?, on_stale(m)?}: the session's GET stream is read alongside
+-- (listen_open) by the call that holds listen.claim, its events handed to the
+-- same on_event (their requests to listen.on_message, else req.on_message).
+-- Whenever this returns or raises the claim is released and the stream,
+-- unless it ended, is parked under listen.park for keep_ms (else closed);
+-- the next call takes it back (no new GET), first handing what came while
+-- nobody listened to listen.on_stale (nobody could be asked then). A kept
+-- stream found ended, or whose transfer would end before this call's
+-- deadline (life_ms after it was opened), is opened once more.
 local function pumped(spec, on_event, req, deadline)
   local p = req.pump_handle
   req.pump_handle = nil
@@ -166,20 +180,62 @@ local function pumped(spec, on_event, req, deadline)
   local function drop_listener()
     if g then g:close(); g = nil end
   end
+  -- keep_listener(): at the end of the call, the stream is kept for the next
+  -- (no room in the engine's registry: closed, the next call opens its own)
+  local function keep_listener()
+    if not g then return end
+    if listen.park then
+      local ok, kept = pcall(g.park, g, listen.park, listen.keep_ms or 0)
+      if ok and kept then g = nil; return end
+    end
+    drop_listener()
+  end
+  -- drain(): what a kept stream queued while no call listened -> still open?
+  local function drain()
+    while true do
+      local gi = g:next(0)
+      if gi == nil then return true end
+      if gi.kind == "event" then
+        if gi.data ~= "" and listen.on_stale then
+          local ok, list = pcall(jsonrpc.parse, gi.data)
+          if ok then for _, m in ipairs(list) do listen.on_stale(m) end end
+        end
+      elseif gi.kind == "head" then -- the late headers of a stream opened without waiting
+        if not (gi.status >= 200 and gi.status < 300 and gi.sse) then
+          if gi.status == 405 and listen.refused then listen.refused(405); return "refused" end
+          return false
+        end
+      else
+        return false
+      end
+    end
+  end
   local function read()
-    g = listen and listen_open(spec, listen, deadline)
+    local kept = true
+    if listen and listen.park then
+      g = mcp.unpark(listen.park)
+      if g then
+        kept = drain()
+        if kept == true and g:left_ms() < deadline - core.mono_ms() then kept = false end
+        if kept ~= true then drop_listener() end
+        if kept == false then log.debug("mcp: the session's kept stream (GET) had ended, or ends before the call: opened again") end
+      end
+    end
+    if listen and not g and kept ~= "refused" then g = listen_open(spec, listen, deadline) end
     if not p then
       p = mcp.pump({ url = spec.url:text(), method = spec.method, headers = spec.headers, body = spec.body,
                      guard = spec.guard, limits = spec.limits, max_event = spec.max_event })
     end
+    -- one wait on both streams: the GET's events wake the reader at once
+    local shared = g and p:share_wake(g)
     local status, sse = 0, true
     local function stopped(last_id)
       if req.parking then req.parked_pump = p else p:close() end
       return { status = status, headers = {}, sse = sse, stopped = true, last_event_id = last_id, retry_ms = -1 }
     end
     while true do
-      local step = g and M.LISTEN_STEP_MS or 250
-      local it = p:next(math.max(1, math.min(step, math.floor(deadline - core.mono_ms()))))
+      local step = (g and not shared) and M.LISTEN_STEP_MS or 250
+      local it = p:next(math.max(1, math.min(step, math.floor(deadline - core.mono_ms()))), shared and g or nil)
       if it == nil then
         if core.mono_ms() >= deadline then
           p:close()
@@ -214,7 +270,7 @@ local function pumped(spec, on_event, req, deadline)
     end
   end
   local ok, r, err, partial = pcall(read)
-  drop_listener()
+  keep_listener()
   if held then mcp.cache_release(held) end
   if not ok then
     if p then p:close() end -- cancelled or failed: nothing of the call stays open

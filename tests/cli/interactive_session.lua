@@ -44,9 +44,9 @@ elseif phase == "answered" then
   local res = w.ann:must("tool.call", { assistant = w.bot.id, tool = w.tool("get", "ask_session") }, hooks)
   is_deeply(res.structuredContent, { action = "accept", content = { name = "Ann", color = "blue" } },
     "the answer, with the form's default, reaches the server")
-  -- the server allows one such stream per session: a second call gets it only if the first one's ended
+  -- the server allows one such stream per session: the second call takes the one the first kept
   res = w.ann:must("tool.call", { assistant = w.bot.id, tool = w.tool("get", "ask_session") }, hooks)
-  is(res.structuredContent and res.structuredContent.action, "accept", "a second call listens again (the first stream ended with its call)")
+  is(res.structuredContent and res.structuredContent.action, "accept", "a second call listens on the stream the first one kept")
   is(asked, 2, "asked once per call")
   -- without a handler: a continuation, answered later
   local r = w.ann:must("tool.call", { assistant = w.bot.id, tool = w.tool("get", "ask_session") })

@@ -2,8 +2,9 @@
 v1 (handshake era) and v2 (2026-07-28) fixture servers: it answers every call without a handler of
 its own, a Call's own handler comes first, and a handler that raises is logged and becomes no
 answer (the elicitation is cancelled) without failing the process or the call; questions a
-handshake-era server sends on its session's GET stream reach it, and a cancelled call's GET stream
-ends with it."""
+handshake-era server sends on its session's GET stream reach it, that stream is kept between calls
+(one GET per session; what it brings while no call listens is refused) and ends with the session
+or the engine."""
 import gc
 import logging
 import threading
@@ -12,7 +13,7 @@ import time
 import pytest
 
 import mcplink
-from conftest import API_KEY, control_log, new_engine, start_fixture, stop_fixture
+from conftest import API_KEY, CERTS, control_log, new_engine, start_fixture, stop_fixture
 
 ERAS = ["v1", "v2"]
 
@@ -145,7 +146,8 @@ def test_the_session_stream_and_a_cancelled_call(tmp_path, server_v1, server_v2,
         r = call_tool(e, bot, "s", "ask_session")
         assert r["structuredContent"] == {"action": "accept", "content": {"name": "Sam", "color": "blue"}}
         assert asked == ["Name, please (session stream)"]
-        # a call cancelled from another thread while it listens: its GET stream ends with it
+        # a call cancelled from another thread while it listens: it ends at once, and the session's
+        # GET stream is kept for the next call
         c = mcplink.Call()
         out = {}
 
@@ -164,8 +166,8 @@ def test_the_session_stream_and_a_cancelled_call(tmp_path, server_v1, server_v2,
         c.cancel()
         t.join(10)
         assert not t.is_alive() and isinstance(out.get("error"), mcplink.Timeout) and out["error"].reason == "cancelled"
-        # the server allows one GET stream per session: the next question reaches the engine only
-        # if the cancelled call's stream is gone
+        # the server allows one GET stream per session: the next call's question reaches the engine
+        # on the stream the cancelled call kept
         r = call_tool(e, bot, "s", "ask_session")
         assert r["structuredContent"]["content"]["name"] == "Sam" and len(asked) == 2
     finally:
@@ -210,3 +212,80 @@ def test_a_session_question_among_several_calls_is_refused(tmp_path, server_v1, 
         assert r["structuredContent"]["content"]["name"] == "B" and len(seen_b) == 1 and seen_a == []
     finally:
         e.close()
+
+
+def control(line: dict, path: str, post: bool = False) -> dict:
+    """A fixture's control endpoint (GET, or POST with no body) as JSON."""
+    import json
+    import ssl
+    import urllib.request
+    ctx = ssl.create_default_context(cafile=str(CERTS / "ca.pem"))
+    rq = urllib.request.Request(line["control"] + path, method="POST" if post else "GET", data=b"" if post else None)
+    with urllib.request.urlopen(rq, context=ctx, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def until(fn, seconds=10):
+    """fn() once it is true, polled for up to seconds (the last value otherwise)."""
+    deadline = time.monotonic() + seconds
+    v = fn()
+    while not v and time.monotonic() < deadline:
+        time.sleep(0.05)
+        v = fn()
+    return v
+
+
+def test_the_session_stream_is_kept_between_calls(tmp_path, server_v1, server_v2):
+    """A session's GET stream is opened once and kept between calls (a server that allows one per
+    session answers a second GET with 409); a question the server sends there while no call
+    listens could be anyone's and nobody can be asked: it is refused when the next call takes the
+    stream back, and that call's own question still reaches its handler; when the session ends
+    (the server reconfigured) or the engine closes, no stream stays open (the server here takes no
+    DELETE, so it is the client that ends the stream)."""
+    line = start_fixture("server-v1", "--api-key", API_KEY, "--session-ask", "--no-delete")
+    asked = []
+
+    def on_input(req):
+        asked.append(req.message)
+        return req.accept({"name": "Sam"})
+    e, bot = open_engine(tmp_path, server_v1, server_v2, on_input=on_input)
+    closed = False
+    try:
+        ann = e.as_user("acme", "ann")
+        srv = ann.server.create(name="s")
+        ann.server.update(id=srv["id"], url=line["url"], auth_type="api_key", api_key=API_KEY, timeout_ms=15000)
+        ann.tool.enable(server="s")
+        ann.assistant.attach(assistant=bot, server="s")
+        assert control(line, "/streams")["opened"] == 0, "discovery opens no stream"
+        for i in range(3):
+            r = call_tool(e, bot, "s", "ask_session")
+            assert r["structuredContent"]["content"]["name"] == "Sam", r
+        assert asked == ["Name, please (session stream)"] * 3
+        st = control(line, "/streams")
+        assert st["opened"] == 1 and st["open"] == 1, f"one GET for three calls, kept open: {st}"
+        # the server asks on the kept stream while no call is in flight: refused at the next call
+        assert control(line, "/ask-session", post=True)["sessions"] == 1
+        time.sleep(0.3)  # the question reaches the kept stream before the next call takes it
+        r = call_tool(e, bot, "s", "ask_session")
+        assert r["structuredContent"]["content"]["name"] == "Sam", r
+        assert asked == ["Name, please (session stream)"] * 4, "nobody was asked the question nobody was there for"
+        outcome = until(lambda: control(line, "/streams")["asked"])
+        assert outcome == [{"result": {"action": "cancel"}}], outcome
+        r = call_tool(e, bot, "s", "echo", {"text": "after"})
+        assert r["structuredContent"]["text"] == "after"
+        assert control(line, "/streams")["opened"] == 1
+        # a new endpoint (the same server, another URL): the old session ends, and its stream
+        ann.server.update(id=srv["id"], url=line["url"] + "?v=2")
+        assert until(lambda: control(line, "/streams")["open"] == 0), control(line, "/streams")
+        r = call_tool(e, bot, "s", "ask_session")
+        assert r["structuredContent"]["content"]["name"] == "Sam" and len(asked) == 5
+        st = control(line, "/streams")
+        assert st["opened"] == 2 and st["open"] == 1, st
+        # the engine closes: the kept stream with it
+        e.close()
+        closed = True
+        assert until(lambda: control(line, "/streams")["open"] == 0), control(line, "/streams")
+    finally:
+        if not closed:
+            e.close()
+        stop_fixture(line)
