@@ -281,7 +281,9 @@ static double eb_spawn(const char *const *argv, double *cpu_us, long *rss_kb) {
 
 /* one `mcplink` process per call: `op server.list` and `op tool.call`, and the same in their
  * friendly forms (`server list`, `call ASSISTANT TOOL ARGS`: the CLI start-up rows), on a database the
- * C API set up first; each process starts cold (no Lua state, no connection, no session) */
+ * C API set up first; each process starts cold (no Lua state, no connection, no session); then
+ * the calls of one `mcplink run` process (label_run: its p50_us is the mean cost of a call in
+ * the loop, start-up excluded) */
 static int eb_cli(const eb_opts *o) {
   mcpl_engine *e = eb_open(o, 0);
   char sid[64], aid[64], tool[128], args[512];
@@ -324,6 +326,41 @@ static int eb_cli(const eb_opts *o) {
            lat[n / 2], lat[(n * 99) / 100], cpu / n, rss, n);
   }
   free(lat);
+  /* one `mcplink run` process calling tool.call in a loop: the cost of a call inside it is the
+   * process with n calls less the same process with none (start-up, the first connection), per
+   * call; three such pairs, the median kept */
+  char script[200];
+  snprintf(script, sizeof script, "%s/loop.lua", eb_dir);
+  FILE *f = fopen(script, "w");
+  if (!f) { perror(script); exit(1); }
+  fprintf(f, "local n = tonumber(arg[1])\n"
+             "local function one()\n"
+             "  local r, e = mcplink.op('tool.call', { assistant = '%s', tool = '%s', arguments = { text = 'hello' } })\n"
+             "  if not r then error('tool.call: ' .. tostring(e and e.message)) end\n"
+             "end\n"
+             "one()\n"
+             "for _ = 1, n do one() end\n", aid, tool);
+  fclose(f);
+  char nbuf[32], zero[] = "0";
+  snprintf(nbuf, sizeof nbuf, "%d", n * 20);
+  const char *loop[] = {o->bin, "--db", eb_db, "--key-file", eb_keyf, "--policies", "policies",
+                        "--ca-file", o->ca ? o->ca : "/dev/null", "--tenant", "bench", "--user", "mo",
+                        "run", script, nbuf, NULL};
+  const char *none[] = {o->bin, "--db", eb_db, "--key-file", eb_keyf, "--policies", "policies",
+                        "--ca-file", o->ca ? o->ca : "/dev/null", "--tenant", "bench", "--user", "mo",
+                        "run", script, zero, NULL};
+  double per[3], cpu_per[3];
+  long rss = 0;
+  for (int k = 0; k < 3; k++) {
+    double cl, c0;
+    double wl = eb_spawn(loop, &cl, &rss), w0 = eb_spawn(none, &c0, &rss);
+    per[k] = (wl - w0) / (n * 20);
+    cpu_per[k] = (cl - c0) / (n * 20);
+  }
+  qsort(per, 3, sizeof *per, bu_cmp);
+  qsort(cpu_per, 3, sizeof *cpu_per, bu_cmp);
+  printf("@ %s_run calls_s=%.1f p50_us=%.1f cpu_us=%.1f rss_kb=%ld n=%d\n", o->label, 1e6 / per[1], per[1],
+         cpu_per[1], rss, n * 20);
   fflush(stdout);
   return 0;
 }
