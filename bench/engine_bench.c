@@ -304,11 +304,17 @@ static int eb_cli(const eb_opts *o) {
   const char *fcall[] = {o->bin, "--db", eb_db, "--key-file", eb_keyf, "--policies", "policies",
                          "--ca-file", o->ca ? o->ca : "/dev/null", "--tenant", "bench", "--user", "mo",
                          "call", aid, tool, targs, NULL};
-  const char *const *which[4] = {list, call, flist, fcall};
-  const char *names[4] = {"server_list", "tool_call", "start_server_list", "start_call"};
+  /* this machine's floors for a process: a program that does nothing, and Debian's curl printing
+   * its version (the dynamic loader binding libcurl and what it needs, as mcplink's start does) */
+  const char *nothing[] = {"/bin/true", NULL};
+  const char *curlv[] = {"/usr/bin/curl", "--version", NULL};
+  const char *const *which[6] = {list, call, flist, fcall, nothing, curlv};
+  const char *names[6] = {"server_list", "tool_call", "start_server_list", "start_call", "exec_true",
+                          "exec_curl_version"};
   int n = o->n < 3 ? 3 : o->n;
   double *lat = malloc(sizeof(double) * (size_t)n);
-  for (int k = 0; k < 4; k++) {
+  for (int k = 0; k < 6; k++) {
+    if (access(which[k][0], X_OK) != 0) continue; /* no curl here: no such row */
     double cpu = 0, c;
     long rss = 0;
     eb_spawn(which[k], &c, &rss); /* warm the page cache */

@@ -155,8 +155,9 @@ END {
     if (rr != "" && rr > rs) rs = rr
     if (rs != "") printf "| peak RSS ≤ 32 MB during discovery and refresh (%s) | %.1f MB | %s |\n", ds[d], rs / 1024, met(rs <= 32768)
   }
-  sl = median("https-json/cli_start_server_list", "p50_us")
-  if (sl != "") printf "| one CLI process `mcplink server list` ≤ 4 ms | %.1f ms | %s |\n", sl / 1000, met(sl <= 4000)
+  sl = median("https-json/cli_start_server_list", "p50_us"); ex = median("https-json/cli_exec_true", "p50_us")
+  cv = median("https-json/cli_exec_curl_version", "p50_us")
+  if (sl != "") printf "| one CLI process `mcplink server list` ≤ 4 ms | %.1f ms (this machine: `/bin/true` %.1f ms, `curl --version` %.1f ms) | %s |\n", sl / 1000, ex / 1000, cv / 1000, met(sl <= 4000)
   sc1 = median("https-json/cli_start_call", "p50_us")
-  if (sc1 != "" && r1 != "") printf "| one CLI process `mcplink call …` ≤ 15 ms without the server | %.1f ms (%.1f ms − %.2f ms raw) | %s |\n", (sc1 - r1) / 1000, sc1 / 1000, r1 / 1000, met(sc1 - r1 <= 15000)
+  if (sc1 != "" && r1 != "") printf "| one CLI process `mcplink call …` ≤ 15 ms without the server | %.1f ms (%.1f ms − %.2f ms raw; `/bin/true`: %.1f ms) | %s |\n", (sc1 - r1) / 1000, sc1 / 1000, r1 / 1000, ex / 1000, met(sc1 - r1 <= 15000)
 }
