@@ -72,6 +72,25 @@ for my $rev ('2026-07-28', '2025-11-25') {
       next;
     }
     my $good = $fail == 0 && $warn == 0 && $pass > 0;
+    # sse-retry times the reconnect on the suite's side, in wall time: a reconnect late by
+    # scheduling alone on a loaded machine (ASan, a busy CI) is run once more on its own; an early
+    # one (the client not waiting for the retry field) never is
+    if (!$good && $name eq 'sse-retry') {
+      # the scenarios run side by side: what the check said is in its saved results
+      my $said = $out;
+      for my $f (glob("$tmp/$rev/sse-retry-*/checks.json")) {
+        open(my $cf, '<', $f) or next;
+        local $/;
+        $said .= <$cf> // '';
+      }
+      if ($said =~ /(Client reconnected [a-z ]*late[^.]*)/) {
+        print "# $rev sse-retry, first run: $1; once more\n";
+        # its output goes to stderr: stdout is this test's TAP
+        my $again = system("timeout 120 sh '$fx/conformance.sh' --suite next --spec-version $rev sse-retry " .
+                           "'$bin' conformance-client 1>&2");
+        $good = $again == 0;
+      }
+    }
     my $todo = $TODO{"$rev $name"};
     ok($good, "$rev $name: $pass passed, $fail failed, $warn warnings", $todo ? "TODO $todo" : undef);
     if (!$good && !$todo) {
