@@ -56,7 +56,7 @@ p=$(probe "$ctl/log")
 is "$(j "$p" 'JSON.parse(o.body).requests.some(q => q.headers["mcp-method"] === "tools/list")')" true "request log records the Mcp-Method header"
 
 # SDK v1 server: sessions and SSE, many pages, forced older revisions, the 2024-11-05 transport.
-s=$(start server-v1 --tools 30 --page-size 7 --session-ttl-ms 3000); url=$(j "$s" o.url); ctl=$(j "$s" o.control)
+s=$(start server-v1 --tools 30 --page-size 7 --session-ttl-ms 8000); url=$(j "$s" o.url); ctl=$(j "$s" o.control)
 r=$(client --sdk v1 --url "$url")
 is "$(j "$r" o.protocolVersion)" 2025-11-25 "v1 client speaks 2025-11-25 to server-v1"
 is "$(j "$r" o.tools.length)" 45 "45 tools listed"
@@ -70,7 +70,7 @@ sid=$(j "$p" 'o.headers["mcp-session-id"]')
 case $(j "$p" 'o.headers["content-type"]') in text/event-stream*) ok 0 "server-v1 answers with SSE by default";; *) ok 1 "server-v1 answers with SSE by default";; esac
 p=$(probe --header "mcp-session-id: $sid" --header 'mcp-protocol-version: 2025-11-25' --data '{"jsonrpc":"2.0","id":2,"method":"ping"}' "$url")
 is "$(j "$p" o.status)" 200 "a live session answers"
-sleep 3.5
+sleep 8.5 # past the idle TTL (8 s: long enough that a loaded machine still pings within it)
 p=$(probe --header "mcp-session-id: $sid" --header 'mcp-protocol-version: 2025-11-25' --data '{"jsonrpc":"2.0","id":3,"method":"ping"}' "$url")
 is "$(j "$p" o.status)" 404 "an idle session past --session-ttl-ms gets 404"
 
