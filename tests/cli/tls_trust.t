@@ -27,26 +27,32 @@ SSL_CERT_FILE=/dev/null SSL_CERT_DIR=/nonexistent "$bin" --db "$tmp/t.db" --ca-f
 check "an unrelated --ca-file and an empty system store: refused" grep -q '"tls_error"' "$tmp/out3c"
 # OpenSSL's TLS side and the trust store are loaded on the first TLS connection, not when the
 # engine opens: a command that sends no request reads neither the OpenSSL configuration nor the
-# system bundle (seen with strace; skipped where strace is missing or cannot trace). The same
-# trace of a request shows both read, so the check can see them.
-if command -v strace >/dev/null 2>&1 && strace -f -o /dev/null true >/dev/null 2>&1; then
-  : > "$tmp/probe.cnf"
-  cat "$FIXTURE_CERTS/ca.pem" > "$tmp/probe.pem"
-  OPENSSL_CONF="$tmp/probe.cnf" SSL_CERT_FILE="$tmp/probe.pem" strace -f -e trace=open,openat -o "$tmp/trace1" \
-    "$bin" --db "$tmp/t.db" --compact op mcp.session "$steps" > "$tmp/out4" 2>&1
-  check "a request is traced: it reads the OpenSSL configuration" grep -q 'probe\.cnf' "$tmp/trace1"
-  check "a request is traced: it reads the system trust store" grep -q 'probe\.pem' "$tmp/trace1"
-  OPENSSL_CONF="$tmp/probe.cnf" SSL_CERT_FILE="$tmp/probe.pem" strace -f -e trace=open,openat -o "$tmp/trace2" \
-    "$bin" --db "$tmp/t.db" --compact tenant list > "$tmp/out5" 2>&1
-  check "tenant list runs under strace" grep -q '"items"' "$tmp/out5"
-  check_not "a command that sends no request (tenant list) does not read the OpenSSL configuration" grep -q 'probe\.cnf' "$tmp/trace2"
-  check_not "a command that sends no request (tenant list) does not read the system trust store" grep -q 'probe\.pem' "$tmp/trace2"
-  # the system bundle is read when a chain needs it: not when --ca-file completes the chain
-  OPENSSL_CONF="$tmp/probe.cnf" SSL_CERT_FILE="$tmp/probe.pem" strace -f -e trace=open,openat -o "$tmp/trace3" \
-    "$bin" --db "$tmp/t.db" --ca-file "$FIXTURE_CERTS/ca.pem" --compact op mcp.session "$steps" > "$tmp/out6" 2>&1
-  check "a chain --ca-file completes is trusted" grep -q '"server_info"' "$tmp/out6"
-  check_not "... without reading the system bundle" grep -q 'probe\.pem' "$tmp/trace3"
-else
-  echo "# skipped the lazy TLS checks: strace is missing or cannot trace here"
-fi
+# system bundle. Seen through named pipes (no tracing needed): OPENSSL_CONF and SSL_CERT_FILE name
+# FIFOs whose writer records that a reader opened them; a request reads both, so the check can see.
+# probes: a fresh pair of FIFOs fed with an empty configuration and the test CA
+probes() {
+  for w in ${wcnf:-} ${wpem:-}; do kill "$w" 2>/dev/null; done
+  rm -f "$tmp/p.cnf" "$tmp/p.pem" "$tmp/p.cnf.read" "$tmp/p.pem.read"
+  mkfifo "$tmp/p.cnf" "$tmp/p.pem"
+  (: > "$tmp/p.cnf" && : > "$tmp/p.cnf.read") & wcnf=$!
+  (cat "$FIXTURE_CERTS/ca.pem" > "$tmp/p.pem" && : > "$tmp/p.pem.read") & wpem=$!
+}
+read_probe() { i=0; while [ $i -lt 20 ] && [ ! -e "$tmp/p.$1.read" ]; do sleep 0.05; i=$((i + 1)); done; [ -e "$tmp/p.$1.read" ]; }
+probed() { OPENSSL_CONF="$tmp/p.cnf" SSL_CERT_FILE="$tmp/p.pem" timeout 30 "$bin" --db "$tmp/t.db" --compact "$@"; }
+probes
+probed op mcp.session "$steps" > "$tmp/out4" 2>&1
+check "a request (with the probes as configuration and bundle) is served" grep -q '"server_info"' "$tmp/out4"
+check "a request reads the OpenSSL configuration" read_probe cnf
+check "a request reads the system trust store" read_probe pem
+probes
+probed tenant list > "$tmp/out5" 2>&1
+check "tenant list runs with the probes" grep -q '"items"' "$tmp/out5"
+check_not "a command that sends no request (tenant list) does not read the OpenSSL configuration" read_probe cnf
+check_not "a command that sends no request (tenant list) does not read the system trust store" read_probe pem
+# the system bundle is read when a chain needs it: not when --ca-file completes the chain
+probes
+probed --ca-file "$FIXTURE_CERTS/ca.pem" op mcp.session "$steps" > "$tmp/out6" 2>&1
+check "a chain --ca-file completes is trusted" grep -q '"server_info"' "$tmp/out6"
+check_not "... without reading the system bundle" read_probe pem
+for w in $wcnf $wpem; do kill "$w" 2>/dev/null; done
 done_testing
