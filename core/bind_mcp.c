@@ -297,6 +297,21 @@ static mcp_entry *evict_lru(mcp_cache *c) {
   return x;
 }
 
+/* Under c->mu: *fresh goes in at the head with *k as its key (both taken
+ * over, set to NULL), a full cache first dropping its least recently used
+ * entry (*dropped, for the caller to free outside the lock). */
+static mcp_entry *link_fresh(mcp_cache *c, mcp_entry **fresh, char **k, mcp_entry **dropped) {
+  if (c->n >= MCP_MAX_ENTRIES) *dropped = evict_lru(c);
+  mcp_entry *x = *fresh;
+  x->key = *k;
+  *k = NULL;
+  x->next = c->head;
+  c->head = x;
+  c->n++;
+  *fresh = NULL;
+  return x;
+}
+
 /* mcp.cache_put(key, value [, close]) -> evicted list
  * close = {url=, headers=, guard=}: the DELETE that ends the session when
  * it is evicted, replaced, swept when idle, or the engine closes. */
@@ -316,16 +331,7 @@ static int l_cache_put(lua_State *L) {
   mcp_entry *old_close_holder = NULL, *dropped = NULL;
   pthread_mutex_lock(&c->mu);
   mcp_entry *x = find(c, key, NULL);
-  if (!x) {
-    if (c->n >= MCP_MAX_ENTRIES) dropped = evict_lru(c);
-    fresh->key = k;
-    k = NULL;
-    fresh->next = c->head;
-    c->head = fresh;
-    c->n++;
-    x = fresh;
-    fresh = NULL;
-  }
+  if (!x) x = link_fresh(c, &fresh, &k, &dropped);
   if (x->close && x->close != cl) {
     /* a replaced session: hand its old value back so it can be ended */
     old_close_holder = calloc(1, sizeof *old_close_holder);
@@ -380,16 +386,7 @@ static int l_cache_add(lua_State *L) {
     snprintf(buf, sizeof buf, "%lld", n);
     v = strdup(buf);
     if (v) {
-      if (!x) {
-        if (c->n >= MCP_MAX_ENTRIES) dropped = evict_lru(c);
-        fresh->key = k;
-        k = NULL;
-        fresh->next = c->head;
-        c->head = fresh;
-        c->n++;
-        x = fresh;
-        fresh = NULL;
-      }
+      if (!x) x = link_fresh(c, &fresh, &k, &dropped);
       free(x->value);
       x->value = v;
       x->claimed = 1;
