@@ -97,11 +97,18 @@ def eras(engine, server_v1, server_v2):
     ann = engine.as_user("acme", "ann")
     ast = ann.assistant.create(name="bot")
     for name, line in (("v1", server_v1), ("v2", server_v2)):
-        srv = ann.server.create(name=name)
-        ann.server.update(id=srv["id"], url=line["url"], auth_type="api_key", api_key=API_KEY)
-        ann.tool.enable(server=name)
-        ann.assistant.attach(assistant=ast["id"], server=name)
+        attach_server(ann, ast["id"], name, line)
     return {"assistant": ast["id"], "v1": server_v1, "v2": server_v2}
+
+
+def attach_server(ann, assistant: str, name: str, line: dict, **update) -> dict:
+    """Server NAME at the fixture's URL (API key), its tools enabled, attached to the assistant;
+    returns the server record as created."""
+    srv = ann.server.create(name=name)
+    ann.server.update(id=srv["id"], url=line["url"], auth_type="api_key", api_key=API_KEY, **update)
+    ann.tool.enable(server=name)
+    ann.assistant.attach(assistant=assistant, server=name)
+    return srv
 
 
 def control_log(line: dict) -> dict:

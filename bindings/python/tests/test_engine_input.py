@@ -13,7 +13,7 @@ import time
 import pytest
 
 import mcplink
-from conftest import API_KEY, CERTS, control_log, new_engine, start_fixture, stop_fixture
+from conftest import API_KEY, CERTS, attach_server, control_log, new_engine, start_fixture, stop_fixture
 
 ERAS = ["v1", "v2"]
 
@@ -28,16 +28,31 @@ def open_engine(tmp_path, server_v1, server_v2, **options):
     ann = e.as_user("acme", "ann")
     ast = ann.assistant.create(name="bot")
     for name, line in (("v1", server_v1), ("v2", server_v2)):
-        srv = ann.server.create(name=name)
-        ann.server.update(id=srv["id"], url=line["url"], auth_type="api_key", api_key=API_KEY)
-        ann.tool.enable(server=name)
-        ann.assistant.attach(assistant=ast["id"], server=name)
+        attach_server(ann, ast["id"], name, line)
     return e, ast["id"]
 
 
 def call_tool(engine, assistant, era, tool, arguments=None, call=None):
     ann = engine.as_user("acme", "ann").with_call(call)
     return ann.tool.call(assistant=assistant, tool=f"{era}__{tool}", arguments=arguments or {})
+
+
+def slow_call_in_flight(engine, bot, call, ms, line, out, key):
+    """Tool s__slow (MS ms) through CALL on a thread, returned once the server has the call;
+    out[key] becomes its result, or the error it raised."""
+    def run():
+        try:
+            out[key] = call_tool(engine, bot, "s", "slow", {"ms": ms}, call=call)
+        except BaseException as err:  # noqa: BLE001
+            out[key] = err
+    t = threading.Thread(target=run)
+    t.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(
+            "tools/call" in str(q) for q in control_log(line)["requests"][-3:]):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return t
 
 
 @pytest.mark.parametrize("era", ERAS)
@@ -138,11 +153,7 @@ def test_the_session_stream_and_a_cancelled_call(tmp_path, server_v1, server_v2,
     e, bot = open_engine(tmp_path, server_v1, server_v2, on_input=on_input)
     try:
         ann = e.as_user("acme", "ann")
-        srv = ann.server.create(name="s")
-        ann.server.update(id=srv["id"], url=server_v1_session["url"], auth_type="api_key", api_key=API_KEY,
-                          timeout_ms=15000)
-        ann.tool.enable(server="s")
-        ann.assistant.attach(assistant=bot, server="s")
+        attach_server(ann, bot, "s", server_v1_session, timeout_ms=15000)
         r = call_tool(e, bot, "s", "ask_session")
         assert r["structuredContent"] == {"action": "accept", "content": {"name": "Sam", "color": "blue"}}
         assert asked == ["Name, please (session stream)"]
@@ -150,19 +161,7 @@ def test_the_session_stream_and_a_cancelled_call(tmp_path, server_v1, server_v2,
         # GET stream is kept for the next call
         c = mcplink.Call()
         out = {}
-
-        def run():
-            try:
-                call_tool(e, bot, "s", "slow", {"ms": 30000}, call=c)
-            except BaseException as err:  # noqa: BLE001
-                out["error"] = err
-        t = threading.Thread(target=run)
-        t.start()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not any(
-                "tools/call" in str(q) for q in control_log(server_v1_session)["requests"][-3:]):
-            time.sleep(0.05)
-        time.sleep(0.3)
+        t = slow_call_in_flight(e, bot, c, 30000, server_v1_session, out, "error")
         c.cancel()
         t.join(10)
         assert not t.is_alive() and isinstance(out.get("error"), mcplink.Timeout) and out["error"].reason == "cancelled"
@@ -181,28 +180,12 @@ def test_a_session_question_among_several_calls_is_refused(tmp_path, server_v1, 
     e, bot = open_engine(tmp_path, server_v1, server_v2)
     try:
         ann = e.as_user("acme", "ann")
-        srv = ann.server.create(name="s")
-        ann.server.update(id=srv["id"], url=server_v1_session["url"], auth_type="api_key", api_key=API_KEY,
-                          timeout_ms=15000)
-        ann.tool.enable(server="s")
-        ann.assistant.attach(assistant=bot, server="s")
+        attach_server(ann, bot, "s", server_v1_session, timeout_ms=15000)
         seen_a, seen_b = [], []
         a = mcplink.Call(on_input=lambda req: seen_a.append(req) or req.accept({"name": "A"}))
         b = mcplink.Call(on_input=lambda req: seen_b.append(req) or req.accept({"name": "B"}))
         out = {}
-
-        def run_a():
-            try:
-                out["a"] = call_tool(e, bot, "s", "slow", {"ms": 4000}, call=a)
-            except BaseException as err:  # noqa: BLE001
-                out["a"] = err
-        t = threading.Thread(target=run_a)
-        t.start()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not any(
-                "tools/call" in str(q) for q in control_log(server_v1_session)["requests"][-3:]):
-            time.sleep(0.05)
-        time.sleep(0.3)
+        t = slow_call_in_flight(e, bot, a, 4000, server_v1_session, out, "a")
         r = call_tool(e, bot, "s", "ask_session", call=b)
         t.join(20)
         assert r["structuredContent"] == {"action": "cancel"}, r
@@ -252,10 +235,7 @@ def test_the_session_stream_is_kept_between_calls(tmp_path, server_v1, server_v2
     closed = False
     try:
         ann = e.as_user("acme", "ann")
-        srv = ann.server.create(name="s")
-        ann.server.update(id=srv["id"], url=line["url"], auth_type="api_key", api_key=API_KEY, timeout_ms=15000)
-        ann.tool.enable(server="s")
-        ann.assistant.attach(assistant=bot, server="s")
+        srv = attach_server(ann, bot, "s", line, timeout_ms=15000)
         assert control(line, "/streams")["opened"] == 0, "discovery opens no stream"
         for i in range(3):
             r = call_tool(e, bot, "s", "ask_session")
