@@ -166,7 +166,7 @@ tsan-build-run: check-test-deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="-O1 -g" SAN="-fsanitize=thread" tsan-run
 
 tsan-run: $(TSAN_TESTS:%=$(BUILD)/tests/%)
-	@TSAN_OPTIONS=halt_on_error=1 CMOCKA_MESSAGE_OUTPUT=TAP prove --exec '' $^
+	@TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" CMOCKA_MESSAGE_OUTPUT=TAP prove --exec '' $^
 
 # One engine instance driven from stdin: the multi-instance tests (tests/pg) start several.
 $(BUILD)/tools/mcplink-instance: tests/tools/instance.c $(BUILD)/libmcplink.a core/mcplink.h
