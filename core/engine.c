@@ -80,7 +80,7 @@ void mcpl_close(mcpl_engine *e) {
   int inflight = 0;
   for (int i = 0; i < e->npool; i++)
     if (e->pool[i].busy) {
-      atomic_store(&e->pool[i].cancel.requested, 1);
+      mcpl_cancel_request(&e->pool[i].cancel);
       inflight++;
     }
   int calls = e->calls;
@@ -90,7 +90,11 @@ void mcpl_close(mcpl_engine *e) {
   pthread_mutex_lock(&e->mu);
   while (e->calls > 0) pthread_cond_wait(&e->cv, &e->mu);
   pthread_mutex_unlock(&e->mu);
-  for (int i = 0; i < e->npool; i++) lua_close(e->pool[i].L);
+  e->base.arm_states = NULL;
+  for (int i = 0; i < e->npool; i++) {
+    atomic_store(&e->pool[i].cancel.L, NULL);
+    lua_close(e->pool[i].L);
+  }
   for (int a = MCPL_AREA_COUNT - 1; a >= 0; a--)
     if (e->inited[a] && areas[a].engine_fini) areas[a].engine_fini(e);
   free(e->pool);
@@ -98,6 +102,15 @@ void mcpl_close(mcpl_engine *e) {
   pthread_mutex_destroy(&e->mu);
   pthread_cond_destroy(&e->cv);
   free(e);
+}
+
+/* The engine interrupt (a signal handler may call it): every pool state's
+ * hook is armed, through atomic reads only, no lock. */
+static void arm_pool(mcpl_engine *e) {
+  for (int i = 0; i < e->maxpool; i++) {
+    lua_State *L = atomic_load(&e->pool[i].cancel.L);
+    if (L) mcpl_state_arm(L);
+  }
 }
 
 mcpl_engine *mcpl_open(const mcpl_options *o, char **err) {
@@ -114,6 +127,7 @@ mcpl_engine *mcpl_open(const mcpl_options *o, char **err) {
                                                 : POOL_DEFAULT;
   e->pool = calloc((size_t)e->maxpool, sizeof *e->pool);
   if (!e->pool) goto oom;
+  e->base.arm_states = arm_pool;
 
   for (int a = 0; a < MCPL_AREA_COUNT; a++) {
     if (!areas[a].engine_init) continue;
@@ -205,6 +219,7 @@ static void release(mcpl_engine *e, int i, int discard) {
   pthread_mutex_lock(&e->mu);
   assert(e->pool[i].busy);
   if (discard && e->pool[i].L) {
+    atomic_store(&e->pool[i].cancel.L, NULL);
     lua_close(e->pool[i].L);
     e->pool[i].L = NULL;
   }

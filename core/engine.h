@@ -96,7 +96,19 @@ int mcpl_engine_interrupted(mcpl_engine *e);
 typedef struct mcpl_cancel {
   atomic_int requested;  /* any thread */
   int raised;            /* the hook raised it during this op (the slot's thread) */
+  struct lua_State *_Atomic L; /* the state observing it (a pool slot's), or NULL */
+  void (*arm)(struct lua_State *L); /* arms L's hook (set with L) */
 } mcpl_cancel;
+
+/* Sets c's flag and arms the hook of the state observing it, so Lua code
+ * running there stops at its next instruction. Engine states run without
+ * a hook otherwise (a count hook costs a check on every VM instruction):
+ * the caller must keep c->L alive meanwhile (the slot's owner holds e->mu,
+ * a call handle its mutex while attached). */
+void mcpl_cancel_request(mcpl_cancel *c);
+/* Arms the state's hook to look at its cancellation and the engine
+ * interrupt (async-signal-safe, as lua_sethook is). */
+void mcpl_state_arm(struct lua_State *L);
 
 /* Non-zero when c (may be NULL) is set or the engine is interrupted. */
 int mcpl_cancel_requested(mcpl_engine *e, const mcpl_cancel *c);

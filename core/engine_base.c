@@ -112,13 +112,21 @@ void mcpl_engine_set_slot(mcpl_engine *e, enum mcpl_area a, void *p) {
 const mcpl_area_def *mcpl_engine_areas(mcpl_engine *e) { return base_of(e)->areas; }
 
 void mcpl_engine_interrupt(mcpl_engine *e) {
-  if (e) atomic_store_explicit(&base_of(e)->interrupted, 1, memory_order_relaxed);
+  if (!e) return;
+  atomic_store(&base_of(e)->interrupted, 1);
+  if (base_of(e)->arm_states) base_of(e)->arm_states(e);
 }
 void mcpl_engine_clear_interrupt(mcpl_engine *e) {
   if (e) atomic_store_explicit(&base_of(e)->interrupted, 0, memory_order_relaxed);
 }
 int mcpl_engine_interrupted(mcpl_engine *e) {
   return e ? atomic_load_explicit(&base_of(e)->interrupted, memory_order_relaxed) : 0;
+}
+
+void mcpl_cancel_request(mcpl_cancel *c) {
+  atomic_store(&c->requested, 1);
+  struct lua_State *L = atomic_load(&c->L);
+  if (L && c->arm) c->arm(L);
 }
 
 int mcpl_cancel_requested(mcpl_engine *e, const mcpl_cancel *c) {
@@ -214,7 +222,7 @@ int mcpl_call_cancel(mcpl_call *c) {
   if (!c) return MCPL_E_INVALID_ARGUMENT;
   pthread_mutex_lock(&c->mu);
   c->cancelled = 1;
-  if (c->slot) atomic_store(&c->slot->requested, 1);
+  if (c->slot) mcpl_cancel_request(c->slot);
   pthread_mutex_unlock(&c->mu);
   return MCPL_OK;
 }
@@ -248,7 +256,7 @@ int mcpl_call_attach(mcpl_call *c, mcpl_cancel *slot) {
   if (!busy) {
     c->running = 1;
     c->slot = slot;
-    if (c->cancelled) atomic_store(&slot->requested, 1);
+    if (c->cancelled) mcpl_cancel_request(slot);
   }
   pthread_mutex_unlock(&c->mu);
   return busy ? -1 : 0;

@@ -21,6 +21,9 @@ struct mcpl_engine_base {
   FILE *log_file;
   pthread_mutex_t log_mu;
   atomic_int interrupted;  /* set from other threads and signal handlers */
+  /* arms the hooks of the engine's Lua states at an interrupt (set by the
+   * engine; async-signal-safe) */
+  void (*arm_states)(mcpl_engine *e);
   void *slot[MCPL_AREA_COUNT];
   const mcpl_area_def *areas;  /* what every Lua state preloads */
 };

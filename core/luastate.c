@@ -31,6 +31,10 @@ mcpl_engine *mcpl_engine_of(lua_State *L) {
 void mcpl_state_set_cancel(lua_State *L, mcpl_cancel *c) {
   lua_pushlightuserdata(L, c);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &CANCEL_KEY);
+  if (c) {
+    c->arm = mcpl_state_arm;
+    atomic_store(&c->L, L);
+  }
 }
 
 mcpl_cancel *mcpl_state_cancel(lua_State *L) {
@@ -260,16 +264,32 @@ static int safe_load(lua_State *L) {
 }
 
 /* The call's own cancellation is raised once per op: the op's error
- * handling (audit, the error result) then runs; its waits still fail fast. */
+ * handling (audit, the error result) then runs; its waits still fail fast.
+ * The hook is armed by mcpl_cancel_request (from any thread: lua_sethook is
+ * safe to call asynchronously) and disarms itself once it has nothing to
+ * raise, so an engine state runs without any hook until it is cancelled.
+ * Disarming is followed by a second look at the flag: a request that came
+ * in between is raised now rather than lost. */
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
-  if (mcpl_engine_interrupted(mcpl_engine_of(L))) mcpl_lua_raise_cancelled(L);
   mcpl_cancel *c = mcpl_state_cancel(L);
-  if (c && !c->raised && atomic_load_explicit(&c->requested, memory_order_relaxed)) {
-    c->raised = 1;
-    mcpl_lua_raise_cancelled(L);
+  for (int pass = 0; pass < 2; pass++) {
+    if (mcpl_engine_interrupted(mcpl_engine_of(L))) {
+      /* the engine interrupt (the REPL's Ctrl-C) raises as long as it is set */
+      lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 10000);
+      mcpl_lua_raise_cancelled(L);
+    }
+    if (c && !c->raised && atomic_load(&c->requested)) {
+      lua_sethook(L, NULL, 0, 0);
+      c->raised = 1;
+      mcpl_lua_raise_cancelled(L);
+    }
+    if (pass == 0) lua_sethook(L, NULL, 0, 0);
   }
 }
+
+void mcpl_state_arm(lua_State *L) { lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 1); }
+
 
 /* Operator scripts (the REPL) get a sticky cancel: until the flag is
  * cleared it raises on every instruction, so a pcall inside a loop cannot
@@ -329,7 +349,6 @@ static lua_State *new_state(mcpl_engine *e) {
   if (!L) return NULL;
   mcpl_engine_bind(L, e);
   open_safe_libs(L);
-  lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 10000);
   return L;
 }
 

@@ -123,6 +123,95 @@ static void test_code_table(void **st) {
   tu_close(&env, e);
 }
 
+/* An engine state runs without a Lua hook (a count hook costs a check on
+ * every VM instruction); cancelling arms one from another thread, which
+ * stops pure Lua (no wait in it) at once, raises once, and disarms. */
+struct canceller { mcpl_cancel *c; useconds_t after; };
+static void *cancel_later(void *p) {
+  struct canceller *k = p;
+  usleep(k->after);
+  mcpl_cancel_request(k->c);
+  return NULL;
+}
+
+static void test_cancel_arms_hook(void **st) {
+  (void)st;
+  tu_env env;
+  mcpl_engine *e = tu_open(&env, NULL);
+  char *err = NULL;
+  lua_State *L = mcpl_state_engine(e, &err);
+  assert_non_null(L);
+  mcpl_cancel c = {0};
+  mcpl_state_set_cancel(L, &c);
+  assert_ptr_equal(c.L, L);
+  assert_null(lua_gethook(L));
+  assert_int_equal(lua_gethookmask(L), 0);
+  /* an endless loop, then a loop that swallows errors with pcall: both end */
+  /* (each gives up after 10 s of CPU, so a broken hook fails rather than hangs) */
+  const char *loops[] = {"local t = os.clock() while os.clock() - t < 10 do end return 'not cancelled'",
+                         "local t, n = os.clock(), 0 while os.clock() - t < 10 do "
+                         "local ok = pcall(function() while os.clock() - t < 10 do n = n + 1 end end) "
+                         "if not ok then return 'caught' end end return 'not cancelled'"};
+  for (int i = 0; i < 2; i++) {
+    atomic_store(&c.requested, 0);
+    c.raised = 0;
+    struct canceller k = {&c, 50000};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, cancel_later, &k), 0);
+    int rc = luaL_loadstring(L, loops[i]) == LUA_OK ? lua_pcall(L, 0, 1, 0) : -1;
+    pthread_join(t, NULL);
+    if (i == 0) {
+      assert_int_equal(rc, LUA_ERRRUN);
+      assert_true(lua_istable(L, -1));
+      lua_getfield(L, -1, "reason");
+      assert_string_equal(lua_tostring(L, -1), "cancelled");
+      lua_pop(L, 2);
+    } else {
+      /* raised once: the op's own handler (here the pcall) runs to its end */
+      assert_int_equal(rc, LUA_OK);
+      assert_string_equal(lua_tostring(L, -1), "caught");
+      lua_pop(L, 1);
+    }
+    assert_int_equal(c.raised, 1);
+    assert_int_equal(lua_gethookmask(L), 0); /* disarmed again */
+  }
+  /* a request made while nothing runs is raised at the next instruction */
+  atomic_store(&c.requested, 0);
+  c.raised = 0;
+  mcpl_cancel_request(&c);
+  assert_int_not_equal(lua_gethookmask(L), 0);
+  assert_int_equal(luaL_loadstring(L, "local x = 1 return x"), LUA_OK);
+  assert_int_equal(lua_pcall(L, 0, 1, 0), LUA_ERRRUN);
+  lua_pop(L, 1);
+  assert_int_equal(lua_gethookmask(L), 0);
+  /* a stale arming (the flag was cleared for a new op) only disarms */
+  atomic_store(&c.requested, 0);
+  c.raised = 0;
+  mcpl_cancel_request(&c);
+  atomic_store(&c.requested, 0);
+  assert_int_equal(luaL_dostring(L, "local x = 1 return x + 1"), LUA_OK);
+  assert_int_equal(lua_tointeger(L, -1), 2);
+  lua_pop(L, 1);
+  assert_int_equal(lua_gethookmask(L), 0);
+  /* the engine interrupt (the REPL's Ctrl-C) raises as long as it is set */
+  mcpl_engine_interrupt(e);
+  mcpl_state_arm(L);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(luaL_loadstring(L, "local t = os.clock() while os.clock() - t < 10 do end"), LUA_OK);
+    assert_int_equal(lua_pcall(L, 0, 0, 0), LUA_ERRRUN);
+    lua_pop(L, 1);
+    assert_int_not_equal(lua_gethookmask(L), 0);
+  }
+  mcpl_engine_clear_interrupt(e);
+  assert_int_equal(luaL_loadstring(L, "local s = 0 for i = 1, 30000 do s = s + i end return s"), LUA_OK);
+  assert_int_equal(lua_pcall(L, 0, 1, 0), LUA_OK);
+  assert_int_equal(lua_tointeger(L, -1), 450015000);
+  lua_pop(L, 1);
+  assert_int_equal(lua_gethookmask(L), 0);
+  lua_close(L);
+  tu_close(&env, e);
+}
+
 struct worker { mcpl_engine *e; int id; int failures; };
 
 /* Each thread mixes reads and writes through the store: its own servers
@@ -205,6 +294,7 @@ int main(void) {
     cmocka_unit_test(test_op_list_and_errors),
     cmocka_unit_test(test_code_names),
     cmocka_unit_test(test_code_table),
+    cmocka_unit_test(test_cancel_arms_hook),
     cmocka_unit_test(test_error_reason),
     cmocka_unit_test(test_concurrent_ops),
   };
