@@ -16,6 +16,7 @@
 #define ARRAY_MT "mcpl.json.array"
 #define OBJECT_MT "mcpl.json.object"
 #define DECODER_KEY "mcpl.json.cjson_decode"
+#define JBUF_MT "mcpl.json.buffer"
 
 /* Empty arrays cannot be told from empty objects once cjson has made them
  * Lua tables, so before decoding each `[]` is replaced by a string no input
@@ -207,11 +208,26 @@ static size_t utf8_len(const unsigned char *s, size_t left) {
   return len;
 }
 
+/* ASCII from 0x20 on, other than '"' and '\\', is copied as is, in runs. */
+static const unsigned char plain_ascii[256] = {
+#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+  R16(0), R16(0), R16(1), R16(1), R16(1), R16(1), R16(1), R16(1),
+  R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0)
+#undef R16
+};
+
 static void jb_string(lua_State *L, jbuf *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   jb_reserve(L, b, n + 2);
   b->p[b->n++] = '"';
   for (size_t i = 0; i < n;) {
+    size_t run = i;
+    while (run < n && plain_ascii[(unsigned char)s[run]] && s[run] != '"' && s[run] != '\\') run++;
+    if (run > i) {
+      jb_add(L, b, s + i, run - i);
+      i = run;
+      if (i >= n) break;
+    }
     unsigned char c = (unsigned char)s[i];
     if (c == '"' || c == '\\') {
       char e[2] = {'\\', (char)c};
@@ -223,9 +239,6 @@ static void jb_string(lua_State *L, jbuf *b, const char *s, size_t n) {
       else if (c == '\r') jb_add(L, b, "\\r", 2);
       else if (c == '\t') jb_add(L, b, "\\t", 2);
       else jb_add(L, b, e, 6);
-      i++;
-    } else if (c < 0x80) {
-      jb_addc(L, b, (char)c);
       i++;
     } else {
       size_t l = utf8_len((const unsigned char *)s + i, n - i);
@@ -261,6 +274,7 @@ static int table_kind(lua_State *L, int idx, lua_Integer *len) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
   *len = n;
   if (kind == 0) return 0;
+  if (kind == -1 && n == 0) return 0; /* no sequence: an object (or {}), whatever its keys */
   /* count keys: an array has exactly the keys 1..n */
   lua_Integer keys = 0;
   int all_int = 1;
@@ -314,38 +328,48 @@ static void encode_member(lua_State *L, jbuf *b, const jopts *o, int depth, int 
 static void encode_object_large(lua_State *L, jbuf *b, int idx, const jopts *o, int depth, size_t nkeys);
 
 static void encode_object(lua_State *L, jbuf *b, int idx, const jopts *o, int depth) {
-  /* Count keys: strings, or integers (written in their decimal form). */
-  size_t nkeys = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    int kt = lua_type(L, -1);
-    if (kt != LUA_TSTRING && !(kt == LUA_TNUMBER && lua_isinteger(L, -1)))
-      mcpl_lua_error(L, "invalid_argument", "cannot encode table key of type %s", luaL_typename(L, -1));
-    nkeys++;
-  }
-  jb_addc(L, b, '{');
-  if (nkeys == 0) { jb_addc(L, b, '}'); return; }
-  if (nkeys > SMALL_OBJECT) { encode_object_large(L, b, idx, o, depth, nkeys); return; }
+  /* One walk collects the members of the usual small object: each key is
+   * copied (a string: integer keys are written in their decimal form) and
+   * kept on the stack with its value. A larger object starts over with the
+   * large path. */
   jmember m[SMALL_OBJECT];
   int base = lua_gettop(L);
-  luaL_checkstack(L, (int)nkeys * 3 + 4, "json object");
   size_t k = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
+    int kt = lua_type(L, -2);
+    if (kt != LUA_TSTRING && !(kt == LUA_TNUMBER && lua_isinteger(L, -2)))
+      mcpl_lua_error(L, "invalid_argument", "cannot encode table key of type %s", luaL_typename(L, -2));
+    if (k == SMALL_OBJECT) {
+      size_t nkeys = k + 1;
+      lua_pop(L, 1);
+      while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        kt = lua_type(L, -1);
+        if (kt != LUA_TSTRING && !(kt == LUA_TNUMBER && lua_isinteger(L, -1)))
+          mcpl_lua_error(L, "invalid_argument", "cannot encode table key of type %s", luaL_typename(L, -1));
+        nkeys++;
+      }
+      lua_settop(L, base);
+      jb_addc(L, b, '{');
+      encode_object_large(L, b, idx, o, depth, nkeys);
+      return;
+    }
+    luaL_checkstack(L, 6, "json object");
     /* key, value -> key copy (a string), value; the original key continues the walk */
     lua_pushvalue(L, -2);
     lua_insert(L, -2);
-    if (lua_type(L, -2) != LUA_TSTRING) lua_tolstring(L, -2, NULL); /* converts the copy */
+    if (kt != LUA_TSTRING) lua_tolstring(L, -2, NULL); /* converts the copy */
     int at = lua_gettop(L) - 1;
     m[k].k = lua_tolstring(L, at, &m[k].n);
     m[k].at = at;
     k++;
     lua_pushvalue(L, at - 1); /* the original key, for lua_next */
   }
-  assert(k == nkeys);
-  if (o->sort) qsort(m, nkeys, sizeof *m, cmp_members);
-  for (size_t i = 0; i < nkeys; i++) encode_member(L, b, o, depth, i == 0, m[i].k, m[i].n, m[i].at + 1);
+  jb_addc(L, b, '{');
+  if (k == 0) { jb_addc(L, b, '}'); return; }
+  if (o->sort) qsort(m, k, sizeof *m, cmp_members);
+  for (size_t i = 0; i < k; i++) encode_member(L, b, o, depth, i == 0, m[i].k, m[i].n, m[i].at + 1);
   lua_settop(L, base);
   jb_indent(L, b, o, depth);
   jb_addc(L, b, '}');
@@ -401,8 +425,12 @@ static void encode_value(lua_State *L, jbuf *b, int idx, const jopts *o, int dep
     break;
   case LUA_TNUMBER:
     if (lua_isinteger(L, idx)) {
-      int k = snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
-      jb_add(L, b, num, (size_t)k);
+      lua_Integer v = lua_tointeger(L, idx);
+      unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+      char *e = num + sizeof num, *p = e;
+      do { *--p = (char)('0' + u % 10); u /= 10; } while (u);
+      if (v < 0) *--p = '-';
+      jb_add(L, b, p, (size_t)(e - p));
     } else {
       lua_Number d = lua_tonumber(L, idx);
       if (!isfinite(d)) mcpl_lua_error(L, "invalid_argument", "cannot encode NaN or infinity");
@@ -439,6 +467,30 @@ static void encode_value(lua_State *L, jbuf *b, int idx, const jopts *o, int dep
   }
 }
 
+/* Each Lua state keeps one output buffer (its registry holds it, so an
+ * error raised halfway leaks nothing): encoding calls no Lua code, so no
+ * second encode can start while one runs. A buffer grown past
+ * JBUF_KEEP is released after use. */
+#define JBUF_KEEP (256 * 1024)
+static const char JBUF_KEY = 0;
+
+static jbuf *state_buffer(lua_State *L) {
+  jbuf *b;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &JBUF_KEY) == LUA_TUSERDATA) {
+    b = lua_touserdata(L, -1);
+  } else {
+    lua_pop(L, 1);
+    b = lua_newuserdatauv(L, sizeof *b, 0);
+    memset(b, 0, sizeof *b);
+    luaL_setmetatable(L, JBUF_MT);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &JBUF_KEY);
+  }
+  lua_pop(L, 1);
+  b->n = 0;
+  return b;
+}
+
 /* json.encode(v [, {pretty=bool, sort=bool}]) -> string */
 static int json_encode(lua_State *L) {
   luaL_checkany(L, 1);
@@ -451,16 +503,15 @@ static int json_encode(lua_State *L) {
     lua_pop(L, 2);
   }
   lua_settop(L, 1);
-  jbuf *b = lua_newuserdatauv(L, sizeof *b, 0);
-  memset(b, 0, sizeof *b);
-  lua_newtable(L);
-  lua_pushcfunction(L, jbuf_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
+  jbuf *b = state_buffer(L);
   encode_value(L, b, 1, &o, 0);
   lua_pushlstring(L, b->p ? b->p : "", b->n);
-  free(b->p);
-  b->p = NULL;
+  if (b->cap > JBUF_KEEP) {
+    free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+  }
+  b->n = 0;
   return 1;
 }
 
@@ -496,6 +547,10 @@ int luaopen_mcpl_json(lua_State *L) {
   luaL_newmetatable(L, OBJECT_MT);
   lua_pushstring(L, "object");
   lua_setfield(L, -2, "__jsontype");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, JBUF_MT);
+  lua_pushcfunction(L, jbuf_gc);
+  lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   /* A private cjson instance: only its decode function is kept. */
   lua_pushcfunction(L, luaopen_cjson);
