@@ -89,22 +89,24 @@ static void kb_add(keybuf *k, const char *s, size_t n) {
   k->n += n;
 }
 
-static void kb_fmt(keybuf *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void kb_fmt(keybuf *k, const char *fmt, ...) {
-  char b[256];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(b, sizeof b, fmt, ap);
-  va_end(ap);
-  if (n < 0 || (size_t)n >= sizeof b) k->overflow = 1;
-  else kb_add(k, b, (size_t)n);
+static void kb_str(keybuf *k, const char *s) { kb_add(k, s, strlen(s)); }
+
+/* decimal, then the terminator c (formatted by hand: a key is built on
+ * every cached read) */
+static void kb_int(keybuf *k, long long v, char c) {
+  char b[24], *e = b + sizeof b, *p = e;
+  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  *--p = c;
+  do { *--p = (char)('0' + u % 10); u /= 10; } while (u);
+  if (v < 0) *--p = '-';
+  kb_add(k, p, (size_t)(e - p));
 }
 
 /* values are length-prefixed, so no text can make two requests' keys equal */
 static void kb_val(keybuf *k, store_val v) {
   if (v.kind == SV_NULL) kb_add(k, "N", 1);
-  else if (v.kind == SV_INT) kb_fmt(k, "I%lld;", v.i);
-  else { kb_fmt(k, "T%zu:", v.n); kb_add(k, v.s, v.n); }
+  else if (v.kind == SV_INT) { kb_add(k, "I", 1); kb_int(k, v.i, ';'); }
+  else { kb_add(k, "T", 1); kb_int(k, (long long)v.n, ':'); kb_add(k, v.s, v.n); }
 }
 
 /* May this read use the cache: a tenant actor's read of a versioned table,
@@ -118,10 +120,19 @@ static int cacheable(store_conn *c, const store_table *t, const actor_t *a) {
 static int select_rows(store_conn *c, const store_select *q, const actor_t *a, store_rows *r) {
   if (!a || !cacheable(c, q->t, a)) return c->be->select(c, q, r);
   keybuf k = {.n = 0};
-  kb_fmt(&k, "S|%s|%d|%s|%d%d|%lld|", q->t->name, (int)q->proj, q->col ? q->col : "", q->with_seq,
-         q->ordered, q->limit);
+  /* schema names hold no '|': the fields cannot run into each other */
+  kb_add(&k, "S|", 2);
+  kb_str(&k, q->t->name);
+  kb_add(&k, "|", 1);
+  kb_int(&k, (int)q->proj, '|');
+  kb_str(&k, q->col ? q->col : "");
+  kb_add(&k, "|", 1);
+  kb_int(&k, q->with_seq, ',');
+  kb_int(&k, q->ordered, '|');
+  kb_int(&k, q->limit, '|');
   for (int i = 0; i < q->ncond; i++) {
-    kb_fmt(&k, "%s%d", q->cond[i].col, (int)q->cond[i].op);
+    kb_str(&k, q->cond[i].col);
+    kb_int(&k, (int)q->cond[i].op, '=');
     kb_val(&k, q->cond[i].v);
   }
   if (k.overflow) return c->be->select(c, q, r);
