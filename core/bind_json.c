@@ -11,6 +11,7 @@
 #include <lauxlib.h>
 #include <lua-cjson.h>
 #include "engine.h"
+#include "fmt.h"
 
 #define JSON_MAX_DEPTH 200
 #define ARRAY_MT "mcpl.json.array"
@@ -425,12 +426,8 @@ static void encode_value(lua_State *L, jbuf *b, int idx, const jopts *o, int dep
     break;
   case LUA_TNUMBER:
     if (lua_isinteger(L, idx)) {
-      lua_Integer v = lua_tointeger(L, idx);
-      unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-      char *e = num + sizeof num, *p = e;
-      do { *--p = (char)('0' + u % 10); u /= 10; } while (u);
-      if (v < 0) *--p = '-';
-      jb_add(L, b, p, (size_t)(e - p));
+      char *p = fmt_int_back(num + sizeof num, (long long)lua_tointeger(L, idx));
+      jb_add(L, b, p, (size_t)(num + sizeof num - p));
     } else {
       lua_Number d = lua_tonumber(L, idx);
       if (!isfinite(d)) mcpl_lua_error(L, "invalid_argument", "cannot encode NaN or infinity");

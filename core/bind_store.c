@@ -7,6 +7,7 @@
 #include <string.h>
 #include <lauxlib.h>
 #include "crypto.h"
+#include "fmt.h"
 #include "keyring.h"
 #include "store.h"
 
@@ -94,11 +95,9 @@ static void kb_str(keybuf *k, const char *s) { kb_add(k, s, strlen(s)); }
 /* decimal, then the terminator c (formatted by hand: a key is built on
  * every cached read) */
 static void kb_int(keybuf *k, long long v, char c) {
-  char b[24], *e = b + sizeof b, *p = e;
-  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-  *--p = c;
-  do { *--p = (char)('0' + u % 10); u /= 10; } while (u);
-  if (v < 0) *--p = '-';
+  char b[24], *e = b + sizeof b;
+  e[-1] = c;
+  char *p = fmt_int_back(e - 1, v);
   kb_add(k, p, (size_t)(e - p));
 }
 

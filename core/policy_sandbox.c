@@ -9,6 +9,7 @@
 #include <time.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include "fmt.h"
 #include "policy.h"
 
 #define SB_HOOK_EVERY 1000          /* instructions between budget checks */
@@ -41,6 +42,7 @@ typedef struct {
   int refused;             /* last growth was refused (emergency GC pending) */
   int killed;              /* sticky: once set the state is discarded */
   const char *why;
+  int incached;            /* inputs in the frozen-input cache */
 } sb_ctl;
 
 static sb_ctl *sb_ctl_of(lua_State *L) {
@@ -822,13 +824,110 @@ static void sb_copy_in(lua_State *L, struct sb_call_args *a, int idx, int depth)
   luaL_error(L, "input: %s values are not plain data", luaL_typename(E, idx));
 }
 
+/* ---- the frozen-input cache ------------------------------------------------
+ * A policy is asked about the same small input again and again (the URL of a
+ * server on every call). A frozen copy cannot be changed by policy code, so
+ * the copy made for one call serves the next one whose input has the same
+ * content: the input is written out as a key (every value tagged with its
+ * type, strings with their length, so different inputs never share a key)
+ * and looked up among the last SB_IN_CACHE inputs. */
+#define SB_IN_CACHE 16
+#define SB_IN_KEY_MAX 1024
+#define SB_IN_KEY_ITEMS 64
+static const char SB_INCACHE_KEY = 0;
+
+typedef struct {
+  char s[SB_IN_KEY_MAX];
+  size_t n;
+  int items;
+} sb_key;
+
+static int sb_key_add(sb_key *k, const char *s, size_t n) {
+  if (k->n + n > sizeof k->s) return 0;
+  memcpy(k->s + k->n, s, n);
+  k->n += n;
+  return 1;
+}
+
+/* 1 when E's value at idx could be written as a key; reads E through calls
+ * that cannot raise (lua_next on a plain table, type checks). */
+/* a tag, then v in decimal, then ';' */
+static int sb_key_int(sb_key *k, char tag, long long v) {
+  char b[24], *e = b + sizeof b;
+  e[-1] = ';';
+  char *p = fmt_int_back(e - 1, v);
+  *--p = tag;
+  return sb_key_add(k, p, (size_t)(e - p));
+}
+
+static int sb_key_of(lua_State *E, int idx, int depth, sb_key *k) {
+  size_t n;
+  const char *s;
+  double d;
+  if (++k->items > SB_IN_KEY_ITEMS) return 0;
+  switch (lua_type(E, idx)) {
+    case LUA_TBOOLEAN: return sb_key_add(k, lua_toboolean(E, idx) ? "T" : "F", 1);
+    case LUA_TNUMBER:
+      if (lua_isinteger(E, idx)) return sb_key_int(k, 'I', (long long)lua_tointeger(E, idx));
+      d = (double)lua_tonumber(E, idx); /* its bytes: exact, and no two floats share them */
+      return sb_key_add(k, "D", 1) && sb_key_add(k, (const char *)&d, sizeof d);
+    case LUA_TSTRING:
+      s = lua_tolstring(E, idx, &n);
+      return sb_key_int(k, 'S', (long long)n) && sb_key_add(k, s, n);
+    case LUA_TTABLE:
+      if (depth >= 4) return 0;
+      if (lua_getmetatable(E, idx)) { lua_pop(E, 1); return 0; }
+      if (!lua_checkstack(E, 4) || !sb_key_add(k, "{", 1)) return 0;
+      lua_pushnil(E);
+      while (lua_next(E, idx)) {
+        int kt = lua_type(E, -2);
+        if ((kt != LUA_TSTRING && !(kt == LUA_TNUMBER && lua_isinteger(E, -2))) ||
+            !sb_key_of(E, lua_absindex(E, -2), depth + 1, k) ||
+            !sb_key_of(E, lua_absindex(E, -1), depth + 1, k)) {
+          lua_pop(E, 2);
+          return 0;
+        }
+        lua_pop(E, 1);
+      }
+      return sb_key_add(k, "}", 1);
+    default: return 0; /* nil, json.null, anything else: copied every time */
+  }
+}
+
 static int sb_call_run(lua_State *L) {
   struct sb_call_args *a = lua_touserdata(L, 1);
   lua_getfield(L, LUA_REGISTRYINDEX, "sb.policy");
   if (!lua_istable(L, -1)) return luaL_error(L, "no policy loaded");
   lua_pushstring(L, a->fname);
   if (lua_rawget(L, -2) != LUA_TFUNCTION) { a->nofunc = 1; return 0; }
-  sb_copy_in(L, a, a->eidx, 0);
+  sb_key k = {.n = 0};
+  if (!sb_key_of(a->E, a->eidx, 0, &k)) {
+    sb_copy_in(L, a, a->eidx, 0);
+  } else {
+    sb_ctl *c = sb_ctl_of(L);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SB_INCACHE_KEY) != LUA_TTABLE || c->incached >= SB_IN_CACHE) {
+      lua_pop(L, 1);
+      lua_createtable(L, 0, SB_IN_CACHE);
+      lua_pushvalue(L, -1);
+      lua_rawsetp(L, LUA_REGISTRYINDEX, &SB_INCACHE_KEY);
+      c->incached = 0;
+    }
+    int cache = lua_gettop(L);
+    luaL_checkstack(L, 4, "input too deep");
+    lua_pushlstring(L, k.s, k.n);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, cache) == LUA_TTABLE) {
+      lua_remove(L, -2); /* the key */
+    } else {
+      lua_pop(L, 1);
+      sb_copy_in(L, a, a->eidx, 0);
+      lua_pushvalue(L, -1);
+      lua_insert(L, -3); /* frozen, key, frozen */
+      lua_rawset(L, cache);
+      c->incached++;
+    }
+    lua_remove(L, cache);
+  }
   lua_call(L, 1, 1);
   return 1;
 }

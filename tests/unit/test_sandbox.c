@@ -250,6 +250,50 @@ static void test_frozen_reads(void **st) {
                       "{host=a.example,list={1=p,2=q},n=1,settings={nested={x=5}}}|nil");
 }
 
+/* 51b: a frozen copy of an input serves later calls with the same content
+ * (the URL policy sees the same request on every call): each call still
+ * sees exactly its own input, whatever came before. */
+static void test_input_reuse(void **st) {
+  (void)st;
+  /* the same text with other types is another input */
+  assert_string_equal(q("local a = policy.call(nil, 'ret_input', {n = 1, s = 'x'})\n"
+                        "local b = policy.call(nil, 'ret_input', {n = '1', s = 'x'})\n"
+                        "local c = policy.call(nil, 'ret_input', {n = 1.0, s = 'x'})\n"
+                        "local d = policy.call(nil, 'ret_input', {n = 1, s = 'x'})\n"
+                        "return math.type(a.n) .. ',' .. type(b.n) .. ',' .. math.type(c.n) .. ',' .. math.type(d.n)"),
+                      "integer,string,float,integer|nil");
+  /* nested content and keys count: these differ only deep inside */
+  assert_string_equal(q("local a = policy.call(nil, 'ret_input', {t = {u = {v = 'p'}}})\n"
+                        "local b = policy.call(nil, 'ret_input', {t = {u = {v = 'q'}}})\n"
+                        "local c = policy.call(nil, 'ret_input', {t = {u = {w = 'p'}}})\n"
+                        "local d = policy.call(nil, 'ret_input', {t = {u = {v = 'p'}, x = true}})\n"
+                        "local e = policy.call(nil, 'ret_input', {t = {u = {v = 'p'}, x = false}})\n"
+                        "return a.t.u.v .. b.t.u.v .. c.t.u.w .. tostring(d.t.x) .. tostring(e.t.x)"),
+                      "pqptruefalse|nil");
+  /* strings whose length prefix could be confused with content */
+  assert_string_equal(q("local a = policy.call(nil, 'ret_input', {s = '1:', t = 'x'})\n"
+                        "local b = policy.call(nil, 'ret_input', {s = '', t = '1:x'})\n"
+                        "return a.s .. '/' .. a.t .. '/' .. b.s .. '/' .. b.t"), "1:/x//1:x|nil");
+  assert_string_equal(q("local a = policy.call(nil, 'ret_input', {'aI2;Sb'})\n"
+                        "local b = policy.call(nil, 'ret_input', {'a', 'b'})\n"
+                        "return #a .. a[1] .. '/' .. #b .. b[1] .. b[2]"), "1aI2;Sb/2ab|nil");
+  /* many more inputs than are kept, in rounds: every answer is its own */
+  assert_string_equal(q("local bad = 0\n"
+                        "for round = 1, 3 do for i = 1, 40 do\n"
+                        "  local r = policy.call(nil, 'ret_input', {n = i, host = 'h' .. i, list = {i, i + 1}})\n"
+                        "  if r.n ~= i or r.host ~= 'h' .. i or r.list[2] ~= i + 1 then bad = bad + 1 end\n"
+                        "end end\n"
+                        "return bad"), "0|nil");
+  /* a reused copy is as frozen as a new one, and unchanged by attempts */
+  for (int i = 0; i < 3; i++) {
+    const char *r = q("return policy.call(nil, 'write_input', INPUT)");
+    assert_true(strncmp(r, "nil|", 4) == 0 && strstr(r, "read-only"));
+    assert_string_equal(q("return policy.call(nil, 'ret_input', INPUT)"),
+                        "{host=a.example,list={1=p,2=q},n=1,settings={nested={x=5}}}|nil");
+  }
+  assert_engine_works();
+}
+
 /* 52: bad input from the engine side is refused before policy code runs. */
 static void test_bad_input(void **st) {
   (void)st;
@@ -405,6 +449,7 @@ static const struct CMUnitTest more[] = {
   cmocka_unit_test(test_default_frozen_for_tenant),
   cmocka_unit_test(test_budget_per_call),
   cmocka_unit_test(test_frozen_reads),
+  cmocka_unit_test(test_input_reuse),
   cmocka_unit_test(test_bad_input),
   cmocka_unit_test(test_patterns_usable),
   cmocka_unit_test(test_in_cidr),
