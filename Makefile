@@ -15,7 +15,7 @@ CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(CFLAGS) $(SAN) \
            -DMCPL_VERSION='"$(VERSION)"' -Icore -I$(BUILD) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llua5.4-cjson -lpthread -lm
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 LDFLAGS ?=
 
 LIB_SRC  := $(sort $(wildcard core/*.c))
@@ -209,7 +209,7 @@ fuzz: fuzz-deps
 	  echo "  FUZZ $$n"; \
 	  $(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icore \
 	    $$(pkg-config --cflags lua5.4 libcurl) -o $(BUILD)/fuzz/$$n $$f core/addr.c core/http_url.c \
-	    $$(pkg-config --libs libcurl lua5.4) -llua5.4-cjson -lpthread -lm || exit 1; \
+	    $$(pkg-config --libs libcurl lua5.4) -lpthread -lm || exit 1; \
 	  mkdir -p $(BUILD)/fuzz/$$n.corpus; \
 	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_TIME) -max_len=512 $(BUILD)/fuzz/$$n.corpus \
 	    tests/fuzz/seeds/$$n || exit 1; \

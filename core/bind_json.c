@@ -1,159 +1,254 @@
-/* bind_json.c: the Lua `json` module: lua-cjson decodes (its setters never
- * exposed); encoding is ours, so empty arrays, integers and key order survive. */
+/* bind_json.c: the Lua `json` module, decoder and encoder both ours, so empty
+ * arrays, integers and key order survive a round trip. */
 #include <assert.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <lauxlib.h>
-#include <lua-cjson.h>
+#include <locale.h>
 #include "engine.h"
 #include "fmt.h"
 
 #define JSON_MAX_DEPTH 200
 #define ARRAY_MT "mcpl.json.array"
 #define OBJECT_MT "mcpl.json.object"
-#define DECODER_KEY "mcpl.json.cjson_decode"
 #define JBUF_MT "mcpl.json.buffer"
 
-/* Empty arrays cannot be told from empty objects once cjson has made them
- * Lua tables, so before decoding each `[]` is replaced by a string no input
- * can guess (random per process) and turned back into a marked table. */
-static char sentinel[40];
-static size_t sentinel_len;
-static pthread_once_t sentinel_once = PTHREAD_ONCE_INIT;
+/* ---- decode -------------------------------------------------------------
+ * RFC 8259 text straight into Lua values: arrays (empty ones too) carry the
+ * array mark, objects none; integers within 2^53 (also 1.0 or 1e2) become
+ * Lua integers, other numbers floats; null is json.null. Strings are kept
+ * as their bytes (\u escapes, surrogate pairs included, become UTF-8).
+ * An integer of up to 18 digits is read exactly (ids past 2^53 survive).
+ * Errors name the first offending byte. Nesting is bounded (JSON_MAX_DEPTH). */
 
-static void sentinel_init(void) {
-  unsigned char r[12];
-  if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
-    /* fall back to address entropy; still unknown to remote input */
-    uintptr_t a = (uintptr_t)&r;
-    for (size_t i = 0; i < sizeof r; i++) r[i] = (unsigned char)(a >> (i % 8 * 8));
-  }
-  int n = snprintf(sentinel, sizeof sentinel, "\x01[]");
-  for (size_t i = 0; i < sizeof r; i++) n += snprintf(sentinel + n, sizeof sentinel - (size_t)n, "%02x", r[i]);
-  sentinel_len = (size_t)n;
+typedef struct {
+  lua_State *L;
+  const char *s, *p, *e;
+  int depth;
+  int array_mt; /* stack index of the array metatable */
+  char point;   /* the C library's decimal point (strtod follows the locale) */
+} jdec;
+
+static int jd_fail(jdec *d, const char *what) {
+  if (d->p >= d->e) return mcpl_lua_error(d->L, "invalid_argument", "invalid JSON: %s at the end of the text", what);
+  return mcpl_lua_error(d->L, "invalid_argument", "invalid JSON: %s at byte %zu", what, (size_t)(d->p - d->s) + 1);
 }
 
-/* ---- decode ------------------------------------------------------------- */
+static void jd_ws(jdec *d) {
+  while (d->p < d->e && (*d->p == ' ' || *d->p == '\t' || *d->p == '\n' || *d->p == '\r')) d->p++;
+}
 
-/* Returns a malloc'd copy of s with every empty array outside strings
- * replaced by the sentinel string literal, or NULL if there is none. */
-static char *mark_empty_arrays(const char *s, size_t n, size_t *outn) {
-  size_t count = 0;
-  int in_str = 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (in_str) {
-      if (c == '\\') i++;
-      else if (c == '"') in_str = 0;
-    } else if (c == '"') in_str = 1;
-    else if (c == '[') {
-      size_t j = i + 1;
-      while (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r')) j++;
-      if (j < n && s[j] == ']') count++;
-    }
+static int jd_hex4(jdec *d) {
+  if (d->e - d->p < 4) jd_fail(d, "a \\u escape needs four hex digits");
+  int v = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = d->p[i];
+    v <<= 4;
+    if (c >= '0' && c <= '9') v |= c - '0';
+    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
+    else jd_fail(d, "a \\u escape needs four hex digits");
   }
-  if (!count) return NULL;
-  /* the literal is "\u0001[]<hex>": 6 bytes for the escape + rest + quotes */
-  size_t lit = sentinel_len - 1 + 6 + 2;
-  char *out = malloc(n + count * lit + 1);
-  if (!out) return NULL;
-  size_t o = 0;
-  in_str = 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (in_str) {
-      out[o++] = c;
-      if (c == '\\' && i + 1 < n) out[o++] = s[++i];
-      else if (c == '"') in_str = 0;
+  d->p += 4;
+  return v;
+}
+
+static void jd_utf8(luaL_Buffer *b, unsigned cp) {
+  char u[4];
+  size_t n;
+  if (cp < 0x80) { u[0] = (char)cp; n = 1; }
+  else if (cp < 0x800) { u[0] = (char)(0xC0 | cp >> 6); u[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
+  else if (cp < 0x10000) {
+    u[0] = (char)(0xE0 | cp >> 12); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[2] = (char)(0x80 | (cp & 0x3F)); n = 3;
+  } else {
+    u[0] = (char)(0xF0 | cp >> 18); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
+  }
+  luaL_addlstring(b, u, n);
+}
+
+/* at the opening quote; pushes the string */
+static void jd_string(jdec *d) {
+  const char *start = ++d->p;
+  while (d->p < d->e && *d->p != '"' && *d->p != '\\') d->p++;
+  if (d->p >= d->e) jd_fail(d, "a string is not closed");
+  if (*d->p == '"') { /* no escapes: the bytes as they are */
+    lua_pushlstring(d->L, start, (size_t)(d->p - start));
+    d->p++;
+    return;
+  }
+  luaL_Buffer b;
+  luaL_buffinit(d->L, &b);
+  luaL_addlstring(&b, start, (size_t)(d->p - start));
+  for (;;) {
+    if (d->p >= d->e) jd_fail(d, "a string is not closed");
+    char c = *d->p;
+    if (c == '"') { d->p++; break; }
+    if (c != '\\') {
+      const char *run = d->p;
+      while (d->p < d->e && *d->p != '"' && *d->p != '\\') d->p++;
+      luaL_addlstring(&b, run, (size_t)(d->p - run));
       continue;
     }
-    if (c == '"') { in_str = 1; out[o++] = c; continue; }
-    if (c == '[') {
-      size_t j = i + 1;
-      while (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r')) j++;
-      if (j < n && s[j] == ']') {
-        o += (size_t)sprintf(out + o, "\"\\u0001%s\"", sentinel + 1);
-        i = j;
-        continue;
+    if (++d->p >= d->e) jd_fail(d, "a string is not closed");
+    c = *d->p++;
+    switch (c) {
+      case '"': luaL_addchar(&b, '"'); break;
+      case '\\': luaL_addchar(&b, '\\'); break;
+      case '/': luaL_addchar(&b, '/'); break;
+      case 'b': luaL_addchar(&b, '\b'); break;
+      case 'f': luaL_addchar(&b, '\f'); break;
+      case 'n': luaL_addchar(&b, '\n'); break;
+      case 'r': luaL_addchar(&b, '\r'); break;
+      case 't': luaL_addchar(&b, '\t'); break;
+      case 'u': {
+        unsigned cp = (unsigned)jd_hex4(d);
+        if (cp >= 0xDC00 && cp <= 0xDFFF) { d->p -= 6; jd_fail(d, "a \\u escape is a lone low surrogate"); }
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          if (d->e - d->p < 6 || d->p[0] != '\\' || d->p[1] != 'u') {
+            d->p -= 6;
+            jd_fail(d, "a high surrogate escape is not followed by a low one");
+          }
+          d->p += 2;
+          unsigned lo = (unsigned)jd_hex4(d);
+          if (lo < 0xDC00 || lo > 0xDFFF) { d->p -= 6; jd_fail(d, "a high surrogate escape is not followed by a low one"); }
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        jd_utf8(&b, cp);
+        break;
       }
-    }
-    out[o++] = c;
-  }
-  out[o] = 0;
-  *outn = o;
-  return out;
-}
-
-static int is_sentinel(lua_State *L, int idx) {
-  size_t n;
-  if (lua_type(L, idx) != LUA_TSTRING) return 0;
-  const char *s = lua_tolstring(L, idx, &n);
-  return n == sentinel_len && memcmp(s, sentinel, n) == 0;
-}
-
-static void push_marked(lua_State *L, const char *mt) {
-  lua_newtable(L);
-  luaL_setmetatable(L, mt);
-}
-
-/* Walks a decoded value (at top): integral floats become integers, sentinel
- * strings become marked empty arrays. Returns 1 when the value at top was
- * replaced (a table is fixed in place: only changed entries are written back,
- * so the walk over a large list allocates nothing for ordinary values). */
-static int fix_value(lua_State *L, int depth) {
-  int t = lua_type(L, -1);
-  if (t == LUA_TNUMBER) {
-    if (lua_isinteger(L, -1)) return 0;
-    lua_Number d = lua_tonumber(L, -1);
-    if (d == floor(d) && fabs(d) <= 9007199254740992.0) {
-      lua_pop(L, 1);
-      lua_pushinteger(L, (lua_Integer)d);
-      return 1;
-    }
-  } else if (t == LUA_TSTRING) {
-    if (is_sentinel(L, -1)) {
-      lua_pop(L, 1);
-      push_marked(L, ARRAY_MT);
-      return 1;
-    }
-  } else if (t == LUA_TTABLE && depth < JSON_MAX_DEPTH) {
-    luaL_checkstack(L, 4, "json nesting");
-    int tbl = lua_gettop(L);
-    int n = (int)lua_rawlen(L, tbl);
-    if (n > 0) luaL_setmetatable(L, ARRAY_MT);
-    lua_pushnil(L);
-    while (lua_next(L, tbl)) {
-      int vt = lua_type(L, -1);
-      if ((vt == LUA_TTABLE || vt == LUA_TSTRING || vt == LUA_TNUMBER) && fix_value(L, depth + 1)) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, tbl); /* replacing an existing key is allowed during next */
-      } else lua_pop(L, 1);
+      default: d->p -= 2; jd_fail(d, "an unknown escape in a string");
     }
   }
-  return 0;
+  luaL_pushresult(&b);
+}
+
+#define JD_DIGIT(c) ((c) >= '0' && (c) <= '9')
+
+static void jd_number(jdec *d) {
+  const char *start = d->p;
+  int neg = 0, frac = 0;
+  if (*d->p == '-') { neg = 1; d->p++; }
+  if (d->p >= d->e || !JD_DIGIT(*d->p)) jd_fail(d, "a number needs a digit");
+  if (*d->p == '0') d->p++;
+  else while (d->p < d->e && JD_DIGIT(*d->p)) d->p++;
+  size_t ndigits = (size_t)(d->p - start) - (size_t)neg;
+  if (d->p < d->e && *d->p == '.') {
+    frac = 1;
+    d->p++;
+    if (d->p >= d->e || !JD_DIGIT(*d->p)) jd_fail(d, "a fraction needs a digit");
+    while (d->p < d->e && JD_DIGIT(*d->p)) d->p++;
+  }
+  if (d->p < d->e && (*d->p == 'e' || *d->p == 'E')) {
+    frac = 1;
+    d->p++;
+    if (d->p < d->e && (*d->p == '+' || *d->p == '-')) d->p++;
+    if (d->p >= d->e || !JD_DIGIT(*d->p)) jd_fail(d, "an exponent needs a digit");
+    while (d->p < d->e && JD_DIGIT(*d->p)) d->p++;
+  }
+  if (!frac && ndigits <= 18) { /* below 10^18 < 2^63: exact as an integer */
+    long long v = 0;
+    for (const char *q = start + neg; q < d->p; q++) v = v * 10 + (*q - '0');
+    lua_pushinteger(d->L, neg ? -v : v);
+    return;
+  }
+  char buf[128];
+  size_t n = (size_t)(d->p - start);
+  double v;
+  if (n < sizeof buf) {
+    memcpy(buf, start, n);
+    buf[n] = 0;
+    if (d->point != '.') { char *dot = strchr(buf, '.'); if (dot) *dot = d->point; }
+    v = strtod(buf, NULL);
+  } else { /* a very long number: through a Lua string, NUL-terminated */
+    lua_pushlstring(d->L, start, n);
+    char *t = (char *)lua_tostring(d->L, -1);
+    if (d->point != '.') { char *dot = strchr(t, '.'); if (dot) *dot = d->point; }
+    v = strtod(t, NULL);
+    lua_pop(d->L, 1);
+  }
+  if (!isfinite(v)) { d->p = start; jd_fail(d, "a number is out of range"); }
+  if (v == floor(v) && fabs(v) <= 9007199254740992.0) lua_pushinteger(d->L, (lua_Integer)v);
+  else lua_pushnumber(d->L, v);
+}
+
+static void jd_literal(jdec *d, const char *word, size_t n) {
+  if ((size_t)(d->e - d->p) < n || memcmp(d->p, word, n) != 0) jd_fail(d, "expected a value");
+  d->p += n;
+}
+
+static void jd_value(jdec *d) {
+  jd_ws(d);
+  if (d->p >= d->e) jd_fail(d, "expected a value");
+  lua_State *L = d->L;
+  switch (*d->p) {
+    case '{': {
+      if (++d->depth > JSON_MAX_DEPTH) jd_fail(d, "nesting too deep");
+      luaL_checkstack(L, 4, "json nesting");
+      d->p++;
+      lua_newtable(L);
+      jd_ws(d);
+      if (d->p < d->e && *d->p == '}') { d->p++; d->depth--; return; }
+      for (;;) {
+        jd_ws(d);
+        if (d->p >= d->e || *d->p != '"') jd_fail(d, "expected a member name (a string)");
+        jd_string(d);
+        jd_ws(d);
+        if (d->p >= d->e || *d->p != ':') jd_fail(d, "expected ':' after a member name");
+        d->p++;
+        jd_value(d);
+        lua_rawset(L, -3); /* a repeated name: the last one counts */
+        jd_ws(d);
+        if (d->p < d->e && *d->p == ',') { d->p++; continue; }
+        if (d->p < d->e && *d->p == '}') { d->p++; break; }
+        jd_fail(d, "expected ',' or '}' in an object");
+      }
+      d->depth--;
+      return;
+    }
+    case '[': {
+      if (++d->depth > JSON_MAX_DEPTH) jd_fail(d, "nesting too deep");
+      luaL_checkstack(L, 4, "json nesting");
+      d->p++;
+      lua_newtable(L);
+      lua_pushvalue(L, d->array_mt);
+      lua_setmetatable(L, -2);
+      jd_ws(d);
+      if (d->p < d->e && *d->p == ']') { d->p++; d->depth--; return; }
+      for (lua_Integer i = 1;; i++) {
+        jd_value(d);
+        lua_rawseti(L, -2, i);
+        jd_ws(d);
+        if (d->p < d->e && *d->p == ',') { d->p++; continue; }
+        if (d->p < d->e && *d->p == ']') { d->p++; break; }
+        jd_fail(d, "expected ',' or ']' in an array");
+      }
+      d->depth--;
+      return;
+    }
+    case '"': jd_string(d); return;
+    case 't': jd_literal(d, "true", 4); lua_pushboolean(L, 1); return;
+    case 'f': jd_literal(d, "false", 5); lua_pushboolean(L, 0); return;
+    case 'n': jd_literal(d, "null", 4); lua_pushlightuserdata(L, NULL); return;
+    default:
+      if (*d->p == '-' || JD_DIGIT(*d->p)) { jd_number(d); return; }
+      jd_fail(d, "expected a value");
+  }
 }
 
 /* json.decode(s) -> value | raises {code="invalid_argument"} */
 static int json_decode(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
-  pthread_once(&sentinel_once, sentinel_init);
-  size_t mn = 0;
-  char *marked = mark_empty_arrays(s, n, &mn);
-  lua_getfield(L, LUA_REGISTRYINDEX, DECODER_KEY);
-  if (marked) lua_pushlstring(L, marked, mn); else lua_pushvalue(L, 1);
-  free(marked);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    const char *m = lua_tostring(L, -1);
-    return mcpl_lua_error(L, "invalid_argument", "invalid JSON: %s", m ? m : "?");
-  }
-  fix_value(L, 0);
+  lua_settop(L, 1);
+  luaL_getmetatable(L, ARRAY_MT);
+  jdec d = {L, s, s, s + n, 0, lua_gettop(L), localeconv()->decimal_point[0]};
+  jd_value(&d);
+  jd_ws(&d);
+  if (d.p < d.e) jd_fail(&d, "unexpected text after the value");
   return 1;
 }
 
@@ -549,24 +644,8 @@ int luaopen_mcpl_json(lua_State *L) {
   lua_pushcfunction(L, jbuf_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
-  /* A private cjson instance: only its decode function is kept. */
-  lua_pushcfunction(L, luaopen_cjson);
-  lua_call(L, 0, 1);
-  lua_getfield(L, -1, "new");
-  lua_call(L, 0, 1);
-  lua_getfield(L, -1, "decode_max_depth");
-  lua_pushinteger(L, JSON_MAX_DEPTH);
-  lua_call(L, 1, 0);
-  lua_getfield(L, -1, "decode_invalid_numbers");
-  lua_pushboolean(L, 0);
-  lua_call(L, 1, 0);
-  lua_getfield(L, -1, "decode");
-  lua_setfield(L, LUA_REGISTRYINDEX, DECODER_KEY);
-  lua_getfield(L, -1, "null");
-  lua_insert(L, -3);
-  lua_pop(L, 2);
   luaL_newlib(L, fns);
-  lua_insert(L, -2);
+  lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   return 1;
 }

@@ -2,8 +2,8 @@
 # mcplink dependency check: names every missing Debian package of the groups asked for.
 # Usage: deps.sh check|install [GROUP...]   GROUP: build (the default), test, fuzz
 set -u
-# build: what a plain `make` needs (compiler, Lua, libcurl, OpenSSL, SQLite, libedit, cjson)
-BUILD_PKGS="gcc libc6-dev make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libssl-dev
+# build: what a plain `make` needs (compiler, Lua, libcurl, OpenSSL, SQLite, libedit)
+BUILD_PKGS="gcc libc6-dev make pkg-config liblua5.4-dev libcurl4-openssl-dev libssl-dev
   libsqlite3-dev libedit-dev libpq-dev"
 # (libpq-dev: the PostgreSQL backend links libpq)
 # test: what `make test` adds (unit tests, fixtures and the test CA, REPL terminal, browser, JSON in

@@ -1,6 +1,6 @@
 /* fuzz_jsonrpc.c: libFuzzer target for the MCP client's message handling:
  * bytes as an SSE stream (or a JSON body) through the C SSE parser, then the
- * engine's own lua/mcp/jsonrpc.lua on lua-cjson. Run from the repository top. */
+ * engine's own lua/mcp/jsonrpc.lua on its json module. Run from the repository top. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,26 +9,17 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include "../../core/sse.c" /* one translation unit: the fuzz rule links no engine */
+#include "json_stub.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int luaopen_cjson_safe(lua_State *L);
 
 static lua_State *FL;
 
-/* Stand-ins for the engine's json and errors modules, then mcp.jsonrpc, and a
+/* The engine's json and errors modules, then mcp.jsonrpc, and a
  * checker: every outcome is a list of messages or an upstream_error. */
 static const char prelude[] =
-  "local cj = require 'cjson.safe'\n"
-  "local null = cj.null\n"
-  "local arr = setmetatable({}, {__mode = 'k'})\n"
-  "local json = { null = null,\n"
-  "  decode = function(s) local v, e = cj.decode(s); if v == nil and e then error(e) end; return v end,\n"
-  "  is_array = function(t) if type(t) ~= 'table' then return false end\n"
-  "    local n = 0 for k in pairs(t) do if math.type(k) ~= 'integer' then return false end n = n + 1 end\n"
-  "    return n > 0 and n == #t end,\n"
-  "  object = function(t) return t or {} end, array = function(t) return t or {} end }\n"
-  "package.loaded.json = json\n"
+  "local json = require 'json'\n"
   "package.loaded.errors = dofile('lua/errors.lua')\n"
   "local rpc = dofile('lua/mcp/jsonrpc.lua')\n"
   "local errors = package.loaded.errors\n"
@@ -56,8 +47,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   FL = luaL_newstate();
   luaL_openlibs(FL);
   luaL_getsubtable(FL, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  lua_pushcfunction(FL, luaopen_cjson_safe);
-  lua_setfield(FL, -2, "cjson.safe");
+  lua_pushcfunction(FL, luaopen_mcpl_json);
+  lua_setfield(FL, -2, "json");
   lua_pop(FL, 1);
   if (luaL_loadstring(FL, prelude) != LUA_OK || lua_pcall(FL, 0, 1, 0) != LUA_OK) {
     fprintf(stderr, "fuzz_jsonrpc: %s (run from the repository top)\n", lua_tostring(FL, -1));
