@@ -23,6 +23,7 @@
 #define DEF_MAX_BODY (8u << 20)
 #define DEF_MAX_HEADER (64u << 10)
 #define IDLE_MULTI 16
+#define IDLE_EASY 16
 #define MULTI_USES 1000
 
 /* ---- engine-wide state ---------------------------------------------------- */
@@ -42,6 +43,11 @@ struct http_state {
   CURLM *idle[IDLE_MULTI];
   int idle_uses[IDLE_MULTI];
   int nidle;
+  /* Idle easy handles (under idle_mu), reset and reused: making one costs
+   * more than the options set on it. Retired after MULTI_USES uses too. */
+  CURL *easy[IDLE_EASY];
+  int easy_uses[IDLE_EASY];
+  int neasy;
 };
 
 static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *ud) {
@@ -57,6 +63,7 @@ static void share_unlock(CURL *h, curl_lock_data d, void *ud) {
 static void state_free(struct http_state *s) {
   if (!s) return;
   for (int i = 0; i < s->nidle; i++) curl_multi_cleanup(s->idle[i]);
+  for (int i = 0; i < s->neasy; i++) curl_easy_cleanup(s->easy[i]);
   pthread_mutex_destroy(&s->idle_mu);
   if (s->share) curl_share_cleanup(s->share);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_destroy(&s->locks[i]);
@@ -137,6 +144,7 @@ typedef struct {
   const http_request *rq;
   http_response *rs;
   CURL *h;
+  int easy_uses;      /* of h, reused from the engine's idle handles */
   struct curl_slist *hdrs, *pin;
   size_t body_cap, header_bytes;
   size_t max_body, max_header;
@@ -538,6 +546,40 @@ static int judge_and_pin(xfer *x) {
   return 0;
 }
 
+/* An idle easy handle of the engine, reset to its defaults (a reset keeps
+ * no option of the last transfer: URL, headers, pins, callbacks), or a new
+ * one; *uses counts its use. */
+static CURL *easy_take(struct http_state *st, int *uses) {
+  CURL *h = NULL;
+  pthread_mutex_lock(&st->idle_mu);
+  if (st->neasy > 0) {
+    st->neasy--;
+    h = st->easy[st->neasy];
+    *uses = st->easy_uses[st->neasy];
+  }
+  pthread_mutex_unlock(&st->idle_mu);
+  if (h) {
+    curl_easy_reset(h);
+    return h;
+  }
+  *uses = 0;
+  return curl_easy_init();
+}
+
+/* Gives back an easy handle out of any multi handle. */
+static void easy_give(struct http_state *st, CURL *h, int uses) {
+  if (++uses < MULTI_USES) {
+    pthread_mutex_lock(&st->idle_mu);
+    if (st->neasy < IDLE_EASY) {
+      st->easy[st->neasy] = h;
+      st->easy_uses[st->neasy++] = uses;
+      h = NULL;
+    }
+    pthread_mutex_unlock(&st->idle_mu);
+  }
+  if (h) curl_easy_cleanup(h);
+}
+
 static int setup(xfer *x) {
   const http_request *rq = x->rq;
   http_response *rs = x->rs;
@@ -555,7 +597,7 @@ static int setup(xfer *x) {
   if (judge_and_pin(x) != 0) return -1;
   CURLSH *share = share_of(x->st);
   if (!share) { set_err(rs, "internal", "internal", "libcurl initialisation failed"); return -1; }
-  CURL *h = x->h = curl_easy_init();
+  CURL *h = x->h = easy_take(x->st, &x->easy_uses);
   if (!h) { set_err(rs, "internal", "internal", "curl_easy_init failed"); return -1; }
   for (size_t i = 0; i < rq->nheaders; i++) x->hdrs = curl_slist_append(x->hdrs, rq->headers[i]);
   x->hdrs = curl_slist_append(x->hdrs, "Expect:");
@@ -698,7 +740,7 @@ static void xfer_cleanup(xfer *x) {
     /* Releases our reference; an expired deadline returns at once. */
     http_lookup_wait(x->lookup, x->e, 0, NULL, a, 1, &n, r, sizeof r);
   }
-  if (x->h) curl_easy_cleanup(x->h);
+  if (x->h) easy_give(x->st, x->h, x->easy_uses);
   curl_slist_free_all(x->hdrs);
   curl_slist_free_all(x->pin);
   if (x->rs->code) { free(x->rs->body); x->rs->body = NULL; x->rs->body_len = 0; }

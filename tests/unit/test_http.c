@@ -172,6 +172,38 @@ static void test_https_h2_echo(void **st) {
          "if b2.method ~= 'POST' or b2.body ~= '{\"a\":1}' then return 'post: ' .. r2.body end\n");
 }
 
+/* Transfers reuse the engine's easy handles (reset in between): nothing of
+ * one request (method, body, headers, custom verb) reaches the next. */
+static void test_reused_handles_carry_nothing(void **st) {
+  (void)st;
+  lua_ok("local seq = {\n"
+         "  { method = 'POST', body = 'first', headers = { ['X-One'] = '1', ['Content-Type'] = 'text/plain' } },\n"
+         "  { },\n"
+         "  { method = 'DELETE', headers = { ['X-Two'] = '2' } },\n"
+         "  { },\n"
+         "  { method = 'POST', body = 'second' },\n"
+         "  { method = 'HEAD' },\n"
+         "  { },\n"
+         "}\n"
+         "for round = 1, 3 do for i, q in ipairs(seq) do\n"
+         "  q.url = S .. '/echo'\n"
+         "  local r = net.request(ctx, q)\n"
+         "  if r.status ~= 200 then return i .. ': status ' .. r.status end\n"
+         "  if q.method == 'HEAD' then\n"
+         "    if r.body ~= '' then return i .. ': HEAD got a body' end\n"
+         "  else\n"
+         "    local b = json.decode(r.body)\n"
+         "    local want = q.method or 'GET'\n"
+         "    if b.method ~= want then return i .. ': method ' .. tostring(b.method) .. ', not ' .. want end\n"
+         "    if (b.body or '') ~= (q.body or '') then return i .. ': body ' .. tostring(b.body) end\n"
+         "    for _, h in ipairs({ 'x-one', 'x-two' }) do\n"
+         "      local sent = q.headers and (q.headers['X-One'] and h == 'x-one' or q.headers['X-Two'] and h == 'x-two')\n"
+         "      if (b.headers[h] ~= nil) ~= (sent and true or false) then return i .. ': header ' .. h .. ' leaked' end\n"
+         "    end\n"
+         "  end\n"
+         "end end\n");
+}
+
 static void test_private_blocked_by_default(void **st) {
   (void)st;
   set_settings("{\"allow_private_urls\":false}");
@@ -662,7 +694,7 @@ static mcpl_cancel call_cancel;
 static void *cancel_call_later(void *p) {
   (void)p;
   usleep(300 * 1000);
-  atomic_store(&call_cancel.requested, 1);
+  mcpl_cancel_request(&call_cancel); /* as every canceller does: the flag, and the state's hook armed */
   return NULL;
 }
 
@@ -783,7 +815,7 @@ static void test_waits_observe_cancel(void **st) {
   lua_ok("require('mcp').cache_release('sess:cancel-test')");
   /* polling sleeps (a lease held elsewhere, a server's retry delay) */
   cancelled_within(Ls, "sleep", "for i = 1, 20 do require('core').sleep_ms(1000) end");
-  /* Lua that runs on without waiting: the count hook raises it (once per call) */
+  /* Lua that runs on without waiting: the hook the cancel arms raises it (once per call) */
   cancelled_within(Ls, "hook", "local core = require 'core' local t = core.mono_ms() + 5000\n"
                                "while core.mono_ms() < t do end");
   /* a name lookup that takes long */
@@ -809,6 +841,7 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_https_h2_echo),
+    cmocka_unit_test(test_reused_handles_carry_nothing),
     cmocka_unit_test(test_private_blocked_by_default),
     cmocka_unit_test(test_redirect_hops_rechecked),
     cmocka_unit_test(test_credentials_dropped_across_origins),
