@@ -1,9 +1,12 @@
 /* raw_floor.c: the floor for the benchmarks: the same MCP JSON-RPC exchange as the engine, by
  * hand, with one keep-alive libcurl handle and no engine at all. */
-/* Usage: raw_floor call URL [--era modern|legacy] [--n N] [--ca FILE] [--api-key K] [--label L]
+/* Usage: raw_floor call URL [--era modern|legacy] [--n N] [--threads T] [--ca FILE] [--api-key K] [--label L]
  *        raw_floor discover URL [--ca FILE] [--api-key K] [--label L] [--reps R]
  * Prints result lines "@ LABEL key=value ..." (see bench/run.sh): calls/s, p50/p99 latency,
- * CPU µs per call and peak RSS; for discover the wall and CPU time of fetching every page. */
+ * CPU µs per call and peak RSS; for discover the wall and CPU time of fetching every page.
+ * --threads T (modern era): T threads, each with its own handle, share the N calls: what the
+ * machine itself gives from more threads, beside the engine's 8-thread row. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,20 +158,71 @@ static long rf_list(rf_client *c, long *pages) {
   return tools;
 }
 
+typedef struct {
+  const char *url, *ca, *key;
+  double *lat;
+  int n;
+} rf_worker;
+
+static void *rf_work(void *p) {
+  rf_worker *w = p;
+  rf_client c = {0};
+  rf_init(&c, w->url, w->ca, w->key, 1);
+  for (int i = 0; i < w->n / 10 + 5; i++) rf_call(&c, 10 + i);
+  for (int i = 0; i < w->n; i++) {
+    double s = bu_now_us();
+    rf_call(&c, 100000 + i);
+    w->lat[i] = bu_now_us() - s;
+  }
+  curl_easy_cleanup(c.h);
+  free(c.out.p);
+  return NULL;
+}
+
+/* T threads with a handle each: calls/s of them all, latencies of every call */
+static int rf_threads(const char *label, const char *url, const char *ca, const char *key, int n, int t) {
+  rf_worker w[64];
+  pthread_t th[64];
+  int per = n / t;
+  double *lat = malloc(sizeof(double) * (size_t)(per * t));
+  bu_cpu cpu0 = bu_cpu_now();
+  double t0 = bu_now_us();
+  for (int i = 0; i < t; i++) {
+    w[i] = (rf_worker){url, ca, key, lat + (size_t)i * (size_t)per, per};
+    if (pthread_create(&th[i], NULL, rf_work, &w[i]) != 0) { perror("pthread_create"); return 1; }
+  }
+  for (int i = 0; i < t; i++) pthread_join(th[i], NULL);
+  double wall = bu_now_us() - t0;
+  bu_report_calls(label, lat, per * t, wall, bu_cpu_since(cpu0));
+  free(lat);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) { fprintf(stderr, "usage: raw_floor call|discover URL [options]\n"); return 2; }
   const char *mode = argv[1], *url = argv[2], *ca = NULL, *key = NULL, *label = "raw";
-  int n = 2000, modern = 1, reps = 1;
+  int n = 2000, modern = 1, reps = 1, threads = 1;
   for (int i = 3; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--n") == 0) n = atoi(argv[i + 1]);
     else if (strcmp(argv[i], "--ca") == 0) ca = argv[i + 1];
     else if (strcmp(argv[i], "--api-key") == 0) key = argv[i + 1];
     else if (strcmp(argv[i], "--label") == 0) label = argv[i + 1];
     else if (strcmp(argv[i], "--reps") == 0) reps = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--threads") == 0) threads = atoi(argv[i + 1]);
     else if (strcmp(argv[i], "--era") == 0) modern = strcmp(argv[i + 1], "legacy") != 0;
     else { fprintf(stderr, "raw_floor: unknown option %s\n", argv[i]); return 2; }
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (threads > 1) {
+    if (strcmp(mode, "call") != 0 || !modern || threads > 64) {
+      fprintf(stderr, "raw_floor: --threads is for call on a modern-era server, at most 64\n");
+      return 2;
+    }
+    int rc = rf_threads(label, url, ca, key, n < 10 * threads ? 10 * threads : n, threads);
+    fflush(stdout);
+    curl_global_cleanup();
+    return rc;
+  }
   rf_client c = {0};
   rf_init(&c, url, ca, key, modern);
   if (strcmp(mode, "call") == 0) {

@@ -107,6 +107,7 @@ r=1
 while [ $r -le "$reps" ]; do
   echo "repetition $r of $reps" >&2
   calls https-json "$url_https" "$N"
+  run "https-json/" "$bin/raw_floor" call "$url_https" --ca "$ca" --api-key "$KEY" --n "$NT" --threads 8 --label raw-8t
   run "https-json/" "$bin/engine_bench" call "$url_https" --ca "$ca" --api-key "$KEY" --n "$NT" --threads 8 --label engine-8t
   run "https-json/" "$bin/engine_bench" call "$url_https" --ca "$ca" --api-key "$KEY" --n "$N" --label engine-1t-pg --db "$(pgdb)"
   run "https-json/" "$bin/engine_bench" call "$url_https" --ca "$ca" --api-key "$KEY" --n "$NT" --threads 8 --label engine-8t-pg --db "$(pgdb)"
