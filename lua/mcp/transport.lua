@@ -71,7 +71,11 @@ end
 
 -- post_headers(c) -> the client's headers (credentials) for a JSON-RPC POST
 function M.post_headers(c)
-  local h = {}
+  -- sized for what callers add (the revision, method and name headers, a
+  -- credential), so filling it never grows it
+  -- (fields listed with nil size the table; Lua stores none of them)
+  local h = { ["Content-Type"] = nil, ["Accept"] = nil, ["MCP-Protocol-Version"] = nil, ["Mcp-Method"] = nil,
+              ["Mcp-Name"] = nil, ["Mcp-Session-Id"] = nil, ["Authorization"] = nil, ["X-Api-Key"] = nil }
   for k, v in pairs(c.headers or {}) do h[k] = v end
   h["Content-Type"] = "application/json"
   h["Accept"] = "application/json, text/event-stream"
@@ -297,8 +301,8 @@ end
 function M.exchange(c, req)
   local url = net.parse(req.url or c.url, "url")
   local method = req.method or "POST"
-  local headers = {}
-  for k, v in pairs(req.headers or {}) do headers[k] = v end
+  -- the caller's table, copied only if a redirect must drop credentials from it
+  local headers, own_headers = req.headers or {}, false
   local body = req.body
   local timeout = req.timeout_ms or c.timeout_ms
   local deadline = req.deadline or (core.mono_ms() + timeout)
@@ -371,7 +375,15 @@ function M.exchange(c, req)
       local nu, reason, msg = url:join(loc)
       if not nu then errors.raise("url_blocked", "redirect refused: " .. tostring(msg), "url", { reason = reason }) end
       if not nu:same_origin(url) then
-        for k in pairs(headers) do if SENSITIVE[k:lower()] then headers[k] = nil end end
+        if not own_headers then
+          local copy = {}
+          for k, v in pairs(headers) do copy[k] = v end
+          headers, own_headers = copy, true
+        end
+        -- the standard credential headers, and every header the client's credentials
+        -- made (an API key under a header name of the server's choosing)
+        local cred = c.headers or {}
+        for k in pairs(headers) do if SENSITIVE[k:lower()] or cred[k] ~= nil then headers[k] = nil end end
       end
       url = nu
     else

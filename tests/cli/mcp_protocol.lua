@@ -29,7 +29,7 @@ for _, s in ipairs({ { "2026-07-28", true }, { "2026-07-28", false }, { "2025-11
                      { "2025-11-25", false }, { "2025-03-26", true }, { "2024-11-05", true } }) do
   PLAN = PLAN + 19 + (s[1] >= "2025-06-18" and 1 or 0) + (s[2] and 1 or 0)
 end
-PLAN = PLAN + 6 + 2 + 6 + 1 + 26 -- pagination, session expiry, stale and timeout, resume, misbehaviours
+PLAN = PLAN + 6 + 2 + 6 + 1 + 26 + 4 -- pagination, session expiry, stale and timeout, resume, misbehaviours, redirects
 print("1.." .. PLAN)
 
 -- run(url, steps, opts) -> result rows
@@ -188,6 +188,23 @@ do
   is(r.error and r.error.http_status, 500, "HTTP 500 is upstream_error with http_status")
   r = one(base .. "/redirect-loop", { step = "discover" }, { timeout_ms = 3000 })
   is(r.error and r.error.reason, "too_many_redirects", "a redirect loop stops")
+  -- a redirect keeps the credentials within the origin only: every credential header the
+  -- client was given (here a bearer token and an API key header) is dropped for another origin
+  local function enc(u) return (u:gsub("[^%w%-%._~]", function(ch) return string.format("%%%02X", ch:byte()) end)) end
+  local H = { Authorization = "Bearer s3cret", ["X-Api-Key"] = "k3y" }
+  local other = base:gsub("127%.0%.0%.1", "localhost")
+  local function who(target)
+    local w = one(base .. "/redirect-to?to=" .. enc(target .. "/whoami?only=tools/call"),
+      { step = "call_tool", name = "echo", arguments = {} }, { era = "legacy", headers = H, timeout_ms = 5000 })
+    local text = w.result and w.result.content and w.result.content[1] and w.result.content[1].text
+    return text and json.decode(text) or { error = w.error }
+  end
+  local same = who(base)
+  is(same.authorization, "Bearer s3cret", "a same-origin redirect keeps the bearer token")
+  is(same.apikey, "k3y", "and the API key header")
+  local cross = who(other)
+  is(cross.authorization, json.null, "a redirect to another origin drops the bearer token")
+  is(cross.apikey, json.null, "and the API key header")
   r = bad("close-mid")
   is(r.error and r.error.code, "upstream_error", "a connection closed mid-response is upstream_error")
   r = bad("error-response")
