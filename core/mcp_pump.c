@@ -1,6 +1,5 @@
-/* mcp_pump.c: streamed exchanges read by a thread of their own ("pumps"), so a
- * handshake-era call's stream stays open while its continuation waits for the user.
- * A lazy pump is read on its caller's thread and gets a thread only when parked. */
+/* mcp_pump.c: streamed exchanges ("pumps") that a thread of their own reads once parked, so
+ * a handshake-era call's stream stays open while its continuation waits for the user. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
