@@ -105,6 +105,19 @@ int http_perform(mcpl_engine *e, const http_request *rq, http_response *rs);
  * that failed. Each rs[i] is filled as by http_perform. */
 int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs, size_t n);
 void http_response_free(http_response *rs);
+/* The same transfers driven a step at a time by the caller: a thread may
+ * run a transfer for a while and hand it to another between steps (never
+ * two at once), e.g. a streamed exchange read on the caller's thread until
+ * it must outlive the call. rq and rs stay the caller's and must outlive the
+ * run. start returns NULL (every rs[i] failed) when nothing could start;
+ * step runs what is ready, then waits up to wait_ms (-1: the loop's own poll
+ * step) for more, and returns 1 once every transfer has ended; end ends
+ * those still running (as cancelled), frees the run and returns the number
+ * that failed. */
+typedef struct http_run http_run;
+http_run *http_run_start(mcpl_engine *e, const http_request *rq, http_response *rs, size_t n);
+int http_run_step(http_run *r, long wait_ms);
+int http_run_end(http_run *r);
 /* Wakes the transfer loop that owns handle (see http_request.on_wake). */
 void http_wake(void *handle);
 /* First header of that (lower-case) name, or NULL. */

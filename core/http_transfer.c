@@ -781,24 +781,40 @@ static void multi_give(struct http_state *st, CURLM *m, int uses) {
   if (m) curl_multi_cleanup(m);
 }
 
-int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs, size_t n) {
+/* A run: transfers through one multi handle, driven a step at a time by
+ * whichever thread holds it (http.h: http_run_*). */
+struct http_run {
+  mcpl_engine *e;
+  struct http_state *st;
+  const http_request *rq;
+  http_response *rs;
+  xfer *xs;
+  size_t n;
+  CURLM *m;
+  int uses, running;
+  int kicked;  /* the first perform ran */
+};
+
+http_run *http_run_start(mcpl_engine *e, const http_request *rq, http_response *rs, size_t n) {
   struct http_state *st = e ? mcpl_engine_slot(e, MCPL_AREA_HTTP) : NULL;
+  http_run *r = calloc(1, sizeof *r);
   xfer *xs = calloc(n ? n : 1, sizeof *xs);
-  int failed = 0, uses = 0;
   CURLM *m = NULL;
-  if (!xs || !st || !global_ready() || !(m = multi_take(st, &uses))) {
+  int uses = 0;
+  if (!r || !xs || !st || !global_ready() || !(m = multi_take(st, &uses))) {
     for (size_t i = 0; i < n; i++) {
       memset(&rs[i], 0, sizeof rs[i]);
       set_err(&rs[i], "internal", "internal", "HTTP client unavailable");
     }
     free(xs);
-    return (int)n;
+    free(r);
+    return NULL;
   }
+  r->e = e, r->st = st, r->rq = rq, r->rs = rs, r->xs = xs, r->n = n, r->m = m, r->uses = uses;
   for (size_t i = 0; i < n; i++)
     if (rq[i].on_wake) rq[i].on_wake(rq[i].ud, m);
   /* Lookups start together; each is then judged and its transfer added. */
   for (size_t i = 0; i < n; i++) xfer_init(&xs[i], e, st, &rq[i], &rs[i]);
-  int running = 0;
   for (size_t i = 0; i < n; i++) {
     if (setup(&xs[i]) != 0) { xs[i].failed = 1; continue; }
     if (curl_multi_add_handle(m, xs[i].h) != CURLM_OK) {
@@ -806,54 +822,93 @@ int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs,
       set_err(&rs[i], "internal", "internal", "curl_multi_add_handle failed");
       continue;
     }
-    running++;
+    r->running++;
   }
-  while (running > 0) {
-    int still = 0;
-    curl_multi_perform(m, &still);
-    CURLMsg *msg;
-    int q;
-    while ((msg = curl_multi_info_read(m, &q))) {
-      if (msg->msg != CURLMSG_DONE) continue;
-      xfer *x = NULL;
-      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-      finish(x, msg->data.result);
-      curl_multi_remove_handle(m, x->h);
-      x->done = 1;
-      running--;
+  return r;
+}
+
+/* Takes the transfers libcurl reports ended -> 1 once none runs. */
+static int run_collect(http_run *r) {
+  CURLMsg *msg;
+  int q;
+  while ((msg = curl_multi_info_read(r->m, &q))) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    xfer *x = NULL;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+    finish(x, msg->data.result);
+    curl_multi_remove_handle(r->m, x->h);
+    x->done = 1;
+    r->running--;
+  }
+  return r->running <= 0;
+}
+
+/* A step waits, then runs what arrived: what a step hands to the callbacks
+ * is there when it returns, not one wait later. */
+int http_run_step(http_run *r, long wait_ms) {
+  if (!r || r->running <= 0) return 1;
+  int still = 0;
+  if (!r->kicked) {
+    r->kicked = 1;
+    curl_multi_perform(r->m, &still);
+    if (run_collect(r)) return 1;
+  }
+  /* Cancellation and the deadlines end a transfer here, whatever state
+   * libcurl keeps it in and even when it is idle (the progress callback
+   * only runs on activity); the poll never outlasts the nearest deadline. */
+  long now = http_now_ms(), next = now + POLL_MS;
+  if (wait_ms >= 0 && now + wait_ms < next) next = now + wait_ms;
+  for (size_t i = 0; i < r->n; i++) {
+    xfer *x = &r->xs[i];
+    if (x->failed || x->rs->code || !x->h || x->done) continue;
+    if (cancelled(x)) {
+      x->cancelled = 1;
+      finish(x, CURLE_ABORTED_BY_CALLBACK);
+    } else if (!overdue(x, now)) {
+      long d = x->connected ? x->deadline : x->connect_deadline;
+      if (d < next) next = d;
+      continue;
     }
-    if (running <= 0) break;
-    /* Cancellation and the deadlines end a transfer here, whatever state
-     * libcurl keeps it in and even when it is idle (the progress callback
-     * only runs on activity); the poll never outlasts the nearest deadline. */
-    long now = http_now_ms(), next = now + POLL_MS;
-    for (size_t i = 0; i < n; i++) {
-      xfer *x = &xs[i];
-      if (x->failed || x->rs->code || !x->h || x->done) continue;
-      if (cancelled(x)) {
-        x->cancelled = 1;
-        finish(x, CURLE_ABORTED_BY_CALLBACK);
-      } else if (!overdue(x, now)) {
-        long d = x->connected ? x->deadline : x->connect_deadline;
-        if (d < next) next = d;
-        continue;
-      }
-      curl_multi_remove_handle(m, x->h);
+    curl_multi_remove_handle(r->m, x->h);
+    x->done = 1;
+    r->running--;
+  }
+  if (r->running <= 0) return 1;
+  if (next > now) curl_multi_poll(r->m, NULL, 0, (int)(next - now), NULL);
+  curl_multi_perform(r->m, &still);
+  return run_collect(r);
+}
+
+int http_run_end(http_run *r) {
+  if (!r) return -1;
+  int failed = 0;
+  for (size_t i = 0; i < r->n; i++) {
+    xfer *x = &r->xs[i];
+    if (!x->failed && x->h && !x->done) {
+      /* still running: ended here as cancelled */
+      x->cancelled = 1;
+      finish(x, CURLE_ABORTED_BY_CALLBACK);
+      curl_multi_remove_handle(r->m, x->h);
       x->done = 1;
-      running--;
     }
-    if (running <= 0) break;
-    curl_multi_poll(m, NULL, 0, (int)(next > now ? next - now : 0), NULL);
   }
-  for (size_t i = 0; i < n; i++) {
-    if (rs[i].code) failed++;
-    xfer_cleanup(&xs[i]);
+  for (size_t i = 0; i < r->n; i++) {
+    if (r->rs[i].code) failed++;
+    xfer_cleanup(&r->xs[i]);
   }
-  for (size_t i = 0; i < n; i++)
-    if (rq[i].on_wake) rq[i].on_wake(rq[i].ud, NULL);
-  multi_give(st, m, uses);
-  free(xs);
+  for (size_t i = 0; i < r->n; i++)
+    if (r->rq[i].on_wake) r->rq[i].on_wake(r->rq[i].ud, NULL);
+  multi_give(r->st, r->m, r->uses);
+  free(r->xs);
+  free(r);
   return failed;
+}
+
+int http_perform_many(mcpl_engine *e, const http_request *rq, http_response *rs, size_t n) {
+  http_run *r = http_run_start(e, rq, rs, n);
+  if (!r) return (int)n;
+  while (!http_run_step(r, -1)) {}
+  return http_run_end(r);
 }
 
 void http_wake(void *handle) {

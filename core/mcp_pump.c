@@ -1,5 +1,5 @@
-/* mcp_pump.c: streamed exchanges read by a thread of their own ("pumps"), so a
- * handshake-era call's stream stays open while its continuation waits for the user. */
+/* mcp_pump.c: streamed exchanges ("pumps") that a thread of their own reads once parked, so
+ * a handshake-era call's stream stays open while its continuation waits for the user. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +28,7 @@ typedef struct pump_bell {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   unsigned long seq;           /* rings so far */
+  void *wake;                  /* a lazy pump's transfer its reader waits in (http_wake) */
   int refs;
 } pump_bell;
 
@@ -37,6 +38,9 @@ typedef struct mcp_pump {
   pthread_cond_t cv;
   pthread_t th;
   int started;                 /* the thread runs (join it) */
+  int lazy;                    /* no thread yet: the reader runs the transfer (next) */
+  int begun;                   /* run was started (else the thread starts it) */
+  http_run *run;               /* the transfer while it runs: one thread steps it at a time */
   mcpl_cancel cancel;          /* close, expiry, engine close */
   void *wake;                  /* the transfer's wake handle while it runs (under mu) */
   pump_bell *bell;             /* set once (under mu), released when the pump is freed */
@@ -94,6 +98,7 @@ static void bell_ring(pump_bell *b) {
   pthread_mutex_lock(&b->mu);
   b->seq++;
   pthread_cond_broadcast(&b->cv);
+  http_wake(b->wake);
   pthread_mutex_unlock(&b->mu);
 }
 
@@ -227,25 +232,78 @@ static void send_notice(mcp_pump *p) {
   http_url_free(u);
 }
 
-static void *pump_main(void *arg) {
-  mcp_pump *p = arg;
-  http_response rs;
-  http_perform(p->e, &p->rq, &rs);
+/* Starts the transfer (rs is final at once when it cannot start). */
+static void pump_begin(mcp_pump *p) {
+  p->begun = 1;
+  p->run = http_run_start(p->e, &p->rq, &p->rs, 1);
+  if (!p->run) {
+    pthread_mutex_lock(&p->mu);
+    p->done = 1;
+    pthread_mutex_unlock(&p->mu);
+  }
+}
+
+/* The transfer ended (or is ended now): rs is final and the reader told. */
+static void pump_end(mcp_pump *p) {
+  http_run_end(p->run);
+  p->run = NULL;
   pthread_mutex_lock(&p->mu);
-  p->rs = rs;
   p->done = 1;
   pthread_cond_broadcast(&p->cv);
   pump_bell *b = p->bell;
   pthread_mutex_unlock(&p->mu);
   bell_ring(b);
+}
+
+static void *pump_main(void *arg) {
+  mcp_pump *p = arg;
+  if (!p->begun) pump_begin(p);
+  if (p->run) {
+    while (!http_run_step(p->run, -1)) {}
+    pump_end(p);
+  }
   /* a parked call whose stream ended without its answer being taken: the
    * call timed out or the engine is closing, and the server is told */
-  if (__atomic_load_n(&p->parked, __ATOMIC_ACQUIRE) && p->notice_url && rs.code) send_notice(p);
+  if (__atomic_load_n(&p->parked, __ATOMIC_ACQUIRE) && p->notice_url && p->rs.code) send_notice(p);
   return NULL;
+}
+
+/* A lazy pump gets its thread, which carries its transfer on from where
+ * the reader left it (the reader steps it no more). -> 0, or -1 (no thread). */
+static int pump_adopt(mcp_pump *p) {
+  if (!p->lazy) return 0;
+  if (p->run && pthread_create(&p->th, NULL, pump_main, p) != 0) return -1;
+  p->started = p->run != NULL;
+  p->lazy = 0;
+  return 0;
+}
+
+/* The reader of a lazy pump runs its transfer for up to ms; a ring of the
+ * bell it shares (another pump's thread handed something over) cuts the
+ * wait short. */
+static void lazy_step(mcp_pump *p, pump_bell *b, unsigned long seen, long ms) {
+  if (b) {
+    pthread_mutex_lock(&b->mu);
+    if (b->seq != seen) ms = 0;
+    else b->wake = p->wake;
+    pthread_mutex_unlock(&b->mu);
+  }
+  int ended = http_run_step(p->run, ms);
+  if (b) {
+    pthread_mutex_lock(&b->mu);
+    b->wake = NULL;
+    pthread_mutex_unlock(&b->mu);
+  }
+  if (ended) pump_end(p);
 }
 
 static void pump_free(mcp_pump *p) {
   if (!p) return;
+  if (p->lazy && p->run) {
+    atomic_store(&p->cancel.requested, 1);
+    http_run_end(p->run);
+    p->run = NULL;
+  }
   if (p->started) {
     /* an idle stream's transfer is woken to see it, not left to its poll step */
     atomic_store(&p->cancel.requested, 1);
@@ -260,7 +318,7 @@ static void pump_free(mcp_pump *p) {
     it = n;
   }
   sse_free(&p->sse);
-  if (p->done) http_response_free(&p->rs);
+  http_response_free(&p->rs);
   http_url_free(p->url);
   lines_free(p->lines, p->nlines);
   lines_free(p->notice_lines, p->notice_nlines);
@@ -381,7 +439,10 @@ static char **copy_lines(lua_State *L, int idx, size_t *n) {
 
 /* mcp.pump(spec) -> pump: the exchange mcp.stream would run, on a thread of
  * its own; spec as for mcp.stream, but url is the URL's text (the pump parses
- * its own copy: it may outlive the Lua state that started it). */
+ * its own copy: it may outlive the Lua state that started it). spec.lazy:
+ * no thread until the pump is parked; until then pump:next runs the
+ * transfer on the reader's thread (a call that is never parked costs no
+ * thread and no hand-over between threads). */
 static int l_pump(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   pump_registry *reg = registry_of(L);
@@ -444,6 +505,13 @@ static int l_pump(lua_State *L) {
   rq->ud = p;
   p->ends_ms = mono_ms() + (rq->limits.timeout_ms > 0 ? rq->limits.timeout_ms : 30000);
   rq->cancel = &p->cancel;
+  lua_getfield(L, 1, "lazy");
+  p->lazy = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (p->lazy) {
+    pump_begin(p);
+    return 1;
+  }
   if (pthread_create(&p->th, NULL, pump_main, p) != 0) return mcpl_lua_error(L, "internal", "cannot start a thread");
   p->started = 1;
   return 1;
@@ -545,6 +613,7 @@ static int l_next(lua_State *L) {
     if (o->bell != b) b = NULL;
     pthread_mutex_unlock(&o->mu);
   }
+  int stepped = 0;
   for (;;) {
     unsigned long seen = 0;
     if (b) {
@@ -554,25 +623,36 @@ static int l_next(lua_State *L) {
     }
     pthread_mutex_lock(&p->mu);
     if (take(L, p)) return 1;
-    if (b) {
+    /* a lazy pump's transfer is run here, outside its lock (its callbacks take it) */
+    int lazy = p->lazy && p->run;
+    int locked = 1;
+    if (b || lazy) {
       pthread_mutex_unlock(&p->mu);
+      locked = 0;
+    }
+    if (b) {
       pthread_mutex_lock(&o->mu);
       int ready = o->head == 1 || o->first || o->done;
       pthread_mutex_unlock(&o->mu);
       if (ready) break;
     }
     long now = mono_ms();
-    if (now >= until) {
-      if (!b) pthread_mutex_unlock(&p->mu);
+    if (now >= until && (!lazy || stepped)) {
+      if (locked) pthread_mutex_unlock(&p->mu);
       break;
     }
     if (mcpl_lua_cancelled(L)) {
-      if (!b) pthread_mutex_unlock(&p->mu);
+      if (locked) pthread_mutex_unlock(&p->mu);
       *pp = NULL;
       pump_free(p);
       return mcpl_lua_raise_cancelled(L);
     }
     long step = until - now < PUMP_WAIT_STEP_MS ? until - now : PUMP_WAIT_STEP_MS;
+    if (lazy) {
+      lazy_step(p, b, seen, step > 0 ? step : 0);
+      stepped = 1;
+      continue;
+    }
     struct timespec ts;
     deadline_in(&ts, step);
     if (b) {
@@ -681,6 +761,8 @@ static int l_park(lua_State *L) {
   if (!p->key) return mcpl_lua_error(L, "internal", "out of memory");
   __atomic_store_n(&p->expires_ms, mono_ms() + (long)(ttl < 0 ? 0 : ttl), __ATOMIC_RELEASE);
   __atomic_store_n(&p->keep, !noticed, __ATOMIC_RELEASE);
+  /* parked, a lazy pump's transfer goes on without its reader: a thread of its own */
+  if (pump_adopt(p) != 0) return mcpl_lua_error(L, "internal", "cannot start a thread");
   pthread_mutex_lock(&reg->mu);
   mcp_pump *gone = take_expired(reg);
   int room = reg->n < PUMP_MAX_PARKED;

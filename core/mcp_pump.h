@@ -1,5 +1,5 @@
-/* mcp_pump.h: streamed MCP exchanges on threads of their own (mcp_pump.c), so a
- * call that waits for its user can be parked with its stream still open. */
+/* mcp_pump.h: streamed MCP exchanges read by a thread of their own once parked (mcp_pump.c),
+ * so a call that waits for its user can be parked with its stream still open. */
 #ifndef MCPL_MCP_PUMP_H
 #define MCPL_MCP_PUMP_H
 

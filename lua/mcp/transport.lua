@@ -154,8 +154,9 @@ end
 M.LISTEN_STEP_MS = 20 -- how often a call that also listens looks at both streams (when they share no wake)
 
 -- pumped(spec, on_event, req, deadline) -> as mcp.stream: the exchange read
--- by a thread of its own (mcp.pump; req.pump_handle: a parked pump to read
--- on), its events handed to on_event here as they come. When on_event parks
+-- through a pump (mcp.pump, lazy: on this thread until it is parked, then by
+-- a thread of its own; req.pump_handle: a parked pump to read on), its
+-- events handed to on_event here as they come. When on_event parks
 -- the call (an on_message answered "park"), the pump is left running in
 -- req.parked_pump: the caller parks it while the user answers.
 -- req.listen = {headers, claim?, on_message?, refused(status)?, nowait?,
@@ -227,8 +228,9 @@ local function pumped(spec, on_event, req, deadline)
     end
     if listen and not g and kept ~= "refused" then g = listen_open(spec, listen, deadline) end
     if not p then
+      -- lazy: read on this thread; a thread of its own only if the call is parked
       p = mcp.pump({ url = spec.url:text(), method = spec.method, headers = spec.headers, body = spec.body,
-                     guard = spec.guard, limits = spec.limits, max_event = spec.max_event })
+                     guard = spec.guard, limits = spec.limits, max_event = spec.max_event, lazy = true })
     end
     -- one wait on both streams: the GET's events wake the reader at once
     local shared = g and p:share_wake(g)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
 #include <cmocka.h>
 #include "mcplink.h"
 #include "testutil.h"
@@ -430,6 +431,86 @@ static void test_continuations(void **st) {
   }
 }
 
+/* ---- threads of a handshake-era call ------------------------------------------- */
+
+/* the threads of this process now */
+static int task_count(void) {
+  DIR *d = opendir("/proc/self/task");
+  assert_non_null(d);
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)))
+    if (de->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
+
+typedef struct {
+  int n, most;
+} tasks_seen;
+
+static void count_tasks(void *ud, const char *ev) {
+  (void)ev;
+  tasks_seen *t = ud;
+  int n = task_count();
+  if (n > t->most) t->most = n;
+  t->n++;
+}
+
+/* A handshake-era call that may wait for its user (no handler for
+ * elicitation) reads its stream on the caller's thread: while it runs (its
+ * progress events come in) the process has no more threads than before it,
+ * however many such calls run one after another. */
+static void test_legacy_call_no_thread(void **st) {
+  (void)st;
+  tasks_seen warm = {0, 0};
+  mcpl_call *c = mcpl_call_new();
+  mcpl_call_set_events(c, count_tasks, &warm);
+  char *res = NULL;
+  /* the first call opens the session and its kept GET stream (a thread) */
+  assert_int_equal(mcpl_op_call(eng, &ann, "tool.call", tool_args("v1__progress", "{\"steps\":2}"), c, &res), MCPL_OK);
+  mcpl_free(res);
+  mcpl_call_free(c);
+  int before = task_count();
+  for (int i = 0; i < 20; i++) {
+    tasks_seen t = {0, 0};
+    c = mcpl_call_new();
+    mcpl_call_set_events(c, count_tasks, &t);
+    int rc = mcpl_op_call(eng, &ann, "tool.call", tool_args("v1__progress", "{\"steps\":2}"), c, &res);
+    if (rc != MCPL_OK) fprintf(stderr, "v1__progress: %s\n", res);
+    assert_int_equal(rc, MCPL_OK);
+    mcpl_free(res);
+    mcpl_call_free(c);
+    assert_int_equal(t.n, 2);
+    if (t.most != before) fprintf(stderr, "call %d: %d threads while it ran, %d before\n", i, t.most, before);
+    assert_int_equal(t.most, before);
+  }
+  assert_int_equal(task_count(), before);
+}
+
+/* A question on such a call's stream parks the call: its stream is then
+ * read by a thread of its own (one more thread while it waits), and the
+ * continuation carries it on from there (the thread gone once it ends). */
+static void test_parked_call_thread(void **st) {
+  (void)st;
+  char cont[128], key[64], args[1024];
+  int rc;
+  int before = task_count();
+  char *res = call_with("v1__ask_form", NULL, &rc);
+  assert_int_equal(rc, MCPL_OK);
+  assert_non_null(strstr(res, "\"resultType\":\"input_required\""));
+  assert_int_equal(json_field(res, "continuation", cont, sizeof cont), 0);
+  assert_int_equal(json_field(res, "key", key, sizeof key), 0);
+  mcpl_free(res);
+  assert_int_equal(task_count(), before + 1);
+  snprintf(args, sizeof args, "{\"continuation\":\"%s\",\"input_responses\":{\"%s\":{\"action\":\"accept\","
+           "\"content\":{\"name\":\"Dee\"}}}}", cont, key);
+  char out[8192];
+  op_ok(&ann, "tool.continue", args, out, sizeof out);
+  assert_non_null(strstr(out, "Dee"));
+  assert_int_equal(task_count(), before);
+}
+
 /* ---- the system CA bundle, read on first use --------------------------------- */
 
 /* Without --ca-file, the system bundle (here SSL_CERT_FILE: the fixtures' CA)
@@ -510,6 +591,8 @@ int main(void) {
     cmocka_unit_test(test_form_v2),
     cmocka_unit_test(test_url_mode),
     cmocka_unit_test(test_sampling_and_roots),
+    cmocka_unit_test(test_legacy_call_no_thread),
+    cmocka_unit_test(test_parked_call_thread),
     cmocka_unit_test(test_continuations),
     cmocka_unit_test(test_bundle_first_use_threads),
     cmocka_unit_test(test_reply_limits),
