@@ -17,9 +17,13 @@ function M.visible(a, row)
   return row.owner_user_id == a.user_id
 end
 
--- get(a, ref, field) -> an assistant the actor may see | raises not_found
-function M.get(a, ref, field)
-  local row = store.find(a, "assistants", { id = ref })
+-- get(a, ref, field [, shared]) -> an assistant the actor may see | raises
+-- not_found; shared: the row shared with later ops (model.shared_row), for
+-- callers that only read it
+function M.get(a, ref, field, shared)
+  local row
+  if shared then row = model.shared_row(a, "assistants", ref)
+  else row = store.find(a, "assistants", { id = ref }) end
   if not row or not M.visible(a, row) then
     errors.raise("not_found", "assistant '" .. tostring(ref) .. "' not found", field)
   end

@@ -29,6 +29,29 @@ end
 local NOUN = { servers = "server", spaces = "space", assistants = "assistant",
                classifications = "classification", users = "user", tenants = "tenant" }
 
+-- Rows as read under the change counters the op read with its actor
+-- (store.cache_version: any change to the tenant's rows or the settings, on
+-- any instance, gives other counters), shared with the later ops of this
+-- Lua state that read under the same ones. Per state; dropped whole past
+-- SHARED_MAX. A shared row is read, never changed: the ops that call a
+-- server's tools use them so a call does not decode the same rows again.
+local shared, shared_n, SHARED_MAX = {}, 0, 256
+
+-- shared_row(actor, table, id) -> the row, shared | nil (none, or not visible to
+-- the actor's tenant: the read is tenant-scoped like store.find)
+function M.shared_row(actor, tbl, id)
+  local v = actor.tenant_id and store.cache_version(actor.tenant_id)
+  if not v then return store.find(actor, tbl, { id = id }) end
+  local key = v .. tbl .. "|" .. id
+  local row = shared[key]
+  if row == nil then
+    row = store.find(actor, tbl, { id = id }) or false
+    if shared_n >= SHARED_MAX then shared, shared_n = {}, 0 end
+    shared[key], shared_n = row, shared_n + 1
+  end
+  return row or nil
+end
+
 -- ref(actor, table, ref, field): a row by id, else by unique name.
 function M.ref(actor, tbl, ref, field)
   if type(ref) ~= "string" or ref == "" then

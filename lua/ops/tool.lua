@@ -62,7 +62,9 @@ registry.op {
 -- server row, timeout: the attachment, enablement, classification and
 -- approval, checked at every call and at every continuation of one
 local function usable_tool(a, assistant_ref, tool, timeout_ms, field)
-  local asst = assistants.get(a, assistant_ref, field or "assistant")
+  -- the assistant and server rows are shared under the op's change counters
+  -- (model.shared_row): read here and by the call, never changed
+  local asst = assistants.get(a, assistant_ref, field or "assistant", true)
   local en = assistants.entry(a, asst, tool)
   if not en then
     errors.raise("not_found", "assistant '" .. asst.name .. "' has no tool '" .. tool .. "' (see assistant.tools)", field or "tool")
@@ -72,7 +74,7 @@ local function usable_tool(a, assistant_ref, tool, timeout_ms, field)
     errors.raise("forbidden", "tool '" .. en.cap.name .. "' on server '" .. en.server.name ..
       "' changed its definition and awaits a tenant admin's approval (tool.approve)", field or "tool")
   end
-  local s = store.get(a, "servers", en.server.id)
+  local s = model.shared_row(a, "servers", en.server.id) or store.get(a, "servers", en.server.id)
   local timeout = connection.timeout_of(s)
   if timeout_ms and timeout_ms < timeout then timeout = timeout_ms end
   return asst, en, s, timeout

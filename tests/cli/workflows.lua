@@ -115,6 +115,16 @@ if phase == "1" then
   for _, tl in ipairs(tools) do if tl.tool == "slow" and tl.server.id == s1.id then slow1 = tl.name end end
   r2, e2 = mo:op("tool.call", { assistant = bot.id, tool = slow1, arguments = { ms = 5000 }, timeout_ms = 300 })
   err_is(r2, e2, "timeout", "a tool call past its timeout ends with timeout")
+  -- a server changed between calls is seen by the very next call (the rows calls share
+  -- are keyed by the store's change counters): here the server's own timeout
+  local slow2
+  for _, tl in ipairs(tools) do if tl.tool == "slow" and tl.server.id == s.id then slow2 = tl.name end end
+  mo:must("tool.call", { assistant = bot.id, tool = slow2, arguments = { ms = 10 } })
+  ann:must("server.update", { id = s.id, timeout_ms = 300 })
+  r2, e2 = mo:op("tool.call", { assistant = bot.id, tool = slow2, arguments = { ms = 3000 } })
+  err_is(r2, e2, "timeout", "the server's new timeout applies from the next call on")
+  ann:must("server.update", { id = s.id, timeout_ms = json.null })
+  mo:must("tool.call", { assistant = bot.id, tool = slow2, arguments = { ms = 10 } })
   -- disabled tools are refused at call time
   ann:must("tool.disable", { server = s1.id })
   r2, e2 = mo:op("tool.call", { assistant = bot.id, tool = echo1, arguments = { text = "x" } })
