@@ -41,13 +41,17 @@ static unsigned kind_bit(lua_State *L, int idx) {
 static int l_host(lua_State *L) {
   int engine_only = lua_toboolean(L, 1);
   mcpl_call *c = engine_only ? NULL : mcpl_state_call(L);
+  /* the engine's default handler, looked up once (handler_for's fallback) */
+  mcpl_input_fn efn;
+  void *eud;
+  unsigned em;
+  mcpl_engine_input(mcpl_engine_of(L), &efn, &eud, &em);
   lua_createtable(L, 0, 4);
   lua_pushboolean(L, c && c->event_fn);
   lua_setfield(L, -2, "events");
   for (int i = 0; kinds[i].name; i++) {
-    mcpl_input_fn fn;
-    void *ud;
-    lua_pushboolean(L, handler_for(L, kinds[i].bit, engine_only, &fn, &ud));
+    unsigned bit = kinds[i].bit;
+    lua_pushboolean(L, (c && c->input_fn && (c->input_methods & bit)) || (efn && (em & bit)));
     lua_setfield(L, -2, kinds[i].name);
   }
   return 1;
