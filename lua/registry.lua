@@ -153,43 +153,49 @@ local function error_json(e)
                                  reason = reason, rpc_error = rpc, detail = e.detail } }), e.code
 end
 
+-- run(ctx, raw_actor, name, args_json) -> the handler's result; raises. Run
+-- under xpcall with its arguments (no closure made per op); ctx.def is the
+-- op once found.
+local function run(ctx, raw_actor, name, args_json)
+  local def = M.get(name)
+  ctx.def = def
+  if not def then errors.raise("not_found", "unknown op '" .. tostring(name) .. "'", "op") end
+  local args = {}
+  if args_json ~= nil and args_json ~= "" then
+    local okd, v = pcall(json.decode, args_json)
+    if not okd then errors.raise("invalid_argument", "arguments are not valid JSON: " .. tostring(v.message or v)) end
+    if type(v) ~= "table" or json.is_array(v) then errors.raise("invalid_argument", "arguments must be a JSON object") end
+    args = v
+  end
+  ctx.actor = auth.resolve(raw_actor)
+  if not M.allowed(def, ctx.actor) then
+    local why = "op '" .. name .. "' needs role " .. def.role .. (def.system and " (or the system actor)" or "")
+    if ctx.actor.system then
+      why = "op '" .. name .. "' is for tenant users (role " .. def.role .. "): the system actor is not in a tenant"
+    elseif def.role == "system" then
+      why = "op '" .. name .. "' is for the system actor only"
+    end
+    errors.raise("forbidden", why)
+  end
+  if def.module and not ctx.actor.system and not auth.module_enabled(ctx.actor, def.module) then
+    errors.raise("forbidden", "the " .. def.module:upper() .. " module is not enabled for tenant '" ..
+      tostring(ctx.actor.tenant) .. "': contact your system administrator")
+  end
+  args = schema.validate_args(def.args, args)
+  ctx.args = args
+  local r = def.handler(ctx, args)
+  if r == nil then r = json.object() end
+  return r
+end
+
 -- dispatch(actor, name, args_json) -> json, code|nil: the actor is resolved
 -- (auth.resolve), its role and the tenant's module checked, the arguments
 -- validated, the handler run, the op's cached reads ended (auth.finish) and a
 -- mutating op audited (auth.audit).
 function M.dispatch(raw_actor, name, args_json)
-  local ctx = { op = name }
-  local def
-  local ok, res = xpcall(function()
-    def = M.get(name)
-    if not def then errors.raise("not_found", "unknown op '" .. tostring(name) .. "'", "op") end
-    local args = {}
-    if args_json ~= nil and args_json ~= "" then
-      local okd, v = pcall(json.decode, args_json)
-      if not okd then errors.raise("invalid_argument", "arguments are not valid JSON: " .. tostring(v.message or v)) end
-      if type(v) ~= "table" or json.is_array(v) then errors.raise("invalid_argument", "arguments must be a JSON object") end
-      args = v
-    end
-    ctx.actor = auth.resolve(raw_actor)
-    if not M.allowed(def, ctx.actor) then
-      local why = "op '" .. name .. "' needs role " .. def.role .. (def.system and " (or the system actor)" or "")
-      if ctx.actor.system then
-        why = "op '" .. name .. "' is for tenant users (role " .. def.role .. "): the system actor is not in a tenant"
-      elseif def.role == "system" then
-        why = "op '" .. name .. "' is for the system actor only"
-      end
-      errors.raise("forbidden", why)
-    end
-    if def.module and not ctx.actor.system and not auth.module_enabled(ctx.actor, def.module) then
-      errors.raise("forbidden", "the " .. def.module:upper() .. " module is not enabled for tenant '" ..
-        tostring(ctx.actor.tenant) .. "': contact your system administrator")
-    end
-    args = schema.validate_args(def.args, args)
-    ctx.args = args
-    local r = def.handler(ctx, args)
-    if r == nil then r = json.object() end
-    return r
-  end, traceback)
+  local ctx = { op = name, actor = nil, args = nil, def = nil }
+  local ok, res = xpcall(run, traceback, ctx, raw_actor, name, args_json)
+  local def = ctx.def
   auth.finish(ctx)
   if ok then
     if def and def.mutating then auth.audit(ctx, def, ctx.args, "ok") end
