@@ -18,6 +18,19 @@ local ERAS = { modern = modern, legacy = legacy, sse = sse }
 local Client = {}
 Client.__index = Client
 
+-- the era cache's text ({era, version}) as decoded, per Lua state: a server's
+-- entry is read on every call and changes only when it is found out again
+local eras, neras = {}, 0
+local function era_of(text)
+  local e = eras[text]
+  if not e then
+    e = json.decode(text)
+    if neras >= 64 then eras, neras = {}, 0 end
+    eras[text], neras = e, neras + 1
+  end
+  return e
+end
+
 -- new(ctx, opts) -> client; opts = {key, url, headers, timeout_ms, max_bytes,
 -- era = "modern"|"legacy"|"sse" (a hint: skips probing), version (hint),
 -- server = {id, name, url} (how events and input requests name the server)}.
@@ -38,7 +51,7 @@ function M.new(ctx, opts)
   legacy.sweep() -- idle sessions of every server end now and then
   local cached = mcp.cache_get("era:" .. c.key)
   if cached then
-    local e = json.decode(cached)
+    local e = era_of(cached)
     c.era, c.version = e.era, e.version
   elseif ERAS[opts.era] then
     c.era, c.version = opts.era, opts.version

@@ -89,8 +89,8 @@ function M.call(c, method, params, opts)
   local deadline, timeout = transport.deadline(c, opts)
   local version = c.version or protocol.MODERN[1]
   local corrected, reissued, relisted = false, false, false
-  local base = copy(params)
-  base.inputResponses, base.requestState = nil, nil
+  -- the params without the previous round's answers: made when a round needs it
+  local orig, base = params, nil
   local rounds = opts.rounds or 0
   while true do
     local id = jsonrpc.next_id()
@@ -135,6 +135,10 @@ function M.call(c, method, params, opts)
       end
       if is_set(res.requestState) and type(res.requestState) ~= "string" then
         errors.raise("upstream_error", method .. ": requestState is not a string", nil, { reason = "invalid_result" })
+      end
+      if not base then
+        base = copy(orig)
+        base.inputResponses, base.requestState = nil, nil
       end
       local answers, pending = input.resolve(c, res.inputRequests, opts.resumable)
       if pending then
