@@ -22,11 +22,17 @@
 #define POLL_MS 100L  /* the longest wait between checks of cancellation */
 #define DEF_MAX_BODY (8u << 20)
 #define DEF_MAX_HEADER (64u << 10)
-#define IDLE_MULTI 16
-#define IDLE_EASY 16
+#define IDLE_MAX 16    /* idle multi handles, and idle easy handles, kept */
 #define MULTI_USES 1000
 
 /* ---- engine-wide state ---------------------------------------------------- */
+
+/* Handles kept for reuse, each with the number of times it has been used. */
+struct idle_pool {
+  void *h[IDLE_MAX];
+  int uses[IDLE_MAX];
+  int n;
+};
 
 struct http_state {
   CURLSH *share;      /* made before the first transfer (share_of) */
@@ -40,14 +46,10 @@ struct http_state {
    * at a time (taken out of here), and retired after MULTI_USES uses so
    * the names pinned in its DNS cache cannot pile up for ever. */
   pthread_mutex_t idle_mu;
-  CURLM *idle[IDLE_MULTI];
-  int idle_uses[IDLE_MULTI];
-  int nidle;
-  /* Idle easy handles (under idle_mu), reset and reused: making one costs
-   * more than the options set on it. Retired after MULTI_USES uses too. */
-  CURL *easy[IDLE_EASY];
-  int easy_uses[IDLE_EASY];
-  int neasy;
+  struct idle_pool multis;
+  /* Idle easy handles (under idle_mu too), reset and reused: making one
+   * costs more than the options set on it. Retired the same way. */
+  struct idle_pool easies;
 };
 
 static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *ud) {
@@ -62,8 +64,8 @@ static void share_unlock(CURL *h, curl_lock_data d, void *ud) {
 
 static void state_free(struct http_state *s) {
   if (!s) return;
-  for (int i = 0; i < s->nidle; i++) curl_multi_cleanup(s->idle[i]);
-  for (int i = 0; i < s->neasy; i++) curl_easy_cleanup(s->easy[i]);
+  for (int i = 0; i < s->multis.n; i++) curl_multi_cleanup(s->multis.h[i]);
+  for (int i = 0; i < s->easies.n; i++) curl_easy_cleanup(s->easies.h[i]);
   pthread_mutex_destroy(&s->idle_mu);
   if (s->share) curl_share_cleanup(s->share);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_destroy(&s->locks[i]);
@@ -546,38 +548,48 @@ static int judge_and_pin(xfer *x) {
   return 0;
 }
 
+/* A handle out of the pool (*uses: how often it was used), or NULL. */
+static void *idle_take(struct http_state *st, struct idle_pool *p, int *uses) {
+  void *h = NULL;
+  *uses = 0;
+  pthread_mutex_lock(&st->idle_mu);
+  if (p->n > 0) {
+    p->n--;
+    h = p->h[p->n];
+    *uses = p->uses[p->n];
+  }
+  pthread_mutex_unlock(&st->idle_mu);
+  return h;
+}
+
+/* Puts a handle back after one more use: 1, or 0 when the pool is full or
+ * the handle has served MULTI_USES times (the caller frees it). */
+static int idle_put(struct http_state *st, struct idle_pool *p, void *h, int uses) {
+  int kept = 0;
+  if (++uses >= MULTI_USES) return 0;
+  pthread_mutex_lock(&st->idle_mu);
+  if (p->n < IDLE_MAX) {
+    p->h[p->n] = h;
+    p->uses[p->n++] = uses;
+    kept = 1;
+  }
+  pthread_mutex_unlock(&st->idle_mu);
+  return kept;
+}
+
 /* An idle easy handle of the engine, reset to its defaults (a reset keeps
  * no option of the last transfer: URL, headers, pins, callbacks), or a new
  * one; *uses counts its use. */
 static CURL *easy_take(struct http_state *st, int *uses) {
-  CURL *h = NULL;
-  pthread_mutex_lock(&st->idle_mu);
-  if (st->neasy > 0) {
-    st->neasy--;
-    h = st->easy[st->neasy];
-    *uses = st->easy_uses[st->neasy];
-  }
-  pthread_mutex_unlock(&st->idle_mu);
-  if (h) {
-    curl_easy_reset(h);
-    return h;
-  }
-  *uses = 0;
-  return curl_easy_init();
+  CURL *h = idle_take(st, &st->easies, uses);
+  if (!h) return curl_easy_init();
+  curl_easy_reset(h);
+  return h;
 }
 
 /* Gives back an easy handle out of any multi handle. */
 static void easy_give(struct http_state *st, CURL *h, int uses) {
-  if (++uses < MULTI_USES) {
-    pthread_mutex_lock(&st->idle_mu);
-    if (st->neasy < IDLE_EASY) {
-      st->easy[st->neasy] = h;
-      st->easy_uses[st->neasy++] = uses;
-      h = NULL;
-    }
-    pthread_mutex_unlock(&st->idle_mu);
-  }
-  if (h) curl_easy_cleanup(h);
+  if (!idle_put(st, &st->easies, h, uses)) curl_easy_cleanup(h);
 }
 
 static int setup(xfer *x) {
@@ -748,16 +760,8 @@ static void xfer_cleanup(xfer *x) {
 
 /* An idle multi handle of the engine, or a new one; *uses counts its use. */
 static CURLM *multi_take(struct http_state *st, int *uses) {
-  CURLM *m = NULL;
-  pthread_mutex_lock(&st->idle_mu);
-  if (st->nidle > 0) {
-    st->nidle--;
-    m = st->idle[st->nidle];
-    *uses = st->idle_uses[st->nidle];
-  }
-  pthread_mutex_unlock(&st->idle_mu);
+  CURLM *m = idle_take(st, &st->multis, uses);
   if (m) return m;
-  *uses = 0;
   m = curl_multi_init();
   /* The shared connection cache keeps at most this multi's limit of idle
    * connections (curl's default: 4 per easy handle, so 4 here); with more
@@ -769,16 +773,7 @@ static CURLM *multi_take(struct http_state *st, int *uses) {
 
 /* Gives back a multi handle with no transfer left in it. */
 static void multi_give(struct http_state *st, CURLM *m, int uses) {
-  if (++uses < MULTI_USES) {
-    pthread_mutex_lock(&st->idle_mu);
-    if (st->nidle < IDLE_MULTI) {
-      st->idle[st->nidle] = m;
-      st->idle_uses[st->nidle++] = uses;
-      m = NULL;
-    }
-    pthread_mutex_unlock(&st->idle_mu);
-  }
-  if (m) curl_multi_cleanup(m);
+  if (!idle_put(st, &st->multis, m, uses)) curl_multi_cleanup(m);
 }
 
 /* A run: transfers through one multi handle, driven a step at a time by
