@@ -7,6 +7,11 @@ CC      ?= cc
 VERSION := 0.1.0
 
 PKGS    := lua5.4 libcurl openssl sqlite3 libpq libedit
+# libcurl, libpq and libedit are opened with dlopen on first need (core/dynlib.h): mcplink and
+# libmcplink.so link only LINK_PKGS, so a command that needs none of them maps none of them.
+# Tests and benchmarks that call libcurl or libpq themselves link them too (TEST_LIBS).
+LINK_PKGS := lua5.4 openssl sqlite3
+DL_PKGS   := libcurl libpq libedit
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wwrite-strings -Wpointer-arith -Wformat=2 -Wundef -Wvla \
            -Wold-style-definition -Wmissing-declarations -Wimplicit-fallthrough \
@@ -15,7 +20,8 @@ CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(CFLAGS) $(SAN) \
            -DMCPL_VERSION='"$(VERSION)"' -Icore -I$(BUILD) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llua5.4-cjson -lpthread -lm
+LIBS    := $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null) -llua5.4-cjson -lpthread -lm
+TEST_LIBS := $(LIBS) $(shell pkg-config --libs $(DL_PKGS) 2>/dev/null)
 LDFLAGS ?=
 
 LIB_SRC  := $(sort $(wildcard core/*.c))
@@ -110,14 +116,18 @@ $(BUILD)/libmcplink.map: core/mcplink.h
 
 $(BUILD)/libmcplink.so: $(LIB_OBJ) $(BUILD)/libmcplink.map
 	$(CC) -shared -Wl,-soname,libmcplink.so.0 -Wl,--version-script=$(BUILD)/libmcplink.map \
-	  $(SAN) $(LDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
+	  -Wl,--no-undefined $(SAN) $(LDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
 
 $(BUILD)/mcplink: $(CLI_OBJ) $(BUILD)/libmcplink.a
 	$(CC) $(SAN) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmcplink.a $(LIBS)
 
+# The unit tests link what mcplink links, so they open libcurl as it does (on first use, from
+# whichever thread comes first); test_store also calls libpq itself.
+UNIT_LIBS = $(LIBS)
+$(BUILD)/tests/test_store: UNIT_LIBS = $(TEST_LIBS)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmcplink.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmcplink.a $(LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmcplink.a $(UNIT_LIBS) -lcmocka
 
 # test_outage starts bench/fixture_server itself (killed and restarted on the same port); it is
 # built without sanitizers, so a sanitizer run judges the engine, not the fixture.
@@ -183,7 +193,7 @@ asan: deps
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libmcplink.a core/mcplink.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libmcplink.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libmcplink.a $(TEST_LIBS)
 
 # Benchmarks report medians and ratios to a baseline measured in the same run.
 bench-ops: all $(BUILD)/bench/ops_bench
@@ -238,7 +248,7 @@ install: all
 	ln -sf libmcplink.so.0 $(DESTDIR)$(PREFIX)/lib/libmcplink.so
 	install -m 0644 core/mcplink.h $(DESTDIR)$(PREFIX)/include/mcplink.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
-	  -e 's|@REQUIRES@|$(PKGS)|' core/tools/mcplink.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mcplink.pc
+	  -e 's|@REQUIRES@|$(LINK_PKGS)|' core/tools/mcplink.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mcplink.pc
 
 clean:
 	rm -rf build build-asan build-tsan

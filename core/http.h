@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 #include <netdb.h>
-#include <curl/curl.h>
+#include "dynlib_curl.h"
 #include "addr.h"
 #include "engine.h"
 
