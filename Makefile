@@ -7,11 +7,12 @@ CC      ?= cc
 VERSION := 0.1.0
 
 PKGS    := lua5.4 libcurl openssl sqlite3 libpq libedit
-# libcurl, libpq and libedit are opened with dlopen on first need (core/dynlib.h): mcplink and
-# libmcplink.so link only LINK_PKGS, so a command that needs none of them maps none of them.
-# Tests and benchmarks that call libcurl or libpq themselves link them too (TEST_LIBS).
-LINK_PKGS := lua5.4 openssl sqlite3
-DL_PKGS   := libcurl libpq libedit
+# libcurl, libpq and libedit are opened with dlopen on first need (core/dynlib.h), and libssl
+# comes with libcurl: mcplink and libmcplink.so link only LINK_PKGS, so a command that needs none
+# of them maps none of them. Tests and benchmarks that call libcurl or libpq themselves link them
+# too (TEST_LIBS).
+LINK_PKGS := lua5.4 libcrypto sqlite3
+DL_PKGS   := libcurl libpq libedit libssl
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wwrite-strings -Wpointer-arith -Wformat=2 -Wundef -Wvla \
            -Wold-style-definition -Wmissing-declarations -Wimplicit-fallthrough \

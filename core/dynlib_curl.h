@@ -7,10 +7,14 @@
  * names below are macros into the table instead. */
 #define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 
 /* Every libcurl function the engine calls. One used elsewhere but not
  * listed here is an undefined reference when mcplink or libmcplink.so is
- * linked (neither links libcurl): add it to both lists. */
+ * linked (neither links libcurl): add it to both lists. The last entry is
+ * libssl's, the one libcurl itself uses (libssl.so.3 comes with libcurl and is
+ * found through it): only a TLS context libcurl made ever needs it, so
+ * neither links libssl either. */
 #define DYNLIB_CURL_SYMBOLS(X) \
   X(curl_global_init) X(curl_free) X(curl_easy_init) X(curl_easy_cleanup) X(curl_easy_reset) \
   X(curl_easy_setopt) X(curl_easy_getinfo) X(curl_easy_strerror) X(curl_multi_init) \
@@ -18,7 +22,7 @@
   X(curl_multi_perform) X(curl_multi_poll) X(curl_multi_wakeup) X(curl_multi_info_read) \
   X(curl_multi_strerror) X(curl_share_init) X(curl_share_cleanup) X(curl_share_setopt) \
   X(curl_slist_append) X(curl_slist_free_all) X(curl_url) X(curl_url_cleanup) X(curl_url_dup) \
-  X(curl_url_get) X(curl_url_set) X(curl_url_strerror)
+  X(curl_url_get) X(curl_url_set) X(curl_url_strerror) X(SSL_CTX_set_cert_store)
 
 typedef struct {
 #define DYNLIB_CURL_FIELD(f) __typeof__(f) *p_##f;
@@ -66,5 +70,6 @@ const dynlib_curl_api *dynlib_curl(void);
 #define curl_url_get (*dynlib_curl()->p_curl_url_get)
 #define curl_url_set (*dynlib_curl()->p_curl_url_set)
 #define curl_url_strerror (*dynlib_curl()->p_curl_url_strerror)
+#define SSL_CTX_set_cert_store (*dynlib_curl()->p_SSL_CTX_set_cert_store)
 
 #endif
