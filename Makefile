@@ -7,12 +7,12 @@ CC      ?= cc
 VERSION := 0.1.0
 
 PKGS    := lua5.4 libcurl openssl sqlite3 libpq libedit
-# libcurl, libpq and libedit are opened with dlopen on first need (core/dynlib.h), and libssl
-# comes with libcurl: mcplink and libmcplink.so link only LINK_PKGS, so a command that needs none
+# libcurl, libpq, libedit and libcrypto are opened with dlopen on first need (core/dynlib.h),
+# and libssl comes with libcurl: mcplink and libmcplink.so link only LINK_PKGS, so a command that needs none
 # of them maps none of them. Tests and benchmarks that call libcurl or libpq themselves link them
 # too (TEST_LIBS).
-LINK_PKGS := lua5.4 libcrypto sqlite3
-DL_PKGS   := libcurl libpq libedit libssl
+LINK_PKGS := lua5.4 sqlite3
+DL_PKGS   := libcurl libpq libedit libssl libcrypto
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wwrite-strings -Wpointer-arith -Wformat=2 -Wundef -Wvla \
            -Wold-style-definition -Wmissing-declarations -Wimplicit-fallthrough \
@@ -123,9 +123,9 @@ $(BUILD)/mcplink: $(CLI_OBJ) $(BUILD)/libmcplink.a
 	$(CC) $(SAN) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmcplink.a $(LIBS)
 
 # The unit tests link what mcplink links, so they open libcurl as it does (on first use, from
-# whichever thread comes first); test_store also calls libpq itself.
+# whichever thread comes first); test_store and test_store_crash also call libpq themselves.
 UNIT_LIBS = $(LIBS)
-$(BUILD)/tests/test_store: UNIT_LIBS = $(TEST_LIBS)
+$(BUILD)/tests/test_store $(BUILD)/tests/test_store_crash: UNIT_LIBS = $(TEST_LIBS)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmcplink.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmcplink.a $(UNIT_LIBS) -lcmocka
@@ -154,13 +154,16 @@ $(BUILD)/certs/server.pem: tests/tools/mkcerts.sh
 
 # make lint: luacheck over the Lua (.luacheckrc knows each environment's globals), the C style
 # a compiler does not check (core/tools/cstyle.sh: two-line headers, prefixes, no prototypes
-# in .c files), and the floors (core/tools/floors.sh: no C files that use each other).
+# in .c files), the floors (core/tools/floors.sh: no C files that use each other), and curl.h's
+# own type checks of curl_easy_setopt's arguments over the libcurl callers (core/dynlib_curl.h).
 # make test-run runs it before the tests.
 LUA_LINT := lua policies examples tests/scenarios tests/cli tests/data
 lint: check-test-deps $(LIB_OBJ) $(CLI_OBJ)
 	@luacheck --formatter plain $(LUA_LINT)
 	@sh core/tools/cstyle.sh
 	@sh core/tools/floors.sh $(LIB_OBJ) $(CLI_OBJ)
+	@for f in core/http_transfer.c core/http_url.c; do \
+	  $(CC) $(ALL_CFLAGS) -DDYNLIB_CURL_TYPECHECK -c $$f -o /dev/null || exit 1; done
 
 # test and demo set the machine up first (deps), then re-enter make so the
 # package flags are read after the packages exist.

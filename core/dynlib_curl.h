@@ -4,8 +4,13 @@
 #define MCPL_DYNLIB_CURL_H
 
 /* curl.h's type-checking wrappers (GCC) call the functions by name; the
- * names below are macros into the table instead. */
+ * names below are macros into the table instead. `make lint` compiles the
+ * callers once more with DYNLIB_CURL_TYPECHECK, which keeps those wrappers
+ * and leaves the names alone, so curl_easy_setopt's arguments are still
+ * checked (that object is not linked). */
+#ifndef DYNLIB_CURL_TYPECHECK
 #define CURL_DISABLE_TYPECHECK 1
+#endif
 #include <curl/curl.h>
 #include <openssl/ssl.h>
 
@@ -37,6 +42,7 @@ typedef struct {
 int dynlib_curl_ready(char *err, size_t en);
 const dynlib_curl_api *dynlib_curl(void);
 
+#ifndef DYNLIB_CURL_TYPECHECK
 #undef curl_easy_setopt
 #undef curl_easy_getinfo
 #undef curl_share_setopt
@@ -71,5 +77,6 @@ const dynlib_curl_api *dynlib_curl(void);
 #define curl_url_set (*dynlib_curl()->p_curl_url_set)
 #define curl_url_strerror (*dynlib_curl()->p_curl_url_strerror)
 #define SSL_CTX_set_cert_store (*dynlib_curl()->p_SSL_CTX_set_cert_store)
+#endif
 
 #endif

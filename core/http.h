@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <netdb.h>
+#include "dynlib_crypto.h"
 #include "dynlib_curl.h"
 #include "addr.h"
 #include "engine.h"

@@ -1,21 +1,23 @@
 #!/bin/sh
-# tests/cli/lazy_libs.t: libcurl, libpq and libedit are opened on first need (core/dynlib.c):
-# mcplink and libmcplink.so do not link them (nor libssl, which comes with libcurl); a command that
-# needs none of them (`--version`, `tenant list`, `server list`, a REPL fed from a pipe) has none
-# of them opened, as the dynamic loader's own file log shows; a command that sends a request opens
-# libcurl and works; on PostgreSQL (run again by tests/run.sh on it) libpq is opened and works; a
-# missing library or symbol is an `unavailable` error naming the library (and the symbol), and a
-# command that does not need it still works.
+# tests/cli/lazy_libs.t: libcurl, libpq, libedit and libcrypto are opened on first need
+# (core/dynlib.c): mcplink and libmcplink.so do not link them (nor libssl, which comes with libcurl);
+# a command that needs none of them (`--version`, `tenant list`, `server list`, a REPL fed from a
+# pipe) has none of them opened, as the dynamic loader's own file log shows; a command that sends
+# a request opens libcurl and works, one that seals a secret opens libcrypto and works, the
+# interactive REPL opens libedit; on PostgreSQL (run again by tests/run.sh on it) libpq is opened
+# and works; a missing library or symbol is an `unavailable` error naming the library (and the
+# symbol), and a command that does not need it still works.
 set -u
 . "$(dirname "$0")/fixture_lib.sh"
 . "$top/tests/cli/tap.sh"
 build=${MCPLINK_BUILD:-$top/build}
 db=${MCPLINK_TEST_DB:-$tmp/t.db}
-M() { "$bin" --db "$db" --key-file "$tmp/k.key" --ca-file "$FIXTURE_CERTS/ca.pem" --compact "$@"; }
+# (no --ca-file: the extra CA bundle is read when the engine opens, with libcrypto)
+M() { "$bin" --db "$db" --key-file "$tmp/k.key" --compact "$@"; }
 # E VAR=VALUE ARGS...: the same with one more variable in its environment
-E() { v=$1; shift; env "$v" "$bin" --db "$db" --key-file "$tmp/k.key" --ca-file "$FIXTURE_CERTS/ca.pem" --compact "$@"; }
+E() { v=$1; shift; env "$v" "$bin" --db "$db" --key-file "$tmp/k.key" --compact "$@"; }
 A="--tenant acme --user mo"
-DEFERRED="libcurl.so.4 libpq.so.5 libedit.so.2 libssl.so.3"
+DEFERRED="libcurl.so.4 libpq.so.5 libedit.so.2 libssl.so.3 libcrypto.so.3"
 
 # opened CMD...: runs CMD with the dynamic loader logging every file it opens (LD_DEBUG=files, one
 # log per process); its output in $tmp/out, its exit status returned, the names it opened in
@@ -32,8 +34,8 @@ has() { grep -qx "$1" "$tmp/libs"; }
 none_of() {
   check "$1 works (the loader's log is read: it lists liblua5.4.so.0)" has liblua5.4.so.0
   for l in $DEFERRED; do
-    # on PostgreSQL, libpq is in use, and libssl with it
-    case $l in libpq.so.5|libssl.so.3) [ -n "${MCPLINK_TEST_DB:-}" ] && continue ;; esac
+    # on PostgreSQL, libpq is in use, and libssl and libcrypto with it
+    case $l in libpq.so.5|libssl.so.3|libcrypto.so.3) [ -n "${MCPLINK_TEST_DB:-}" ] && continue ;; esac
     check_not "$1 does not open $l" has "$l"
   done
 }
@@ -41,7 +43,7 @@ none_of() {
 # ---- the binaries do not link them --------------------------------------------------------
 for f in "$bin" "$build/libmcplink.so"; do
   readelf -d "$f" > "$tmp/dyn" 2>&1; ok $? "readelf reads $(basename "$f")"
-  check "$(basename "$f") links libcrypto (the check below reads NEEDED entries)" grep -q 'NEEDED.*\[libcrypto\.so\.3\]' "$tmp/dyn"
+  check "$(basename "$f") links libsqlite3 (the check below reads NEEDED entries)" grep -q 'NEEDED.*\[libsqlite3\.so\.0\]' "$tmp/dyn"
   for l in $DEFERRED; do check_not "$(basename "$f") does not link $l" grep -q "NEEDED.*\[$l\]" "$tmp/dyn"; done
 done
 
@@ -63,6 +65,12 @@ opened "$bin" --db "$db" --key-file "$tmp/k.key" repl < "$tmp/in.lua"
 ok $? "a REPL fed from a pipe runs"
 none_of "a REPL without a terminal"
 
+# ---- sealing a secret: libcrypto is opened and works ----------------------------------------
+opened M $A server update "$id" --auth-type api_key --api-key sk-lazy-1; ok $? "server update --api-key runs"
+check "the key is stored (api_key_set)" grep -q '"api_key_set":true' "$tmp/out"
+check "it opened libcrypto.so.3" has libcrypto.so.3
+check_not "and not libcurl.so.4" has libcurl.so.4
+
 # ---- PostgreSQL: libpq is opened and works --------------------------------------------------
 if [ -n "${MCPLINK_TEST_DB:-}" ]; then
   opened M tenant list
@@ -77,7 +85,7 @@ fi
 fx_start server-v2 --tools 3
 url=$(field "$FX_LINE" url)
 M op settings.set '{"allow_private_urls":true}' > /dev/null 2>&1
-opened M op mcp.session "{\"url\":\"$url\",\"steps\":[{\"step\":\"discover\"}]}"
+opened M --ca-file "$FIXTURE_CERTS/ca.pem" op mcp.session "{\"url\":\"$url\",\"steps\":[{\"step\":\"discover\"}]}"
 ok $? "mcp.session discovers the fixture over HTTPS"
 check "the fixture answered (its server_info)" grep -q '"name":"mcplink-fixture-v2"' "$tmp/out"
 grep -q '"name":"mcplink-fixture-v2"' "$tmp/out" || sed 's/^/#   /' "$tmp/out" | head -5
@@ -103,6 +111,16 @@ check "as unavailable, naming libcurl.so.4 and the missing symbol" \
 E MCPLINK_LIBPQ="$tmp/missing/libpq.so.5" --db "postgresql://mcplink@127.0.0.1:1/none" tenant list > "$tmp/out" 2>&1
 check_not "with libpq missing (MCPLINK_LIBPQ), a PostgreSQL database cannot be opened" test $? = 0
 check "as unavailable, naming libpq.so.5" grep -q '"code":"unavailable".*libpq.so.5 could not be loaded from' "$tmp/out"
+# a libcrypto.so.3 without libcrypto's symbols: writing a record (its random id) stops, naming
+# the library and the symbol; a command that reads records still works
+mkdir -p "$tmp/fakec"
+cc -shared -fPIC -Wl,-soname,libcrypto.so.3 -o "$tmp/fakec/libcrypto.so.3" "$tmp/fake/f.c"
+ok $? "a stand-in libcrypto.so.3 without libcrypto's symbols"
+E LD_LIBRARY_PATH="$tmp/fakec" $A server list > "$tmp/out" 2>&1
+ok $? "with it, server list works"
+E LD_LIBRARY_PATH="$tmp/fakec" $A server create --name s2 > "$tmp/out" 2>&1
+check_not "server create does not" test $? = 0
+check "naming libcrypto.so.3 and the missing symbol" grep -q 'libcrypto.so.3 could not be loaded: it has no symbol CRYPTO_memcmp' "$tmp/out"
 # the interactive REPL needs a terminal: script(1) gives it one
 if command -v script > /dev/null 2>&1; then
   rm -f "$tmp"/ld.*
