@@ -44,7 +44,7 @@ help:
 	@echo "make            build $(BUILD)/mcplink, libmcplink.a, libmcplink.so"
 	@echo "make deps       install the missing build and test packages (root) or print the command"
 	@echo "make test       install the test packages, build and run every test (prove)"
-	@echo "make lint       luacheck over the Lua, the C style check and the floors check"
+	@echo "make lint       luacheck over the Lua, the C style, floors and curl type checks"
 	@echo "make asan       build with ASan+UBSan into build-asan/ and run the tests there"
 	@echo "make tsan       the multi-threaded tests under ThreadSanitizer (build-tsan/)"
 	@echo "make demo       set up and run the demo scenario"

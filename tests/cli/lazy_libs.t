@@ -112,15 +112,20 @@ E MCPLINK_LIBPQ="$tmp/missing/libpq.so.5" --db "postgresql://mcplink@127.0.0.1:1
 check_not "with libpq missing (MCPLINK_LIBPQ), a PostgreSQL database cannot be opened" test $? = 0
 check "as unavailable, naming libpq.so.5" grep -q '"code":"unavailable".*libpq.so.5 could not be loaded from' "$tmp/out"
 # a libcrypto.so.3 without libcrypto's symbols: writing a record (its random id) stops, naming
-# the library and the symbol; a command that reads records still works
-mkdir -p "$tmp/fakec"
-cc -shared -fPIC -Wl,-soname,libcrypto.so.3 -o "$tmp/fakec/libcrypto.so.3" "$tmp/fake/f.c"
-ok $? "a stand-in libcrypto.so.3 without libcrypto's symbols"
-E LD_LIBRARY_PATH="$tmp/fakec" $A server list > "$tmp/out" 2>&1
-ok $? "with it, server list works"
-E LD_LIBRARY_PATH="$tmp/fakec" $A server create --name s2 > "$tmp/out" 2>&1
-check_not "server create does not" test $? = 0
-check "naming libcrypto.so.3 and the missing symbol" grep -q 'libcrypto.so.3 could not be loaded: it has no symbol CRYPTO_memcmp' "$tmp/out"
+# the library and the symbol; a command that reads records still works (on SQLite: libpq needs
+# libcrypto, so on PostgreSQL no command works without it)
+if [ -z "${MCPLINK_TEST_DB:-}" ]; then
+  mkdir -p "$tmp/fakec"
+  cc -shared -fPIC -Wl,-soname,libcrypto.so.3 -o "$tmp/fakec/libcrypto.so.3" "$tmp/fake/f.c"
+  ok $? "a stand-in libcrypto.so.3 without libcrypto's symbols"
+  E LD_LIBRARY_PATH="$tmp/fakec" $A server list > "$tmp/out" 2>&1
+  st=$?; ok $st "with it, server list works"; [ $st = 0 ] || sed "s/^/#   /" "$tmp/out" | head -5
+  E LD_LIBRARY_PATH="$tmp/fakec" $A server create --name s2 > "$tmp/out" 2>&1
+  check_not "server create does not" test $? = 0
+  check "naming libcrypto.so.3 and the missing symbol" grep -q 'libcrypto.so.3 could not be loaded: it has no symbol CRYPTO_memcmp' "$tmp/out"
+else
+  for i in 1 2 3 4; do ok 0 "# SKIP a missing libcrypto on PostgreSQL: libpq needs it"; done
+fi
 # the interactive REPL needs a terminal: script(1) gives it one
 if command -v script > /dev/null 2>&1; then
   rm -f "$tmp"/ld.*
