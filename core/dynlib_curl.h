@@ -22,9 +22,10 @@
  * neither links libssl either. */
 #define DYNLIB_CURL_SYMBOLS(X) \
   X(curl_global_init) X(curl_free) X(curl_easy_init) X(curl_easy_cleanup) X(curl_easy_reset) \
-  X(curl_easy_setopt) X(curl_easy_getinfo) X(curl_easy_strerror) X(curl_multi_init) \
-  X(curl_multi_cleanup) X(curl_multi_setopt) X(curl_multi_add_handle) X(curl_multi_remove_handle) \
-  X(curl_multi_perform) X(curl_multi_poll) X(curl_multi_wakeup) X(curl_multi_info_read) \
+  X(curl_easy_duphandle) X(curl_easy_pause) X(curl_easy_setopt) X(curl_easy_getinfo) \
+  X(curl_easy_strerror) X(curl_multi_init) X(curl_multi_cleanup) X(curl_multi_setopt) \
+  X(curl_multi_add_handle) X(curl_multi_remove_handle) X(curl_multi_perform) X(curl_multi_poll) \
+  X(curl_multi_wait) X(curl_multi_timeout) X(curl_multi_wakeup) X(curl_multi_info_read) \
   X(curl_multi_strerror) X(curl_share_init) X(curl_share_cleanup) X(curl_share_setopt) \
   X(curl_slist_append) X(curl_slist_free_all) X(curl_url) X(curl_url_cleanup) X(curl_url_dup) \
   X(curl_url_get) X(curl_url_set) X(curl_url_strerror) X(SSL_CTX_set_cert_store)
@@ -52,6 +53,8 @@ const dynlib_curl_api *dynlib_curl(void);
 #define curl_easy_init (*dynlib_curl()->p_curl_easy_init)
 #define curl_easy_cleanup (*dynlib_curl()->p_curl_easy_cleanup)
 #define curl_easy_reset (*dynlib_curl()->p_curl_easy_reset)
+#define curl_easy_duphandle (*dynlib_curl()->p_curl_easy_duphandle)
+#define curl_easy_pause (*dynlib_curl()->p_curl_easy_pause)
 #define curl_easy_setopt (*dynlib_curl()->p_curl_easy_setopt)
 #define curl_easy_getinfo (*dynlib_curl()->p_curl_easy_getinfo)
 #define curl_easy_strerror (*dynlib_curl()->p_curl_easy_strerror)
@@ -62,6 +65,8 @@ const dynlib_curl_api *dynlib_curl(void);
 #define curl_multi_remove_handle (*dynlib_curl()->p_curl_multi_remove_handle)
 #define curl_multi_perform (*dynlib_curl()->p_curl_multi_perform)
 #define curl_multi_poll (*dynlib_curl()->p_curl_multi_poll)
+#define curl_multi_wait (*dynlib_curl()->p_curl_multi_wait)
+#define curl_multi_timeout (*dynlib_curl()->p_curl_multi_timeout)
 #define curl_multi_wakeup (*dynlib_curl()->p_curl_multi_wakeup)
 #define curl_multi_info_read (*dynlib_curl()->p_curl_multi_info_read)
 #define curl_multi_strerror (*dynlib_curl()->p_curl_multi_strerror)
