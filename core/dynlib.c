@@ -15,7 +15,7 @@ static const char *dynlib_file(const dynlib *d) {
 
 int dynlib_open(dynlib *d) {
   const char *file = dynlib_file(d);
-  d->handle = dlopen(file, RTLD_NOW | RTLD_LOCAL);
+  d->handle = dlopen(file, RTLD_LAZY | RTLD_LOCAL);
   if (d->handle) return 0;
   const char *why = dlerror();
   if (file != d->name)
