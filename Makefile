@@ -7,6 +7,12 @@ CC      ?= cc
 VERSION := 0.1.0
 
 PKGS    := lua5.4 libcurl openssl sqlite3 libpq libedit
+# libcurl, libpq, libedit and libcrypto are opened with dlopen on first need (core/dynlib.h),
+# and libssl comes with libcurl: mcplink and libmcplink.so link only LINK_PKGS, so a command that needs none
+# of them maps none of them. Tests and benchmarks that call libcurl or libpq themselves link them
+# too (TEST_LIBS).
+LINK_PKGS := lua5.4 sqlite3
+DL_PKGS   := libcurl libpq libedit libssl libcrypto
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wwrite-strings -Wpointer-arith -Wformat=2 -Wundef -Wvla \
            -Wold-style-definition -Wmissing-declarations -Wimplicit-fallthrough \
@@ -15,7 +21,8 @@ CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(CFLAGS) $(SAN) \
            -DMCPL_VERSION='"$(VERSION)"' -Icore -I$(BUILD) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LIBS    := $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null) -lpthread -lm
+TEST_LIBS := $(LIBS) $(shell pkg-config --libs $(DL_PKGS) 2>/dev/null)
 LDFLAGS ?=
 
 LIB_SRC  := $(sort $(wildcard core/*.c))
@@ -37,7 +44,7 @@ help:
 	@echo "make            build $(BUILD)/mcplink, libmcplink.a, libmcplink.so"
 	@echo "make deps       install the missing build and test packages (root) or print the command"
 	@echo "make test       install the test packages, build and run every test (prove)"
-	@echo "make lint       luacheck over the Lua, the C style check and the floors check"
+	@echo "make lint       luacheck over the Lua, the C style, floors and curl type checks"
 	@echo "make asan       build with ASan+UBSan into build-asan/ and run the tests there"
 	@echo "make tsan       the multi-threaded tests under ThreadSanitizer (build-tsan/)"
 	@echo "make demo       set up and run the demo scenario"
@@ -110,14 +117,18 @@ $(BUILD)/libmcplink.map: core/mcplink.h
 
 $(BUILD)/libmcplink.so: $(LIB_OBJ) $(BUILD)/libmcplink.map
 	$(CC) -shared -Wl,-soname,libmcplink.so.0 -Wl,--version-script=$(BUILD)/libmcplink.map \
-	  $(SAN) $(LDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
+	  -Wl,--no-undefined $(SAN) $(LDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
 
 $(BUILD)/mcplink: $(CLI_OBJ) $(BUILD)/libmcplink.a
 	$(CC) $(SAN) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmcplink.a $(LIBS)
 
+# The unit tests link what mcplink links, so they open libcurl as it does (on first use, from
+# whichever thread comes first); test_store and test_store_crash also call libpq themselves.
+UNIT_LIBS = $(LIBS)
+$(BUILD)/tests/test_store $(BUILD)/tests/test_store_crash: UNIT_LIBS = $(TEST_LIBS)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmcplink.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmcplink.a $(LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmcplink.a $(UNIT_LIBS) -lcmocka
 
 # test_outage starts bench/fixture_server itself (killed and restarted on the same port); it is
 # built without sanitizers, so a sanitizer run judges the engine, not the fixture.
@@ -143,13 +154,16 @@ $(BUILD)/certs/server.pem: tests/tools/mkcerts.sh
 
 # make lint: luacheck over the Lua (.luacheckrc knows each environment's globals), the C style
 # a compiler does not check (core/tools/cstyle.sh: two-line headers, prefixes, no prototypes
-# in .c files), and the floors (core/tools/floors.sh: no C files that use each other).
+# in .c files), the floors (core/tools/floors.sh: no C files that use each other), and curl.h's
+# own type checks of curl_easy_setopt's arguments over the libcurl callers (core/dynlib_curl.h).
 # make test-run runs it before the tests.
 LUA_LINT := lua policies examples tests/scenarios tests/cli tests/data
 lint: check-test-deps $(LIB_OBJ) $(CLI_OBJ)
 	@luacheck --formatter plain $(LUA_LINT)
 	@sh core/tools/cstyle.sh
 	@sh core/tools/floors.sh $(LIB_OBJ) $(CLI_OBJ)
+	@for f in core/http_transfer.c core/http_url.c; do \
+	  $(CC) $(ALL_CFLAGS) -DDYNLIB_CURL_TYPECHECK -c $$f -o /dev/null || exit 1; done
 
 # test and demo set the machine up first (deps), then re-enter make so the
 # package flags are read after the packages exist.
@@ -183,7 +197,7 @@ asan: deps
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libmcplink.a core/mcplink.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libmcplink.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libmcplink.a $(TEST_LIBS)
 
 # Benchmarks report medians and ratios to a baseline measured in the same run.
 bench-ops: all $(BUILD)/bench/ops_bench
@@ -238,7 +252,7 @@ install: all
 	ln -sf libmcplink.so.0 $(DESTDIR)$(PREFIX)/lib/libmcplink.so
 	install -m 0644 core/mcplink.h $(DESTDIR)$(PREFIX)/include/mcplink.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
-	  -e 's|@REQUIRES@|$(PKGS)|' core/tools/mcplink.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mcplink.pc
+	  -e 's|@REQUIRES@|$(LINK_PKGS)|' core/tools/mcplink.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mcplink.pc
 
 clean:
 	rm -rf build build-asan build-tsan

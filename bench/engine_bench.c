@@ -305,7 +305,8 @@ static int eb_cli(const eb_opts *o) {
                          "--ca-file", o->ca ? o->ca : "/dev/null", "--tenant", "bench", "--user", "mo",
                          "call", aid, tool, targs, NULL};
   /* this machine's floors for a process: a program that does nothing, and Debian's curl printing
-   * its version (the dynamic loader binding libcurl and what it needs, as mcplink's start does) */
+   * its version (the dynamic loader binding libcurl and what it needs, as a mcplink command that
+   * sends a request does when it opens libcurl; `server list` does not) */
   const char *nothing[] = {"/bin/true", NULL};
   const char *curlv[] = {"/usr/bin/curl", "--version", NULL};
   const char *const *which[6] = {list, call, flist, fcall, nothing, curlv};

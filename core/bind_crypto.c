@@ -2,11 +2,8 @@
  * base64url, PKCE and constant-time comparison. The key ring is in keyring.c. */
 #include <string.h>
 #include <lauxlib.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
 #include "crypto.h"
+#include "dynlib_crypto.h"
 #include "engine.h"
 
 #define RANDOM_MAX 65536
@@ -27,6 +24,13 @@ static void push_hex(lua_State *L, const unsigned char *p, size_t n) {
   luaL_pushresultsize(&b, 2 * n);
 }
 
+/* libcrypto is opened by the first function here that needs it: a missing
+ * one is `unavailable`, naming it (crypto_random would abort). */
+static void need_crypto(lua_State *L) {
+  char why[512];
+  if (dynlib_crypto_ready(why, sizeof why) != 0) mcpl_lua_error(L, "unavailable", "%s", why);
+}
+
 static size_t check_count(lua_State *L, int idx, lua_Integer def) {
   lua_Integer n = luaL_optinteger(L, idx, def);
   if (n < 1 || n > RANDOM_MAX)
@@ -37,6 +41,7 @@ static size_t check_count(lua_State *L, int idx, lua_Integer def) {
 /* crypto.random(n) -> n random bytes */
 static int l_random(lua_State *L) {
   size_t n = check_count(L, 1, 32);
+  need_crypto(L);
   luaL_Buffer b;
   unsigned char *p = (unsigned char *)luaL_buffinitsize(L, &b, n);
   if (crypto_random(p, n) != 0) return mcpl_lua_error(L, "internal", "no randomness available");
@@ -47,6 +52,7 @@ static int l_random(lua_State *L) {
 /* crypto.random_token([nbytes=32]) -> base64url of nbytes random bytes */
 static int l_random_token(lua_State *L) {
   size_t n = check_count(L, 1, 32);
+  need_crypto(L);
   unsigned char buf[RANDOM_MAX];
   if (crypto_random(buf, n) != 0) return mcpl_lua_error(L, "internal", "no randomness available");
   push_b64url(L, buf, n);
@@ -58,6 +64,7 @@ static int l_sha256(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   unsigned char md[SHA256_DIGEST_LENGTH];
+  need_crypto(L);
   SHA256((const unsigned char *)s, n, md);
   push_hex(L, md, sizeof md);
   return 1;
@@ -67,6 +74,7 @@ static int l_sha256_b64url(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   unsigned char md[SHA256_DIGEST_LENGTH];
+  need_crypto(L);
   SHA256((const unsigned char *)s, n, md);
   push_b64url(L, md, sizeof md);
   return 1;
@@ -81,6 +89,7 @@ static int l_hmac_sha256(lua_State *L) {
   int form = luaL_checkoption(L, 3, "hex", forms);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdn = 0;
+  need_crypto(L);
   if (kn > 0x7fffffff || !HMAC(EVP_sha256(), k, (int)kn, (const unsigned char *)s, n, md, &mdn))
     return mcpl_lua_error(L, "internal", "HMAC failed");
   if (form == 0) push_hex(L, md, mdn);
@@ -118,6 +127,7 @@ static int l_b64_encode(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   if (n > 0x3fffffff) return mcpl_lua_error(L, "too_large", "input too large");
+  need_crypto(L);
   luaL_Buffer b;
   size_t cap = 4 * ((n + 2) / 3) + 1;
   unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, cap);
@@ -130,6 +140,7 @@ static int l_b64_encode(lua_State *L) {
 static int l_pkce(lua_State *L) {
   unsigned char r[PKCE_BYTES], md[SHA256_DIGEST_LENGTH];
   char verifier[64];
+  need_crypto(L);
   if (crypto_random(r, sizeof r) != 0) return mcpl_lua_error(L, "internal", "no randomness available");
   crypto_b64url_encode(r, sizeof r, verifier);
   SHA256((const unsigned char *)verifier, strlen(verifier), md);
@@ -145,6 +156,7 @@ static int l_ct_equal(lua_State *L) {
   size_t an, bn;
   const char *a = luaL_checklstring(L, 1, &an);
   const char *b = luaL_checklstring(L, 2, &bn);
+  need_crypto(L);
   lua_pushboolean(L, an == bn && CRYPTO_memcmp(a, b, an) == 0);
   return 1;
 }

@@ -3,11 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include "crypto.h"
+#include "dynlib_crypto.h"
 
+/* Without libcrypto this aborts, saying why (dynlib_crypto()): a caller that
+ * can report an error checks dynlib_crypto_ready first. */
 int crypto_random(void *buf, size_t n) {
   if (n > (size_t)0x7fffffff) return -1;
   return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
@@ -113,6 +113,7 @@ int crypto_seal(const unsigned char key[CRYPTO_KEY_LEN], const char *kid, const 
   unsigned char *raw = NULL;
   int rc = MCPL_E_INTERNAL;
   *out = NULL;
+  if (dynlib_crypto_ready(err, errn) != 0) return MCPL_E_UNAVAILABLE;
   size_t rawn = CRYPTO_NONCE_LEN + ptn + CRYPTO_TAG_LEN;
   raw = malloc(rawn);
   if (!raw) { snprintf(err, errn, "out of memory"); goto done; }
@@ -140,6 +141,7 @@ int crypto_open(const unsigned char key[CRYPTO_KEY_LEN], const char *aad, size_t
   unsigned char *raw = NULL;
   *pt = NULL;
   *ptn = 0;
+  if (dynlib_crypto_ready(err, errn) != 0) return MCPL_E_UNAVAILABLE;
   if (crypto_sealed_kid(sealed, kid) != 0) {
     snprintf(err, errn, "stored secret is not in a known sealed format");
     return MCPL_E_INTERNAL;

@@ -5,7 +5,8 @@
 
 #include <stddef.h>
 #include <netdb.h>
-#include <curl/curl.h>
+#include "dynlib_crypto.h"
+#include "dynlib_curl.h"
 #include "addr.h"
 #include "engine.h"
 

@@ -143,6 +143,12 @@ http_url *http_url_parse(const char *text, size_t len, char *reason, size_t rn, 
     fail(reason, rn, "invalid_url", msg, mn, "URL must have the form scheme://host/...");
     return NULL;
   }
+  /* libcurl is opened here, by the first URL any request needs */
+  char why[512];
+  if (dynlib_curl_ready(why, sizeof why) != 0) {
+    fail(reason, rn, "unavailable", msg, mn, why);
+    return NULL;
+  }
   memcpy(buf, text, len);
   buf[len] = 0;
   http_url *u = calloc(1, sizeof *u);

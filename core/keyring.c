@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <openssl/crypto.h>
+#include "dynlib_crypto.h"
 #include "keyring.h"
 
 #define RING_MAX_KEYS 64
@@ -260,6 +260,7 @@ static int ring_new_key(ring *r, char *err, size_t errn) {
   }
   ring_key *k = &r->keys[r->nkeys];
   unsigned char id[8];
+  if (dynlib_crypto_ready(err, errn) != 0) return MCPL_E_UNAVAILABLE;
   if (crypto_random(k->key, CRYPTO_KEY_LEN) != 0 || crypto_random(id, sizeof id) != 0) {
     snprintf(err, errn, "no randomness for a new key");
     return MCPL_E_INTERNAL;

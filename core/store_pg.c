@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <libpq-fe.h>
+#include "dynlib_pq.h"
 #include "store.h"
 
 #define STMT_CACHE 256
@@ -205,6 +205,11 @@ static int reconnect(store_conn *c) {
 }
 
 static int pg_connect(store_conn *c, const char *target) {
+  char why[512];
+  if (dynlib_pq_ready(why, sizeof why) != 0) {
+    store_err_set(&c->err, SE_UNAVAILABLE, NULL, "%s", why);
+    return -1;
+  }
   pg_impl *m = calloc(1, sizeof *m);
   if (!m || !(m->target = strdup(target))) {
     free(m);
@@ -566,8 +571,13 @@ newer:
 /* Migrates the database at target up to step (latest when 0): engine open,
  * and the version-1 fixture of the tests. */
 int store_pg_migrate(const char *target, int step, char **out) {
-  char shown[1024], msg[1500], why[400];
+  char shown[1024], msg[1500], why[400], dl[512];
   *out = NULL;
+  /* libpq is opened here, by the first engine on a PostgreSQL database */
+  if (dynlib_pq_ready(dl, sizeof dl) != 0) {
+    *out = strdup(dl);
+    return MCPL_E_UNAVAILABLE;
+  }
   store_redact(target, shown, sizeof shown);
   PGconn *pg = pg_open(target);
   if (!pg || PQstatus(pg) != CONNECTION_OK) {
@@ -589,10 +599,15 @@ int store_pg_migrate(const char *target, int step, char **out) {
 
 static int pg_engine_open(mcpl_engine *e, const char *target, char **out) {
   *out = NULL;
-  char *perr = NULL;
+  char *perr = NULL, why[512];
+  if (dynlib_pq_ready(why, sizeof why) != 0) {
+    mcpl_log(e, "error", "%s", why);
+    *out = strdup(why);
+    return MCPL_E_UNAVAILABLE;
+  }
   PQconninfoOption *opts = PQconninfoParse(target, &perr);
   if (!opts) {
-    char why[400], msg[600];
+    char msg[600];
     scrub(target, perr ? perr : "out of memory", why, sizeof why);
     snprintf(msg, sizeof msg, "option db is not a valid PostgreSQL connection URI: %s", why);
     PQfreemem(perr);

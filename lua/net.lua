@@ -48,6 +48,7 @@ function M.parse(url, field)
     return u
   end
   if reason == "invalid_url" then errors.raise("invalid_argument", msg, field, { reason = reason }) end
+  if reason == "unavailable" then errors.raise("unavailable", msg) end -- libcurl did not load
   blocked(reason, msg, field)
 end
 

@@ -29,7 +29,7 @@ done
 # the same tests on PostgreSQL: one wrapper each in $BUILD/pg (prove shows its name)
 PG_AGAIN="$BUILD/tests/test_store tests/scenarios/*.lua tests/cli/secrets.t tests/cli/workflows.t
   tests/cli/oauth_flow.t tests/cli/oauth_attacks.t tests/cli/oauth_connect.t tests/cli/oauth_browser.t
-  tests/cli/interactive.t"
+  tests/cli/interactive.t tests/cli/lazy_libs.t"
 rm -rf "$BUILD/pg" && mkdir -p "$BUILD/pg"
 for f in $PG_AGAIN; do
   [ -e "$f" ] || continue

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <lauxlib.h>
-#include <editline/readline.h>
 #include "cli.h"
+#include "editline.h"
 #include "engine.h"
 
 #define REPL_HISTORY_MAX 1000
@@ -307,6 +307,11 @@ static char *repl_prompt(int more) {
 }
 
 static int repl_interactive(void) {
+  char why[512];
+  if (cli_editline_ready(why, sizeof why) != 0) {
+    fprintf(stderr, "mcplink: repl: line editing needs libedit: %s\n", why);
+    return 1;
+  }
   rl_readline_name = "mcplink";
   rl_catch_signals = 0; /* our handlers, not libedit's (it re-raises to the group) */
   rl_getc_function = repl_getc;

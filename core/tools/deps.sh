@@ -5,7 +5,9 @@ set -u
 # build: what a plain `make` needs (compiler, Lua, libcurl, OpenSSL, SQLite, libedit)
 BUILD_PKGS="gcc libc6-dev make pkg-config liblua5.4-dev libcurl4-openssl-dev libssl-dev
   libsqlite3-dev libedit-dev libpq-dev"
-# (libpq-dev: the PostgreSQL backend links libpq)
+# (libpq-dev: the PostgreSQL backend's headers. mcplink opens libcurl, libpq, libcrypto and libedit
+# at run time, core/dynlib.c; these -dev packages depend on their runtime packages, libcurl4,
+# libpq5, libssl3 and libedit2, so installing them installs those)
 # test: what `make test` adds (unit tests, fixtures and the test CA, REPL terminal, browser, JSON in
 # shell tests, luacheck for make lint)
 TEST_PKGS="libcmocka-dev nodejs openssl curl tmux chromium perl lua-check"
