@@ -223,6 +223,7 @@ fuzz: fuzz-deps
 	  echo "  FUZZ $$n"; \
 	  $(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icore \
 	    $$(pkg-config --cflags lua5.4 libcurl) -o $(BUILD)/fuzz/$$n $$f core/addr.c core/http_url.c \
+	    core/dynlib.c core/dynlib_curl.c \
 	    $$(pkg-config --libs libcurl lua5.4) -lpthread -lm || exit 1; \
 	  mkdir -p $(BUILD)/fuzz/$$n.corpus; \
 	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_TIME) -max_len=512 $(BUILD)/fuzz/$$n.corpus \
