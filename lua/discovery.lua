@@ -33,6 +33,18 @@ function M.hash(kind, def)
   return crypto.sha256(json.encode(M.pinned_part(kind, def), { sort = true }))
 end
 
+-- digest(kind, def) -> canonical text of def (what the store keeps), hash
+-- (M.hash's): one encoding gives both, the pinned part cut out of the
+-- text (json.canonical), never encoded again
+function M.digest(kind, def)
+  if kind ~= "tool" then
+    local text = json.canonical(def)
+    return text, crypto.sha256(text)
+  end
+  local text, part = json.canonical(def, PINNED)
+  return text, crypto.sha256(part)
+end
+
 local function is_set(v) return v ~= nil and v ~= json.null end
 
 -- existing(actor, server_id) -> map kind -> name -> row; JSON columns as
@@ -69,9 +81,8 @@ function M.fetch(ctx, s)
 end
 
 -- apply(a, s, info, lists) -> diff ; one transaction. New definitions go in
--- with one bulk insert; only changed and removed ones are written one by one.
-local SORTED = { sort = true }
-
+-- with one bulk insert (as their canonical text, encoded once); only changed
+-- and removed ones are written one by one.
 function M.apply(a, s, info, lists)
   return store.tx(function()
     local old = existing(a, s.id)
@@ -82,17 +93,16 @@ function M.apply(a, s, info, lists)
       local seen = {}
       local pinned = k.kind == "tool"
       for _, item in ipairs(lists[k.kind] or {}) do
-        local name = type(item) == "table" and item[k.key]
+        local name = type(item) == "table" and not json.is_array(item) and item[k.key]
         if type(name) == "string" and name ~= "" and not seen[name] then
           seen[name] = true
           -- the canonical text is what the store keeps: for kinds without a
           -- pinned part it is also what the hash covers
-          local canon = not pinned and json.encode(item, SORTED) or nil
-          local h = canon and crypto.sha256(canon) or M.hash(k.kind, item)
+          local canon, h = M.digest(k.kind, item)
           local row = old[k.kind][name]
           if not row then
             new[#new + 1] = { server_id = s.id, kind = k.kind, name = name,
-              definition = item, hash = h, approved_definition = item, approved_hash = h, status = "approved" }
+              definition = canon, hash = h, approved_definition = canon, approved_hash = h, status = "approved" }
             d.added[#d.added + 1] = name
           elseif row.hash ~= h then
             local fields = { definition = item, hash = h }
@@ -105,7 +115,7 @@ function M.apply(a, s, info, lists)
             end
             store.update(a, "capabilities", row.id, fields)
             d.changed[#d.changed + 1] = name
-          elseif not json.is_array(item) and (canon or json.encode(item, SORTED)) ~= row.definition then
+          elseif canon ~= row.definition then
             -- same pinned part, other fields (e.g. _meta) changed: keep current
             store.update(a, "capabilities", row.id, { definition = item })
           end
@@ -120,7 +130,7 @@ function M.apply(a, s, info, lists)
       for _, l in pairs(d) do table.sort(l) end
       diff[k.kind .. "s"] = d
     end
-    if #new > 0 then store.insert_many(a, "capabilities", new) end
+    if #new > 0 then store.insert_many(a, "capabilities", new, { json_text = true }) end
     local f = {
       capabilities_status = "ok", discovered_at = core.now_ms(),
       server_info = info.server_info or json.object(),

@@ -38,6 +38,7 @@ CASE(opened_secrets)
 CASE(pagination)
 CASE(pagination_100k)
 CASE(insert_many)
+CASE(canonical_json)
 CASE(tx)
 CASE(settings_leases_resolve)
 CASE(named_queries)
@@ -135,6 +136,7 @@ int main(void) {
     cmocka_unit_test(test_pagination),
     cmocka_unit_test(test_pagination_100k),
     cmocka_unit_test(test_insert_many),
+    cmocka_unit_test(test_canonical_json),
     cmocka_unit_test(test_tx),
     cmocka_unit_test(test_settings_leases_resolve),
     cmocka_unit_test(test_named_queries),
