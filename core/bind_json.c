@@ -169,6 +169,15 @@ static int jbuf_gc(lua_State *L) {
   return 0;
 }
 
+#define JBUF2_MT "mcpl.json.jbuf2"
+static int jbuf2_gc(lua_State *L) {
+  jbuf *b = lua_touserdata(L, 1);
+  free(b[0].p);
+  free(b[1].p);
+  b[0].p = b[1].p = NULL;
+  return 0;
+}
+
 static void jb_reserve(lua_State *L, jbuf *b, size_t more) {
   if (b->n + more <= b->cap) return;
   size_t cap = b->cap ? b->cap : 256;
@@ -538,12 +547,11 @@ static int json_canonical(lua_State *L) {
   }
   jopts o = {0, 1, want ? &cap : NULL};
   lua_settop(L, 1);
-  jbuf *b = lua_newuserdatauv(L, sizeof *b, 0);
-  memset(b, 0, sizeof *b);
-  lua_newtable(L);
-  lua_pushcfunction(L, jbuf_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
+  /* both buffers in one userdata, freed by its (shared) metatable's __gc if
+   * encoding raises */
+  jbuf *b = lua_newuserdatauv(L, 2 * sizeof *b, 0), *pb = b + 1;
+  memset(b, 0, 2 * sizeof *b);
+  luaL_setmetatable(L, JBUF2_MT);
   encode_value(L, b, 1, &o, 0);
   lua_pushlstring(L, b->p ? b->p : "", b->n);
   if (!want) {
@@ -553,10 +561,6 @@ static int json_canonical(lua_State *L) {
   }
   /* the part: the captured members in key order (the keys are sorted as
    * encode_object sorts, byte by byte; none holds a NUL) */
-  jbuf *pb = lua_newuserdatauv(L, sizeof *pb, 0);
-  memset(pb, 0, sizeof *pb);
-  lua_getmetatable(L, -3);
-  lua_setmetatable(L, -2);
   jb_addc(L, pb, '{');
   int first = 1;
   for (int i = 0; i < cap.n; i++) {
@@ -573,8 +577,7 @@ static int json_canonical(lua_State *L) {
   b->p = NULL;
   free(pb->p);
   pb->p = NULL;
-  lua_replace(L, -2); /* text, part */
-  return 2;
+  return 2; /* text, part */
 }
 
 /* json.array([t]) / json.object([t]): mark a table's JSON kind. */
@@ -609,6 +612,10 @@ int luaopen_mcpl_json(lua_State *L) {
   luaL_newmetatable(L, OBJECT_MT);
   lua_pushstring(L, "object");
   lua_setfield(L, -2, "__jsontype");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, JBUF2_MT);
+  lua_pushcfunction(L, jbuf2_gc);
+  lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   /* A private cjson instance: only its decode function is kept. */
   lua_pushcfunction(L, luaopen_cjson);
