@@ -491,6 +491,11 @@ static int insert_many_body(lua_State *L) {
   int base = lua_gettop(L);
   long long now = store_now_ms();
   int inbatch = 0;
+  /* a batch is what one statement takes: every full batch is the same
+   * statement (prepared once), none split in two */
+  int per = STORE_BULK_PARAMS / ncols;
+  if (per > BULK_ROWS) per = BULK_ROWS;
+  if (per < 1) per = 1;
   for (lua_Integer i = 1; i <= nrows; i++) {
     luaL_checkstack(L, 2 * STORE_MAX_SET + 8, "store insert_many");
     lua_rawgeti(L, 3, i);
@@ -549,7 +554,7 @@ static int insert_many_body(lua_State *L) {
       if (col->type == ST_JSON && lua_type(L, vi) == LUA_TTABLE) { prev_json = vi; prev_enc = lua_gettop(L); }
     }
     assert(k == ncols);
-    if (++inbatch == BULK_ROWS) {
+    if (++inbatch == per) {
       bulk_flush(L, c, t, cols, ncols, b, inbatch, base);
       inbatch = 0;
     }
