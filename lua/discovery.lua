@@ -65,7 +65,18 @@ local function existing(a, sid)
   return out
 end
 
--- fetch(ctx, s) -> info, lists (kind -> items) ; network only, no writes
+-- record(k, item) -> {name, canon, hash} | false (an item without a usable
+-- name): what apply needs of an item, made as its page comes in, so the
+-- decoded page is garbage once read (a list of thousands is never held
+-- decoded whole while it is diffed and stored)
+local function record(k, item)
+  local name = type(item) == "table" and not json.is_array(item) and item[k.key]
+  if type(name) ~= "string" or name == "" then return false end
+  local canon, h = M.digest(k.kind, item)
+  return { name = name, canon = canon, hash = h }
+end
+
+-- fetch(ctx, s) -> info, lists (kind -> records) ; network only, no writes
 function M.fetch(ctx, s)
   local c = connection.open(ctx, s, { fresh = true })
   local info = c:discover()
@@ -73,7 +84,7 @@ function M.fetch(ctx, s)
   local lists = {}
   for _, k in ipairs(M.KINDS) do
     if caps[k.cap] ~= nil and caps[k.cap] ~= json.null then
-      lists[k.kind] = c:list(k.list)
+      lists[k.kind] = c:list(k.list, nil, function(item) return record(k, item) end)
     else
       lists[k.kind] = json.array()
     end
@@ -93,19 +104,21 @@ function M.apply(a, s, info, lists)
       local d = { added = json.array(), removed = json.array(), changed = json.array(), pending = json.array() }
       local seen = {}
       local pinned = k.kind == "tool"
-      for _, item in ipairs(lists[k.kind] or {}) do
-        local name = type(item) == "table" and not json.is_array(item) and item[k.key]
-        if type(name) == "string" and name ~= "" and not seen[name] then
+      for _, rec in ipairs(lists[k.kind] or {}) do
+        local name = rec and rec.name
+        if name and not seen[name] then
           seen[name] = true
           -- the canonical text is what the store keeps: for kinds without a
           -- pinned part it is also what the hash covers
-          local canon, h = M.digest(k.kind, item)
+          local canon, h = rec.canon, rec.hash
           local row = old[k.kind][name]
           if not row then
             new[#new + 1] = { server_id = s.id, kind = k.kind, name = name,
               definition = canon, hash = h, approved_definition = canon, approved_hash = h, status = "approved" }
             d.added[#d.added + 1] = name
           elseif row.hash ~= h then
+            -- the few changed ones: their definition again from its canonical text
+            local item = json.decode(canon)
             local fields = { definition = item, hash = h }
             if pinned then
               -- pinned: a change to what the model sees needs an admin's approval
@@ -118,7 +131,7 @@ function M.apply(a, s, info, lists)
             d.changed[#d.changed + 1] = name
           elseif canon ~= row.definition then
             -- same pinned part, other fields (e.g. _meta) changed: keep current
-            store.update(a, "capabilities", row.id, { definition = item })
+            store.update(a, "capabilities", row.id, { definition = json.decode(canon) })
           end
         end
       end
@@ -154,13 +167,17 @@ end
 -- refresh(ctx, s) -> {ok=true, diff=...} | {ok=false, error={code, message, reason?}}
 -- A failure is recorded on the record (capabilities_status "error") and
 -- returned, never raised: the admin's saved configuration stands.
+local function fetch_apply(ctx, s)
+  local info, lists = M.fetch(ctx, s)
+  return info, M.apply(ctx.actor, s, info, lists)
+end
+
 function M.refresh(ctx, s)
-  local ok, info, lists = pcall(M.fetch, ctx, s)
-  if ok then
-    local ok2, diff = pcall(M.apply, ctx.actor, s, info, lists)
-    if ok2 then return { ok = true, diff = diff, era = info.era, protocol_version = info.protocol_version } end
-    info = diff
-  end
+  local ok, info, diff = pcall(fetch_apply, ctx, s)
+  -- a long list leaves megabytes of garbage (its records, the pages'
+  -- decoded JSON): collected now, not carried into this state's next op
+  collectgarbage()
+  if ok then return { ok = true, diff = diff, era = info.era, protocol_version = info.protocol_version } end
   local e = info
   local code = type(e) == "table" and e.code or "internal"
   local msg = type(e) == "table" and e.message or tostring(e)
