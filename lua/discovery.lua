@@ -48,20 +48,14 @@ end
 local function is_set(v) return v ~= nil and v ~= json.null end
 
 -- existing(actor, server_id) -> map kind -> name -> {id, hash,
--- approved_hash, definition}; the definition as its stored canonical text
--- (compared, never decoded: a refresh of thousands of unchanged tools
--- decodes nothing). Only what the diff reads is kept while the new list
--- is hashed and stored, not whole rows.
+-- approved_hash, definition}: one named query reads only what the diff
+-- needs; the definition as its stored canonical text (compared, never
+-- decoded: a refresh of thousands of unchanged tools decodes nothing)
 local function existing(a, sid)
   local out = { tool = {}, resource = {}, resource_template = {}, prompt = {} }
-  local cursor
-  repeat
-    local page = store.list(a, "capabilities", { where = { server_id = sid }, limit = 500, cursor = cursor, raw_json = true })
-    for _, r in ipairs(page.items) do
-      out[r.kind][r.name] = { id = r.id, hash = r.hash, approved_hash = r.approved_hash, definition = r.definition }
-    end
-    cursor = page.next_cursor
-  until not is_set(cursor)
+  for _, r in ipairs(store.query(a, "capability_digests", { server_id = sid })) do
+    out[r.kind][r.name] = r
+  end
   return out
 end
 
