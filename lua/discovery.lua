@@ -168,9 +168,6 @@ end
 
 function M.refresh(ctx, s)
   local ok, info, diff = pcall(fetch_apply, ctx, s)
-  -- a long list leaves megabytes of garbage (its records, the pages'
-  -- decoded JSON): collected now, not carried into this state's next op
-  collectgarbage()
   if ok then return { ok = true, diff = diff, era = info.era, protocol_version = info.protocol_version } end
   local e = info
   local code = type(e) == "table" and e.code or "internal"

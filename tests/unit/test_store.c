@@ -96,6 +96,7 @@ static void test_connection_pragmas(void **st) {
   assert_int_equal(conn_pragma(c->db, "foreign_keys", NULL, 0), 1);
   assert_int_equal(conn_pragma(c->db, "secure_delete", NULL, 0), 1);
   assert_int_equal(conn_pragma(c->db, "trusted_schema", NULL, 0), 0);
+  assert_int_equal(conn_pragma(c->db, "temp_store", NULL, 0), 2); /* MEMORY */
   assert_int_equal(conn_pragma(c->db, "busy_timeout", NULL, 0), 5000);
   conn_pragma(c->db, "journal_mode", mode, sizeof mode);
   assert_string_equal(mode, "wal");
