@@ -546,7 +546,7 @@ static int json_canonical(lua_State *L) {
       return mcpl_lua_error(L, "invalid_argument", "json.canonical: keys need an object");
   }
   jopts o = {0, 1, want ? &cap : NULL};
-  lua_settop(L, 1);
+  lua_settop(L, 2); /* the keys table stays: it anchors the key strings */
   /* both buffers in one userdata, freed by its (shared) metatable's __gc if
    * encoding raises */
   jbuf *b = lua_newuserdatauv(L, 2 * sizeof *b, 0), *pb = b + 1;

@@ -816,6 +816,16 @@ function C.canonical_json()
   check(d, { "title", "annotations", "title", "_meta", "name" }, "unsorted keys, repeated")
   check(d, {}, "no keys")
   check(json.object(), PIN, "empty object")
+  -- the keys' own table is all that keeps long keys alive: the call holds it
+  -- while it encodes, however often the collector runs meanwhile
+  local long = string.rep("k", 60)
+  local obj = { [long .. "1"] = { 1, 2 }, [long .. "2"] = "v", z = 0 }
+  collectgarbage("incremental", 1, 1000)
+  for _ = 1, 300 do
+    local _, p = json.canonical(obj, { string.rep("k", 60) .. "2", string.rep("k", 60) .. "1" })
+    eq(p, '{"' .. long .. '1":[1,2],"' .. long .. '2":"v"}', "long keys kept while encoding")
+  end
+  collectgarbage("incremental", 200, 100)
   -- without keys: the text alone
   eq(select("#", json.canonical({ b = 1, a = { 2, 3 } })), 1)
   eq(json.canonical({ b = 1, a = { 2, 3 } }), '{"a":[2,3],"b":1}')
