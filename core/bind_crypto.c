@@ -1,5 +1,6 @@
 /* bind_crypto.c: the Lua `crypto` module: random tokens, hashes, HMAC,
  * base64url, PKCE and constant-time comparison. The key ring is in keyring.c. */
+#include <pthread.h>
 #include <string.h>
 #include <lauxlib.h>
 #include "crypto.h"
@@ -60,12 +61,25 @@ static int l_random_token(lua_State *L) {
   return 1;
 }
 
+/* SHA-256 with the algorithm fetched once: OpenSSL's one-shot SHA256()
+ * looks it up again on every call, which costs more than hashing a short
+ * text (discovery hashes one per tool). */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
+static void sha256(lua_State *L, const char *s, size_t n, unsigned char *md) {
+  need_crypto(L);
+  pthread_once(&sha256_once, sha256_fetch);
+  if (sha256_md && EVP_Digest(s, n, md, NULL, sha256_md, NULL)) return;
+  if (!SHA256((const unsigned char *)s, n, md)) mcpl_lua_error(L, "internal", "SHA-256 failed");
+}
+
 static int l_sha256(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   unsigned char md[SHA256_DIGEST_LENGTH];
-  need_crypto(L);
-  SHA256((const unsigned char *)s, n, md);
+  sha256(L, s, n, md);
   push_hex(L, md, sizeof md);
   return 1;
 }
@@ -74,8 +88,7 @@ static int l_sha256_b64url(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   unsigned char md[SHA256_DIGEST_LENGTH];
-  need_crypto(L);
-  SHA256((const unsigned char *)s, n, md);
+  sha256(L, s, n, md);
   push_b64url(L, md, sizeof md);
   return 1;
 }

@@ -266,6 +266,15 @@ static int jbuf_gc(lua_State *L) {
   return 0;
 }
 
+#define JBUF2_MT "mcpl.json.jbuf2"
+static int jbuf2_gc(lua_State *L) {
+  jbuf *b = lua_touserdata(L, 1);
+  free(b[0].p);
+  free(b[1].p);
+  b[0].p = b[1].p = NULL;
+  return 0;
+}
+
 static void jb_reserve(lua_State *L, jbuf *b, size_t more) {
   if (b->n + more <= b->cap) return;
   size_t cap = b->cap ? b->cap : 256;
@@ -345,9 +354,22 @@ static void jb_string(lua_State *L, jbuf *b, const char *s, size_t n) {
   jb_addc(L, b, '"');
 }
 
+/* Where the values of chosen members of the top-level object went in the
+ * output (json.canonical): [start, end) of each value's text. */
+#define CANON_MAX_KEYS 16
+typedef struct {
+  int n;
+  struct {
+    const char *k;
+    size_t kn, start, end;
+    int found;
+  } m[CANON_MAX_KEYS];
+} jcapture;
+
 typedef struct {
   int pretty;
   int sort;
+  jcapture *cap;
 } jopts;
 
 static void jb_indent(lua_State *L, jbuf *b, const jopts *o, int depth) {
@@ -418,7 +440,16 @@ static void encode_member(lua_State *L, jbuf *b, const jopts *o, int depth, int 
   jb_indent(L, b, o, depth + 1);
   jb_string(L, b, k, kn);
   jb_add(L, b, o->pretty ? ": " : ":", o->pretty ? 2 : 1);
+  size_t start = b->n;
   encode_value(L, b, vidx, o, depth + 1);
+  if (depth == 0 && o->cap) {
+    for (int i = 0; i < o->cap->n; i++)
+      if (o->cap->m[i].kn == kn && memcmp(o->cap->m[i].k, k, kn) == 0) {
+        o->cap->m[i].start = start;
+        o->cap->m[i].end = b->n;
+        o->cap->m[i].found = 1;
+      }
+  }
 }
 
 static void encode_object_large(lua_State *L, jbuf *b, int idx, const jopts *o, int depth, size_t nkeys);
@@ -586,7 +617,7 @@ static jbuf *state_buffer(lua_State *L) {
 /* json.encode(v [, {pretty=bool, sort=bool}]) -> string */
 static int json_encode(lua_State *L) {
   luaL_checkany(L, 1);
-  jopts o = {0, 0};
+  jopts o = {0, 0, NULL};
   if (lua_istable(L, 2)) {
     lua_getfield(L, 2, "pretty");
     o.pretty = lua_toboolean(L, -1);
@@ -605,6 +636,83 @@ static int json_encode(lua_State *L) {
   }
   b->n = 0;
   return 1;
+}
+
+static int cmp_capture_keys(const void *a, const void *b) {
+  const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+  return strcmp(x, y);
+}
+
+/* json.canonical(v [, keys]) -> text [, part]: text is json.encode(v,
+ * {sort=true}); with keys (a list of strings), part is the same encoding of
+ * the object holding only those members of v (json.encode(p, {sort=true})
+ * where p[k] = v[k] for each key), cut out of text rather than encoded
+ * again: one walk gives what is stored and what is hashed (discovery's
+ * approval pin). v must encode as an object when keys are given. */
+static int json_canonical(lua_State *L) {
+  luaL_checkany(L, 1);
+  jcapture cap;
+  cap.n = 0;
+  const char *sorted[CANON_MAX_KEYS];
+  int want = !lua_isnoneornil(L, 2);
+  if (want) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer nk = (lua_Integer)lua_rawlen(L, 2);
+    if (nk > CANON_MAX_KEYS) return mcpl_lua_error(L, "invalid_argument", "json.canonical: at most %d keys", CANON_MAX_KEYS);
+    for (lua_Integer i = 1; i <= nk; i++) {
+      if (lua_rawgeti(L, 2, i) != LUA_TSTRING)
+        return mcpl_lua_error(L, "invalid_argument", "json.canonical: keys must be strings");
+      size_t kl;
+      sorted[cap.n] = lua_tolstring(L, -1, &kl); /* anchored by the keys table */
+      if (strlen(sorted[cap.n]) != kl) return mcpl_lua_error(L, "invalid_argument", "json.canonical: a key holds a NUL");
+      lua_pop(L, 1);
+      cap.n++;
+    }
+    qsort(sorted, (size_t)cap.n, sizeof *sorted, cmp_capture_keys);
+    for (int i = 0; i < cap.n; i++) {
+      cap.m[i].k = sorted[i];
+      cap.m[i].kn = strlen(sorted[i]);
+      cap.m[i].found = 0;
+    }
+    if (lua_type(L, 1) != LUA_TTABLE)
+      return mcpl_lua_error(L, "invalid_argument", "json.canonical: keys need an object");
+    lua_Integer len;
+    if (table_kind(L, 1, &len))
+      return mcpl_lua_error(L, "invalid_argument", "json.canonical: keys need an object");
+  }
+  jopts o = {0, 1, want ? &cap : NULL};
+  lua_settop(L, 2); /* the keys table stays: it anchors the key strings */
+  /* both buffers in one userdata, freed by its (shared) metatable's __gc if
+   * encoding raises */
+  jbuf *b = lua_newuserdatauv(L, 2 * sizeof *b, 0), *pb = b + 1;
+  memset(b, 0, 2 * sizeof *b);
+  luaL_setmetatable(L, JBUF2_MT);
+  encode_value(L, b, 1, &o, 0);
+  lua_pushlstring(L, b->p ? b->p : "", b->n);
+  if (!want) {
+    free(b->p);
+    b->p = NULL;
+    return 1;
+  }
+  /* the part: the captured members in key order (the keys are sorted as
+   * encode_object sorts, byte by byte; none holds a NUL) */
+  jb_addc(L, pb, '{');
+  int first = 1;
+  for (int i = 0; i < cap.n; i++) {
+    if (!cap.m[i].found || (i > 0 && strcmp(cap.m[i].k, cap.m[i - 1].k) == 0)) continue;
+    if (!first) jb_addc(L, pb, ',');
+    first = 0;
+    jb_string(L, pb, cap.m[i].k, cap.m[i].kn);
+    jb_addc(L, pb, ':');
+    jb_add(L, pb, b->p + cap.m[i].start, cap.m[i].end - cap.m[i].start);
+  }
+  jb_addc(L, pb, '}');
+  lua_pushlstring(L, pb->p, pb->n);
+  free(b->p);
+  b->p = NULL;
+  free(pb->p);
+  pb->p = NULL;
+  return 2; /* text, part */
 }
 
 /* json.array([t]) / json.object([t]): mark a table's JSON kind. */
@@ -630,7 +738,7 @@ static int json_is_array(lua_State *L) {
 
 int luaopen_mcpl_json(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"decode", json_decode}, {"encode", json_encode}, {"array", json_array},
+    {"decode", json_decode}, {"encode", json_encode}, {"canonical", json_canonical}, {"array", json_array},
     {"object", json_object}, {"is_array", json_is_array}, {NULL, NULL}};
   luaL_newmetatable(L, ARRAY_MT);
   lua_pushstring(L, "array");
@@ -642,6 +750,10 @@ int luaopen_mcpl_json(lua_State *L) {
   lua_pop(L, 1);
   luaL_newmetatable(L, JBUF_MT);
   lua_pushcfunction(L, jbuf_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, JBUF2_MT);
+  lua_pushcfunction(L, jbuf2_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_newlib(L, fns);

@@ -429,8 +429,10 @@ static int l_insert(lua_State *L) {
   return 1;
 }
 
-/* store.insert_many(actor, table, rows) -> the number of rows inserted.
- * Rows as store.insert's (nothing read back), each with the same columns;
+/* store.insert_many(actor, table, rows [, {json_text=true}]) -> the number of
+ * rows inserted. Rows as store.insert's (nothing read back), each with the
+ * same columns; json_text: JSON columns come as their canonical text
+ * (json.canonical's, what store.list's raw_json gives back), stored as is;
  * all or none are written (a savepoint inside a transaction). The tenant and
  * each distinct referenced id are checked once, JSON values encoded once per
  * row even when two columns hold the same table (discovery's definition and
@@ -456,6 +458,8 @@ static int insert_many_body(lua_State *L) {
   check_actor(L, 1, &a);
   store_table *t = check_table(L, 2, &a);
   store_conn *c = store_conn_of(L);
+  int json_text = lua_toboolean(L, 4);
+  lua_settop(L, 3);
   lua_Integer nrows = (lua_Integer)lua_rawlen(L, 3);
   const char *tid = NULL;
   if (t->scoped) {
@@ -497,6 +501,11 @@ static int insert_many_body(lua_State *L) {
   int base = lua_gettop(L);
   long long now = store_now_ms();
   int inbatch = 0;
+  /* a batch is what one statement takes: every full batch is the same
+   * statement (prepared once), none split in two */
+  int per = STORE_BULK_PARAMS / ncols;
+  if (per > BULK_ROWS) per = BULK_ROWS;
+  if (per < 1) per = 1;
   for (lua_Integer i = 1; i <= nrows; i++) {
     luaL_checkstack(L, 2 * STORE_MAX_SET + 8, "store insert_many");
     lua_rawgeti(L, 3, i);
@@ -537,6 +546,14 @@ static int insert_many_body(lua_State *L) {
           lua_setfield(L, checked, col->name);
         }
       }
+      if (col->type == ST_JSON && json_text && !is_null(L, vi)) {
+        if (lua_type(L, vi) != LUA_TSTRING)
+          raise_field(L, "invalid_argument", col->name, "'%s' must be JSON text (json_text)", col->name);
+        size_t n;
+        const char *s = lua_tolstring(L, vi, &n);
+        v[k++] = store_v_lstr(s, n);
+        continue;
+      }
       if (col->type == ST_JSON && prev_json && lua_type(L, vi) == LUA_TTABLE && lua_rawequal(L, vi, prev_json)) {
         size_t n;
         const char *s = lua_tolstring(L, prev_enc, &n);
@@ -547,7 +564,7 @@ static int insert_many_body(lua_State *L) {
       if (col->type == ST_JSON && lua_type(L, vi) == LUA_TTABLE) { prev_json = vi; prev_enc = lua_gettop(L); }
     }
     assert(k == ncols);
-    if (++inbatch == BULK_ROWS) {
+    if (++inbatch == per) {
       bulk_flush(L, c, t, cols, ncols, b, inbatch, base);
       inbatch = 0;
     }
@@ -559,13 +576,19 @@ static int insert_many_body(lua_State *L) {
 
 static int l_insert_many(lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
+  int json_text = 0;
+  if (lua_istable(L, 4)) {
+    lua_getfield(L, 4, "json_text");
+    json_text = lua_toboolean(L, -1);
+  }
   lua_settop(L, 3);
+  lua_pushboolean(L, json_text);
   store_conn *c = store_conn_of(L);
   writing(c);
   if (store_tx_begin(c) != 0) return store_raise(L, c, NULL, 0, 0);
   lua_pushcfunction(L, insert_many_body);
   lua_insert(L, 1);
-  if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
+  if (lua_pcall(L, 4, 1, 0) != LUA_OK) {
     store_tx_finish(c, 0);
     return lua_error(L);
   }

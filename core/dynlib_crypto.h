@@ -22,7 +22,8 @@
 #define DYNLIB_CRYPTO_SYMBOLS(X) \
   X(CRYPTO_memcmp) X(ERR_clear_error) X(EVP_CIPHER_CTX_ctrl) X(EVP_CIPHER_CTX_free) \
   X(EVP_CIPHER_CTX_new) X(EVP_CipherFinal_ex) X(EVP_CipherInit_ex) X(EVP_CipherUpdate) \
-  X(EVP_EncodeBlock) X(EVP_aes_256_gcm) X(EVP_sha256) X(HMAC) X(OPENSSL_sk_new_null) \
+  X(EVP_Digest) X(EVP_EncodeBlock) X(EVP_MD_fetch) X(EVP_aes_256_gcm) X(EVP_sha256) X(HMAC) \
+  X(OPENSSL_sk_new_null) \
   X(OPENSSL_sk_num) X(OPENSSL_sk_pop_free) X(OPENSSL_sk_push) X(OPENSSL_sk_value) \
   X(PEM_read_X509) X(RAND_bytes) X(SHA256) X(X509_CRL_free) X(X509_LOOKUP_ctrl) \
   X(X509_LOOKUP_get_method_data) X(X509_LOOKUP_get_store) X(X509_LOOKUP_hash_dir) \
@@ -58,6 +59,8 @@ const dynlib_crypto_api *dynlib_crypto(void);
 #define EVP_CIPHER_CTX_free (*dynlib_crypto()->p_EVP_CIPHER_CTX_free)
 #define EVP_CIPHER_CTX_new (*dynlib_crypto()->p_EVP_CIPHER_CTX_new)
 #define EVP_CipherFinal_ex (*dynlib_crypto()->p_EVP_CipherFinal_ex)
+#define EVP_Digest (*dynlib_crypto()->p_EVP_Digest)
+#define EVP_MD_fetch (*dynlib_crypto()->p_EVP_MD_fetch)
 #define EVP_CipherInit_ex (*dynlib_crypto()->p_EVP_CipherInit_ex)
 #define EVP_CipherUpdate (*dynlib_crypto()->p_EVP_CipherUpdate)
 #define EVP_EncodeBlock (*dynlib_crypto()->p_EVP_EncodeBlock)

@@ -39,6 +39,23 @@ static void sb_init(sqlbuf *b) {
   b->s[0] = 0;
 }
 
+/* Appends "?N" (no printf: a bulk insert writes hundreds per statement). */
+static void sb_param(sqlbuf *b, int n) {
+  char d[12];
+  int k = 0;
+  do { d[k++] = (char)('0' + n % 10); n /= 10; } while (n > 0 && k < (int)sizeof d);
+  if (b->overflow || b->n + (size_t)k + 2 >= sizeof b->s) { b->overflow = 1; return; }
+  b->s[b->n++] = '?';
+  while (k > 0) b->s[b->n++] = d[--k];
+  b->s[b->n] = 0;
+}
+
+static void sb_char(sqlbuf *b, char ch) {
+  if (b->overflow || b->n + 2 >= sizeof b->s) { b->overflow = 1; return; }
+  b->s[b->n++] = ch;
+  b->s[b->n] = 0;
+}
+
 /* Adds a parameter; returns its number (?N). */
 static int bind(binds *b, store_val v) {
   if (b->n >= MAX_BINDS) { b->overflow = 1; return MAX_BINDS; }
@@ -139,9 +156,13 @@ int store_sql_insert_many(store_conn *c, const store_table *t, const char *const
     for (int i = 0; i < ncols; i++) sb_add(&q, "%s%s", i ? "," : "", cols[i]);
     sb_add(&q, ") VALUES ");
     for (int r = 0, p = 1; r < k; r++) {
-      sb_add(&q, "%s(", r ? "," : "");
-      for (int i = 0; i < ncols; i++, p++) sb_add(&q, "%s?%d", i ? "," : "", p);
-      sb_add(&q, ")");
+      if (r) sb_char(&q, ',');
+      sb_char(&q, '(');
+      for (int i = 0; i < ncols; i++, p++) {
+        if (i) sb_char(&q, ',');
+        sb_param(&q, p);
+      }
+      sb_char(&q, ')');
     }
     if (q.overflow) {
       store_err_set(&c->err, SE_INTERNAL, NULL, "store: statement too long");

@@ -33,26 +33,44 @@ function M.hash(kind, def)
   return crypto.sha256(json.encode(M.pinned_part(kind, def), { sort = true }))
 end
 
+-- digest(kind, def) -> canonical text of def (what the store keeps), hash
+-- (M.hash's): one encoding gives both, the pinned part cut out of the
+-- text (json.canonical), never encoded again
+function M.digest(kind, def)
+  if kind ~= "tool" then
+    local text = json.canonical(def)
+    return text, crypto.sha256(text)
+  end
+  local text, part = json.canonical(def, PINNED)
+  return text, crypto.sha256(part)
+end
+
 local function is_set(v) return v ~= nil and v ~= json.null end
 
--- existing(actor, server_id) -> map kind -> name -> row; JSON columns as
--- their stored canonical text (compared, never decoded: a refresh of
--- thousands of unchanged tools decodes nothing)
+-- existing(actor, server_id) -> map kind -> name -> {id, hash,
+-- approved_hash, definition}: one named query reads only what the diff
+-- needs; the definition as its stored canonical text (compared, never
+-- decoded: a refresh of thousands of unchanged tools decodes nothing)
 local function existing(a, sid)
   local out = { tool = {}, resource = {}, resource_template = {}, prompt = {} }
-  local cursor
-  repeat
-    local page = store.list(a, "capabilities", { where = { server_id = sid }, limit = 500, cursor = cursor, raw_json = true })
-    for _, r in ipairs(page.items) do
-      r.approved_definition = nil
-      out[r.kind][r.name] = r
-    end
-    cursor = page.next_cursor
-  until not is_set(cursor)
+  for _, r in ipairs(store.query(a, "capability_digests", { server_id = sid })) do
+    out[r.kind][r.name] = r
+  end
   return out
 end
 
--- fetch(ctx, s) -> info, lists (kind -> items) ; network only, no writes
+-- record(k, item) -> {name, canon, hash} | false (an item without a usable
+-- name): what apply needs of an item, made as its page comes in, so the
+-- decoded page is garbage once read (a list of thousands is never held
+-- decoded whole while it is diffed and stored)
+local function record(k, item)
+  local name = type(item) == "table" and not json.is_array(item) and item[k.key]
+  if type(name) ~= "string" or name == "" then return false end
+  local canon, h = M.digest(k.kind, item)
+  return { name = name, canon = canon, hash = h }
+end
+
+-- fetch(ctx, s) -> info, lists (kind -> records) ; network only, no writes
 function M.fetch(ctx, s)
   local c = connection.open(ctx, s, { fresh = true })
   local info = c:discover()
@@ -60,7 +78,7 @@ function M.fetch(ctx, s)
   local lists = {}
   for _, k in ipairs(M.KINDS) do
     if caps[k.cap] ~= nil and caps[k.cap] ~= json.null then
-      lists[k.kind] = c:list(k.list)
+      lists[k.kind] = c:list(k.list, nil, function(item) return record(k, item) end)
     else
       lists[k.kind] = json.array()
     end
@@ -69,9 +87,8 @@ function M.fetch(ctx, s)
 end
 
 -- apply(a, s, info, lists) -> diff ; one transaction. New definitions go in
--- with one bulk insert; only changed and removed ones are written one by one.
-local SORTED = { sort = true }
-
+-- with one bulk insert (as their canonical text, encoded once); only changed
+-- and removed ones are written one by one.
 function M.apply(a, s, info, lists)
   return store.tx(function()
     local old = existing(a, s.id)
@@ -81,20 +98,21 @@ function M.apply(a, s, info, lists)
       local d = { added = json.array(), removed = json.array(), changed = json.array(), pending = json.array() }
       local seen = {}
       local pinned = k.kind == "tool"
-      for _, item in ipairs(lists[k.kind] or {}) do
-        local name = type(item) == "table" and item[k.key]
-        if type(name) == "string" and name ~= "" and not seen[name] then
+      for _, rec in ipairs(lists[k.kind] or {}) do
+        local name = rec and rec.name
+        if name and not seen[name] then
           seen[name] = true
           -- the canonical text is what the store keeps: for kinds without a
           -- pinned part it is also what the hash covers
-          local canon = not pinned and json.encode(item, SORTED) or nil
-          local h = canon and crypto.sha256(canon) or M.hash(k.kind, item)
+          local canon, h = rec.canon, rec.hash
           local row = old[k.kind][name]
           if not row then
             new[#new + 1] = { server_id = s.id, kind = k.kind, name = name,
-              definition = item, hash = h, approved_definition = item, approved_hash = h, status = "approved" }
+              definition = canon, hash = h, approved_definition = canon, approved_hash = h, status = "approved" }
             d.added[#d.added + 1] = name
           elseif row.hash ~= h then
+            -- the few changed ones: their definition again from its canonical text
+            local item = json.decode(canon)
             local fields = { definition = item, hash = h }
             if pinned then
               -- pinned: a change to what the model sees needs an admin's approval
@@ -105,9 +123,9 @@ function M.apply(a, s, info, lists)
             end
             store.update(a, "capabilities", row.id, fields)
             d.changed[#d.changed + 1] = name
-          elseif not json.is_array(item) and (canon or json.encode(item, SORTED)) ~= row.definition then
+          elseif canon ~= row.definition then
             -- same pinned part, other fields (e.g. _meta) changed: keep current
-            store.update(a, "capabilities", row.id, { definition = item })
+            store.update(a, "capabilities", row.id, { definition = json.decode(canon) })
           end
         end
       end
@@ -120,7 +138,7 @@ function M.apply(a, s, info, lists)
       for _, l in pairs(d) do table.sort(l) end
       diff[k.kind .. "s"] = d
     end
-    if #new > 0 then store.insert_many(a, "capabilities", new) end
+    if #new > 0 then store.insert_many(a, "capabilities", new, { json_text = true }) end
     local f = {
       capabilities_status = "ok", discovered_at = core.now_ms(),
       server_info = info.server_info or json.object(),
@@ -143,13 +161,14 @@ end
 -- refresh(ctx, s) -> {ok=true, diff=...} | {ok=false, error={code, message, reason?}}
 -- A failure is recorded on the record (capabilities_status "error") and
 -- returned, never raised: the admin's saved configuration stands.
+local function fetch_apply(ctx, s)
+  local info, lists = M.fetch(ctx, s)
+  return info, M.apply(ctx.actor, s, info, lists)
+end
+
 function M.refresh(ctx, s)
-  local ok, info, lists = pcall(M.fetch, ctx, s)
-  if ok then
-    local ok2, diff = pcall(M.apply, ctx.actor, s, info, lists)
-    if ok2 then return { ok = true, diff = diff, era = info.era, protocol_version = info.protocol_version } end
-    info = diff
-  end
+  local ok, info, diff = pcall(fetch_apply, ctx, s)
+  if ok then return { ok = true, diff = diff, era = info.era, protocol_version = info.protocol_version } end
   local e = info
   local code = type(e) == "table" and e.code or "internal"
   local msg = type(e) == "table" and e.message or tostring(e)

@@ -108,9 +108,9 @@ function Client:ping()
   return ERAS[self.era].ping(self, o)
 end
 
--- list(kind [, opts]) -> items, meta (mcp.paging)
-function Client:list(kind, opts)
-  return paging.list(self, kind, opts)
+-- list(kind [, opts [, map]]) -> items, meta (mcp.paging)
+function Client:list(kind, opts, map)
+  return paging.list(self, kind, opts, map)
 end
 
 -- call_tool(name, arguments [, opts]) -> result;

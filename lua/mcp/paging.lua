@@ -18,9 +18,11 @@ M.KINDS = {
 
 local is_set = jsonrpc.is_set
 
--- list(c, kind [, opts]) -> items, meta {ttl_ms?, cache_scope?, pages}; each
--- page is a c:call of its own unless opts = {deadline, timeout_ms} bounds them all
-function M.list(c, kind, opts)
+-- list(c, kind [, opts [, map]]) -> items, meta {ttl_ms?, cache_scope?, pages};
+-- each page is a c:call of its own unless opts = {deadline, timeout_ms} bounds
+-- them all. map(item) -> what the list keeps of an item (default: the item),
+-- called as each page comes in: a page's decoded items need not outlive it.
+function M.list(c, kind, opts, map)
   local L = M.KINDS[kind]
   if not L then errors.raise("invalid_argument", "unknown list kind '" .. tostring(kind) .. "'", "kind") end
   local items, seen, pages, bytes = json.array(), {}, 0, 0
@@ -45,9 +47,14 @@ function M.list(c, kind, opts)
     -- read meanwhile): never less than the list's own text
     bytes = bytes + (jsonrpc.bytes_parsed - before)
     if bytes > M.MAX_BYTES then errors.raise("too_large", L.method .. ": the list exceeds " .. M.MAX_BYTES .. " bytes", nil, { reason = "bytes" }) end
-    for _, item in ipairs(list) do
+    for i, item in ipairs(list) do
       if #items >= M.MAX_ITEMS then errors.raise("too_large", L.method .. ": more than " .. M.MAX_ITEMS .. " items", nil, { reason = "items" }) end
-      if not keep or keep(item) then items[#items + 1] = item end
+      if not keep or keep(item) then
+        if map then item = map(item) end
+        items[#items + 1] = item
+      end
+      -- mapped: the decoded item is no longer referenced (ipairs reads i + 1 next)
+      if map then list[i] = false end
     end
     if math.type(res.ttlMs) == "integer" then
       meta.ttl_ms = meta.ttl_ms and math.min(meta.ttl_ms, res.ttlMs) or res.ttlMs

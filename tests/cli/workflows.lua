@@ -160,6 +160,9 @@ else
   like(echo.definition.description, "changed description", "new definition shown")
   ok(echo.approved_definition and not tostring(echo.approved_definition.description):find("changed"), "approved definition shown beside it")
   ok(not find(caps.tools, "slow"), "removed tool is gone")
+  local who = find(caps.tools, "whoami")
+  is(who and who.status, "approved", "a tool whose _meta alone changed needs no approval")
+  is(who and type(who.definition._meta) == "table" and who.definition._meta.rev, 2, "and its stored definition has the new _meta")
   local tools = mo:must("assistant.tools", { assistant = bot.id }).tools
   local name
   for _, tl in ipairs(tools) do if tl.tool == "echo" and tl.server.id == s.id then name = tl.name end end

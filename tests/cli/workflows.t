@@ -27,6 +27,8 @@ nsess=$(fx_probe "$(field "$v1" control)/sessions" | fx_body_count sessions)
 # between refreshes the server changes: echo's description, slow removed
 ctl_post tool '{"name":"echo","description":"Echoes text back (now with a changed description)."}'
 ctl_post tool '{"name":"slow","remove":true}'
+# ... and whoami's _meta only: outside the pinned part, stored without an approval
+ctl_post tool '{"name":"whoami","_meta":{"rev":2}}'
 phase 2 "refresh diff, definition pinning and approval"
 # the timed-out call of phase 1 was cancelled at the server (notifications/cancelled)
 v1log=$(fx_probe "$(field "$v1" control)/log")

@@ -751,6 +751,93 @@ function C.insert_many()
   end)
   eq(store.count(aa, "capabilities"), 300, "rolled back with the transaction")
   eq(store.insert_many(aa, "capabilities", {}), 0)
+  -- json_text: JSON columns given as their canonical text, stored as they are
+  local text = json.canonical({ z = 1, a = json.array(), name = "j1" })
+  eq(store.insert_many(aa, "capabilities", {
+    { server_id = s.id, kind = "tool", name = "j1", definition = text, approved_definition = json.null, hash = "h" },
+  }, { json_text = true }), 1)
+  raw = store.list(aa, "capabilities", { where = { server_id = s.id, name = "j1" }, raw_json = true }).items[1]
+  eq(raw.definition, text, "the text as given")
+  eq(raw.approved_definition, nil, "json.null is NULL")
+  local got = store.list(aa, "capabilities", { where = { server_id = s.id, name = "j1" } }).items[1]
+  ok(json.is_array(got.definition.a) and got.definition.z == 1, "read back decoded")
+  e = err("invalid_argument", store.insert_many, aa, "capabilities",
+    { { server_id = s.id, kind = "tool", name = "j2", definition = { a = 1 } } }, { json_text = true })
+  eq(e.field, "definition", "a table where text is promised is refused")
+  eq(store.count(aa, "capabilities"), 301)
+end
+
+-- json.canonical: the canonical text (json.encode with sorted keys) and the
+-- part of chosen members cut out of it, equal to encoding that part on its
+-- own: what discovery stores and hashes for the approval pin. The hashes
+-- below were made by encoding the pinned part on its own (M.hash before
+-- json.canonical existed): a stored pin must still match.
+local function nasty_defs()
+  local big = { name = "big" }
+  for i = 1, 70 do big["k" .. string.format("%03d", i)] = i end
+  big.title = "T"
+  big.inputSchema = { type = "object" }
+  return {
+    name = "n\0ame",
+    title = "ti\"tle\\ \n\r\t\1\31 \127 \195\169 \240\159\152\128 \255\254 bad \237\160\128 end",
+    description = json.null,
+    inputSchema = { type = "object", required = json.array({ "a" }),
+      properties = { b = { type = "integer", default = 1.5 }, a = { enum = json.array(), ["x-mcp-header"] = "X" },
+        ["\195\169"] = 1, Z = 2, ["a\0"] = 3, [""] = { { {} } } } },
+    annotations = json.object(),
+    outputSchema = { 1, {}, json.array(), "s" },
+    _meta = { z = 1e300, y = -0.0, x = 2.0 ^ 53, w = 3, v = -7, u = 0.1 },
+    extra = "x",
+  }, big
+end
+
+function C.canonical_json()
+  local PIN = { "title", "description", "inputSchema", "outputSchema", "annotations" }
+  local function part_of(def, keys) local p = {} for _, k in ipairs(keys) do p[k] = def[k] end return p end
+  local function check(def, keys, what)
+    local text, part = json.canonical(def, keys)
+    eq(text, json.encode(def, { sort = true }), what .. ": the text is the sorted encoding")
+    eq(part, json.encode(part_of(def, keys), { sort = true }), what .. ": the part is its own sorted encoding")
+    return text, part
+  end
+  local d, big = nasty_defs()
+  local text, part = check(d, PIN, "nasty")
+  eq(crypto.sha256(text), "6fdd11eb45a6959adc768c6ced5749e32c3b08e799c66f3c49d5d259b8ddeb1f", "text as before")
+  eq(crypto.sha256(part), "da7e5b21cb02443a525985c03f7cedff40b39918e7efdea6d3ede71b9bf19fc0", "pin as before")
+  ok(has(text, '"outputSchema":[1,{},[],"s"]'), "empty object and empty array told apart")
+  ok(has(text, '\\u0000'), "NUL escaped")
+  text, part = check(big, PIN, "more than 64 members")
+  eq(crypto.sha256(text), "7392244c66069751161a080e13ddfebcadd097f97469f593ad1af95a84131165")
+  eq(crypto.sha256(part), "a06f16ae9c78e5d4adc9a4e2093a74cb7c27b61ba380c21e75cc10c9c067d4c0")
+  -- no pinned member, members whose values hold the keys' names, keys in any order and twice
+  check({ name = "x", _meta = { title = "not me" } }, PIN, "none pinned")
+  eq(select(2, json.canonical({ name = "x" }, PIN)), "{}")
+  check({ title = { title = 1, description = "d" }, description = "inner" }, { "title", "description" }, "nested names")
+  check(d, { "title", "annotations", "title", "_meta", "name" }, "unsorted keys, repeated")
+  check(d, {}, "no keys")
+  check(json.object(), PIN, "empty object")
+  -- the keys' own table is all that keeps long keys alive: the call holds it
+  -- while it encodes, however often the collector runs meanwhile
+  local long = string.rep("k", 60)
+  local obj = { [long .. "1"] = { 1, 2 }, [long .. "2"] = "v", z = 0 }
+  collectgarbage("incremental", 1, 1000)
+  for _ = 1, 300 do
+    local _, p = json.canonical(obj, { string.rep("k", 60) .. "2", string.rep("k", 60) .. "1" })
+    eq(p, '{"' .. long .. '1":[1,2],"' .. long .. '2":"v"}', "long keys kept while encoding")
+  end
+  collectgarbage("incremental", 200, 100)
+  -- without keys: the text alone
+  eq(select("#", json.canonical({ b = 1, a = { 2, 3 } })), 1)
+  eq(json.canonical({ b = 1, a = { 2, 3 } }), '{"a":[2,3],"b":1}')
+  eq(json.canonical("s\n"), '"s\\n"')
+  -- keys need an object; bad keys and values are refused, not guessed
+  err("invalid_argument", json.canonical, { 1, 2 }, PIN)
+  err("invalid_argument", json.canonical, json.array(), PIN)
+  err("invalid_argument", json.canonical, "s", PIN)
+  err("invalid_argument", json.canonical, { a = 1 }, { 1 })
+  err("invalid_argument", json.canonical, { a = 1 }, { "a\0b" })
+  err("invalid_argument", json.canonical, { a = 0 / 0 }, PIN)
+  err("invalid_argument", json.canonical, { [true] = 1 }, PIN)
 end
 
 function C.tx()
@@ -834,6 +921,14 @@ function C.named_queries()
   eq(tools[1].enabled, true); eq(tools[1].classification_level, 50)
   eq(tools[2].name, "t2"); eq(tools[2].status, "pending"); eq(tools[2].enabled, false)
   eq(#store.query(SYS, "assistant_tools", { assistant_id = asst.id }), 2)
+  -- discovery's digests: a server's capabilities with the stored canonical text
+  local dg = store.query(ad, "capability_digests", { server_id = s1.id })
+  eq(#dg, 2)
+  eq(dg[1].name, "t1"); eq(dg[1].kind, "tool"); eq(dg[1].hash, "h")
+  eq(dg[1].definition, '{"inputSchema":{"type":"object"},"name":"t1"}', "the text, not decoded")
+  eq(dg[2].name, "p1"); eq(dg[2].definition, "{}")
+  local _, other = tenant("other")
+  eq(#store.query(other, "capability_digests", { server_id = s1.id }), 0, "another tenant's are not seen")
   err("invalid_argument", store.query, me, "nope", {})
   local e = err("invalid_argument", store.query, me, "assistant_tools", {})
   eq(e.field, "assistant_id")

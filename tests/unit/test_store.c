@@ -38,6 +38,7 @@ CASE(opened_secrets)
 CASE(pagination)
 CASE(pagination_100k)
 CASE(insert_many)
+CASE(canonical_json)
 CASE(tx)
 CASE(settings_leases_resolve)
 CASE(named_queries)
@@ -95,6 +96,7 @@ static void test_connection_pragmas(void **st) {
   assert_int_equal(conn_pragma(c->db, "foreign_keys", NULL, 0), 1);
   assert_int_equal(conn_pragma(c->db, "secure_delete", NULL, 0), 1);
   assert_int_equal(conn_pragma(c->db, "trusted_schema", NULL, 0), 0);
+  assert_int_equal(conn_pragma(c->db, "temp_store", NULL, 0), 2); /* MEMORY */
   assert_int_equal(conn_pragma(c->db, "busy_timeout", NULL, 0), 5000);
   conn_pragma(c->db, "journal_mode", mode, sizeof mode);
   assert_string_equal(mode, "wal");
@@ -135,6 +137,7 @@ int main(void) {
     cmocka_unit_test(test_pagination),
     cmocka_unit_test(test_pagination_100k),
     cmocka_unit_test(test_insert_many),
+    cmocka_unit_test(test_canonical_json),
     cmocka_unit_test(test_tx),
     cmocka_unit_test(test_settings_leases_resolve),
     cmocka_unit_test(test_named_queries),
