@@ -15,12 +15,12 @@ function M.resolve(actor)
   if type(actor.tenant) ~= "string" or actor.tenant == "" or type(actor.user) ~= "string" or actor.user == "" then
     errors.raise("unauthorized", "a tenant actor needs a tenant and a user")
   end
+  -- {tenant, user, tenant_id, user_id, role, mcp_enabled}, made for this op
   local a = store.resolve_actor(actor.tenant, actor.user)
   if not a then
     errors.raise("unauthorized", "unknown user '" .. actor.user .. "' in tenant '" .. actor.tenant .. "'")
   end
-  return { tenant = actor.tenant, user = actor.user, tenant_id = a.tenant_id,
-           user_id = a.user_id, role = a.role, mcp_enabled = a.mcp_enabled }
+  return a
 end
 
 local function actor_text(a)
