@@ -40,4 +40,28 @@ int dynlib_status(const dynlib *d, char *err, size_t en);
  * its check (the *_ready function). Says which library and why, aborts. */
 _Noreturn void dynlib_unloaded(const dynlib *d);
 
+/* DYNLIB_MODULE(api, ready_fn, table_fn, SYMBOLS, soname, package, env): the
+ * body of one library's module: its dynlib and table (of type api), the
+ * load run under pthread_once that fills the table from the X-macro list
+ * SYMBOLS, ready_fn(err, en) (0, or -1 with why) and table_fn() (the table;
+ * aborts when the library is not there). One per file. */
+#define DYNLIB_BIND_(f) dl_table.p_##f = (__typeof__(dl_table.p_##f))dynlib_sym(&dl_lib, #f);
+#define DYNLIB_MODULE(api, ready_fn, table_fn, SYMBOLS, soname, package, env) \
+  static dynlib dl_lib = DYNLIB_INIT(soname, package, env);                    \
+  static api dl_table;                                                         \
+  static void dl_load(void) {                                                  \
+    if (dynlib_open(&dl_lib) != 0) return;                                     \
+    SYMBOLS(DYNLIB_BIND_)                                                      \
+    dynlib_done(&dl_lib);                                                      \
+  }                                                                            \
+  int ready_fn(char *err, size_t en) {                                         \
+    pthread_once(&dl_lib.once, dl_load);                                       \
+    return dynlib_status(&dl_lib, err, en);                                    \
+  }                                                                            \
+  const api *table_fn(void) {                                                  \
+    pthread_once(&dl_lib.once, dl_load);                                       \
+    if (!dl_lib.ok) dynlib_unloaded(&dl_lib);                                  \
+    return &dl_table;                                                          \
+  }
+
 #endif
