@@ -13,18 +13,32 @@ static const struct { const char *name; unsigned bit; } kinds[] = {
   {"elicitation", MCPL_INPUT_ELICITATION}, {"sampling", MCPL_INPUT_SAMPLING},
   {"roots", MCPL_INPUT_ROOTS}, {NULL, 0}};
 
-/* The handler that answers kind for this state's call: the handle's when it
- * covers kind (unless engine_only), else the engine's default when that does. */
-static int handler_for(lua_State *L, unsigned bit, int engine_only, mcpl_input_fn *fn, void **ud) {
-  mcpl_call *c = engine_only ? NULL : mcpl_state_call(L);
-  if (c && c->input_fn && (c->input_methods & bit)) {
-    *fn = c->input_fn;
-    *ud = c->input_ud;
+/* Who may answer input requests for this state's call: its handle (NULL
+ * when engine_only) and the engine's default handler, looked up once. */
+typedef struct {
+  mcpl_call *c;
+  mcpl_input_fn efn;
+  void *eud;
+  unsigned emethods;
+} answerers;
+
+static answerers answerers_of(lua_State *L, int engine_only) {
+  answerers a = {engine_only ? NULL : mcpl_state_call(L), NULL, NULL, 0};
+  mcpl_engine_input(mcpl_engine_of(L), &a.efn, &a.eud, &a.emethods);
+  return a;
+}
+
+/* The handler that answers kind: the handle's when it covers kind, else the
+ * engine's default when that does. */
+static int handler_for(const answerers *a, unsigned bit, mcpl_input_fn *fn, void **ud) {
+  if (a->c && a->c->input_fn && (a->c->input_methods & bit)) {
+    *fn = a->c->input_fn;
+    *ud = a->c->input_ud;
     return 1;
   }
-  unsigned m;
-  mcpl_engine_input(mcpl_engine_of(L), fn, ud, &m);
-  return *fn && (m & bit);
+  *fn = a->efn;
+  *ud = a->eud;
+  return a->efn && (a->emethods & bit);
 }
 
 static unsigned kind_bit(lua_State *L, int idx) {
@@ -40,18 +54,14 @@ static unsigned kind_bit(lua_State *L, int idx) {
  * default handler alone (what a session shared by every caller may declare). */
 static int l_host(lua_State *L) {
   int engine_only = lua_toboolean(L, 1);
-  mcpl_call *c = engine_only ? NULL : mcpl_state_call(L);
-  /* the engine's default handler, looked up once (handler_for's fallback) */
-  mcpl_input_fn efn;
-  void *eud;
-  unsigned em;
-  mcpl_engine_input(mcpl_engine_of(L), &efn, &eud, &em);
+  answerers a = answerers_of(L, engine_only);
   lua_createtable(L, 0, 4);
-  lua_pushboolean(L, c && c->event_fn);
+  lua_pushboolean(L, a.c && a.c->event_fn);
   lua_setfield(L, -2, "events");
   for (int i = 0; kinds[i].name; i++) {
-    unsigned bit = kinds[i].bit;
-    lua_pushboolean(L, (c && c->input_fn && (c->input_methods & bit)) || (efn && (em & bit)));
+    mcpl_input_fn fn;
+    void *ud;
+    lua_pushboolean(L, handler_for(&a, kinds[i].bit, &fn, &ud));
     lua_setfield(L, -2, kinds[i].name);
   }
   return 1;
@@ -65,7 +75,8 @@ static int l_ask(lua_State *L) {
   const char *req = luaL_checkstring(L, 2);
   mcpl_input_fn fn;
   void *ud;
-  if (!handler_for(L, bit, 0, &fn, &ud)) { lua_pushnil(L); return 1; }
+  answerers a = answerers_of(L, 0);
+  if (!handler_for(&a, bit, &fn, &ud)) { lua_pushnil(L); return 1; }
   mcpl_reply r = {NULL};
   fn(ud, req, &r);
   if (r.json) { lua_pushstring(L, r.json); free(r.json); } else lua_pushnil(L);

@@ -130,27 +130,19 @@ function M.entries(a, asst)
   return servers, entries
 end
 
--- The entries of an assistant as computed under the change counters the op
--- read with its actor (store.cache_version: every change to the tenant's
--- rows or the settings, on any instance, gives another text, so an entry is
--- never used past one). Per Lua state; dropped whole past MEMO_MAX.
-local memo, memo_n, MEMO_MAX = {}, 0, 256
+-- the entries of an assistant by their names
+local function entries_by_name(a, asst)
+  local _, entries = M.entries(a, asst)
+  local byname = {}
+  for _, e in ipairs(entries) do byname[e.name] = e end
+  return byname
+end
 
 -- entry(a, asst, name) -> the assistant's tool entry with that name | nil.
--- The entry is shared with later calls: read it, do not change it.
+-- The entries are computed once under the op's change counters and shared
+-- with later calls (model.under_counters): read them, do not change them.
 function M.entry(a, asst, name)
-  local v = a.tenant_id and store.cache_version(a.tenant_id)
-  local list = v and memo[v .. asst.id]
-  if not list then
-    local _, entries = M.entries(a, asst)
-    list = {}
-    for _, e in ipairs(entries) do list[e.name] = e end
-    if v then
-      if memo_n >= MEMO_MAX then memo, memo_n = {}, 0 end
-      memo[v .. asst.id], memo_n = list, memo_n + 1
-    end
-  end
-  return list[name]
+  return model.under_counters(a, "entries|" .. asst.id, entries_by_name, a, asst)[name]
 end
 
 return M

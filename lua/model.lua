@@ -29,27 +29,41 @@ end
 local NOUN = { servers = "server", spaces = "space", assistants = "assistant",
                classifications = "classification", users = "user", tenants = "tenant" }
 
--- Rows as read under the change counters the op read with its actor
+-- Values made under the change counters the op read with its actor
 -- (store.cache_version: any change to the tenant's rows or the settings, on
 -- any instance, gives other counters), shared with the later ops of this
 -- Lua state that read under the same ones. Per state; dropped whole past
--- SHARED_MAX. A shared row is read, never changed: the ops that call a
--- server's tools use them so a call does not decode the same rows again.
+-- SHARED_MAX. A shared value is read, never changed.
 local shared, shared_n, SHARED_MAX = {}, 0, 256
 
--- shared_row(actor, table, id) -> the row, shared | nil (none, or not visible to
--- the actor's tenant: the read is tenant-scoped like store.find)
-function M.shared_row(actor, tbl, id)
+-- under_counters(actor, key, make, ...) -> make(...), or what it made for an
+-- earlier op under the same counters (key names what make computes; nil is
+-- kept too). Without counters to key by (the system actor, a write earlier
+-- in the op), make runs every time. (make and its arguments are passed, not
+-- a closure, so a hit makes nothing.)
+function M.under_counters(actor, key, make, ...)
   local v = actor.tenant_id and store.cache_version(actor.tenant_id)
-  if not v then return store.find(actor, tbl, { id = id }) end
-  local key = v .. tbl .. "|" .. id
-  local row = shared[key]
-  if row == nil then
-    row = store.find(actor, tbl, { id = id }) or false
+  if not v then return make(...) end
+  local k = v .. key
+  local val = shared[k]
+  if val == nil then
+    val = make(...)
+    if val == nil then val = false end
     if shared_n >= SHARED_MAX then shared, shared_n = {}, 0 end
-    shared[key], shared_n = row, shared_n + 1
+    shared[k], shared_n = val, shared_n + 1
   end
-  return row or nil
+  if val == false then return nil end
+  return val
+end
+
+-- shared_row(actor, table, id) -> the row, shared (under_counters) | nil
+-- (none, or not visible to the actor's tenant: the read is tenant-scoped
+-- like store.find). The ops that call a server's tools use them so a call
+-- does not decode the same rows again.
+local function find_by_id(actor, tbl, id) return store.find(actor, tbl, { id = id }) end
+
+function M.shared_row(actor, tbl, id)
+  return M.under_counters(actor, tbl .. "|" .. id, find_by_id, actor, tbl, id)
 end
 
 -- ref(actor, table, ref, field): a row by id, else by unique name.
