@@ -16,6 +16,11 @@
 #define OBJECT_MT "mcpl.json.object"
 #define JBUF_MT "mcpl.json.buffer"
 
+/* Every function of the module holds the two marks as upvalues 1 and 2: no
+ * registry lookup by name per table. */
+#define UV_ARRAY lua_upvalueindex(1)
+#define UV_OBJECT lua_upvalueindex(2)
+
 /* ---- decode -------------------------------------------------------------
  * RFC 8259 text straight into Lua values: arrays (empty ones too) carry the
  * array mark, objects none; integers within 2^53 (also 1.0 or 1e2) become
@@ -244,7 +249,7 @@ static int json_decode(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   lua_settop(L, 1);
-  luaL_getmetatable(L, ARRAY_MT);
+  lua_pushvalue(L, UV_ARRAY);
   jdec d = {L, s, s, s + n, 0, lua_gettop(L), localeconv()->decimal_point[0]};
   jd_value(&d);
   jd_ws(&d);
@@ -370,7 +375,13 @@ typedef struct {
   int pretty;
   int sort;
   jcapture *cap;
+  const void *amt, *omt; /* the array and object marks (the functions' upvalues) */
 } jopts;
+
+static void opts_marks(lua_State *L, jopts *o) {
+  o->amt = lua_topointer(L, UV_ARRAY);
+  o->omt = lua_topointer(L, UV_OBJECT);
+}
 
 static void jb_indent(lua_State *L, jbuf *b, const jopts *o, int depth) {
   if (!o->pretty) return;
@@ -379,15 +390,12 @@ static void jb_indent(lua_State *L, jbuf *b, const jopts *o, int depth) {
 }
 
 /* 1 = array, 0 = object; raises for tables that are neither. */
-static int table_kind(lua_State *L, int idx, lua_Integer *len) {
+static int table_kind(lua_State *L, int idx, const jopts *o, lua_Integer *len) {
   int kind = -1;
   if (lua_getmetatable(L, idx)) {
-    luaL_getmetatable(L, ARRAY_MT);
-    if (lua_rawequal(L, -1, -2)) kind = 1;
+    const void *mt = lua_topointer(L, -1);
     lua_pop(L, 1);
-    luaL_getmetatable(L, OBJECT_MT);
-    if (lua_rawequal(L, -1, -2)) kind = 0;
-    lua_pop(L, 2);
+    kind = mt == o->amt ? 1 : mt == o->omt ? 0 : -1;
   }
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
   *len = n;
@@ -571,7 +579,7 @@ static void encode_value(lua_State *L, jbuf *b, int idx, const jopts *o, int dep
   }
   case LUA_TTABLE: {
     lua_Integer n;
-    if (table_kind(L, idx, &n)) {
+    if (table_kind(L, idx, o, &n)) {
       jb_addc(L, b, '[');
       for (lua_Integer i = 1; i <= n; i++) {
         if (i > 1) jb_addc(L, b, ',');
@@ -617,7 +625,8 @@ static jbuf *state_buffer(lua_State *L) {
 /* json.encode(v [, {pretty=bool, sort=bool}]) -> string */
 static int json_encode(lua_State *L) {
   luaL_checkany(L, 1);
-  jopts o = {0, 0, NULL};
+  jopts o = {0, 0, NULL, NULL, NULL};
+  opts_marks(L, &o);
   if (lua_istable(L, 2)) {
     lua_getfield(L, 2, "pretty");
     o.pretty = lua_toboolean(L, -1);
@@ -676,11 +685,14 @@ static int json_canonical(lua_State *L) {
     }
     if (lua_type(L, 1) != LUA_TTABLE)
       return mcpl_lua_error(L, "invalid_argument", "json.canonical: keys need an object");
+  }
+  jopts o = {0, 1, want ? &cap : NULL, NULL, NULL};
+  opts_marks(L, &o);
+  if (want) {
     lua_Integer len;
-    if (table_kind(L, 1, &len))
+    if (table_kind(L, 1, &o, &len))
       return mcpl_lua_error(L, "invalid_argument", "json.canonical: keys need an object");
   }
-  jopts o = {0, 1, want ? &cap : NULL};
   lua_settop(L, 2); /* the keys table stays: it anchors the key strings */
   /* both buffers in one userdata, freed by its (shared) metatable's __gc if
    * encoding raises */
@@ -716,22 +728,23 @@ static int json_canonical(lua_State *L) {
 }
 
 /* json.array([t]) / json.object([t]): mark a table's JSON kind. */
-static int json_mark(lua_State *L, const char *mt) {
-  if (lua_isnoneornil(L, 1)) lua_newtable(L);
+static int json_mark(lua_State *L, int mark) {
+  if (lua_isnoneornil(L, 1)) {
+    lua_settop(L, 0);
+    lua_newtable(L);
+  }
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  luaL_setmetatable(L, mt);
+  lua_pushvalue(L, mark);
+  lua_setmetatable(L, 1);
   return 1;
 }
-static int json_array(lua_State *L) { return json_mark(L, ARRAY_MT); }
-static int json_object(lua_State *L) { return json_mark(L, OBJECT_MT); }
+static int json_array(lua_State *L) { return json_mark(L, UV_ARRAY); }
+static int json_object(lua_State *L) { return json_mark(L, UV_OBJECT); }
 
 static int json_is_array(lua_State *L) {
   int r = 0;
-  if (lua_istable(L, 1) && lua_getmetatable(L, 1)) {
-    luaL_getmetatable(L, ARRAY_MT);
-    r = lua_rawequal(L, -1, -2);
-  }
+  if (lua_istable(L, 1) && lua_getmetatable(L, 1)) r = lua_topointer(L, -1) == lua_topointer(L, UV_ARRAY);
   lua_pushboolean(L, r);
   return 1;
 }
@@ -740,14 +753,6 @@ int luaopen_mcpl_json(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"decode", json_decode}, {"encode", json_encode}, {"canonical", json_canonical}, {"array", json_array},
     {"object", json_object}, {"is_array", json_is_array}, {NULL, NULL}};
-  luaL_newmetatable(L, ARRAY_MT);
-  lua_pushstring(L, "array");
-  lua_setfield(L, -2, "__jsontype");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, OBJECT_MT);
-  lua_pushstring(L, "object");
-  lua_setfield(L, -2, "__jsontype");
-  lua_pop(L, 1);
   luaL_newmetatable(L, JBUF_MT);
   lua_pushcfunction(L, jbuf_gc);
   lua_setfield(L, -2, "__gc");
@@ -756,7 +761,14 @@ int luaopen_mcpl_json(lua_State *L) {
   lua_pushcfunction(L, jbuf2_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
-  luaL_newlib(L, fns);
+  luaL_newlibtable(L, fns);
+  luaL_newmetatable(L, ARRAY_MT);
+  lua_pushstring(L, "array");
+  lua_setfield(L, -2, "__jsontype");
+  luaL_newmetatable(L, OBJECT_MT);
+  lua_pushstring(L, "object");
+  lua_setfield(L, -2, "__jsontype");
+  luaL_setfuncs(L, fns, 2);
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   return 1;

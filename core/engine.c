@@ -93,7 +93,7 @@ void mcpl_close(mcpl_engine *e) {
   e->base.arm_states = NULL;
   for (int i = 0; i < e->npool; i++) {
     atomic_store(&e->pool[i].cancel.L, NULL);
-    lua_close(e->pool[i].L);
+    mcpl_state_close(e->pool[i].L);
   }
   for (int a = MCPL_AREA_COUNT - 1; a >= 0; a--)
     if (e->inited[a] && areas[a].engine_fini) areas[a].engine_fini(e);
@@ -220,7 +220,7 @@ static void release(mcpl_engine *e, int i, int discard) {
   assert(e->pool[i].busy);
   if (discard && e->pool[i].L) {
     atomic_store(&e->pool[i].cancel.L, NULL);
-    lua_close(e->pool[i].L);
+    mcpl_state_close(e->pool[i].L);
     e->pool[i].L = NULL;
   }
   e->pool[i].busy = 0;

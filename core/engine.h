@@ -166,6 +166,10 @@ void mcpl_engine_input(mcpl_engine *e, mcpl_input_fn *fn, void **ud, unsigned *m
 
 lua_State *mcpl_state_engine(mcpl_engine *e, char **err);  /* engine Lua */
 lua_State *mcpl_state_script(mcpl_engine *e, char **err);  /* operator scripts */
+/* Closes a state the two above made (and what its allocator keeps). */
+void mcpl_state_close(lua_State *L);
+/* The bytes of freed small blocks the state keeps for reuse, and their limit. */
+size_t mcpl_state_kept(lua_State *L, size_t *limit);
 /* Loads an engine-owned Lua module's source (lua_dir override or embedded).
  * Returns a malloc'd copy (NULL: no such module) and a malloc'd chunk name
  * in *chunkname; the caller frees both. */

@@ -344,9 +344,102 @@ static void open_safe_libs(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, "mcpl.loaded");
 }
 
+/* ---- the states' allocator ----------------------------------------------
+ * An op makes and drops a few hundred small Lua objects (tables, strings,
+ * closures); glibc's malloc keeps only a handful of freed blocks of a size at
+ * hand, so most of them went through its arena code, under its locks when
+ * threads share an arena. Each state keeps the small blocks it freed on lists
+ * by size (16-byte steps up to 256 bytes) and hands them out again; a state
+ * runs on one thread at a time, so the lists need no lock. At most LA_KEEP
+ * bytes are kept per state (a collection frees an op's garbage in bursts of
+ * up to about half a MiB); past that, and for larger blocks, blocks go back
+ * to malloc. Every block is a malloc'd block of its class's size, so any
+ * block can be realloc'd or freed; Lua reports each block's size on every
+ * free and realloc (osize), which gives its class. */
+#define LA_STEP 16
+#define LA_CLASSES 16
+#if defined(__SANITIZE_ADDRESS__)
+#define LA_KEEP ((size_t)0) /* AddressSanitizer sees every block's end */
+#else
+#define LA_KEEP ((size_t)1024 * 1024)
+#endif
+
+typedef struct la_block {
+  struct la_block *next;
+} la_block;
+
+typedef struct {
+  la_block *free[LA_CLASSES + 1];
+  size_t kept;
+} la_lists;
+
+static inline size_t la_class(size_t n) { return n > 0 && n <= LA_STEP * LA_CLASSES ? (n + LA_STEP - 1) / LA_STEP : 0; }
+
+static void *la_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  la_lists *a = ud;
+  size_t nc = la_class(nsize);
+  if (!ptr) {  /* osize is an object type here, not a size */
+    if (nsize == 0) return NULL;
+    la_block *b = nc ? a->free[nc] : NULL;
+    if (b) {
+      a->free[nc] = b->next;
+      a->kept -= nc * LA_STEP;
+      return b;
+    }
+    return malloc(nc ? nc * LA_STEP : nsize);
+  }
+  size_t oc = la_class(osize);
+  if (nsize == 0) {
+    if (oc && a->kept + oc * LA_STEP <= LA_KEEP) {
+      la_block *b = ptr;
+      b->next = a->free[oc];
+      a->free[oc] = b;
+      a->kept += oc * LA_STEP;
+    } else free(ptr);
+    return NULL;
+  }
+  if (oc && oc == nc) return ptr;
+  return realloc(ptr, nc ? nc * LA_STEP : nsize);
+}
+
+static int la_panic(lua_State *L) {
+  const char *m = lua_tostring(L, -1);
+  fprintf(stderr, "mcplink: unprotected Lua error: %s\n", m ? m : "(not a string)");
+  abort();
+}
+
+size_t mcpl_state_kept(lua_State *L, size_t *limit) {
+  void *ud = NULL;
+  if (limit) *limit = LA_KEEP;
+  if (lua_getallocf(L, &ud) != la_alloc) return 0;
+  return ((la_lists *)ud)->kept;
+}
+
+void mcpl_state_close(lua_State *L) {
+  if (!L) return;
+  void *ud = NULL;
+  lua_Alloc f = lua_getallocf(L, &ud);
+  lua_close(L);
+  if (f != la_alloc) return;
+  la_lists *a = ud;
+  for (int c = 1; c <= LA_CLASSES; c++)
+    for (la_block *b = a->free[c], *next; b; b = next) {
+      next = b->next;
+      free(b);
+    }
+  free(a);
+}
+
 static lua_State *new_state(mcpl_engine *e) {
-  lua_State *L = luaL_newstate();
-  if (!L) return NULL;
+  la_lists *a = calloc(1, sizeof *a);
+  if (!a) return NULL;
+  lua_State *L = lua_newstate(la_alloc, a);
+  if (!L) {
+    free(a);
+    return NULL;
+  }
+  lua_atpanic(L, la_panic);
+  lua_setwarnf(L, NULL, NULL);
   mcpl_engine_bind(L, e);
   open_safe_libs(L);
   return L;
@@ -385,7 +478,7 @@ static lua_State *boot(mcpl_engine *e, const char *const *areas, const char *ini
     } else m = lua_tostring(L, -1);
     mcpl_log(e, "error", "engine Lua failed to load: %s", m ? m : "?");
     if (err) *err = mcpl_json_error(code, m ? m : "engine Lua failed to load", NULL);
-    lua_close(L);
+    mcpl_state_close(L);
     return NULL;
   }
   lua_setfield(L, LUA_REGISTRYINDEX, regkey);

@@ -65,7 +65,7 @@ int cli_conformance(const char *ca_file, const char *lua_dir, const char *log_le
   else status = (int)lua_tointeger(L, -1);
 done:
   fflush(stdout);
-  if (L) lua_close(L);
+  mcpl_state_close(L);
   mcpl_free(res);
   mcpl_free(err);
   if (e) mcpl_close(e);

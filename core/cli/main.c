@@ -179,7 +179,7 @@ static int run_script(cli_ctx *c, const char *fn, const char *path, int argc, ch
   if (lua_pcall(L, 4, 1, 0) != LUA_OK) fprintf(stderr, "mcplink: %s\n", lua_tostring(L, -1));
   else status = (int)lua_tointeger(L, -1);
   fflush(stdout);
-  lua_close(L);
+  mcpl_state_close(L);
   return status;
 }
 
@@ -387,7 +387,7 @@ static int call_script_cli(cli_ctx *c, const char *fn, int argc, char **argv) {
   if (lua_pcall(L, 4, 1, 0) != LUA_OK) fprintf(stderr, "mcplink: %s\n", lua_tostring(L, -1));
   else status = (int)lua_tointeger(L, -1);
   fflush(stdout);
-  lua_close(L);
+  mcpl_state_close(L);
   return status;
 }
 

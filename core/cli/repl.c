@@ -456,6 +456,6 @@ done:
   repl_engine = NULL;
   repl_L = NULL;
   repl_session = LUA_NOREF;
-  lua_close(L);
+  mcpl_state_close(L);
   return status;
 }

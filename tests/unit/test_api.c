@@ -119,7 +119,7 @@ static void test_code_table(void **st) {
     assert_int_equal(lua_toboolean(L, -1), i != MCPL_OK);
     lua_pop(L, 2);
   }
-  lua_close(L);
+  mcpl_state_close(L);
   tu_close(&env, e);
 }
 
@@ -208,7 +208,7 @@ static void test_cancel_arms_hook(void **st) {
   assert_int_equal(lua_tointeger(L, -1), 450015000);
   lua_pop(L, 1);
   assert_int_equal(lua_gethookmask(L), 0);
-  lua_close(L);
+  mcpl_state_close(L);
   tu_close(&env, e);
 }
 
@@ -241,6 +241,40 @@ static void *worker_main(void *p) {
 }
 
 /* Many threads on one engine with a pool smaller than the thread count. */
+/* The engine states' allocator keeps the small blocks an op freed for the
+ * next op, never more than its limit, and hands them out again. */
+static void test_state_allocator(void **st) {
+  (void)st;
+  tu_env env;
+  mcpl_engine *e = tu_open(&env, NULL);
+  char *err = NULL;
+  lua_State *L = mcpl_state_engine(e, &err);
+  assert_non_null(L);
+  size_t limit = 0;
+  /* garbage of every small size and far more of it than the limit keeps */
+  assert_int_equal(luaL_dostring(L, "local keep = {} collectgarbage('stop')\n"
+                                    "for i = 1, 200000 do local t = {i, tostring(i), {x = i}}\n"
+                                    "  if i % 1000 == 0 then keep[#keep + 1] = t end end\n"
+                                    "collectgarbage('restart') collectgarbage()\n"
+                                    "return #keep"), LUA_OK);
+  assert_int_equal(lua_tointeger(L, -1), 200);
+  lua_pop(L, 1);
+  size_t kept = mcpl_state_kept(L, &limit);
+  assert_true(kept <= limit);
+  if (limit > 0) {
+    assert_true(kept > limit / 2); /* the collection freed more than the limit: it is kept full */
+    /* new objects come from the kept blocks */
+    assert_int_equal(luaL_dostring(L, "_G.live = {} for i = 1, 2000 do live[i] = {i} end"), LUA_OK);
+    assert_true(mcpl_state_kept(L, NULL) < kept);
+    /* values made from reused blocks are intact */
+    assert_int_equal(luaL_dostring(L, "local s = 0 for i = 1, 2000 do s = s + live[i][1] end return s"), LUA_OK);
+    assert_int_equal(lua_tointeger(L, -1), 2000 * 2001 / 2);
+    lua_pop(L, 1);
+  }
+  mcpl_state_close(L);
+  tu_close(&env, e);
+}
+
 static void test_concurrent_ops(void **st) {
   (void)st;
   tu_env env;
@@ -296,6 +330,7 @@ int main(void) {
     cmocka_unit_test(test_code_table),
     cmocka_unit_test(test_cancel_arms_hook),
     cmocka_unit_test(test_error_reason),
+    cmocka_unit_test(test_state_allocator),
     cmocka_unit_test(test_concurrent_ops),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

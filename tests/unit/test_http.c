@@ -105,7 +105,7 @@ static int rm_cb(const char *p, const struct stat *sb, int f, struct FTW *w) {
 
 static int teardown(void **st) {
   (void)st;
-  if (L) lua_close(L);
+  mcpl_state_close(L);
   if (E) tu_close(&env, E);
   if (srv_in >= 0) close(srv_in);
   if (srv_pid > 0) { kill(srv_pid, SIGTERM); waitpid(srv_pid, NULL, 0); }
@@ -333,7 +333,7 @@ static void test_untrusted_certificate(void **st) {
   assert_non_null(strstr(err, "ca_file"));
   mcpl_free(err);
   http_url_free(u);
-  lua_close(L2);
+  mcpl_state_close(L2);
   tu_close(&te, e2);
 }
 
@@ -834,7 +834,7 @@ static void test_waits_observe_cancel(void **st) {
            port_https);
   cancelled_within(Ls, "transfer", code);
   http_set_resolver(NULL, NULL);
-  lua_close(Ls);
+  mcpl_state_close(Ls);
 }
 
 int main(void) {
