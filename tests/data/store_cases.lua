@@ -896,6 +896,31 @@ function C.settings_leases_resolve()
   ok(store.lease_acquire("refresh:x", "p3", 1000), "expired lease taken over")
 end
 
+-- An op's actor row is read again whenever the database changed since it
+-- was last read: by another writer (here a raw connection) or by this one.
+function C.resolve_actor_changes()
+  local t, ad = tenant("acme")
+  local function op() store.op_end(); return store.resolve_actor("acme", "admin") end
+  eq(op().role, "admin")
+  eq(op().role, "admin", "read twice, unchanged")
+  sql(DB, "UPDATE users SET role = 'member' WHERE id = '" .. ad.user_id .. "'")
+  eq(op().role, "member", "another writer's change is seen by the next op")
+  store.update(SYS, "users", ad.user_id, { role = "admin" })
+  eq(op().role, "admin", "this connection's own change too")
+  sql(DB, "UPDATE tenants SET settings = '{\"mcp_enabled\":false}' WHERE id = '" .. t.id .. "'")
+  eq(op().mcp_enabled, false, "the tenant's row too")
+  sql(DB, "DELETE FROM users WHERE id = '" .. ad.user_id .. "'")
+  eq(op(), nil, "a removed user is gone at once")
+  store.insert(SYS, "users", { tenant_id = t.id, name = "admin", role = "member" })
+  eq(op().role, "member", "and one made again is found")
+  -- inside a transaction the row is read from the database each time
+  store.tx(function()
+    store.update(SYS, "users", store.resolve_actor("acme", "admin").user_id, { role = "admin" })
+    eq(store.resolve_actor("acme", "admin").role, "admin")
+  end)
+  eq(op().role, "admin")
+end
+
 function C.named_queries()
   local _, ad, me = tenant("acme")
   local lo = classification(ad, "public", 0)

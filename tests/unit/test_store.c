@@ -41,6 +41,7 @@ CASE(insert_many)
 CASE(canonical_json)
 CASE(tx)
 CASE(settings_leases_resolve)
+CASE(resolve_actor_changes)
 CASE(named_queries)
 CASE(audit_append_only)
 CASE(read_cache)
@@ -140,6 +141,7 @@ int main(void) {
     cmocka_unit_test(test_canonical_json),
     cmocka_unit_test(test_tx),
     cmocka_unit_test(test_settings_leases_resolve),
+    cmocka_unit_test(test_resolve_actor_changes),
     cmocka_unit_test(test_named_queries),
     cmocka_unit_test(test_audit_append_only),
     cmocka_unit_test(test_read_cache),
