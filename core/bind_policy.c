@@ -779,8 +779,9 @@ int policy_engine_init(mcpl_engine *e, char **err) {
   mcpl_engine_set_slot(e, MCPL_AREA_POLICY, pe);
   char *why = NULL;
   /* A file that fails to load fails closed for its tenant alone (see
-   * pol_load_file); only a directory that cannot be read fails the open:
-   * that is the host's configuration, not one tenant's file. */
+   * pol_settle_file); only a directory that cannot be read fails the open:
+   * that is the host's configuration, not one tenant's file. The files are
+   * checked on first use (pol_ensure_checked). */
   if (pol_reload_set(pe, NULL, 1, &why) != 0) {
     *err = mcpl_json_error("invalid_argument", why ? why : "policies failed to load", "policies");
     free(why);
