@@ -80,6 +80,10 @@ int mcp_engine_init(mcpl_engine *e, char **err) {
  * by MCP_CLOSE_TIMEOUT_MS, so closing an engine with many sessions to a
  * server that stopped answering costs that once, not once per session. */
 static void send_closes(mcpl_engine *e, mcp_close *const *cs, size_t n, const mcpl_cancel *cancel) {
+  /* nothing to end (every stateless session, every command that reached no
+   * server): allocating the batch would cost more than all of it, as the
+   * allocator first consolidates what the engine's states just freed */
+  if (n == 0) return;
   http_request *rq = calloc(MCP_CLOSE_BATCH, sizeof *rq);
   http_response *rs = calloc(MCP_CLOSE_BATCH, sizeof *rs);
   http_url **u = calloc(MCP_CLOSE_BATCH, sizeof *u);

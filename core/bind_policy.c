@@ -42,6 +42,7 @@ struct pol_file {
   struct pol_src *base; /* tenant files: the default checked beneath it */
   char *base_err;       /* tenant files without a base: why the default failed */
   char **fns;           /* function names found by the self-check */
+  int pending;          /* read, not yet checked (see pol_settle_pending) */
 };
 
 /* An immutable, refcounted policy set: a reload builds a new one. */
@@ -53,6 +54,7 @@ struct pol_set {
   struct pol_file def;
   struct pol_file *tenants; /* sorted by name */
   size_t ntenants;
+  int defer;                /* load: read the files, check them on first use */
 };
 
 struct pol_entry {
@@ -75,6 +77,7 @@ typedef struct {
   long long budget;
   size_t mem;
   long gen;
+  atomic_int pending; /* cur's files are read but not yet checked */
 } pol_engine;
 
 int policy_valid_tenant(const char *t) {
@@ -262,25 +265,17 @@ static int pol_check(pol_engine *pe, struct pol_src *src, int tenant, struct pol
   return rc == SB_OK ? 0 : -1;
 }
 
-/* Reads and checks the file at path into f. On failure f keeps the previous
- * version (old, when it had one in force) or fails closed; either way f->err
- * says why. Returns -1 only when out of memory. */
-static int pol_load_file(pol_engine *pe, struct pol_set *s, struct pol_file *f, const char *path,
-                         const struct pol_file *old) {
-  char why[POL_WHY];
-  char *text = NULL;
-  size_t len = 0;
-  int r = pol_read(path, f->name, &text, &len, why, sizeof why);
-  if (r == ENOENT) snprintf(why, sizeof why, "%s: vanished while reading", f->name);
-  if (r == 0) {
-    char *chunk = pol_fmt("@", f->name, "");
-    struct pol_src *src = chunk ? pol_src_new(text, len, chunk) : NULL;
-    if (!chunk) free(text);
-    free(chunk);
-    if (!src) return -1;
+/* Checks the text read into f (src, NULL when it could not be read: why
+ * says why). On failure f keeps the previous version (old, when it had one
+ * in force) or fails closed; either way f->err says why. Returns -1 only
+ * when out of memory. */
+static int pol_settle_file(pol_engine *pe, struct pol_set *s, struct pol_file *f, struct pol_src *src,
+                           const struct pol_file *old, char *why) {
+  f->pending = 0;
+  if (src) {
     int tenant = f->tenant != NULL;
     char **fns = NULL;
-    if (pol_check(pe, src, tenant, s->def.src, s->def.err, &fns, why, sizeof why) == 0) {
+    if (pol_check(pe, src, tenant, s->def.src, s->def.err, &fns, why, POL_WHY) == 0) {
       f->status = POL_LOADED;
       f->src = src;
       f->fns = fns;
@@ -313,6 +308,50 @@ static int pol_load_file(pol_engine *pe, struct pol_set *s, struct pol_file *f, 
   return (f->fns = pol_fns_copy(old->fns)) ? 0 : -1;
 }
 
+/* Reads the file at path into f and checks it (pol_settle_file), or, in a
+ * deferred set, only reads it: f->src holds the text until it is checked. */
+static int pol_load_file(pol_engine *pe, struct pol_set *s, struct pol_file *f, const char *path,
+                         const struct pol_file *old) {
+  char why[POL_WHY];
+  char *text = NULL;
+  size_t len = 0;
+  struct pol_src *src = NULL;
+  int r = pol_read(path, f->name, &text, &len, why, sizeof why);
+  if (r == ENOENT) snprintf(why, sizeof why, "%s: vanished while reading", f->name);
+  if (r == 0) {
+    char *chunk = pol_fmt("@", f->name, "");
+    src = chunk ? pol_src_new(text, len, chunk) : NULL;
+    if (!chunk) free(text);
+    free(chunk);
+    if (!src) return -1;
+    if (s->defer) {
+      f->src = src;
+      f->pending = 1;
+      return 0;
+    }
+  }
+  return pol_settle_file(pe, s, f, src, old, why);
+}
+
+/* Checks the files of a deferred set (the caller holds reload_mu), the
+ * default first since a tenant file is checked above it. A deferred set is
+ * only ever the first one, so there is no previous version to keep. */
+static void pol_settle_pending(pol_engine *pe, struct pol_set *s) {
+  char why[POL_WHY];
+  for (size_t i = 0; i <= s->ntenants; i++) {
+    struct pol_file *f = i == 0 ? &s->def : &s->tenants[i - 1];
+    if (!f->pending) continue;
+    struct pol_src *src = f->src;
+    f->src = NULL;
+    if (pol_settle_file(pe, s, f, src, NULL, why) != 0) {
+      f->status = POL_FAILED; /* out of memory: fails closed */
+      pol_src_unref(f->src);
+      f->src = NULL;
+    }
+  }
+  s->defer = 0;
+}
+
 /* The default: default.lua, or the built-in one when the directory (or the
  * whole option) has none. */
 static int pol_load_default(pol_engine *pe, struct pol_set *s, const struct pol_set *old, char *why,
@@ -331,6 +370,10 @@ static int pol_load_default(pol_engine *pe, struct pol_set *s, const struct pol_
   f->builtin = 1;
   f->name = strdup(BUILTIN_NAME);
   f->src = pol_builtin_src();
+  if (f->name && f->src && s->defer) {
+    f->pending = 1;
+    return 0;
+  }
   if (f->name && f->src && pol_check(pe, f->src, 0, NULL, NULL, &f->fns, why, n) == 0) return 0;
   if (!f->name || !f->src) snprintf(why, n, "out of memory");
   return -1; /* the build's own default is broken: nothing sensible to fall back to */
@@ -398,11 +441,13 @@ static long long pol_now_ms(void) {
 /* Builds a new set from the directory. A file that fails to load does not
  * fail the set: it keeps its version in old, or fails closed. NULL (and why)
  * only when the directory itself cannot be read. */
-static struct pol_set *pol_set_load(pol_engine *pe, struct pol_set *old, char *why, size_t n) {
+static struct pol_set *pol_set_load(pol_engine *pe, struct pol_set *old, int defer, char *why,
+                                    size_t n) {
   const char *dir = mcpl_engine_opt(pe->e, "policies");
   struct pol_set *s = calloc(1, sizeof *s);
   if (!s) { snprintf(why, n, "out of memory"); return NULL; }
   s->refs = 1;
+  s->defer = defer;
   s->loaded_at = pol_now_ms();
   if (dir && *dir) {
     struct stat st;
@@ -423,6 +468,8 @@ fail:
   pol_set_free(s);
   return NULL;
 }
+
+static void pol_ensure_checked(pol_engine *pe);
 
 /* ---- the state cache (callers hold pe->mu) --------------------------------- */
 
@@ -563,6 +610,7 @@ int policy_call(mcpl_engine *e, lua_State *E, const char *tenant, const char *fn
   int rc = SB_FAIL, built = 1;
   input_idx = lua_absindex(E, input_idx);
   if (!pe) { snprintf(why, n, "policy runner not initialised"); return SB_FAIL; }
+  pol_ensure_checked(pe);
   if (tenant && !policy_valid_tenant(tenant)) {
     snprintf(why, n, "invalid tenant name");
     mcpl_log(e, "warn", "policy %s: refused: invalid tenant name", fname);
@@ -590,8 +638,9 @@ int policy_call(mcpl_engine *e, lua_State *E, const char *tenant, const char *fn
   return rc;
 }
 
-/* Says in the log which directory and files are in force, and which failed. */
-static void pol_log_set(mcpl_engine *e, const struct pol_set *s) {
+/* Says in the log which directory is in force (pol_log_files: which files
+ * are, and which failed). */
+static void pol_log_dir(mcpl_engine *e, const struct pol_set *s) {
   if (s->dir)
     mcpl_log(e, "info", "policies in force (generation %ld): directory %s, %s and %zu tenant file(s)",
              s->gen, s->dir, s->def.builtin && s->def.status == POL_LOADED ? "the built-in default"
@@ -599,6 +648,9 @@ static void pol_log_set(mcpl_engine *e, const struct pol_set *s) {
   else
     mcpl_log(e, "info", "policies in force (generation %ld): no policy directory, the built-in "
              "default policy", s->gen);
+}
+
+static void pol_log_files(mcpl_engine *e, const struct pol_set *s) {
   for (size_t i = 0; i <= s->ntenants; i++) {
     const struct pol_file *f = i == 0 ? &s->def : &s->tenants[i - 1];
     if (f->status == POL_LOADED) {
@@ -617,15 +669,22 @@ static void pol_log_set(mcpl_engine *e, const struct pol_set *s) {
 }
 
 /* Loads the directory again, file by file, and puts the result in force.
- * *out (when given) gets a reference to the new set. */
-static int pol_reload_set(pol_engine *pe, struct pol_set **out, char **err) {
+ * *out (when given) gets a reference to the new set. defer (the engine's
+ * first load only): the files are read now and checked on first use. */
+static int pol_reload_set(pol_engine *pe, struct pol_set **out, int defer, char **err) {
   char why[POL_WHY];
   pthread_mutex_lock(&pe->reload_mu);
   pthread_mutex_lock(&pe->mu);
   struct pol_set *old = pe->cur;
   if (old) old->refs++;
   pthread_mutex_unlock(&pe->mu);
-  struct pol_set *s = pol_set_load(pe, old, why, sizeof why);
+  /* a file of the set in force that fails now keeps its last good version:
+   * which one that is needs the set in force checked */
+  if (old && atomic_load(&pe->pending)) {
+    pol_settle_pending(pe, old);
+    atomic_store(&pe->pending, 0);
+  }
+  struct pol_set *s = pol_set_load(pe, old, defer, why, sizeof why);
   pthread_mutex_lock(&pe->mu);
   if (old) pol_set_unref(old);
   struct pol_entry *dead = NULL;
@@ -638,7 +697,9 @@ static int pol_reload_set(pol_engine *pe, struct pol_set **out, char **err) {
     if (out) { s->refs++; *out = s; }
   }
   pthread_mutex_unlock(&pe->mu);
-  if (s) pol_log_set(pe->e, s);
+  if (s) pol_log_dir(pe->e, s);
+  if (s && defer) atomic_store(&pe->pending, 1);
+  else if (s) pol_log_files(pe->e, s);
   pthread_mutex_unlock(&pe->reload_mu);
   pol_free_list(dead);
   if (!s) {
@@ -653,7 +714,25 @@ int policy_reload(mcpl_engine *e, char **err) {
   pol_engine *pe = pol_of(e);
   *err = NULL;
   if (!pe) { *err = strdup("policy runner not initialised"); return -1; }
-  return pol_reload_set(pe, NULL, err);
+  return pol_reload_set(pe, NULL, 0, err);
+}
+
+/* The engine opens with its policy files read but not yet checked: checking
+ * compiles and runs each one in a sandbox of its own, most of what a
+ * one-shot command that never decides anything (`mcplink server list`)
+ * spent on policies. The first decision, policy.status or policy.has checks
+ * them all, as loading did before, and logs the result; a reload checks
+ * them at once. What is checked is the text read at open, so a file edited
+ * since then still takes effect only on a reload. */
+static void pol_ensure_checked(pol_engine *pe) {
+  if (!atomic_load(&pe->pending)) return;
+  pthread_mutex_lock(&pe->reload_mu);
+  if (atomic_load(&pe->pending)) { /* cur changes only under reload_mu */
+    pol_settle_pending(pe, pe->cur);
+    pol_log_files(pe->e, pe->cur);
+    atomic_store(&pe->pending, 0);
+  }
+  pthread_mutex_unlock(&pe->reload_mu);
 }
 
 void policy_set_limits(mcpl_engine *e, long long budget, size_t mem_cap, int max_states) {
@@ -700,9 +779,10 @@ int policy_engine_init(mcpl_engine *e, char **err) {
   mcpl_engine_set_slot(e, MCPL_AREA_POLICY, pe);
   char *why = NULL;
   /* A file that fails to load fails closed for its tenant alone (see
-   * pol_load_file); only a directory that cannot be read fails the open:
-   * that is the host's configuration, not one tenant's file. */
-  if (policy_reload(e, &why) != 0) {
+   * pol_settle_file); only a directory that cannot be read fails the open:
+   * that is the host's configuration, not one tenant's file. The files are
+   * checked on first use (pol_ensure_checked). */
+  if (pol_reload_set(pe, NULL, 1, &why) != 0) {
     *err = mcpl_json_error("invalid_argument", why ? why : "policies failed to load", "policies");
     free(why);
     mcpl_engine_set_slot(e, MCPL_AREA_POLICY, NULL);
@@ -814,7 +894,7 @@ static int l_reload(lua_State *L) {
   pol_engine *pe = pol_check_engine(L);
   char *err = NULL;
   struct pol_set *s = NULL;
-  if (pol_reload_set(pe, &s, &err) == 0) return pol_push_status(L, pe, s);
+  if (pol_reload_set(pe, &s, 0, &err) == 0) return pol_push_status(L, pe, s);
   lua_pushnil(L);
   lua_pushstring(L, err ? err : "out of memory");
   free(err);
@@ -825,6 +905,7 @@ static int l_reload(lua_State *L) {
  * failed=n, files={{file=, tenant=, status=, error=, builtin=}...}} */
 static int l_status(lua_State *L) {
   pol_engine *pe = pol_check_engine(L);
+  pol_ensure_checked(pe);
   return pol_push_status(L, pe, pol_cur_ref(pe));
 }
 
@@ -835,6 +916,7 @@ static int l_has(lua_State *L) {
   const char *tenant = pol_opt_tenant(L, 1);
   const char *fname = luaL_checkstring(L, 2);
   int found = 0;
+  pol_ensure_checked(pe);
   if (!tenant || policy_valid_tenant(tenant)) {
     pthread_mutex_lock(&pe->mu);
     struct pol_file *f = pol_find_file(pe->cur, tenant);

@@ -94,30 +94,47 @@ function M.get(name)
   return nil
 end
 
--- The first word of an op's commands (README "Command line"): its family, and
--- that of the alias it declares (cli.words: `call` for tool.call).
-local function first_words(def)
-  local own = (def.name:match("^[^.]+"):gsub("_", "-"))
-  local alias = def.cli and def.cli.words and def.cli.words:match("^%S+")
-  return own, alias
+-- The command-line forms of an op (README "Command line"): its own
+-- (server.update -> "server update") and the alias it declares (cli.words:
+-- `call` for tool.call).
+local function forms(def)
+  return (def.name:gsub("%.", " "):gsub("_", "-")), def.cli and def.cli.words
 end
 
--- list(first_word): every op, or only the ops one of whose commands starts
--- with first_word (the friendly command line's candidates): that family is
--- loaded first, every family only when none of its ops is one.
-function M.list(first_word)
+-- Does a form agree with the typed words as far as both go? ("server list"
+-- with "server", with "server list" and with "server list srv_1", not with
+-- "server get")
+local function agrees(form, typed)
+  local i = 0
+  for w in form:gmatch("%S+") do
+    i = i + 1
+    if typed[i] == nil then return true end
+    if typed[i] ~= w then return false end
+  end
+  return true
+end
+
+-- list(command): every op, or only the friendly command line's candidates
+-- for the words typed (command: "server", or "server list srv_1"): the ops
+-- one of whose forms agrees with them as far as both go. The family of the
+-- first word is loaded first, every family only when none of its ops is one.
+function M.list(command)
   local out = json.array()
   local pick
-  if first_word then
+  if command then
+    local typed = {}
+    for w in command:gmatch("%S+") do typed[#typed + 1] = w end
     local function scan()
       local found = {}
+      if not typed[1] then return nil end
       for name, def in pairs(M.ops) do
-        local own, alias = first_words(def)
-        if own == first_word or alias == first_word then found[name] = def end
+        local own, alias = forms(def)
+        if agrees(own, typed) or (alias and agrees(alias, typed)) then found[name] = def end
       end
       return next(found) and found or nil
     end
-    M.load_family(ALIASES[first_word] or (first_word:gsub("-", "_")))
+    local first = typed[1] or ""
+    M.load_family(ALIASES[first] or (first:gsub("-", "_")))
     pick = scan()
     if not pick then M.load_all(); pick = scan() or {} end
   else

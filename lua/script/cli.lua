@@ -249,13 +249,28 @@ local function parse_args(op, argv, i)
   return args
 end
 
+-- The words typed before the first option or argument with a space in it,
+-- at most 200 bytes: op.list's command, which then returns only the ops
+-- whose commands agree with them (`server list` reads server.list alone,
+-- not every server.* op with its schema).
+local function typed_words(argv)
+  local words = argv[1]
+  if #words > 200 then return nil end
+  for i = 2, #argv do
+    local a = argv[i]
+    if a:sub(1, 1) == "-" or a:find("%s") or #words + 1 + #a > 200 then break end
+    words = words .. " " .. a
+  end
+  return words
+end
+
 -- run(client, system_client, compact, argv) -> exit status. The registry is
 -- read as the system actor (op.list is open to all, and an unknown user then
 -- meets its error from the op itself, after the command line is checked). A
--- command reads only its candidates (op.list's command: the ops one of whose
--- commands starts with its first word), help the whole registry.
+-- command reads only its candidates (op.list's command: the ops whose
+-- commands agree with the words typed), help the whole registry.
 function M.run(client, sys, compact, argv)
-  local first = argv[1] ~= "help" and #argv[1] <= 200 and argv[1] or nil
+  local first = argv[1] ~= "help" and typed_words(argv) or nil
   local list, err = sys:op("op.list", { command = first })
   if not list then
     core.eprint(json.encode({ error = err }, { pretty = not compact, sort = true }))

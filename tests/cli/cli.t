@@ -216,6 +216,11 @@ M run syn.lua > out 2> err; st=$?
 is "$st" 1 "a script that does not compile exits 1"
 check "the syntax error goes to stderr" grep -q 'syn.lua' err
 check "and nothing to stdout" test ! -s out
+# a failed check of a test script names the script's own line, not the TAP helpers'
+printf 'ok(true, "fine")\nis(1, 2, "one is two")\n' > failing.lua
+M test failing.lua > out 2> err; st=$?
+is "$st" 1 "a test script with a failed check exits 1"
+check "its diagnostic names the script's line" grep -q '^#   Failed test at failing.lua:2$' out
 M --lua-dir "$top/lua" op engine.info > out 2>&1
 is "$(jv out lua)" "$top/lua" "--lua-dir loads engine Lua from a directory"
 M --lua-dir "$tmp/nowhere" op engine.info > out 2>&1; st=$?

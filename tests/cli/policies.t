@@ -49,6 +49,11 @@ M --policies pol --tenant acme --user al op url.check "$(chk x.example)" > out 2
 ok $? "the broken tenant's op runs too"
 check "and is denied with the file and the load error as the reason" \
   has out '"reason":"policy: tenants/acme.lua failed to load: instruction budget exceeded"'
+# a command that decides nothing does not check the files (their check runs on first use)
+M --policies pol --log-level info --tenant other --user bob server list > out 2> err
+ok $? "server list with a broken tenant file"
+check "names the directory in force" has err "policies in force (generation 1): directory $tmp/pol"
+check_not "and checks no file, so logs no failure" has err "tenants/acme.lua"
 M --policies pol --tenant plain --user pat op url.check "$(chk no.example)" > out 2>/dev/null
 check "a tenant without a file gets the default" has out '"allowed":true'
 M --policies pol op url.check "$(chk no.example)" > out 2>/dev/null

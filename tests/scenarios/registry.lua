@@ -11,6 +11,15 @@ is_deeply(names_of(mcplink.must("op.list", { command = "call" })), { "tool.call"
   "command=call lists tool.call, whose alias is `call`")
 is(#mcplink.must("op.list", { command = "nosuch" }).ops, 0, "an unknown command word lists nothing")
 is(#mcplink.must("op.list", { command = "op" }).ops, 1, "command=op lists op.list")
+-- with more words typed, only the ops whose commands agree with them as far as both go
+is_deeply(names_of(mcplink.must("op.list", { command = "server list" })), { "server.list" },
+  "command='server list' lists server.list alone")
+is_deeply(names_of(mcplink.must("op.list", { command = "server set srv_1 x" })), { "server.update" },
+  "command='server set srv_1 x' lists the op whose alias is `server set`")
+is_deeply(names_of(mcplink.must("op.list", { command = "call ast_1 echo {}" })), { "tool.call" },
+  "command='call ast_1 echo {}' lists tool.call")
+is(#mcplink.must("op.list", { command = "server frobnicate" }).ops, 0, "words no command agrees with list nothing")
+is(#mcplink.must("op.list", { command = " " }).ops, 0, "no word lists nothing")
 
 local list = mcplink.must("op.list", {})
 ok(#list.ops >= 2, "op.list returns ops")

@@ -204,6 +204,84 @@ static void test_reload_per_file(void **st) {
   fx_close(&f);
 }
 
+/* The log of an engine, kept for the test to read. */
+static char logbuf[8192];
+static void keep_log(void *ud, const char *level, const char *msg) {
+  (void)ud;
+  size_t n = strlen(logbuf);
+  snprintf(logbuf + n, sizeof logbuf - n, "%s: %s\n", level, msg);
+}
+
+/* A policy directory with a default and two tenant files, one broken, made
+ * before the engine opens; the engine's log kept in logbuf. */
+static void fx_open_checked_later(fx *f) {
+  tu_paths(&f->env);
+  snprintf(f->pdir, sizeof f->pdir, "%s/pol", f->env.dir);
+  mkdir(f->pdir, 0700);
+  char t[160];
+  snprintf(t, sizeof t, "%s/tenants", f->pdir);
+  mkdir(t, 0700);
+  put(f, "default.lua", DEF_V1);
+  put(f, "tenants/acme.lua", "return { f = function() return { v = 'acme1' } end }\n");
+  put(f, "tenants/bad.lua", "return { f = function( end }\n");
+  logbuf[0] = 0;
+  mcpl_options *o = mcpl_options_new();
+  mcpl_options_set_log(o, keep_log, NULL);
+  mcpl_options_set(o, "db", f->env.db);
+  mcpl_options_set(o, "key_file", f->env.key);
+  mcpl_options_set(o, "policies", f->pdir);
+  mcpl_options_set(o, "log_level", "info");
+  char *err = NULL;
+  f->e = mcpl_open(o, &err);
+  mcpl_options_free(o);
+  if (!f->e) fail_msg("mcpl_open: %s", err ? err : "?");
+}
+
+/* The engine opens with its policy files read, not checked: the first
+ * decision checks them all and logs which failed, on the text read at open
+ * (a file edited since then waits for a reload, as before). */
+static void test_checked_on_first_use(void **st) {
+  (void)st;
+  fx f;
+  fx_open_checked_later(&f);
+  if (!strstr(logbuf, "policies in force (generation 1): directory "))
+    fail_msg("the open names the directory in force; log:\n%s", logbuf);
+  if (strstr(logbuf, "tenants/bad.lua"))
+    fail_msg("a file was checked at open, before any decision; log:\n%s", logbuf);
+  put(&f, "tenants/acme.lua", "return { f = function() return { v = 'acme2' } end }\n");
+  put(&f, "default.lua", "return { f = function( end }\n");
+  lua_State *L = new_E(f.e);
+  assert_string_equal(Q(L, "return policy.call('acme', 'f', {})"), "{v=acme1}|nil");
+  assert_string_equal(Q(L, "return policy.call(nil, 'f', {})"), "{v=1}|nil");
+  if (!strstr(logbuf, "policy file tenants/bad.lua failed to load, tenant bad fails closed"))
+    fail_msg("the first decision logs the file that failed; log:\n%s", logbuf);
+  if (!strstr(logbuf, "policy file tenants/acme.lua: loaded"))
+    fail_msg("and the files in force; log:\n%s", logbuf);
+  want(L, "return policy.call('bad', 'f', {})", "nil|tenants/bad.lua failed to load: line 1", NULL);
+  want(L, FILE_STATE("tenants/bad.lua"), "failed|line 1", NULL);
+  /* the edits take effect on a reload: the broken default keeps the version read at open */
+  want(L, "return policy.reload().failed", "2|nil", NULL);
+  want(L, FILE_STATE("default.lua"), "kept_previous|line 1", NULL);
+  assert_string_equal(Q(L, "return policy.call('acme', 'f', {})"), "{v=acme2}|nil");
+  lua_close(L);
+  fx_close(&f);
+}
+
+/* A reload before any decision checks the files read at open first: a file
+ * that was broken then has no good version to keep, it fails closed. */
+static void test_reload_before_first_use(void **st) {
+  (void)st;
+  fx f;
+  fx_open_checked_later(&f);
+  lua_State *L = new_E(f.e);
+  want(L, "return policy.reload().failed", "1|nil", NULL);
+  want(L, FILE_STATE("tenants/bad.lua"), "failed|line 1", NULL);
+  want(L, "return policy.call('bad', 'f', {})", "nil|tenants/bad.lua failed to load: line 1", NULL);
+  assert_string_equal(Q(L, "return policy.has('acme', 'f')"), "true|nil");
+  lua_close(L);
+  fx_close(&f);
+}
+
 /* A kept tenant file that no longer loads on the new default keeps the
  * default it last loaded with: a default change never takes its rules away. */
 static void test_kept_file_keeps_its_default(void **st) {
@@ -864,6 +942,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_reload_per_file),
     cmocka_unit_test(test_kept_file_keeps_its_default),
+    cmocka_unit_test(test_checked_on_first_use),
+    cmocka_unit_test(test_reload_before_first_use),
     cmocka_unit_test(test_tenant_default_delegation),
     cmocka_unit_test(test_results_and_inputs),
     cmocka_unit_test(test_builtin_default),
