@@ -167,30 +167,40 @@ int http_stream_lua(lua_State *L) {
   }
   lua_pop(L, 1);
   size_t max_event = (size_t)http_lua_opt_long(L, 1, "max_event");
-  /* Header lines live as Lua strings in a table at a fixed stack slot, the
-   * pointer array in a userdata: nothing leaks if an argument error fires. */
-  lua_newtable(L);
-  int lines = lua_gettop(L);
-  size_t nh = 0;
-  if (lua_getfield(L, 1, "headers") == LUA_TTABLE) {
-    int t = lua_gettop(L);
+  /* Header lines ("Name: value") live in one userdata with their pointer
+   * array: nothing leaks if an argument error fires. One walk checks and
+   * measures, a second copies. */
+  size_t nh = 0, bytes = 0;
+  int t = lua_getfield(L, 1, "headers") == LUA_TTABLE ? lua_gettop(L) : 0;
+  if (t) {
     lua_pushnil(L);
     while (lua_next(L, t)) {
       if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
         return mcpl_lua_error(L, "invalid_argument", "headers must map names to strings");
       if (++nh > HS_MAX_HEADERS) return mcpl_lua_error(L, "invalid_argument", "too many headers");
-      lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
-      lua_rawseti(L, lines, (lua_Integer)nh);
+      bytes += strlen(lua_tostring(L, -2)) + strlen(lua_tostring(L, -1)) + 3;
       lua_pop(L, 1);
     }
   }
-  lua_pop(L, 1);
-  const char **hv = lua_newuserdatauv(L, (nh ? nh : 1) * sizeof *hv, 0);
-  for (size_t i = 0; i < nh; i++) {
-    lua_rawgeti(L, lines, (lua_Integer)i + 1);
-    hv[i] = lua_tostring(L, -1);
-    lua_pop(L, 1);
+  const char **hv = lua_newuserdatauv(L, (nh ? nh : 1) * sizeof *hv + bytes, 0);
+  char *text = (char *)(hv + (nh ? nh : 1));
+  size_t i = 0;
+  if (t) {
+    lua_pushnil(L);
+    while (lua_next(L, t)) { /* the same table, unchanged since: the same nh lines */
+      const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
+      size_t kn = strlen(k), vn = strlen(v);
+      if (i < nh) {
+        hv[i++] = text;
+        memcpy(text, k, kn);
+        memcpy(text + kn, ": ", 2);
+        memcpy(text + kn + 2, v, vn + 1);
+        text += kn + vn + 3;
+      }
+      lua_pop(L, 1);
+    }
   }
+  nh = i;
   rq.headers = hv;
   rq.nheaders = nh;
 

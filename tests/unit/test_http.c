@@ -172,6 +172,26 @@ static void test_https_h2_echo(void **st) {
          "if b2.method ~= 'POST' or b2.body ~= '{\"a\":1}' then return 'post: ' .. r2.body end\n");
 }
 
+/* The MCP transfer (mcp.stream) sends each request header as given; a header
+ * that does not map a name to a string is refused by name. */
+static void test_mcp_stream_headers(void **st) {
+  (void)st;
+  lua_ok("local mcp = require 'mcp'\n"
+         "local u = net.parse(S .. '/echo')\n"
+         "local d = net.decide(ctx, u, 'mcp')\n"
+         "local lim = { timeout_ms = 5000, connect_timeout_ms = 5000, max_bytes = 1048576, max_header_bytes = 65536 }\n"
+         "local h = { ['Content-Type'] = 'application/json', ['X-One'] = '1', ['X-Two'] = 'two words: and a colon' }\n"
+         "for i = 1, 20 do h['X-N' .. i] = string.rep('v', i) end\n"
+         "local r = mcp.stream({ url = u, method = 'POST', body = '{}', guard = d.guard, headers = h, limits = lim })\n"
+         "local b = json.decode(r.body)\n"
+         "if b.headers['x-one'] ~= '1' or b.headers['x-two'] ~= 'two words: and a colon' then return 'sent: ' .. r.body end\n"
+         "for i = 1, 20 do if b.headers['x-n' .. i] ~= string.rep('v', i) then return 'x-n' .. i .. ': ' .. r.body end end\n"
+         "r = mcp.stream({ url = u, method = 'GET', guard = d.guard, limits = lim })\n"
+         "if r.status ~= 200 then return 'no headers: ' .. r.status end\n"
+         "local ok, e = pcall(mcp.stream, { url = u, method = 'GET', guard = d.guard, limits = lim, headers = { ['X-N'] = 1 } })\n"
+         "if ok or not tostring(e.message):find('headers must map names to strings', 1, true) then return 'number value: ' .. tostring(e and e.message) end\n");
+}
+
 /* Transfers reuse the engine's easy handles (reset in between): nothing of
  * one request (method, body, headers, custom verb) reaches the next. */
 static void test_reused_handles_carry_nothing(void **st) {
@@ -841,6 +861,7 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_https_h2_echo),
+    cmocka_unit_test(test_mcp_stream_headers),
     cmocka_unit_test(test_reused_handles_carry_nothing),
     cmocka_unit_test(test_private_blocked_by_default),
     cmocka_unit_test(test_redirect_hops_rechecked),
