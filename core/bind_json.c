@@ -727,6 +727,45 @@ static int json_canonical(lua_State *L) {
   return 2; /* text, part */
 }
 
+/* ---- find_key ------------------------------------------------------------
+ * json.find_key(v, key, max_depth, max_nodes) -> true | false | nil: whether
+ * a table within v (v itself, and the tables among the values of each table
+ * walked, not its keys) has the string key `key`. nil when the walk stops
+ * before it is complete: more than max_nodes tables, or a table deeper than
+ * max_depth (v is at depth 0). false therefore says no such key exists and
+ * v holds at most max_nodes tables, none deeper than max_depth. */
+typedef struct {
+  int nodes, max_depth, max_nodes;
+} jfind;
+
+static int find_key_walk(lua_State *L, int idx, int depth, jfind *f) {
+  if (depth > f->max_depth || ++f->nodes > f->max_nodes) return -1;
+  luaL_checkstack(L, 4, "json.find_key");
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -2, 2)) { lua_pop(L, 2); return 1; }
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      int r = find_key_walk(L, lua_gettop(L), depth + 1, f);
+      if (r != 0) { lua_pop(L, 2); return r; }
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int json_find_key(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TSTRING);
+  lua_Integer md = luaL_checkinteger(L, 3), mn = luaL_checkinteger(L, 4);
+  jfind f = {0, md < 0 ? -1 : md > JSON_MAX_DEPTH ? JSON_MAX_DEPTH : (int)md,
+             mn < 0 ? 0 : mn > INT32_MAX ? INT32_MAX : (int)mn};
+  lua_settop(L, 2);
+  int r = find_key_walk(L, 1, 0, &f);
+  if (r < 0) lua_pushnil(L);
+  else lua_pushboolean(L, r);
+  return 1;
+}
+
 /* json.array([t]) / json.object([t]): mark a table's JSON kind. */
 static int json_mark(lua_State *L, int mark) {
   if (lua_isnoneornil(L, 1)) {
@@ -752,7 +791,7 @@ static int json_is_array(lua_State *L) {
 int luaopen_mcpl_json(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"decode", json_decode}, {"encode", json_encode}, {"canonical", json_canonical}, {"array", json_array},
-    {"object", json_object}, {"is_array", json_is_array}, {NULL, NULL}};
+    {"object", json_object}, {"is_array", json_is_array}, {"find_key", json_find_key}, {NULL, NULL}};
   luaL_newmetatable(L, JBUF_MT);
   lua_pushcfunction(L, jbuf_gc);
   lua_setfield(L, -2, "__gc");

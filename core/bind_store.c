@@ -453,6 +453,13 @@ static int bulk_flush(lua_State *L, store_conn *c, const store_table *t, const c
   return 0;
 }
 
+/* A bulk row whose columns are not the first row's: a key that is no
+ * writable column is named as a single insert names it, else the row is. */
+static void bulk_other_columns(lua_State *L, const store_table *t, int row, lua_Integer i) {
+  check_columns(L, t, row, 0);
+  mcpl_lua_error(L, "invalid_argument", "store: insert_many row %lld has other columns than the first", (long long)i);
+}
+
 static int insert_many_body(lua_State *L) {
   actor_t a;
   check_actor(L, 1, &a);
@@ -511,14 +518,13 @@ static int insert_many_body(lua_State *L) {
     lua_rawgeti(L, 3, i);
     int row = lua_gettop(L);
     if (!lua_istable(L, row)) mcpl_lua_error(L, "invalid_argument", "store: insert_many rows must be tables");
-    check_columns(L, t, row, 0);
-    /* every row has exactly the first row's columns */
+    /* every row has exactly the first row's columns: as many keys, and each
+     * of those columns set (read below). That leaves no room for another key,
+     * so only a row that differs is checked key by key (bulk_other_columns) */
     int nkeys = 0;
     lua_pushnil(L);
     while (lua_next(L, row)) { lua_pop(L, 1); nkeys++; }
-    if (nkeys != nuse)
-      mcpl_lua_error(L, "invalid_argument", "store: insert_many row %lld has other columns than the first",
-                     (long long)i);
+    if (nkeys != nuse) bulk_other_columns(L, t, row, i);
     store_val *v = b->v + (size_t)inbatch * (size_t)ncols;
     char *id = b->id[inbatch];
     if (inbatch == 0 && crypto_random(b->random, sizeof b->random) != 0) abort(); /* as gen_id */
@@ -533,9 +539,7 @@ static int insert_many_body(lua_State *L) {
       const store_col *col = use[u];
       lua_getfield(L, row, col->name);
       int vi = lua_gettop(L);
-      if (lua_isnil(L, vi))
-        mcpl_lua_error(L, "invalid_argument", "store: insert_many row %lld has other columns than the first",
-                       (long long)i);
+      if (lua_isnil(L, vi)) bulk_other_columns(L, t, row, i);
       if (col->ref && lua_type(L, vi) == LUA_TSTRING) {
         lua_getfield(L, checked, col->name);
         int same = lua_rawequal(L, -1, vi);

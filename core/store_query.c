@@ -95,10 +95,13 @@ int store_query(lua_State *L) {
   if (rc != 0) return store_raise(L, c, NULL, 0, 0);
   lua_newtable(L);
   luaL_setmetatable(L, "mcpl.json.array");
-  int got, n = 0;
+  int got, n = 0, ncols = 0;
   size_t len;
+  while (ncols < STORE_QMAX_OUT && nq->out[ncols].name) ncols++;
   while ((got = r.ops->next(&r)) == 1) {
-    lua_createtable(L, 0, STORE_QMAX_OUT);
+    /* sized for this query's columns: a row of 6 takes 8 slots, not the 16
+     * STORE_QMAX_OUT would (discovery reads 10,000 rows at once) */
+    lua_createtable(L, 0, ncols);
     for (int k = 0; k < STORE_QMAX_OUT && nq->out[k].name; k++) {
       if (r.ops->is_null(&r, k)) continue;
       switch (nq->out[k].type) {

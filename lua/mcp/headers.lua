@@ -35,6 +35,13 @@ local TCHAR = "^[!#$%%&'*+%-.^_`|~%w]+$"
 function M.specs(tool)
   local schema = type(tool) == "table" and tool.inputSchema
   if type(schema) ~= "table" then return {} end
+  -- Fast path (most tools declare no header): a schema with no x-mcp-header
+  -- key in any table, of at most MAX_NODES tables none deeper than MAX_DEPTH,
+  -- is what the walk below answers {} for. json.find_key counts every table
+  -- it walks (also a properties map, which the walk does not count), so it
+  -- answers false only where the walk could not have stopped on a bound
+  -- either; anything else (true, or nil: a bound met) takes the walk.
+  if json.find_key(schema, "x-mcp-header", MAX_DEPTH, MAX_NODES) == false then return {} end
   local out, seen, nodes, bad = {}, {}, 0, nil
   local function walk(node, chain, depth)
     if bad then return end

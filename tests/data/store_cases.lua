@@ -740,6 +740,18 @@ function C.insert_many()
   err("invalid_argument", store.insert_many, aa, "capabilities", batch({ [2] = { server_id = s.id, kind = "tool", name = "y", definition = {}, status = "x" } }))
   e = err("invalid_argument", store.insert_many, aa, "capabilities", batch({ [3] = { server_id = s.id, kind = "tool", name = "y", tenant_id = ta.id } }))
   eq(e.field, "tenant_id")
+  -- a key that is no column is named, whether the row has more keys than the
+  -- first or as many (one of the first row's missing); a row short of one is
+  -- the row's error
+  e = err("invalid_argument", store.insert_many, aa, "capabilities", batch({ [4] = { server_id = s.id, kind = "tool", name = "y", definition = {}, bogus = 1 } }))
+  eq(e.field, "bogus")
+  eq(e.message, "store: table 'capabilities' has no column 'bogus'")
+  e = err("invalid_argument", store.insert_many, aa, "capabilities", batch({ [5] = { server_id = s.id, kind = "tool", name = "y", bogus = 1 } }))
+  eq(e.field, "bogus", "as many keys as the first row, one of them no column")
+  e = err("invalid_argument", store.insert_many, aa, "capabilities", batch({ [6] = { server_id = s.id, kind = "tool", name = "y", [7] = 1 } }))
+  eq(e.message, "store: column names must be strings")
+  e = err("invalid_argument", store.insert_many, aa, "capabilities", batch({ [7] = { server_id = s.id, kind = "tool", name = "y", hash = "h" } }))
+  eq(e.message, "store: insert_many row 7 has other columns than the first", "other columns, each of them writable")
   err("invalid_argument", store.insert_many, aa, "servers", { { name = "k", api_key = "secret" } })
   err("invalid_argument", store.insert_many, SYS, "capabilities", { rows[1] })
   eq(store.count(aa, "capabilities"), 300, "no failed batch left a row")

@@ -780,6 +780,64 @@ static void test_session_sweep_throttled(void **st) {
          "if #gone ~= 1 or mcp.cache_get('swp:b') then return 'an unthrottled sweep always walks' end\n");
 }
 
+/* json.find_key, the x-mcp-header screen's fast path: true where the key is
+ * in any table of the value, false where it is nowhere and the walk was
+ * complete, nil where a bound stopped it. */
+static void test_json_find_key(void **st) {
+  (void)st;
+  lua_ok("local json = require 'json'\n"
+         "local nested = { a = { b = { json.array({ { ['x-k'] = 1 } }) } } }\n"
+         "if json.find_key(nested, 'x-k', 10, 100) ~= true then return 'a key four tables down is found' end\n"
+         "if json.find_key(nested, 'y-k', 10, 100) ~= false then return 'a key nowhere is not found' end\n"
+         "if json.find_key({ [{ ['x-k'] = 1 }] = true }, 'x-k', 10, 100) ~= false then return 'keys are not walked' end\n"
+         "if json.find_key({ a = 'x-k', 'x-k' }, 'x-k', 10, 100) ~= false then return 'a value is not a key' end\n"
+         "if json.find_key(nested, 'y-k', 4, 100) ~= false then return 'depth 4 within a bound of 4' end\n"
+         "if json.find_key(nested, 'y-k', 3, 100) ~= nil then return 'deeper than the bound: incomplete' end\n"
+         "if json.find_key(nested, 'y-k', 10, 5) ~= false then return '5 tables within a bound of 5' end\n"
+         "if json.find_key(nested, 'y-k', 10, 4) ~= nil then return 'more tables than the bound: incomplete' end\n"
+         "if json.find_key(nested, 'x-k', 10, 4) ~= nil then return 'a bound met before the key' end\n"
+         "local chain = {}\n"
+         "for _ = 1, 300 do chain = { c = chain } end\n"
+         "if json.find_key(chain, 'x-k', 1000, 1000) ~= nil then return 'depth capped at the decoder limit' end\n"
+         "if pcall(json.find_key, 'x', 'k', 1, 1) then return 'a value that is no table is refused' end\n");
+}
+
+/* The screen's verdicts with and without the fast path: a schema without
+ * headers still fails on the walk's bounds (depth 32, 5000 tables), and
+ * every bad header is still found. */
+static void test_tool_header_screen(void **st) {
+  (void)st;
+  lua_ok("local headers = require 'mcp.headers'\n"
+         "local function specs(schema) return headers.specs({ name = 't', inputSchema = schema }) end\n"
+         "local function deep(n) local s = { type = 'string' } for _ = 1, n do s = { anyOf = { s } } end return s end\n"
+         "local sp, why = specs(deep(15))\n"
+         "if not sp or #sp ~= 0 then return 'a deep schema within the bound passes: ' .. tostring(why) end\n"
+         "sp, why = specs(deep(17))\n"
+         "if sp or why ~= 'schema too deep or too large' then return 'too deep without a header: ' .. tostring(why) end\n"
+         "local wide = { type = 'object', properties = {} }\n"
+         "for i = 1, 5000 do wide.properties['p' .. i] = { type = 'string' } end\n"
+         "sp, why = specs(wide)\n"
+         "if sp or why ~= 'schema too deep or too large' then return 'too large without a header: ' .. tostring(why) end\n"
+         "wide.properties.p1 = nil\n"
+         "sp, why = specs(wide)\n"
+         "if not sp or #sp ~= 0 then return '5000 tables pass (the properties map is not one): ' .. tostring(why) end\n"
+         "sp = specs({ type = 'object', properties = { r = { type = 'string', ['x-mcp-header'] = 'R' } } })\n"
+         "if #sp ~= 1 or sp[1].header ~= 'R' then return 'a header is found' end\n"
+         "local bad = {\n"
+         "  [{ type = 'string', ['x-mcp-header'] = 'R' }] = 'x-mcp-header on the schema root',\n"
+         "  [{ items = { ['x-mcp-header'] = 'R', type = 'string' } }] = 'x-mcp-header outside a properties chain',\n"
+         "  [{ properties = { a = { type = 'object', ['x-mcp-header'] = 'R' } } }] = 'x-mcp-header on a non-primitive parameter',\n"
+         "  [{ properties = { a = { type = 'string', ['x-mcp-header'] = 'a b' } } }] = \"x-mcp-header 'a b' is not a header token\",\n"
+         "  [{ properties = { a = { type = 'string', ['x-mcp-header'] = '' } } }] = 'x-mcp-header must be a non-empty string',\n"
+         "  [{ properties = { a = { type = 'string', ['x-mcp-header'] = 'R' },\n"
+         "    b = { type = 'string', ['x-mcp-header'] = 'r' } } }] = \"duplicate x-mcp-header '\",\n"
+         "}\n"
+         "for schema, want in pairs(bad) do\n"
+         "  sp, why = specs(schema)\n"
+         "  if sp or not tostring(why):find(want, 1, true) then return 'refused: ' .. want .. ' (got ' .. tostring(why) .. ')' end\n"
+         "end\n");
+}
+
 /* The x-mcp-header specs a tools list leaves for tools/call: the tools that
  * declare headers, by name; any other tool has none. */
 static void test_tool_header_specs(void **st) {
@@ -880,6 +938,8 @@ int main(void) {
     cmocka_unit_test(test_waits_observe_cancel),
     cmocka_unit_test(test_session_sweep_throttled),
     cmocka_unit_test(test_tool_header_specs),
+    cmocka_unit_test(test_json_find_key),
+    cmocka_unit_test(test_tool_header_screen),
     cmocka_unit_test(test_parsed_urls_kept),
     cmocka_unit_test_teardown(test_anycast_and_6to4_judged, dns_reset),
   };
