@@ -349,7 +349,7 @@ static void open_safe_libs(lua_State *L) {
  * closures); glibc's malloc keeps only a handful of freed blocks of a size at
  * hand, so most of them went through its arena code, under its locks when
  * threads share an arena. Each state keeps the small blocks it freed on lists
- * by size (16-byte steps up to 256 bytes) and hands them out again; a state
+ * by size (16-byte steps up to 248 bytes) and hands them out again; a state
  * runs on one thread at a time, so the lists need no lock. At most LA_KEEP
  * bytes are kept per state (a collection frees an op's garbage in bursts of
  * up to about half a MiB); past that, and for larger blocks, blocks go back
@@ -373,7 +373,13 @@ typedef struct {
   size_t kept;
 } la_lists;
 
-static inline size_t la_class(size_t n) { return n > 0 && n <= LA_STEP * LA_CLASSES ? (n + LA_STEP - 1) / LA_STEP : 0; }
+/* Class c holds blocks of up to c * 16 - 8 bytes: with malloc's 8-byte
+ * header that is a whole chunk of c * 16, the chunk malloc itself would give
+ * any size of the class, so the lists cost no memory over plain malloc. */
+#define LA_SIZE(c) ((c) * LA_STEP - 8)
+static inline size_t la_class(size_t n) {
+  return n > 0 && n <= LA_SIZE(LA_CLASSES) ? (n + 8 + LA_STEP - 1) / LA_STEP : 0;
+}
 
 static void *la_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   la_lists *a = ud;
@@ -383,23 +389,23 @@ static void *la_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     la_block *b = nc ? a->free[nc] : NULL;
     if (b) {
       a->free[nc] = b->next;
-      a->kept -= nc * LA_STEP;
+      a->kept -= LA_SIZE(nc);
       return b;
     }
-    return malloc(nc ? nc * LA_STEP : nsize);
+    return malloc(nc ? LA_SIZE(nc) : nsize);
   }
   size_t oc = la_class(osize);
   if (nsize == 0) {
-    if (oc && a->kept + oc * LA_STEP <= LA_KEEP) {
+    if (oc && a->kept + LA_SIZE(oc) <= LA_KEEP) {
       la_block *b = ptr;
       b->next = a->free[oc];
       a->free[oc] = b;
-      a->kept += oc * LA_STEP;
+      a->kept += LA_SIZE(oc);
     } else free(ptr);
     return NULL;
   }
   if (oc && oc == nc) return ptr;
-  return realloc(ptr, nc ? nc * LA_STEP : nsize);
+  return realloc(ptr, nc ? LA_SIZE(nc) : nsize);
 }
 
 static int la_panic(lua_State *L) {

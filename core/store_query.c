@@ -29,12 +29,11 @@ static const store_named queries[] = {
     {"classification_id", ST_TEXT}, {"classification_level", ST_INT},
     {"classification_name", ST_TEXT}, {"enabled", ST_BOOL}, {NULL, ST_TEXT}}},
   /* what discovery diffs a server's new lists against: each capability's
-   * hashes and its definition as the stored canonical text (not decoded) */
+   * name, hash and definition as the stored canonical text (not decoded) */
   {"capability_digests", {"server_id"},
-   "SELECT cap.id, cap.kind, cap.name, cap.hash, cap.approved_hash, cap.definition FROM capabilities cap"
+   "SELECT cap.kind, cap.name, cap.hash, cap.definition FROM capabilities cap"
    " WHERE cap.server_id = ?1", " AND cap.tenant_id = ?T", " ORDER BY cap.seq",
-   {{"id", ST_TEXT}, {"kind", ST_TEXT}, {"name", ST_TEXT}, {"hash", ST_TEXT}, {"approved_hash", ST_TEXT},
-    {"definition", ST_TEXT}, {NULL, ST_TEXT}}},
+   {{"kind", ST_TEXT}, {"name", ST_TEXT}, {"hash", ST_TEXT}, {"definition", ST_TEXT}, {NULL, ST_TEXT}}},
   /* every tool of every server attached to an assistant */
   {"assistant_tools", {"assistant_id"},
    "SELECT s.id, s.name, s.classification_id, c.level, CASE WHEN e.id IS NULL THEN 0 ELSE 1 END, cap.id, cap.name, "

@@ -47,16 +47,22 @@ end
 
 local function is_set(v) return v ~= nil and v ~= json.null end
 
--- existing(actor, server_id) -> map kind -> name -> {id, hash,
--- approved_hash, definition}: one named query reads only what the diff
--- needs; the definition as its stored canonical text (compared, never
--- decoded: a refresh of thousands of unchanged tools decodes nothing)
+-- existing(actor, server_id) -> map kind -> name -> {hash, definition}:
+-- one named query reads only what the diff of every row needs; the
+-- definition as its stored canonical text (compared, never decoded: a
+-- refresh of thousands of unchanged tools decodes nothing). The few rows
+-- that change or go are read whole (stored_row), so the stored side held
+-- beside the new list stays small.
 local function existing(a, sid)
   local out = { tool = {}, resource = {}, resource_template = {}, prompt = {} }
   for _, r in ipairs(store.query(a, "capability_digests", { server_id = sid })) do
     out[r.kind][r.name] = r
   end
   return out
+end
+
+local function stored_row(a, sid, kind, name)
+  return store.find(a, "capabilities", { server_id = sid, kind = kind, name = name })
 end
 
 -- record(k, item) -> {name, canon, hash} | false (an item without a usable
@@ -105,13 +111,14 @@ function M.apply(a, s, info, lists)
           -- the canonical text is what the store keeps: for kinds without a
           -- pinned part it is also what the hash covers
           local canon, h = rec.canon, rec.hash
-          local row = old[k.kind][name]
-          if not row then
+          local dg = old[k.kind][name]
+          if not dg then
             new[#new + 1] = { server_id = s.id, kind = k.kind, name = name,
               definition = canon, hash = h, approved_definition = canon, approved_hash = h, status = "approved" }
             d.added[#d.added + 1] = name
-          elseif row.hash ~= h then
+          elseif dg.hash ~= h then
             -- the few changed ones: their definition again from its canonical text
+            local row = stored_row(a, s.id, k.kind, name)
             local item = json.decode(canon)
             local fields = { definition = item, hash = h }
             if pinned then
@@ -123,15 +130,15 @@ function M.apply(a, s, info, lists)
             end
             store.update(a, "capabilities", row.id, fields)
             d.changed[#d.changed + 1] = name
-          elseif canon ~= row.definition then
+          elseif canon ~= dg.definition then
             -- same pinned part, other fields (e.g. _meta) changed: keep current
-            store.update(a, "capabilities", row.id, { definition = json.decode(canon) })
+            store.update(a, "capabilities", stored_row(a, s.id, k.kind, name).id, { definition = json.decode(canon) })
           end
         end
       end
-      for name, row in pairs(old[k.kind]) do
+      for name in pairs(old[k.kind]) do
         if not seen[name] then
-          store.delete(a, "capabilities", row.id)
+          store.delete(a, "capabilities", stored_row(a, s.id, k.kind, name).id)
           d.removed[#d.removed + 1] = name
         end
       end
