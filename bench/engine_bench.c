@@ -2,7 +2,7 @@
  * tool.call sequential and threaded, discovery with persistence, policy and secret costs. */
 /* Usage (each mode in a fresh process, so peak RSS belongs to that mode alone):
  *   engine_bench call URL [--threads T] [--n N] [--ca F] [--api-key K] [--label L] [--db URI]
- *   engine_bench discover URL [--ca F] [--label L] [--reps R]
+ *   engine_bench discover URL [--ca F] [--label L] [--reps R] [--expect N]  (N: tools the server lists)
  *   engine_bench cli URL --bin MCPLINK [--n N] [--ca F] [--api-key K] [--label L]
  *   engine_bench policy [--n N] [--label L]
  *   engine_bench secret [--n N] [--label L]
@@ -29,7 +29,7 @@ extern char **environ;
 
 typedef struct {
   const char *url, *ca, *key, *label, *bin, *db;
-  int threads, n, reps;
+  int threads, n, reps, expect;
 } eb_opts;
 
 static char eb_dir[] = "/tmp/mcplink-bench-XXXXXX", eb_db[160], eb_keyf[160];
@@ -249,11 +249,17 @@ static int eb_discover(const eb_opts *o) {
     mcpl_free(r);
     printf("@ %s_refresh wall_ms=%.2f cpu_ms=%.2f rss_kb=%ld\n", o->label, wall / 1000, cpu / 1000, bu_rss_kb());
   }
-  /* how many tools were stored: proves the whole list was persisted */
-  r = eb_must(e, &eb_ada, "server.get", args);
-  char *p = strstr(r, "\"tools\":");
-  printf("# %s stored: %.80s\n", o->label, p ? p : "(no tool count in server.get)");
+  /* how many tools are stored (each approved once): proves the whole list
+   * was persisted; with --expect a wrong count fails the run */
+  r = eb_must(e, &eb_ada, "server.capabilities", args);
+  int stored = 0;
+  for (const char *p = strstr(r, "\"status\":\"approved\""); p; p = strstr(p + 1, "\"status\":\"approved\"")) stored++;
   mcpl_free(r);
+  printf("# %s stored: %d tools\n", o->label, stored);
+  if (o->expect > 0 && stored != o->expect) {
+    fprintf(stderr, "engine_bench: %d tools stored, the server lists %d\n", stored, o->expect);
+    exit(1);
+  }
   fflush(stdout);
   mcpl_close(e);
   return 0;
@@ -476,7 +482,7 @@ static int eb_secret(const eb_opts *o) {
 
 int main(int argc, char **argv) {
   if (argc < 2) { fprintf(stderr, "usage: engine_bench call|discover|cli|policy|secret [URL] [options]\n"); return 2; }
-  eb_opts o = {NULL, NULL, NULL, "engine", NULL, NULL, 1, 2000, 1};
+  eb_opts o = {NULL, NULL, NULL, "engine", NULL, NULL, 1, 2000, 1, 0};
   const char *mode = argv[1];
   int i = 2;
   if (argc > 2 && argv[2][0] != '-') o.url = argv[i++];
@@ -485,6 +491,7 @@ int main(int argc, char **argv) {
     if (strcmp(a, "--threads") == 0) o.threads = atoi(v);
     else if (strcmp(a, "--n") == 0) o.n = atoi(v);
     else if (strcmp(a, "--reps") == 0) o.reps = atoi(v);
+    else if (strcmp(a, "--expect") == 0) o.expect = atoi(v);
     else if (strcmp(a, "--ca") == 0) o.ca = v;
     else if (strcmp(a, "--api-key") == 0) o.key = v;
     else if (strcmp(a, "--label") == 0) o.label = v;

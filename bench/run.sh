@@ -126,10 +126,10 @@ while [ $r -le "$reps" ]; do
     run "sdk-v1-server/" "$node" bench/sdk_bench.mjs --sdk v1 --url "$url_sdkv1" --n "$NSDK" --api-key "$KEY" --label sdk-v1
   fi
   run "discover-1-page/" "$bin/raw_floor" discover "$url_d1" --ca "$ca" --api-key "$KEY" --label raw
-  run "discover-1-page/" "$bin/engine_bench" discover "$url_d1" --ca "$ca" --api-key "$KEY" --label engine
-  run "discover-1-page/" "$bin/engine_bench" discover "$url_d1" --ca "$ca" --api-key "$KEY" --label engine-pg --db "$(pgdb)"
+  run "discover-1-page/" "$bin/engine_bench" discover "$url_d1" --ca "$ca" --api-key "$KEY" --label engine --expect "$TOOLS"
+  run "discover-1-page/" "$bin/engine_bench" discover "$url_d1" --ca "$ca" --api-key "$KEY" --label engine-pg --db "$(pgdb)" --expect "$TOOLS"
   run "discover-pages/" "$bin/raw_floor" discover "$url_dp" --ca "$ca" --api-key "$KEY" --label raw
-  run "discover-pages/" "$bin/engine_bench" discover "$url_dp" --ca "$ca" --api-key "$KEY" --label engine
+  run "discover-pages/" "$bin/engine_bench" discover "$url_dp" --ca "$ca" --api-key "$KEY" --label engine --expect "$TOOLS"
   run "micro/" "$bin/engine_bench" policy --n "$NMICRO" --label engine
   run "micro/" "$bin/engine_bench" secret --n "$NMICRO" --label engine
   r=$((r + 1))
