@@ -13,6 +13,7 @@
 #include "sse.h"
 
 #define MCP_MAX_ENTRIES 4096      /* cache entries; the oldest idle go first */
+#define MCP_BUCKETS 8192          /* the key index: a lookup costs the same at 10 entries or 4096 */
 #define MCP_CLOSE_TIMEOUT_MS 2000 /* per session DELETE (all at once at engine close) */
 #define MCP_CLOSE_BATCH 32        /* DELETEs run side by side, this many at a time */
 #define MCP_WAIT_STEP_MS 50       /* a claim waiter checks its call's cancellation this often */
@@ -27,7 +28,9 @@ typedef struct {
 } mcp_close;
 
 typedef struct mcp_entry {
-  struct mcp_entry *next;
+  struct mcp_entry *next, *prev; /* the cache's list, newest first */
+  struct mcp_entry *hnext;       /* its bucket's chain */
+  unsigned hash;
   char *key;
   char *value;       /* NULL while claimed and not yet put */
   int claimed;       /* someone is creating the value (e.g. initialize) */
@@ -39,6 +42,7 @@ typedef struct {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   mcp_entry *head;
+  mcp_entry *bucket[MCP_BUCKETS];
   size_t n;
   void *pumps;       /* parked calls (mcp_pump.c) */
   long swept_ms;     /* monotonic, the last throttled sweep (0: none yet) */
@@ -149,14 +153,45 @@ static mcp_cache *cache_of(lua_State *L) {
   return c;
 }
 
-static mcp_entry *find(mcp_cache *c, const char *key, mcp_entry ***link) {
-  mcp_entry **pp = &c->head;
-  for (; *pp; pp = &(*pp)->next)
-    if (strcmp((*pp)->key, key) == 0) {
-      if (link) *link = pp;
-      return *pp;
-    }
+/* ---- the entries: a list (walks, eviction) and a hash index (lookups) --- */
+
+static unsigned key_hash(const char *k) {
+  unsigned h = 2166136261u;
+  for (; *k; k++) h = (h ^ (unsigned char)*k) * 16777619u;
+  return h;
+}
+
+static mcp_entry *find(mcp_cache *c, const char *key) {
+  unsigned h = key_hash(key);
+  for (mcp_entry *x = c->bucket[h % MCP_BUCKETS]; x; x = x->hnext)
+    if (x->hash == h && strcmp(x->key, key) == 0) return x;
   return NULL;
+}
+
+/* x (its key set) goes in at the head of the list and into its bucket */
+static void link_entry(mcp_cache *c, mcp_entry *x) {
+  x->hash = key_hash(x->key);
+  x->prev = NULL;
+  x->next = c->head;
+  if (c->head) c->head->prev = x;
+  c->head = x;
+  mcp_entry **b = &c->bucket[x->hash % MCP_BUCKETS];
+  x->hnext = *b;
+  *b = x;
+  c->n++;
+}
+
+static void unlink_entry(mcp_cache *c, mcp_entry *x) {
+  if (x->prev) x->prev->next = x->next;
+  else c->head = x->next;
+  if (x->next) x->next->prev = x->prev;
+  for (mcp_entry **pp = &c->bucket[x->hash % MCP_BUCKETS]; *pp; pp = &(*pp)->hnext)
+    if (*pp == x) {
+      *pp = x->hnext;
+      break;
+    }
+  x->next = x->prev = x->hnext = NULL;
+  c->n--;
 }
 
 /* Ends the session of an unlinked entry (DELETE, when it has one), pushes
@@ -186,7 +221,7 @@ static int l_cache_get(lua_State *L) {
   mcp_cache *c = cache_of(L);
   char *v = NULL;
   pthread_mutex_lock(&c->mu);
-  mcp_entry *x = find(c, key, NULL);
+  mcp_entry *x = find(c, key);
   if (x && x->value) {
     x->used_ms = mono_ms();
     v = strdup(x->value);
@@ -215,14 +250,12 @@ static int l_cache_claim(lua_State *L) {
   int claimed = 0, cancelled = 0;
   pthread_mutex_lock(&c->mu);
   for (;;) {
-    mcp_entry *x = find(c, key, NULL);
+    mcp_entry *x = find(c, key);
     if (x && x->value) { x->used_ms = mono_ms(); v = strdup(x->value); break; }
     if (!x) {
       fresh->claimed = 1;
       fresh->used_ms = mono_ms();
-      fresh->next = c->head;
-      c->head = fresh;
-      c->n++;
+      link_entry(c, fresh);
       fresh = NULL;
       claimed = 1;
       break;
@@ -291,14 +324,11 @@ static mcp_close *read_close(lua_State *L, int idx) {
 
 /* Drops the least recently used settled entry when the cache is full. */
 static mcp_entry *evict_lru(mcp_cache *c) {
-  mcp_entry **best = NULL;
-  for (mcp_entry **pp = &c->head; *pp; pp = &(*pp)->next)
-    if (!(*pp)->claimed && (!best || (*pp)->used_ms < (*best)->used_ms)) best = pp;
-  if (!best) return NULL;
-  mcp_entry *x = *best;
-  *best = x->next;
-  c->n--;
-  return x;
+  mcp_entry *best = NULL;
+  for (mcp_entry *x = c->head; x; x = x->next)
+    if (!x->claimed && (!best || x->used_ms < best->used_ms)) best = x;
+  if (best) unlink_entry(c, best);
+  return best;
 }
 
 /* Under c->mu: *fresh goes in at the head with *k as its key (both taken
@@ -309,9 +339,7 @@ static mcp_entry *link_fresh(mcp_cache *c, mcp_entry **fresh, char **k, mcp_entr
   mcp_entry *x = *fresh;
   x->key = *k;
   *k = NULL;
-  x->next = c->head;
-  c->head = x;
-  c->n++;
+  link_entry(c, x);
   *fresh = NULL;
   return x;
 }
@@ -334,7 +362,7 @@ static int l_cache_put(lua_State *L) {
   int out = lua_gettop(L);
   mcp_entry *old_close_holder = NULL, *dropped = NULL;
   pthread_mutex_lock(&c->mu);
-  mcp_entry *x = find(c, key, NULL);
+  mcp_entry *x = find(c, key);
   if (!x) x = link_fresh(c, &fresh, &k, &dropped);
   if (x->close && x->close != cl) {
     /* a replaced session: hand its old value back so it can be ended */
@@ -373,18 +401,18 @@ static int l_cache_add(lua_State *L) {
   lua_Integer d = luaL_checkinteger(L, 2);
   mcp_cache *c = cache_of(L);
   char *k = strdup(key), *v = NULL;
-  mcp_entry *fresh = calloc(1, sizeof *fresh), *drop = NULL, *dropped = NULL, **link = NULL;
+  mcp_entry *fresh = calloc(1, sizeof *fresh), *drop = NULL, *dropped = NULL;
   if (!k || !fresh) {
     free(k); free(fresh);
     return mcpl_lua_error(L, "internal", "out of memory");
   }
   pthread_mutex_lock(&c->mu);
-  mcp_entry *x = find(c, key, &link);
+  mcp_entry *x = find(c, key);
   long long n = x && x->value ? strtoll(x->value, NULL, 10) : 0;
   n += (long long)d;
   if (n <= 0) {
     n = 0;
-    if (x) { *link = x->next; c->n--; drop = x; }
+    if (x) { unlink_entry(c, x); drop = x; }
   } else {
     char buf[32];
     snprintf(buf, sizeof buf, "%lld", n);
@@ -417,12 +445,12 @@ static int l_cache_add(lua_State *L) {
 static int l_cache_release(lua_State *L) {
   const char *key = luaL_checkstring(L, 1);
   mcp_cache *c = cache_of(L);
-  mcp_entry *drop = NULL, **link = NULL;
+  mcp_entry *drop = NULL;
   pthread_mutex_lock(&c->mu);
-  mcp_entry *x = find(c, key, &link);
+  mcp_entry *x = find(c, key);
   if (x) {
     x->claimed = 0;
-    if (!x->value) { *link = x->next; c->n--; drop = x; }
+    if (!x->value) { unlink_entry(c, x); drop = x; }
   }
   pthread_cond_broadcast(&c->cv);
   pthread_mutex_unlock(&c->mu);
@@ -439,16 +467,15 @@ static int remove_where(lua_State *L, const char *prefix, long idle_ms) {
   long now = mono_ms();
   mcp_entry *gone = NULL;
   pthread_mutex_lock(&c->mu);
-  for (mcp_entry **pp = &c->head; *pp;) {
-    mcp_entry *x = *pp;
+  for (mcp_entry *x = c->head, *next; x; x = next) {
+    next = x->next;
     int hit = strncmp(x->key, prefix, pl) == 0 &&
               (idle_ms < 0 || (x->value && now - x->used_ms > idle_ms));
     if (hit && !x->claimed) {
-      *pp = x->next;
-      c->n--;
-      x->next = gone;
+      unlink_entry(c, x);
+      x->next = gone; /* the list of those gone */
       gone = x;
-    } else pp = &x->next;
+    }
   }
   pthread_mutex_unlock(&c->mu);
   lua_newtable(L);
@@ -495,10 +522,10 @@ static int l_cache_sweep(lua_State *L) {
 static int l_cache_del(lua_State *L) {
   const char *key = luaL_checkstring(L, 1);
   mcp_cache *c = cache_of(L);
-  mcp_entry *drop = NULL, **link = NULL;
+  mcp_entry *drop = NULL;
   pthread_mutex_lock(&c->mu);
-  mcp_entry *x = find(c, key, &link);
-  if (x && !x->claimed) { *link = x->next; c->n--; drop = x; }
+  mcp_entry *x = find(c, key);
+  if (x && !x->claimed) { unlink_entry(c, x); drop = x; }
   pthread_mutex_unlock(&c->mu);
   if (drop && drop->value) lua_pushstring(L, drop->value); else lua_pushnil(L);
   if (drop) entry_free(drop);

@@ -761,6 +761,44 @@ static void test_cache_counter(void **st) {
          "mcp.cache_release('calls:t')\n");
 }
 
+/* The engine's cache by many keys: each found by its own key (the index),
+ * replaced in place, gone when deleted, evicted by prefix, and at its bound
+ * (4,096 entries) the least recently used one makes room. */
+static void test_cache_many_keys(void **st) {
+  (void)st;
+  lua_ok("local mcp = require 'mcp'\n"
+         "local core = require 'core'\n"
+         "for i = 1, 3000 do mcp.cache_put('many:' .. i, 'v' .. i) end\n"
+         "for i = 1, 3000, 7 do if mcp.cache_get('many:' .. i) ~= 'v' .. i then return 'lookup ' .. i end end\n"
+         "if mcp.cache_get('many:3001') ~= nil or mcp.cache_get('many:') ~= nil then return 'a key never put' end\n"
+         "mcp.cache_put('many:5', 'again')\n"
+         "if mcp.cache_get('many:5') ~= 'again' then return 'replaced' end\n"
+         "if mcp.cache_del('many:2999') ~= 'v2999' or mcp.cache_get('many:2999') ~= nil then return 'deleted' end\n"
+         "if mcp.cache_get('many:2997') ~= 'v2997' then return 'a neighbour of the deleted one' end\n"
+         "if #mcp.cache_evict('many:2999') ~= 0 then return 'a deleted entry is still walked' end\n"
+         "if #mcp.cache_evict('many:2998') ~= 1 or #mcp.cache_evict('many:2998') ~= 0 then return 'evicted once' end\n"
+         "if mcp.cache_add('many:cnt', 2) ~= 2 or mcp.cache_add('many:cnt', -2) ~= 0 then return 'count' end\n"
+         "if mcp.cache_get('many:cnt') ~= nil then return 'a count at 0 is gone' end\n"
+         "local gone = mcp.cache_evict('many:1')\n"
+         "if #gone ~= 1 + 10 + 100 + 1000 then return 'evicted by prefix: ' .. #gone end\n"
+         "if #mcp.cache_evict('many:') ~= 3000 - 1111 - 2 then return 'the rest by their prefix' end\n"
+         "if mcp.cache_get('many:1999') ~= nil or mcp.cache_get('many:2997') ~= nil then return 'after the prefix' end\n"
+         "-- at the bound: the least recently used entry makes room\n"
+         "mcp.cache_evict('')\n"
+         "mcp.cache_put('lru:a', 'a')\n"
+         "core.sleep_ms(3)\n"
+         "mcp.cache_put('lru:b', 'b')\n"
+         "core.sleep_ms(3)\n"
+         "for i = 1, 4094 do mcp.cache_put('fill:' .. i, 'f') end\n"
+         "core.sleep_ms(3)\n"
+         "if mcp.cache_get('lru:a') ~= 'a' then return 'full, nothing evicted yet' end\n"
+         "mcp.cache_put('one:more', 'm')\n"
+         "if mcp.cache_get('lru:b') ~= nil then return 'the least recently used entry stays' end\n"
+         "if mcp.cache_get('lru:a') ~= 'a' or mcp.cache_get('one:more') ~= 'm' or mcp.cache_get('fill:1') ~= 'f' then\n"
+         "  return 'a used entry was evicted' end\n"
+         "mcp.cache_evict('')\n");
+}
+
 /* The idle-session sweep that every client asks for walks the engine's cache
  * at most once per every_ms; without every_ms it always walks. */
 static void test_session_sweep_throttled(void **st) {
@@ -936,6 +974,7 @@ int main(void) {
     cmocka_unit_test(test_c_stalled_handshake),
     cmocka_unit_test(test_cache_counter),
     cmocka_unit_test(test_waits_observe_cancel),
+    cmocka_unit_test(test_cache_many_keys),
     cmocka_unit_test(test_session_sweep_throttled),
     cmocka_unit_test(test_tool_header_specs),
     cmocka_unit_test(test_json_find_key),
