@@ -20,67 +20,80 @@ end
 
 local validate
 
-local function check_object(spec, v, path)
-  if type(v) ~= "table" or json.is_array(v) or (next(v) ~= nil and #v > 0) then
-    fail(path, "must be an object")
-  end
-  if not spec.fields then return v end -- free-form object
+-- The path of a value is (path, key): key nil means path itself. The joined
+-- string is only built when a check fails or a nested value is descended into.
+local function where(path, key)
+  if key == nil then return path end
+  return join(path, key)
+end
+
+local function check_fields(fields, v, path)
   local out = {}
   for k in pairs(v) do
-    if type(k) ~= "string" or not spec.fields[k] then
+    if type(k) ~= "string" or not fields[k] then
       fail(join(path, tostring(k)), "is not a known field")
     end
   end
-  for k, fs in pairs(spec.fields) do
+  for k, fs in pairs(fields) do
     local fv = v[k]
     if fv == nil then
       if fs.required then fail(join(path, k), "is required") end
       if fs.default ~= nil then out[k] = fs.default end
     else
-      out[k] = validate(fs, fv, join(path, k))
+      out[k] = validate(fs, fv, path, k)
     end
   end
   return out
 end
 
-validate = function(spec, v, path)
+local function check_object(spec, v, path, key)
+  if type(v) ~= "table" or json.is_array(v) or (next(v) ~= nil and #v > 0) then
+    fail(where(path, key), "must be an object")
+  end
+  if not spec.fields then return v end -- free-form object
+  return check_fields(spec.fields, v, where(path, key))
+end
+
+-- validate(spec, v, path[, key]) -> cleaned value; the value's path is
+-- path.key (or path when key is nil).
+validate = function(spec, v, path, key)
   if v == json.null then
     if spec.nullable then return json.null end
-    if spec.required then fail(path, "must not be null") end
-    fail(path, "must not be null")
+    fail(where(path, key), "must not be null")
   end
   local t = spec.type
   if t == "any" then return v end
   if t == "string" then
-    if type(v) ~= "string" then fail(path, "must be a string") end
-    if spec.min and #v < spec.min then fail(path, "must be at least " .. spec.min .. " characters") end
-    if spec.max and #v > spec.max then fail(path, "must be at most " .. spec.max .. " characters") end
-    if not utf8.len(v) then fail(path, "must be valid UTF-8") end
+    if type(v) ~= "string" then fail(where(path, key), "must be a string") end
+    if spec.min and #v < spec.min then fail(where(path, key), "must be at least " .. spec.min .. " characters") end
+    if spec.max and #v > spec.max then fail(where(path, key), "must be at most " .. spec.max .. " characters") end
+    if not utf8.len(v) then fail(where(path, key), "must be valid UTF-8") end
     if spec.enum then
       local okv = false
       for _, e in ipairs(spec.enum) do if e == v then okv = true end end
-      if not okv then fail(path, "must be one of: " .. table.concat(spec.enum, ", ")) end
+      if not okv then fail(where(path, key), "must be one of: " .. table.concat(spec.enum, ", ")) end
     end
     if spec.pattern and not v:match(spec.pattern) then
-      fail(path, spec.pattern_doc or ("does not match " .. spec.pattern))
+      fail(where(path, key), spec.pattern_doc or ("does not match " .. spec.pattern))
     end
     return v
   elseif t == "integer" then
-    if math.type(v) ~= "integer" then fail(path, "must be an integer") end
-    if spec.min and v < spec.min then fail(path, "must be >= " .. spec.min) end
-    if spec.max and v > spec.max then fail(path, "must be <= " .. spec.max) end
+    if math.type(v) ~= "integer" then fail(where(path, key), "must be an integer") end
+    if spec.min and v < spec.min then fail(where(path, key), "must be >= " .. spec.min) end
+    if spec.max and v > spec.max then fail(where(path, key), "must be <= " .. spec.max) end
     return v
   elseif t == "number" then
-    if type(v) ~= "number" then fail(path, "must be a number") end
-    if spec.min and v < spec.min then fail(path, "must be >= " .. spec.min) end
-    if spec.max and v > spec.max then fail(path, "must be <= " .. spec.max) end
+    if type(v) ~= "number" then fail(where(path, key), "must be a number") end
+    if spec.min and v < spec.min then fail(where(path, key), "must be >= " .. spec.min) end
+    if spec.max and v > spec.max then fail(where(path, key), "must be <= " .. spec.max) end
     return v
   elseif t == "boolean" then
-    if type(v) ~= "boolean" then fail(path, "must be a boolean") end
+    if type(v) ~= "boolean" then fail(where(path, key), "must be a boolean") end
     return v
   elseif t == "object" then
-    return check_object(spec, v, path)
+    return check_object(spec, v, path, key)
   elseif t == "array" then
+    path = where(path, key)
     if type(v) ~= "table" then fail(path, "must be an array") end
     local n = #v
     for k in pairs(v) do
@@ -91,10 +104,11 @@ validate = function(spec, v, path)
     end
     if spec.max_items and n > spec.max_items then fail(path, "must have at most " .. spec.max_items .. " items") end
     local out = json.array()
-    for i = 1, n do out[i] = spec.items and validate(spec.items, v[i], join(path, i)) or v[i] end
+    local items = spec.items
+    for i = 1, n do out[i] = items and validate(items, v[i], path, i) or v[i] end
     return out
   end
-  fail(path, "has an unknown type in its schema")
+  fail(where(path, key), "has an unknown type in its schema")
 end
 
 -- Checks a schema definition itself (at op registration).
@@ -109,7 +123,10 @@ end
 
 -- validate(args_spec_fields, args) -> cleaned args (unknown fields refused)
 function M.validate_args(fields, args)
-  return check_object({ type = "object", fields = fields }, args, "")
+  if type(args) ~= "table" or json.is_array(args) or (next(args) ~= nil and #args > 0) then
+    fail("", "must be an object")
+  end
+  return check_fields(fields, args, "")
 end
 
 M.validate = validate

@@ -58,6 +58,13 @@ is(k.api_key_set, false, "switching to none drops the key")
 r, e = c.ann:op("server.update", { id = "plain", oauth = { scopes = { "a" } } })
 err_is(r, e, "invalid_argument", "oauth settings for a server without OAuth")
 is(e and e.field, "oauth", "names the oauth field")
+-- argument checks name the nested field: an object's member, an array's item
+for _, case in ipairs({ { { client_id = 5 }, "oauth.client_id" }, { { nope = 1 }, "oauth.nope" },
+                        { { scopes = { "a", "b c" } }, "oauth.scopes[2]" } }) do
+  r, e = c.ann:op("server.update", { id = "plain", oauth = case[1] })
+  err_is(r, e, "invalid_argument", "bad oauth argument " .. case[2])
+  is(e and e.field, case[2], "names " .. case[2])
+end
 local o = c.ann:must("server.update", { id = "plain", auth_type = "oauth" })
 is(o.oauth.registration_mode, "auto", "automatic mode by default")
 is(c.mo:must("server.validate", { id = "plain" }).status, "User not authenticated", "Validate before the user connects")
