@@ -13,6 +13,15 @@
 #include "mcplink.h"
 #include "testutil.h"
 
+/* An engine on a fresh database and one engine Lua state of it. */
+static lua_State *engine_state(tu_env *env, mcpl_engine **e) {
+  char *err = NULL;
+  *e = tu_open(env, NULL);
+  lua_State *L = mcpl_state_engine(*e, &err);
+  assert_non_null(L);
+  return L;
+}
+
 static void test_version(void **st) {
   (void)st;
   assert_non_null(mcpl_version());
@@ -103,10 +112,8 @@ static void test_code_table(void **st) {
     assert_int_equal(mcpl_code_from_name(mcpl_code_name(i)), i);
   }
   tu_env env;
-  mcpl_engine *e = tu_open(&env, NULL);
-  char *err = NULL;
-  lua_State *L = mcpl_state_engine(e, &err);
-  assert_non_null(L);
+  mcpl_engine *e;
+  lua_State *L = engine_state(&env, &e);
   assert_int_equal(luaL_dostring(L, "local n, codes = 0, require('errors').codes\n"
                                     "for _ in pairs(codes) do n = n + 1 end\n"
                                     "return n, codes, require('core').error_codes()"), LUA_OK);
@@ -137,10 +144,8 @@ static void *cancel_later(void *p) {
 static void test_cancel_arms_hook(void **st) {
   (void)st;
   tu_env env;
-  mcpl_engine *e = tu_open(&env, NULL);
-  char *err = NULL;
-  lua_State *L = mcpl_state_engine(e, &err);
-  assert_non_null(L);
+  mcpl_engine *e;
+  lua_State *L = engine_state(&env, &e);
   mcpl_cancel c = {0};
   mcpl_state_set_cancel(L, &c);
   assert_ptr_equal(c.L, L);
@@ -240,16 +245,13 @@ static void *worker_main(void *p) {
   return NULL;
 }
 
-/* Many threads on one engine with a pool smaller than the thread count. */
 /* The engine states' allocator keeps the small blocks an op freed for the
  * next op, never more than its limit, and hands them out again. */
 static void test_state_allocator(void **st) {
   (void)st;
   tu_env env;
-  mcpl_engine *e = tu_open(&env, NULL);
-  char *err = NULL;
-  lua_State *L = mcpl_state_engine(e, &err);
-  assert_non_null(L);
+  mcpl_engine *e;
+  lua_State *L = engine_state(&env, &e);
   size_t limit = 0;
   /* garbage of every small size and far more of it than the limit keeps */
   assert_int_equal(luaL_dostring(L, "local keep = {} collectgarbage('stop')\n"
@@ -275,6 +277,7 @@ static void test_state_allocator(void **st) {
   tu_close(&env, e);
 }
 
+/* Many threads on one engine with a pool smaller than the thread count. */
 static void test_concurrent_ops(void **st) {
   (void)st;
   tu_env env;
