@@ -438,7 +438,7 @@ static int eb_policy(const eb_opts *o) {
   eb_lua_fn(L, "local net = require 'net' local c = {actor={tenant='bench'}}"
                " return function() net.decide(c, 'https://127.0.0.1:8443/mcp', 'mcp') end");
   double nd = eb_time_lua(L, n);
-  lua_close(L);
+  mcpl_state_close(L);
   printf("@ %s_policy_call p50_us=%.2f\n", o->label, pc);
   printf("@ %s_net_decide p50_us=%.2f\n", o->label, nd);
   printf("@ %s_url_check_op p50_us=%.2f\n", o->label, op);
@@ -472,7 +472,7 @@ static int eb_secret(const eb_opts *o) {
            " return function() assert(store.get(a, 'servers', '%s')) end", sid);
   eb_lua_fn(L, code);
   double gt = eb_time_lua(L, n);
-  lua_close(L);
+  mcpl_state_close(L);
   printf("@ %s_reveal p50_us=%.2f\n", o->label, rv);
   printf("@ %s_row_read p50_us=%.2f\n", o->label, gt);
   fflush(stdout);

@@ -92,7 +92,7 @@ int main(void) {
   printf("%-44s %7.2fus %7.2fus\n", "policy.call url() (the policy decision)", pd, pt);
   printf("%-44s %7.2fus %7.2fus\n", "net.decide (parse + settings + policy)", dd, dt);
   printf("%-44s %7.2fus %7.2fus\n", "url.check op through mcpl_op", od, ot);
-  lua_close(L);
+  mcpl_state_close(L);
   mcpl_close(e);
   char rm[160];
   snprintf(rm, sizeof rm, "rm -rf %s", dir);

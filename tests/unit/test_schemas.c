@@ -72,7 +72,7 @@ static int setup(void **st) {
 
 static int teardown(void **st) {
   (void)st;
-  lua_close(L);
+  mcpl_state_close(L);
   tu_close(&env, eng);
   return 0;
 }
