@@ -170,6 +170,15 @@ lua_State *mcpl_state_script(mcpl_engine *e, char **err);  /* operator scripts *
 void mcpl_state_close(lua_State *L);
 /* The bytes of freed small blocks the state keeps for reuse, and their limit. */
 size_t mcpl_state_kept(lua_State *L, size_t *limit);
+/* Memory for buffers that may grow large (a response body, a Lua string or
+ * table of a long list): a block of MCPL_BIG bytes or more is a mapping of
+ * its own, grown with mremap and returned to the system when freed, so a
+ * large transient never stays in (or fragments) malloc's heap. The caller
+ * passes the block's current size (0 for none) on every call. realloc
+ * semantics: NULL on failure, the old block untouched. */
+#define MCPL_BIG ((size_t)256 * 1024)
+void *mcpl_big_realloc(void *p, size_t osize, size_t nsize);
+void mcpl_big_free(void *p, size_t size);
 /* Loads an engine-owned Lua module's source (lua_dir override or embedded).
  * Returns a malloc'd copy (NULL: no such module) and a malloc'd chunk name
  * in *chunkname; the caller frees both. */

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <strings.h>
 #include <lauxlib.h>
+#include "engine.h"
 #include "http_stream.h"
 #include "sse.h"
 
@@ -94,7 +95,7 @@ static int hs_on_body(void *ud, const char *data, size_t len) {
   if (c->body_len + len + 1 > c->body_cap) {
     size_t cap = c->body_cap ? c->body_cap : 4096;
     while (cap < c->body_len + len + 1) cap *= 2;
-    char *nb = realloc(c->body, cap);
+    char *nb = mcpl_big_realloc(c->body, c->body_cap, cap);
     if (!nb) { c->nomem = 1; return 1; }
     c->body = nb;
     c->body_cap = cap;
@@ -226,7 +227,7 @@ int http_stream_lua(lua_State *L) {
   if (c.err_ref != LUA_NOREF) {
     http_response_free(&rs);
     sse_free(&c.sse);
-    free(c.body);
+    mcpl_big_free(c.body, c.body_cap);
     lua_rawgeti(L, LUA_REGISTRYINDEX, c.err_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, c.err_ref);
     return lua_error(L);
@@ -250,6 +251,6 @@ int http_stream_lua(lua_State *L) {
   }
   http_response_free(&rs);
   sse_free(&c.sse);
-  free(c.body);
+  mcpl_big_free(c.body, c.body_cap);
   return nret;
 }

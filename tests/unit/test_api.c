@@ -247,6 +247,41 @@ static void *worker_main(void *p) {
 
 /* The engine states' allocator keeps the small blocks an op freed for the
  * next op, never more than its limit, and hands them out again. */
+/* Big blocks (mcpl_big_realloc): content survives every crossing of the
+ * MCPL_BIG line, both ways, and a Lua string that large round-trips. */
+static void test_big_blocks(void **st) {
+  (void)st;
+  size_t small = 1000, big = MCPL_BIG + 12345, bigger = 3 * MCPL_BIG;
+  unsigned char *p = mcpl_big_realloc(NULL, 0, small);
+  assert_non_null(p);
+  for (size_t i = 0; i < small; i++) p[i] = (unsigned char)(i * 7);
+  p = mcpl_big_realloc(p, small, big);
+  assert_non_null(p);
+  for (size_t i = 0; i < small; i++) assert_int_equal(p[i], (unsigned char)(i * 7));
+  for (size_t i = 0; i < big; i++) p[i] = (unsigned char)(i * 13);
+  p = mcpl_big_realloc(p, big, bigger);
+  assert_non_null(p);
+  for (size_t i = 0; i < big; i++) assert_int_equal(p[i], (unsigned char)(i * 13));
+  p[bigger - 1] = 42;
+  p = mcpl_big_realloc(p, bigger, small);
+  assert_non_null(p);
+  for (size_t i = 0; i < small; i++) assert_int_equal(p[i], (unsigned char)(i * 13));
+  assert_null(mcpl_big_realloc(p, small, 0));
+  tu_env env;
+  mcpl_engine *e;
+  lua_State *L = engine_state(&env, &e);
+  assert_int_equal(luaL_dostring(L, "local s = string.rep('ab', 400000) .. 'z'\n"
+                                    "local t = {} for i = 1, 100000 do t[i] = i end\n"
+                                    "s = s .. s\n"
+                                    "return #s, s:sub(-3), t[100000], s:sub(1, 4)"), LUA_OK);
+  assert_int_equal(lua_tointeger(L, -4), 1600002);
+  assert_string_equal(lua_tostring(L, -3), "abz");
+  assert_int_equal(lua_tointeger(L, -2), 100000);
+  assert_string_equal(lua_tostring(L, -1), "abab");
+  mcpl_state_close(L);
+  tu_close(&env, e);
+}
+
 static void test_state_allocator(void **st) {
   (void)st;
   tu_env env;
@@ -334,6 +369,7 @@ int main(void) {
     cmocka_unit_test(test_cancel_arms_hook),
     cmocka_unit_test(test_error_reason),
     cmocka_unit_test(test_state_allocator),
+    cmocka_unit_test(test_big_blocks),
     cmocka_unit_test(test_concurrent_ops),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
