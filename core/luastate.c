@@ -438,7 +438,7 @@ static void *la_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       a->kept -= LA_SIZE(nc);
       return b;
     }
-    return nc ? malloc(LA_SIZE(nc)) : mcpl_big_realloc(NULL, 0, nsize);
+    return mcpl_big_realloc(NULL, 0, nc ? LA_SIZE(nc) : nsize);
   }
   size_t oc = la_class(osize);
   if (nsize == 0) {
