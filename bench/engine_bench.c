@@ -2,7 +2,8 @@
  * tool.call sequential and threaded, discovery with persistence, policy and secret costs. */
 /* Usage (each mode in a fresh process, so peak RSS belongs to that mode alone):
  *   engine_bench call URL [--threads T] [--n N] [--ca F] [--api-key K] [--label L] [--db URI]
- *   engine_bench discover URL [--ca F] [--label L] [--reps R] [--expect N]  (N: tools the server lists)
+ *   engine_bench discover URL [--ca F] [--label L] [--reps R] [--expect N]  (N: tools the server lists;
+ *     on SQLite, LABEL_persist_floor: the same rows written again by SQLite alone)
  *   engine_bench cli URL --bin MCPLINK [--n N] [--ca F] [--api-key K] [--label L]
  *   engine_bench policy [--n N] [--label L]
  *   engine_bench secret [--n N] [--label L]
@@ -21,6 +22,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <lauxlib.h>
+#include <sqlite3.h>
 #include "bench_util.h"
 #include "engine.h"
 #include "mcplink.h"
@@ -222,6 +224,102 @@ static int eb_call(const eb_opts *o) {
 
 /* ---- discovery + persistence ----------------------------------------------------- */
 
+static void eb_sq(sqlite3 *db, const char *sql) {
+  char *err = NULL;
+  if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+    fprintf(stderr, "engine_bench: %s: %s\n", sql, err ? err : "?");
+    exit(1);
+  }
+}
+
+/* The persistence floor: the rows the engine stored for the server, written
+ * again by SQLite alone (multi-row INSERTs, one transaction) into a
+ * copy of the engine's database without them (its schema, indexes, triggers,
+ * WAL and connection settings), so the report can say how much of a
+ * discovery is storing the rows at all. */
+#define EB_CAP_COLS 12
+static void eb_persist_floor(const eb_opts *o, const char *sid) {
+  static const char cols[] = "id, tenant_id, server_id, kind, name, definition, hash, approved_definition, "
+                             "approved_hash, status, created_at, updated_at";
+  sqlite3 *db = NULL;
+  char sql[512];
+  if (sqlite3_open_v2(eb_db, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+    fprintf(stderr, "engine_bench: cannot open %s\n", eb_db);
+    exit(1);
+  }
+  sqlite3_stmt *st;
+  snprintf(sql, sizeof sql, "SELECT %s FROM capabilities WHERE server_id = ?1 ORDER BY seq", cols);
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) { fprintf(stderr, "engine_bench: %s\n", sqlite3_errmsg(db)); exit(1); }
+  sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+  size_t n = 0, cap = 0;
+  char **v = NULL;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    if (n == cap) {
+      cap = cap ? cap * 2 : 1024;
+      v = realloc(v, cap * EB_CAP_COLS * sizeof *v);
+      if (!v) { perror("realloc"); exit(1); }
+    }
+    for (int i = 0; i < EB_CAP_COLS; i++) {
+      const unsigned char *t = sqlite3_column_text(st, i);
+      v[n * EB_CAP_COLS + (size_t)i] = t ? strdup((const char *)t) : NULL;
+    }
+    n++;
+  }
+  sqlite3_finalize(st);
+  /* a compact copy without them (as the engine's file was before its first
+   * discovery: no free pages), written to by a connection of its own */
+  snprintf(sql, sizeof sql, "DELETE FROM capabilities WHERE server_id = '%s'", sid);
+  eb_sq(db, "BEGIN IMMEDIATE");
+  eb_sq(db, sql);
+  eb_sq(db, "COMMIT");
+  char floor_db[200];
+  snprintf(floor_db, sizeof floor_db, "%s/floor.db", eb_dir);
+  snprintf(sql, sizeof sql, "VACUUM INTO '%s'", floor_db);
+  eb_sq(db, sql);
+  sqlite3_close(db);
+  if (sqlite3_open_v2(floor_db, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+    fprintf(stderr, "engine_bench: cannot open %s\n", floor_db);
+    exit(1);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  eb_sq(db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON; "
+            "PRAGMA trusted_schema=OFF; PRAGMA temp_store=MEMORY");
+  /* 64 rows a statement (768 parameters), as the engine's bulk insert batches them */
+  enum { PER = 64 };
+  char *ins = malloc(256 + PER * (EB_CAP_COLS * 6 + 3));
+  if (!ins) { perror("malloc"); exit(1); }
+  bu_cpu c0 = bu_cpu_now();
+  double t0 = bu_now_us();
+  eb_sq(db, "BEGIN IMMEDIATE");
+  for (size_t done = 0; done < n; done += PER) {
+    size_t k = n - done < PER ? n - done : PER;
+    int len = sprintf(ins, "INSERT INTO capabilities (%s) VALUES ", cols);
+    for (size_t r = 0; r < k; r++) {
+      len += sprintf(ins + len, "%s(", r ? "," : "");
+      for (int i = 0; i < EB_CAP_COLS; i++) len += sprintf(ins + len, "%s?", i ? "," : "");
+      len += sprintf(ins + len, ")");
+    }
+    if (sqlite3_prepare_v2(db, ins, len, &st, NULL) != SQLITE_OK) { fprintf(stderr, "engine_bench: %s\n", sqlite3_errmsg(db)); exit(1); }
+    for (size_t r = 0; r < k; r++)
+      for (int i = 0; i < EB_CAP_COLS; i++) {
+        const char *t = v[(done + r) * EB_CAP_COLS + (size_t)i];
+        int p = (int)(r * EB_CAP_COLS) + i + 1;
+        if (i >= 10) sqlite3_bind_int64(st, p, t ? strtoll(t, NULL, 10) : 0);
+        else if (t) sqlite3_bind_text(st, p, t, -1, SQLITE_STATIC);
+        else sqlite3_bind_null(st, p);
+      }
+    if (sqlite3_step(st) != SQLITE_DONE) { fprintf(stderr, "engine_bench: insert: %s\n", sqlite3_errmsg(db)); exit(1); }
+    sqlite3_finalize(st);
+  }
+  eb_sq(db, "COMMIT");
+  free(ins);
+  double wall = bu_now_us() - t0, cpu = bu_cpu_since(c0);
+  printf("@ %s_persist_floor wall_ms=%.2f cpu_ms=%.2f rows=%zu\n", o->label, wall / 1000, cpu / 1000, n);
+  for (size_t i = 0; i < n * EB_CAP_COLS; i++) free(v[i]);
+  free(v);
+  sqlite3_close(db);
+}
+
 static int eb_discover(const eb_opts *o) {
   mcpl_engine *e = eb_open(o, 0);
   char sid[64], args[1024];
@@ -262,6 +360,7 @@ static int eb_discover(const eb_opts *o) {
   }
   fflush(stdout);
   mcpl_close(e);
+  if (!o->db) eb_persist_floor(o, sid);
   return 0;
 }
 
