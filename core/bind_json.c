@@ -60,6 +60,7 @@ typedef struct {
 typedef struct {
   size_t open, close;
   int depth; /* the array's own nesting depth: its items start below it */
+  char point; /* the decimal point when it was made (localeconv, asked once) */
   lua_Integer n;
 } jlazy;
 
@@ -294,6 +295,7 @@ static void jd_lazy(jdec *d) {
   jlazy z;
   z.open = (size_t)(d->p - d->s);
   z.depth = d->depth + 1;
+  z.point = d->point;
   d->build = 0;
   z.n = jd_array(d);
   d->build = 1;
@@ -407,7 +409,7 @@ static int lazy_next(lua_State *L) {
   d.e = s + z->close;
   d.depth = z->depth;
   d.array_mt = 2;
-  d.point = localeconv()->decimal_point[0];
+  d.point = z->point;
   d.build = 1;
   d.on_path = -1;
   jd_ws(&d);

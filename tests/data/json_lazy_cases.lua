@@ -1,5 +1,6 @@
 -- tests/data/json_lazy_cases.lua: cases for json.decode's deferred arrays ({lazy = path}) and
--- json.items, run by test_json in an engine Lua state.
+-- json.items, and for mcp.paging reading list pages through them; run by test_json in an engine
+-- Lua state.
 local json = require "json"
 
 local M = {}
@@ -156,6 +157,112 @@ M.checks = {
     end
     local v = json.decode('{"a":[1]}', {})
     return (json.is_array(v.a) and v.a[1] == 1) or "no lazy option: a plain decode"
+  end },
+}
+
+-- pager(pages [, era]) -> a client whose calls answer with the JSON-RPC
+-- responses in pages, one per call, parsed as the transport parses them (with
+-- the call's lazy option); c.lazy: whether every page's list came lazy
+local function pager(pages, era)
+  local c = { era = era or "legacy", key = "test-paging", n = 0, lazy = true }
+  function c.call(self, method, params, opts)
+    self.n = self.n + 1
+    self.method, self.cursor = method, params.cursor
+    local m = require("mcp.jsonrpc").parse(pages[self.n], opts.lazy)[1]
+    local list = type(m.result) == "table" and m.result[method == "tools/list" and "tools" or "prompts"]
+    self.lazy = self.lazy and json.is_lazy(list)
+    return m.result
+  end
+  return c
+end
+
+local function page(items, cursor, field)
+  return '{"jsonrpc":"2.0","id":1,"result":{"' .. (field or "tools") .. '":[' .. table.concat(items, ",") .. "]" ..
+    (cursor and (',"nextCursor":"' .. cursor .. '"') or "") .. "}}"
+end
+
+local function tools(from, to)
+  local t = {}
+  for i = from, to do t[#t + 1] = '{"name":"t' .. i .. '","inputSchema":{"type":"object"}}' end
+  return t
+end
+
+-- raises(fn, code, reason) -> true | what happened instead
+local function raises(fn, code, reason)
+  local ok, e = pcall(fn)
+  if ok then return "no error" end
+  if type(e) ~= "table" or e.code ~= code or (reason and e.reason ~= reason) then
+    return "raised " .. tostring(type(e) == "table" and (e.code .. " " .. tostring(e.reason) .. ": " .. e.message) or e)
+  end
+  return true
+end
+
+-- paging: {name, fn} as checks: mcp.paging's lists over lazy pages
+M.paging = {
+  { "a page's list comes lazy; every item is mapped, in order", function()
+    local paging = require "mcp.paging"
+    local c = pager({ many(3000), page({}) }) -- many's page names a next one
+    local seen = 0
+    local items, meta = paging.list(c, "tools", nil, function(item)
+      seen = seen + 1
+      return item.name
+    end)
+    if not c.lazy then return "the list was decoded whole" end
+    if seen ~= 3000 or #items ~= 3000 or meta.pages ~= 2 then return "items: " .. #items end
+    for i = 1, 3000 do if items[i] ~= "t" .. i then return "item " .. i .. ": " .. tostring(items[i]) end end
+    return true
+  end },
+  { "pages follow the cursor; without map the items are kept whole", function()
+    local paging = require "mcp.paging"
+    local c = pager({ page(tools(1, 5), "a", "prompts"), page(tools(6, 7), nil, "prompts") })
+    local items, meta = paging.list(c, "prompts")
+    if not c.lazy or c.n ~= 2 or c.cursor ~= "a" or c.method ~= "prompts/list" then return "the calls" end
+    if #items ~= 7 or meta.pages ~= 2 or items[7].name ~= "t7" or items[7].inputSchema.type ~= "object" then
+      return "items: " .. json.encode(items)
+    end
+    return json.is_array(items) or "not an array"
+  end },
+  { "a repeated cursor is refused", function()
+    local paging = require "mcp.paging"
+    local c = pager({ page(tools(1, 2), "a"), page(tools(3, 4), "a") })
+    return raises(function() paging.list(c, "tools") end, "upstream_error", "repeated_cursor")
+  end },
+  { "more than MAX_ITEMS items are refused", function()
+    local paging = require "mcp.paging"
+    local max = paging.MAX_ITEMS
+    paging.MAX_ITEMS = 10
+    local r = raises(function() paging.list(pager({ page(tools(1, 11)) }), "tools") end, "too_large", "items")
+    paging.MAX_ITEMS = max
+    if r ~= true then return r end
+    return #paging.list(pager({ page(tools(1, 10)) }), "tools") == 10 or "10 items refused"
+  end },
+  { "more than MAX_BYTES are refused", function()
+    local paging = require "mcp.paging"
+    local max = paging.MAX_BYTES
+    paging.MAX_BYTES = 1000
+    local r = raises(function() paging.list(pager({ page(tools(1, 40)) }), "tools") end, "too_large", "bytes")
+    paging.MAX_BYTES = max
+    return r
+  end },
+  { "a list that is not an array", function()
+    local paging = require "mcp.paging"
+    local text = '{"jsonrpc":"2.0","id":1,"result":{"tools":"x"}}'
+    local r = raises(function() paging.list(pager({ text }), "tools") end, "upstream_error", "invalid_result")
+    if r ~= true then return r end
+    for _, v in ipairs({ "null", "{}", "{\"a\":1}" }) do
+      local n = #paging.list(pager({ '{"jsonrpc":"2.0","id":1,"result":{"tools":' .. v .. '}}' }), "tools")
+      if n ~= 0 then return v .. ": " .. n .. " items" end
+    end
+    return #paging.list(pager({ '{"jsonrpc":"2.0","id":1,"result":{}}' }), "tools") == 0 or "no list"
+  end },
+  { "a modern server's tools pass the x-mcp-header screen", function()
+    local paging = require "mcp.paging"
+    local bad = '{"name":"bad","inputSchema":{"type":"object","properties":{"o":{"type":"object",' ..
+      '"x-mcp-header":"X-O"}}}}'
+    local good = '{"name":"good","inputSchema":{"type":"object","properties":{"r":{"type":"string",' ..
+      '"x-mcp-header":"X-R"}}}}'
+    local items = paging.list(pager({ page({ bad, good }) }, "modern"), "tools", nil, function(t) return t.name end)
+    return (#items == 1 and items[1] == "good") or json.encode(items)
   end },
 }
 

@@ -1,5 +1,6 @@
 /* test_json.c: json.decode's deferred arrays ({lazy = path}) and json.items, case by case
- * (tests/data/json_lazy_cases.lua) in an engine Lua state, each against a full decode. */
+ * (tests/data/json_lazy_cases.lua) in an engine Lua state, each against a full decode; and
+ * mcp.paging's lists read through them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,7 +43,8 @@ static const char RUNNER[] =
   "  for i = 1, #path - 1 do p = p[path[i]] end\n"
   "  p[path[#path]] = nil\n"
   "end\n"
-  "for _, c in ipairs(kind ~= 'checks' and cases[kind] or {}) do\n"
+  "local checks = kind == 'checks' or kind == 'paging'\n"
+  "for _, c in ipairs(not checks and cases[kind] or {}) do\n"
   "  local name, text, path = c[1], c[2], c[3]\n"
   "  local ok1, full = pcall(json.decode, text)\n"
   "  local ok2, v = pcall(json.decode, text, { lazy = path })\n"
@@ -72,7 +74,7 @@ static const char RUNNER[] =
   "    end\n"
   "  end\n"
   "end\n"
-  "for _, c in ipairs(kind == 'checks' and cases.checks or {}) do\n"
+  "for _, c in ipairs(checks and cases[kind] or {}) do\n"
   "  local ok, r = pcall(c[2])\n"
   "  if not ok then bad(c[1], 'raised ' .. tostring(type(r) == 'table' and r.message or r))\n"
   "  elseif r ~= true then bad(c[1], tostring(r)) end\n"
@@ -123,6 +125,7 @@ static void test_deferred(void **st) { (void)st; run("lazy"); }
 static void test_not_deferred(void **st) { (void)st; run("plain"); }
 static void test_refused_alike(void **st) { (void)st; run("bad"); }
 static void test_items(void **st) { (void)st; run("checks"); }
+static void test_paging(void **st) { (void)st; run("paging"); }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -130,6 +133,7 @@ int main(void) {
     cmocka_unit_test(test_not_deferred),
     cmocka_unit_test(test_refused_alike),
     cmocka_unit_test(test_items),
+    cmocka_unit_test(test_paging),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
