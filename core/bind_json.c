@@ -469,15 +469,8 @@ typedef struct {
   size_t n, cap;
 } jbuf;
 
+/* a state's two buffers (state_buffers) */
 static int jbuf_gc(lua_State *L) {
-  jbuf *b = lua_touserdata(L, 1);
-  free(b->p);
-  b->p = NULL;
-  return 0;
-}
-
-#define JBUF2_MT "mcpl.json.jbuf2"
-static int jbuf2_gc(lua_State *L) {
   jbuf *b = lua_touserdata(L, 1);
   free(b[0].p);
   free(b[1].p);
@@ -803,28 +796,42 @@ static void encode_value(lua_State *L, jbuf *b, int idx, const jopts *o, int dep
   }
 }
 
-/* Each Lua state keeps one output buffer (its registry holds it, so an
+/* Each Lua state keeps two output buffers (its registry holds them, so an
  * error raised halfway leaks nothing): encoding calls no Lua code, so no
- * second encode can start while one runs. A buffer grown past
- * JBUF_KEEP is released after use. */
+ * second encode can start while one runs. json.encode writes the first,
+ * json.canonical both (its text and its part): discovery canonicalises every
+ * item of a list, and a buffer pair made per call (a userdata with a
+ * finalizer, two mallocs) cost more than the encoding of a small tool. A
+ * buffer grown past JBUF_KEEP is released after use. */
 #define JBUF_KEEP (256 * 1024)
 static const char JBUF_KEY = 0;
 
-static jbuf *state_buffer(lua_State *L) {
+static jbuf *state_buffers(lua_State *L) {
   jbuf *b;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &JBUF_KEY) == LUA_TUSERDATA) {
     b = lua_touserdata(L, -1);
   } else {
     lua_pop(L, 1);
-    b = lua_newuserdatauv(L, sizeof *b, 0);
-    memset(b, 0, sizeof *b);
+    b = lua_newuserdatauv(L, 2 * sizeof *b, 0);
+    memset(b, 0, 2 * sizeof *b);
     luaL_setmetatable(L, JBUF_MT);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &JBUF_KEY);
   }
   lua_pop(L, 1);
-  b->n = 0;
+  b[0].n = b[1].n = 0;
   return b;
+}
+
+static void buffers_done(jbuf *b) {
+  for (int i = 0; i < 2; i++) {
+    if (b[i].cap > JBUF_KEEP) {
+      free(b[i].p);
+      b[i].p = NULL;
+      b[i].cap = 0;
+    }
+    b[i].n = 0;
+  }
 }
 
 /* json.encode(v [, {pretty=bool, sort=bool}]) -> string */
@@ -840,15 +847,10 @@ static int json_encode(lua_State *L) {
     lua_pop(L, 2);
   }
   lua_settop(L, 1);
-  jbuf *b = state_buffer(L);
+  jbuf *b = state_buffers(L);
   encode_value(L, b, 1, &o, 0);
   lua_pushlstring(L, b->p ? b->p : "", b->n);
-  if (b->cap > JBUF_KEEP) {
-    free(b->p);
-    b->p = NULL;
-    b->cap = 0;
-  }
-  b->n = 0;
+  buffers_done(b);
   return 1;
 }
 
@@ -899,16 +901,11 @@ static int json_canonical(lua_State *L) {
       return mcpl_lua_error(L, "invalid_argument", "json.canonical: keys need an object");
   }
   lua_settop(L, 2); /* the keys table stays: it anchors the key strings */
-  /* both buffers in one userdata, freed by its (shared) metatable's __gc if
-   * encoding raises */
-  jbuf *b = lua_newuserdatauv(L, 2 * sizeof *b, 0), *pb = b + 1;
-  memset(b, 0, 2 * sizeof *b);
-  luaL_setmetatable(L, JBUF2_MT);
+  jbuf *b = state_buffers(L), *pb = b + 1;
   encode_value(L, b, 1, &o, 0);
   lua_pushlstring(L, b->p ? b->p : "", b->n);
   if (!want) {
-    free(b->p);
-    b->p = NULL;
+    buffers_done(b);
     return 1;
   }
   /* the part: the captured members in key order (the keys are sorted as
@@ -925,10 +922,7 @@ static int json_canonical(lua_State *L) {
   }
   jb_addc(L, pb, '}');
   lua_pushlstring(L, pb->p, pb->n);
-  free(b->p);
-  b->p = NULL;
-  free(pb->p);
-  pb->p = NULL;
+  buffers_done(b);
   return 2; /* text, part */
 }
 
@@ -1000,10 +994,6 @@ int luaopen_mcpl_json(lua_State *L) {
     {"is_lazy", json_is_lazy}, {NULL, NULL}};
   luaL_newmetatable(L, JBUF_MT);
   lua_pushcfunction(L, jbuf_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, JBUF2_MT);
-  lua_pushcfunction(L, jbuf2_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_newlibtable(L, fns);

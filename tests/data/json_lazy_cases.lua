@@ -149,6 +149,18 @@ M.checks = {
     local ok, e = pcall(json.encode, z)
     return (not ok and e.code == "invalid_argument") or "encoded"
   end },
+  { "json.canonical and json.encode share the state's buffers: each result is whole", function()
+    local big = { s = string.rep("z", 300 * 1024), a = 1 } -- past what the buffers keep
+    for i = 1, 3 do
+      pcall(json.canonical, { a = string.rep("q", 1000), f = function() end }, { "a" })
+      local text, part = json.canonical({ b = i, a = { 1, 2 }, c = "x" }, { "a", "c" })
+      if text ~= '{"a":[1,2],"b":' .. i .. ',"c":"x"}' or part ~= '{"a":[1,2],"c":"x"}' then return text .. " " .. part end
+      if json.encode({ k = i }) ~= '{"k":' .. i .. "}" then return "encode after canonical" end
+      local t2 = json.canonical(big)
+      if #t2 ~= 300 * 1024 + 14 or json.canonical({ x = 1 }) ~= '{"x":1}' then return "after a large one" end
+    end
+    return true
+  end },
   { "bad options are refused", function()
     for _, o in ipairs({ { lazy = {} }, { lazy = "result" }, { lazy = { 1 } }, { lazy = { "a", true } },
                          { lazy = { "a", "b", "c", "d", "e", "f", "g", "h", "i" } } }) do
