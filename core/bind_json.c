@@ -330,11 +330,12 @@ static void jd_value(jdec *d) {
   }
 }
 
-/* the options' lazy path (arg 2: {lazy = {k1, k2, ...}}) into d; the
- * options table anchors the keys */
+/* the options' lazy path (arg 2: {lazy = {k1, k2, ...}}, read raw) into d;
+ * the list stays on the stack, anchoring the keys */
 static void jd_path(lua_State *L, jdec *d) {
   if (!lua_istable(L, 2)) return;
-  if (lua_getfield(L, 2, "lazy") == LUA_TNIL) { lua_pop(L, 1); return; }
+  lua_pushliteral(L, "lazy");
+  if (lua_rawget(L, 2) == LUA_TNIL) { lua_pop(L, 1); return; }
   if (!lua_istable(L, -1)) mcpl_lua_error(L, "invalid_argument", "json.decode: lazy must be a list of keys");
   lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
   if (n < 1 || n > JSON_MAX_PATH)
@@ -346,7 +347,6 @@ static void jd_path(lua_State *L, jdec *d) {
   }
   d->npath = (int)n;
   d->on_path = 0;
-  lua_pop(L, 1);
 }
 
 /* json.decode(s [, {lazy = {keys}}]) -> value | raises {code="invalid_argument"} */

@@ -168,7 +168,11 @@ M.checks = {
       if ok or e.code ~= "invalid_argument" then return "accepted " .. tostring(o.lazy) end
     end
     local v = json.decode('{"a":[1]}', {})
-    return (json.is_array(v.a) and v.a[1] == 1) or "no lazy option: a plain decode"
+    if not (json.is_array(v.a) and v.a[1] == 1) then return "no lazy option: a plain decode" end
+    -- the options are read raw: no metamethod runs inside the decoder
+    local o = setmetatable({}, { __index = function() error("a metamethod ran") end })
+    v = json.decode('{"a":[1]}', o)
+    return json.is_array(v.a) or "options read through __index"
   end },
 }
 
