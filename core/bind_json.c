@@ -15,11 +15,13 @@
 #define ARRAY_MT "mcpl.json.array"
 #define OBJECT_MT "mcpl.json.object"
 #define JBUF_MT "mcpl.json.buffer"
+#define LAZY_MT "mcpl.json.lazy"
 
-/* Every function of the module holds the two marks as upvalues 1 and 2: no
- * registry lookup by name per table. */
+/* Every function of the module holds the two marks as upvalues 1 and 2 (and
+ * the lazy arrays' metatable as 3): no registry lookup by name per table. */
 #define UV_ARRAY lua_upvalueindex(1)
 #define UV_OBJECT lua_upvalueindex(2)
+#define UV_LAZY lua_upvalueindex(3)
 
 /* ---- decode -------------------------------------------------------------
  * RFC 8259 text straight into Lua values: arrays (empty ones too) carry the
@@ -27,7 +29,16 @@
  * Lua integers, other numbers floats; null is json.null. Strings are kept
  * as their bytes (\u escapes, surrogate pairs included, become UTF-8).
  * An integer of up to 18 digits is read exactly (ids past 2^53 survive).
- * Errors name the first offending byte. Nesting is bounded (JSON_MAX_DEPTH). */
+ * Errors name the first offending byte. Nesting is bounded (JSON_MAX_DEPTH).
+ *
+ * Deferred arrays: json.decode(text, {lazy = {k1, k2, ...}}) checks the
+ * whole text as usual (the same errors, at the same bytes), but an array
+ * found under those object keys is not built: a lazy array stands in for it
+ * (the text, kept alive as its user value, and the array's byte range).
+ * json.items decodes its items one per step, so a long list's items become
+ * garbage one by one instead of all existing at once (mcp.paging). */
+
+#define JSON_MAX_PATH 8
 
 typedef struct {
   lua_State *L;
@@ -35,7 +46,23 @@ typedef struct {
   int depth;
   int array_mt; /* stack index of the array metatable */
   char point;   /* the C library's decimal point (strtod follows the locale) */
+  int build;    /* 0: the text is only checked, nothing is pushed */
+  /* the lazy path: how many of its keys lead to the value read next (-1:
+   * none, off the path); its keys (anchored by json.decode's options) */
+  int on_path, npath;
+  const char *path[JSON_MAX_PATH];
+  size_t pathn[JSON_MAX_PATH];
+  int lazy_mt; /* stack index of the lazy array metatable */
+  int text;    /* stack index of the text (a lazy array's user value) */
 } jdec;
+
+/* A lazy array: the bytes [open, close) of the text, '[' to ']' included. */
+typedef struct {
+  size_t open, close;
+  int depth; /* the array's own nesting depth: its items start below it */
+  char point; /* the decimal point when it was made (localeconv, asked once) */
+  lua_Integer n;
+} jlazy;
 
 static int jd_fail(jdec *d, const char *what) {
   if (d->p >= d->e) return mcpl_lua_error(d->L, "invalid_argument", "invalid JSON: %s at the end of the text", what);
@@ -61,6 +88,11 @@ static int jd_hex4(jdec *d) {
   return v;
 }
 
+/* the string's bytes go to b, or nowhere when only checking (b NULL) */
+static void jd_add(luaL_Buffer *b, const char *s, size_t n) {
+  if (b) luaL_addlstring(b, s, n);
+}
+
 static void jd_utf8(luaL_Buffer *b, unsigned cp) {
   char u[4];
   size_t n;
@@ -72,22 +104,42 @@ static void jd_utf8(luaL_Buffer *b, unsigned cp) {
     u[0] = (char)(0xF0 | cp >> 18); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
     u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
   }
-  luaL_addlstring(b, u, n);
+  jd_add(b, u, n);
 }
 
-/* at the opening quote; pushes the string */
+/* after a backslash's 'u': the code point of one \u escape or a pair */
+static unsigned jd_unicode(jdec *d) {
+  unsigned cp = (unsigned)jd_hex4(d);
+  if (cp >= 0xDC00 && cp <= 0xDFFF) { d->p -= 6; jd_fail(d, "a \\u escape is a lone low surrogate"); }
+  if (cp >= 0xD800 && cp <= 0xDBFF) {
+    if (d->e - d->p < 6 || d->p[0] != '\\' || d->p[1] != 'u') {
+      d->p -= 6;
+      jd_fail(d, "a high surrogate escape is not followed by a low one");
+    }
+    d->p += 2;
+    unsigned lo = (unsigned)jd_hex4(d);
+    if (lo < 0xDC00 || lo > 0xDFFF) { d->p -= 6; jd_fail(d, "a high surrogate escape is not followed by a low one"); }
+    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+  }
+  return cp;
+}
+
+/* at the opening quote; pushes the string (when building) */
 static void jd_string(jdec *d) {
   const char *start = ++d->p;
   while (d->p < d->e && *d->p != '"' && *d->p != '\\') d->p++;
   if (d->p >= d->e) jd_fail(d, "a string is not closed");
   if (*d->p == '"') { /* no escapes: the bytes as they are */
-    lua_pushlstring(d->L, start, (size_t)(d->p - start));
+    if (d->build) lua_pushlstring(d->L, start, (size_t)(d->p - start));
     d->p++;
     return;
   }
-  luaL_Buffer b;
-  luaL_buffinit(d->L, &b);
-  luaL_addlstring(&b, start, (size_t)(d->p - start));
+  luaL_Buffer buf, *b = NULL;
+  if (d->build) {
+    b = &buf;
+    luaL_buffinit(d->L, b);
+  }
+  jd_add(b, start, (size_t)(d->p - start));
   for (;;) {
     if (d->p >= d->e) jd_fail(d, "a string is not closed");
     char c = *d->p;
@@ -95,40 +147,25 @@ static void jd_string(jdec *d) {
     if (c != '\\') {
       const char *run = d->p;
       while (d->p < d->e && *d->p != '"' && *d->p != '\\') d->p++;
-      luaL_addlstring(&b, run, (size_t)(d->p - run));
+      jd_add(b, run, (size_t)(d->p - run));
       continue;
     }
     if (++d->p >= d->e) jd_fail(d, "a string is not closed");
     c = *d->p++;
     switch (c) {
-      case '"': luaL_addchar(&b, '"'); break;
-      case '\\': luaL_addchar(&b, '\\'); break;
-      case '/': luaL_addchar(&b, '/'); break;
-      case 'b': luaL_addchar(&b, '\b'); break;
-      case 'f': luaL_addchar(&b, '\f'); break;
-      case 'n': luaL_addchar(&b, '\n'); break;
-      case 'r': luaL_addchar(&b, '\r'); break;
-      case 't': luaL_addchar(&b, '\t'); break;
-      case 'u': {
-        unsigned cp = (unsigned)jd_hex4(d);
-        if (cp >= 0xDC00 && cp <= 0xDFFF) { d->p -= 6; jd_fail(d, "a \\u escape is a lone low surrogate"); }
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-          if (d->e - d->p < 6 || d->p[0] != '\\' || d->p[1] != 'u') {
-            d->p -= 6;
-            jd_fail(d, "a high surrogate escape is not followed by a low one");
-          }
-          d->p += 2;
-          unsigned lo = (unsigned)jd_hex4(d);
-          if (lo < 0xDC00 || lo > 0xDFFF) { d->p -= 6; jd_fail(d, "a high surrogate escape is not followed by a low one"); }
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        }
-        jd_utf8(&b, cp);
-        break;
-      }
+      case '"': jd_add(b, "\"", 1); break;
+      case '\\': jd_add(b, "\\", 1); break;
+      case '/': jd_add(b, "/", 1); break;
+      case 'b': jd_add(b, "\b", 1); break;
+      case 'f': jd_add(b, "\f", 1); break;
+      case 'n': jd_add(b, "\n", 1); break;
+      case 'r': jd_add(b, "\r", 1); break;
+      case 't': jd_add(b, "\t", 1); break;
+      case 'u': jd_utf8(b, jd_unicode(d)); break;
       default: d->p -= 2; jd_fail(d, "an unknown escape in a string");
     }
   }
-  luaL_pushresult(&b);
+  if (b) luaL_pushresult(b);
 }
 
 #define JD_DIGIT(c) ((c) >= '0' && (c) <= '9')
@@ -155,11 +192,13 @@ static void jd_number(jdec *d) {
     while (d->p < d->e && JD_DIGIT(*d->p)) d->p++;
   }
   if (!frac && ndigits <= 18) { /* below 10^18 < 2^63: exact as an integer */
+    if (!d->build) return;
     long long v = 0;
     for (const char *q = start + neg; q < d->p; q++) v = v * 10 + (*q - '0');
     lua_pushinteger(d->L, neg ? -v : v);
     return;
   }
+  /* read even when only checking: a number out of range is an error */
   char buf[128];
   size_t n = (size_t)(d->p - start);
   double v;
@@ -176,6 +215,7 @@ static void jd_number(jdec *d) {
     lua_pop(d->L, 1);
   }
   if (!isfinite(v)) { d->p = start; jd_fail(d, "a number is out of range"); }
+  if (!d->build) return;
   if (v == floor(v) && fabs(v) <= 9007199254740992.0) lua_pushinteger(d->L, (lua_Integer)v);
   else lua_pushnumber(d->L, v);
 }
@@ -185,75 +225,240 @@ static void jd_literal(jdec *d, const char *word, size_t n) {
   d->p += n;
 }
 
+static void jd_value(jdec *d);
+
+/* on_path(d, at): the lazy path's level of the member whose name was just
+ * pushed, in an object at level `at` of it (-1: off the path) */
+static int jd_member_path(jdec *d, int at) {
+  if (at < 0 || at >= d->npath || !d->build) return -1;
+  size_t n;
+  const char *k = lua_tolstring(d->L, -1, &n);
+  return (n == d->pathn[at] && memcmp(k, d->path[at], n) == 0) ? at + 1 : -1;
+}
+
+/* at '{'; `at`: the object's level on the lazy path (-1: off it) */
+static void jd_object(jdec *d, int at) {
+  lua_State *L = d->L;
+  if (++d->depth > JSON_MAX_DEPTH) jd_fail(d, "nesting too deep");
+  if (d->build) luaL_checkstack(L, 4, "json nesting");
+  d->p++;
+  if (d->build) lua_newtable(L);
+  jd_ws(d);
+  if (d->p < d->e && *d->p == '}') { d->p++; d->depth--; return; }
+  for (;;) {
+    jd_ws(d);
+    if (d->p >= d->e || *d->p != '"') jd_fail(d, "expected a member name (a string)");
+    jd_string(d);
+    jd_ws(d);
+    if (d->p >= d->e || *d->p != ':') jd_fail(d, "expected ':' after a member name");
+    d->p++;
+    d->on_path = jd_member_path(d, at);
+    jd_value(d);
+    if (d->build) lua_rawset(L, -3); /* a repeated name: the last one counts */
+    jd_ws(d);
+    if (d->p < d->e && *d->p == ',') { d->p++; continue; }
+    if (d->p < d->e && *d->p == '}') { d->p++; break; }
+    jd_fail(d, "expected ',' or '}' in an object");
+  }
+  d->depth--;
+}
+
+/* at '['; returns the number of items */
+static lua_Integer jd_array(jdec *d) {
+  lua_State *L = d->L;
+  if (++d->depth > JSON_MAX_DEPTH) jd_fail(d, "nesting too deep");
+  d->p++;
+  if (d->build) {
+    luaL_checkstack(L, 4, "json nesting");
+    lua_newtable(L);
+    lua_pushvalue(L, d->array_mt);
+    lua_setmetatable(L, -2);
+  }
+  jd_ws(d);
+  if (d->p < d->e && *d->p == ']') { d->p++; d->depth--; return 0; }
+  lua_Integer i = 1;
+  for (;; i++) {
+    jd_value(d);
+    if (d->build) lua_rawseti(L, -2, i);
+    jd_ws(d);
+    if (d->p < d->e && *d->p == ',') { d->p++; continue; }
+    if (d->p < d->e && *d->p == ']') { d->p++; break; }
+    jd_fail(d, "expected ',' or ']' in an array");
+  }
+  d->depth--;
+  return i;
+}
+
+/* at the '[' of the array at the end of the lazy path: the array is checked
+ * (not built), a lazy array pushed in its place */
+static void jd_lazy(jdec *d) {
+  jlazy z;
+  z.open = (size_t)(d->p - d->s);
+  z.depth = d->depth + 1;
+  z.point = d->point;
+  d->build = 0;
+  z.n = jd_array(d);
+  d->build = 1;
+  z.close = (size_t)(d->p - d->s);
+  jlazy *u = lua_newuserdatauv(d->L, sizeof *u, 1);
+  *u = z;
+  lua_pushvalue(d->L, d->lazy_mt);
+  lua_setmetatable(d->L, -2);
+  lua_pushvalue(d->L, d->text);
+  lua_setiuservalue(d->L, -2, 1);
+}
+
 static void jd_value(jdec *d) {
+  int at = d->on_path;
+  d->on_path = -1; /* what lies below is off the path, unless an object says otherwise */
   jd_ws(d);
   if (d->p >= d->e) jd_fail(d, "expected a value");
   lua_State *L = d->L;
   switch (*d->p) {
-    case '{': {
-      if (++d->depth > JSON_MAX_DEPTH) jd_fail(d, "nesting too deep");
-      luaL_checkstack(L, 4, "json nesting");
-      d->p++;
-      lua_newtable(L);
-      jd_ws(d);
-      if (d->p < d->e && *d->p == '}') { d->p++; d->depth--; return; }
-      for (;;) {
-        jd_ws(d);
-        if (d->p >= d->e || *d->p != '"') jd_fail(d, "expected a member name (a string)");
-        jd_string(d);
-        jd_ws(d);
-        if (d->p >= d->e || *d->p != ':') jd_fail(d, "expected ':' after a member name");
-        d->p++;
-        jd_value(d);
-        lua_rawset(L, -3); /* a repeated name: the last one counts */
-        jd_ws(d);
-        if (d->p < d->e && *d->p == ',') { d->p++; continue; }
-        if (d->p < d->e && *d->p == '}') { d->p++; break; }
-        jd_fail(d, "expected ',' or '}' in an object");
-      }
-      d->depth--;
+    case '{': jd_object(d, at); return;
+    case '[':
+      if (at == d->npath && at > 0 && d->build) jd_lazy(d);
+      else jd_array(d);
       return;
-    }
-    case '[': {
-      if (++d->depth > JSON_MAX_DEPTH) jd_fail(d, "nesting too deep");
-      luaL_checkstack(L, 4, "json nesting");
-      d->p++;
-      lua_newtable(L);
-      lua_pushvalue(L, d->array_mt);
-      lua_setmetatable(L, -2);
-      jd_ws(d);
-      if (d->p < d->e && *d->p == ']') { d->p++; d->depth--; return; }
-      for (lua_Integer i = 1;; i++) {
-        jd_value(d);
-        lua_rawseti(L, -2, i);
-        jd_ws(d);
-        if (d->p < d->e && *d->p == ',') { d->p++; continue; }
-        if (d->p < d->e && *d->p == ']') { d->p++; break; }
-        jd_fail(d, "expected ',' or ']' in an array");
-      }
-      d->depth--;
-      return;
-    }
     case '"': jd_string(d); return;
-    case 't': jd_literal(d, "true", 4); lua_pushboolean(L, 1); return;
-    case 'f': jd_literal(d, "false", 5); lua_pushboolean(L, 0); return;
-    case 'n': jd_literal(d, "null", 4); lua_pushlightuserdata(L, NULL); return;
+    case 't': jd_literal(d, "true", 4); if (d->build) lua_pushboolean(L, 1); return;
+    case 'f': jd_literal(d, "false", 5); if (d->build) lua_pushboolean(L, 0); return;
+    case 'n': jd_literal(d, "null", 4); if (d->build) lua_pushlightuserdata(L, NULL); return;
     default:
       if (*d->p == '-' || JD_DIGIT(*d->p)) { jd_number(d); return; }
       jd_fail(d, "expected a value");
   }
 }
 
-/* json.decode(s) -> value | raises {code="invalid_argument"} */
+/* the options' lazy path (arg 2: {lazy = {k1, k2, ...}}, read raw) into d;
+ * the list stays on the stack, anchoring the keys */
+static void jd_path(lua_State *L, jdec *d) {
+  if (!lua_istable(L, 2)) return;
+  lua_pushliteral(L, "lazy");
+  if (lua_rawget(L, 2) == LUA_TNIL) { lua_pop(L, 1); return; }
+  if (!lua_istable(L, -1)) mcpl_lua_error(L, "invalid_argument", "json.decode: lazy must be a list of keys");
+  lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+  if (n < 1 || n > JSON_MAX_PATH)
+    mcpl_lua_error(L, "invalid_argument", "json.decode: lazy needs 1 to %d keys", JSON_MAX_PATH);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, -1, i) != LUA_TSTRING) mcpl_lua_error(L, "invalid_argument", "json.decode: lazy keys must be strings");
+    d->path[i - 1] = lua_tolstring(L, -1, &d->pathn[i - 1]);
+    lua_pop(L, 1);
+  }
+  d->npath = (int)n;
+  d->on_path = 0;
+}
+
+/* json.decode(s [, {lazy = {keys}}]) -> value | raises {code="invalid_argument"} */
 static int json_decode(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
-  lua_settop(L, 1);
+  lua_settop(L, 2);
+  jdec d;
+  memset(&d, 0, sizeof d);
+  d.L = L;
+  d.s = d.p = s;
+  d.e = s + n;
+  d.point = localeconv()->decimal_point[0];
+  d.build = 1;
+  d.on_path = -1;
+  d.text = 1;
+  jd_path(L, &d);
   lua_pushvalue(L, UV_ARRAY);
-  jdec d = {L, s, s, s + n, 0, lua_gettop(L), localeconv()->decimal_point[0]};
+  d.array_mt = lua_gettop(L);
+  lua_pushvalue(L, UV_LAZY);
+  d.lazy_mt = lua_gettop(L);
   jd_value(&d);
   jd_ws(&d);
   if (d.p < d.e) jd_fail(&d, "unexpected text after the value");
+  return 1;
+}
+
+/* ---- lazy arrays ----------------------------------------------------------
+ * json.items(v) -> iterator: for i, item in json.items(v): the items of a
+ * lazy array, decoded one per step, or of a Lua array (as ipairs). */
+
+static jlazy *to_lazy(lua_State *L, int idx) {
+  jlazy *z = NULL;
+  if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
+    if (lua_rawequal(L, -1, UV_LAZY)) z = lua_touserdata(L, idx);
+    lua_pop(L, 1);
+  }
+  return z;
+}
+
+/* The iterator of a lazy array; upvalues: the array mark, the lazy array,
+ * the offset of the next item, the index of the last. */
+static int lazy_next(lua_State *L) {
+  jlazy *z = lua_touserdata(L, lua_upvalueindex(2));
+  size_t at = (size_t)lua_tointeger(L, lua_upvalueindex(3));
+  lua_Integer i = lua_tointeger(L, lua_upvalueindex(4));
+  lua_settop(L, 0);
+  lua_getiuservalue(L, lua_upvalueindex(2), 1);
+  size_t n;
+  const char *s = lua_tolstring(L, 1, &n);
+  /* the text was checked whole when the lazy array was made; the bounds
+   * hold all the same */
+  if (!s || z->close > n || at >= z->close) return 0;
+  lua_pushvalue(L, UV_ARRAY);
+  jdec d;
+  memset(&d, 0, sizeof d);
+  d.L = L;
+  d.s = s;
+  d.p = s + at;
+  d.e = s + z->close;
+  d.depth = z->depth;
+  d.array_mt = 2;
+  d.point = z->point;
+  d.build = 1;
+  d.on_path = -1;
+  jd_ws(&d);
+  if (d.p >= d.e || *d.p == ']') return 0;
+  lua_pushinteger(L, i + 1);
+  jd_value(&d);
+  jd_ws(&d);
+  if (d.p < d.e && *d.p == ',') d.p++;
+  lua_pushinteger(L, (lua_Integer)(d.p - s));
+  lua_replace(L, lua_upvalueindex(3));
+  lua_pushinteger(L, i + 1);
+  lua_replace(L, lua_upvalueindex(4));
+  return 2;
+}
+
+/* as ipairs, over a Lua array */
+static int array_next(lua_State *L) {
+  lua_Integer i = luaL_checkinteger(L, 2) + 1;
+  lua_pushinteger(L, i);
+  return lua_geti(L, 1, i) == LUA_TNIL ? 1 : 2;
+}
+
+static int json_items(lua_State *L) {
+  jlazy *z = to_lazy(L, 1);
+  if (z) {
+    lua_settop(L, 1);
+    lua_pushvalue(L, UV_ARRAY);
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, (lua_Integer)z->open + 1);
+    lua_pushinteger(L, 0);
+    lua_pushcclosure(L, lazy_next, 4);
+    return 1;
+  }
+  if (!lua_istable(L, 1)) return mcpl_lua_error(L, "invalid_argument", "json.items: expected an array");
+  lua_pushcfunction(L, array_next);
+  lua_pushvalue(L, 1);
+  lua_pushinteger(L, 0);
+  return 3;
+}
+
+static int json_is_lazy(lua_State *L) {
+  lua_pushboolean(L, to_lazy(L, 1) != NULL);
+  return 1;
+}
+
+/* #v: the lazy array's number of items */
+static int lazy_len(lua_State *L) {
+  jlazy *z = luaL_checkudata(L, 1, LAZY_MT);
+  lua_pushinteger(L, z->n);
   return 1;
 }
 
@@ -264,15 +469,8 @@ typedef struct {
   size_t n, cap;
 } jbuf;
 
+/* a state's two buffers (state_buffers) */
 static int jbuf_gc(lua_State *L) {
-  jbuf *b = lua_touserdata(L, 1);
-  free(b->p);
-  b->p = NULL;
-  return 0;
-}
-
-#define JBUF2_MT "mcpl.json.jbuf2"
-static int jbuf2_gc(lua_State *L) {
   jbuf *b = lua_touserdata(L, 1);
   free(b[0].p);
   free(b[1].p);
@@ -598,28 +796,42 @@ static void encode_value(lua_State *L, jbuf *b, int idx, const jopts *o, int dep
   }
 }
 
-/* Each Lua state keeps one output buffer (its registry holds it, so an
+/* Each Lua state keeps two output buffers (its registry holds them, so an
  * error raised halfway leaks nothing): encoding calls no Lua code, so no
- * second encode can start while one runs. A buffer grown past
- * JBUF_KEEP is released after use. */
+ * second encode can start while one runs. json.encode writes the first,
+ * json.canonical both (its text and its part): discovery canonicalises every
+ * item of a list, and a buffer pair made per call (a userdata with a
+ * finalizer, two mallocs) cost more than the encoding of a small tool. A
+ * buffer grown past JBUF_KEEP is released after use. */
 #define JBUF_KEEP (256 * 1024)
 static const char JBUF_KEY = 0;
 
-static jbuf *state_buffer(lua_State *L) {
+static jbuf *state_buffers(lua_State *L) {
   jbuf *b;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &JBUF_KEY) == LUA_TUSERDATA) {
     b = lua_touserdata(L, -1);
   } else {
     lua_pop(L, 1);
-    b = lua_newuserdatauv(L, sizeof *b, 0);
-    memset(b, 0, sizeof *b);
+    b = lua_newuserdatauv(L, 2 * sizeof *b, 0);
+    memset(b, 0, 2 * sizeof *b);
     luaL_setmetatable(L, JBUF_MT);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &JBUF_KEY);
   }
   lua_pop(L, 1);
-  b->n = 0;
+  b[0].n = b[1].n = 0;
   return b;
+}
+
+static void buffers_done(jbuf *b) {
+  for (int i = 0; i < 2; i++) {
+    if (b[i].cap > JBUF_KEEP) {
+      free(b[i].p);
+      b[i].p = NULL;
+      b[i].cap = 0;
+    }
+    b[i].n = 0;
+  }
 }
 
 /* json.encode(v [, {pretty=bool, sort=bool}]) -> string */
@@ -635,15 +847,10 @@ static int json_encode(lua_State *L) {
     lua_pop(L, 2);
   }
   lua_settop(L, 1);
-  jbuf *b = state_buffer(L);
+  jbuf *b = state_buffers(L);
   encode_value(L, b, 1, &o, 0);
   lua_pushlstring(L, b->p ? b->p : "", b->n);
-  if (b->cap > JBUF_KEEP) {
-    free(b->p);
-    b->p = NULL;
-    b->cap = 0;
-  }
-  b->n = 0;
+  buffers_done(b);
   return 1;
 }
 
@@ -694,16 +901,11 @@ static int json_canonical(lua_State *L) {
       return mcpl_lua_error(L, "invalid_argument", "json.canonical: keys need an object");
   }
   lua_settop(L, 2); /* the keys table stays: it anchors the key strings */
-  /* both buffers in one userdata, freed by its (shared) metatable's __gc if
-   * encoding raises */
-  jbuf *b = lua_newuserdatauv(L, 2 * sizeof *b, 0), *pb = b + 1;
-  memset(b, 0, 2 * sizeof *b);
-  luaL_setmetatable(L, JBUF2_MT);
+  jbuf *b = state_buffers(L), *pb = b + 1;
   encode_value(L, b, 1, &o, 0);
   lua_pushlstring(L, b->p ? b->p : "", b->n);
   if (!want) {
-    free(b->p);
-    b->p = NULL;
+    buffers_done(b);
     return 1;
   }
   /* the part: the captured members in key order (the keys are sorted as
@@ -720,10 +922,7 @@ static int json_canonical(lua_State *L) {
   }
   jb_addc(L, pb, '}');
   lua_pushlstring(L, pb->p, pb->n);
-  free(b->p);
-  b->p = NULL;
-  free(pb->p);
-  pb->p = NULL;
+  buffers_done(b);
   return 2; /* text, part */
 }
 
@@ -791,13 +990,10 @@ static int json_is_array(lua_State *L) {
 int luaopen_mcpl_json(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"decode", json_decode}, {"encode", json_encode}, {"canonical", json_canonical}, {"array", json_array},
-    {"object", json_object}, {"is_array", json_is_array}, {"find_key", json_find_key}, {NULL, NULL}};
+    {"object", json_object}, {"is_array", json_is_array}, {"find_key", json_find_key}, {"items", json_items},
+    {"is_lazy", json_is_lazy}, {NULL, NULL}};
   luaL_newmetatable(L, JBUF_MT);
   lua_pushcfunction(L, jbuf_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, JBUF2_MT);
-  lua_pushcfunction(L, jbuf2_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_newlibtable(L, fns);
@@ -807,7 +1003,12 @@ int luaopen_mcpl_json(lua_State *L) {
   luaL_newmetatable(L, OBJECT_MT);
   lua_pushstring(L, "object");
   lua_setfield(L, -2, "__jsontype");
-  luaL_setfuncs(L, fns, 2);
+  luaL_newmetatable(L, LAZY_MT);
+  lua_pushcfunction(L, lazy_len);
+  lua_setfield(L, -2, "__len");
+  lua_pushboolean(L, 0); /* getmetatable(v) gives nothing to call */
+  lua_setfield(L, -2, "__metatable");
+  luaL_setfuncs(L, fns, 3);
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   return 1;

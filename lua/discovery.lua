@@ -65,15 +65,25 @@ local function stored_row(a, sid, kind, name)
   return store.find(a, "capabilities", { server_id = sid, kind = kind, name = name })
 end
 
--- record(k, item) -> {name, canon, hash} | false (an item without a usable
--- name): what apply needs of an item, made as its page comes in, so the
--- decoded page is garbage once read (a list of thousands is never held
--- decoded whole while it is diffed and stored)
-local function record(k, item)
-  local name = type(item) == "table" and not json.is_array(item) and item[k.key]
-  if type(name) ~= "string" or name == "" then return false end
-  local canon, h = M.digest(k.kind, item)
-  return { name = name, canon = canon, hash = h }
+-- records(c, k) -> {names, canons, hashes}: what apply needs of each item
+-- with a usable name, made as the item is decoded, so the item is garbage
+-- once read (a list of thousands is never held decoded whole while it is
+-- diffed and stored). Three arrays of strings rather than a table per item:
+-- a long list's records are then fewer objects for the collector to mark.
+local function records(c, k)
+  local r = { names = {}, canons = {}, hashes = {} }
+  local names, canons, hashes, n = r.names, r.canons, r.hashes, 0
+  -- the list keeps only `false` per item (paging still counts the items)
+  c:list(k.list, nil, function(item)
+    local name = type(item) == "table" and not json.is_array(item) and item[k.key]
+    if type(name) == "string" and name ~= "" then
+      n = n + 1
+      names[n] = name
+      canons[n], hashes[n] = M.digest(k.kind, item)
+    end
+    return false
+  end)
+  return r
 end
 
 -- fetch(ctx, s) -> info, lists (kind -> records) ; network only, no writes
@@ -83,11 +93,7 @@ function M.fetch(ctx, s)
   local caps = info.capabilities or {}
   local lists = {}
   for _, k in ipairs(M.KINDS) do
-    if caps[k.cap] ~= nil and caps[k.cap] ~= json.null then
-      lists[k.kind] = c:list(k.list, nil, function(item) return record(k, item) end)
-    else
-      lists[k.kind] = json.array()
-    end
+    if caps[k.cap] ~= nil and caps[k.cap] ~= json.null then lists[k.kind] = records(c, k) end
   end
   return info, lists
 end
@@ -104,13 +110,13 @@ function M.apply(a, s, info, lists)
       local d = { added = json.array(), removed = json.array(), changed = json.array(), pending = json.array() }
       local seen = {}
       local pinned = k.kind == "tool"
-      for _, rec in ipairs(lists[k.kind] or {}) do
-        local name = rec and rec.name
-        if name and not seen[name] then
+      local recs = lists[k.kind] or { names = {} }
+      for i, name in ipairs(recs.names) do
+        if not seen[name] then
           seen[name] = true
           -- the canonical text is what the store keeps: for kinds without a
           -- pinned part it is also what the hash covers
-          local canon, h = rec.canon, rec.hash
+          local canon, h = recs.canons[i], recs.hashes[i]
           local dg = old[k.kind][name]
           if not dg then
             new[#new + 1] = { server_id = s.id, kind = k.kind, name = name,

@@ -54,16 +54,19 @@ function M.kind(msg)
   return nil
 end
 
--- parse(text) -> list of messages | raises upstream_error. A batch (array)
--- is split; anything that is not a JSON-RPC message is refused.
+-- parse(text [, lazy]) -> list of messages | raises upstream_error. A batch
+-- (array) is split; anything that is not a JSON-RPC message is refused.
+-- lazy: a path of object keys (json.decode's lazy option) whose array is
+-- left as a lazy array, its items decoded as they are read (json.items): a
+-- list page's items need not all exist at once (mcp.paging).
 -- M.bytes_parsed: the JSON text this Lua state has parsed from servers so
 -- far (mcp.paging bounds a whole list by it without encoding it again)
 M.bytes_parsed = 0
 
-function M.parse(text)
+function M.parse(text, lazy)
   if type(text) ~= "string" then errors.raise("upstream_error", "expected a JSON-RPC message") end
   M.bytes_parsed = M.bytes_parsed + #text
-  local ok, v = pcall(json.decode, text)
+  local ok, v = pcall(json.decode, text, lazy and { lazy = lazy } or nil)
   if not ok then
     errors.raise("upstream_error", "the server sent invalid JSON", nil, { reason = "invalid_json" })
   end

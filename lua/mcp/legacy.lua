@@ -125,10 +125,10 @@ local function session(c, force, end_old, deadline)
   return s
 end
 
--- resume(c, s, r, id, on_message, deadline, timeout_ms) -> response message |
--- nil: GET with Last-Event-ID after the server's retry delay, while the
--- stream had ids; within the call's deadline.
-local function resume(c, s, r, id, on_message, deadline, timeout_ms)
+-- resume(c, s, r, id, on_message, deadline, timeout_ms, lazy) -> response
+-- message | nil: GET with Last-Event-ID after the server's retry delay, while
+-- the stream had ids; within the call's deadline. lazy: as the call's.
+local function resume(c, s, r, id, on_message, deadline, timeout_ms, lazy)
   for _ = 1, M.MAX_RESUMES do
     if not r.last_event_id or r.last_event_id == "" then return nil end
     local wait = r.retry_ms and r.retry_ms >= 0 and r.retry_ms or M.RETRY_DEFAULT_MS
@@ -143,7 +143,7 @@ local function resume(c, s, r, id, on_message, deadline, timeout_ms)
     h["Last-Event-ID"] = r.last_event_id
     local last = r.last_event_id
     r = transport.exchange(c, { method = "GET", headers = h, id = id, on_message = on_message,
-      deadline = deadline, timeout_ms = timeout_ms })
+      deadline = deadline, timeout_ms = timeout_ms, lazy = lazy })
     if r.status == 404 or r.status == 405 then return nil end -- the server has no stream to resume
     if r.status >= 300 then transport.fail(r, "resume") end
     if r.message then return r.message end
@@ -240,7 +240,7 @@ local function exchange(c, s, id, method, xreq, st)
   xreq.on_message = incoming.handler(c, respond, hopts)
   local listen = listener(c, s, method, xreq.on_message, respond)
   xreq.listen = listen
-  xreq.id, xreq.deadline, xreq.timeout_ms = id, st.deadline, st.timeout
+  xreq.id, xreq.deadline, xreq.timeout_ms, xreq.lazy = id, st.deadline, st.timeout, st.opts.lazy
   if listen then mcp.cache_add(listen.count, 1) end
   local ok, r = pcall(transport.exchange, c, xreq)
   if listen then pcall(mcp.cache_add, listen.count, -1) end
@@ -263,7 +263,7 @@ local function exchange(c, s, id, method, xreq, st)
   -- the stream broke before the response: resumed with GET + Last-Event-ID
   if not r.message and r.sse and is_set(r.last_event_id) and r.last_event_id ~= "" then
     local on_message = incoming.handler(c, respond, { token = st.token, progress = st.opts.progress })
-    local ok2, m2 = pcall(resume, c, s, r, id, on_message, st.deadline, st.timeout)
+    local ok2, m2 = pcall(resume, c, s, r, id, on_message, st.deadline, st.timeout, st.opts.lazy)
     if not ok2 then
       if abandoned(m2) then cancel_notice(c, s, id, m2.reason or m2.code) end
       error(m2, 0)
@@ -287,8 +287,8 @@ local function result(method, r)
 end
 
 -- call(c, method, params, opts) -> result | input.suspend{...} | raises;
--- opts = {deadline?, timeout_ms?, progress?, resumable?}. resumable and no
--- handler that answers elicitation now: the call's stream is read on a pump,
+-- opts = {deadline?, timeout_ms?, progress?, resumable?, lazy?} (lazy: see
+-- transport.exchange). resumable and no handler that answers elicitation now: the call's stream is read on a pump,
 -- so the call can wait for its user (see exchange).
 function M.call(c, method, params, opts)
   opts = opts or {}

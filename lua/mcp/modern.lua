@@ -76,7 +76,8 @@ end
 -- call(c, method, params, opts) -> result | input.suspend{...} (an
 -- elicitation the host answers later) | nil when opts.probe and the server
 -- does not speak this era | raises.
--- opts = {deadline?, timeout_ms?, progress?, probe?, resumable?}. Retries
+-- opts = {deadline?, timeout_ms?, progress?, probe?, resumable?, lazy?}
+-- (lazy: the result's list left undecoded, see transport.exchange). Retries
 -- once with a mutually supported version after
 -- UnsupportedProtocolVersionError, relists the tools once after a header
 -- mismatch, re-issues a request whose response stream broke before the
@@ -98,7 +99,7 @@ function M.call(c, method, params, opts)
     local body, h = request(c, id, method, params, version, token, opts.resumable)
     local r = transport.exchange(c, {
       method = "POST", headers = h, body = body, id = id, deadline = deadline, timeout_ms = timeout,
-      on_message = incoming.handler(c, nil, { token = token, progress = opts.progress }),
+      on_message = incoming.handler(c, nil, { token = token, progress = opts.progress }), lazy = opts.lazy,
     })
     local e = r.message and type(r.message.error) == "table" and r.message.error
     if not r.message and r.status >= 300 then e = jsonrpc.body_error(r.body) end

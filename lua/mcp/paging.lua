@@ -15,16 +15,23 @@ M.KINDS = {
   resource_templates = { method = "resources/templates/list", field = "resourceTemplates" },
   prompts = { method = "prompts/list", field = "prompts" },
 }
+-- each page's list is left undecoded by the call (a lazy array): its items
+-- are decoded one at a time below, so a page of thousands never exists
+-- whole as Lua values, only as its text
+for _, k in pairs(M.KINDS) do k.lazy = { "result", k.field } end
 
 local is_set = jsonrpc.is_set
 
 -- list(c, kind [, opts [, map]]) -> items, meta {ttl_ms?, cache_scope?, pages};
 -- each page is a c:call of its own unless opts = {deadline, timeout_ms} bounds
 -- them all. map(item) -> what the list keeps of an item (default: the item),
--- called as each page comes in: a page's decoded items need not outlive it.
+-- called as each item is decoded: a decoded item need not outlive map.
 function M.list(c, kind, opts, map)
   local L = M.KINDS[kind]
   if not L then errors.raise("invalid_argument", "unknown list kind '" .. tostring(kind) .. "'", "kind") end
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.lazy = L.lazy
   local items, seen, pages, bytes = json.array(), {}, 0, 0
   local meta = { pages = 0 }
   local cursor, keep, done
@@ -36,25 +43,26 @@ function M.list(c, kind, opts, map)
     local params = json.object()
     if cursor then params.cursor = cursor end
     local before = jsonrpc.bytes_parsed
-    local res = c:call(L.method, params, opts)
+    local res = c:call(L.method, params, o)
     -- the era is known once a page came back; a modern server's tools pass
     -- the x-mcp-header screen
     if kind == "tools" and c.era == "modern" and not keep then keep, done = headers.screen(c.key) end
     local list = res[L.field]
     if not is_set(list) then list = {} end
-    if type(list) ~= "table" then errors.raise("upstream_error", L.method .. ": '" .. L.field .. "' is not a list", nil, { reason = "invalid_result" }) end
+    if type(list) ~= "table" and not json.is_lazy(list) then errors.raise("upstream_error", L.method .. ": '" .. L.field .. "' is not a list", nil, { reason = "invalid_result" }) end
     -- the page's size as it came (its response and anything else the call
     -- read meanwhile): never less than the list's own text
     bytes = bytes + (jsonrpc.bytes_parsed - before)
     if bytes > M.MAX_BYTES then errors.raise("too_large", L.method .. ": the list exceeds " .. M.MAX_BYTES .. " bytes", nil, { reason = "bytes" }) end
-    for i, item in ipairs(list) do
+    for i, item in json.items(list) do
       if #items >= M.MAX_ITEMS then errors.raise("too_large", L.method .. ": more than " .. M.MAX_ITEMS .. " items", nil, { reason = "items" }) end
       if not keep or keep(item) then
         if map then item = map(item) end
         items[#items + 1] = item
       end
-      -- mapped: the decoded item is no longer referenced (ipairs reads i + 1 next)
-      if map then list[i] = false end
+      -- mapped: the decoded item is no longer referenced (a lazy array holds
+      -- none; a Lua array's next read is i + 1)
+      if map and type(list) == "table" then list[i] = false end
     end
     if math.type(res.ttlMs) == "integer" then
       meta.ttl_ms = meta.ttl_ms and math.min(meta.ttl_ms, res.ttlMs) or res.ttlMs

@@ -19,7 +19,8 @@ end
 
 -- operation(c, method, params, opts) -> result, init
 -- GET the stream, read the endpoint event, initialize, then send the request
--- (none when method is nil); opts = {deadline?, timeout_ms?, progress?}.
+-- (none when method is nil); opts = {deadline?, timeout_ms?, progress?,
+-- lazy? (see transport.exchange)}.
 local function operation(c, method, params, opts)
   opts = opts or {}
   local deadline, timeout = transport.deadline(c, opts)
@@ -54,7 +55,7 @@ local function operation(c, method, params, opts)
       return false
     end
     if ev.event ~= "message" then return false end
-    local list = jsonrpc.parse(ev.data)
+    local list = jsonrpc.parse(ev.data, opts.lazy)
     for _, m in ipairs(list) do
       if jsonrpc.kind(m) == "response" and jsonrpc.same_id(m.id, init_id) then
         if type(m.error) == "table" then failure = m.error; return true end

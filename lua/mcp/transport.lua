@@ -294,7 +294,8 @@ end
 -- pump (read by a thread of its own, so a call can be parked: an
 -- on_message answering "park" stops the exchange with the pump running),
 -- pump_handle (a parked pump to read on), listen (the session's GET stream
--- read alongside: see pumped)}.
+-- read alongside: see pumped), lazy (a path of keys whose array each message
+-- leaves undecoded: jsonrpc.parse)}.
 -- r = {status, headers, body?, sse, message?, last_event_id, retry_ms,
 --      cut = err when an SSE stream broke before the response, url,
 --      parked = the pump of a parked call}
@@ -314,7 +315,7 @@ function M.exchange(c, req)
   local function on_event(ev, on_message)
     on_message = on_message or req.on_message
     if ev.data == "" then return false end -- priming events and empty keep-alives
-    local ok, list = pcall(jsonrpc.parse, ev.data)
+    local ok, list = pcall(jsonrpc.parse, ev.data, req.lazy)
     if not ok then proto_err = list; return true end
     for _, m in ipairs(list) do
       if jsonrpc.kind(m) == "response" then
@@ -394,7 +395,7 @@ function M.exchange(c, req)
       if response then r.message = response
       elseif req.id ~= nil and not r.sse and is2xx(r.status) then
         -- a JSON body: exactly our response (ids checked), maybe in a batch
-        local list = jsonrpc.parse(r.body)
+        local list = jsonrpc.parse(r.body, req.lazy)
         for _, m in ipairs(list) do
           if jsonrpc.kind(m) == "response" then
             if jsonrpc.same_id(m.id, req.id) then r.message = m

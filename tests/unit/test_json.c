@@ -1,0 +1,139 @@
+/* test_json.c: json.decode's deferred arrays ({lazy = path}) and json.items, case by case
+ * (tests/data/json_lazy_cases.lua) in an engine Lua state, each against a full decode; and
+ * mcp.paging's lists read through them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <lauxlib.h>
+#include "engine.h"
+#include "testutil.h"
+
+#define CASES "tests/data/json_lazy_cases.lua"
+
+static tu_env env;
+static mcpl_engine *eng;
+static lua_State *L;
+
+/* The runner, in the engine state: every case of a list, failures as
+ * "name: why" lines (empty: all passed). same() compares two decoded values
+ * exactly: types, integer or float, array marks, every member. */
+static const char RUNNER[] =
+  "local cases, kind = ...\n"
+  "local json = require 'json'\n"
+  "local out = {}\n"
+  "local function bad(name, why) out[#out + 1] = name .. ': ' .. why end\n"
+  "local function same(a, b)\n"
+  "  if type(a) ~= type(b) or math.type(a) ~= math.type(b) then return false end\n"
+  "  if type(a) ~= 'table' then return a == b end\n"
+  "  if json.is_array(a) ~= json.is_array(b) then return false end\n"
+  "  for k, v in pairs(a) do if not same(v, b[k]) then return false end end\n"
+  "  for k in pairs(b) do if a[k] == nil then return false end end\n"
+  "  return true\n"
+  "end\n"
+  "local function at(v, path)\n"
+  "  for _, k in ipairs(path) do if type(v) ~= 'table' then return nil end v = v[k] end\n"
+  "  return v\n"
+  "end\n"
+  "local function cut(v, path)\n"
+  "  local p = v\n"
+  "  for i = 1, #path - 1 do p = p[path[i]] end\n"
+  "  p[path[#path]] = nil\n"
+  "end\n"
+  "local checks = kind == 'checks' or kind == 'paging'\n"
+  "for _, c in ipairs(not checks and cases[kind] or {}) do\n"
+  "  local name, text, path = c[1], c[2], c[3]\n"
+  "  local ok1, full = pcall(json.decode, text)\n"
+  "  local ok2, v = pcall(json.decode, text, { lazy = path })\n"
+  "  if kind == 'bad' then\n"
+  "    if ok1 or ok2 then bad(name, 'accepted')\n"
+  "    elseif full.code ~= v.code or full.message ~= v.message then\n"
+  "      bad(name, tostring(v.message) .. ' instead of ' .. tostring(full.message))\n"
+  "    end\n"
+  "  elseif not ok1 or not ok2 then bad(name, 'refused: ' .. tostring((ok2 and full or v).message))\n"
+  "  elseif kind == 'plain' then\n"
+  "    if not same(full, v) then bad(name, 'differs from a full decode') end\n"
+  "  else\n"
+  "    local z, want = at(v, path), at(full, path)\n"
+  "    if not json.is_lazy(z) then bad(name, 'not deferred')\n"
+  "    else\n"
+  "      local got, n = json.array(), 0\n"
+  "      for i, item in json.items(z) do\n"
+  "        n = n + 1\n"
+  "        if i ~= n then bad(name, 'index ' .. tostring(i) .. ' at step ' .. n) end\n"
+  "        got[n] = item\n"
+  "      end\n"
+  "      if not same(got, want) then bad(name, 'items differ from a full decode') end\n"
+  "      if #z ~= #want then bad(name, '#: ' .. #z .. ' for ' .. #want) end\n"
+  "      cut(full, path)\n"
+  "      cut(v, path)\n"
+  "      if not same(full, v) then bad(name, 'the rest differs from a full decode') end\n"
+  "    end\n"
+  "  end\n"
+  "end\n"
+  "for _, c in ipairs(checks and cases[kind] or {}) do\n"
+  "  local ok, r = pcall(c[2])\n"
+  "  if not ok then bad(c[1], 'raised ' .. tostring(type(r) == 'table' and r.message or r))\n"
+  "  elseif r ~= true then bad(c[1], tostring(r)) end\n"
+  "end\n"
+  "return table.concat(out, '\\n')\n";
+
+static int setup(void **st) {
+  (void)st;
+  eng = tu_open(&env, "1");
+  char *err = NULL;
+  L = mcpl_state_engine(eng, &err);
+  if (!L) { fprintf(stderr, "engine state: %s\n", err ? err : "?"); return -1; }
+  return 0;
+}
+
+static int teardown(void **st) {
+  (void)st;
+  mcpl_state_close(L);
+  tu_close(&env, eng);
+  return 0;
+}
+
+/* what a failed pcall left: an engine error's message, or the text */
+static const char *err_text(void) {
+  if (lua_istable(L, -1)) lua_getfield(L, -1, "message");
+  return lua_tostring(L, -1);
+}
+
+static void run(const char *kind) {
+  FILE *f = fopen(CASES, "rb");
+  assert_non_null(f);
+  static char src[1 << 16];
+  size_t n = fread(src, 1, sizeof src - 1, f);
+  fclose(f);
+  src[n] = 0;
+  assert_int_equal(luaL_loadbufferx(L, src, n, "@" CASES, "t"), LUA_OK);
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) fail_msg("cases: %s", err_text());
+  assert_int_equal(luaL_loadbufferx(L, RUNNER, sizeof RUNNER - 1, "=runner", "t"), LUA_OK);
+  lua_insert(L, -2);
+  lua_pushstring(L, kind);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) fail_msg("runner: %s", err_text());
+  const char *failures = lua_tostring(L, -1);
+  if (failures && *failures) fail_msg("%s", failures);
+  lua_pop(L, 1);
+}
+
+static void test_deferred(void **st) { (void)st; run("lazy"); }
+static void test_not_deferred(void **st) { (void)st; run("plain"); }
+static void test_refused_alike(void **st) { (void)st; run("bad"); }
+static void test_items(void **st) { (void)st; run("checks"); }
+static void test_paging(void **st) { (void)st; run("paging"); }
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_deferred),
+    cmocka_unit_test(test_not_deferred),
+    cmocka_unit_test(test_refused_alike),
+    cmocka_unit_test(test_items),
+    cmocka_unit_test(test_paging),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
