@@ -236,15 +236,55 @@ static int jd_member_path(jdec *d, int at) {
   return (n == d->pathn[at] && memcmp(k, d->path[at], n) == 0) ? at + 1 : -1;
 }
 
+/* A table made as its members come grows by rehashing at each power of
+ * two (a 5-member object: 4 times). Members and items therefore wait on the
+ * stack, up to JD_BATCH of them, and the table is made at its size when the
+ * value ends; a longer one is made then, twice that size, and the rest are
+ * set as they come. */
+#define JD_BATCH 32
+
+/* the table for the n pending members (or items) above slot, made with
+ * room for size of them, put in slot */
+static void jd_settle(jdec *d, int slot, int n, int size, int array) {
+  lua_State *L = d->L;
+  if (array) {
+    lua_createtable(L, size, 0);
+    lua_pushvalue(L, d->array_mt);
+    lua_setmetatable(L, -2);
+    for (int i = 1; i <= n; i++) {
+      lua_pushvalue(L, slot + i);
+      lua_rawseti(L, -2, i);
+    }
+  } else {
+    lua_createtable(L, 0, size);
+    for (int i = 0; i < n; i++) {
+      lua_pushvalue(L, slot + 1 + 2 * i);
+      lua_pushvalue(L, slot + 2 + 2 * i);
+      lua_rawset(L, -3); /* a repeated name: the last one counts */
+    }
+  }
+  lua_replace(L, slot);
+  lua_settop(L, slot);
+}
+
 /* at '{'; `at`: the object's level on the lazy path (-1: off it) */
 static void jd_object(jdec *d, int at) {
   lua_State *L = d->L;
   if (++d->depth > JSON_MAX_DEPTH) jd_fail(d, "nesting too deep");
-  if (d->build) luaL_checkstack(L, 4, "json nesting");
+  int slot = 0, n = 0, made = 0;
+  if (d->build) {
+    luaL_checkstack(L, 2 * JD_BATCH + 8, "json nesting");
+    lua_pushnil(L); /* the table's place */
+    slot = lua_gettop(L);
+  }
   d->p++;
-  if (d->build) lua_newtable(L);
   jd_ws(d);
-  if (d->p < d->e && *d->p == '}') { d->p++; d->depth--; return; }
+  if (d->p < d->e && *d->p == '}') {
+    d->p++;
+    d->depth--;
+    if (d->build) jd_settle(d, slot, 0, 0, 0);
+    return;
+  }
   for (;;) {
     jd_ws(d);
     if (d->p >= d->e || *d->p != '"') jd_fail(d, "expected a member name (a string)");
@@ -254,12 +294,17 @@ static void jd_object(jdec *d, int at) {
     d->p++;
     d->on_path = jd_member_path(d, at);
     jd_value(d);
-    if (d->build) lua_rawset(L, -3); /* a repeated name: the last one counts */
+    if (made) lua_rawset(L, slot); /* a repeated name: the last one counts */
+    else if (d->build && ++n == JD_BATCH) {
+      jd_settle(d, slot, n, 2 * JD_BATCH, 0);
+      made = 1;
+    }
     jd_ws(d);
     if (d->p < d->e && *d->p == ',') { d->p++; continue; }
     if (d->p < d->e && *d->p == '}') { d->p++; break; }
     jd_fail(d, "expected ',' or '}' in an object");
   }
+  if (d->build && !made) jd_settle(d, slot, n, n, 0);
   d->depth--;
 }
 
@@ -267,24 +312,34 @@ static void jd_object(jdec *d, int at) {
 static lua_Integer jd_array(jdec *d) {
   lua_State *L = d->L;
   if (++d->depth > JSON_MAX_DEPTH) jd_fail(d, "nesting too deep");
-  d->p++;
+  int slot = 0, made = 0;
   if (d->build) {
-    luaL_checkstack(L, 4, "json nesting");
-    lua_newtable(L);
-    lua_pushvalue(L, d->array_mt);
-    lua_setmetatable(L, -2);
+    luaL_checkstack(L, JD_BATCH + 8, "json nesting");
+    lua_pushnil(L); /* the table's place */
+    slot = lua_gettop(L);
   }
+  d->p++;
   jd_ws(d);
-  if (d->p < d->e && *d->p == ']') { d->p++; d->depth--; return 0; }
+  if (d->p < d->e && *d->p == ']') {
+    d->p++;
+    d->depth--;
+    if (d->build) jd_settle(d, slot, 0, 0, 1);
+    return 0;
+  }
   lua_Integer i = 1;
   for (;; i++) {
     jd_value(d);
-    if (d->build) lua_rawseti(L, -2, i);
+    if (made) lua_rawseti(L, slot, i);
+    else if (d->build && i == JD_BATCH) {
+      jd_settle(d, slot, (int)i, 2 * JD_BATCH, 1);
+      made = 1;
+    }
     jd_ws(d);
     if (d->p < d->e && *d->p == ',') { d->p++; continue; }
     if (d->p < d->e && *d->p == ']') { d->p++; break; }
     jd_fail(d, "expected ',' or ']' in an array");
   }
+  if (d->build && !made) jd_settle(d, slot, (int)i, (int)i, 1);
   d->depth--;
   return i;
 }

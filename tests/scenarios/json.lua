@@ -90,6 +90,43 @@ is(json.decode('"\\u0000"'), "\0", "an escaped NUL")
 is(json.decode('"caf\xc3\xa9"'), "caf\xc3\xa9", "raw UTF-8")
 is(#json.decode(' \t\r\n[ 1 , 2 ]\n '), 2, "whitespace around and inside")
 is(json.decode('{"k":1,"k":2}').k, 2, "a repeated name: the last counts")
+-- objects and arrays of every size around the decoder's batch (members wait on
+-- the stack up to 32, then the table is made and the rest set as they come):
+-- every member and item in place, a repeated name's last value counts wherever
+-- the two fall, nested values whole
+local sizes_ok, dup_ok = true, true
+for n = 0, 70 do
+  local members, items = {}, {}
+  for i = 1, n do
+    members[i] = string.format('"m%d":{"i":%d,"a":[%d,"s%d"]}', i, i, i, i)
+    items[i] = string.format('{"i":%d}', i)
+  end
+  local o = json.decode("{" .. table.concat(members, ",") .. "}")
+  local a = json.decode("[" .. table.concat(items, ",") .. "]")
+  local count = 0
+  for k, m in pairs(o) do
+    count = count + 1
+    local i = tonumber(k:sub(2))
+    sizes_ok = sizes_ok and m.i == i and json.is_array(m.a) and m.a[1] == i and m.a[2] == "s" .. i
+  end
+  sizes_ok = sizes_ok and count == n and not json.is_array(o) and json.is_array(a) and #a == n
+  for i = 1, n do sizes_ok = sizes_ok and a[i].i == i end
+  sizes_ok = sizes_ok and a[n + 1] == nil
+  -- the first member repeated as the last: its second value counts
+  if n > 0 then
+    local d = json.decode("{" .. table.concat(members, ",") .. ',"m1":"again"}')
+    local dn = 0
+    for _ in pairs(d) do dn = dn + 1 end
+    dup_ok = dup_ok and d.m1 == "again" and dn == n and (n < 2 or d["m" .. n].i == n)
+  end
+end
+ok(sizes_ok, "objects and arrays of 0 to 70 members and items decode whole")
+ok(dup_ok, "a repeated name counts last, before and after the 32nd member")
+local wide = {}
+for i = 1, 5000 do wide[i] = '"w' .. i .. '":' .. i end
+local w, wn, wok = json.decode("{" .. table.concat(wide, ",") .. "}"), 0, true
+for k, v in pairs(w) do wn = wn + 1; wok = wok and k == "w" .. v end
+ok(wok and wn == 5000, "an object of 5,000 members")
 local deep = string.rep("[", 200) .. string.rep("]", 200)
 ok(json.decode(deep), "200 levels")
 for _, bad in ipairs({ "", " ", "{", "[1,]", "[1 2]", '{"a" 1}', '{"a":1,}', "{1:2}", "tru", "nul", "01", "1.", ".5",
