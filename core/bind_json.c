@@ -533,8 +533,9 @@ static int jbuf_gc(lua_State *L) {
   return 0;
 }
 
-static void jb_reserve(lua_State *L, jbuf *b, size_t more) {
-  if (b->n + more <= b->cap) return;
+/* room for more bytes: the check inline (every comma and brace asks), the
+ * growth out of line */
+static void jb_grow(lua_State *L, jbuf *b, size_t more) {
   size_t cap = b->cap ? b->cap : 256;
   while (cap < b->n + more) cap *= 2;
   if (cap > (size_t)512 * 1024 * 1024) mcpl_lua_error(L, "too_large", "JSON output too large");
@@ -544,13 +545,17 @@ static void jb_reserve(lua_State *L, jbuf *b, size_t more) {
   b->cap = cap;
 }
 
-static void jb_add(lua_State *L, jbuf *b, const char *s, size_t n) {
+static inline void jb_reserve(lua_State *L, jbuf *b, size_t more) {
+  if (b->n + more > b->cap) jb_grow(L, b, more);
+}
+
+static inline void jb_add(lua_State *L, jbuf *b, const char *s, size_t n) {
   jb_reserve(L, b, n);
   memcpy(b->p + b->n, s, n);
   b->n += n;
 }
 
-static void jb_addc(lua_State *L, jbuf *b, char c) { jb_reserve(L, b, 1); b->p[b->n++] = c; }
+static inline void jb_addc(lua_State *L, jbuf *b, char c) { jb_reserve(L, b, 1); b->p[b->n++] = c; }
 
 /* Length of a valid UTF-8 sequence at s, or 0. */
 static size_t utf8_len(const unsigned char *s, size_t left) {
@@ -574,40 +579,59 @@ static size_t utf8_len(const unsigned char *s, size_t left) {
 /* ASCII from 0x20 on, other than '"' and '\\', is copied as is, in runs. */
 static const unsigned char plain_ascii[256] = {
 #define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
-  R16(0), R16(0), R16(1), R16(1), R16(1), R16(1), R16(1), R16(1),
+  R16(0), R16(0),
+  1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x22 '"' */
+  R16(1), R16(1),
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x5c '\\' */
+  R16(1), R16(1),
   R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0)
 #undef R16
 };
 
+/* The string's JSON text, written in place a slice at a time: room for the
+ * longest a slice can become (each byte as "\ufffd" or "\u00XX", six bytes;
+ * a UTF-8 sequence may run 3 bytes past the slice) is made once per slice,
+ * so a long string never reserves six times its size. */
+#define JB_SLICE 4096
 static void jb_string(lua_State *L, jbuf *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  jb_reserve(L, b, n + 2);
-  b->p[b->n++] = '"';
+  jb_addc(L, b, '"');
   for (size_t i = 0; i < n;) {
-    size_t run = i;
-    while (run < n && plain_ascii[(unsigned char)s[run]] && s[run] != '"' && s[run] != '\\') run++;
-    if (run > i) {
-      jb_add(L, b, s + i, run - i);
-      i = run;
-      if (i >= n) break;
+    size_t lim = n - i > JB_SLICE ? i + JB_SLICE : n;
+    jb_reserve(L, b, 6 * (lim - i) + 24);
+    char *o = b->p + b->n;
+    while (i < lim) {
+      size_t run = i;
+      while (run < lim && plain_ascii[(unsigned char)s[run]]) run++;
+      if (run > i) {
+        memcpy(o, s + i, run - i);
+        o += run - i;
+        i = run;
+        if (i >= lim) break;
+      }
+      unsigned char c = (unsigned char)s[i];
+      if (c == '"' || c == '\\') {
+        *o++ = '\\';
+        *o++ = (char)c;
+        i++;
+      } else if (c < 0x20) {
+        *o++ = '\\';
+        if (c == '\n') *o++ = 'n';
+        else if (c == '\r') *o++ = 'r';
+        else if (c == '\t') *o++ = 't';
+        else {
+          *o++ = 'u'; *o++ = '0'; *o++ = '0';
+          *o++ = hex[c >> 4];
+          *o++ = hex[c & 15];
+        }
+        i++;
+      } else {
+        size_t l = utf8_len((const unsigned char *)s + i, n - i);
+        if (l) { memcpy(o, s + i, l); o += l; i += l; }
+        else { memcpy(o, "\\ufffd", 6); o += 6; i++; }
+      }
     }
-    unsigned char c = (unsigned char)s[i];
-    if (c == '"' || c == '\\') {
-      char e[2] = {'\\', (char)c};
-      jb_add(L, b, e, 2);
-      i++;
-    } else if (c < 0x20) {
-      char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-      if (c == '\n') jb_add(L, b, "\\n", 2);
-      else if (c == '\r') jb_add(L, b, "\\r", 2);
-      else if (c == '\t') jb_add(L, b, "\\t", 2);
-      else jb_add(L, b, e, 6);
-      i++;
-    } else {
-      size_t l = utf8_len((const unsigned char *)s + i, n - i);
-      if (l) { jb_add(L, b, s + i, l); i += l; }
-      else { jb_add(L, b, "\\ufffd", 6); i++; }
-    }
+    b->n = (size_t)(o - b->p);
   }
   jb_addc(L, b, '"');
 }

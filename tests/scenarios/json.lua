@@ -10,6 +10,18 @@ is(json.encode("h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), '"h\xc3\xa9 \xe2\x82\
 is(json.encode("a\xc3b"), '"a\\ufffdb"', "a cut UTF-8 sequence is replaced")
 is(json.encode("\xed\xa0\x80"), '"\\ufffd\\ufffd\\ufffd"', "an encoded surrogate is not UTF-8")
 is(json.encode(string.rep("x", 5000) .. '"'), '"' .. string.rep("x", 5000) .. '\\""', "a long run, then an escape")
+-- long strings are written a slice (4,096 bytes) at a time: what falls on a
+-- slice's edge is whole (a UTF-8 sequence across it, an escape on it, a cut
+-- sequence at the end), and a long plain string comes out as it went in
+for _, at in ipairs({ 4093, 4094, 4095, 4096, 8190, 8191 }) do
+  local pre = string.rep("a", at)
+  is(json.encode(pre .. "\xf0\x9f\x98\x80z"), '"' .. pre .. '\xf0\x9f\x98\x80z"', "a 4-byte sequence after " .. at .. " bytes")
+  is(json.encode(pre .. '"\n'), '"' .. pre .. '\\"\\n"', "escapes after " .. at .. " bytes")
+  is(json.encode(pre .. "\xe2\x82"), '"' .. pre .. '\\ufffd\\ufffd"', "a cut sequence at the end after " .. at .. " bytes")
+end
+local long = string.rep("0123456789abcdef", 65536)
+is(json.encode(long), '"' .. long .. '"', "a plain string of 1 MiB")
+is(json.decode(json.encode(string.rep("\1\"\xc3\xa9", 3000))), string.rep("\1\"\xc3\xa9", 3000), "escapes and UTF-8 over many slices round-trip")
 
 -- numbers
 is(json.encode(0), "0", "zero")
