@@ -107,9 +107,9 @@ is(json.decode('{"k":1,"k":2}').k, 2, "a repeated name: the last counts")
 -- every member and item in place, a repeated name's last value counts wherever
 -- the two fall, nested values whole
 local sizes_ok, dup_ok = true, true
-for n = 0, 70 do
+for size = 0, 70 do
   local members, items = {}, {}
-  for i = 1, n do
+  for i = 1, size do
     members[i] = string.format('"m%d":{"i":%d,"a":[%d,"s%d"]}', i, i, i, i)
     items[i] = string.format('{"i":%d}', i)
   end
@@ -121,15 +121,15 @@ for n = 0, 70 do
     local i = tonumber(k:sub(2))
     sizes_ok = sizes_ok and m.i == i and json.is_array(m.a) and m.a[1] == i and m.a[2] == "s" .. i
   end
-  sizes_ok = sizes_ok and count == n and not json.is_array(o) and json.is_array(a) and #a == n
-  for i = 1, n do sizes_ok = sizes_ok and a[i].i == i end
-  sizes_ok = sizes_ok and a[n + 1] == nil
+  sizes_ok = sizes_ok and count == size and not json.is_array(o) and json.is_array(a) and #a == size
+  for i = 1, size do sizes_ok = sizes_ok and a[i].i == i end
+  sizes_ok = sizes_ok and a[size + 1] == nil
   -- the first member repeated as the last: its second value counts
-  if n > 0 then
+  if size > 0 then
     local d = json.decode("{" .. table.concat(members, ",") .. ',"m1":"again"}')
     local dn = 0
     for _ in pairs(d) do dn = dn + 1 end
-    dup_ok = dup_ok and d.m1 == "again" and dn == n and (n < 2 or d["m" .. n].i == n)
+    dup_ok = dup_ok and d.m1 == "again" and dn == size and (size < 2 or d["m" .. size].i == size)
   end
 end
 ok(sizes_ok, "objects and arrays of 0 to 70 members and items decode whole")
@@ -137,7 +137,7 @@ ok(dup_ok, "a repeated name counts last, before and after the 32nd member")
 local wide = {}
 for i = 1, 5000 do wide[i] = '"w' .. i .. '":' .. i end
 local w, wn, wok = json.decode("{" .. table.concat(wide, ",") .. "}"), 0, true
-for k, v in pairs(w) do wn = wn + 1; wok = wok and k == "w" .. v end
+for k, x in pairs(w) do wn = wn + 1; wok = wok and k == "w" .. x end
 ok(wok and wn == 5000, "an object of 5,000 members")
 local deep = string.rep("[", 200) .. string.rep("]", 200)
 ok(json.decode(deep), "200 levels")
