@@ -110,8 +110,10 @@ function M.env(actor, script_args, hooks)
   for _, k in ipairs(SAFE) do env[k] = _G[k] end
   env.string, env.table, env.math, env.utf8, env.coroutine, env.os =
     copy(string), copy(table), copy(math), copy(utf8), copy(coroutine), copy(os)
+  -- items and is_lazy: what a script that asks decode for a lazy array reads it with
   env.json = { encode = json.encode, decode = json.decode, null = json.null,
-               array = json.array, object = json.object, is_array = json.is_array }
+               array = json.array, object = json.object, is_array = json.is_array,
+               items = json.items, is_lazy = json.is_lazy }
   env.log = copy(log)
   -- the script's host: its input handler and event hook, for every client
   hooks = hooks or {}

@@ -139,6 +139,19 @@ for i = 1, 5000 do wide[i] = '"w' .. i .. '":' .. i end
 local w, wn, wok = json.decode("{" .. table.concat(wide, ",") .. "}"), 0, true
 for k, x in pairs(w) do wn = wn + 1; wok = wok and k == "w" .. x end
 ok(wok and wn == 5000, "an object of 5,000 members")
+-- a script reads a deferred array as the engine does: json.items, one item per step
+local page = json.decode('{"result":{"tools":[{"name":"a"},{"name":"b","x":[1,2]}],"nextCursor":"c"}}',
+  { lazy = { "result", "tools" } })
+ok(json.is_lazy(page.result.tools) and not json.is_lazy(page.result), "the array at the path is deferred")
+is(#page.result.tools, 2, "its length without decoding it")
+local names = {}
+for i, t in json.items(page.result.tools) do names[i] = t.name .. (t.x and #t.x or 0) end
+is(table.concat(names, ","), "a0,b2", "its items, decoded in order")
+is(page.result.nextCursor, "c", "the rest of the value as usual")
+local seen = 0
+for _, x in json.items({ 10, 20, 30 }) do seen = seen + x end
+is(seen, 60, "json.items walks a plain array too")
+dies(function() json.encode(page) end, "cannot encode", "a deferred array is not encoded")
 local deep = string.rep("[", 200) .. string.rep("]", 200)
 ok(json.decode(deep), "200 levels")
 for _, bad in ipairs({ "", " ", "{", "[1,]", "[1 2]", '{"a" 1}', '{"a":1,}', "{1:2}", "tru", "nul", "01", "1.", ".5",
