@@ -23,7 +23,7 @@ stds.script = {
     "rawlen", "rawset", "select", "setmetatable", "getmetatable", "tonumber", "tostring",
     "type", "xpcall", "string", "table", "math", "utf8", "coroutine", "_G", "arg",
     os = { fields = { "time", "clock", "date", "difftime" } },
-    json = { fields = { "encode", "decode", "null", "array", "object", "is_array" } },
+    json = { fields = { "encode", "decode", "null", "array", "object", "is_array", "items", "is_lazy" } },
     log = { other_fields = true },
     mcplink = { fields = { "version", "actor", "op", "must", "as", "setup", "now_ms" } },
     "ok", "is", "isnt", "like", "unlike", "is_deeply", "err_is", "dies", "plan",
