@@ -200,14 +200,8 @@ static hdrbuf *new_hdrs(lua_State *L) {
   return hb;
 }
 
-/* Fills rq from the spec table at idx; strings stay owned by the table. */
-static void read_spec(lua_State *L, int idx, http_request *rq, hdrbuf *hb) {
+void http_lua_spec(lua_State *L, int idx, http_request *rq) {
   luaL_checktype(L, idx, LUA_TTABLE);
-  memset(rq, 0, sizeof *rq);
-  lua_getfield(L, idx, "url");
-  rq->url = *url_check(L, -1);
-  lua_pop(L, 1);
-  rq->cancel = mcpl_state_cancel(L);
   lua_getfield(L, idx, "method");
   rq->method = lua_tostring(L, -1);
   lua_pop(L, 1);
@@ -225,6 +219,17 @@ static void read_spec(lua_State *L, int idx, http_request *rq, hdrbuf *hb) {
     rq->limits.max_header = (size_t)http_lua_opt_long(L, t, "max_header_bytes");
   }
   lua_pop(L, 1);
+}
+
+/* Fills rq from the spec table at idx; strings stay owned by the table. */
+static void read_spec(lua_State *L, int idx, http_request *rq, hdrbuf *hb) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  memset(rq, 0, sizeof *rq);
+  lua_getfield(L, idx, "url");
+  rq->url = *url_check(L, -1);
+  lua_pop(L, 1);
+  rq->cancel = mcpl_state_cancel(L);
+  http_lua_spec(L, idx, rq);
   if (lua_getfield(L, idx, "headers") == LUA_TTABLE) {
     int t = lua_gettop(L);
     lua_pushnil(L);

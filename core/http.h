@@ -157,10 +157,15 @@ long http_now_ms(void);  /* monotonic */
  * (engine.h) in http_transfer.c. */
 
 /* Lua-side helpers shared by the bindings that start transfers (bind_http.c,
- * http_stream.c): a guard table {allow_private=, allow_http=, allow_cidrs=}
+ * http_stream.c, mcp_pump.c): a guard table {allow_private=, allow_http=, allow_cidrs=}
  * at idx, and a non-negative integer field k of the table at idx (0 if absent). */
 void http_lua_guard(lua_State *L, int idx, addr_guard *g, int *allow_http);
 long http_lua_opt_long(lua_State *L, int idx, const char *k);
+/* What every reader of a request spec table at idx (http.request, mcp.stream,
+ * mcp.pump) takes alike into rq: method (NULL if absent), body (a string
+ * the table owns, or none), guard and limits; the URL, headers and
+ * cancellation are each reader's own. */
+void http_lua_spec(lua_State *L, int idx, http_request *rq);
 /* Pushes a response's headers as {lowercase name = value, repeated joined}. */
 void http_lua_push_headers(lua_State *L, const http_response *rs);
 

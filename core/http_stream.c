@@ -150,23 +150,7 @@ int http_stream_lua(lua_State *L) {
   if (!*pu) return mcpl_lua_error(L, "invalid_argument", "URL already freed");
   rq.url = *pu;
   lua_pop(L, 1); /* the spec table keeps the URL alive */
-  lua_getfield(L, 1, "method");
-  rq.method = lua_tostring(L, -1);
-  lua_pop(L, 1);
-  lua_getfield(L, 1, "body");
-  if (!lua_isnil(L, -1)) rq.body = luaL_checklstring(L, -1, &rq.body_len);
-  lua_pop(L, 1);
-  lua_getfield(L, 1, "guard");
-  http_lua_guard(L, lua_gettop(L), &rq.guard, &rq.allow_http);
-  lua_pop(L, 1);
-  if (lua_getfield(L, 1, "limits") == LUA_TTABLE) {
-    int t = lua_gettop(L);
-    rq.limits.connect_timeout_ms = http_lua_opt_long(L, t, "connect_timeout_ms");
-    rq.limits.timeout_ms = http_lua_opt_long(L, t, "timeout_ms");
-    rq.limits.max_body = (size_t)http_lua_opt_long(L, t, "max_bytes");
-    rq.limits.max_header = (size_t)http_lua_opt_long(L, t, "max_header_bytes");
-  }
-  lua_pop(L, 1);
+  http_lua_spec(L, 1, &rq);
   size_t max_event = (size_t)http_lua_opt_long(L, 1, "max_event");
   /* Header lines ("Name: value") live in one userdata with their pointer
    * array: nothing leaks if an argument error fires. One walk checks and

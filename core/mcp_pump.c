@@ -466,35 +466,22 @@ static int l_pump(lua_State *L) {
   p->url = http_url_parse(utext, ul, reason, sizeof reason, msg, sizeof msg);
   lua_pop(L, 1);
   if (!p->url) return mcpl_lua_error(L, "invalid_argument", "pump: %s", msg);
-  lua_getfield(L, 1, "body");
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    const char *b = lua_tolstring(L, -1, &p->body_len);
-    p->body = dupn(b, p->body_len);
+  http_request *rq = &p->rq;
+  http_lua_spec(L, 1, rq);
+  /* the transfer outlives this call: its body and header lines are the pump's own */
+  if (rq->body) {
+    p->body_len = rq->body_len;
+    p->body = dupn(rq->body, p->body_len);
     if (!p->body) return mcpl_lua_error(L, "internal", "out of memory");
   }
-  lua_pop(L, 1);
   p->lines = copy_lines(L, 1, &p->nlines);
   if (!p->lines) return mcpl_lua_error(L, "internal", "out of memory");
-  http_request *rq = &p->rq;
   rq->url = p->url;
-  lua_getfield(L, 1, "method");
-  rq->method = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "GET") == 0 ? "GET" : "POST";
-  lua_pop(L, 1);
+  rq->method = rq->method && strcmp(rq->method, "GET") == 0 ? "GET" : "POST";
   rq->headers = (const char *const *)p->lines;
   rq->nheaders = p->nlines;
   rq->body = p->body;
   rq->body_len = p->body_len;
-  lua_getfield(L, 1, "guard");
-  http_lua_guard(L, lua_gettop(L), &rq->guard, &rq->allow_http);
-  lua_pop(L, 1);
-  if (lua_getfield(L, 1, "limits") == LUA_TTABLE) {
-    int t = lua_gettop(L);
-    rq->limits.connect_timeout_ms = http_lua_opt_long(L, t, "connect_timeout_ms");
-    rq->limits.timeout_ms = http_lua_opt_long(L, t, "timeout_ms");
-    rq->limits.max_body = (size_t)http_lua_opt_long(L, t, "max_bytes");
-    rq->limits.max_header = (size_t)http_lua_opt_long(L, t, "max_header_bytes");
-  }
-  lua_pop(L, 1);
   size_t max_event = (size_t)http_lua_opt_long(L, 1, "max_event");
   sse_init(&p->sse, max_event ? max_event : 4 * 1024 * 1024);
   p->max_queued = rq->limits.max_body ? rq->limits.max_body : 16 * 1024 * 1024;
