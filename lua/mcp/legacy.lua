@@ -377,9 +377,16 @@ function M.close(c)
 end
 
 -- sweep(): idle sessions of every server are ended (DELETE, from C); every
--- client asks, the cache is walked at most once per SWEEP_EVERY_MS
+-- client asks, the cache is walked at most once per SWEEP_EVERY_MS. A Lua
+-- state asks the engine at most once per SWEEP_ASK_MS (a call then costs a
+-- clock read here, not two trips through the cache's lock).
 M.SWEEP_EVERY_MS = 10 * 1000
+M.SWEEP_ASK_MS = 1000
+local next_ask = 0
 function M.sweep()
+  local t = core.mono_ms()
+  if t < next_ask then return end
+  next_ask = t + M.SWEEP_ASK_MS
   -- the sessions swept end their kept GET streams too
   for _, x in ipairs(mcp.cache_sweep(M.SESSION_IDLE_MS, "sess:", M.SWEEP_EVERY_MS)) do
     ended({ key = x.key:sub(#"sess:" + 1) }, x.value)

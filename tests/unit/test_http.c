@@ -818,6 +818,32 @@ static void test_session_sweep_throttled(void **st) {
          "if #gone ~= 1 or mcp.cache_get('swp:b') then return 'an unthrottled sweep always walks' end\n");
 }
 
+/* A Lua state asks the engine to sweep at most once per SWEEP_ASK_MS: a
+ * call in between walks nothing (the entry stays); once the time is up the
+ * next call walks again. */
+static void test_session_sweep_asked_seldom(void **st) {
+  (void)st;
+  lua_ok("local mcp = require 'mcp'\n"
+         "local core = require 'core'\n"
+         "local legacy = require 'mcp.legacy'\n"
+         "local idle, every, ask = legacy.SESSION_IDLE_MS, legacy.SWEEP_EVERY_MS, legacy.SWEEP_ASK_MS\n"
+         "legacy.SESSION_IDLE_MS, legacy.SWEEP_EVERY_MS, legacy.SWEEP_ASK_MS = 1, 0, 0\n"
+         "mcp.cache_put('noget:a', 'x')\n"
+         "core.sleep_ms(5)\n"
+         "legacy.sweep()\n"
+         "if mcp.cache_get('noget:a') then return 'a sweep when asked removes the idle entry' end\n"
+         "legacy.SWEEP_ASK_MS = 60000\n"
+         "core.sleep_ms(2)\n"
+         "legacy.sweep()\n"
+         "mcp.cache_put('noget:b', 'y')\n"
+         "core.sleep_ms(5)\n"
+         "legacy.sweep()\n"
+         "local kept = mcp.cache_get('noget:b') ~= nil\n"
+         "legacy.SESSION_IDLE_MS, legacy.SWEEP_EVERY_MS, legacy.SWEEP_ASK_MS = idle, every, ask\n"
+         "mcp.cache_evict('noget:')\n"
+         "if not kept then return 'a second sweep within SWEEP_ASK_MS asks nothing' end\n");
+}
+
 /* json.find_key, the x-mcp-header screen's fast path: true where the key is
  * in any table of the value, false where it is nowhere and the walk was
  * complete, nil where a bound stopped it. */
@@ -976,6 +1002,7 @@ int main(void) {
     cmocka_unit_test(test_waits_observe_cancel),
     cmocka_unit_test(test_cache_many_keys),
     cmocka_unit_test(test_session_sweep_throttled),
+    cmocka_unit_test(test_session_sweep_asked_seldom),
     cmocka_unit_test(test_tool_header_specs),
     cmocka_unit_test(test_json_find_key),
     cmocka_unit_test(test_tool_header_screen),
