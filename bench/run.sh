@@ -7,7 +7,8 @@
 # bench/run.sh [--quick] [--reps R] [--out FILE]   (BUILD=build-x selects the build directory)
 # Starts the C fixture server (bench/fixture_server.c: HTTPS and HTTP, JSON and SSE, both eras) and
 # the SDK fixture servers (v2, v1), all on 127.0.0.1, runs each client R times, prints a table and
-# writes a Markdown report (default bench/results/<date>.md; --quick: $BUILD/bench/quick.md). Each
+# writes a Markdown report (default bench/results/<date>.md, or <date>-b.md, -c.md, ... when that
+# exists; --quick: $BUILD/bench/quick.md). Each
 # figure is the median of the R repetitions; each engine figure is also given as a ratio to the raw
 # floor measured in the same run on the same server. Nothing here asserts a speed.
 set -eu
@@ -31,7 +32,17 @@ else
   # NSSE: the engine currently reconnects after each SSE reply (see the report), ~40 ms a call
   N=2000; NT=4000; NSDK=500; NSSE=200; NCLI=30; NMICRO=20000; TOOLS=10001; PAGE=100
 fi
-[ -n "$out" ] || { if [ $quick = 1 ]; then out=$BUILD/bench/quick.md; else out=$top/bench/results/$(date -u +%Y-%m-%d).md; fi; }
+# the day's report, or the next free name after it (-b, -c, ...): a kept report is never overwritten
+day_report() {
+  base=$top/bench/results/$(date -u +%Y-%m-%d)
+  [ -e "$base.md" ] || { echo "$base.md"; return; }
+  for s in b c d e f g h i j k l m n o p q r s t u v w x y z; do
+    [ -e "$base-$s.md" ] || { echo "$base-$s.md"; return; }
+  done
+  echo "bench/run.sh: every report name of today is taken; give one with --out" >&2
+  exit 2
+}
+[ -n "$out" ] || { if [ $quick = 1 ]; then out=$BUILD/bench/quick.md; else out=$(day_report) || exit 2; fi; }
 bin=$BUILD/bench
 for f in fixture_server raw_floor engine_bench; do
   [ -x "$bin/$f" ] || { echo "run.sh: $bin/$f is missing (make bench builds it)" >&2; exit 2; }
