@@ -5,7 +5,7 @@
  * the same text), so an engine loads it without compiling it again at every
  * start. The bytecode keeps its source name and line numbers (error messages
  * and tracebacks name file:line) but not the names of local variables: loading
- * them (a string each) was a tenth of a one-shot `mcplink server list`, and
+ * them (a string each) was ~5% of a one-shot `mcplink server list`, and
  * they only add "(local 'x')" to an error message. */
 #include <stdio.h>
 #include <stdlib.h>
