@@ -213,6 +213,18 @@ local function raises(fn, code, reason)
   return true
 end
 
+-- with_limit(name, value, fn) -> fn()'s answer, with mcp.paging's limit name
+-- set to value meanwhile (restored even when fn raises)
+local function with_limit(name, value, fn)
+  local paging = require "mcp.paging"
+  local was = paging[name]
+  paging[name] = value
+  local ok, r = pcall(fn)
+  paging[name] = was
+  if not ok then error(r, 0) end
+  return r
+end
+
 -- paging: {name, fn} as checks: mcp.paging's lists over lazy pages
 M.paging = {
   { "a page's list comes lazy; every item is mapped, in order", function()
@@ -245,20 +257,17 @@ M.paging = {
   end },
   { "more than MAX_ITEMS items are refused", function()
     local paging = require "mcp.paging"
-    local max = paging.MAX_ITEMS
-    paging.MAX_ITEMS = 10
-    local r = raises(function() paging.list(pager({ page(tools(1, 11)) }), "tools") end, "too_large", "items")
-    paging.MAX_ITEMS = max
-    if r ~= true then return r end
-    return #paging.list(pager({ page(tools(1, 10)) }), "tools") == 10 or "10 items refused"
+    return with_limit("MAX_ITEMS", 10, function()
+      local r = raises(function() paging.list(pager({ page(tools(1, 11)) }), "tools") end, "too_large", "items")
+      if r ~= true then return r end
+      return #paging.list(pager({ page(tools(1, 10)) }), "tools") == 10 or "10 items refused"
+    end)
   end },
   { "more than MAX_BYTES are refused", function()
     local paging = require "mcp.paging"
-    local max = paging.MAX_BYTES
-    paging.MAX_BYTES = 1000
-    local r = raises(function() paging.list(pager({ page(tools(1, 40)) }), "tools") end, "too_large", "bytes")
-    paging.MAX_BYTES = max
-    return r
+    return with_limit("MAX_BYTES", 1000, function()
+      return raises(function() paging.list(pager({ page(tools(1, 40)) }), "tools") end, "too_large", "bytes")
+    end)
   end },
   { "a list that is not an array", function()
     local paging = require "mcp.paging"

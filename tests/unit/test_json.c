@@ -11,12 +11,9 @@
 #include <lauxlib.h>
 #include "engine.h"
 #include "testutil.h"
+#include "cases.h"
 
 #define CASES "tests/data/json_lazy_cases.lua"
-
-static tu_env env;
-static mcpl_engine *eng;
-static lua_State *L;
 
 /* The runner, in the engine state: every case of a list, failures as
  * "name: why" lines (empty: all passed). same() compares two decoded values
@@ -81,45 +78,7 @@ static const char RUNNER[] =
   "end\n"
   "return table.concat(out, '\\n')\n";
 
-static int setup(void **st) {
-  (void)st;
-  eng = tu_open(&env, "1");
-  char *err = NULL;
-  L = mcpl_state_engine(eng, &err);
-  if (!L) { fprintf(stderr, "engine state: %s\n", err ? err : "?"); return -1; }
-  return 0;
-}
-
-static int teardown(void **st) {
-  (void)st;
-  mcpl_state_close(L);
-  tu_close(&env, eng);
-  return 0;
-}
-
-/* what a failed pcall left: an engine error's message, or the text */
-static const char *err_text(void) {
-  if (lua_istable(L, -1)) lua_getfield(L, -1, "message");
-  return lua_tostring(L, -1);
-}
-
-static void run(const char *kind) {
-  FILE *f = fopen(CASES, "rb");
-  assert_non_null(f);
-  static char src[1 << 16];
-  size_t n = fread(src, 1, sizeof src - 1, f);
-  fclose(f);
-  src[n] = 0;
-  assert_int_equal(luaL_loadbufferx(L, src, n, "@" CASES, "t"), LUA_OK);
-  if (lua_pcall(L, 0, 1, 0) != LUA_OK) fail_msg("cases: %s", err_text());
-  assert_int_equal(luaL_loadbufferx(L, RUNNER, sizeof RUNNER - 1, "=runner", "t"), LUA_OK);
-  lua_insert(L, -2);
-  lua_pushstring(L, kind);
-  if (lua_pcall(L, 2, 1, 0) != LUA_OK) fail_msg("runner: %s", err_text());
-  const char *failures = lua_tostring(L, -1);
-  if (failures && *failures) fail_msg("%s", failures);
-  lua_pop(L, 1);
-}
+static void run(const char *kind) { tc_run(CASES, RUNNER, sizeof RUNNER - 1, kind); }
 
 static void test_deferred(void **st) { (void)st; run("lazy"); }
 static void test_not_deferred(void **st) { (void)st; run("plain"); }
@@ -135,5 +94,5 @@ int main(void) {
     cmocka_unit_test(test_items),
     cmocka_unit_test(test_paging),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tc_setup, tc_teardown);
 }

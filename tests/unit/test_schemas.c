@@ -10,12 +10,9 @@
 #include <lauxlib.h>
 #include "engine.h"
 #include "testutil.h"
+#include "cases.h"
 
 #define CASES "tests/data/schema_cases.lua"
-
-static tu_env env;
-static mcpl_engine *eng;
-static lua_State *L;
 
 /* The runner, in the engine state: every case of a list, failures as
  * "name: why" lines (empty: all passed). */
@@ -61,39 +58,7 @@ static const char RUNNER[] =
   "end\n"
   "return table.concat(out, '\\n')\n";
 
-static int setup(void **st) {
-  (void)st;
-  eng = tu_open(&env, "1");
-  char *err = NULL;
-  L = mcpl_state_engine(eng, &err);
-  if (!L) { fprintf(stderr, "engine state: %s\n", err ? err : "?"); return -1; }
-  return 0;
-}
-
-static int teardown(void **st) {
-  (void)st;
-  mcpl_state_close(L);
-  tu_close(&env, eng);
-  return 0;
-}
-
-static void run(const char *kind) {
-  FILE *f = fopen(CASES, "rb");
-  assert_non_null(f);
-  static char src[1 << 16];
-  size_t n = fread(src, 1, sizeof src - 1, f);
-  fclose(f);
-  src[n] = 0;
-  assert_int_equal(luaL_loadbufferx(L, src, n, "@" CASES, "t"), LUA_OK);
-  if (lua_pcall(L, 0, 1, 0) != LUA_OK) fail_msg("cases: %s", lua_tostring(L, -1));
-  assert_int_equal(luaL_loadbufferx(L, RUNNER, sizeof RUNNER - 1, "=runner", "t"), LUA_OK);
-  lua_insert(L, -2);
-  lua_pushstring(L, kind);
-  if (lua_pcall(L, 2, 1, 0) != LUA_OK) fail_msg("runner: %s", lua_tostring(L, -1));
-  const char *failures = lua_tostring(L, -1);
-  if (failures && *failures) fail_msg("%s", failures);
-  lua_pop(L, 1);
-}
+static void run(const char *kind) { tc_run(CASES, RUNNER, sizeof RUNNER - 1, kind); }
 
 static void test_output_schemas(void **st) { (void)st; run("validate"); }
 static void test_form_schemas(void **st) { (void)st; run("forms"); }
@@ -105,5 +70,5 @@ int main(void) {
     cmocka_unit_test(test_form_schemas),
     cmocka_unit_test(test_form_answers),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tc_setup, tc_teardown);
 }
