@@ -393,9 +393,8 @@ function M.sweep()
   end
   -- what sessions' GET streams were like: walked as seldom (the throttle
   -- above is the engine's one walk, so this one keeps its own time)
-  local now = core.mono_ms()
-  if now - (tonumber(mcp.cache_get("sweep:noget")) or 0) >= M.SWEEP_EVERY_MS then
-    mcp.cache_put("sweep:noget", tostring(now))
+  if t - (tonumber(mcp.cache_get("sweep:noget")) or 0) >= M.SWEEP_EVERY_MS then
+    mcp.cache_put("sweep:noget", tostring(t))
     mcp.cache_sweep(M.SESSION_IDLE_MS, "noget:")
   end
 end
