@@ -267,24 +267,35 @@ static void jd_settle(jdec *d, int slot, int n, int size, int array) {
   lua_settop(L, slot);
 }
 
-/* at '{'; `at`: the object's level on the lazy path (-1: off it) */
-static void jd_object(jdec *d, int at) {
-  lua_State *L = d->L;
+/* at the '{' or '[' of a value: one level deeper, room for the pending
+ * members (or items) and the table's place on the stack when building; the
+ * place's index (0 when only checking). *empty: the value closes at once
+ * (its table, empty, is in place and the level is left). */
+static inline int jd_open(jdec *d, int room, char close, int array, int *empty) {
   if (++d->depth > JSON_MAX_DEPTH) jd_fail(d, "nesting too deep");
-  int slot = 0, n = 0, made = 0;
+  int slot = 0;
   if (d->build) {
-    luaL_checkstack(L, 2 * JD_BATCH + 8, "json nesting");
-    lua_pushnil(L); /* the table's place */
-    slot = lua_gettop(L);
+    luaL_checkstack(d->L, room, "json nesting");
+    lua_pushnil(d->L); /* the table's place */
+    slot = lua_gettop(d->L);
   }
   d->p++;
   jd_ws(d);
-  if (d->p < d->e && *d->p == '}') {
+  *empty = d->p < d->e && *d->p == close;
+  if (*empty) {
     d->p++;
     d->depth--;
-    if (d->build) jd_settle(d, slot, 0, 0, 0);
-    return;
+    if (d->build) jd_settle(d, slot, 0, 0, array);
   }
+  return slot;
+}
+
+/* at '{'; `at`: the object's level on the lazy path (-1: off it) */
+static void jd_object(jdec *d, int at) {
+  lua_State *L = d->L;
+  int n = 0, made = 0, empty;
+  int slot = jd_open(d, 2 * JD_BATCH + 8, '}', 0, &empty);
+  if (empty) return;
   for (;;) {
     jd_ws(d);
     if (d->p >= d->e || *d->p != '"') jd_fail(d, "expected a member name (a string)");
@@ -311,21 +322,9 @@ static void jd_object(jdec *d, int at) {
 /* at '['; returns the number of items */
 static lua_Integer jd_array(jdec *d) {
   lua_State *L = d->L;
-  if (++d->depth > JSON_MAX_DEPTH) jd_fail(d, "nesting too deep");
-  int slot = 0, made = 0;
-  if (d->build) {
-    luaL_checkstack(L, JD_BATCH + 8, "json nesting");
-    lua_pushnil(L); /* the table's place */
-    slot = lua_gettop(L);
-  }
-  d->p++;
-  jd_ws(d);
-  if (d->p < d->e && *d->p == ']') {
-    d->p++;
-    d->depth--;
-    if (d->build) jd_settle(d, slot, 0, 0, 1);
-    return 0;
-  }
+  int made = 0, empty;
+  int slot = jd_open(d, JD_BATCH + 8, ']', 1, &empty);
+  if (empty) return 0;
   lua_Integer i = 1;
   for (;; i++) {
     jd_value(d);
