@@ -66,6 +66,7 @@ local none = { name = "none" }
 
 local api_key = {
   name = "api_key",
+  shared = true, -- its headers are the same for every user (credentials.lua keeps them)
   args = { api_key = { type = "string", min = 1, max = 4096, nullable = true, secret = true } },
   -- the key is only meaningful for api_key servers; switching away drops it
   update = function(ctx, s, args, f, active)

@@ -91,6 +91,14 @@ if phase == "1" then
   for _, tl in ipairs(tools) do if tl.tool == "whoami" and tl.server.id == s.id then who = tl.name end end
   res = mo:must("tool.call", { assistant = bot.id, tool = who, arguments = {} })
   like(json.encode(res), A.keyhash, "the server saw the API key as a bearer token")
+  -- the key's headers are kept between calls (lua/credentials.lua), under the change counters:
+  -- a key changed after a call is what the very next call sends
+  ann:must("server.update", { id = s.id, api_key = "wrong" })
+  local rk, ek = mo:op("tool.call", { assistant = bot.id, tool = who, arguments = {} })
+  err_is(rk, ek, "unauthorized", "a key changed after a call: the next call sends the new (wrong) one")
+  ann:must("server.update", { id = s.id, api_key = A.key })
+  res = mo:must("tool.call", { assistant = bot.id, tool = who, arguments = {} })
+  like(json.encode(res), A.keyhash, "the right key again: the next call sends it")
   res = mo:must("tool.call", { assistant = bot.id, tool = echo1, arguments = { text = "legacy" } })
   is(res.structuredContent and res.structuredContent.text, "legacy", "tool call through a legacy session")
   local failname

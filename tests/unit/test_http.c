@@ -844,6 +844,51 @@ static void test_session_sweep_asked_seldom(void **st) {
          "if not kept then return 'a second sweep within SWEEP_ASK_MS asks nothing' end\n");
 }
 
+/* An API-key server's headers are kept per Lua state (lua/credentials.lua):
+ * the same headers while the change counters stay and KEEP_MS has not run
+ * out; a change to the key, or the end of KEEP_MS, makes them again. */
+static void test_api_key_headers_kept(void **st) {
+  (void)st;
+  lua_ok("local registry = require 'registry'\n"
+         "local auth = require 'auth'\n"
+         "local store = require 'store'\n"
+         "local credentials = require 'credentials'\n"
+         "local SYS = { system = true }\n"
+         "local function op(actor, name, args)\n"
+         "  local out, code = registry.dispatch(actor, name, json.encode(args))\n"
+         "  if code then error(name .. ': ' .. out) end\n"
+         "  return json.decode(out)\n"
+         "end\n"
+         "op(SYS, 'tenant.create', { name = 'keep' })\n"
+         "op(SYS, 'user.create', { tenant = 'keep', name = 'ann', role = 'admin' })\n"
+         "local ann = { tenant = 'keep', user = 'ann' }\n"
+         "local s = op(ann, 'server.create', { name = 'kept' })\n"
+         "op(ann, 'server.update', { id = s.id, auth_type = 'api_key', api_key = 'sk-one' })\n"
+         "local function headers()\n"
+         "  local a = auth.resolve(ann)\n"
+         "  local row = store.find(a, 'servers', { id = s.id })\n"
+         "  local h, fp = credentials.for_server({ actor = a }, row)\n"
+         "  store.op_end()\n"
+         "  return h, fp\n"
+         "end\n"
+         "local h1, fp1 = headers()\n"
+         "if h1.Authorization ~= 'Bearer sk-one' then return 'the key as a bearer token' end\n"
+         "local h2, fp2 = headers()\n"
+         "if not rawequal(h1, h2) or fp1 ~= fp2 then return 'the second call gets the kept headers' end\n"
+         "op(ann, 'server.update', { id = s.id, api_key = 'sk-two' })\n"
+         "local h3, fp3 = headers()\n"
+         "if h3.Authorization ~= 'Bearer sk-two' then return 'a changed key is made again' end\n"
+         "if fp3 == fp1 then return 'with its own fingerprint' end\n"
+         "local keep = credentials.KEEP_MS\n"
+         "credentials.KEEP_MS = 0\n"
+         "local h4 = headers()\n"
+         "local h5 = headers()\n"
+         "credentials.KEEP_MS = keep\n"
+         "if rawequal(h4, h5) then return 'past KEEP_MS the headers are made again' end\n"
+         "if h5.Authorization ~= 'Bearer sk-two' then return 'the same key, made again' end\n"
+         "credentials.forget()\n");
+}
+
 /* json.find_key, the x-mcp-header screen's fast path: true where the key is
  * in any table of the value, false where it is nowhere and the walk was
  * complete, nil where a bound stopped it. */
@@ -1003,6 +1048,7 @@ int main(void) {
     cmocka_unit_test(test_cache_many_keys),
     cmocka_unit_test(test_session_sweep_throttled),
     cmocka_unit_test(test_session_sweep_asked_seldom),
+    cmocka_unit_test(test_api_key_headers_kept),
     cmocka_unit_test(test_tool_header_specs),
     cmocka_unit_test(test_json_find_key),
     cmocka_unit_test(test_tool_header_screen),
