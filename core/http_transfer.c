@@ -38,6 +38,9 @@ struct http_state {
   CURLSH *share;      /* made before the first transfer (share_of) */
   pthread_mutex_t share_mu;
   pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+  mcpl_engine *e;     /* the engine this state serves (its log) */
+  char *ca_path;      /* the extra CA bundle (option ca_file), read when first needed */
+  int ca_failed;      /* it was read and held no certificate OpenSSL could parse */
   STACK_OF(X509) *extra_ca;
   X509_STORE *trust;  /* system CAs + extra_ca, built once, shared by every TLS context */
   pthread_mutex_t trust_mu;
@@ -71,36 +74,71 @@ static void state_free(struct http_state *s) {
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_destroy(&s->locks[i]);
   if (s->extra_ca) sk_X509_pop_free(s->extra_ca, X509_free);
   if (s->trust) X509_STORE_free(s->trust);
+  free(s->ca_path);
   pthread_mutex_destroy(&s->trust_mu);
   pthread_mutex_destroy(&s->share_mu);
   free(s);
 }
 
-/* The extra CA bundle is read once; each new TLS context gets its
- * certificates added to the system trust store (added to, not replaced). */
-static int load_ca(struct http_state *s, const char *path, char *err, size_t en) {
+/* The extra CA bundle (option ca_file). When the engine opens it is only
+ * checked (it can be read and holds a PEM certificate block): parsing it
+ * takes OpenSSL (opened then, see dynlib.c) and its decoders' first-use
+ * setup, ~10 M instructions that a command sending no request (`mcplink
+ * server list`) does not need. It is parsed once, when the trust store is
+ * first built; each new TLS context gets its certificates added to the
+ * system trust store (added to, not replaced). */
+static int ca_check(const char *path, char *err, size_t en) {
   FILE *f = fopen(path, "r");
   if (!f) { snprintf(err, en, "ca_file '%s' cannot be read", path); return -1; }
-  s->extra_ca = sk_X509_new_null();
-  X509 *x;
-  while (s->extra_ca && (x = PEM_read_X509(f, NULL, NULL, NULL)))
-    if (!sk_X509_push(s->extra_ca, x)) { X509_free(x); break; }
+  char line[256];
+  int found = 0, at_start = 1;
+  while (!found && fgets(line, sizeof line, f)) {
+    if (at_start && (strncmp(line, "-----BEGIN CERTIFICATE-----", 27) == 0 ||
+                     strncmp(line, "-----BEGIN X509 CERTIFICATE-----", 32) == 0))
+      found = 1;
+    at_start = strchr(line, '\n') != NULL; /* a long line comes in pieces */
+  }
+  int bad = ferror(f);
   fclose(f);
-  if (!s->extra_ca || sk_X509_num(s->extra_ca) == 0) {
-    snprintf(err, en, "ca_file '%s' holds no PEM certificate", path);
+  if (bad) { snprintf(err, en, "ca_file '%s' cannot be read", path); return -1; }
+  if (!found) { snprintf(err, en, "ca_file '%s' holds no PEM certificate", path); return -1; }
+  return 0;
+}
+
+/* Parses the bundle (under trust_mu): 0, or -1 when it cannot be read now
+ * or holds no certificate OpenSSL parses (logged; every request then fails
+ * its TLS set-up rather than trust less than configured). */
+static int load_ca(struct http_state *s) {
+  if (s->extra_ca) return 0;
+  if (s->ca_failed) return -1;
+  FILE *f = fopen(s->ca_path, "r");
+  STACK_OF(X509) *ca = f ? sk_X509_new_null() : NULL;
+  X509 *x;
+  while (ca && (x = PEM_read_X509(f, NULL, NULL, NULL)))
+    if (!sk_X509_push(ca, x)) { X509_free(x); break; }
+  ERR_clear_error(); /* the end of the file reads as an error */
+  if (f) fclose(f);
+  if (!ca || sk_X509_num(ca) == 0) {
+    if (ca) sk_X509_pop_free(ca, X509_free);
+    s->ca_failed = 1;
+    mcpl_log(s->e, "error", "http: ca_file '%s' %s: TLS requests fail until the engine is opened with a good one",
+             s->ca_path, f ? "holds no certificate OpenSSL can parse" : "cannot be read any more");
     return -1;
   }
+  s->extra_ca = ca;
   return 0;
 }
 
 static struct http_state *state_new(const char *ca_file, char *err, size_t en) {
+  if (ca_file && *ca_file && ca_check(ca_file, err, en) != 0) return NULL;
   struct http_state *s = calloc(1, sizeof *s);
   if (!s) { snprintf(err, en, "out of memory"); return NULL; }
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&s->locks[i], NULL);
   pthread_mutex_init(&s->trust_mu, NULL);
   pthread_mutex_init(&s->share_mu, NULL);
   pthread_mutex_init(&s->idle_mu, NULL);
-  if (ca_file && *ca_file && load_ca(s, ca_file, err, en) != 0) {
+  if (ca_file && *ca_file && !(s->ca_path = strdup(ca_file))) {
+    snprintf(err, en, "out of memory");
     state_free(s);
     return NULL;
   }
@@ -129,6 +167,7 @@ int http_engine_init(mcpl_engine *e, char **err) {
     *err = mcpl_json_error("invalid_argument", msg, "ca_file");
     return -1;
   }
+  s->e = e;
   mcpl_engine_set_slot(e, MCPL_AREA_HTTP, s);
   return 0;
 }
@@ -457,7 +496,7 @@ static int system_paths(X509_STORE *t) {
  * counted and safe to share between threads for verification. */
 static X509_STORE *trust_store(struct http_state *s) {
   pthread_mutex_lock(&s->trust_mu);
-  if (!s->trust) {
+  if (!s->trust && (!s->ca_path || load_ca(s) == 0)) {
     X509_STORE *t = X509_STORE_new();
     if (t && system_paths(t) == 1) {
       for (int i = 0; s->extra_ca && i < sk_X509_num(s->extra_ca); i++)

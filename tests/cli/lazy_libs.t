@@ -12,7 +12,7 @@ set -u
 . "$top/tests/cli/tap.sh"
 build=${MCPLINK_BUILD:-$top/build}
 db=${MCPLINK_TEST_DB:-$tmp/t.db}
-# (no --ca-file: the extra CA bundle is read when the engine opens, with libcrypto)
+# (--ca-file is only checked when the engine opens; OpenSSL parses it at the first TLS connection)
 M() { "$bin" --db "$db" --key-file "$tmp/k.key" --compact "$@"; }
 # E VAR=VALUE ARGS...: the same with one more variable in its environment
 E() { v=$1; shift; env "$v" "$bin" --db "$db" --key-file "$tmp/k.key" --compact "$@"; }
@@ -60,6 +60,9 @@ id=$(sed -n 's/.*"id":"\(srv_[^"]*\)".*/\1/p' "$tmp/out")
 opened M $A server list; ok $? "server list runs"
 check "server list lists the server" grep -q "\"id\":\"$id\"" "$tmp/out"
 none_of "server list"
+opened M --ca-file "$FIXTURE_CERTS/ca.pem" $A server list; ok $? "server list --ca-file runs"
+check "server list --ca-file lists the server" grep -q "\"id\":\"$id\"" "$tmp/out"
+none_of "server list with --ca-file"
 echo 'mcplink.op("tenant.list", {})' > "$tmp/in.lua"
 opened "$bin" --db "$db" --key-file "$tmp/k.key" repl < "$tmp/in.lua"
 ok $? "a REPL fed from a pipe runs"

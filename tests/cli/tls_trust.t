@@ -25,6 +25,20 @@ SSL_CERT_FILE="$FIXTURE_CERTS/ca.pem" "$bin" --db "$tmp/t.db" --ca-file "$tmp/ot
 check "an unrelated --ca-file still lets the system trust store complete the chain" grep -q '"server_info"' "$tmp/out3b"
 SSL_CERT_FILE=/dev/null SSL_CERT_DIR=/nonexistent "$bin" --db "$tmp/t.db" --ca-file "$tmp/other.pem" --compact op mcp.session "$steps" > "$tmp/out3c" 2>&1
 check "an unrelated --ca-file and an empty system store: refused" grep -q '"tls_error"' "$tmp/out3c"
+# --ca-file is checked when the engine opens (it can be read, it holds a PEM certificate block) and
+# parsed at the first TLS connection: a block OpenSSL cannot parse fails every request, and says why
+"$bin" --db "$tmp/t.db" --ca-file "$tmp/nonexistent.pem" tenant list > "$tmp/out7" 2>&1
+check "a --ca-file that cannot be read stops the engine from opening" grep -q "ca_file '$tmp/nonexistent.pem' cannot be read" "$tmp/out7"
+echo "not a bundle" > "$tmp/plain.pem"
+"$bin" --db "$tmp/t.db" --ca-file "$tmp/plain.pem" tenant list > "$tmp/out8" 2>&1
+check "a --ca-file without a certificate block stops it too" grep -q "holds no PEM certificate" "$tmp/out8"
+printf -- '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n' > "$tmp/broken.pem"
+"$bin" --db "$tmp/t.db" --ca-file "$tmp/broken.pem" --compact tenant list > "$tmp/out9" 2>&1
+check "a block OpenSSL cannot parse: a command that sends no request runs" grep -q '"items"' "$tmp/out9"
+SSL_CERT_FILE="$FIXTURE_CERTS/ca.pem" "$bin" --db "$tmp/t.db" --ca-file "$tmp/broken.pem" --compact op mcp.session "$steps" > "$tmp/out10" 2>&1
+check "a request fails its TLS set-up rather than trust without the bundle" grep -q '"tls_error"' "$tmp/out10"
+check_not "... nothing is discovered" grep -q '"server_info"' "$tmp/out10"
+check "... and the log names the bundle" grep -q "ca_file '$tmp/broken.pem' holds no certificate OpenSSL can parse" "$tmp/out10"
 # OpenSSL's TLS side and the trust store are loaded on the first TLS connection, not when the
 # engine opens: a command that sends no request reads neither the OpenSSL configuration nor the
 # system bundle. Seen through named pipes (no tracing needed): OPENSSL_CONF and SSL_CERT_FILE name
