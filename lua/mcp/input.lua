@@ -26,12 +26,20 @@ local function is_object(v) return type(v) == "table" and not json.is_array(v) a
 -- op can hand it over in a continuation; sampling and roots only when a
 -- handler answers them. engine_only: a session shared by every caller
 -- (handshake era) counts the engine's default handler alone.
+-- The value is shared (one per combination, made once per Lua state): a
+-- caller reads or encodes it, never changes it.
+local caps_made = {}
 function M.capabilities(resumable, engine_only)
   local h = call.host(engine_only)
-  local caps = json.object()
-  if h.elicitation or resumable then caps.elicitation = { form = json.object(), url = json.object() } end
-  if h.sampling then caps.sampling = json.object() end
-  if h.roots then caps.roots = json.object() end
+  local elicit, sampling, roots = (h.elicitation or resumable) and true or false, h.sampling, h.roots
+  local k = (elicit and 1 or 0) + (sampling and 2 or 0) + (roots and 4 or 0)
+  local caps = caps_made[k]
+  if caps then return caps end
+  caps = json.object()
+  if elicit then caps.elicitation = { form = json.object(), url = json.object() } end
+  if sampling then caps.sampling = json.object() end
+  if roots then caps.roots = json.object() end
+  caps_made[k] = caps
   return caps
 end
 

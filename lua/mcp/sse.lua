@@ -29,8 +29,8 @@ local function operation(c, method, params, opts)
   local init_id, req_id = jsonrpc.next_id(), jsonrpc.next_id()
   local token = incoming.progress_token(req_id, opts)
   -- 2024-11-05 has no elicitation; sampling and roots as this call's host answers them
-  local caps = input.capabilities(false)
-  caps.elicitation = nil
+  local caps = json.object()
+  for k, v in pairs(input.capabilities(false)) do if k ~= "elicitation" then caps[k] = v end end
   local post_headers = transport.post_headers(c)
   post_headers["MCP-Protocol-Version"] = protocol.SSE
   local function post(msg)
