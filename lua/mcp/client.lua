@@ -31,7 +31,7 @@ local function era_of(text)
   return e
 end
 
--- new(ctx, opts) -> client; opts = {key, url, headers, timeout_ms, max_bytes,
+-- new(ctx, opts) -> client; opts = {key, url, headers (read, never changed), timeout_ms, max_bytes,
 -- era = "modern"|"legacy"|"sse" (a hint: skips probing), version (hint),
 -- server = {id, name, url} (how events and input requests name the server)}.
 -- key names the server and credential in the engine-wide caches (the era,
@@ -41,10 +41,11 @@ function M.new(ctx, opts)
     errors.raise("invalid_argument", "MCP client needs a url", "url")
   end
   if type(opts.key) ~= "string" or opts.key == "" then errors.raise("invalid_argument", "MCP client needs a cache key", "key") end
-  local headers = {}
-  for k, v in pairs(opts.headers or {}) do headers[k] = v end
+  -- opts.headers is kept, not copied: every reader copies it before adding
+  -- to it (transport.post_headers), and a caller's (connection.open's, kept
+  -- between calls by lua/credentials.lua) is never changed
   local c = setmetatable({
-    ctx = ctx, key = opts.key, url = opts.url, headers = headers,
+    ctx = ctx, key = opts.key, url = opts.url, headers = opts.headers or {},
     timeout_ms = opts.timeout_ms or 60000, max_bytes = opts.max_bytes or 16 * 1024 * 1024,
     server = opts.server,
   }, Client)
