@@ -44,13 +44,15 @@ local shared, shared_n, SHARED_MAX = {}, 0, 256
 function M.under_counters(actor, key, make, ...)
   local v = actor.tenant_id and store.cache_version(actor.tenant_id)
   if not v then return make(...) end
-  local k = v .. key
-  local val = shared[k]
+  -- by counters, then by key (no joined key to build and hash per read)
+  local bucket = shared[v]
+  local val = bucket and bucket[key]
   if val == nil then
     val = make(...)
     if val == nil then val = false end
-    if shared_n >= SHARED_MAX then shared, shared_n = {}, 0 end
-    shared[k], shared_n = val, shared_n + 1
+    if shared_n >= SHARED_MAX then shared, shared_n, bucket = {}, 0, nil end
+    if not bucket then bucket = {}; shared[v] = bucket end
+    bucket[key], shared_n = val, shared_n + 1
   end
   if val == false then return nil end
   return val
