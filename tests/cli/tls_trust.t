@@ -32,6 +32,8 @@ check "a --ca-file that cannot be read stops the engine from opening" grep -q "c
 echo "not a bundle" > "$tmp/plain.pem"
 "$bin" --db "$tmp/t.db" --ca-file "$tmp/plain.pem" tenant list > "$tmp/out8" 2>&1
 check "a --ca-file without a certificate block stops it too" grep -q "holds no PEM certificate" "$tmp/out8"
+timeout 20 "$bin" --db "$tmp/t.db" --ca-file /dev/zero tenant list > "$tmp/out8b" 2>&1
+check "an endless --ca-file (/dev/zero) is refused within its bound, not read for ever" grep -q "holds no PEM certificate" "$tmp/out8b"
 printf -- '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n' > "$tmp/broken.pem"
 "$bin" --db "$tmp/t.db" --ca-file "$tmp/broken.pem" --compact tenant list > "$tmp/out9" 2>&1
 check "a block OpenSSL cannot parse: a command that sends no request runs" grep -q '"items"' "$tmp/out9"
