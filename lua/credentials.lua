@@ -33,13 +33,13 @@ function M.for_server(ctx, s)
   local v = t.shared and ctx.actor.tenant_id and store.cache_version(ctx.actor.tenant_id)
   if not v then return made(ctx, s, t) end
   local now, k = core.mono_ms(), kept[s.id]
-  if k and k.v == v and k.type == t.name and now - k.at < M.KEEP_MS then return k.headers, k.fp end
+  if k and k.v == v and now - k.at < M.KEEP_MS then return k.headers, k.fp end
   local headers, fp = made(ctx, s, t)
   if not k then
     if nkept >= KEEP_MAX then kept, nkept = {}, 0 end
     nkept = nkept + 1
   end
-  kept[s.id] = { v = v, type = t.name, at = now, headers = headers, fp = fp }
+  kept[s.id] = { v = v, at = now, headers = headers, fp = fp }
   return headers, fp
 end
 

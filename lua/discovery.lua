@@ -185,7 +185,7 @@ function M.refresh(ctx, s)
   -- in one op, which would be promoted and kept (and after a full
   -- collection Lua 5.4.4 waits for twice the heap): discovery runs under
   -- the incremental collector (10,001 tools, the third refresh's peak RSS:
-  -- 38.2 MB generational, 29.6 MB so).
+  -- 38.2 MB generational, 29.9 MB so).
   collectgarbage("incremental")
   local ok, info, diff = pcall(fetch_apply, ctx, s)
   -- The decoded pages, records and stored rows of a long list are garbage
