@@ -23,6 +23,16 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(CFLAGS) $(SAN) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS    := $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null) -lpthread -lm
 TEST_LIBS := $(LIBS) $(shell pkg-config --libs $(DL_PKGS) 2>/dev/null)
+# The mcplink binary links Lua and SQLite statically, from the .a files of Debian's liblua5.4-dev
+# and libsqlite3-dev (which `make deps` installs): a one-shot command then binds none of their
+# symbols when it starts (README "Performance"). After a Debian update of either, run `make`
+# again. CLI_STATIC=0 links them dynamically, as libmcplink.so does (what hosts load).
+CLI_STATIC ?= 1
+ifeq ($(CLI_STATIC),1)
+CLI_LIBS := -Wl,-Bstatic $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null) -Wl,-Bdynamic -lpthread -lm -ldl
+else
+CLI_LIBS := $(LIBS)
+endif
 LDFLAGS ?=
 
 LIB_SRC  := $(sort $(wildcard core/*.c))
@@ -120,7 +130,7 @@ $(BUILD)/libmcplink.so: $(LIB_OBJ) $(BUILD)/libmcplink.map
 	  -Wl,--no-undefined $(SAN) $(LDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
 
 $(BUILD)/mcplink: $(CLI_OBJ) $(BUILD)/libmcplink.a
-	$(CC) $(SAN) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmcplink.a $(LIBS)
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmcplink.a $(CLI_LIBS)
 
 # The unit tests link what mcplink links, so they open libcurl as it does (on first use, from
 # whichever thread comes first); test_store and test_store_crash also call libpq themselves.

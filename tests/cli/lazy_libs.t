@@ -32,7 +32,7 @@ opened() {
 has() { grep -qx "$1" "$tmp/libs"; }
 # none_of WHAT: one check per deferred library: WHAT (the last command) did not open it
 none_of() {
-  check "$1 works (the loader's log is read: it lists liblua5.4.so.0)" has liblua5.4.so.0
+  check "$1 works (the loader's log is read: it lists libc.so.6)" has libc.so.6
   for l in $DEFERRED; do
     # on PostgreSQL, libpq is in use, and libssl and libcrypto with it
     case $l in libpq.so.5|libssl.so.3|libcrypto.so.3) [ -n "${MCPLINK_TEST_DB:-}" ] && continue ;; esac
@@ -43,8 +43,14 @@ none_of() {
 # ---- the binaries do not link them --------------------------------------------------------
 for f in "$bin" "$build/libmcplink.so"; do
   readelf -d "$f" > "$tmp/dyn" 2>&1; ok $? "readelf reads $(basename "$f")"
-  check "$(basename "$f") links libsqlite3 (the check below reads NEEDED entries)" grep -q 'NEEDED.*\[libsqlite3\.so\.0\]' "$tmp/dyn"
+  check "$(basename "$f") links libc (the checks below read NEEDED entries)" grep -q 'NEEDED.*\[libc\.so\.6\]' "$tmp/dyn"
   for l in $DEFERRED; do check_not "$(basename "$f") does not link $l" grep -q "NEEDED.*\[$l\]" "$tmp/dyn"; done
+  # the CLI has Lua and SQLite linked in (CLI_STATIC, the default): nothing of theirs to bind
+  # at start; libmcplink.so, what hosts load, shares the system's
+  for l in liblua5.4.so.0 libsqlite3.so.0; do
+    if [ "$f" = "$bin" ]; then check_not "mcplink has $l linked in, not NEEDED" grep -q "NEEDED.*\[$l\]" "$tmp/dyn"
+    else check "libmcplink.so links $l" grep -q "NEEDED.*\[$l\]" "$tmp/dyn"; fi
+  done
 done
 
 # ---- commands that need none of them -------------------------------------------------------
