@@ -27,12 +27,18 @@ TEST_LIBS := $(LIBS) $(shell pkg-config --libs $(DL_PKGS) 2>/dev/null)
 # and libsqlite3-dev (which `make deps` installs): a one-shot command then binds none of their
 # symbols when it starts (README "Performance"). After a Debian update of either, run `make`
 # again. CLI_STATIC=0 links them dynamically, as libmcplink.so does (what hosts load).
+# Debian's static libraries are built without -fPIC, and that code is faster: a warm tool.call
+# takes ~7-10% less CPU with them (README "Performance"). They cannot go into libmcplink.so. The
+# benchmarks link libmcplink.a as mcplink does (BENCH_LIBS), and measure `tool.call` once more with
+# the system's shared Lua and SQLite, as libmcplink.so and the Python binding load them
+# (engine_bench_shared).
 CLI_STATIC ?= 1
 ifeq ($(CLI_STATIC),1)
 CLI_LIBS := -Wl,-Bstatic $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null) -Wl,-Bdynamic -lpthread -lm -ldl
 else
 CLI_LIBS := $(LIBS)
 endif
+BENCH_LIBS := $(CLI_LIBS) $(shell pkg-config --libs $(DL_PKGS) 2>/dev/null)
 LDFLAGS ?=
 
 LIB_SRC  := $(sort $(wildcard core/*.c))
@@ -207,6 +213,11 @@ asan: deps
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libmcplink.a core/mcplink.h
 	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libmcplink.a $(BENCH_LIBS)
+
+# the same engine_bench with the system's shared Lua and SQLite (what libmcplink.so loads)
+$(BUILD)/bench/engine_bench_shared: bench/engine_bench.c $(BUILD)/libmcplink.a core/mcplink.h
+	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libmcplink.a $(TEST_LIBS)
 
 # Benchmarks report medians and ratios to a baseline measured in the same run.
@@ -215,7 +226,8 @@ bench-ops: all $(BUILD)/bench/ops_bench
 
 # bench/run.sh: every client side by side (raw libcurl floor, engine C API and CLI, SDK clients);
 # bench-quick runs each once on small inputs (CI: tests/cli/bench_quick.t), no timing assertions.
-BENCH_BIN := $(BUILD)/bench/fixture_server $(BUILD)/bench/raw_floor $(BUILD)/bench/engine_bench
+BENCH_BIN := $(BUILD)/bench/fixture_server $(BUILD)/bench/raw_floor $(BUILD)/bench/engine_bench \
+             $(BUILD)/bench/engine_bench_shared
 $(BENCH_BIN): bench/bench_util.h
 bench: all fixtures $(BENCH_BIN)
 	BUILD=$(BUILD) sh bench/run.sh

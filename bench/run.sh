@@ -44,7 +44,7 @@ day_report() {
 }
 [ -n "$out" ] || { if [ $quick = 1 ]; then out=$BUILD/bench/quick.md; else out=$(day_report) || exit 2; fi; }
 bin=$BUILD/bench
-for f in fixture_server raw_floor engine_bench; do
+for f in fixture_server raw_floor engine_bench engine_bench_shared; do
   [ -x "$bin/$f" ] || { echo "run.sh: $bin/$f is missing (make bench builds it)" >&2; exit 2; }
 done
 [ -x "$BUILD/mcplink" ] || { echo "run.sh: $BUILD/mcplink is missing" >&2; exit 2; }
@@ -118,6 +118,7 @@ r=1
 while [ $r -le "$reps" ]; do
   echo "repetition $r of $reps" >&2
   calls https-json "$url_https" "$N"
+  run "https-json/" "$bin/engine_bench_shared" call "$url_https" --ca "$ca" --api-key "$KEY" --n "$N" --label engine-1t-shared
   run "https-json/" "$bin/raw_floor" call "$url_https" --ca "$ca" --api-key "$KEY" --n "$NT" --threads 8 --label raw-8t
   run "https-json/" "$bin/engine_bench" call "$url_https" --ca "$ca" --api-key "$KEY" --n "$NT" --threads 8 --label engine-8t
   run "https-json/" "$bin/engine_bench" call "$url_https" --ca "$ca" --api-key "$KEY" --n "$N" --label engine-1t-pg --db "$(pgdb)"
