@@ -27,6 +27,7 @@ TEST_LIBS := $(LIBS) $(shell pkg-config --libs $(DL_PKGS) 2>/dev/null)
 # and libsqlite3-dev (which `make deps` installs): a one-shot command then binds none of their
 # symbols when it starts (README "Performance"). After a Debian update of either, run `make`
 # again. CLI_STATIC=0 links them dynamically, as libmcplink.so does (what hosts load).
+#
 # Debian's static libraries are built without -fPIC, and that code is faster: a warm tool.call
 # takes ~7-10% less CPU with them (README "Performance"). They cannot go into libmcplink.so. The
 # benchmarks link libmcplink.a as mcplink does (BENCH_LIBS), and measure `tool.call` once more with
@@ -138,8 +139,9 @@ $(BUILD)/libmcplink.so: $(LIB_OBJ) $(BUILD)/libmcplink.map
 $(BUILD)/mcplink: $(CLI_OBJ) $(BUILD)/libmcplink.a
 	$(CC) $(SAN) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmcplink.a $(CLI_LIBS)
 
-# The unit tests link what mcplink links, so they open libcurl as it does (on first use, from
-# whichever thread comes first); test_store and test_store_crash also call libpq themselves.
+# The unit tests link what libmcplink.so links (the system's shared Lua and SQLite) and, like
+# mcplink, not libcurl: they open it on first use, from whichever thread comes first;
+# test_store and test_store_crash also call libpq themselves.
 UNIT_LIBS = $(LIBS)
 $(BUILD)/tests/test_store $(BUILD)/tests/test_store_crash: UNIT_LIBS = $(TEST_LIBS)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmcplink.a $(HDRS)
