@@ -23,6 +23,37 @@
 #define UV_OBJECT lua_upvalueindex(2)
 #define UV_LAZY lua_upvalueindex(3)
 
+/* ---- output buffers ------------------------------------------------------ */
+
+typedef struct {
+  char *p;
+  size_t n, cap;
+} jbuf;
+
+/* room for more bytes: the check inline (every comma and brace asks), the
+ * growth out of line */
+static void jb_grow(lua_State *L, jbuf *b, size_t more) {
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap < b->n + more) cap *= 2;
+  if (cap > (size_t)512 * 1024 * 1024) mcpl_lua_error(L, "too_large", "JSON output too large");
+  char *p = realloc(b->p, cap);
+  if (!p) mcpl_lua_error(L, "internal", "out of memory encoding JSON");
+  b->p = p;
+  b->cap = cap;
+}
+
+static inline void jb_reserve(lua_State *L, jbuf *b, size_t more) {
+  if (b->n + more > b->cap) jb_grow(L, b, more);
+}
+
+static inline void jb_add(lua_State *L, jbuf *b, const char *s, size_t n) {
+  jb_reserve(L, b, n);
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+}
+
+static inline void jb_addc(lua_State *L, jbuf *b, char c) { jb_reserve(L, b, 1); b->p[b->n++] = c; }
+
 /* ---- decode -------------------------------------------------------------
  * RFC 8259 text straight into Lua values: arrays (empty ones too) carry the
  * array mark, objects none; integers within 2^53 (also 1.0 or 1e2) become
@@ -88,12 +119,21 @@ static int jd_hex4(jdec *d) {
   return v;
 }
 
-/* the string's bytes go to b, or nowhere when only checking (b NULL) */
-static void jd_add(luaL_Buffer *b, const char *s, size_t n) {
-  if (b) luaL_addlstring(b, s, n);
+/* Where a string's decoded bytes go: a Lua buffer (json.decode), an output
+ * buffer (json.canonical_items), or nowhere when only checking (NULL). */
+typedef struct {
+  luaL_Buffer *lb;
+  jbuf *jb;
+  lua_State *L;
+} jsink;
+
+static void jd_add(jsink *b, const char *s, size_t n) {
+  if (!b) return;
+  if (b->lb) luaL_addlstring(b->lb, s, n);
+  else jb_add(b->L, b->jb, s, n);
 }
 
-static void jd_utf8(luaL_Buffer *b, unsigned cp) {
+static void jd_utf8(jsink *b, unsigned cp) {
   char u[4];
   size_t n;
   if (cp < 0x80) { u[0] = (char)cp; n = 1; }
@@ -124,21 +164,9 @@ static unsigned jd_unicode(jdec *d) {
   return cp;
 }
 
-/* at the opening quote; pushes the string (when building) */
-static void jd_string(jdec *d) {
-  const char *start = ++d->p;
-  while (d->p < d->e && *d->p != '"' && *d->p != '\\') d->p++;
-  if (d->p >= d->e) jd_fail(d, "a string is not closed");
-  if (*d->p == '"') { /* no escapes: the bytes as they are */
-    if (d->build) lua_pushlstring(d->L, start, (size_t)(d->p - start));
-    d->p++;
-    return;
-  }
-  luaL_Buffer buf, *b = NULL;
-  if (d->build) {
-    b = &buf;
-    luaL_buffinit(d->L, b);
-  }
+/* the rest of a string from its first backslash (at d->p; start: the
+ * string's first byte), the closing quote included; the bytes go to b */
+static void jd_escaped(jdec *d, const char *start, jsink *b) {
   jd_add(b, start, (size_t)(d->p - start));
   for (;;) {
     if (d->p >= d->e) jd_fail(d, "a string is not closed");
@@ -165,12 +193,38 @@ static void jd_string(jdec *d) {
       default: d->p -= 2; jd_fail(d, "an unknown escape in a string");
     }
   }
-  if (b) luaL_pushresult(b);
+}
+
+/* at the opening quote: d->p past the string's plain start (at its closing
+ * quote or first backslash); returns that start */
+static const char *jd_plain(jdec *d) {
+  const char *start = ++d->p;
+  while (d->p < d->e && *d->p != '"' && *d->p != '\\') d->p++;
+  if (d->p >= d->e) jd_fail(d, "a string is not closed");
+  return start;
+}
+
+/* at the opening quote; pushes the string (when building) */
+static void jd_string(jdec *d) {
+  const char *start = jd_plain(d);
+  if (*d->p == '"') { /* no escapes: the bytes as they are */
+    if (d->build) lua_pushlstring(d->L, start, (size_t)(d->p - start));
+    d->p++;
+    return;
+  }
+  if (!d->build) { jd_escaped(d, start, NULL); return; }
+  luaL_Buffer buf;
+  luaL_buffinit(d->L, &buf);
+  jsink b = {&buf, NULL, d->L};
+  jd_escaped(d, start, &b);
+  luaL_pushresult(&buf);
 }
 
 #define JD_DIGIT(c) ((c) >= '0' && (c) <= '9')
 
-static void jd_number(jdec *d) {
+/* at a number: reads it as json.decode makes it, 1 and *iv for an integer
+ * (integers within 2^53, also 1.0 or 1e2), 0 and *dv for a float */
+static int jd_scan_number(jdec *d, long long *iv, double *dv) {
   const char *start = d->p;
   int neg = 0, frac = 0;
   if (*d->p == '-') { neg = 1; d->p++; }
@@ -192,11 +246,10 @@ static void jd_number(jdec *d) {
     while (d->p < d->e && JD_DIGIT(*d->p)) d->p++;
   }
   if (!frac && ndigits <= 18) { /* below 10^18 < 2^63: exact as an integer */
-    if (!d->build) return;
     long long v = 0;
     for (const char *q = start + neg; q < d->p; q++) v = v * 10 + (*q - '0');
-    lua_pushinteger(d->L, neg ? -v : v);
-    return;
+    *iv = neg ? -v : v;
+    return 1;
   }
   /* read even when only checking: a number out of range is an error */
   char buf[128];
@@ -215,9 +268,18 @@ static void jd_number(jdec *d) {
     lua_pop(d->L, 1);
   }
   if (!isfinite(v)) { d->p = start; jd_fail(d, "a number is out of range"); }
+  if (v == floor(v) && fabs(v) <= 9007199254740992.0) { *iv = (long long)v; return 1; }
+  *dv = v;
+  return 0;
+}
+
+static void jd_number(jdec *d) {
+  long long iv = 0;
+  double dv = 0;
+  int integer = jd_scan_number(d, &iv, &dv);
   if (!d->build) return;
-  if (v == floor(v) && fabs(v) <= 9007199254740992.0) lua_pushinteger(d->L, (lua_Integer)v);
-  else lua_pushnumber(d->L, v);
+  if (integer) lua_pushinteger(d->L, (lua_Integer)iv);
+  else lua_pushnumber(d->L, dv);
 }
 
 static void jd_literal(jdec *d, const char *word, size_t n) {
@@ -518,11 +580,6 @@ static int lazy_len(lua_State *L) {
 
 /* ---- encode ------------------------------------------------------------- */
 
-typedef struct {
-  char *p;
-  size_t n, cap;
-} jbuf;
-
 /* a state's two buffers (state_buffers) */
 static int jbuf_gc(lua_State *L) {
   jbuf *b = lua_touserdata(L, 1);
@@ -531,30 +588,6 @@ static int jbuf_gc(lua_State *L) {
   b[0].p = b[1].p = NULL;
   return 0;
 }
-
-/* room for more bytes: the check inline (every comma and brace asks), the
- * growth out of line */
-static void jb_grow(lua_State *L, jbuf *b, size_t more) {
-  size_t cap = b->cap ? b->cap : 256;
-  while (cap < b->n + more) cap *= 2;
-  if (cap > (size_t)512 * 1024 * 1024) mcpl_lua_error(L, "too_large", "JSON output too large");
-  char *p = realloc(b->p, cap);
-  if (!p) mcpl_lua_error(L, "internal", "out of memory encoding JSON");
-  b->p = p;
-  b->cap = cap;
-}
-
-static inline void jb_reserve(lua_State *L, jbuf *b, size_t more) {
-  if (b->n + more > b->cap) jb_grow(L, b, more);
-}
-
-static inline void jb_add(lua_State *L, jbuf *b, const char *s, size_t n) {
-  jb_reserve(L, b, n);
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-}
-
-static inline void jb_addc(lua_State *L, jbuf *b, char c) { jb_reserve(L, b, 1); b->p[b->n++] = c; }
 
 /* Length of a valid UTF-8 sequence at s, or 0. */
 static size_t utf8_len(const unsigned char *s, size_t left) {
@@ -633,6 +666,21 @@ static void jb_string(lua_State *L, jbuf *b, const char *s, size_t n) {
     b->n = (size_t)(o - b->p);
   }
   jb_addc(L, b, '"');
+}
+
+static void jb_int(lua_State *L, jbuf *b, long long v) {
+  char num[24];
+  char *p = fmt_int_back(num + sizeof num, v);
+  jb_add(L, b, p, (size_t)(num + sizeof num - p));
+}
+
+static void jb_float(lua_State *L, jbuf *b, double d) {
+  char num[64];
+  if (!isfinite(d)) mcpl_lua_error(L, "invalid_argument", "cannot encode NaN or infinity");
+  int k;
+  if (d == floor(d) && fabs(d) <= 9007199254740992.0) k = snprintf(num, sizeof num, "%.0f", d);
+  else k = snprintf(num, sizeof num, "%.17g", d);
+  jb_add(L, b, num, (size_t)k);
 }
 
 /* Where the values of chosen members of the top-level object went in the
@@ -822,7 +870,6 @@ static void encode_object_large(lua_State *L, jbuf *b, int idx, const jopts *o, 
 }
 
 static void encode_value(lua_State *L, jbuf *b, int idx, const jopts *o, int depth) {
-  char num[64];
   if (depth > JSON_MAX_DEPTH) mcpl_lua_error(L, "invalid_argument", "JSON nesting too deep (or a cycle)");
   luaL_checkstack(L, 8, "json nesting");
   switch (lua_type(L, idx)) {
@@ -835,17 +882,8 @@ static void encode_value(lua_State *L, jbuf *b, int idx, const jopts *o, int dep
     if (lua_toboolean(L, idx)) jb_add(L, b, "true", 4); else jb_add(L, b, "false", 5);
     break;
   case LUA_TNUMBER:
-    if (lua_isinteger(L, idx)) {
-      char *p = fmt_int_back(num + sizeof num, (long long)lua_tointeger(L, idx));
-      jb_add(L, b, p, (size_t)(num + sizeof num - p));
-    } else {
-      lua_Number d = lua_tonumber(L, idx);
-      if (!isfinite(d)) mcpl_lua_error(L, "invalid_argument", "cannot encode NaN or infinity");
-      int k;
-      if (d == floor(d) && fabs(d) <= 9007199254740992.0) k = snprintf(num, sizeof num, "%.0f", d);
-      else k = snprintf(num, sizeof num, "%.17g", d);
-      jb_add(L, b, num, (size_t)k);
-    }
+    if (lua_isinteger(L, idx)) jb_int(L, b, (long long)lua_tointeger(L, idx));
+    else jb_float(L, b, lua_tonumber(L, idx));
     break;
   case LUA_TSTRING: {
     size_t n;
@@ -943,31 +981,53 @@ static int cmp_capture_keys(const void *a, const void *b) {
  * where p[k] = v[k] for each key), cut out of text rather than encoded
  * again: one walk gives what is stored and what is hashed (discovery's
  * approval pin). v must encode as an object when keys are given. */
+/* the keys (a list of strings at idx, anchored there) into cap, sorted as
+ * encode_object sorts them */
+static void capture_keys(lua_State *L, int idx, jcapture *cap, const char *who) {
+  const char *sorted[CANON_MAX_KEYS];
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_Integer nk = (lua_Integer)lua_rawlen(L, idx);
+  if (nk > CANON_MAX_KEYS) mcpl_lua_error(L, "invalid_argument", "%s: at most %d keys", who, CANON_MAX_KEYS);
+  cap->n = 0;
+  for (lua_Integer i = 1; i <= nk; i++) {
+    if (lua_rawgeti(L, idx, i) != LUA_TSTRING) mcpl_lua_error(L, "invalid_argument", "%s: keys must be strings", who);
+    size_t kl;
+    sorted[cap->n] = lua_tolstring(L, -1, &kl);
+    if (strlen(sorted[cap->n]) != kl) mcpl_lua_error(L, "invalid_argument", "%s: a key holds a NUL", who);
+    lua_pop(L, 1);
+    cap->n++;
+  }
+  qsort(sorted, (size_t)cap->n, sizeof *sorted, cmp_capture_keys);
+  for (int i = 0; i < cap->n; i++) {
+    cap->m[i].k = sorted[i];
+    cap->m[i].kn = strlen(sorted[i]);
+    cap->m[i].found = 0;
+  }
+}
+
+/* the part (json.canonical's second result) into pb: the captured members
+ * of the text in b, in key order */
+static void capture_part(lua_State *L, const jbuf *b, jbuf *pb, const jcapture *cap) {
+  jb_addc(L, pb, '{');
+  int first = 1;
+  for (int i = 0; i < cap->n; i++) {
+    if (!cap->m[i].found || (i > 0 && strcmp(cap->m[i].k, cap->m[i - 1].k) == 0)) continue;
+    if (!first) jb_addc(L, pb, ',');
+    first = 0;
+    jb_string(L, pb, cap->m[i].k, cap->m[i].kn);
+    jb_addc(L, pb, ':');
+    jb_add(L, pb, b->p + cap->m[i].start, cap->m[i].end - cap->m[i].start);
+  }
+  jb_addc(L, pb, '}');
+}
+
 static int json_canonical(lua_State *L) {
   luaL_checkany(L, 1);
   jcapture cap;
   cap.n = 0;
-  const char *sorted[CANON_MAX_KEYS];
   int want = !lua_isnoneornil(L, 2);
   if (want) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_Integer nk = (lua_Integer)lua_rawlen(L, 2);
-    if (nk > CANON_MAX_KEYS) return mcpl_lua_error(L, "invalid_argument", "json.canonical: at most %d keys", CANON_MAX_KEYS);
-    for (lua_Integer i = 1; i <= nk; i++) {
-      if (lua_rawgeti(L, 2, i) != LUA_TSTRING)
-        return mcpl_lua_error(L, "invalid_argument", "json.canonical: keys must be strings");
-      size_t kl;
-      sorted[cap.n] = lua_tolstring(L, -1, &kl); /* anchored by the keys table */
-      if (strlen(sorted[cap.n]) != kl) return mcpl_lua_error(L, "invalid_argument", "json.canonical: a key holds a NUL");
-      lua_pop(L, 1);
-      cap.n++;
-    }
-    qsort(sorted, (size_t)cap.n, sizeof *sorted, cmp_capture_keys);
-    for (int i = 0; i < cap.n; i++) {
-      cap.m[i].k = sorted[i];
-      cap.m[i].kn = strlen(sorted[i]);
-      cap.m[i].found = 0;
-    }
+    capture_keys(L, 2, &cap, "json.canonical");
     if (lua_type(L, 1) != LUA_TTABLE)
       return mcpl_lua_error(L, "invalid_argument", "json.canonical: keys need an object");
   }
@@ -986,19 +1046,7 @@ static int json_canonical(lua_State *L) {
     buffers_done(b);
     return 1;
   }
-  /* the part: the captured members in key order (the keys are sorted as
-   * encode_object sorts, byte by byte; none holds a NUL) */
-  jb_addc(L, pb, '{');
-  int first = 1;
-  for (int i = 0; i < cap.n; i++) {
-    if (!cap.m[i].found || (i > 0 && strcmp(cap.m[i].k, cap.m[i - 1].k) == 0)) continue;
-    if (!first) jb_addc(L, pb, ',');
-    first = 0;
-    jb_string(L, pb, cap.m[i].k, cap.m[i].kn);
-    jb_addc(L, pb, ':');
-    jb_add(L, pb, b->p + cap.m[i].start, cap.m[i].end - cap.m[i].start);
-  }
-  jb_addc(L, pb, '}');
+  capture_part(L, b, pb, &cap);
   lua_pushlstring(L, pb->p, pb->n);
   buffers_done(b);
   return 2; /* text, part */
@@ -1015,14 +1063,14 @@ typedef struct {
   int nodes, max_depth, max_nodes;
 } jfind;
 
-static int find_key_walk(lua_State *L, int idx, int depth, jfind *f) {
+static int find_key_walk(lua_State *L, int idx, int key, int depth, jfind *f) {
   if (depth > f->max_depth || ++f->nodes > f->max_nodes) return -1;
   luaL_checkstack(L, 4, "json.find_key");
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -2, 2)) { lua_pop(L, 2); return 1; }
+    if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -2, key)) { lua_pop(L, 2); return 1; }
     if (lua_type(L, -1) == LUA_TTABLE) {
-      int r = find_key_walk(L, lua_gettop(L), depth + 1, f);
+      int r = find_key_walk(L, lua_gettop(L), key, depth + 1, f);
       if (r != 0) { lua_pop(L, 2); return r; }
     }
     lua_pop(L, 1);
@@ -1037,9 +1085,446 @@ static int json_find_key(lua_State *L) {
   jfind f = {0, md < 0 ? -1 : md > JSON_MAX_DEPTH ? JSON_MAX_DEPTH : (int)md,
              mn < 0 ? 0 : mn > INT32_MAX ? INT32_MAX : (int)mn};
   lua_settop(L, 2);
-  int r = find_key_walk(L, 1, 0, &f);
+  int r = find_key_walk(L, 1, 2, 0, &f);
   if (r < 0) lua_pushnil(L);
   else lua_pushboolean(L, r);
+  return 1;
+}
+
+/* ---- canonical_items ------------------------------------------------------
+ * json.canonical_items(list [, opts]) -> iterator:
+ *   for i, text, part, name, found in json.canonical_items(list, opts)
+ * The items of a list (a lazy array or a Lua array), each as json.canonical
+ * gives it: text = json.canonical(item), part = its second result for
+ * opts.keys (objects only; nil otherwise). name: the item's member opts.name
+ * when it is a string. found (opts.find = {key, max_depth, max_nodes}, as
+ * json.find_key's arguments): false when the item surely holds no such key
+ * within those bounds (json.find_key's false); true or nil when it may (look
+ * at the decoded item).
+ * A lazy array's items go from their text straight to canonical text: each
+ * is read into a tree of C nodes (a per-state scratch, no Lua value per
+ * member) and written out sorted, byte for byte what decoding it and
+ * json.canonical would give. Discovery canonicalises every item of every
+ * list this way. */
+
+enum { CN_STR, CN_NUM_INT, CN_NUM_FLOAT, CN_TRUE, CN_FALSE, CN_NULL, CN_ARR, CN_OBJ };
+
+/* a node: a string's bytes ([a, a+n) of the text when esc is 0, of the
+ * scratch's string buffer when 1), a number, or a container (its children
+ * at kids[a..a+n), an object's as key, value pairs: 2n slots) */
+typedef struct {
+  unsigned char t, esc;
+  size_t a, n;
+  long long iv;
+  double dv;
+} cnode;
+
+typedef struct {
+  const char *k;
+  size_t kn;
+  size_t v, i; /* the value's node, the member's place in the object */
+} cmember;
+
+typedef struct {
+  cnode *nodes;
+  size_t nn, ncap;
+  size_t *kids, nk, kcap; /* the containers' children, each container's in a row */
+  size_t *tmp, nt, tcap;  /* children waiting for their container to close */
+  cmember *mem;           /* an object's members while they are sorted (a stack) */
+  size_t nm, mcap;
+  jbuf sb;                /* decoded strings that held escapes */
+  /* the find option: the key, the walk's bounds, what the read saw */
+  const char *fk;
+  size_t fkn;
+  int found, tables, deepest;
+} cscratch;
+
+#define CSCRATCH_MT "mcpl.json.cscratch"
+#define CSCRATCH_KEEP (256 * 1024)
+
+static int cscratch_gc(lua_State *L) {
+  cscratch *c = lua_touserdata(L, 1);
+  free(c->nodes);
+  free(c->kids);
+  free(c->tmp);
+  free(c->mem);
+  free(c->sb.p);
+  memset(c, 0, sizeof *c);
+  return 0;
+}
+
+/* grows an array to hold one more element (raises when out of memory) */
+static void *cs_grow(lua_State *L, void *p, size_t *cap, size_t need, size_t size) {
+  if (need <= *cap) return p;
+  size_t c = *cap ? *cap : 64;
+  while (c < need) c *= 2;
+  void *q = realloc(p, c * size);
+  if (!q) mcpl_lua_error(L, "internal", "out of memory reading JSON");
+  *cap = c;
+  return q;
+}
+
+static size_t cs_node(jdec *d, cscratch *c, unsigned char t) {
+  c->nodes = cs_grow(d->L, c->nodes, &c->ncap, c->nn + 1, sizeof *c->nodes);
+  cnode *n = &c->nodes[c->nn];
+  memset(n, 0, sizeof *n);
+  n->t = t;
+  return c->nn++;
+}
+
+static void cs_wait(jdec *d, cscratch *c, size_t v) {
+  c->tmp = cs_grow(d->L, c->tmp, &c->tcap, c->nt + 1, sizeof *c->tmp);
+  c->tmp[c->nt++] = v;
+}
+
+/* at the opening quote: a string node */
+static size_t cs_string(jdec *d, cscratch *c) {
+  const char *start = jd_plain(d);
+  size_t id = cs_node(d, c, CN_STR);
+  if (*d->p == '"') {
+    c->nodes[id].a = (size_t)(start - d->s);
+    c->nodes[id].n = (size_t)(d->p - start);
+    d->p++;
+    return id;
+  }
+  size_t at = c->sb.n;
+  jsink b = {NULL, &c->sb, d->L};
+  jd_escaped(d, start, &b);
+  c->nodes[id].esc = 1;
+  c->nodes[id].a = at;
+  c->nodes[id].n = c->sb.n - at;
+  return id;
+}
+
+static const char *cs_bytes(const jdec *d, const cscratch *c, const cnode *n) {
+  return n->esc ? c->sb.p + n->a : d->s + n->a;
+}
+
+/* the value at d->p (valid JSON: the text was checked whole), read into
+ * nodes; depth: its nesting within the item (the item: 0) */
+static size_t cs_value(jdec *d, cscratch *c, int depth) {
+  jd_ws(d);
+  if (d->p >= d->e) jd_fail(d, "expected a value");
+  char ch = *d->p;
+  if (ch == '{' || ch == '[') {
+    int obj = ch == '{';
+    if (depth > JSON_MAX_DEPTH) jd_fail(d, "nesting too deep");
+    c->tables++;
+    if (depth > c->deepest) c->deepest = depth;
+    size_t id = cs_node(d, c, obj ? CN_OBJ : CN_ARR), base = c->nt, n = 0;
+    d->p++;
+    jd_ws(d);
+    if (d->p < d->e && *d->p == (obj ? '}' : ']')) d->p++;
+    else for (;;) {
+      if (obj) {
+        jd_ws(d);
+        if (d->p >= d->e || *d->p != '"') jd_fail(d, "expected a member name (a string)");
+        size_t k = cs_string(d, c);
+        if (c->fk && c->nodes[k].n == c->fkn && memcmp(cs_bytes(d, c, &c->nodes[k]), c->fk, c->fkn) == 0)
+          c->found = 1;
+        cs_wait(d, c, k);
+        jd_ws(d);
+        if (d->p >= d->e || *d->p != ':') jd_fail(d, "expected ':' after a member name");
+        d->p++;
+      }
+      size_t v = cs_value(d, c, depth + 1);
+      cs_wait(d, c, v);
+      n++;
+      jd_ws(d);
+      if (d->p < d->e && *d->p == ',') { d->p++; continue; }
+      if (d->p < d->e && *d->p == (obj ? '}' : ']')) { d->p++; break; }
+      jd_fail(d, obj ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array");
+    }
+    size_t slots = c->nt - base;
+    c->kids = cs_grow(d->L, c->kids, &c->kcap, c->nk + slots, sizeof *c->kids);
+    if (slots) memcpy(c->kids + c->nk, c->tmp + base, slots * sizeof *c->kids);
+    c->nodes[id].a = c->nk;
+    c->nodes[id].n = n;
+    c->nk += slots;
+    c->nt = base;
+    return id;
+  }
+  if (ch == '"') return cs_string(d, c);
+  if (ch == 't') { jd_literal(d, "true", 4); return cs_node(d, c, CN_TRUE); }
+  if (ch == 'f') { jd_literal(d, "false", 5); return cs_node(d, c, CN_FALSE); }
+  if (ch == 'n') { jd_literal(d, "null", 4); return cs_node(d, c, CN_NULL); }
+  if (ch != '-' && !JD_DIGIT(ch)) jd_fail(d, "expected a value");
+  long long iv = 0;
+  double dv = 0;
+  int integer = jd_scan_number(d, &iv, &dv);
+  size_t id = cs_node(d, c, integer ? CN_NUM_INT : CN_NUM_FLOAT);
+  c->nodes[id].iv = iv;
+  c->nodes[id].dv = dv;
+  return id;
+}
+
+static int cmp_cmembers(const void *a, const void *b) {
+  const cmember *x = a, *y = b;
+  size_t n = x->kn < y->kn ? x->kn : y->kn;
+  int r = memcmp(x->k, y->k, n);
+  if (r) return r;
+  if (x->kn != y->kn) return x->kn < y->kn ? -1 : 1;
+  return x->i < y->i ? -1 : x->i > y->i; /* a repeated name: the last one counts */
+}
+
+/* writes node id as encode_value writes its decoded value ({sort = true});
+ * depth 0 records the captured members' places */
+static void cs_emit(lua_State *L, const jdec *d, cscratch *c, jbuf *b, size_t id, jcapture *cap, int depth) {
+  const cnode *n = &c->nodes[id];
+  switch (n->t) {
+  case CN_STR: jb_string(L, b, cs_bytes(d, c, n), n->n); return;
+  case CN_NUM_INT: jb_int(L, b, n->iv); return;
+  case CN_NUM_FLOAT: jb_float(L, b, n->dv); return;
+  case CN_TRUE: jb_add(L, b, "true", 4); return;
+  case CN_FALSE: jb_add(L, b, "false", 5); return;
+  case CN_NULL: jb_add(L, b, "null", 4); return;
+  case CN_ARR: {
+    size_t a = n->a, k = n->n;
+    jb_addc(L, b, '[');
+    for (size_t i = 0; i < k; i++) {
+      if (i) jb_addc(L, b, ',');
+      cs_emit(L, d, c, b, c->kids[a + i], NULL, depth + 1);
+    }
+    jb_addc(L, b, ']');
+    return;
+  }
+  default: break;
+  }
+  /* an object: its members sorted by name, a repeated name once (its last) */
+  size_t a = n->a, k = n->n, base = c->nm;
+  c->mem = cs_grow(L, c->mem, &c->mcap, base + k, sizeof *c->mem);
+  for (size_t i = 0; i < k; i++) {
+    const cnode *kn = &c->nodes[c->kids[a + 2 * i]];
+    cmember *m = &c->mem[base + i];
+    m->k = cs_bytes(d, c, kn);
+    m->kn = kn->n;
+    m->v = c->kids[a + 2 * i + 1];
+    m->i = i;
+  }
+  c->nm = base + k;
+  qsort(c->mem + base, k, sizeof *c->mem, cmp_cmembers);
+  jb_addc(L, b, '{');
+  int first = 1;
+  for (size_t i = 0; i < k; i++) {
+    cmember m = c->mem[base + i]; /* a copy: the array may move below */
+    if (i + 1 < k) {
+      const cmember *next = &c->mem[base + i + 1];
+      if (next->kn == m.kn && memcmp(next->k, m.k, m.kn) == 0) continue;
+    }
+    if (!first) jb_addc(L, b, ',');
+    first = 0;
+    jb_string(L, b, m.k, m.kn);
+    jb_addc(L, b, ':');
+    size_t start = b->n;
+    cs_emit(L, d, c, b, m.v, NULL, depth + 1);
+    if (depth == 0 && cap)
+      for (int j = 0; j < cap->n; j++)
+        if (cap->m[j].kn == m.kn && memcmp(cap->m[j].k, m.k, m.kn) == 0) {
+          cap->m[j].start = start;
+          cap->m[j].end = b->n;
+          cap->m[j].found = 1;
+        }
+  }
+  c->nm = base;
+  jb_addc(L, b, '}');
+}
+
+static cscratch *state_scratch(lua_State *L) {
+  static const char key = 0;
+  cscratch *c;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key) == LUA_TUSERDATA) {
+    c = lua_touserdata(L, -1);
+  } else {
+    lua_pop(L, 1);
+    c = lua_newuserdatauv(L, sizeof *c, 0);
+    memset(c, 0, sizeof *c);
+    luaL_setmetatable(L, CSCRATCH_MT);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key);
+  }
+  lua_pop(L, 1);
+  c->nn = c->nk = c->nt = c->nm = c->sb.n = 0;
+  c->found = c->tables = 0;
+  c->deepest = -1;
+  return c;
+}
+
+/* a scratch grown past CSCRATCH_KEEP by one large item gives it back */
+static void scratch_done(cscratch *c) {
+  if (c->ncap * sizeof *c->nodes > CSCRATCH_KEEP) { free(c->nodes); c->nodes = NULL; c->ncap = 0; }
+  if (c->kcap * sizeof *c->kids > CSCRATCH_KEEP) { free(c->kids); c->kids = NULL; c->kcap = 0; }
+  if (c->tcap * sizeof *c->tmp > CSCRATCH_KEEP) { free(c->tmp); c->tmp = NULL; c->tcap = 0; }
+  if (c->mcap * sizeof *c->mem > CSCRATCH_KEEP) { free(c->mem); c->mem = NULL; c->mcap = 0; }
+  if (c->sb.cap > CSCRATCH_KEEP) { free(c->sb.p); c->sb.p = NULL; c->sb.cap = 0; }
+}
+
+/* The iterator's upvalues: the module's three (the marks, the lazy
+ * metatable), the list, its settings (read once), and a table anchoring the
+ * option strings the settings point at. */
+#define CI_LIST lua_upvalueindex(4)
+#define CI_ITER lua_upvalueindex(5)
+typedef struct {
+  jcapture cap;
+  int want;
+  const char *name, *fk;
+  size_t namen, fkn;
+  int max_depth, max_nodes, find;
+  size_t at;    /* a lazy array: the offset of the next item */
+  lua_Integer i; /* the index of the last item given */
+} citer;
+
+/* pushes the item's text and part */
+static void canon_results(lua_State *L, citer *it, jbuf *b, int is_object) {
+  lua_pushlstring(L, b[0].p ? b[0].p : "", b[0].n);
+  if (it->want && is_object) {
+    capture_part(L, &b[0], &b[1], &it->cap);
+    lua_pushlstring(L, b[1].p, b[1].n);
+  } else lua_pushnil(L);
+}
+
+static int canon_lazy_step(lua_State *L, citer *it, jlazy *z) {
+  lua_getiuservalue(L, CI_LIST, 1);
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len);
+  if (!s || z->close > len || it->at >= z->close) return 0;
+  jdec d;
+  memset(&d, 0, sizeof d);
+  d.L = L;
+  d.s = s;
+  d.p = s + it->at;
+  d.e = s + z->close;
+  d.point = z->point;
+  d.on_path = -1;
+  jd_ws(&d);
+  if (d.p >= d.e || *d.p == ']') return 0;
+  cscratch *c = state_scratch(L);
+  c->fk = it->find ? it->fk : NULL;
+  c->fkn = it->fkn;
+  size_t root = cs_value(&d, c, 0);
+  jd_ws(&d);
+  if (d.p < d.e && *d.p == ',') d.p++;
+  it->at = (size_t)(d.p - s);
+  it->i++;
+  for (int j = 0; j < it->cap.n; j++) it->cap.m[j].found = 0;
+  jbuf *b = state_buffers(L);
+  cs_emit(L, &d, c, &b[0], root, it->want ? &it->cap : NULL, 0);
+  const cnode *r = &c->nodes[root];
+  int is_object = r->t == CN_OBJ;
+  lua_pushinteger(L, it->i);
+  canon_results(L, it, b, is_object);
+  buffers_done(b);
+  /* name: the object's last member of that name */
+  int named = 0;
+  if (is_object && it->name)
+    for (size_t k = r->n; k-- > 0 && !named;) {
+      const cnode *kn = &c->nodes[c->kids[r->a + 2 * k]];
+      if (kn->n == it->namen && memcmp(cs_bytes(&d, c, kn), it->name, it->namen) == 0) {
+        const cnode *v = &c->nodes[c->kids[r->a + 2 * k + 1]];
+        if (v->t == CN_STR) lua_pushlstring(L, cs_bytes(&d, c, v), v->n);
+        else lua_pushnil(L);
+        named = 1;
+      }
+    }
+  if (!named) lua_pushnil(L);
+  if (c->found) lua_pushboolean(L, 1);
+  else if (c->deepest > it->max_depth || c->tables > it->max_nodes) lua_pushnil(L);
+  else lua_pushboolean(L, 0);
+  scratch_done(c);
+  return 5;
+}
+
+static int canon_array_step(lua_State *L, citer *it) {
+  lua_Integer i = it->i + 1;
+  if (lua_geti(L, CI_LIST, i) == LUA_TNIL) return 0;
+  int item = lua_gettop(L);
+  it->i = i;
+  jopts o = {0, 1, NULL, NULL, NULL};
+  opts_marks(L, &o);
+  int is_object = 0;
+  if (lua_istable(L, item)) {
+    lua_Integer len;
+    is_object = !table_kind(L, item, &o, &len);
+  }
+  for (int j = 0; j < it->cap.n; j++) it->cap.m[j].found = 0;
+  if (it->want && is_object) o.cap = &it->cap;
+  jbuf *b = state_buffers(L);
+  encode_value(L, &b[0], item, &o, 0);
+  lua_pushinteger(L, i);
+  canon_results(L, it, b, is_object);
+  buffers_done(b);
+  if (is_object && it->name) {
+    lua_pushlstring(L, it->name, it->namen);
+    if (lua_rawget(L, item) != LUA_TSTRING) { lua_pop(L, 1); lua_pushnil(L); }
+  } else lua_pushnil(L);
+  if (!it->find || !lua_istable(L, item)) lua_pushboolean(L, 0);
+  else {
+    jfind f = {0, it->max_depth, it->max_nodes};
+    lua_pushlstring(L, it->fk, it->fkn);
+    int key = lua_gettop(L);
+    int r = find_key_walk(L, item, key, 0, &f);
+    lua_settop(L, key - 1);
+    if (r < 0) lua_pushnil(L);
+    else lua_pushboolean(L, r);
+  }
+  return 5;
+}
+
+static int canon_next(lua_State *L) {
+  citer *it = lua_touserdata(L, CI_ITER);
+  lua_settop(L, 0);
+  jlazy *z = to_lazy(L, CI_LIST);
+  return z ? canon_lazy_step(L, it, z) : canon_array_step(L, it);
+}
+
+static int json_canonical_items(lua_State *L) {
+  jlazy *z = to_lazy(L, 1);
+  if (!z && !lua_istable(L, 1)) return mcpl_lua_error(L, "invalid_argument", "json.canonical_items: expected an array");
+  lua_settop(L, 2);
+  citer *it = lua_newuserdatauv(L, sizeof *it, 0);
+  memset(it, 0, sizeof *it);
+  int iu = lua_gettop(L);
+  lua_newtable(L); /* the anchor of the option strings */
+  int anchor = lua_gettop(L);
+  it->max_depth = JSON_MAX_DEPTH;
+  it->max_nodes = INT32_MAX;
+  if (!lua_isnil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (lua_getfield(L, 2, "keys") != LUA_TNIL) {
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, anchor, 1);
+      capture_keys(L, lua_gettop(L), &it->cap, "json.canonical_items");
+      it->want = 1;
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, 2, "name") != LUA_TNIL) {
+      if (lua_type(L, -1) != LUA_TSTRING) return mcpl_lua_error(L, "invalid_argument", "json.canonical_items: name must be a string");
+      it->name = lua_tolstring(L, -1, &it->namen);
+      lua_rawseti(L, anchor, 2);
+    } else lua_pop(L, 1);
+    if (lua_getfield(L, 2, "find") != LUA_TNIL) {
+      luaL_checktype(L, -1, LUA_TTABLE);
+      int fi = lua_gettop(L);
+      if (lua_rawgeti(L, fi, 1) != LUA_TSTRING) return mcpl_lua_error(L, "invalid_argument", "json.canonical_items: find needs a key");
+      it->fk = lua_tolstring(L, -1, &it->fkn);
+      lua_rawseti(L, anchor, 3);
+      lua_rawgeti(L, fi, 2);
+      lua_rawgeti(L, fi, 3);
+      lua_Integer md = luaL_checkinteger(L, -2), mn = luaL_checkinteger(L, -1);
+      it->max_depth = md < 0 ? -1 : md > JSON_MAX_DEPTH ? JSON_MAX_DEPTH : (int)md;
+      it->max_nodes = mn < 0 ? 0 : mn > INT32_MAX ? INT32_MAX : (int)mn;
+      it->find = 1;
+      lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+  }
+  if (z) it->at = z->open + 1;
+  lua_pushvalue(L, UV_ARRAY);
+  lua_pushvalue(L, UV_OBJECT);
+  lua_pushvalue(L, UV_LAZY);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, iu);
+  lua_pushvalue(L, anchor);
+  lua_pushcclosure(L, canon_next, 6);
   return 1;
 }
 
@@ -1069,7 +1554,11 @@ int luaopen_mcpl_json(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"decode", json_decode}, {"encode", json_encode}, {"canonical", json_canonical}, {"array", json_array},
     {"object", json_object}, {"is_array", json_is_array}, {"find_key", json_find_key}, {"items", json_items},
-    {"is_lazy", json_is_lazy}, {NULL, NULL}};
+    {"is_lazy", json_is_lazy}, {"canonical_items", json_canonical_items}, {NULL, NULL}};
+  luaL_newmetatable(L, CSCRATCH_MT);
+  lua_pushcfunction(L, cscratch_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
   luaL_newmetatable(L, JBUF_MT);
   lua_pushcfunction(L, jbuf_gc);
   lua_setfield(L, -2, "__gc");

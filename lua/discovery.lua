@@ -66,22 +66,22 @@ local function stored_row(a, sid, kind, name)
 end
 
 -- records(c, k) -> {names, canons, hashes}: what apply needs of each item
--- with a usable name, made as the item is decoded, so the item is garbage
--- once read (a list of thousands is never held decoded whole while it is
--- diffed and stored). Three arrays of strings rather than a table per item:
--- a long list's records are then fewer objects for the collector to mark.
+-- with a usable name. The items come as canonical text straight from the
+-- page's text (mcp.paging's canonical: no Lua value is made of an item), so
+-- a list of thousands is never held decoded while it is diffed and stored.
+-- Three arrays of strings rather than a table per item: a long list's
+-- records are then fewer objects for the collector to mark.
 local function records(c, k)
   local r = { names = {}, canons = {}, hashes = {} }
   local names, canons, hashes, n = r.names, r.canons, r.hashes, 0
-  -- the list keeps only `false` per item (paging still counts the items)
-  c:list(k.list, nil, function(item)
-    local name = type(item) == "table" and not json.is_array(item) and item[k.key]
-    if type(name) == "string" and name ~= "" then
+  local spec = { keys = k.kind == "tool" and PINNED or nil, name = k.key }
+  c:canonical(k.list, nil, spec, function(text, part, name)
+    if name and name ~= "" then
       n = n + 1
-      names[n] = name
-      canons[n], hashes[n] = M.digest(k.kind, item)
+      names[n], canons[n] = name, text
+      -- M.digest's hash: of the pinned part (tools), or of the whole text
+      hashes[n] = crypto.sha256(part or text)
     end
-    return false
   end)
   return r
 end

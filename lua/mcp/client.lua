@@ -114,6 +114,12 @@ function Client:list(kind, opts, map)
   return paging.list(self, kind, opts, map)
 end
 
+-- canonical(kind, opts, spec, fn) -> count, meta: the list's items as
+-- canonical text (mcp.paging)
+function Client:canonical(kind, opts, spec, fn)
+  return paging.canonical(self, kind, opts, spec, fn)
+end
+
 -- call_tool(name, arguments [, opts]) -> result;
 -- opts = {timeout_ms?, progress?, resumable?} (see call)
 function Client:call_tool(name, arguments, opts)

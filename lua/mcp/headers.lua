@@ -9,6 +9,11 @@ local M = {}
 
 local MAX_DEPTH, MAX_NODES = 32, 5000
 
+-- json.find_key's arguments for the screen's fast path (specs): a tool
+-- without the key within these bounds is one the screen keeps and
+-- remembers nothing of (mcp.paging reads a list's items as text with them)
+M.FIND = { "x-mcp-header", MAX_DEPTH, MAX_NODES }
+
 -- encode(v) -> header value | nil (nil, json.null, tables: no header)
 function M.encode(v)
   local s

@@ -22,17 +22,16 @@ for _, k in pairs(M.KINDS) do k.lazy = { "result", k.field } end
 
 local is_set = jsonrpc.is_set
 
--- list(c, kind [, opts [, map]]) -> items, meta {ttl_ms?, cache_scope?, pages};
--- each page is a c:call of its own unless opts = {deadline, timeout_ms} bounds
--- them all. map(item) -> what the list keeps of an item (default: the item),
--- called as each item is decoded: a decoded item need not outlive map.
-function M.list(c, kind, opts, map)
+-- walk(c, kind, opts, each) -> meta: the list's pages, each page's list
+-- (a lazy array or a Lua array) given to each(list, keep, L) as it comes;
+-- keep: the tools screen (nil: every item is kept)
+local function walk(c, kind, opts, each)
   local L = M.KINDS[kind]
   if not L then errors.raise("invalid_argument", "unknown list kind '" .. tostring(kind) .. "'", "kind") end
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
   o.lazy = L.lazy
-  local items, seen, pages, bytes = json.array(), {}, 0, 0
+  local seen, pages, bytes = {}, 0, 0
   local meta = { pages = 0 }
   local cursor, keep, done
   repeat
@@ -54,16 +53,7 @@ function M.list(c, kind, opts, map)
     -- read meanwhile): never less than the list's own text
     bytes = bytes + (jsonrpc.bytes_parsed - before)
     if bytes > M.MAX_BYTES then errors.raise("too_large", L.method .. ": the list exceeds " .. M.MAX_BYTES .. " bytes", nil, { reason = "bytes" }) end
-    for i, item in json.items(list) do
-      if #items >= M.MAX_ITEMS then errors.raise("too_large", L.method .. ": more than " .. M.MAX_ITEMS .. " items", nil, { reason = "items" }) end
-      if not keep or keep(item) then
-        if map then item = map(item) end
-        items[#items + 1] = item
-      end
-      -- mapped: the decoded item is no longer referenced (a lazy array holds
-      -- none; a Lua array's next read is i + 1)
-      if map and type(list) == "table" then list[i] = false end
-    end
+    each(list, keep, L)
     if math.type(res.ttlMs) == "integer" then
       meta.ttl_ms = meta.ttl_ms and math.min(meta.ttl_ms, res.ttlMs) or res.ttlMs
     end
@@ -81,7 +71,55 @@ function M.list(c, kind, opts, map)
   until not cursor
   meta.pages = pages
   if done then done() end
+  return meta
+end
+
+local function too_many(L)
+  errors.raise("too_large", L.method .. ": more than " .. M.MAX_ITEMS .. " items", nil, { reason = "items" })
+end
+
+-- list(c, kind [, opts [, map]]) -> items, meta {ttl_ms?, cache_scope?, pages};
+-- each page is a c:call of its own unless opts = {deadline, timeout_ms} bounds
+-- them all. map(item) -> what the list keeps of an item (default: the item),
+-- called as each item is decoded: a decoded item need not outlive map.
+function M.list(c, kind, opts, map)
+  local items = json.array()
+  local meta = walk(c, kind, opts, function(list, keep, L)
+    for i, item in json.items(list) do
+      if #items >= M.MAX_ITEMS then too_many(L) end
+      if not keep or keep(item) then
+        if map then item = map(item) end
+        items[#items + 1] = item
+      end
+      -- mapped: the decoded item is no longer referenced (a lazy array holds
+      -- none; a Lua array's next read is i + 1)
+      if map and type(list) == "table" then list[i] = false end
+    end
+  end)
   return items, meta
+end
+
+-- canonical(c, kind, opts, spec, fn) -> count, meta: the items of the list
+-- as canonical text, never decoded into Lua values (json.canonical_items):
+-- fn(text, part, name) for each item the list keeps, where text is
+-- json.canonical(item), part its pinned part for spec.keys (objects only)
+-- and name the item's spec.name member when a string. The same pages,
+-- guards and screen as list; count: the items kept.
+function M.canonical(c, kind, opts, spec, fn)
+  local n = 0
+  local o = { keys = spec.keys, name = spec.name }
+  local meta = walk(c, kind, opts, function(list, keep, L)
+    o.find = keep and headers.FIND or nil
+    for _, text, part, name, found in json.canonical_items(list, o) do
+      if n >= M.MAX_ITEMS then too_many(L) end
+      -- the screen sees the item only where it may have something to say
+      if not keep or found == false or keep(json.decode(text)) then
+        n = n + 1
+        fn(text, part, name)
+      end
+    end
+  end)
+  return n, meta
 end
 
 return M

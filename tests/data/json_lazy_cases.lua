@@ -45,6 +45,26 @@ M.lazy = {
   { "a page of tools", many(500), RT },
   { "a long array", '{"result":{"tools":[' .. string.rep("1,", 99999) .. '1]}}', RT },
   { "a very long number in an item", '{"result":{"tools":[0.' .. string.rep("0", 150) .. '1]}}', RT },
+  -- for json.canonical_items: members out of order and repeated, the pinned
+  -- and name members (b, a, name, x) of every kind, found's key 'a' deep and shallow
+  { "members to sort, repeated names, names of every kind", '{"result":{"tools":[' ..
+    '{"z":1,"name":"n1","b":{"y":2,"x":[3,{"d":1,"c":2}]},"a":null},' ..
+    '{"name":"first","x":1,"name":"last","x":{"q":1},"a":0,"a":[1]},' ..
+    '{"name":7},{"name":null},{"name":["n"]},{"name":""},{},[],[{"name":"in an array"}],"name",' ..
+    '{"b":{"c":{"d":{"a":1}}}},{"x":[[[[1]]]]},{"p":{},"q":{},"r":{},"s":{}},' ..
+    '{"":1,"\\u0000":2,"\\u0000a":3,"a\\u0000":4,"A":5,"\\u00e9":6,"e":7}' ..
+    ']}}', RT },
+  { "strings and numbers as the encoder writes them", '{"result":{"tools":[{"name":"s",' ..
+    '"a":"tab\\tnl\\ncr\\rquote\\"back\\\\slash\\/ctl\\u0001\\u001f del\\u007f","b":"\\u00e9\\u20ac\\ud83d\\ude00",' ..
+    '"x":"raw \xc3\xa9 bad \xff\xfe \xed\xa0\x80 \xf0\x9f\x98\x80 cut \xe2\x82","n":[0,-0,-0.0,1.0,1e2,1E+2,-1e-2,' ..
+    '0.1,1.5e300,9007199254740992,9007199254740993,-9007199254740993,123456789012345678,' ..
+    '1234567890123456789,2.5e-308,1e-320]}]}}', RT },
+  { "an object of more than 64 members", '{"result":{"tools":[{' .. (function()
+    local m = {}
+    for i = 100, 1, -1 do m[#m + 1] = '"k' .. i .. '":' .. i end
+    m[#m + 1] = '"name":"wide","a":{"k1":1}'
+    return table.concat(m, ",")
+  end)() .. '}]}}', RT },
 }
 
 -- plain: {name, text, path}: nothing is deferred (the path leads to no array):
@@ -176,15 +196,16 @@ M.checks = {
   end },
 }
 
--- pager(pages [, era]) -> a client whose calls answer with the JSON-RPC
--- responses in pages, one per call, parsed as the transport parses them (with
--- the call's lazy option); c.lazy: whether every page's list came lazy
-local function pager(pages, era)
+-- pager(pages [, era [, whole]]) -> a client whose calls answer with the
+-- JSON-RPC responses in pages, one per call, parsed as the transport parses
+-- them (with the call's lazy option, unless whole: as Lua arrays); c.lazy:
+-- whether every page's list came lazy
+local function pager(pages, era, whole)
   local c = { era = era or "legacy", key = "test-paging", n = 0, lazy = true }
   function c.call(self, method, params, opts)
     self.n = self.n + 1
     self.method, self.cursor = method, params.cursor
-    local m = require("mcp.jsonrpc").parse(pages[self.n], opts.lazy)[1]
+    local m = require("mcp.jsonrpc").parse(pages[self.n], not whole and opts.lazy or nil)[1]
     local list = type(m.result) == "table" and m.result[method == "tools/list" and "tools" or "prompts"]
     self.lazy = self.lazy and json.is_lazy(list)
     return m.result
@@ -288,6 +309,60 @@ M.paging = {
       '"x-mcp-header":"X-R"}}}}'
     local items = paging.list(pager({ page({ bad, good }) }, "modern"), "tools", nil, function(t) return t.name end)
     return (#items == 1 and items[1] == "good") or json.encode(items)
+  end },
+  -- paging.canonical: the same pages and guards, each item as canonical text
+  { "canonical: every item of every page, as json.canonical gives it", function()
+    local paging = require "mcp.paging"
+    local PIN = { "inputSchema", "description" }
+    for _, whole in ipairs({ false, true }) do
+      local pages = { many(700), page(tools(1, 3), nil) }
+      local want = {}
+      for i, item in ipairs(paging.list(pager(pages, nil, whole), "tools")) do
+        local t, p = json.canonical(item, PIN)
+        want[i] = { t, p, item.name }
+      end
+      local c, got = pager(pages, nil, whole), {}
+      local n, meta = paging.canonical(c, "tools", nil, { keys = PIN, name = "name" }, function(t, p, name)
+        got[#got + 1] = { t, p, name }
+      end)
+      if c.lazy == whole then return "lazy: " .. tostring(c.lazy) end
+      if n ~= 703 or #got ~= 703 or #want ~= 703 or meta.pages ~= 2 then return "items: " .. n .. " " .. #got end
+      for i = 1, 703 do
+        for k = 1, 3 do
+          if got[i][k] ~= want[i][k] then return "item " .. i .. ": " .. tostring(got[i][k]) .. " for " .. tostring(want[i][k]) end
+        end
+      end
+    end
+    return true
+  end },
+  { "canonical: more than MAX_ITEMS items are refused", function()
+    local paging = require "mcp.paging"
+    return with_limit("MAX_ITEMS", 10, function()
+      local spec = { name = "name" }
+      local r = raises(function() paging.canonical(pager({ page(tools(1, 11)) }), "tools", nil, spec, function() end) end,
+        "too_large", "items")
+      if r ~= true then return r end
+      return paging.canonical(pager({ page(tools(1, 10)) }), "tools", nil, spec, function() end) == 10 or "10 refused"
+    end)
+  end },
+  { "canonical: a modern server's tools pass the screen, whose specs are remembered", function()
+    local paging, headers = require "mcp.paging", require "mcp.headers"
+    local bad = '{"name":"bad","inputSchema":{"type":"object","properties":{"o":{"type":"object",' ..
+      '"x-mcp-header":"X-O"}}}}'
+    local good = '{"name":"good","inputSchema":{"type":"object","properties":{"r":{"type":"string",' ..
+      '"x-mcp-header":"X-R"}}}}'
+    -- past the screen's depth bound: the screen looks, and refuses it
+    local deep = '{"name":"deep","inputSchema":' .. string.rep('{"a":', 40) .. "1" .. string.rep("}", 40) .. "}"
+    for _, whole in ipairs({ false, true }) do
+      local names = {}
+      local c = pager({ page({ bad, good, deep, '{"name":"plain"}', "3" }) }, "modern", whole)
+      c.key = "test-paging-canonical-" .. tostring(whole)
+      local n = paging.canonical(c, "tools", nil, { name = "name" }, function(_, _, name) names[#names + 1] = tostring(name) end)
+      if n ~= 3 or table.concat(names, ",") ~= "good,plain,nil" then return n .. ": " .. table.concat(names, ",") end
+      local sp = headers.of_tool(c.key, "good")
+      if #sp ~= 1 or sp[1].header ~= "X-R" then return "specs: " .. json.encode(sp) end
+    end
+    return true
   end },
 }
 

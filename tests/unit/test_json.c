@@ -1,5 +1,6 @@
 /* test_json.c: json.decode's deferred arrays ({lazy = path}) and json.items, case by case
- * (tests/data/json_lazy_cases.lua) in an engine Lua state, each against a full decode; and
+ * (tests/data/json_lazy_cases.lua) in an engine Lua state, each against a full decode;
+ * json.canonical_items over the same arrays, against json.canonical of each decoded item; and
  * mcp.paging's lists read through them. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -71,6 +72,32 @@ static const char RUNNER[] =
   "    end\n"
   "  end\n"
   "end\n"
+  /* canonical: every lazy case's array through json.canonical_items, lazy
+   * and as the decoded Lua array, against json.canonical of each decoded
+   * item; found against json.find_key (false exactly where it is false),
+   * with bounds small enough to be met */
+  "local PIN = { 'b', 'a', 'name', 'x' }\n"
+  "for _, c in ipairs(kind == 'canonical' and cases.lazy or {}) do\n"
+  "  local name, text, path = c[1], c[2], c[3]\n"
+  "  local want = at(json.decode(text), path)\n"
+  "  for _, list in ipairs({ at(json.decode(text, { lazy = path }), path), want }) do\n"
+  "    local how = json.is_lazy(list) and ' (lazy)' or ' (Lua array)'\n"
+  "    local n = 0\n"
+  "    for i, t, p, nm, found in json.canonical_items(list, { keys = PIN, name = 'name', find = { 'a', 2, 3 } }) do\n"
+  "      n = n + 1\n"
+  "      local v = want[i]\n"
+  "      local obj = type(v) == 'table' and not json.is_array(v)\n"
+  "      local et, ep = json.canonical(v, obj and PIN or nil)\n"
+  "      local ef = type(v) == 'table' and json.find_key(v, 'a', 2, 3)\n"
+  "      if i ~= n then bad(name .. how, 'index ' .. i .. ' at step ' .. n)\n"
+  "      elseif t ~= et then bad(name .. how, 'item ' .. i .. ': ' .. t .. ' for ' .. et)\n"
+  "      elseif p ~= ep then bad(name .. how, 'item ' .. i .. ' part: ' .. tostring(p) .. ' for ' .. tostring(ep))\n"
+  "      elseif nm ~= (obj and type(v.name) == 'string' and v.name or nil) then bad(name .. how, 'item ' .. i .. ' name ' .. tostring(nm))\n"
+  "      elseif (found == false) ~= (ef == false) then bad(name .. how, 'item ' .. i .. ' found ' .. tostring(found) .. ' for ' .. tostring(ef)) end\n"
+  "    end\n"
+  "    if n ~= #want then bad(name .. how, n .. ' items for ' .. #want) end\n"
+  "  end\n"
+  "end\n"
   "for _, c in ipairs(checks and cases[kind] or {}) do\n"
   "  local ok, r = pcall(c[2])\n"
   "  if not ok then bad(c[1], 'raised ' .. tostring(type(r) == 'table' and r.message or r))\n"
@@ -85,6 +112,7 @@ static void test_not_deferred(void **st) { (void)st; run("plain"); }
 static void test_refused_alike(void **st) { (void)st; run("bad"); }
 static void test_items(void **st) { (void)st; run("checks"); }
 static void test_paging(void **st) { (void)st; run("paging"); }
+static void test_canonical(void **st) { (void)st; run("canonical"); }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -93,6 +121,7 @@ int main(void) {
     cmocka_unit_test(test_refused_alike),
     cmocka_unit_test(test_items),
     cmocka_unit_test(test_paging),
+    cmocka_unit_test(test_canonical),
   };
   return cmocka_run_group_tests(tests, tc_setup, tc_teardown);
 }
