@@ -4,6 +4,7 @@ local errors = require "errors"
 local store = require "store"
 local model = require "model"
 local toolnames = require "toolnames"
+local capabilities = require "capabilities"
 local json = require "json"
 
 local M = {}
@@ -114,11 +115,11 @@ function M.entries(a, asst)
   local by_id = {}
   for _, e in ipairs(servers) do by_id[e.server.id] = e end
   local entries = {}
-  for _, r in ipairs(store.query(a, "assistant_tools", { assistant_id = asst.id })) do
+  for _, r in ipairs(capabilities.assistant_tools(a, asst.id)) do
     local e = by_id[r.server_id]
     if e then
       entries[#entries + 1] = { server = e.server, usable = e.usable, code = e.code, reason = e.reason,
-        cap = { id = r.capability_id, name = r.name, definition = r.definition, status = r.status } }
+        cap = { name = r.name, definition = r.definition, status = r.status } }
     end
   end
   table.sort(entries, function(x, y)

@@ -8,6 +8,7 @@ local core = require "core"
 local log = require "log"
 local connection = require "connection"
 local authtypes = require "authtypes"
+local capabilities = require "capabilities"
 
 local M = {}
 
@@ -47,24 +48,6 @@ end
 
 local function is_set(v) return v ~= nil and v ~= json.null end
 
--- existing(actor, server_id) -> map kind -> name -> {hash, definition}:
--- one named query reads only what the diff of every row needs; the
--- definition as its stored canonical text (compared, never decoded: a
--- refresh of thousands of unchanged tools decodes nothing). The few rows
--- that change or go are read whole (stored_row), so the stored side held
--- beside the new list stays small.
-local function existing(a, sid)
-  local out = { tool = {}, resource = {}, resource_template = {}, prompt = {} }
-  for _, r in ipairs(store.query(a, "capability_digests", { server_id = sid })) do
-    out[r.kind][r.name] = r
-  end
-  return out
-end
-
-local function stored_row(a, sid, kind, name)
-  return store.find(a, "capabilities", { server_id = sid, kind = kind, name = name })
-end
-
 -- records(c, k) -> {names, canons, hashes}: what apply needs of each item
 -- with a usable name. The items come as canonical text straight from the
 -- page's text (mcp.paging's canonical: no Lua value is made of an item), so
@@ -98,60 +81,15 @@ function M.fetch(ctx, s)
   return info, lists
 end
 
--- apply(a, s, info, lists) -> diff ; one transaction. New definitions go in
--- with one bulk insert (as their canonical text, encoded once); only changed
--- and removed ones are written one by one.
+-- apply(a, s, info, lists) -> diff ; one transaction: the server's
+-- capabilities replaced (lua/capabilities.lua: tool definitions pinned) and
+-- what discovery learnt recorded on its record.
+local PINNING = {}
+for i, k in ipairs(M.KINDS) do PINNING[i] = { kind = k.kind, pinned = k.kind == "tool" } end
+
 function M.apply(a, s, info, lists)
   return store.tx(function()
-    local old = existing(a, s.id)
-    local diff = {}
-    local new = {}
-    for _, k in ipairs(M.KINDS) do
-      local d = { added = json.array(), removed = json.array(), changed = json.array(), pending = json.array() }
-      local seen = {}
-      local pinned = k.kind == "tool"
-      local recs = lists[k.kind] or { names = {} }
-      for i, name in ipairs(recs.names) do
-        if not seen[name] then
-          seen[name] = true
-          -- the canonical text is what the store keeps: for kinds without a
-          -- pinned part it is also what the hash covers
-          local canon, h = recs.canons[i], recs.hashes[i]
-          local dg = old[k.kind][name]
-          if not dg then
-            new[#new + 1] = { server_id = s.id, kind = k.kind, name = name,
-              definition = canon, hash = h, approved_definition = canon, approved_hash = h, status = "approved" }
-            d.added[#d.added + 1] = name
-          elseif dg.hash ~= h then
-            -- the few changed ones: their definition again from its canonical text
-            local row = stored_row(a, s.id, k.kind, name)
-            local item = json.decode(canon)
-            local fields = { definition = item, hash = h }
-            if pinned then
-              -- pinned: a change to what the model sees needs an admin's approval
-              if h == row.approved_hash then fields.status = "approved"
-              else fields.status = "pending"; d.pending[#d.pending + 1] = name end
-            else
-              fields.approved_definition, fields.approved_hash, fields.status = item, h, "approved"
-            end
-            store.update(a, "capabilities", row.id, fields)
-            d.changed[#d.changed + 1] = name
-          elseif canon ~= dg.definition then
-            -- same pinned part, other fields (e.g. _meta) changed: keep current
-            store.update(a, "capabilities", stored_row(a, s.id, k.kind, name).id, { definition = json.decode(canon) })
-          end
-        end
-      end
-      for name in pairs(old[k.kind]) do
-        if not seen[name] then
-          store.delete(a, "capabilities", stored_row(a, s.id, k.kind, name).id)
-          d.removed[#d.removed + 1] = name
-        end
-      end
-      for _, l in pairs(d) do table.sort(l) end
-      diff[k.kind .. "s"] = d
-    end
-    if #new > 0 then store.insert_many(a, "capabilities", new, { json_text = true }) end
+    local diff = capabilities.replace(a, s.id, PINNING, lists)
     local f = {
       capabilities_status = "ok", discovered_at = core.now_ms(),
       server_info = info.server_info or json.object(),

@@ -11,6 +11,7 @@ local urls = require "urls"
 -- not by the ones that read records
 local function discovery() return require "discovery" end
 local function validation() return require "validation" end
+local function capabilities() return require "capabilities" end
 local connection = require "connection"
 local authtypes = require "authtypes"
 
@@ -174,9 +175,7 @@ registry.op {
 }
 
 local function cap_view(c)
-  local v = { name = c.name, definition = c.definition, status = c.status }
-  if c.status == "pending" then v.approved_definition = c.approved_definition end
-  return v
+  return { name = c.name, definition = c.definition, status = c.status, approved_definition = c.approved_definition }
 end
 
 registry.op {
@@ -191,16 +190,11 @@ registry.op {
                   error = model.nullable(s.discovery_error),
                   tools = json.array(), resources = json.array(),
                   resource_templates = json.array(), prompts = json.array(), pending = json.array() }
-    local cursor
-    repeat
-      local page = store.list(ctx.actor, "capabilities", { where = { server_id = s.id }, limit = 500, cursor = cursor })
-      for _, c in ipairs(page.items) do
-        local list = out[c.kind .. "s"]
-        list[#list + 1] = cap_view(c)
-        if c.status == "pending" then out.pending[#out.pending + 1] = c.name end
-      end
-      cursor = page.next_cursor
-    until cursor == nil or cursor == json.null
+    for _, c in ipairs(capabilities().of_server(ctx.actor, s.id)) do
+      local list = out[c.kind .. "s"]
+      list[#list + 1] = cap_view(c)
+      if c.status == "pending" then out.pending[#out.pending + 1] = c.name end
+    end
     for _, k in ipairs({ "tools", "resources", "resource_templates", "prompts" }) do
       table.sort(out[k], function(x, y) return x.name < y.name end)
     end

@@ -7,6 +7,7 @@ local model = require "model"
 local json = require "json"
 local log = require "log"
 local assistants = require "assistants"
+local function capabilities() return require "capabilities" end
 local connection = require "connection"
 local continuations = require "continuations"
 local jsonschema = require "jsonschema"
@@ -160,11 +161,8 @@ registry.op {
   handler = function(ctx, args)
     local s = model.ref(ctx.actor, "servers", args.server, "server")
     ctx.target = s.id
-    local c = store.find(ctx.actor, "capabilities", { server_id = s.id, kind = "tool", name = args.tool })
-    if not c then errors.raise("not_found", "tool '" .. args.tool .. "' not found on server '" .. s.name .. "'", "tool") end
-    if c.status ~= "pending" then return { server = s.id, tool = c.name, status = c.status } end
-    store.update(ctx.actor, "capabilities", c.id,
-      { approved_definition = c.definition, approved_hash = c.hash, status = "approved" })
-    return { server = s.id, tool = c.name, status = "approved" }
+    local status = capabilities().approve(ctx.actor, s.id, args.tool)
+    if not status then errors.raise("not_found", "tool '" .. args.tool .. "' not found on server '" .. s.name .. "'", "tool") end
+    return { server = s.id, tool = args.tool, status = status }
   end,
 }

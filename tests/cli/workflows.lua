@@ -172,14 +172,23 @@ else
   is(who and who.status, "approved", "a tool whose _meta alone changed needs no approval")
   is(who and type(who.definition._meta) == "table" and who.definition._meta.rev, 2, "and its stored definition has the new _meta")
   local tools = mo:must("assistant.tools", { assistant = bot.id }).tools
-  local name
-  for _, tl in ipairs(tools) do if tl.tool == "echo" and tl.server.id == s.id then name = tl.name end end
+  local name, seen
+  for _, tl in ipairs(tools) do if tl.tool == "echo" and tl.server.id == s.id then name, seen = tl.name, tl end end
+  is(seen and seen.pending_approval, true, "the assistant's tool list marks echo pending")
+  ok(seen and seen.description and not tostring(seen.description):find("changed"),
+    "and the model keeps seeing its approved definition")
   local r2, e2 = mo:op("tool.call", { assistant = bot.id, tool = name, arguments = { text = "x" } })
   err_is(r2, e2, "forbidden", "a changed tool is refused until approved")
   like(e2 and e2.message or "", "approval", "the error says why")
   r2, e2 = mo:op("tool.approve", { server = s.id, tool = "echo" })
   err_is(r2, e2, "forbidden", "members cannot approve")
   is(ann:must("tool.approve", { server = s.id, tool = "echo" }).status, "approved", "admin approves")
+  seen = nil
+  for _, tl in ipairs(mo:must("assistant.tools", { assistant = bot.id }).tools) do
+    if tl.tool == "echo" and tl.server.id == s.id then seen = tl end
+  end
+  ok(seen and not seen.pending_approval and tostring(seen.description):find("changed description"),
+    "once approved, the model sees the new definition")
   local res = mo:must("tool.call", { assistant = bot.id, tool = name, arguments = { text = "after" } })
   is(res.structuredContent and res.structuredContent.text, "after", "calls work after approval")
   r = ann:must("server.refresh", { id = s.id })
