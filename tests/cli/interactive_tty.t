@@ -108,6 +108,19 @@ sub wait_for {
   }
   return undef;
 }
+# count($re): how many times the pane's text (scroll-back included) matches
+sub count { my $n = () = screen() =~ /$_[0]/g; return $n }
+# wait_more($re, $n): until the pane's text matches more than $n times: a
+# prompt seen before in the scroll-back does not answer for a new one
+sub wait_more {
+  my ($re, $n, $secs) = @_;
+  my $end = time + ($secs || 15);
+  while (time < $end) {
+    return 1 if count($re) > $n;
+    sleep 0.05;
+  }
+  return 0;
+}
 # the pane's process writes its pid and exit status into files (as in repl.t)
 my $WRAP = <<'PL';
 my ($pidf, $stf, @cmd) = @ARGV;
@@ -192,8 +205,9 @@ wait_for(qr/^\Q$P\E\s*$/m);
 enter('r.structuredContent.action');
 ok(wait_for(qr/^accept$/m), 'consent to the URL is accept') or diag(screen());
 
+my $asked = count(qr/^Name \(text, required\): $/m);
 enter('r = tool.call{assistant = "' . $desk . '", tool = "v2__ask_form"}');
-wait_for(qr/^Name \(text, required\): $/m);
+ok(wait_more(qr/^Name \(text, required\): $/m, $asked), 'the form asks again') or diag(screen());
 key('C-c');
 ok(wait_for(qr/^error: interrupted$/m), 'Ctrl-C at a question stops the call') or diag(screen());
 enter('"still" .. "here"');
