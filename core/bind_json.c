@@ -766,6 +766,17 @@ static int cmp_members(const void *a, const void *b) {
   return c ? c : (x->n > y->n) - (x->n < y->n);
 }
 
+/* a top-level member's value, written at [start, end) of the text: where
+ * the captured member of that name (if any) is */
+static void capture_note(jcapture *cap, const char *k, size_t kn, size_t start, size_t end) {
+  for (int i = 0; i < cap->n; i++)
+    if (cap->m[i].kn == kn && memcmp(cap->m[i].k, k, kn) == 0) {
+      cap->m[i].start = start;
+      cap->m[i].end = end;
+      cap->m[i].found = 1;
+    }
+}
+
 static void encode_member(lua_State *L, jbuf *b, const jopts *o, int depth, int first,
                           const char *k, size_t kn, int vidx) {
   if (!first) jb_addc(L, b, ',');
@@ -774,14 +785,7 @@ static void encode_member(lua_State *L, jbuf *b, const jopts *o, int depth, int 
   jb_add(L, b, o->pretty ? ": " : ":", o->pretty ? 2 : 1);
   size_t start = b->n;
   encode_value(L, b, vidx, o, depth + 1);
-  if (depth == 0 && o->cap) {
-    for (int i = 0; i < o->cap->n; i++)
-      if (o->cap->m[i].kn == kn && memcmp(o->cap->m[i].k, k, kn) == 0) {
-        o->cap->m[i].start = start;
-        o->cap->m[i].end = b->n;
-        o->cap->m[i].found = 1;
-      }
-  }
+  if (depth == 0 && o->cap) capture_note(o->cap, k, kn, start, b->n);
 }
 
 static void encode_object_large(lua_State *L, jbuf *b, int idx, const jopts *o, int depth, size_t nkeys);
@@ -975,12 +979,6 @@ static int cmp_capture_keys(const void *a, const void *b) {
   return strcmp(x, y);
 }
 
-/* json.canonical(v [, keys]) -> text [, part]: text is json.encode(v,
- * {sort=true}); with keys (a list of strings), part is the same encoding of
- * the object holding only those members of v (json.encode(p, {sort=true})
- * where p[k] = v[k] for each key), cut out of text rather than encoded
- * again: one walk gives what is stored and what is hashed (discovery's
- * approval pin). v must encode as an object when keys are given. */
 /* the keys (a list of strings at idx, anchored there) into cap, sorted as
  * encode_object sorts them */
 static void capture_keys(lua_State *L, int idx, jcapture *cap, const char *who) {
@@ -1021,6 +1019,12 @@ static void capture_part(lua_State *L, const jbuf *b, jbuf *pb, const jcapture *
   jb_addc(L, pb, '}');
 }
 
+/* json.canonical(v [, keys]) -> text [, part]: text is json.encode(v,
+ * {sort=true}); with keys (a list of strings), part is the same encoding of
+ * the object holding only those members of v (json.encode(p, {sort=true})
+ * where p[k] = v[k] for each key), cut out of text rather than encoded
+ * again: one walk gives what is stored and what is hashed (discovery's
+ * approval pin). v must encode as an object when keys are given. */
 static int json_canonical(lua_State *L) {
   luaL_checkany(L, 1);
   jcapture cap;
@@ -1317,13 +1321,7 @@ static void cs_emit(lua_State *L, const jdec *d, cscratch *c, jbuf *b, size_t id
     jb_addc(L, b, ':');
     size_t start = b->n;
     cs_emit(L, d, c, b, m.v, NULL, depth + 1);
-    if (depth == 0 && cap)
-      for (int j = 0; j < cap->n; j++)
-        if (cap->m[j].kn == m.kn && memcmp(cap->m[j].k, m.k, m.kn) == 0) {
-          cap->m[j].start = start;
-          cap->m[j].end = b->n;
-          cap->m[j].found = 1;
-        }
+    if (depth == 0 && cap) capture_note(cap, m.k, m.kn, start, b->n);
   }
   c->nm = base;
   jb_addc(L, b, '}');

@@ -36,14 +36,13 @@ static const store_named queries[] = {
    {{"kind", ST_TEXT}, {"name", ST_TEXT}, {"hash", ST_TEXT}, {"definition", ST_TEXT}, {NULL, ST_TEXT}}},
   /* every tool of every server attached to an assistant */
   {"assistant_tools", {"assistant_id"},
-   "SELECT s.id, s.name, s.classification_id, c.level, CASE WHEN e.id IS NULL THEN 0 ELSE 1 END, cap.id, cap.name, "
-   "cap.definition, cap.hash, cap.status" ATTACHED_SERVERS
+   "SELECT s.id, s.name, s.classification_id, c.level, CASE WHEN e.id IS NULL THEN 0 ELSE 1 END, cap.name, "
+   "cap.definition, cap.status" ATTACHED_SERVERS
    " JOIN capabilities cap ON cap.server_id = s.id AND cap.kind = 'tool'"
    " WHERE a.assistant_id = ?1", " AND a.tenant_id = ?T", " ORDER BY a.seq, cap.seq",
    {{"server_id", ST_TEXT}, {"server_name", ST_TEXT}, {"classification_id", ST_TEXT},
-    {"classification_level", ST_INT}, {"enabled", ST_BOOL}, {"capability_id", ST_TEXT},
-    {"name", ST_TEXT}, {"definition", ST_JSON}, {"hash", ST_TEXT}, {"status", ST_TEXT},
-    {NULL, ST_TEXT}}},
+    {"classification_level", ST_INT}, {"enabled", ST_BOOL},
+    {"name", ST_TEXT}, {"definition", ST_JSON}, {"status", ST_TEXT}, {NULL, ST_TEXT}}},
 };
 
 /* store.query(actor, name, params) -> array of rows */

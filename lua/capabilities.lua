@@ -8,8 +8,6 @@ local json = require "json"
 
 local M = {}
 
-M.KIND_NAMES = { "tool", "resource", "resource_template", "prompt" }
-
 -- digests(a, sid) -> map kind -> name -> {hash, definition}: one named query
 -- reads only what the diff of every row needs; the definition as its stored
 -- canonical text (compared, never decoded: a refresh of thousands of
@@ -17,9 +15,10 @@ M.KIND_NAMES = { "tool", "resource", "resource_template", "prompt" }
 -- whole (row_of), so the stored side held beside the new list stays small.
 local function digests(a, sid)
   local out = {}
-  for _, k in ipairs(M.KIND_NAMES) do out[k] = {} end
   for _, r in ipairs(store.query(a, "capability_digests", { server_id = sid })) do
-    out[r.kind][r.name] = r
+    local of = out[r.kind]
+    if not of then of = {}; out[r.kind] = of end
+    of[r.name] = r
   end
   return out
 end
@@ -31,9 +30,9 @@ end
 -- replace(a, sid, kinds, lists) -> diff: the server's capabilities become
 -- those of lists (kind -> {names, canons, hashes}: each item's name, its
 -- canonical text and the hash of its pinned part), for each kind of kinds
--- ({kind, pinned}); a kind missing from lists is emptied. New definitions go
--- in with one bulk insert (as their canonical text, encoded once); only
--- changed and removed ones are written one by one. A pinned kind's changed
+-- ({kind, pinned}: discovery.KINDS); a kind missing from lists is emptied.
+-- New definitions go in with one bulk insert (as their canonical text,
+-- encoded once); only changed and removed ones are written one by one. A pinned kind's changed
 -- definition waits for an admin's approval (status "pending") unless it
 -- went back to the approved one. Run inside the caller's transaction.
 -- diff: kind .. "s" -> {added, removed, changed, pending} (sorted names).
@@ -45,7 +44,7 @@ function M.replace(a, sid, kinds, lists)
     local d = { added = json.array(), removed = json.array(), changed = json.array(), pending = json.array() }
     local seen = {}
     local recs = lists[k.kind] or { names = {} }
-    local was = old[k.kind]
+    local was = old[k.kind] or {}
     for i, name in ipairs(recs.names) do
       if not seen[name] then
         seen[name] = true
@@ -109,13 +108,9 @@ function M.of_server(a, sid)
 end
 
 -- assistant_tools(a, asst_id) -> every tool of every server attached to the
--- assistant: {server_id, name, definition, status}, one query
+-- assistant, each with at least {server_id, name, definition, status}: one query
 function M.assistant_tools(a, asst_id)
-  local out = {}
-  for _, r in ipairs(store.query(a, "assistant_tools", { assistant_id = asst_id })) do
-    out[#out + 1] = { server_id = r.server_id, name = r.name, definition = r.definition, status = r.status }
-  end
-  return out
+  return store.query(a, "assistant_tools", { assistant_id = asst_id })
 end
 
 -- approved_definition(a, sid, name) -> the definition of a tool awaiting

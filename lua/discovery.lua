@@ -12,39 +12,19 @@ local capabilities = require "capabilities"
 
 local M = {}
 
--- kind -> how the server advertises it, the list call, and the item key
+-- kind -> how the server advertises it, the list call, the item key, and
+-- whether a changed definition needs an admin's approval (pinned)
 M.KINDS = {
-  { kind = "tool", list = "tools", cap = "tools", key = "name" },
+  { kind = "tool", list = "tools", cap = "tools", key = "name", pinned = true },
   { kind = "resource", list = "resources", cap = "resources", key = "uri" },
   { kind = "resource_template", list = "resource_templates", cap = "resources", key = "uriTemplate" },
   { kind = "prompt", list = "prompts", cap = "prompts", key = "name" },
 }
 
+-- A tool's approval pin: the SHA-256 of the canonical encoding of these
+-- members of its definition (json.canonical's part); other kinds hash their
+-- whole canonical text. A stored pin must keep matching: never change either.
 local PINNED = { "title", "description", "inputSchema", "outputSchema", "annotations" }
-
--- The part of a definition whose change needs approval (tools), or all of it.
-function M.pinned_part(kind, def)
-  if kind ~= "tool" then return def end
-  local p = {}
-  for _, k in ipairs(PINNED) do p[k] = def[k] end
-  return p
-end
-
-function M.hash(kind, def)
-  return crypto.sha256(json.encode(M.pinned_part(kind, def), { sort = true }))
-end
-
--- digest(kind, def) -> canonical text of def (what the store keeps), hash
--- (M.hash's): one encoding gives both, the pinned part cut out of the
--- text (json.canonical), never encoded again
-function M.digest(kind, def)
-  if kind ~= "tool" then
-    local text = json.canonical(def)
-    return text, crypto.sha256(text)
-  end
-  local text, part = json.canonical(def, PINNED)
-  return text, crypto.sha256(part)
-end
 
 local function is_set(v) return v ~= nil and v ~= json.null end
 
@@ -57,12 +37,12 @@ local function is_set(v) return v ~= nil and v ~= json.null end
 local function records(c, k)
   local r = { names = {}, canons = {}, hashes = {} }
   local names, canons, hashes, n = r.names, r.canons, r.hashes, 0
-  local spec = { keys = k.kind == "tool" and PINNED or nil, name = k.key }
+  local spec = { keys = k.pinned and PINNED or nil, name = k.key }
   c:canonical(k.list, nil, spec, function(text, part, name)
     if name and name ~= "" then
       n = n + 1
       names[n], canons[n] = name, text
-      -- M.digest's hash: of the pinned part (tools), or of the whole text
+      -- the pin: of the pinned part (tools), or of the whole text
       hashes[n] = crypto.sha256(part or text)
     end
   end)
@@ -84,12 +64,9 @@ end
 -- apply(a, s, info, lists) -> diff ; one transaction: the server's
 -- capabilities replaced (lua/capabilities.lua: tool definitions pinned) and
 -- what discovery learnt recorded on its record.
-local PINNING = {}
-for i, k in ipairs(M.KINDS) do PINNING[i] = { kind = k.kind, pinned = k.kind == "tool" } end
-
 function M.apply(a, s, info, lists)
   return store.tx(function()
-    local diff = capabilities.replace(a, s.id, PINNING, lists)
+    local diff = capabilities.replace(a, s.id, M.KINDS, lists)
     local f = {
       capabilities_status = "ok", discovered_at = core.now_ms(),
       server_info = info.server_info or json.object(),
