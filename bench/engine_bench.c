@@ -232,45 +232,51 @@ static void eb_sq(sqlite3 *db, const char *sql) {
   }
 }
 
-/* The persistence floor: the rows the engine stored for the server, written
- * again by SQLite alone (multi-row INSERTs, one transaction) into a
- * copy of the engine's database without them (its schema, indexes, triggers,
- * WAL and connection settings), so the report can say how much of a
- * discovery is storing the rows at all. */
-#define EB_CAP_COLS 12
+/* The persistence floor: the rows the engine stored for the server's
+ * capabilities (its lists, and rows of tools awaiting approval), written
+ * again by SQLite alone (a prepared INSERT per table, one transaction) into
+ * a copy of the engine's database without them (its schema, indexes,
+ * triggers, WAL and connection settings), so the report can say how much
+ * of a discovery is storing them at all. */
+static const char *const eb_cap_tables[] = {"capability_lists", "capabilities"};
+#define EB_NTABLES 2
+typedef struct { sqlite3_value **v; size_t n, cap; int ncols; } eb_rows;
+
 static void eb_persist_floor(const eb_opts *o, const char *sid) {
-  static const char cols[] = "id, tenant_id, server_id, kind, name, definition, hash, approved_definition, "
-                             "approved_hash, status, created_at, updated_at";
   sqlite3 *db = NULL;
   char sql[512];
+  eb_rows rows[EB_NTABLES] = {{0}};
+  size_t total = 0;
   if (sqlite3_open_v2(eb_db, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
     fprintf(stderr, "engine_bench: cannot open %s\n", eb_db);
     exit(1);
   }
   sqlite3_stmt *st;
-  snprintf(sql, sizeof sql, "SELECT %s FROM capabilities WHERE server_id = ?1 ORDER BY seq", cols);
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) { fprintf(stderr, "engine_bench: %s\n", sqlite3_errmsg(db)); exit(1); }
-  sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
-  size_t n = 0, cap = 0;
-  char **v = NULL;
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    if (n == cap) {
-      cap = cap ? cap * 2 : 1024;
-      v = realloc(v, cap * EB_CAP_COLS * sizeof *v);
-      if (!v) { perror("realloc"); exit(1); }
+  for (int t = 0; t < EB_NTABLES; t++) {
+    eb_rows *r = &rows[t];
+    snprintf(sql, sizeof sql, "SELECT * FROM %s WHERE server_id = ?1 ORDER BY seq", eb_cap_tables[t]);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) { fprintf(stderr, "engine_bench: %s\n", sqlite3_errmsg(db)); exit(1); }
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    r->ncols = sqlite3_column_count(st);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 64;
+        r->v = realloc(r->v, r->cap * (size_t)r->ncols * sizeof *r->v);
+        if (!r->v) { perror("realloc"); exit(1); }
+      }
+      for (int i = 0; i < r->ncols; i++) r->v[r->n * (size_t)r->ncols + (size_t)i] = sqlite3_value_dup(sqlite3_column_value(st, i));
+      r->n++;
     }
-    for (int i = 0; i < EB_CAP_COLS; i++) {
-      const unsigned char *t = sqlite3_column_text(st, i);
-      v[n * EB_CAP_COLS + (size_t)i] = t ? strdup((const char *)t) : NULL;
-    }
-    n++;
+    sqlite3_finalize(st);
+    total += r->n;
   }
-  sqlite3_finalize(st);
   /* a compact copy without them (as the engine's file was before its first
    * discovery: no free pages), written to by a connection of its own */
-  snprintf(sql, sizeof sql, "DELETE FROM capabilities WHERE server_id = '%s'", sid);
   eb_sq(db, "BEGIN IMMEDIATE");
-  eb_sq(db, sql);
+  for (int t = 0; t < EB_NTABLES; t++) {
+    snprintf(sql, sizeof sql, "DELETE FROM %s WHERE server_id = '%s'", eb_cap_tables[t], sid);
+    eb_sq(db, sql);
+  }
   eb_sq(db, "COMMIT");
   char floor_db[200];
   snprintf(floor_db, sizeof floor_db, "%s/floor.db", eb_dir);
@@ -284,39 +290,30 @@ static void eb_persist_floor(const eb_opts *o, const char *sid) {
   sqlite3_busy_timeout(db, 5000);
   eb_sq(db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON; "
             "PRAGMA trusted_schema=OFF; PRAGMA temp_store=MEMORY");
-  /* 64 rows a statement (768 parameters), as the engine's bulk insert batches them */
-  enum { PER = 64 };
-  char *ins = malloc(256 + PER * (EB_CAP_COLS * 6 + 3));
-  if (!ins) { perror("malloc"); exit(1); }
   bu_cpu c0 = bu_cpu_now();
   double t0 = bu_now_us();
   eb_sq(db, "BEGIN IMMEDIATE");
-  for (size_t done = 0; done < n; done += PER) {
-    size_t k = n - done < PER ? n - done : PER;
-    int len = sprintf(ins, "INSERT INTO capabilities (%s) VALUES ", cols);
-    for (size_t r = 0; r < k; r++) {
-      len += sprintf(ins + len, "%s(", r ? "," : "");
-      for (int i = 0; i < EB_CAP_COLS; i++) len += sprintf(ins + len, "%s?", i ? "," : "");
-      len += sprintf(ins + len, ")");
+  for (int t = 0; t < EB_NTABLES; t++) {
+    eb_rows *r = &rows[t];
+    if (r->n == 0) continue;
+    int len = snprintf(sql, sizeof sql, "INSERT INTO %s VALUES (", eb_cap_tables[t]);
+    for (int i = 0; i < r->ncols && len < (int)sizeof sql - 4; i++) len += snprintf(sql + len, sizeof sql - (size_t)len, "%s?", i ? "," : "");
+    snprintf(sql + len, sizeof sql - (size_t)len, ")");
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) { fprintf(stderr, "engine_bench: %s\n", sqlite3_errmsg(db)); exit(1); }
+    for (size_t k = 0; k < r->n; k++) {
+      for (int i = 0; i < r->ncols; i++) sqlite3_bind_value(st, i + 1, r->v[k * (size_t)r->ncols + (size_t)i]);
+      if (sqlite3_step(st) != SQLITE_DONE) { fprintf(stderr, "engine_bench: insert: %s\n", sqlite3_errmsg(db)); exit(1); }
+      sqlite3_reset(st);
     }
-    if (sqlite3_prepare_v2(db, ins, len, &st, NULL) != SQLITE_OK) { fprintf(stderr, "engine_bench: %s\n", sqlite3_errmsg(db)); exit(1); }
-    for (size_t r = 0; r < k; r++)
-      for (int i = 0; i < EB_CAP_COLS; i++) {
-        const char *t = v[(done + r) * EB_CAP_COLS + (size_t)i];
-        int p = (int)(r * EB_CAP_COLS) + i + 1;
-        if (i >= 10) sqlite3_bind_int64(st, p, t ? strtoll(t, NULL, 10) : 0);
-        else if (t) sqlite3_bind_text(st, p, t, -1, SQLITE_STATIC);
-        else sqlite3_bind_null(st, p);
-      }
-    if (sqlite3_step(st) != SQLITE_DONE) { fprintf(stderr, "engine_bench: insert: %s\n", sqlite3_errmsg(db)); exit(1); }
     sqlite3_finalize(st);
   }
   eb_sq(db, "COMMIT");
-  free(ins);
   double wall = bu_now_us() - t0, cpu = bu_cpu_since(c0);
-  printf("@ %s_persist_floor wall_ms=%.2f cpu_ms=%.2f rows=%zu\n", o->label, wall / 1000, cpu / 1000, n);
-  for (size_t i = 0; i < n * EB_CAP_COLS; i++) free(v[i]);
-  free(v);
+  printf("@ %s_persist_floor wall_ms=%.2f cpu_ms=%.2f rows=%zu\n", o->label, wall / 1000, cpu / 1000, total);
+  for (int t = 0; t < EB_NTABLES; t++) {
+    for (size_t i = 0; i < rows[t].n * (size_t)rows[t].ncols; i++) sqlite3_value_free(rows[t].v[i]);
+    free(rows[t].v);
+  }
   sqlite3_close(db);
 }
 

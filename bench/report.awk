@@ -67,9 +67,10 @@ END {
   print "`raw` fetches every `tools/list` page with one libcurl handle; `engine_first` is `server.update` saving"
   print "the URL (discovery of every kind, validation of each tool, storing all of them in one transaction);"
   print "`engine_refresh` is `server.refresh` on the unchanged server (diff against the stored definitions);"
-  print "`engine_persist_floor` is SQLite alone writing the rows the engine stored (multi-row INSERTs, one"
-  print "transaction) into a copy of the engine's database without them: the same schema, indexes, triggers,"
-  print "WAL and `synchronous=FULL`, the cost of storing them at all."
+  print "`engine_persist_floor` is SQLite alone writing the rows the engine stored for the capabilities (one"
+  print "list per kind, and a row per tool awaiting approval; one transaction) into a copy of the engine's"
+  print "database without them: the same schema, indexes, triggers, WAL and `synchronous=FULL`, the cost of"
+  print "storing them at all."
   printf "With pages of %d, the paged run fetches %d pages. The engine's list guards (`lua/mcp/paging.lua`)\n", page, int((tools + page - 1) / page)
   print "admit 1,000 pages, 100,000 items and 16 MiB per list."
   print ""

@@ -729,13 +729,21 @@ static int l_list(lua_State *L) {
   return 1;
 }
 
-/* store.update(actor, table, id, fields) -> row */
+/* store.update(actor, table, id, fields [, {returning=false}]) -> row (or nothing) */
 static int l_update(lua_State *L) {
   actor_t a;
   check_actor(L, 1, &a);
   store_table *t = check_table(L, 2, &a);
   const char *id = luaL_checkstring(L, 3);
   luaL_checktype(L, 4, LUA_TTABLE);
+  /* opts {returning=false}: return nothing, without reading the row back
+   * (a long text written again, such as a capability list) */
+  int returning = 1;
+  if (lua_istable(L, 5)) {
+    lua_getfield(L, 5, "returning");
+    if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) returning = 0;
+    lua_pop(L, 1);
+  }
   lua_settop(L, 4);
   luaL_checkstack(L, 80, "store update");
   if (t->append_only) return mcpl_lua_error(L, "invalid_argument", "%ss cannot be changed", t->noun);
@@ -769,6 +777,7 @@ static int l_update(lua_State *L) {
   store_cond w = {"id", SC_EQ, store_v_str(id)};
   if (c->be->update(c, t, &w, 1, set, n, NULL) != 0) return store_raise(L, c, t, 4, 0);
   if (secret_set) keyring_forget(c->e, t->name, id);  /* its old plaintext goes now */
+  if (!returning) return 0;
   push_by_id(L, c, t, id);
   return 1;
 }

@@ -28,21 +28,18 @@ static const store_named queries[] = {
     {"url_set", ST_BOOL}, {"auth_type", ST_TEXT}, {"capabilities_status", ST_TEXT},
     {"classification_id", ST_TEXT}, {"classification_level", ST_INT},
     {"classification_name", ST_TEXT}, {"enabled", ST_BOOL}, {NULL, ST_TEXT}}},
-  /* what discovery diffs a server's new lists against: each capability's
-   * name, hash and definition as the stored canonical text (not decoded) */
-  {"capability_digests", {"server_id"},
-   "SELECT cap.kind, cap.name, cap.hash, cap.definition FROM capabilities cap"
-   " WHERE cap.server_id = ?1", " AND cap.tenant_id = ?T", " ORDER BY cap.seq",
-   {{"kind", ST_TEXT}, {"name", ST_TEXT}, {"hash", ST_TEXT}, {"definition", ST_TEXT}, {NULL, ST_TEXT}}},
-  /* every tool of every server attached to an assistant */
-  {"assistant_tools", {"assistant_id"},
-   "SELECT s.id, s.name, s.classification_id, c.level, CASE WHEN e.id IS NULL THEN 0 ELSE 1 END, cap.name, "
-   "cap.definition, cap.status" ATTACHED_SERVERS
-   " JOIN capabilities cap ON cap.server_id = s.id AND cap.kind = 'tool'"
+  /* the tool lists of the servers attached to an assistant (lua/capabilities.lua) */
+  {"assistant_tool_lists", {"assistant_id"},
+   "SELECT a.server_id, l.items, l.digests FROM attachments a"
+   " JOIN capability_lists l ON l.server_id = a.server_id AND l.kind = 'tool'"
+   " WHERE a.assistant_id = ?1", " AND a.tenant_id = ?T", " ORDER BY a.seq",
+   {{"server_id", ST_TEXT}, {"items", ST_TEXT}, {"digests", ST_TEXT}, {NULL, ST_TEXT}}},
+  /* their tools awaiting an admin's approval, with the approved definition */
+  {"assistant_pending_tools", {"assistant_id"},
+   "SELECT a.server_id, cap.name, cap.approved_definition FROM attachments a"
+   " JOIN capabilities cap ON cap.server_id = a.server_id AND cap.kind = 'tool' AND cap.status = 'pending'"
    " WHERE a.assistant_id = ?1", " AND a.tenant_id = ?T", " ORDER BY a.seq, cap.seq",
-   {{"server_id", ST_TEXT}, {"server_name", ST_TEXT}, {"classification_id", ST_TEXT},
-    {"classification_level", ST_INT}, {"enabled", ST_BOOL},
-    {"name", ST_TEXT}, {"definition", ST_JSON}, {"status", ST_TEXT}, {NULL, ST_TEXT}}},
+   {{"server_id", ST_TEXT}, {"name", ST_TEXT}, {"approved_definition", ST_JSON}, {NULL, ST_TEXT}}},
 };
 
 /* store.query(actor, name, params) -> array of rows */

@@ -35,6 +35,9 @@ static const store_col capabilities_cols[] = {
   R("server_id", "servers"), T("kind", ST_TEXT), T("name", ST_TEXT), T("definition", ST_JSON),
   T("hash", ST_TEXT), T("approved_definition", ST_JSON), T("approved_hash", ST_TEXT),
   T("status", ST_TEXT), END};
+/* added by migration 7: a server's list of one kind, as text (lua/capabilities.lua) */
+static const store_col capability_lists_cols[] = {
+  R("server_id", "servers"), T("kind", ST_TEXT), T("items", ST_TEXT), T("digests", ST_TEXT), END};
 static const store_col enablements_cols[] = {R("server_id", "servers"), T("enabled_by", ST_TEXT), END};
 static const store_col attachments_cols[] = {
   R("assistant_id", "assistants"), R("server_id", "servers"), END};
@@ -68,6 +71,7 @@ static store_table tables[] = {
   {"assistants", "assistant", "ast_", 1, 0, 0, 0, assistants_cols, "", 0},
   {"servers", "server", "srv_", 1, 0, 0, 0, servers_cols, "", 0},
   {"capabilities", "capability", "cap_", 1, 0, 0, 0, capabilities_cols, "", 0},
+  {"capability_lists", "capability list", "cpl_", 1, 0, 0, 0, capability_lists_cols, "", 0},
   {"enablements", "enablement", "enb_", 1, 0, 0, 0, enablements_cols, "", 0},
   {"attachments", "attachment", "att_", 1, 0, 0, 0, attachments_cols, "", 0},
   {"oauth_tokens", "OAuth token", "otk_", 1, 0, 0, 0, oauth_tokens_cols, "", 0},
@@ -233,6 +237,8 @@ static const char MIGRATION_1_PG[] = MIGRATION_1(PG_ENTITY, STAMPS_OF("BIGINT"),
  * locked last and briefly. */
 #define VERSIONED(X) X("users") X("classifications") X("spaces") X("assistants") X("servers") \
   X("capabilities") X("enablements") X("attachments") X("oauth_tokens") X("oauth_clients")
+/* tables added later get their triggers in their own step */
+#define VERSIONED_SINCE_7(X) X("capability_lists")
 #define SQ_BUMP(t) \
   "CREATE TRIGGER " t "_v_ins AFTER INSERT ON " t \
   " BEGIN UPDATE tenants SET version = version + 1 WHERE id = NEW.tenant_id; END;\n" \
@@ -290,7 +296,7 @@ static const char MIGRATION_4_PG[] = SETTINGS_VERSION("BIGINT")
 /* The tables whose changes move tenants.version: the only ones the read
  * cache may keep rows of (the same list as the triggers). */
 #define NAME_OF(t) t,
-static const char *const versioned[] = {VERSIONED(NAME_OF) NULL};
+static const char *const versioned[] = {VERSIONED(NAME_OF) VERSIONED_SINCE_7(NAME_OF) NULL};
 
 int store_table_cached(const store_table *t) {
   for (int i = 0; versioned[i]; i++)
@@ -339,10 +345,47 @@ static const char MIGRATION_5_PG[] =
   "ALTER TABLE servers DROP CONSTRAINT auth_type, ADD CONSTRAINT auth_type "
   "  CHECK ((auth_type COLLATE \"C\") ~ '^[a-z][a-z0-9_]{0,31}$');\n";
 
+/* 7: a server's capabilities of one kind as one row (lua/capabilities.lua):
+ * items, the definitions as one JSON array of their canonical texts in the
+ * server's order; digests, {"names": [...], "hashes": [...]} in the same
+ * order (each one's name and the hash its approval pin compares). A row per
+ * capability made a first discovery of thousands of tools mostly the
+ * writing of rows. capabilities keeps rows only for tools awaiting an
+ * admin's approval (status 'pending': the approved definition and hash).
+ * The stored rows become lists, the pending ones staying as well: no
+ * approval is lost. Items keep their stored order (SQLite: the aggregate
+ * reads the ordered subquery; the two arrays of a row come from the same
+ * pass, so they always line up). */
+#define CAPABILITY_LISTS(ENTITY, INT) \
+  "CREATE TABLE capability_lists (" ENTITY TENANT \
+  "  server_id TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE, " \
+  "  kind TEXT NOT NULL CONSTRAINT kind CHECK (kind IN ('tool','resource','resource_template','prompt')), " \
+  "  items TEXT NOT NULL, digests TEXT NOT NULL, " STAMPS_OF(INT) ", UNIQUE (server_id, kind));\n" \
+  TSEQ("capability_lists")
+#define CAPABILITY_LISTS_INTO \
+  "INSERT INTO capability_lists (id, tenant_id, server_id, kind, items, digests, created_at, updated_at) "
+#define CAPABILITY_ROWS_GONE "DELETE FROM capabilities WHERE status <> 'pending';\n"
+static const char MIGRATION_7_SQLITE[] = CAPABILITY_LISTS(SQ_ENTITY, "INTEGER") SQ_BUMP("capability_lists")
+  CAPABILITY_LISTS_INTO
+  "SELECT 'cpl_' || lower(hex(randomblob(10))), tenant_id, server_id, kind, "
+  "  '[' || group_concat(definition, ',') || ']', "
+  "  json_object('names', json_group_array(name), 'hashes', json_group_array(hash)), "
+  "  min(created_at), max(updated_at) "
+  "FROM (SELECT * FROM capabilities WHERE definition IS NOT NULL ORDER BY server_id, kind, seq) "
+  "GROUP BY tenant_id, server_id, kind;\n" CAPABILITY_ROWS_GONE;
+static const char MIGRATION_7_PG[] = CAPABILITY_LISTS(PG_ENTITY, "BIGINT") PG_BUMP("capability_lists")
+  CAPABILITY_LISTS_INTO
+  "SELECT 'cpl_' || substr(md5(random()::text || clock_timestamp()::text || server_id || kind), 1, 20), "
+  "  tenant_id, server_id, kind, '[' || string_agg(definition, ',' ORDER BY seq) || ']', "
+  "  json_build_object('names', json_agg(name ORDER BY seq), 'hashes', json_agg(hash ORDER BY seq))::text, "
+  "  min(created_at), max(updated_at) "
+  "FROM capabilities WHERE definition IS NOT NULL GROUP BY tenant_id, server_id, kind;\n" CAPABILITY_ROWS_GONE;
+
 static const char *const sqlite_steps[] = {MIGRATION_1_SQLITE, MIGRATION_2("INTEGER"), MIGRATION_3,
-                                           MIGRATION_4_SQLITE, MIGRATION_5_SQLITE, MIGRATION_6(SQ_ENTITY, "INTEGER")};
+                                           MIGRATION_4_SQLITE, MIGRATION_5_SQLITE, MIGRATION_6(SQ_ENTITY, "INTEGER"),
+                                           MIGRATION_7_SQLITE};
 static const char *const pg_steps[] = {MIGRATION_1_PG, MIGRATION_2("BIGINT"), MIGRATION_3, MIGRATION_4_PG,
-                                       MIGRATION_5_PG, MIGRATION_6(PG_ENTITY, "BIGINT")};
+                                       MIGRATION_5_PG, MIGRATION_6(PG_ENTITY, "BIGINT"), MIGRATION_7_PG};
 #define NMIGRATIONS ((int)(sizeof sqlite_steps / sizeof sqlite_steps[0]))
 _Static_assert(sizeof sqlite_steps == sizeof pg_steps, "every step in both dialects");
 

@@ -167,10 +167,13 @@ static int sq_exec(store_conn *c, const char *sql, const store_val *v, int n, st
                    long long *changed) {
   sqlite3_stmt *st = prepare(c, sql);
   if (!st) return sq_fail(c, sqlite3_extended_errcode(DB(c)));
+  /* a statement run to its end here reads its texts in place (no copy of a
+   * long list written whole) and forgets them before it returns; one whose
+   * rows the caller reads keeps copies */
   for (int i = 0; i < n; i++) {
     if (v[i].kind == SV_NULL) sqlite3_bind_null(st, i + 1);
     else if (v[i].kind == SV_INT) sqlite3_bind_int64(st, i + 1, v[i].i);
-    else sqlite3_bind_text(st, i + 1, v[i].s, (int)v[i].n, SQLITE_TRANSIENT);
+    else sqlite3_bind_text(st, i + 1, v[i].s, (int)v[i].n, out ? SQLITE_TRANSIENT : SQLITE_STATIC);
   }
   if (out) {
     *out = (store_rows){&sq_rows, c, st, 0, 0, sqlite3_column_count(st)};
@@ -181,9 +184,11 @@ static int sq_exec(store_conn *c, const char *sql, const store_val *v, int n, st
   if (rc != SQLITE_DONE) {
     sq_fail(c, sqlite3_extended_errcode(DB(c)));
     sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     return -1;
   }
   sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
   if (changed) *changed = sqlite3_changes64(DB(c));
   return 0;
 }

@@ -119,7 +119,8 @@ function M.entries(a, asst)
     local e = by_id[r.server_id]
     if e then
       entries[#entries + 1] = { server = e.server, usable = e.usable, code = e.code, reason = e.reason,
-        cap = { name = r.name, definition = r.definition, status = r.status } }
+        cap = { name = r.name, definition = r.definition, status = r.status,
+                approved_definition = r.approved_definition } }
     end
   end
   table.sort(entries, function(x, y)

@@ -1,5 +1,6 @@
--- tests/cli/workflows.lua: run by workflows.t in two phases on one database;
--- between them the v2 fixture changes a tool's description and drops a tool.
+-- tests/cli/workflows.lua: run by workflows.t in phases on one database;
+-- between them the v2 fixture changes a tool's description and drops a tool
+-- (phase 2), then changes echo again and again (phases 3 to 8: pinning).
 local A = {}
 for _, a in ipairs(arg) do local k, v = a:match("^([%w_]+)=(.*)$"); if k then A[k] = v end end
 local phase = A.phase
@@ -151,7 +152,7 @@ if phase == "1" then
   ok(find({ { name = rf.diff.tools.added[1] } }, "fresh_tool"), "refresh finds the added tool")
   is(ann:must("server.get", { id = s1.id }).capabilities_status, "ok", "refresh clears stale")
   done_testing()
-else
+elseif phase == "2" then
   local ann = mcplink.as { tenant = "acme", user = "ann" }
   local mo = mcplink.as { tenant = "acme", user = "mo" }
   local s = ann:must("server.get", { id = "Fixture v2" })
@@ -205,5 +206,65 @@ else
   for _, t in ipairs(tl) do if t.tool == "echo" and t.server.id == s1.id then e1 = t.name end end
   local res2 = mo:must("tool.call", { assistant = bot.id, tool = e1, arguments = { text = "again" } })
   is(res2.structuredContent and res2.structuredContent.text, "again", "calls work after the move")
+  done_testing()
+else
+  -- pinning across refreshes: echo (approved in phase 2) is changed by the fixture before each
+  -- of these phases; what the admin, the model and a call see after each refresh
+  local ann = mcplink.as { tenant = "acme", user = "ann" }
+  local mo = mcplink.as { tenant = "acme", user = "mo" }
+  local s = ann:must("server.get", { id = "Fixture v2" })
+  local bot
+  for _, a in ipairs(ann:must("assistant.list", {}).items) do if a.name == "Ops bot" then bot = a end end
+  local r = ann:must("server.refresh", { id = s.id })
+  local caps = ann:must("server.capabilities", { id = s.id })
+  local echo = find(caps.tools, "echo")
+  local seen
+  for _, tl in ipairs(mo:must("assistant.tools", { assistant = bot.id }).tools) do
+    if tl.tool == "echo" and tl.server.id == s.id then seen = tl end
+  end
+  local function call()
+    return mo:op("tool.call", { assistant = bot.id, tool = seen and seen.name or "?", arguments = { text = "p" .. phase } })
+  end
+  local approved_desc = "Echoes text back (now with a changed description)."
+  if phase == "3" then
+    is_deeply(r.diff.tools.changed, { "echo" }, "an approved tool changed again")
+    is_deeply(r.diff.tools.pending, { "echo" }, "waits for approval again")
+    is(echo.definition.description, "v3", "the admin sees the new definition")
+    is(echo.approved_definition and echo.approved_definition.description, approved_desc, "beside the approved one")
+    is(seen and seen.description, approved_desc, "the model sees the approved one")
+    local r2, e2 = call()
+    err_is(r2, e2, "forbidden", "and calls are refused")
+  elseif phase == "4" then
+    is_deeply(r.diff.tools.changed, { "echo" }, "a pending tool changed once more")
+    is_deeply(r.diff.tools.pending, { "echo" }, "still waits for approval")
+    is(echo.definition.description, "v4", "the admin sees the newest definition")
+    is(echo.approved_definition and echo.approved_definition.description, approved_desc,
+       "the approved definition is still the one an admin approved, not the unapproved one in between")
+    is(seen and seen.description, approved_desc, "so is what the model sees")
+    is_deeply(caps.pending, { "echo" }, "one pending tool")
+  elseif phase == "5" then
+    is_deeply(r.diff.tools.changed, { "echo" }, "the tool went back to its approved definition")
+    is_deeply(r.diff.tools.pending, json.array(), "which needs no approval")
+    is(echo.status, "approved", "approved again")
+    is(echo.approved_definition, nil, "nothing shown beside it")
+    is_deeply(caps.pending, json.array(), "nothing pending")
+    ok(seen and not seen.pending_approval, "the model's list no longer marks it")
+    local res = call()
+    is(res and res.structuredContent and res.structuredContent.text, "p5", "calls work again without an approval")
+  elseif phase == "6" then
+    is_deeply(r.diff.tools.pending, { "echo" }, "changed: pending")
+  elseif phase == "7" then
+    is_deeply(r.diff.tools.removed, { "echo" }, "a pending tool the server dropped is removed")
+    is(echo, nil, "and gone from the capabilities")
+    is_deeply(caps.pending, json.array(), "with its approval state")
+    is(seen, nil, "and from the model's list")
+  elseif phase == "8" then
+    is_deeply(r.diff.tools.added, { "echo" }, "a tool that comes back is a new tool")
+    is(echo and echo.status, "approved", "not pending: an admin's earlier approval state is not held for it")
+    is(echo and echo.definition.description, "v8")
+    is(seen and seen.description, "v8", "the model sees it")
+    local res = call()
+    is(res and res.structuredContent and res.structuredContent.text, "p8", "and calls it")
+  end
   done_testing()
 end

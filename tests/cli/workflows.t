@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/cli/workflows.t: the spec's whole flow against real MCP servers (SDK v2
 # and v1 fixtures with API keys): discovery on save, Refresh capabilities with
-# added/removed/changed tools, definition pinning and approval, Validate's
+# added/removed/changed tools, definition pinning and approval (across several
+# refreshes: changed again, changed while pending, reverted, dropped), Validate's
 # statuses, tool calls with the key applied, resources and prompts.
 set -u
 . "$(dirname "$0")/fixture_lib.sh"
@@ -30,18 +31,26 @@ ctl_post tool '{"name":"slow","remove":true}'
 # ... and whoami's _meta only: outside the pinned part, stored without an approval
 ctl_post tool '{"name":"whoami","_meta":{"rev":2}}'
 phase 2 "refresh diff, definition pinning and approval"
+# echo again: changed (pending), changed once more, back to what was approved, changed, dropped, back
+ctl_post tool '{"name":"echo","description":"v3"}'; phase 3 "an approved tool changed again waits for approval"
+ctl_post tool '{"name":"echo","description":"v4"}'; phase 4 "changed while pending: the approved definition stays"
+ctl_post tool '{"name":"echo","description":"Echoes text back (now with a changed description)."}'
+phase 5 "back to the approved definition: approved, callable"
+ctl_post tool '{"name":"echo","description":"v6"}'; phase 6 "changed: pending"
+ctl_post tool '{"name":"echo","remove":true}'; phase 7 "a pending tool dropped: removed with its approval state"
+ctl_post tool '{"name":"echo","description":"v8"}'; phase 8 "a tool that comes back is new"
 # the timed-out call of phase 1 was cancelled at the server (notifications/cancelled)
 v1log=$(fx_probe "$(field "$v1" control)/log")
 ncancel=$(echo "$v1log" | fx_body_count cancelled)
-if [ "$ncancel" = 1 ]; then echo "ok 3 - the server saw the timed-out call cancelled"
-else echo "not ok 3 - the server saw the timed-out call cancelled"; echo "#   cancelled calls in the fixture log: $ncancel"; status=1; fi
+if [ "$ncancel" = 1 ]; then echo "ok 9 - the server saw the timed-out call cancelled"
+else echo "not ok 9 - the server saw the timed-out call cancelled"; echo "#   cancelled calls in the fixture log: $ncancel"; status=1; fi
 # ... because the client said so, not only because its stream closed
 nnotice=$(echo "$v1log" | "$node" -e 'let t="";process.stdin.on("data",d=>t+=d).on("end",()=>{try{
   console.log(JSON.parse(JSON.parse(t).body).requests.filter(e=>(e.rpc||[]).some(m=>m&&m.method==="notifications/cancelled")).length)
 }catch(e){console.log("?")}})')
-if [ "$nnotice" = 1 ]; then echo "ok 4 - the client sent notifications/cancelled for the timed-out call"
-else echo "not ok 4 - the client sent notifications/cancelled for the timed-out call"; echo "#   notices in the fixture log: $nnotice"; status=1; fi
-if [ "$nsess" = 0 ]; then echo "ok 5 - the engine ended its legacy sessions when it closed"
-else echo "not ok 5 - the engine ended its legacy sessions when it closed"; echo "#   live sessions: $nsess"; status=1; fi
-echo "1..5"
+if [ "$nnotice" = 1 ]; then echo "ok 10 - the client sent notifications/cancelled for the timed-out call"
+else echo "not ok 10 - the client sent notifications/cancelled for the timed-out call"; echo "#   notices in the fixture log: $nnotice"; status=1; fi
+if [ "$nsess" = 0 ]; then echo "ok 11 - the engine ended its legacy sessions when it closed"
+else echo "not ok 11 - the engine ended its legacy sessions when it closed"; echo "#   live sessions: $nsess"; status=1; fi
+echo "1..11"
 exit $status

@@ -49,7 +49,7 @@ local function intact(db)
     eq(sql(db, "PRAGMA integrity_check"), "ok", "integrity_check")
     eq(sql(db, "SELECT count(*) FROM pragma_foreign_key_check"), "0", "foreign keys")
   end
-  for _, t in ipairs({ "users", "classifications", "spaces", "servers", "capabilities" }) do
+  for _, t in ipairs({ "users", "classifications", "spaces", "servers", "capabilities", "capability_lists" }) do
     ok(tonumber(sql(db, "SELECT count(*) FROM " .. t)), t .. " readable")
   end
   eq(sql(db, "SELECT count(*) FROM servers s WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = s.tenant_id)"), "0", "servers have tenants")
@@ -77,8 +77,8 @@ function C.migrations_fresh()
   eq(cur, latest, "fresh database is at the latest version")
   eq(version_of(DB), latest, "the database records it")
   for _, t in ipairs({ "tenants", "settings", "users", "classifications", "spaces", "assistants", "servers",
-                        "capabilities", "enablements", "attachments", "oauth_tokens", "oauth_pending",
-                        "oauth_clients", "leases", "audit" }) do
+                        "capabilities", "capability_lists", "enablements", "attachments", "oauth_tokens",
+                        "oauth_pending", "oauth_clients", "leases", "audit", "continuations" }) do
     ok(has_table(DB, t), "table " .. t)
   end
   ok(has_column(DB, "servers", "protocol_era"), "v2 column")
@@ -108,8 +108,12 @@ function C.migration_upgrade_v1()
   s = store.update(a, "servers", s.id, { protocol_era = "2025", discovery_error = { code = "x" } })
   eq(s.protocol_era, "2025", "new column writable")
   eq(s.discovery_error.code, "x")
-  local cap = store.find(a, "capabilities", { server_id = s.id, kind = "tool", name = "echo" })
-  ok(json.is_array(cap.definition.tags), "json empty array survives")
+  -- the capability rows became the server's tool list (migration 7)
+  local list = store.find(a, "capability_lists", { server_id = s.id, kind = "tool" })
+  local items, dg = json.decode(list.items), json.decode(list.digests)
+  eq(#items, 1); eq(items[1].name, "echo"); eq(dg.names[1], "echo"); eq(dg.hashes[1], "h1")
+  ok(json.is_array(items[1].tags), "json empty array survives")
+  eq(store.count(a, "capabilities"), 0, "an approved tool has no row of its own any more")
   ok(store.lease_acquire("k", "me", 1000), "leases table from v2 works")
   intact(old)
 end
@@ -151,10 +155,11 @@ local V4_ROWS = {
   "INSERT INTO audit (id, tenant_id, at, actor, op, target, outcome, detail, created_at, updated_at) " ..
     "VALUES ('aud_m5', 'ten_m5', 1, 'ann', 'server.update', 'srv_key', 'ok', '{}', 1, 2)",
 }
--- every row of the tables above, in a stable order: what the migration must keep
+-- every row of the tables above, in a stable order: what the migration must keep (but the
+-- tenants' change counter, which a later step's writes move)
 local function all_rows(db)
-  local out = {}
-  for _, t in ipairs({ "tenants", "users", "classifications", "spaces", "assistants", "servers", "capabilities",
+  local out = { "tenants:\n" .. tostring(sql(db, "SELECT seq, id, name, settings, created_at, updated_at FROM tenants ORDER BY seq")) }
+  for _, t in ipairs({ "users", "classifications", "spaces", "assistants", "servers", "capabilities",
                        "enablements", "attachments", "oauth_tokens", "oauth_pending", "oauth_clients", "audit" }) do
     out[#out + 1] = t .. ":\n" .. tostring(sql(db, "SELECT * FROM " .. t .. " ORDER BY seq"))
   end
@@ -200,7 +205,7 @@ function C.migration_auth_type_v4()
   store.update(a, "servers", "srv_none", { auth_type = string.rep("a", 32) })
   -- the tables that refer to servers refer to the new one: deleting a server cascades
   store.delete(a, "servers", "srv_key")
-  for _, t in ipairs({ "capabilities", "enablements", "attachments" }) do
+  for _, t in ipairs({ "capabilities", "capability_lists", "enablements", "attachments" }) do
     eq(sql(old, "SELECT count(*) FROM " .. t .. " WHERE server_id = 'srv_key'"), "0", t .. " cascaded")
   end
   store.delete(a, "servers", "srv_oauth")
@@ -220,6 +225,77 @@ function C.migration_auth_type_v4()
     eq(version_of(dangling), latest, "a database with a dangling reference is migrated")
     eq(sql(dangling, "SELECT server_id FROM enablements WHERE id = 'enb_gone'"), "srv_gone", "and the row left as it was")
   end
+end
+
+-- 7: a server's capability rows become one list per kind. From version 6 every definition goes
+-- into its server's list in the stored order, with its name and hash beside it; a tool awaiting
+-- approval keeps its row (no approval is lost) and the others' rows go.
+local V6_ROWS = {
+  "INSERT INTO tenants (id, name, settings, created_at, updated_at) VALUES ('ten_m7', 'm7', '{}', 1, 2)",
+  "INSERT INTO tenants (id, name, settings, created_at, updated_at) VALUES ('ten_o7', 'o7', '{}', 1, 2)",
+  "INSERT INTO users (id, tenant_id, name, role, created_at, updated_at) VALUES ('usr_m7', 'ten_m7', 'ann', 'admin', 1, 2)",
+  "INSERT INTO servers (id, tenant_id, name, created_at, updated_at) VALUES ('srv_a7', 'ten_m7', 'a', 1, 2)",
+  "INSERT INTO servers (id, tenant_id, name, created_at, updated_at) VALUES ('srv_b7', 'ten_m7', 'b', 1, 2)",
+  "INSERT INTO servers (id, tenant_id, name, created_at, updated_at) VALUES ('srv_o7', 'ten_o7', 'o', 1, 2)",
+}
+local function cap_row(id, tid, sid, kind, name, def, hash, adef, ahash, status)
+  local function q(v) return v and ("'" .. v .. "'") or "NULL" end
+  return "INSERT INTO capabilities (id, tenant_id, server_id, kind, name, definition, hash, approved_definition, " ..
+    "approved_hash, status, created_at, updated_at) VALUES (" .. table.concat({ q(id), q(tid), q(sid), q(kind),
+    q(name), q(def), q(hash), q(adef), q(ahash), q(status) }, ", ") .. ", 1, 2)"
+end
+function C.migration_capability_lists_v6()
+  local old = db_at(6)
+  eq(version_of(old), 6, "fixture is version 6")
+  local rows = { table.unpack(V6_ROWS) }
+  rows[#rows + 1] = cap_row("cap_1", "ten_m7", "srv_a7", "tool", "zeta", '{"name":"zeta","tags":[]}', "hz", '{"name":"zeta","tags":[]}', "hz", "approved")
+  rows[#rows + 1] = cap_row("cap_2", "ten_m7", "srv_a7", "resource", "file:///r", '{"name":"r","uri":"file:///r"}', "hr", '{"name":"r","uri":"file:///r"}', "hr", "approved")
+  rows[#rows + 1] = cap_row("cap_3", "ten_m7", "srv_a7", "tool", "alpha", '{"name":"alpha"}', "ha", '{"name":"alpha"}', "ha", "approved")
+  rows[#rows + 1] = cap_row("cap_4", "ten_m7", "srv_a7", "tool", "pend", '{"description":"new","name":"pend"}', "hp2",
+                            '{"description":"old","name":"pend"}', "hp1", "pending")
+  rows[#rows + 1] = cap_row("cap_5", "ten_m7", "srv_b7", "prompt", "greet", '{"name":"greet"}', "hg", '{"name":"greet"}', "hg", "approved")
+  rows[#rows + 1] = cap_row("cap_6", "ten_o7", "srv_o7", "tool", "other", '{"name":"other"}', "ho", '{"name":"other"}', "ho", "approved")
+  for _, q in ipairs(rows) do sql(old, q) end
+  assert(reopen({ db = old }))
+  local cur, latest = store.schema_version()
+  eq(cur, latest, "migrated to the latest version")
+  eq(version_of(old), latest, "and the database records it")
+  intact(old)
+  local a = store.resolve_actor("m7", "ann")
+  local function list(sid, kind)
+    local r = store.find(a, "capability_lists", { server_id = sid, kind = kind })
+    ok(r, sid .. " has a " .. kind .. " list")
+    return json.decode(r.items), json.decode(r.digests), r
+  end
+  local items, dg = list("srv_a7", "tool")
+  eq(#items, 3, "the server's three tools")
+  eq(table.concat(dg.names, ","), "zeta,alpha,pend", "in their stored order")
+  eq(table.concat(dg.hashes, ","), "hz,ha,hp2", "each with its hash")
+  eq(items[1].name, "zeta"); eq(items[2].name, "alpha")
+  ok(json.is_array(items[1].tags), "an empty array stays one")
+  eq(items[3].description, "new", "a pending tool's list item is its current definition")
+  items, dg = list("srv_a7", "resource")
+  eq(#items, 1); eq(items[1].uri, "file:///r"); eq(dg.names[1], "file:///r"); eq(dg.hashes[1], "hr")
+  items, dg = list("srv_b7", "prompt")
+  eq(#items, 1); eq(dg.names[1], "greet")
+  eq(store.find(a, "capability_lists", { server_id = "srv_b7", kind = "tool" }), nil, "no list of a kind it had none of")
+  eq(sql(old, "SELECT tenant_id FROM capability_lists WHERE server_id = 'srv_o7'"), "ten_o7", "each list in its server's tenant")
+  eq(store.count(a, "capability_lists"), 3, "a tenant sees only its own lists")
+  -- the approval state: the pending row is kept as it was, the others are gone
+  eq(sql(old, "SELECT count(*) FROM capabilities"), "1", "only the tool awaiting approval keeps a row")
+  local p = store.find(a, "capabilities", { server_id = "srv_a7", name = "pend" })
+  eq(p.id, "cap_4"); eq(p.status, "pending"); eq(p.approved_hash, "hp1")
+  eq(p.approved_definition.description, "old", "with its approved definition")
+  -- the new table's triggers move the tenant's counter; deleting a server cascades its lists
+  local v = sql(old, "SELECT version FROM tenants WHERE id = 'ten_m7'")
+  local r = store.find(a, "capability_lists", { server_id = "srv_b7", kind = "prompt" })
+  store.update(a, "capability_lists", r.id, { items = "[]", digests = '{"names":[],"hashes":[]}' })
+  ok(sql(old, "SELECT version FROM tenants WHERE id = 'ten_m7'") ~= v, "a list's change moves the tenant's counter")
+  store.delete(a, "servers", "srv_a7")
+  eq(sql(old, "SELECT count(*) FROM capability_lists WHERE server_id = 'srv_a7'"), "0", "lists cascaded")
+  eq(sql(old, "SELECT count(*) FROM capabilities"), "0", "the pending row cascaded")
+  ok(has_index(old, "capability_lists_tenant_seq"), "the tenant-seq index")
+  intact(old)
 end
 
 function C.newer_version_refused()
@@ -343,7 +419,8 @@ function C.tenant_scoping()
     eq(#store.list(actor, "servers").items, 0)
     eq(store.count(actor, "servers"), 0)
     eq(store.count(actor, "servers", { tenant_id = ta.id }), 0, "where tenant_id cannot widen")
-    eq(#store.query(actor, "assistant_tools", { assistant_id = asst.id }), 0)
+    eq(#store.query(actor, "assistant_tool_lists", { assistant_id = asst.id }), 0)
+    eq(#store.query(actor, "assistant_pending_tools", { assistant_id = asst.id }), 0)
     eq(#store.query(actor, "assistant_servers", { assistant_id = asst.id }), 0)
     local e2 = err("not_found", store.insert, actor, "spaces", { name = "sp", classification_id = c.id })
     eq(e2.field, "classification_id")
@@ -942,9 +1019,12 @@ function C.named_queries()
   local s1 = store.insert(ad, "servers", { name = "one", url = "https://one", classification_id = hi.id })
   local s2 = store.insert(ad, "servers", { name = "two", classification_id = lo.id })
   store.insert(ad, "enablements", { server_id = s1.id })
-  store.insert(ad, "capabilities", { server_id = s1.id, kind = "tool", name = "t1", definition = { name = "t1", inputSchema = { type = "object" } }, hash = "h", status = "approved" })
-  store.insert(ad, "capabilities", { server_id = s1.id, kind = "prompt", name = "p1", definition = {} })
-  store.insert(ad, "capabilities", { server_id = s2.id, kind = "tool", name = "t2", definition = {}, status = "pending" })
+  store.insert(ad, "capability_lists", { server_id = s1.id, kind = "tool", items = '[{"name":"t1"}]', digests = '{"names":["t1"],"hashes":["h"]}' })
+  store.insert(ad, "capability_lists", { server_id = s1.id, kind = "prompt", items = '[{"name":"p1"}]', digests = '{"names":["p1"],"hashes":["p"]}' })
+  store.insert(ad, "capability_lists", { server_id = s2.id, kind = "tool", items = '[{"name":"t2"}]', digests = '{"names":["t2"],"hashes":["h2"]}' })
+  store.insert(ad, "capabilities", { server_id = s2.id, kind = "tool", name = "t2", hash = "h2",
+                                     approved_definition = { name = "t2", inputSchema = { type = "object" } }, approved_hash = "h1", status = "pending" })
+  store.insert(ad, "capabilities", { server_id = s1.id, kind = "tool", name = "gone", status = "approved" })
   store.insert(me, "attachments", { assistant_id = asst.id, server_id = s1.id })
   store.insert(me, "attachments", { assistant_id = asst.id, server_id = s2.id })
   local rows = store.query(me, "assistant_servers", { assistant_id = asst.id })
@@ -952,22 +1032,21 @@ function C.named_queries()
   eq(rows[1].server_id, s1.id); eq(rows[1].enabled, true); eq(rows[1].url_set, true)
   eq(rows[1].classification_level, 50); eq(rows[1].classification_name, "secret")
   eq(rows[2].enabled, false); eq(rows[2].url_set, false); eq(rows[2].classification_level, 0)
-  local tools = store.query(me, "assistant_tools", { assistant_id = asst.id })
-  eq(#tools, 2, "tools only, of both servers")
-  eq(tools[1].name, "t1"); eq(tools[1].server_name, "one"); eq(tools[1].definition.inputSchema.type, "object")
-  eq(tools[1].enabled, true); eq(tools[1].classification_level, 50)
-  eq(tools[2].name, "t2"); eq(tools[2].status, "pending"); eq(tools[2].enabled, false)
-  eq(#store.query(SYS, "assistant_tools", { assistant_id = asst.id }), 2)
-  -- discovery's digests: a server's capabilities with the stored canonical text
-  local dg = store.query(ad, "capability_digests", { server_id = s1.id })
-  eq(#dg, 2)
-  eq(dg[1].name, "t1"); eq(dg[1].kind, "tool"); eq(dg[1].hash, "h")
-  eq(dg[1].definition, '{"inputSchema":{"type":"object"},"name":"t1"}', "the text, not decoded")
-  eq(dg[2].name, "p1"); eq(dg[2].definition, "{}")
+  local lists = store.query(me, "assistant_tool_lists", { assistant_id = asst.id })
+  eq(#lists, 2, "tool lists only, of both servers, in attachment order")
+  eq(lists[1].server_id, s1.id); eq(lists[1].items, '[{"name":"t1"}]', "the text, not decoded")
+  eq(lists[2].server_id, s2.id); eq(lists[2].digests, '{"names":["t2"],"hashes":["h2"]}')
+  eq(#store.query(SYS, "assistant_tool_lists", { assistant_id = asst.id }), 2)
+  local pend = store.query(me, "assistant_pending_tools", { assistant_id = asst.id })
+  eq(#pend, 1, "only the tools awaiting approval")
+  eq(pend[1].server_id, s2.id); eq(pend[1].name, "t2"); eq(pend[1].approved_definition.inputSchema.type, "object")
   local _, other = tenant("other")
-  eq(#store.query(other, "capability_digests", { server_id = s1.id }), 0, "another tenant's are not seen")
+  eq(#store.query(other, "assistant_tool_lists", { assistant_id = asst.id }), 0, "another tenant's are not seen")
+  eq(#store.query(other, "assistant_pending_tools", { assistant_id = asst.id }), 0)
+  err("conflict", store.insert, ad, "capability_lists", { server_id = s1.id, kind = "tool", items = "[]", digests = "{}" })
+  err("invalid_argument", store.insert, ad, "capability_lists", { server_id = s1.id, kind = "widget", items = "[]", digests = "{}" })
   err("invalid_argument", store.query, me, "nope", {})
-  local e = err("invalid_argument", store.query, me, "assistant_tools", {})
+  local e = err("invalid_argument", store.query, me, "assistant_tool_lists", {})
   eq(e.field, "assistant_id")
 end
 
