@@ -1105,6 +1105,10 @@ static int json_find_key(lua_State *L) {
  * json.find_key's arguments): false when the item surely holds no such key
  * within those bounds (json.find_key's false); true or nil when it may (look
  * at the decoded item).
+ * into (a json.list_builder()): each item's text is also appended to it, and
+ * text is then given only where found is not false (where the caller may
+ * have to look at the item); the caller takes an item it does not keep back
+ * out with b:drop().
  * A lazy array's items go from their text straight to canonical text: each
  * is read into a tree of C nodes (a per-state scratch, no Lua value per
  * member) and written out sorted, byte for byte what decoding it and
@@ -1356,6 +1360,70 @@ static void scratch_done(cscratch *c) {
   if (c->sb.cap > CSCRATCH_KEEP) { free(c->sb.p); c->sb.p = NULL; c->sb.cap = 0; }
 }
 
+/* ---- list builders ------------------------------------------------------
+ * json.list_builder() -> b: the text of a JSON array built from the items
+ * json.canonical_items gives (its `into` option), without a Lua string per
+ * item: each one's canonical text is appended as it is read. b:drop() takes
+ * the item appended last out again (once); b:count() -> how many it holds;
+ * b:text() -> "[item,item,...]", after which the builder is empty again. A
+ * list of thousands of definitions is one text to store and compare. */
+#define JLIST_MT "mcpl.json.list_builder"
+typedef struct {
+  jbuf b;         /* "[" and the items, comma separated */
+  size_t last;    /* where the last item (with its comma) starts */
+  lua_Integer count;
+  int droppable;
+} jlist;
+
+static jlist *check_jlist(lua_State *L, int idx) { return luaL_checkudata(L, idx, JLIST_MT); }
+
+static int jlist_gc(lua_State *L) {
+  jlist *l = check_jlist(L, 1);
+  free(l->b.p);
+  memset(l, 0, sizeof *l);
+  return 0;
+}
+
+static void jlist_add(lua_State *L, jlist *l, const char *s, size_t n) {
+  if (l->b.n == 0) jb_addc(L, &l->b, '[');
+  l->last = l->b.n;
+  if (l->count > 0) jb_addc(L, &l->b, ',');
+  jb_add(L, &l->b, s, n);
+  l->count++;
+  l->droppable = 1;
+}
+
+static int jlist_drop(lua_State *L) {
+  jlist *l = check_jlist(L, 1);
+  if (!l->droppable) return mcpl_lua_error(L, "invalid_argument", "json list builder: no item to drop");
+  l->b.n = l->last;
+  l->count--;
+  l->droppable = 0;
+  return 0;
+}
+
+static int jlist_count(lua_State *L) {
+  lua_pushinteger(L, check_jlist(L, 1)->count);
+  return 1;
+}
+
+static int jlist_text(lua_State *L) {
+  jlist *l = check_jlist(L, 1);
+  if (l->b.n == 0) jb_addc(L, &l->b, '[');
+  jb_addc(L, &l->b, ']');
+  lua_pushlstring(L, l->b.p, l->b.n);
+  free(l->b.p);
+  memset(l, 0, sizeof *l);
+  return 1;
+}
+
+static int json_list_builder(lua_State *L) {
+  jlist *l = lua_newuserdatauv(L, sizeof *l, 0);
+  memset(l, 0, sizeof *l);
+  luaL_setmetatable(L, JLIST_MT);
+  return 1;
+}
+
 /* The iterator's upvalues: the module's three (the marks, the lazy
  * metatable), the list, its settings (read once), and a table anchoring the
  * option strings the settings point at. */
@@ -1369,11 +1437,15 @@ typedef struct {
   int max_depth, max_nodes, find;
   size_t at;    /* a lazy array: the offset of the next item */
   lua_Integer i; /* the index of the last item given */
+  jlist *into;   /* the builder each item's text goes to (opts.into) */
 } citer;
 
-/* pushes the item's text and part */
-static void canon_results(lua_State *L, citer *it, jbuf *b, int is_object) {
-  lua_pushlstring(L, b[0].p ? b[0].p : "", b[0].n);
+/* pushes the item's text (nil when it went into a builder and the item
+ * surely holds no key looked for: found is false) and part */
+static void canon_results(lua_State *L, citer *it, jbuf *b, int is_object, int found_false) {
+  if (it->into) jlist_add(L, it->into, b[0].p ? b[0].p : "", b[0].n);
+  if (it->into && found_false) lua_pushnil(L);
+  else lua_pushlstring(L, b[0].p ? b[0].p : "", b[0].n);
   if (it->want && is_object) {
     capture_part(L, &b[0], &b[1], &it->cap);
     lua_pushlstring(L, b[1].p, b[1].n);
@@ -1408,8 +1480,10 @@ static int canon_lazy_step(lua_State *L, citer *it, jlazy *z) {
   cs_emit(L, &d, c, &b[0], root, it->want ? &it->cap : NULL, 0);
   const cnode *r = &c->nodes[root];
   int is_object = r->t == CN_OBJ;
+  /* found: 1 yes, 0 surely not, -1 past the bounds (may) */
+  int found = c->found ? 1 : (c->deepest > it->max_depth || c->tables > it->max_nodes) ? -1 : 0;
   lua_pushinteger(L, it->i);
-  canon_results(L, it, b, is_object);
+  canon_results(L, it, b, is_object, found == 0);
   buffers_done(b);
   /* name: the object's last member of that name */
   int named = 0;
@@ -1424,9 +1498,8 @@ static int canon_lazy_step(lua_State *L, citer *it, jlazy *z) {
       }
     }
   if (!named) lua_pushnil(L);
-  if (c->found) lua_pushboolean(L, 1);
-  else if (c->deepest > it->max_depth || c->tables > it->max_nodes) lua_pushnil(L);
-  else lua_pushboolean(L, 0);
+  if (found < 0) lua_pushnil(L);
+  else lua_pushboolean(L, found);
   scratch_done(c);
   return 5;
 }
@@ -1447,23 +1520,23 @@ static int canon_array_step(lua_State *L, citer *it) {
   if (it->want && is_object) o.cap = &it->cap;
   jbuf *b = state_buffers(L);
   encode_value(L, &b[0], item, &o, 0);
+  int found = 0; /* as the lazy step's */
+  if (it->find && lua_istable(L, item)) {
+    jfind f = {0, it->max_depth, it->max_nodes};
+    lua_pushlstring(L, it->fk, it->fkn);
+    int key = lua_gettop(L);
+    found = find_key_walk(L, item, key, 0, &f);
+    lua_settop(L, key - 1);
+  }
   lua_pushinteger(L, i);
-  canon_results(L, it, b, is_object);
+  canon_results(L, it, b, is_object, found == 0);
   buffers_done(b);
   if (is_object && it->name) {
     lua_pushlstring(L, it->name, it->namen);
     if (lua_rawget(L, item) != LUA_TSTRING) { lua_pop(L, 1); lua_pushnil(L); }
   } else lua_pushnil(L);
-  if (!it->find || !lua_istable(L, item)) lua_pushboolean(L, 0);
-  else {
-    jfind f = {0, it->max_depth, it->max_nodes};
-    lua_pushlstring(L, it->fk, it->fkn);
-    int key = lua_gettop(L);
-    int r = find_key_walk(L, item, key, 0, &f);
-    lua_settop(L, key - 1);
-    if (r < 0) lua_pushnil(L);
-    else lua_pushboolean(L, r);
-  }
+  if (found < 0) lua_pushnil(L);
+  else lua_pushboolean(L, found);
   return 5;
 }
 
@@ -1514,6 +1587,12 @@ static int json_canonical_items(lua_State *L) {
       lua_pop(L, 2);
     }
     lua_pop(L, 1);
+    if (lua_getfield(L, 2, "into") != LUA_TNIL) {
+      if (!luaL_testudata(L, -1, JLIST_MT))
+        return mcpl_lua_error(L, "invalid_argument", "json.canonical_items: into must be a json.list_builder()");
+      it->into = lua_touserdata(L, -1);
+      lua_rawseti(L, anchor, 4);
+    } else lua_pop(L, 1);
   }
   if (z) it->at = z->open + 1;
   lua_pushvalue(L, UV_ARRAY);
@@ -1552,7 +1631,9 @@ int luaopen_mcpl_json(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"decode", json_decode}, {"encode", json_encode}, {"canonical", json_canonical}, {"array", json_array},
     {"object", json_object}, {"is_array", json_is_array}, {"find_key", json_find_key}, {"items", json_items},
-    {"is_lazy", json_is_lazy}, {"canonical_items", json_canonical_items}, {NULL, NULL}};
+    {"is_lazy", json_is_lazy}, {"canonical_items", json_canonical_items}, {"list_builder", json_list_builder},
+    {NULL, NULL}};
+  static const luaL_Reg list_methods[] = {{"drop", jlist_drop}, {"count", jlist_count}, {"text", jlist_text}, {NULL, NULL}};
   luaL_newmetatable(L, CSCRATCH_MT);
   lua_pushcfunction(L, cscratch_gc);
   lua_setfield(L, -2, "__gc");
@@ -1560,6 +1641,14 @@ int luaopen_mcpl_json(lua_State *L) {
   luaL_newmetatable(L, JBUF_MT);
   lua_pushcfunction(L, jbuf_gc);
   lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, JLIST_MT);
+  lua_pushcfunction(L, jlist_gc);
+  lua_setfield(L, -2, "__gc");
+  luaL_newlib(L, list_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
   luaL_newlibtable(L, fns);
   luaL_newmetatable(L, ARRAY_MT);

@@ -30,10 +30,10 @@ static const store_named queries[] = {
     {"classification_name", ST_TEXT}, {"enabled", ST_BOOL}, {NULL, ST_TEXT}}},
   /* the tool lists of the servers attached to an assistant (lua/capabilities.lua) */
   {"assistant_tool_lists", {"assistant_id"},
-   "SELECT a.server_id, l.items, l.digests FROM attachments a"
+   "SELECT a.server_id, l.items FROM attachments a"
    " JOIN capability_lists l ON l.server_id = a.server_id AND l.kind = 'tool'"
    " WHERE a.assistant_id = ?1", " AND a.tenant_id = ?T", " ORDER BY a.seq",
-   {{"server_id", ST_TEXT}, {"items", ST_TEXT}, {"digests", ST_TEXT}, {NULL, ST_TEXT}}},
+   {{"server_id", ST_TEXT}, {"items", ST_TEXT}, {NULL, ST_TEXT}}},
   /* their tools awaiting an admin's approval, with the approved definition */
   {"assistant_pending_tools", {"assistant_id"},
    "SELECT a.server_id, cap.name, cap.approved_definition FROM attachments a"

@@ -37,7 +37,7 @@ static const store_col capabilities_cols[] = {
   T("status", ST_TEXT), END};
 /* added by migration 7: a server's list of one kind, as text (lua/capabilities.lua) */
 static const store_col capability_lists_cols[] = {
-  R("server_id", "servers"), T("kind", ST_TEXT), T("items", ST_TEXT), T("digests", ST_TEXT), END};
+  R("server_id", "servers"), T("kind", ST_TEXT), T("items", ST_TEXT), END};
 static const store_col enablements_cols[] = {R("server_id", "servers"), T("enabled_by", ST_TEXT), END};
 static const store_col attachments_cols[] = {
   R("assistant_id", "assistants"), R("server_id", "servers"), END};
@@ -347,37 +347,31 @@ static const char MIGRATION_5_PG[] =
 
 /* 7: a server's capabilities of one kind as one row (lua/capabilities.lua):
  * items, the definitions as one JSON array of their canonical texts in the
- * server's order; digests, {"names": [...], "hashes": [...]} in the same
- * order (each one's name and the hash its approval pin compares). A row per
- * capability made a first discovery of thousands of tools mostly the
- * writing of rows. capabilities keeps rows only for tools awaiting an
- * admin's approval (status 'pending': the approved definition and hash).
- * The stored rows become lists, the pending ones staying as well: no
- * approval is lost. Items keep their stored order (SQLite: the aggregate
- * reads the ordered subquery; the two arrays of a row come from the same
- * pass, so they always line up). */
+ * server's order. A row per capability made a first discovery of thousands
+ * of tools mostly the writing of rows. capabilities keeps rows only for
+ * tools awaiting an admin's approval (status 'pending': the approved
+ * definition and hash). The stored rows become lists, the pending ones
+ * staying as well: no approval is lost. Items keep their stored order
+ * (SQLite: the aggregate reads the ordered subquery). */
 #define CAPABILITY_LISTS(ENTITY, INT) \
   "CREATE TABLE capability_lists (" ENTITY TENANT \
   "  server_id TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE, " \
   "  kind TEXT NOT NULL CONSTRAINT kind CHECK (kind IN ('tool','resource','resource_template','prompt')), " \
-  "  items TEXT NOT NULL, digests TEXT NOT NULL, " STAMPS_OF(INT) ", UNIQUE (server_id, kind));\n" \
+  "  items TEXT NOT NULL, " STAMPS_OF(INT) ", UNIQUE (server_id, kind));\n" \
   TSEQ("capability_lists")
 #define CAPABILITY_LISTS_INTO \
-  "INSERT INTO capability_lists (id, tenant_id, server_id, kind, items, digests, created_at, updated_at) "
+  "INSERT INTO capability_lists (id, tenant_id, server_id, kind, items, created_at, updated_at) "
 #define CAPABILITY_ROWS_GONE "DELETE FROM capabilities WHERE status <> 'pending';\n"
 static const char MIGRATION_7_SQLITE[] = CAPABILITY_LISTS(SQ_ENTITY, "INTEGER") SQ_BUMP("capability_lists")
   CAPABILITY_LISTS_INTO
   "SELECT 'cpl_' || lower(hex(randomblob(10))), tenant_id, server_id, kind, "
-  "  '[' || group_concat(definition, ',') || ']', "
-  "  json_object('names', json_group_array(name), 'hashes', json_group_array(hash)), "
-  "  min(created_at), max(updated_at) "
+  "  '[' || group_concat(definition, ',') || ']', min(created_at), max(updated_at) "
   "FROM (SELECT * FROM capabilities WHERE definition IS NOT NULL ORDER BY server_id, kind, seq) "
   "GROUP BY tenant_id, server_id, kind;\n" CAPABILITY_ROWS_GONE;
 static const char MIGRATION_7_PG[] = CAPABILITY_LISTS(PG_ENTITY, "BIGINT") PG_BUMP("capability_lists")
   CAPABILITY_LISTS_INTO
   "SELECT 'cpl_' || substr(md5(random()::text || clock_timestamp()::text || server_id || kind), 1, 20), "
   "  tenant_id, server_id, kind, '[' || string_agg(definition, ',' ORDER BY seq) || ']', "
-  "  json_build_object('names', json_agg(name ORDER BY seq), 'hashes', json_agg(hash ORDER BY seq))::text, "
   "  min(created_at), max(updated_at) "
   "FROM capabilities WHERE definition IS NOT NULL GROUP BY tenant_id, server_id, kind;\n" CAPABILITY_ROWS_GONE;
 

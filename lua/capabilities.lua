@@ -4,24 +4,36 @@
 -- approved_definition?}.
 --
 -- Storage (store migration 7): per server and kind one row of
--- capability_lists. Its `items` are the definitions' canonical texts as one
--- JSON array, in the server's order; its `digests` are {"names": [...],
--- "hashes": [...]} in the same order, the hash being what a tool's approval
--- pin compares (discovery's PINNED part; other kinds hash their whole text).
--- A tool whose changed definition awaits an admin's approval also has a row
--- in capabilities (status "pending", with the approved definition and
--- hash): those rows are the whole approval state. A list is one text to
--- write and to compare, so discovering or refreshing thousands of tools is
--- not the writing of thousands of rows.
+-- capability_lists, whose `items` are the definitions' canonical texts as
+-- one JSON array, in the server's order. A tool whose changed definition
+-- awaits an admin's approval also has a row in capabilities (status
+-- "pending", with the approved definition and its pin hash): those rows are
+-- the whole approval state. A list is one text to write and to compare, so
+-- discovering or refreshing thousands of tools is not the writing of
+-- thousands of rows, and an unchanged list is not written at all.
 local store = require "store"
 local json = require "json"
+local crypto = require "crypto"
 
 local M = {}
 
-local KINDS = { "tool", "resource", "resource_template", "prompt" }
-local NONE = { names = {}, canons = {}, hashes = {} }
+-- A tool's approval pin: the SHA-256 of the canonical encoding of these
+-- members of its definition (json.canonical's part). A stored pin must keep
+-- matching: never change it.
+local PINNED = { "title", "description", "inputSchema", "outputSchema", "annotations" }
 
--- the server's stored lists: kind -> row {id, items, digests} (texts)
+-- kind -> the member that names an item, and for a pinned kind what its
+-- approval covers: a change there waits for an admin (tools). Another
+-- kind's item changes with any member.
+M.KINDS = {
+  tool = { key = "name", keys = PINNED },
+  resource = { key = "uri" },
+  resource_template = { key = "uriTemplate" },
+  prompt = { key = "name" },
+}
+local ORDER = { "tool", "resource", "resource_template", "prompt" }
+
+-- the server's stored lists: kind -> row {id, items} (items: the text)
 local function lists_of(a, sid)
   local out = {}
   for _, r in ipairs(store.list(a, "capability_lists", { where = { server_id = sid } }).items) do out[r.kind] = r end
@@ -40,60 +52,57 @@ local function pending_of(a, sid)
   return out
 end
 
--- a list's records without repeated names (the first of a name stays), and
--- name -> its position
-local function unique(recs)
-  local at, dup = {}, false
-  for i, name in ipairs(recs.names) do
-    if at[name] then dup = true else at[name] = i end
-  end
-  if not dup then return recs, at end
-  local out = { names = {}, canons = {}, hashes = {} }
-  at = {}
-  for i, name in ipairs(recs.names) do
-    if not at[name] then
-      local n = #out.names + 1
-      out.names[n], out.canons[n], out.hashes[n] = name, recs.canons[i], recs.hashes[i]
-      at[name] = n
-    end
-  end
-  return out, at
+-- scan(items, kind) -> for i, text, part, name in ...: a stored list's items
+-- as canonical text (never decoded into Lua values), with what a change is
+-- judged by (the pinned part; nil for other kinds) and the name
+local function scan(items, kind)
+  local k = M.KINDS[kind]
+  local list = json.decode('{"l":' .. items .. '}', { lazy = { "l" } }).l
+  return json.canonical_items(list, { keys = k.keys, name = k.key })
 end
 
--- diff_kind(a, sid, k, row, new, at, d, pending): what changed between the
--- stored list (row, or none) and new, into d; the approval state follows.
--- A pinned kind's changed definition waits for an admin's approval unless it
--- went back to the approved one.
-local function diff_kind(a, sid, k, row, new, at, d, pending)
-  local old = row and json.decode(row.digests) or NONE
-  local was = {}
-  for j, name in ipairs(old.names) do was[name] = j end
-  local olditems -- decoded only for a tool that starts to await approval
-  for i, name in ipairs(new.names) do
-    local j, h = was[name], new.hashes[i]
-    if not j then
+-- diff_kind(a, sid, kind, old, new, at, d, pending): what changed between
+-- the stored list text old (or nil) and the new one (its names' places in
+-- at), into d; the approval state follows. A pinned kind's definition that
+-- changed in its pinned part waits for an admin's approval unless it went
+-- back to the approved one; pins are hashed only here, for the few that
+-- changed.
+local function diff_kind(a, sid, kind, old, new, at, d, pending)
+  local pinned = M.KINDS[kind].keys ~= nil
+  -- the stored items: name -> place, and what a change is judged by
+  local was, judged = {}, {}
+  if old then
+    for j, text, part, name in scan(old, kind) do
+      if name then was[name], judged[j] = j, part or text end
+    end
+  end
+  local olddefs -- decoded only for a tool that starts to await approval
+  for _, text, part, name in scan(new, kind) do
+    local j = name and was[name]
+    if name and not j then
       d.added[#d.added + 1] = name
-    elseif old.hashes[j] ~= h then
+    elseif j and judged[j] ~= (part or text) then
       d.changed[#d.changed + 1] = name
-      if k.pinned then
+      if pinned then
         local p = pending[name]
-        if h == (p and p.approved_hash or old.hashes[j]) then
+        local h = crypto.sha256(part)
+        if h == (p and p.approved_hash or crypto.sha256(judged[j])) then
           if p then store.delete(a, "capabilities", p.id) end
         else
           d.pending[#d.pending + 1] = name
           if p then
             store.update(a, "capabilities", p.id, { hash = h }, { returning = false })
           else
-            olditems = olditems or json.decode(row.items)
-            store.insert(a, "capabilities", { server_id = sid, kind = k.kind, name = name, hash = h,
-              approved_definition = olditems[j], approved_hash = old.hashes[j], status = "pending" },
+            olddefs = olddefs or json.decode(old)
+            store.insert(a, "capabilities", { server_id = sid, kind = kind, name = name, hash = h,
+              approved_definition = olddefs[j], approved_hash = crypto.sha256(judged[j]), status = "pending" },
               { returning = false })
           end
         end
       end
     end
   end
-  for _, name in ipairs(old.names) do
+  for name in pairs(was) do
     if not at[name] then d.removed[#d.removed + 1] = name end
   end
   -- a tool that went no longer awaits anything
@@ -102,53 +111,47 @@ local function diff_kind(a, sid, k, row, new, at, d, pending)
   end
 end
 
--- replace(a, sid, kinds, lists) -> diff: the server's capabilities become
--- those of lists (kind -> {names, canons, hashes}: each item's name, its
--- canonical text and the hash of its pinned part), for each kind of kinds
--- ({kind, pinned}: discovery.KINDS); a kind missing from lists is emptied.
--- A list whose text is the stored one changed nothing and is not written;
--- another is diffed against the stored digests and written whole. Run
--- inside the caller's transaction.
+-- replace(a, sid, lists) -> diff: the server's capabilities become those
+-- of lists (kind -> {items, names, at}: the list's text as
+-- json.list_builder() joined it, and its items' names, each once, with
+-- their places); a kind missing from lists is emptied. A list whose text
+-- is the stored one changed nothing and is not written; another is diffed
+-- against it and written whole. Run inside the caller's transaction.
 -- diff: kind .. "s" -> {added, removed, changed, pending} (sorted names).
-function M.replace(a, sid, kinds, lists)
+function M.replace(a, sid, lists)
   local stored = lists_of(a, sid)
   local diff = {}
-  for _, k in ipairs(kinds) do
+  for _, kind in ipairs(ORDER) do
     local d = { added = json.array(), removed = json.array(), changed = json.array(), pending = json.array() }
-    diff[k.kind .. "s"] = d
-    local row, recs = stored[k.kind], lists[k.kind]
-    local new, at, items
-    if recs then
-      new, at = unique(recs)
-      items = "[" .. table.concat(new.canons, ",") .. "]"
+    diff[kind .. "s"] = d
+    local row, new = stored[kind], lists[kind]
+    if new and not row then
+      -- a first discovery: everything is new, nothing to compare
+      for i, name in ipairs(new.names) do d.added[i] = name end
+      store.insert(a, "capability_lists", { server_id = sid, kind = kind, items = new.items }, { returning = false })
+    elseif row and not (new and row.items == new.items) then
+      diff_kind(a, sid, kind, row.items, new and new.items or "[]", new and new.at or {}, d,
+                M.KINDS[kind].keys and pending_of(a, sid) or {})
+      if new then store.update(a, "capability_lists", row.id, { items = new.items }, { returning = false })
+      else store.delete(a, "capability_lists", row.id) end
     end
-    if (recs or row) and not (row and row.items == items) then
-      diff_kind(a, sid, k, row, new or NONE, at or {}, d, k.pinned and pending_of(a, sid) or {})
-      if not recs then
-        store.delete(a, "capability_lists", row.id)
-      else
-        local f = { items = items,
-                    digests = json.encode({ names = json.array(new.names), hashes = json.array(new.hashes) }) }
-        if row then store.update(a, "capability_lists", row.id, f, { returning = false })
-        else
-          f.server_id, f.kind = sid, k.kind
-          store.insert(a, "capability_lists", f, { returning = false })
-        end
-      end
-      for _, l in pairs(d) do table.sort(l) end
-    end
+    for _, l in pairs(d) do table.sort(l) end
   end
   return diff
 end
 
--- each(row, pend, fn): fn(name, definition, status, approved_definition?)
--- for every item of a stored list, pend holding its pending rows by name
-local function each(row, pend, fn)
-  local items, dg = json.decode(row.items), json.decode(row.digests)
-  for i, name in ipairs(dg.names) do
-    local p = pend and pend[name]
-    if p then fn(name, items[i], "pending", p.approved_definition)
-    else fn(name, items[i], "approved") end
+-- each(items, kind, pend, fn): fn(name, definition, status,
+-- approved_definition?) for every item of a stored list, pend holding its
+-- pending rows by name
+local function each(items, kind, pend, fn)
+  local key = M.KINDS[kind].key
+  for _, def in ipairs(json.decode(items)) do
+    local name = type(def) == "table" and def[key]
+    if type(name) == "string" then
+      local p = pend and pend[name]
+      if p then fn(name, def, "pending", p.approved_definition)
+      else fn(name, def, "approved") end
+    end
   end
 end
 
@@ -157,9 +160,9 @@ end
 function M.of_server(a, sid)
   local stored = lists_of(a, sid)
   local out = {}
-  for _, kind in ipairs(KINDS) do
+  for _, kind in ipairs(ORDER) do
     if stored[kind] then
-      each(stored[kind], kind == "tool" and pending_of(a, sid) or nil, function(name, def, status, approved)
+      each(stored[kind].items, kind, kind == "tool" and pending_of(a, sid) or nil, function(name, def, status, approved)
         out[#out + 1] = { kind = kind, name = name, definition = def, status = status, approved_definition = approved }
       end)
     end
@@ -179,7 +182,7 @@ function M.assistant_tools(a, asst_id)
   end
   local out = {}
   for _, l in ipairs(store.query(a, "assistant_tool_lists", { assistant_id = asst_id })) do
-    each(l, pending[l.server_id], function(name, def, status, approved)
+    each(l.items, "tool", pending[l.server_id], function(name, def, status, approved)
       out[#out + 1] = { server_id = l.server_id, name = name, definition = def, status = status,
                         approved_definition = approved }
     end)
@@ -198,7 +201,7 @@ function M.approve(a, sid, name)
   end
   local row = store.find(a, "capability_lists", { server_id = sid, kind = "tool" })
   if row then
-    for _, n in ipairs(json.decode(row.digests).names) do
+    for _, _, _, n in scan(row.items, "tool") do
       if n == name then return "approved" end
     end
   end

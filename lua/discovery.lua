@@ -3,7 +3,6 @@
 -- tool definitions: a changed definition waits for an admin's approval.
 local store = require "store"
 local json = require "json"
-local crypto = require "crypto"
 local core = require "core"
 local log = require "log"
 local connection = require "connection"
@@ -12,41 +11,31 @@ local capabilities = require "capabilities"
 
 local M = {}
 
--- kind -> how the server advertises it, the list call, the item key, and
--- whether a changed definition needs an admin's approval (pinned)
+-- kind -> how the server advertises it and the list call (what names an
+-- item, and what a tool's approval covers: capabilities.KINDS)
 M.KINDS = {
-  { kind = "tool", list = "tools", cap = "tools", key = "name", pinned = true },
-  { kind = "resource", list = "resources", cap = "resources", key = "uri" },
-  { kind = "resource_template", list = "resource_templates", cap = "resources", key = "uriTemplate" },
-  { kind = "prompt", list = "prompts", cap = "prompts", key = "name" },
+  { kind = "tool", list = "tools", cap = "tools" },
+  { kind = "resource", list = "resources", cap = "resources" },
+  { kind = "resource_template", list = "resource_templates", cap = "resources" },
+  { kind = "prompt", list = "prompts", cap = "prompts" },
 }
-
--- A tool's approval pin: the SHA-256 of the canonical encoding of these
--- members of its definition (json.canonical's part); other kinds hash their
--- whole canonical text. A stored pin must keep matching: never change either.
-local PINNED = { "title", "description", "inputSchema", "outputSchema", "annotations" }
 
 local function is_set(v) return v ~= nil and v ~= json.null end
 
--- records(c, k) -> {names, canons, hashes}: what apply needs of each item
--- with a usable name. The items come as canonical text straight from the
--- page's text (mcp.paging's canonical: no Lua value is made of an item), so
--- a list of thousands is never held decoded while it is diffed and stored.
--- Three arrays of strings rather than a table per item: a long list's
--- records are then fewer objects for the collector to mark.
+-- records(c, k) -> {items, names, at}: the list as stored, one text (the
+-- canonical texts of its items, joined as they are read: no Lua value or
+-- string is made of an item), and the names of the items it holds, each
+-- name once (an item without a usable name, or with the name of one before
+-- it, is left out), with their places.
 local function records(c, k)
-  local r = { names = {}, canons = {}, hashes = {} }
-  local names, canons, hashes, n = r.names, r.canons, r.hashes, 0
-  local spec = { keys = k.pinned and PINNED or nil, name = k.key }
-  c:canonical(k.list, nil, spec, function(text, part, name)
-    if name and name ~= "" then
-      n = n + 1
-      names[n], canons[n] = name, text
-      -- the pin: of the pinned part (tools), or of the whole text
-      hashes[n] = crypto.sha256(part or text)
-    end
+  local into = json.list_builder()
+  local names, at, n = {}, {}, 0
+  c:canonical(k.list, nil, { name = capabilities.KINDS[k.kind].key, into = into }, function(_, _, name)
+    if not name or name == "" or at[name] then return false end
+    n = n + 1
+    names[n], at[name] = name, n
   end)
-  return r
+  return { items = into:text(), names = names, at = at }
 end
 
 -- fetch(ctx, s) -> info, lists (kind -> records) ; network only, no writes
@@ -66,7 +55,7 @@ end
 -- what discovery learnt recorded on its record.
 function M.apply(a, s, info, lists)
   return store.tx(function()
-    local diff = capabilities.replace(a, s.id, M.KINDS, lists)
+    local diff = capabilities.replace(a, s.id, lists)
     local f = {
       capabilities_status = "ok", discovered_at = core.now_ms(),
       server_info = info.server_info or json.object(),

@@ -103,11 +103,15 @@ end
 -- as canonical text, never decoded into Lua values (json.canonical_items):
 -- fn(text, part, name) for each item the list keeps, where text is
 -- json.canonical(item), part its pinned part for spec.keys (objects only)
--- and name the item's spec.name member when a string. The same pages,
--- guards and screen as list; count: the items kept.
+-- and name the item's spec.name member when a string. With spec.into (a
+-- json.list_builder()) the kept items' texts are joined there instead
+-- (text is then nil) and fn says whether it keeps the item (false: it is
+-- taken out again). The same pages, guards and screen as list; count: the
+-- items the screen kept.
 function M.canonical(c, kind, opts, spec, fn)
   local n = 0
-  local o = { keys = spec.keys, name = spec.name }
+  local into = spec.into
+  local o = { keys = spec.keys, name = spec.name, into = into }
   local meta = walk(c, kind, opts, function(list, keep, L)
     o.find = keep and headers.FIND or nil
     for _, text, part, name, found in json.canonical_items(list, o) do
@@ -115,7 +119,13 @@ function M.canonical(c, kind, opts, spec, fn)
       -- the screen sees the item only where it may have something to say
       if not keep or found == false or keep(json.decode(text)) then
         n = n + 1
-        fn(text, part, name)
+        if into then
+          if fn(nil, part, name) == false then into:drop() end
+        else
+          fn(text, part, name)
+        end
+      elseif into then
+        into:drop()
       end
     end
   end)

@@ -111,6 +111,25 @@ M.bad = {
 
 -- checks: {name, fn}: fn() -> true | what went wrong
 M.checks = {
+  { "json.list_builder: drop takes out only the last item, once; text empties it", function()
+    local b = json.list_builder()
+    if b:text() ~= "[]" then return "an empty builder's text" end
+    for _ in json.canonical_items({ { b = 1, a = 2 }, "x", 3 }, { into = b }) do end
+    if b:count() ~= 3 then return "count " .. b:count() end
+    b:drop()
+    if b:count() ~= 2 then return "count after drop " .. b:count() end
+    local ok, e = pcall(b.drop, b)
+    if ok or type(e) ~= "table" or e.code ~= "invalid_argument" then return "a second drop is refused" end
+    local t = b:text()
+    if t ~= '[{"a":2,"b":1},"x"]' then return "text " .. t end
+    for _ in json.canonical_items({ 1 }, { into = b }) do b:drop() end
+    if b:text() ~= "[]" then return "the only item dropped" end
+    ok, e = pcall(json.canonical_items, { 1 }, { into = {} })
+    if ok or e.code ~= "invalid_argument" or not e.message:find("list_builder") then return "into must be a builder" end
+    ok = pcall(b.text, {})
+    if ok then return "a method on something else" end
+    return getmetatable(b) == false or "the metatable is hidden"
+  end },
   { "the text is kept alive while items are read (full collections between steps)", function()
     local text = many(3000, 200)
     local want = #text
@@ -361,6 +380,18 @@ M.paging = {
       if n ~= 3 or table.concat(names, ",") ~= "good,plain,nil" then return n .. ": " .. table.concat(names, ",") end
       local sp = headers.of_tool(c.key, "good")
       if #sp ~= 1 or sp[1].header ~= "X-R" then return "specs: " .. json.encode(sp) end
+      -- the same joined into a builder: what the screen refuses and what fn does not keep
+      -- (returns false) are taken out again; text only where the screen had to look
+      local b, texts = json.list_builder(), {}
+      c = pager({ page({ bad, good, deep, '{"name":"plain"}', "3", '{"name":"x"}' }) }, "modern", whole)
+      c.key = "test-paging-canonical-into-" .. tostring(whole)
+      n = paging.canonical(c, "tools", nil, { name = "name", into = b }, function(t, _, name)
+        texts[#texts + 1] = tostring(t)
+        if name == "x" then return false end
+      end)
+      local joined = b:text()
+      if n ~= 4 or joined ~= '[' .. json.canonical(json.decode(good)) .. ',{"name":"plain"},3]' then return "into: " .. n .. " " .. joined end
+      if table.concat(texts, ",") ~= "nil,nil,nil,nil" then return "into texts: " .. table.concat(texts, ",") end
     end
     return true
   end },

@@ -1,6 +1,7 @@
 /* test_json.c: json.decode's deferred arrays ({lazy = path}) and json.items, case by case
  * (tests/data/json_lazy_cases.lua) in an engine Lua state, each against a full decode;
- * json.canonical_items over the same arrays, against json.canonical of each decoded item; and
+ * json.canonical_items over the same arrays, against json.canonical of each decoded item (and
+ * joined by json.list_builder, some taken out again); and
  * mcp.paging's lists read through them. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -96,6 +97,20 @@ static const char RUNNER[] =
   "      elseif (found == false) ~= (ef == false) then bad(name .. how, 'item ' .. i .. ' found ' .. tostring(found) .. ' for ' .. tostring(ef)) end\n"
   "    end\n"
   "    if n ~= #want then bad(name .. how, n .. ' items for ' .. #want) end\n"
+  /* into: the same texts joined in a builder, the odd ones dropped again;
+   * text given only where found is not false */
+  "    local b, kept = json.list_builder(), {}\n"
+  "    for i, t, p, nm, found in json.canonical_items(list, { keys = PIN, into = b, find = { 'a', 2, 3 } }) do\n"
+  "      local v = want[i]\n"
+  "      local et = json.canonical(v)\n"
+  "      if (t == nil) ~= (found == false) then bad(name .. how, 'into: item ' .. i .. ' text ' .. tostring(t) .. ' found ' .. tostring(found))\n"
+  "      elseif t ~= nil and t ~= et then bad(name .. how, 'into: item ' .. i .. ': ' .. t .. ' for ' .. et) end\n"
+  "      if i % 2 == 1 then b:drop() else kept[#kept + 1] = et end\n"
+  "    end\n"
+  "    if b:count() ~= #kept then bad(name .. how, 'into: count ' .. b:count() .. ' for ' .. #kept) end\n"
+  "    local joined = b:text()\n"
+  "    if joined ~= '[' .. table.concat(kept, ',') .. ']' then bad(name .. how, 'into: joined ' .. joined:sub(1, 200)) end\n"
+  "    if b:count() ~= 0 or b:text() ~= '[]' then bad(name .. how, 'into: the builder is not empty after text()') end\n"
   "  end\n"
   "end\n"
   "for _, c in ipairs(checks and cases[kind] or {}) do\n"
