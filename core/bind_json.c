@@ -668,6 +668,17 @@ static void jb_string(lua_State *L, jbuf *b, const char *s, size_t n) {
   jb_addc(L, b, '"');
 }
 
+/* a string known to be printable ASCII without '"' or '\\': as jb_string
+ * writes it, copied whole */
+static void jb_plain(lua_State *L, jbuf *b, const char *s, size_t n) {
+  jb_reserve(L, b, n + 2);
+  char *o = b->p + b->n;
+  o[0] = '"';
+  memcpy(o + 1, s, n);
+  o[n + 1] = '"';
+  b->n += n + 2;
+}
+
 static void jb_int(lua_State *L, jbuf *b, long long v) {
   char num[24];
   char *p = fmt_int_back(num + sizeof num, v);
@@ -1118,10 +1129,11 @@ static int json_find_key(lua_State *L) {
 enum { CN_STR, CN_NUM_INT, CN_NUM_FLOAT, CN_TRUE, CN_FALSE, CN_NULL, CN_ARR, CN_OBJ };
 
 /* a node: a string's bytes ([a, a+n) of the text when esc is 0, of the
- * scratch's string buffer when 1), a number, or a container (its children
- * at kids[a..a+n), an object's as key, value pairs: 2n slots) */
+ * scratch's string buffer when 1; plain: printable ASCII without '"' or
+ * '\\', written out as it is), a number, or a container (its children at
+ * kids[a..a+n), an object's as key, value pairs: 2n slots) */
 typedef struct {
-  unsigned char t, esc;
+  unsigned char t, esc, plain;
   size_t a, n;
   long long iv;
   double dv;
@@ -1131,6 +1143,7 @@ typedef struct {
   const char *k;
   size_t kn;
   size_t v, i; /* the value's node, the member's place in the object */
+  int plain;   /* the name's node's */
 } cmember;
 
 typedef struct {
@@ -1187,17 +1200,24 @@ static void cs_wait(jdec *d, cscratch *c, size_t v) {
 
 /* at the opening quote: a string node */
 static size_t cs_string(jdec *d, cscratch *c) {
-  const char *start = jd_plain(d);
+  /* most names and values are printable ASCII: seen so here, they are
+   * copied out as they are, without jb_string's look at each byte */
+  const char *begin = d->p + 1, *p = begin;
+  while (p < d->e && plain_ascii[(unsigned char)*p]) p++;
+  int plain = p < d->e && *p == '"';
+  if (plain) d->p = p;
+  else begin = jd_plain(d);
   size_t id = cs_node(d, c, CN_STR);
   if (*d->p == '"') {
-    c->nodes[id].a = (size_t)(start - d->s);
-    c->nodes[id].n = (size_t)(d->p - start);
+    c->nodes[id].a = (size_t)(begin - d->s);
+    c->nodes[id].n = (size_t)(d->p - begin);
+    c->nodes[id].plain = (unsigned char)plain;
     d->p++;
     return id;
   }
   size_t at = c->sb.n;
   jsink b = {NULL, &c->sb, d->L};
-  jd_escaped(d, start, &b);
+  jd_escaped(d, begin, &b);
   c->nodes[id].esc = 1;
   c->nodes[id].a = at;
   c->nodes[id].n = c->sb.n - at;
@@ -1280,7 +1300,10 @@ static int cmp_cmembers(const void *a, const void *b) {
 static void cs_emit(lua_State *L, const jdec *d, cscratch *c, jbuf *b, size_t id, jcapture *cap, int depth) {
   const cnode *n = &c->nodes[id];
   switch (n->t) {
-  case CN_STR: jb_string(L, b, cs_bytes(d, c, n), n->n); return;
+  case CN_STR:
+    if (n->plain) jb_plain(L, b, d->s + n->a, n->n);
+    else jb_string(L, b, cs_bytes(d, c, n), n->n);
+    return;
   case CN_NUM_INT: jb_int(L, b, n->iv); return;
   case CN_NUM_FLOAT: jb_float(L, b, n->dv); return;
   case CN_TRUE: jb_add(L, b, "true", 4); return;
@@ -1308,9 +1331,20 @@ static void cs_emit(lua_State *L, const jdec *d, cscratch *c, jbuf *b, size_t id
     m->kn = kn->n;
     m->v = c->kids[a + 2 * i + 1];
     m->i = i;
+    m->plain = kn->plain;
   }
   c->nm = base + k;
-  qsort(c->mem + base, k, sizeof *c->mem, cmp_cmembers);
+  /* most objects have a few members: sorted in place, without qsort's
+   * call per comparison */
+  cmember *ms = c->mem + base;
+  if (k <= 8) {
+    for (size_t i = 1; i < k; i++) {
+      cmember x = ms[i];
+      size_t j = i;
+      for (; j > 0 && cmp_cmembers(&ms[j - 1], &x) > 0; j--) ms[j] = ms[j - 1];
+      ms[j] = x;
+    }
+  } else qsort(ms, k, sizeof *ms, cmp_cmembers);
   jb_addc(L, b, '{');
   int first = 1;
   for (size_t i = 0; i < k; i++) {
@@ -1321,7 +1355,8 @@ static void cs_emit(lua_State *L, const jdec *d, cscratch *c, jbuf *b, size_t id
     }
     if (!first) jb_addc(L, b, ',');
     first = 0;
-    jb_string(L, b, m.k, m.kn);
+    if (m.plain) jb_plain(L, b, m.k, m.kn);
+    else jb_string(L, b, m.k, m.kn);
     jb_addc(L, b, ':');
     size_t start = b->n;
     cs_emit(L, d, c, b, m.v, NULL, depth + 1);

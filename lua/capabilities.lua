@@ -14,6 +14,7 @@
 local store = require "store"
 local json = require "json"
 local crypto = require "crypto"
+local core = require "core"
 
 local M = {}
 
@@ -135,7 +136,7 @@ function M.replace(a, sid, lists)
       if new then store.update(a, "capability_lists", row.id, { items = new.items }, { returning = false })
       else store.delete(a, "capability_lists", row.id) end
     end
-    for _, l in pairs(d) do table.sort(l) end
+    for _, l in pairs(d) do core.sort_strings(l) end
   end
   return diff
 end

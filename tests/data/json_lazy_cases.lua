@@ -111,6 +111,25 @@ M.bad = {
 
 -- checks: {name, fn}: fn() -> true | what went wrong
 M.checks = {
+  { "core.sort_strings (discovery's diffs) sorts as Lua's < does in the C locale, in place", function()
+    local core = require "core"
+    local t, want = {}, {}
+    for i = 1, 2000 do
+      local s = string.format("%x", (i * 7919) % 4099) .. (i % 3 == 0 and "\0z" or "") .. (i % 5 == 0 and "\xc3\xa9" or "")
+      t[i], want[i] = s, s
+    end
+    t[#t + 1], want[#want + 1] = "", ""
+    t[#t + 1], want[#want + 1] = "a", "a"
+    t[#t + 1], want[#want + 1] = "a", "a"
+    t[#t + 1], want[#want + 1] = "B", "B"
+    table.sort(want)
+    if core.sort_strings(t) ~= t then return "not the same table" end
+    for i = 1, #want do if t[i] ~= want[i] then return "item " .. i .. ": " .. t[i] .. " for " .. want[i] end end
+    local ok, e = pcall(core.sort_strings, { "a", 1, "b" })
+    if ok or e.code ~= "invalid_argument" or not e.message:find("item 2") then return "a number is refused" end
+    local one = { "x" }
+    return (#core.sort_strings({}) == 0 and core.sort_strings(one)[1] == "x") or "empty and one"
+  end },
   { "json.list_builder: drop takes out only the last item, once; text empties it", function()
     local b = json.list_builder()
     if b:text() ~= "[]" then return "an empty builder's text" end
