@@ -1116,6 +1116,8 @@ static int json_find_key(lua_State *L) {
  * json.find_key's arguments): false when the item surely holds no such key
  * within those bounds (json.find_key's false); true or nil when it may (look
  * at the decoded item).
+ * text = false: no text is given (nil), where only the part or the name is
+ * wanted.
  * into (a json.list_builder()): each item's text is also appended to it, and
  * text is then given only where found is not false (where the caller may
  * have to look at the item); the caller takes an item it does not keep back
@@ -1473,13 +1475,14 @@ typedef struct {
   size_t at;    /* a lazy array: the offset of the next item */
   lua_Integer i; /* the index of the last item given */
   jlist *into;   /* the builder each item's text goes to (opts.into) */
+  int no_text;   /* opts.text == false: the caller wants no text */
 } citer;
 
 /* pushes the item's text (nil when it went into a builder and the item
  * surely holds no key looked for: found is false) and part */
 static void canon_results(lua_State *L, citer *it, jbuf *b, int is_object, int found_false) {
   if (it->into) jlist_add(L, it->into, b[0].p ? b[0].p : "", b[0].n);
-  if (it->into && found_false) lua_pushnil(L);
+  if ((it->into && found_false) || it->no_text) lua_pushnil(L);
   else lua_pushlstring(L, b[0].p ? b[0].p : "", b[0].n);
   if (it->want && is_object) {
     capture_part(L, &b[0], &b[1], &it->cap);
@@ -1621,6 +1624,8 @@ static int json_canonical_items(lua_State *L) {
       it->find = 1;
       lua_pop(L, 2);
     }
+    lua_pop(L, 1);
+    if (lua_getfield(L, 2, "text") == LUA_TBOOLEAN && !lua_toboolean(L, -1)) it->no_text = 1;
     lua_pop(L, 1);
     if (lua_getfield(L, 2, "into") != LUA_TNIL) {
       if (!luaL_testudata(L, -1, JLIST_MT))

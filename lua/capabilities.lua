@@ -53,13 +53,14 @@ local function pending_of(a, sid)
   return out
 end
 
--- scan(items, kind) -> for i, text, part, name in ...: a stored list's items
--- as canonical text (never decoded into Lua values), with what a change is
--- judged by (the pinned part; nil for other kinds) and the name
-local function scan(items, kind)
+-- scan(items, kind [, text]) -> for i, text, part, name in ...: a stored
+-- list's items as canonical text (never decoded into Lua values), with what
+-- a change is judged by (the pinned part; nil for other kinds) and the name.
+-- A pinned kind's text is given only when asked for.
+local function scan(items, kind, text)
   local k = M.KINDS[kind]
   local list = json.decode('{"l":' .. items .. '}', { lazy = { "l" } }).l
-  return json.canonical_items(list, { keys = k.keys, name = k.key })
+  return json.canonical_items(list, { keys = k.keys, name = k.key, text = text or k.keys == nil })
 end
 
 -- diff_kind(a, sid, kind, old, new, at, d, pending): what changed between
@@ -77,7 +78,7 @@ local function diff_kind(a, sid, kind, old, new, at, d, pending)
       if name then was[name], judged[j] = j, part or text end
     end
   end
-  local olddefs -- decoded only for a tool that starts to await approval
+  local starts = {} -- place in old -> {name, hash}: tools that start to await approval
   for _, text, part, name in scan(new, kind) do
     local j = name and was[name]
     if name and not j then
@@ -91,15 +92,20 @@ local function diff_kind(a, sid, kind, old, new, at, d, pending)
           if p then store.delete(a, "capabilities", p.id) end
         else
           d.pending[#d.pending + 1] = name
-          if p then
-            store.update(a, "capabilities", p.id, { hash = h }, { returning = false })
-          else
-            olddefs = olddefs or json.decode(old)
-            store.insert(a, "capabilities", { server_id = sid, kind = kind, name = name, hash = h,
-              approved_definition = olddefs[j], approved_hash = crypto.sha256(judged[j]), status = "pending" },
-              { returning = false })
-          end
+          if p then store.update(a, "capabilities", p.id, { hash = h }, { returning = false })
+          else starts[j] = { name, h } end
         end
+      end
+    end
+  end
+  -- their approved definitions: the stored ones, read again only where needed
+  if next(starts) then
+    for j, text in scan(old, kind, true) do
+      local s = starts[j]
+      if s then
+        store.insert(a, "capabilities", { server_id = sid, kind = kind, name = s[1], hash = s[2],
+          approved_definition = json.decode(text), approved_hash = crypto.sha256(judged[j]), status = "pending" },
+          { returning = false })
       end
     end
   end

@@ -7,6 +7,17 @@ local phase = A.phase
 
 local function find(list, name) for _, x in ipairs(list) do if x.name == name then return x end end end
 
+-- a later phase's start: its users, the v2 fixture's record, the assistant, and a refresh of
+-- the server (what the fixture changed since the phase before)
+local function refreshed()
+  local ann = mcplink.as { tenant = "acme", user = "ann" }
+  local mo = mcplink.as { tenant = "acme", user = "mo" }
+  local s = ann:must("server.get", { id = "Fixture v2" })
+  local bot
+  for _, a in ipairs(ann:must("assistant.list", {}).items) do if a.name == "Ops bot" then bot = a end end
+  return ann, mo, s, bot, ann:must("server.refresh", { id = s.id })
+end
+
 if phase == "1" then
   local t = mcplink.setup { tenant = "acme", users = { ann = "admin", mo = "member" } }
   mcplink.must("settings.set", { allow_private_urls = true }) -- fixtures on 127.0.0.1
@@ -153,12 +164,7 @@ if phase == "1" then
   is(ann:must("server.get", { id = s1.id }).capabilities_status, "ok", "refresh clears stale")
   done_testing()
 elseif phase == "2" then
-  local ann = mcplink.as { tenant = "acme", user = "ann" }
-  local mo = mcplink.as { tenant = "acme", user = "mo" }
-  local s = ann:must("server.get", { id = "Fixture v2" })
-  local bot
-  for _, a in ipairs(ann:must("assistant.list", {}).items) do if a.name == "Ops bot" then bot = a end end
-  local r = ann:must("server.refresh", { id = s.id })
+  local ann, mo, s, bot, r = refreshed()
   is_deeply(r.diff.tools.changed, { "echo" }, "refresh reports echo changed")
   is_deeply(r.diff.tools.pending, { "echo" }, "the change waits for approval")
   is_deeply(r.diff.tools.removed, { "slow" }, "refresh reports slow removed")
@@ -210,12 +216,7 @@ elseif phase == "2" then
 else
   -- pinning across refreshes: echo (approved in phase 2) is changed by the fixture before each
   -- of these phases; what the admin, the model and a call see after each refresh
-  local ann = mcplink.as { tenant = "acme", user = "ann" }
-  local mo = mcplink.as { tenant = "acme", user = "mo" }
-  local s = ann:must("server.get", { id = "Fixture v2" })
-  local bot
-  for _, a in ipairs(ann:must("assistant.list", {}).items) do if a.name == "Ops bot" then bot = a end end
-  local r = ann:must("server.refresh", { id = s.id })
+  local ann, mo, s, bot, r = refreshed()
   local caps = ann:must("server.capabilities", { id = s.id })
   local echo = find(caps.tools, "echo")
   local seen

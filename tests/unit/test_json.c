@@ -97,6 +97,15 @@ static const char RUNNER[] =
   "      elseif (found == false) ~= (ef == false) then bad(name .. how, 'item ' .. i .. ' found ' .. tostring(found) .. ' for ' .. tostring(ef)) end\n"
   "    end\n"
   "    if n ~= #want then bad(name .. how, n .. ' items for ' .. #want) end\n"
+  /* text = false: no text, the same parts and names */
+  "    for i, t, p, nm in json.canonical_items(list, { keys = PIN, name = 'name', text = false }) do\n"
+  "      local v = want[i]\n"
+  "      local obj = type(v) == 'table' and not json.is_array(v)\n"
+  "      local _, ep = json.canonical(v, obj and PIN or nil)\n"
+  "      if t ~= nil or p ~= ep or nm ~= (obj and type(v.name) == 'string' and v.name or nil) then\n"
+  "        bad(name .. how, 'text = false: item ' .. i .. ' ' .. tostring(t) .. ' ' .. tostring(p))\n"
+  "      end\n"
+  "    end\n"
   /* into: the same texts joined in a builder, the odd ones dropped again;
    * text given only where found is not false */
   "    local b, kept = json.list_builder(), {}\n"
