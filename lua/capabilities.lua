@@ -7,10 +7,12 @@
 -- capability_lists, whose `items` are the definitions' canonical texts as
 -- one JSON array, in the server's order. A tool whose changed definition
 -- awaits an admin's approval also has a row in capabilities (status
--- "pending", with the approved definition and its pin hash): those rows are
--- the whole approval state. A list is one text to write and to compare, so
--- discovering or refreshing thousands of tools is not the writing of
--- thousands of rows, and an unchanged list is not written at all.
+-- "pending", with the approved definition and its pin hash; `hash` is the
+-- pending definition's pin, `definition` is not used: the list holds the
+-- current one): those rows are the whole approval state. A list is one
+-- text to write and to compare, so discovering or refreshing thousands of
+-- tools is not the writing of thousands of rows, and an unchanged list is
+-- not written at all.
 local store = require "store"
 local json = require "json"
 local crypto = require "crypto"
