@@ -266,6 +266,11 @@ else
     is(seen and seen.description, "v8", "the model sees it")
     local res = call()
     is(res and res.structuredContent and res.structuredContent.text, "p8", "and calls it")
+    -- approving a tool that awaits nothing changes nothing; one the server lacks is not found
+    is(ann:must("tool.approve", { server = s.id, tool = "echo" }).status, "approved", "approving an approved tool")
+    local r2, e2 = ann:op("tool.approve", { server = s.id, tool = "no_such_tool" })
+    err_is(r2, e2, "not_found", "a tool the server does not list cannot be approved")
+    is(e2 and e2.field, "tool", "the error names the tool")
   end
   done_testing()
 end
