@@ -3,6 +3,7 @@
 /* Usage (each mode in a fresh process, so peak RSS belongs to that mode alone):
  *   engine_bench call URL [--threads T] [--n N] [--ca F] [--api-key K] [--label L] [--db URI]
  *   engine_bench discover URL [--ca F] [--label L] [--reps R] [--expect N]  (N: tools the server lists;
+ *     LABEL_changed: the URL saved again with ?rev=7, where the fixture changed tool 7 (N > 7);
  *     on SQLite, LABEL_persist_floor: the same rows written again by SQLite alone)
  *   engine_bench cli URL --bin MCPLINK [--n N] [--ca F] [--api-key K] [--label L]
  *   engine_bench policy [--n N] [--label L]
@@ -344,11 +345,29 @@ static int eb_discover(const eb_opts *o) {
     mcpl_free(r);
     printf("@ %s_refresh wall_ms=%.2f cpu_ms=%.2f rss_kb=%ld\n", o->label, wall / 1000, cpu / 1000, bu_rss_kb());
   }
-  /* how many tools are stored (each approved once): proves the whole list
-   * was persisted; with --expect a wrong count fails the run */
+  /* the server changed one tool's description (the fixture's ?rev=N): the
+   * URL saved again discovers it, diffs the whole list against the stored
+   * one and holds the changed tool for approval */
+  int changed = o->expect > 7;
+  if (changed) {
+    char uargs[1024];
+    snprintf(uargs, sizeof uargs, "{\"id\":\"%s\",\"url\":\"%s%srev=7\"}", sid, o->url, strchr(o->url, '?') ? "&" : "?");
+    c0 = bu_cpu_now();
+    t0 = bu_now_us();
+    r = eb_must(e, &eb_ada, "server.update", uargs);
+    wall = bu_now_us() - t0;
+    cpu = bu_cpu_since(c0);
+    if (!strstr(r, "\"pending\":[\"tool_00007\"]")) { fprintf(stderr, "engine_bench: the changed tool is not pending: %.500s\n", r); exit(1); }
+    mcpl_free(r);
+    printf("@ %s_changed wall_ms=%.2f cpu_ms=%.2f rss_kb=%ld\n", o->label, wall / 1000, cpu / 1000, bu_rss_kb());
+  }
+  /* how many tools are stored (each approved once, the changed one pending):
+   * proves the whole list was persisted; with --expect a wrong count fails
+   * the run */
   r = eb_must(e, &eb_ada, "server.capabilities", args);
   int stored = 0;
   for (const char *p = strstr(r, "\"status\":\"approved\""); p; p = strstr(p + 1, "\"status\":\"approved\"")) stored++;
+  for (const char *p = strstr(r, "\"status\":\"pending\""); p; p = strstr(p + 1, "\"status\":\"pending\"")) stored++;
   mcpl_free(r);
   printf("# %s stored: %d tools\n", o->label, stored);
   if (o->expect > 0 && stored != o->expect) {

@@ -241,8 +241,13 @@ static int fx_error(fx_conn *c, int status, const char *id, int code, const char
   return fx_send(c, status, "application/json", NULL, body, (size_t)n);
 }
 
-static void fx_tool(fx_buf *b, int i) {
-  if (i == 0) {
+/* tool i; rev > 0 (the URL's ?rev=N) changes tool N's description, as a
+ * server whose tool changed between two discoveries */
+static void fx_tool(fx_buf *b, int i, int rev) {
+  if (rev > 1 && i == rev) {
+    fx_putf(b, "{\"name\":\"tool_%05d\",\"description\":\"Filler tool number %d, changed in revision %d.\","
+               "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\"}}}}", i, i, rev);
+  } else if (i == 0) {
     fx_putf(b, "{\"name\":\"echo\",\"description\":\"Echoes text back.\",\"inputSchema\":{\"type\":\"object\","
                "\"properties\":{\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]}}");
   } else if (i == 1) {
@@ -253,8 +258,12 @@ static void fx_tool(fx_buf *b, int i) {
   }
 }
 
-static int fx_tools_list(fx_conn *c, const char *id, const char *body) {
+static int fx_tools_list(fx_conn *c, const char *head, const char *id, const char *body) {
   char cur[32];
+  /* ?rev=N in the request line */
+  int rev = 0;
+  const char *eol = strstr(head, "\r\n"), *q = strstr(head, "rev=");
+  if (q && (!eol || q < eol)) rev = atoi(q + 4);
   int start = 0;
   if (fx_jstr(fx_member(body, "params"), "cursor", cur, sizeof cur) == 0) start = atoi(cur);
   if (start < 0 || start > fx_cfg.tools) return fx_error(c, 200, id, -32602, "bad cursor");
@@ -264,7 +273,7 @@ static int fx_tools_list(fx_conn *c, const char *id, const char *body) {
   fx_put(&r, "{\"tools\":[", 10);
   for (int i = start; i < end; i++) {
     if (i > start) fx_put(&r, ",", 1);
-    fx_tool(&r, i);
+    fx_tool(&r, i, rev);
   }
   fx_put(&r, "]", 1);
   if (end < fx_cfg.tools) fx_putf(&r, ",\"nextCursor\":\"%d\"", end);
@@ -304,7 +313,7 @@ static int fx_rpc(fx_conn *c, const char *head, const char *body) {
   }
   /* legacy requests other than initialize need a session; modern ones carry none */
   if (!sess && !fx_cfg.era_modern) return fx_error(c, 400, id, -32600, "Bad Request: no session");
-  if (strcmp(method, "tools/list") == 0) return fx_tools_list(c, id, body);
+  if (strcmp(method, "tools/list") == 0) return fx_tools_list(c, head, id, body);
   if (strcmp(method, "tools/call") == 0) {
     char name[64], text[4096];
     const char *params = fx_member(body, "params");

@@ -67,6 +67,8 @@ END {
   print "`raw` fetches every `tools/list` page with one libcurl handle; `engine_first` is `server.update` saving"
   print "the URL (discovery of every kind, validation of each tool, storing all of them in one transaction);"
   print "`engine_refresh` is `server.refresh` on the unchanged server (diff against the stored definitions);"
+  print "`engine_changed` is `server.update` saving the URL again after the server changed one tool's description"
+  print "(the whole list diffed against the stored one, the tool held for an admin's approval);"
   print "`engine_persist_floor` is SQLite alone writing the rows the engine stored for the capabilities (one"
   print "list per kind, and a row per tool awaiting approval; one transaction) into a copy of the engine's"
   print "database without them: the same schema, indexes, triggers, WAL and `synchronous=FULL`, the cost of"

@@ -67,7 +67,9 @@ static inline void jb_addc(lua_State *L, jbuf *b, char c) { jb_reserve(L, b, 1);
  * found under those object keys is not built: a lazy array stands in for it
  * (the text, kept alive as its user value, and the array's byte range).
  * json.items decodes its items one per step, so a long list's items become
- * garbage one by one instead of all existing at once (mcp.paging). */
+ * garbage one by one instead of all existing at once (mcp.paging). With
+ * {lazy = true} the text itself is the array (a stored list: no copy of it
+ * under a key to be made). */
 
 #define JSON_MAX_PATH 8
 
@@ -81,6 +83,7 @@ typedef struct {
   /* the lazy path: how many of its keys lead to the value read next (-1:
    * none, off the path); its keys (anchored by json.decode's options) */
   int on_path, npath;
+  int lazy_root; /* {lazy = true}: the value itself, an array, is left undecoded */
   const char *path[JSON_MAX_PATH];
   size_t pathn[JSON_MAX_PATH];
   int lazy_mt; /* stack index of the lazy array metatable */
@@ -433,7 +436,7 @@ static void jd_value(jdec *d) {
   switch (*d->p) {
     case '{': jd_object(d, at); return;
     case '[':
-      if (at == d->npath && at > 0 && d->build) jd_lazy(d);
+      if (at == d->npath && (at > 0 || d->lazy_root) && d->build) jd_lazy(d);
       else jd_array(d);
       return;
     case '"': jd_string(d); return;
@@ -452,7 +455,12 @@ static void jd_path(lua_State *L, jdec *d) {
   if (!lua_istable(L, 2)) return;
   lua_pushliteral(L, "lazy");
   if (lua_rawget(L, 2) == LUA_TNIL) { lua_pop(L, 1); return; }
-  if (!lua_istable(L, -1)) mcpl_lua_error(L, "invalid_argument", "json.decode: lazy must be a list of keys");
+  if (lua_isboolean(L, -1) && lua_toboolean(L, -1)) { /* the text is the array */
+    d->lazy_root = 1;
+    d->on_path = 0;
+    return;
+  }
+  if (!lua_istable(L, -1)) mcpl_lua_error(L, "invalid_argument", "json.decode: lazy must be a list of keys, or true");
   lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
   if (n < 1 || n > JSON_MAX_PATH)
     mcpl_lua_error(L, "invalid_argument", "json.decode: lazy needs 1 to %d keys", JSON_MAX_PATH);

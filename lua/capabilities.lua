@@ -55,14 +55,19 @@ local function pending_of(a, sid)
   return out
 end
 
--- scan(items, kind [, text]) -> for i, text, part, name in ...: a stored
--- list's items as canonical text (never decoded into Lua values), with what
--- a change is judged by (the pinned part; nil for other kinds) and the name.
--- A pinned kind's text is given only when asked for.
-local function scan(items, kind, text)
+-- lazy(items) -> a stored list's text as a lazy array (json.items,
+-- json.canonical_items), checked whole but not decoded
+local function lazy(items)
+  return json.decode(items, { lazy = true })
+end
+
+-- scan(list, kind) -> for i, text, part, name in ...: a lazy list's items
+-- (never decoded into Lua values) with what a change is judged by: the
+-- pinned part of a pinned kind's item (its text is not made), the canonical
+-- text of another's; and the name
+local function scan(list, kind)
   local k = M.KINDS[kind]
-  local list = json.decode('{"l":' .. items .. '}', { lazy = { "l" } }).l
-  return json.canonical_items(list, { keys = k.keys, name = k.key, text = text or k.keys == nil })
+  return json.canonical_items(list, { keys = k.keys, name = k.key, text = k.keys == nil })
 end
 
 -- diff_kind(a, sid, kind, old, new, at, d, pending): what changed between
@@ -70,49 +75,66 @@ end
 -- at), into d; the approval state follows. A pinned kind's definition that
 -- changed in its pinned part waits for an admin's approval unless it went
 -- back to the approved one; pins are hashed only here, for the few that
--- changed.
+-- changed. The two lists are read side by side: an item with the same name
+-- at the same place as before (a server keeps its order) is compared at
+-- once, and only the others wait, by name, for their counterpart.
 local function diff_kind(a, sid, kind, old, new, at, d, pending)
   local pinned = M.KINDS[kind].keys ~= nil
-  -- the stored items: name -> place, and what a change is judged by
-  local was, judged = {}, {}
-  if old then
-    for j, text, part, name in scan(old, kind) do
-      if name then was[name], judged[j] = j, part or text end
+  old = old and lazy(old)
+  local starts, nstarts = {}, 0 -- place in old -> {name, hash, approved hash}
+  -- the stored item j and the new one of its name, each as a change is
+  -- judged (the pinned part, or the whole text)
+  local function compare(j, was, now, name)
+    if was == now then return end
+    d.changed[#d.changed + 1] = name
+    if not pinned then return end
+    local p = pending[name]
+    local h = crypto.sha256(now)
+    if h == (p and p.approved_hash or crypto.sha256(was)) then
+      if p then store.delete(a, "capabilities", p.id) end
+    else
+      d.pending[#d.pending + 1] = name
+      if p then store.update(a, "capabilities", p.id, { hash = h }, { returning = false })
+      else starts[j], nstarts = { name, h, crypto.sha256(was) }, nstarts + 1 end
     end
   end
-  local starts = {} -- place in old -> {name, hash}: tools that start to await approval
-  for _, text, part, name in scan(new, kind) do
-    local j = name and was[name]
-    if name and not j then
+  local olds = old and scan(old, kind) or function() end
+  local news = scan(lazy(new), kind)
+  local was_j, was_v, later = {}, {}, {}
+  while true do
+    local j, otext, opart, oname = olds()
+    local i, ntext, npart, nname = news()
+    if j == nil and i == nil then break end
+    if j and i and oname and oname == nname then
+      compare(j, opart or otext, npart or ntext, nname)
+    else
+      if j and oname then was_j[oname], was_v[oname] = j, opart or otext end
+      if i and nname then later[#later + 1] = { nname, npart or ntext } end
+    end
+  end
+  for _, l in ipairs(later) do
+    local name = l[1]
+    local j = was_j[name]
+    if j then
+      compare(j, was_v[name], l[2], name)
+      was_j[name] = nil
+    else
       d.added[#d.added + 1] = name
-    elseif j and judged[j] ~= (part or text) then
-      d.changed[#d.changed + 1] = name
-      if pinned then
-        local p = pending[name]
-        local h = crypto.sha256(part)
-        if h == (p and p.approved_hash or crypto.sha256(judged[j])) then
-          if p then store.delete(a, "capabilities", p.id) end
-        else
-          d.pending[#d.pending + 1] = name
-          if p then store.update(a, "capabilities", p.id, { hash = h }, { returning = false })
-          else starts[j] = { name, h } end
-        end
-      end
     end
   end
-  -- their approved definitions: the stored ones, read again only where needed
-  if next(starts) then
-    for j, text in scan(old, kind, true) do
-      local s = starts[j]
-      if s then
-        store.insert(a, "capabilities", { server_id = sid, kind = kind, name = s[1], hash = s[2],
-          approved_definition = json.decode(text), approved_hash = crypto.sha256(judged[j]), status = "pending" },
-          { returning = false })
+  for name in pairs(was_j) do d.removed[#d.removed + 1] = name end
+  -- the approved definitions of those that start to await approval: the
+  -- stored ones, read again up to the last one needed
+  if nstarts > 0 then
+    for j, item in json.items(old) do
+      local st = starts[j]
+      if st then
+        store.insert(a, "capabilities", { server_id = sid, kind = kind, name = st[1], hash = st[2],
+          approved_definition = item, approved_hash = st[3], status = "pending" }, { returning = false })
+        nstarts = nstarts - 1
+        if nstarts == 0 then break end
       end
     end
-  end
-  for name in pairs(was) do
-    if not at[name] then d.removed[#d.removed + 1] = name end
   end
   -- a tool that went no longer awaits anything
   for name, p in pairs(pending) do
@@ -210,7 +232,7 @@ function M.approve(a, sid, name)
   end
   local row = store.find(a, "capability_lists", { server_id = sid, kind = "tool" })
   if row then
-    for _, _, _, n in scan(row.items, "tool") do
+    for _, _, _, n in scan(lazy(row.items), "tool") do
       if n == name then return "approved" end
     end
   end

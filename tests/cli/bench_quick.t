@@ -26,7 +26,7 @@ for c in raw engine-1t engine-1t-shared engine-8t engine-1t-pg engine-8t-pg cli_
 for s in https-sse http-json https-legacy; do row $s raw; row $s engine-1t; done
 row sdk-v2-server raw; row sdk-v2-server engine-1t; row sdk-v2-server sdk-v2
 row sdk-v1-server raw; row sdk-v1-server engine-1t; row sdk-v1-server sdk-v1
-for s in discover-1-page discover-pages; do row $s raw; row $s engine_first; row $s engine_refresh; done
+for s in discover-1-page discover-pages; do row $s raw; row $s engine_first; row $s engine_refresh; row $s engine_changed; done
 row discover-1-page engine-pg_first
 # (a . stands for each backtick of the report's code spans)
 for w in '.tool.call. 1 thread, p50 µs' '.tool.call. 8 threads, calls/s' 'discovery first, [0-9]+ tools, wall ms'; do

@@ -219,6 +219,20 @@ M.checks = {
     end
     return true
   end },
+  { "lazy = true: the text itself is the array", function()
+    local z = json.decode(' [1,{"a":[2]},"x"] ', { lazy = true })
+    if not json.is_lazy(z) or #z ~= 3 then return "not a lazy array of 3" end
+    local got = {}
+    for i, v in json.items(z) do got[i] = json.encode(v) end
+    if table.concat(got, " ") ~= '1 {"a":[2]} "x"' then return "items: " .. table.concat(got, " ") end
+    local o = json.decode('{"a":[1]}', { lazy = true })
+    if json.is_lazy(o) or not json.is_array(o.a) then return "an object is decoded as usual" end
+    if json.decode("7", { lazy = true }) ~= 7 then return "a scalar" end
+    local ok, e = pcall(json.decode, "[1,]", { lazy = true })
+    if ok or e.code ~= "invalid_argument" then return "the text is still checked whole" end
+    local ok2 = pcall(json.decode, "[1]", { lazy = false })
+    return (not ok2) or "lazy = false is refused"
+  end },
   { "bad options are refused", function()
     for _, o in ipairs({ { lazy = {} }, { lazy = "result" }, { lazy = { 1 } }, { lazy = { "a", true } },
                          { lazy = { "a", "b", "c", "d", "e", "f", "g", "h", "i" } } }) do
