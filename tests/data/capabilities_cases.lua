@@ -66,6 +66,14 @@ local function pending_rows(a, sid)
   return store.count(a, "capabilities", { server_id = sid, status = "pending" })
 end
 
+-- a server whose tool a (approved as v1) changed to v2 and awaits approval, beside b
+local function a_pending()
+  local a, sid = server()
+  replace(a, sid, { tool = list({ tool("a", "v1"), tool("b") }) })
+  replace(a, sid, { tool = list({ tool("a", "v2"), tool("b") }) })
+  return a, sid
+end
+
 local C = {}
 
 C[#C + 1] = { "a first list is stored whole, in the server's order; the same text again writes nothing", function()
@@ -113,9 +121,7 @@ C[#C + 1] = { "reordered, grown and shrunk: each tool compared with its own", fu
 end }
 
 C[#C + 1] = { "changed while pending keeps the approved one; changed back needs no approval", function()
-  local a, sid = server()
-  replace(a, sid, { tool = list({ tool("a", "v1"), tool("b") }) })
-  replace(a, sid, { tool = list({ tool("a", "v2"), tool("b") }) })
+  local a, sid = a_pending()
   -- changed again, and moved: the approved definition is still v1
   local d = replace(a, sid, { tool = list({ tool("b"), tool("a", "v3") }) })
   diff_is(d, { changed = { "a" }, pending = { "a" } }, "again")
@@ -129,9 +135,7 @@ C[#C + 1] = { "changed while pending keeps the approved one; changed back needs 
 end }
 
 C[#C + 1] = { "a pending tool dropped takes its row; one that comes back is new", function()
-  local a, sid = server()
-  replace(a, sid, { tool = list({ tool("a", "v1"), tool("b") }) })
-  replace(a, sid, { tool = list({ tool("a", "v2"), tool("b") }) })
+  local a, sid = a_pending()
   local d = replace(a, sid, { tool = list({ tool("b") }) })
   diff_is(d, { removed = { "a" } }, "dropped")
   if pending_rows(a, sid) ~= 0 then return "the dropped tool's row stayed" end
