@@ -871,6 +871,11 @@ static int l_resolve_actor(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
+  /* the schema version, read in the same query */
+  if (!r.ops->is_null(&r, 6) && store_schema_newer(c, r.ops->get_int(&r, 6))) {
+    r.ops->done(&r);
+    return store_raise(L, c, NULL, 0, 0);
+  }
   lua_createtable(L, 0, 6);
   lua_pushstring(L, r.ops->get_text(&r, 0, NULL)); lua_setfield(L, -2, "tenant_id");
   lua_pushstring(L, r.ops->get_text(&r, 1, NULL)); lua_setfield(L, -2, "user_id");

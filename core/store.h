@@ -12,6 +12,13 @@ store_table *store_table_find(const char *name);
 const store_col *store_col_find(const store_table *t, const char *name);
 store_table *store_tables(int *n);
 int store_schema_latest(void);
+/* Is v, the schema version the database records, newer than this code's?
+ * Then another instance has upgraded the database under this one (a later
+ * step may have moved data this code would read or write wrongly): 1 with
+ * c->err set (unavailable, saying so). Checked with every op's actor and
+ * at the start of every transaction. */
+struct store_conn;
+int store_schema_newer(struct store_conn *c, long long v);
 /* Migration step (1-based) in a dialect ("sqlite", "postgresql"); NULL past
  * the latest. The steps are the same in both: append only, never edited. */
 const char *store_migration(const char *dialect, int step);

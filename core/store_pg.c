@@ -429,14 +429,16 @@ static int pg_begin(store_conn *c) {
   }
   if (run(c, "BEGIN") != 0) return -1;
   store_rows r;
-  if (pg_exec(c, "SELECT schema_version FROM mcplink_meta WHERE id = 1 FOR UPDATE", NULL, 0, &r, NULL) != 0) {
-    store_err keep = c->err;
-    run(c, "ROLLBACK");
-    c->err = keep;
-    return -1;
+  int newer = 0;
+  if (pg_exec(c, "SELECT schema_version FROM mcplink_meta WHERE id = 1 FOR UPDATE", NULL, 0, &r, NULL) == 0) {
+    if (r.ops->next(&r) == 1) newer = store_schema_newer(c, r.ops->get_int(&r, 0));
+    r.ops->done(&r);
+    if (!newer) return 0;
   }
-  r.ops->done(&r);
-  return 0;
+  store_err keep = c->err;
+  run(c, "ROLLBACK");
+  c->err = keep;
+  return -1;
 }
 
 static int pg_commit(store_conn *c) {
@@ -626,7 +628,8 @@ static int pg_resolve_actor(store_conn *c, const char *tenant, const char *user,
   store_val v[2] = {store_v_str(tenant), store_v_str(user)};
   return pg_exec(c, "SELECT t.id, u.id, u.role, "
                     "CASE WHEN (t.settings::jsonb -> 'mcp_enabled') IN ('false'::jsonb, '0'::jsonb) "
-                    "THEN 0 ELSE 1 END, t.version, (SELECT n FROM store_versions WHERE name = 'settings') "
+                    "THEN 0 ELSE 1 END, t.version, (SELECT n FROM store_versions WHERE name = 'settings'), "
+                    "(SELECT schema_version FROM mcplink_meta WHERE id = 1) "
                     "FROM tenants t JOIN users u ON u.tenant_id = t.id WHERE t.name = ?1 AND u.name = ?2",
                  v, 2, out, NULL);
 }

@@ -385,6 +385,14 @@ _Static_assert(sizeof sqlite_steps == sizeof pg_steps, "every step in both diale
 
 int store_schema_latest(void) { return NMIGRATIONS; }
 
+int store_schema_newer(store_conn *c, long long v) {
+  if (v <= NMIGRATIONS) return 0;
+  store_err_set(&c->err, SE_UNAVAILABLE, NULL,
+                "it has schema version %lld, newer than this mcplink supports (%d): another instance "
+                "upgraded it; restart this one with the newer mcplink", v, NMIGRATIONS);
+  return 1;
+}
+
 const char *store_migration(const char *dialect, int step) {
   if (step < 1 || step > NMIGRATIONS) return NULL;
   if (strcmp(dialect, "sqlite") == 0) return sqlite_steps[step - 1];

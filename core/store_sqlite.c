@@ -25,7 +25,7 @@ typedef struct {
  * sqlite3_total_changes64 (this connection's own writes). While the mark
  * stands nothing in the file has changed, and the row is answered from here:
  * reading the mark costs a fifth of the query. */
-#define ACTOR_COLS 6
+#define ACTOR_COLS 7
 typedef struct {
   int valid, found;
   long long dv, tc;
@@ -199,9 +199,19 @@ static int sq_run(store_conn *c, const char *sql) { return sq_exec(c, sql, NULL,
 
 /* BEGIN IMMEDIATE takes the write lock up front, so two writers never
  * deadlock upgrading; nested levels are savepoints. */
+static int sq_schema_version(store_conn *c, int *version);
+
 static int sq_begin(store_conn *c) {
   char sql[48];
-  if (c->depth == 0) return sq_run(c, "BEGIN IMMEDIATE");
+  if (c->depth == 0) {
+    if (sq_run(c, "BEGIN IMMEDIATE") != 0) return -1;
+    int v = 0;
+    if (sq_schema_version(c, &v) == 0 && !store_schema_newer(c, v)) return 0;
+    store_err keep = c->err;
+    sq_run(c, "ROLLBACK");
+    c->err = keep;
+    return -1;
+  }
   snprintf(sql, sizeof sql, "SAVEPOINT tx%d", c->depth);
   return sq_run(c, sql);
 }
@@ -489,7 +499,8 @@ static int sq_resolve_actor(store_conn *c, const char *tenant, const char *user,
   store_val v[2] = {store_v_str(tenant), store_v_str(user)};
   store_rows q;
   if (sq_exec(c, "SELECT t.id, u.id, u.role, json_extract(t.settings, '$.mcp_enabled'), t.version, "
-                 "(SELECT n FROM store_versions WHERE name = 'settings') "
+                 "(SELECT n FROM store_versions WHERE name = 'settings'), "
+                 "(SELECT user_version FROM pragma_user_version) "
                  "FROM tenants t JOIN users u ON u.tenant_id = t.id WHERE t.name = ?1 AND u.name = ?2",
               v, 2, &q, NULL) != 0)
     return -1;

@@ -296,6 +296,26 @@ function C.migration_capability_lists_v6()
   intact(old)
 end
 
+-- An instance whose database another instance upgraded (a newer release's migration, which may
+-- have moved data this code would read or write wrongly) refuses every op's actor and every
+-- transaction, saying why, and works again when the version is its own.
+function C.newer_version_while_open()
+  local _, ad = tenant("acme")
+  local _, latest = store.schema_version()
+  store.insert(ad, "classifications", { name = "before", level = 1 })
+  set_version(DB, latest + 1)
+  local e = err("unavailable", store.resolve_actor, "acme", "admin")
+  ok(has(e.message, "schema version " .. (latest + 1)) and has(e.message, "(" .. latest .. ")") and
+     has(e.message, "another instance upgraded it"), "the error says why: " .. tostring(e.message))
+  e = err("unavailable", store.tx, function() store.insert(ad, "classifications", { name = "during", level = 2 }) end)
+  ok(has(e.message, "newer than this mcplink supports"), e.message)
+  eq(sql(DB, "SELECT count(*) FROM classifications WHERE name = 'during'"), "0", "the transaction wrote nothing")
+  set_version(DB, latest)
+  eq(store.resolve_actor("acme", "admin").role, "admin", "at its own version again: the actor")
+  store.tx(function() store.insert(ad, "classifications", { name = "after", level = 3 }) end)
+  eq(store.count(ad, "classifications"), 2, "and transactions")
+end
+
 function C.newer_version_refused()
   local newer = newdb("newer")
   assert(reopen({ db = newer }))

@@ -27,6 +27,7 @@ CASE(migrations_fresh)
 CASE(migration_upgrade_v1)
 CASE(migration_auth_type_v4)
 CASE(migration_capability_lists_v6)
+CASE(newer_version_while_open)
 CASE(newer_version_refused)
 CASE(crud_and_types)
 CASE(conflicts_and_refs)
@@ -128,6 +129,7 @@ int main(void) {
     cmocka_unit_test(test_migration_upgrade_v1),
     cmocka_unit_test(test_migration_auth_type_v4),
     cmocka_unit_test(test_migration_capability_lists_v6),
+    cmocka_unit_test(test_newer_version_while_open),
     cmocka_unit_test(test_newer_version_refused),
     cmocka_unit_test(test_crud_and_types),
     cmocka_unit_test(test_conflicts_and_refs),
