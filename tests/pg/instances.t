@@ -3,7 +3,8 @@
 # several instances behind a load balancer. What an admin saves on one is visible and enforced on
 # the others at once (servers, credentials, enablement, attachments, classifications, approvals,
 # tenant settings); capability refresh of one server from two instances at once; key rotation on
-# one instance; legacy MCP sessions per instance; kill -9 of an instance in the middle of writes.
+# one instance; legacy MCP sessions per instance; kill -9 of an instance in the middle of writes;
+# instances refusing a database another release upgraded.
 set -u
 . "$(dirname "$0")/../cli/fixture_lib.sh"
 . "$top/tests/pg/instances_lib.sh"
@@ -161,5 +162,17 @@ is "$(items "$bigid" tool)" "$want" \
   "instance 3 completes the discovery the killed instance left ($want tools)"
 case $ncap in 0|"$full") ok 0 "the killed instance's discovery transaction left all of its $full items or none ($ncap)";;
   *) ok 1 "a discovery transaction half written: $ncap of $full items";; esac
+
+# ---- an instance whose database a newer release upgraded refuses, and says why ------------------
+# (what another instance's migration does to the recorded version; this release's code stays the same)
+v=$(sql "SELECT schema_version FROM mcplink_meta")
+sql "UPDATE mcplink_meta SET schema_version = $((v + 1))" >/dev/null
+r=$(call 2); is "$(code "$r")" unavailable "after another instance's upgrade, instance 2 refuses a call"
+like "$(body "$r")" "newer than this mcplink supports" "saying the database is newer than it supports"
+r=$(op 3 $A classification.set '{"name":"Late","level":9}')
+is "$(code "$r")" unavailable "and instance 3 refuses a write"
+is "$(sql "SELECT count(*) FROM classifications WHERE name = 'Late'")" 0 "which wrote nothing"
+sql "UPDATE mcplink_meta SET schema_version = $v" >/dev/null
+r=$(call 2); is "$(code "$r")" ok "at their own version again, the instances work"
 inst_stop 2; inst_stop 3
 done_tap
