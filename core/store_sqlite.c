@@ -199,7 +199,15 @@ static int sq_run(store_conn *c, const char *sql) { return sq_exec(c, sql, NULL,
 
 /* BEGIN IMMEDIATE takes the write lock up front, so two writers never
  * deadlock upgrading; nested levels are savepoints. */
-static int sq_schema_version(store_conn *c, int *version);
+/* PRAGMA user_version: the migration step the database is at */
+static int sq_schema_version(store_conn *c, int *version) {
+  store_rows r;
+  if (sq_exec(c, "PRAGMA user_version", NULL, 0, &r, NULL) != 0) return -1;
+  int rc = r.ops->next(&r);
+  if (rc == 1) *version = (int)r.ops->get_int(&r, 0);
+  r.ops->done(&r);
+  return rc == 1 ? 0 : -1;
+}
 
 static int sq_begin(store_conn *c) {
   char sql[48];
@@ -526,15 +534,6 @@ static int sq_resolve_actor(store_conn *c, const char *tenant, const char *user,
   a->valid = marked;
   *out = (store_rows){&actor_rows, c, a, 0, a->found, ACTOR_COLS};
   return 0;
-}
-
-static int sq_schema_version(store_conn *c, int *version) {
-  store_rows r;
-  if (sq_exec(c, "PRAGMA user_version", NULL, 0, &r, NULL) != 0) return -1;
-  int rc = r.ops->next(&r);
-  if (rc == 1) *version = (int)r.ops->get_int(&r, 0);
-  r.ops->done(&r);
-  return rc == 1 ? 0 : -1;
 }
 
 const store_backend store_sqlite_backend = {
