@@ -51,19 +51,38 @@ static unsigned kind_bit(lua_State *L, int idx) {
 /* call.host([engine_only]) -> {events=bool, elicitation=bool, sampling=bool,
  * roots=bool}: what the host of the running op does: see events, answer each
  * kind of input request now (synchronously). engine_only: the engine's
- * default handler alone (what a session shared by every caller may declare). */
+ * default handler alone (what a session shared by every caller may declare).
+ * The 16 possible tables are made once per state (its registry keeps them)
+ * and shared: callers read them, never change them (an MCP request asks
+ * twice: its progress token, its client capabilities). */
+static const char HOST_KEY = 0;
+
 static int l_host(lua_State *L) {
   int engine_only = lua_toboolean(L, 1);
   answerers a = answerers_of(L, engine_only);
-  lua_createtable(L, 0, 4);
-  lua_pushboolean(L, a.c && a.c->event_fn);
-  lua_setfield(L, -2, "events");
+  int mask = (a.c && a.c->event_fn) ? 1 : 0;
   for (int i = 0; kinds[i].name; i++) {
     mcpl_input_fn fn;
     void *ud;
-    lua_pushboolean(L, handler_for(&a, kinds[i].bit, &fn, &ud));
+    if (handler_for(&a, kinds[i].bit, &fn, &ud)) mask |= 2 << i;
+  }
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &HOST_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 16, 0);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
+  }
+  if (lua_rawgeti(L, -1, mask + 1) == LUA_TTABLE) return 1;
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 4);
+  lua_pushboolean(L, mask & 1);
+  lua_setfield(L, -2, "events");
+  for (int i = 0; kinds[i].name; i++) {
+    lua_pushboolean(L, (mask >> (i + 1)) & 1);
     lua_setfield(L, -2, kinds[i].name);
   }
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, mask + 1);
   return 1;
 }
 

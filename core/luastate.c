@@ -14,18 +14,20 @@
 
 #define MAX_MODULE_BYTES (4 * 1024 * 1024)
 
-static const char ENGINE_KEY[] = "mcpl.engine";
 static const char CANCEL_KEY = 0; /* its address keys the state's mcpl_cancel */
 
+/* The engine of a state is kept in the state's extra space (the bindings
+ * ask for it several times per op; a coroutine gets a copy of its main
+ * thread's when it is made). */
+_Static_assert(LUA_EXTRASPACE >= sizeof(mcpl_engine *), "Lua's extra space holds a pointer");
+
 void mcpl_engine_bind(lua_State *L, mcpl_engine *e) {
-  lua_pushlightuserdata(L, e);
-  lua_setfield(L, LUA_REGISTRYINDEX, ENGINE_KEY);
+  memcpy(lua_getextraspace(L), &e, sizeof e);
 }
 
 mcpl_engine *mcpl_engine_of(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, ENGINE_KEY);
-  mcpl_engine *e = lua_touserdata(L, -1);
-  lua_pop(L, 1);
+  mcpl_engine *e;
+  memcpy(&e, lua_getextraspace(L), sizeof e);
   return e;
 }
 
