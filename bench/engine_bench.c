@@ -430,12 +430,26 @@ static int eb_cli(const eb_opts *o) {
    * sends a request does when it opens libcurl; `server list` does not) */
   const char *nothing[] = {"/bin/true", NULL};
   const char *curlv[] = {"/usr/bin/curl", "--version", NULL};
-  const char *const *which[6] = {list, call, flist, fcall, nothing, curlv};
-  const char *names[6] = {"server_list", "tool_call", "start_server_list", "start_call", "exec_true",
-                          "exec_curl_version"};
+  /* and Debian's curl making the call `mcplink call` makes, as one process: the same HTTPS POST
+   * (headers, body with its _meta, API key), the server's answer required (--fail): what a
+   * process that sends this request at all costs here */
+  char auth[300], body[600];
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s", o->key ? o->key : "");
+  snprintf(body, sizeof body,
+           "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
+           "\"arguments\":{\"text\":\"hello\"},\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+           "\"io.modelcontextprotocol/clientInfo\":{\"name\":\"curl\",\"version\":\"1\"},"
+           "\"io.modelcontextprotocol/clientCapabilities\":{}}}}");
+  const char *curlc[] = {"/usr/bin/curl", "-sS", "--fail", "--cacert", o->ca ? o->ca : "/dev/null",
+                         "-H", "Content-Type: application/json", "-H", "Accept: application/json, text/event-stream",
+                         "-H", "MCP-Protocol-Version: 2026-07-28", "-H", "Mcp-Method: tools/call",
+                         "-H", "Mcp-Name: echo", "-H", auth, "--data-binary", body, o->url, NULL};
+  const char *const *which[7] = {list, call, flist, fcall, nothing, curlv, curlc};
+  const char *names[7] = {"server_list", "tool_call", "start_server_list", "start_call", "exec_true",
+                          "exec_curl_version", "exec_curl_call"};
   int n = o->n < 3 ? 3 : o->n;
   double *lat = malloc(sizeof(double) * (size_t)n);
-  for (int k = 0; k < 6; k++) {
+  for (int k = 0; k < 7; k++) {
     if (access(which[k][0], X_OK) != 0) continue; /* no curl here: no such row */
     double cpu = 0, c;
     long rss = 0;

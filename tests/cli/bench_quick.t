@@ -22,7 +22,7 @@ check "the Markdown report is written" test -s "$report"
 row() { # server client: a table row with numbers in it
   grep -Eq "^\| $1 \| $2 \| [0-9]" "$tmp/out"; ok $? "row: $1 / $2"
 }
-for c in raw engine-1t engine-1t-shared engine-8t engine-1t-pg engine-8t-pg cli_server_list cli_tool_call cli_start_server_list cli_start_call cli_exec_true cli_exec_curl_version cli_run sdk-v2 sdk-v1; do row https-json $c; done
+for c in raw engine-1t engine-1t-shared engine-8t engine-1t-pg engine-8t-pg cli_server_list cli_tool_call cli_start_server_list cli_start_call cli_exec_true cli_exec_curl_version cli_exec_curl_call cli_run sdk-v2 sdk-v1; do row https-json $c; done
 for s in https-sse http-json https-legacy; do row $s raw; row $s engine-1t; done
 row sdk-v2-server raw; row sdk-v2-server engine-1t; row sdk-v2-server sdk-v2
 row sdk-v1-server raw; row sdk-v1-server engine-1t; row sdk-v1-server sdk-v1
