@@ -5,15 +5,21 @@ local json = require "json"
 local errors = require "errors"
 local transport = require "mcp.transport"
 local incoming = require "mcp.incoming"
-local paging = require "mcp.paging"
 local modern = require "mcp.modern"
 local legacy = require "mcp.legacy"
-local sse = require "mcp.sse"
+-- the list pager and the HTTP+SSE era load when a list or such a server is
+-- first reached (a one-shot `mcplink call` to a stateless server needs neither)
+local function paging() return require "mcp.paging" end
 
 local M = {}
 
 -- Each era module offers call, discover and ping on a client.
-local ERAS = { modern = modern, legacy = legacy, sse = sse }
+local ERAS = setmetatable({ modern = modern, legacy = legacy }, { __index = function(t, era)
+  if era ~= "sse" then return nil end
+  local m = require "mcp.sse"
+  rawset(t, era, m)
+  return m
+end })
 
 local Client = {}
 Client.__index = Client
@@ -86,7 +92,7 @@ function Client:discover(opts)
     if info then return self:remember(info) end
     if not probing then errors.raise("upstream_error", "initialize was refused by the MCP server") end
   end
-  return self:remember(sse.discover(self, bound))
+  return self:remember(ERAS.sse.discover(self, bound))
 end
 
 -- call(method, params, opts) -> result | mcp.input.suspend{...}: routed to
@@ -111,13 +117,13 @@ end
 
 -- list(kind [, opts [, map]]) -> items, meta (mcp.paging)
 function Client:list(kind, opts, map)
-  return paging.list(self, kind, opts, map)
+  return paging().list(self, kind, opts, map)
 end
 
 -- canonical(kind, opts, spec, fn) -> count, meta: the list's items as
 -- canonical text (mcp.paging)
 function Client:canonical(kind, opts, spec, fn)
-  return paging.canonical(self, kind, opts, spec, fn)
+  return paging().canonical(self, kind, opts, spec, fn)
 end
 
 -- call_tool(name, arguments [, opts]) -> result;

@@ -10,7 +10,8 @@ local assistants = require "assistants"
 local function capabilities() return require "capabilities" end
 local connection = require "connection"
 local continuations = require "continuations"
-local jsonschema = require "jsonschema"
+-- the JSON Schema validator loads with the first tool that declares an outputSchema
+local function jsonschema() return require "jsonschema" end
 
 local function set_enabled(ctx, args, on)
   local a = ctx.actor
@@ -96,7 +97,7 @@ local function checked(en, r)
   if sc == nil or sc == json.null then
     v = { valid = false, errors = { { path = "/", message = "structuredContent is missing (the tool declares an outputSchema)" } } }
   else
-    local ok, errs, un = jsonschema.validate(schema, sc)
+    local ok, errs, un = jsonschema().validate(schema, sc)
     v = { valid = ok, errors = #errs > 0 and errs or nil, unchecked = #un > 0 and un or nil }
   end
   if not v.valid then log.info("tool.call: structuredContent of", en.cap.name, "does not match its outputSchema") end
