@@ -104,7 +104,7 @@ function M.decide(ctx, url, purpose)
   local u = M.parse(url)
   local p = parts_of[u]
   if not p then p = u:parts(); parts_of[u] = p end
-  local set = settings.get_all()
+  local set = settings.current()
   local tenant = ctx and ctx.actor and ctx.actor.tenant or nil
   local req = {
     url = p.url, scheme = p.scheme, host = p.host, port = p.port, path = p.path,

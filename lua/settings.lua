@@ -18,21 +18,26 @@ local function copy(t)
   return out
 end
 
--- get_all() -> {allow_private_urls=bool, allow_http=bool, input_timeout_ms=int}
-function M.get_all()
+-- current() -> the settings {allow_private_urls=bool, allow_http=bool,
+-- input_timeout_ms=int}, shared with later calls while they stay the same:
+-- read it, never change it (the network layer reads it on every request)
+function M.current()
   local ok, store = pcall(require, "store")
-  if not (ok and type(store) == "table" and store.setting_get) then return copy(M.DEFAULTS) end
+  if not (ok and type(store) == "table" and store.setting_get) then return M.DEFAULTS end
   local version = store.settings_version and store.settings_version()
-  if version ~= nil and version == cached_version then return copy(cached) end
+  if version ~= nil and version == cached_version then return cached end
   local out = copy(M.DEFAULTS)
   for k in pairs(M.DEFAULTS) do
     local v = store.setting_get(k)
     if v ~= nil then out[k] = v end
   end
-  if version ~= nil then cached, cached_version = copy(out), version end
+  if version ~= nil then cached, cached_version = out, version end
   return out
 end
 
-function M.get(key) return M.get_all()[key] end
+-- get_all() -> a copy of current(), the caller's to change
+function M.get_all() return copy(M.current()) end
+
+function M.get(key) return M.current()[key] end
 
 return M

@@ -119,7 +119,7 @@ function M.screen(key)
       return false
     end
     -- only tools with headers: of_tool answers {} for the others, and
-    -- every call decodes this (for most servers: "{}")
+    -- every tools/call reads this (for most servers: "{}")
     if #sp > 0 then specs[tostring(item.name)] = sp end
     return true
   end
@@ -127,11 +127,23 @@ function M.screen(key)
   return keep, done
 end
 
--- of_tool(key, name) -> the specs of the tool as last listed ({} if unknown)
+-- the specs' texts as decoded, per Lua state: a server's entry is read on
+-- every tools/call and changes only when its tools are listed again
+local decoded, ndecoded = {}, 0
+local NONE = {}
+
+-- of_tool(key, name) -> the specs of the tool as last listed ({} if
+-- unknown); shared with later calls: read them, never change them
 function M.of_tool(key, name)
   local v = mcp.cache_get("xhdr:" .. key)
-  if not v then return {} end
-  return json.decode(v)[name] or {}
+  if not v then return NONE end
+  local all = decoded[v]
+  if not all then
+    all = json.decode(v)
+    if ndecoded >= 64 then decoded, ndecoded = {}, 0 end
+    decoded[v], ndecoded = all, ndecoded + 1
+  end
+  return all[name] or NONE
 end
 
 return M
