@@ -24,18 +24,9 @@ end })
 local Client = {}
 Client.__index = Client
 
--- the era cache's text ({era, version}) as decoded, per Lua state: a server's
--- entry is read on every call and changes only when it is found out again
-local eras, neras = {}, 0
-local function era_of(text)
-  local e = eras[text]
-  if not e then
-    e = json.decode(text)
-    if neras >= 64 then eras, neras = {}, 0 end
-    eras[text], neras = e, neras + 1
-  end
-  return e
-end
+-- the era cache's text ({era, version}) as decoded: a server's entry is
+-- read on every call and changes only when it is found out again
+local era_of = require("mcp.protocol").decoder(64)
 
 -- new(ctx, opts) -> client; opts = {key, url, headers (read, never changed), timeout_ms, max_bytes,
 -- era = "modern"|"legacy"|"sse" (a hint: skips probing), version (hint),

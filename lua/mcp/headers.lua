@@ -127,9 +127,9 @@ function M.screen(key)
   return keep, done
 end
 
--- the specs' texts as decoded, per Lua state: a server's entry is read on
--- every tools/call and changes only when its tools are listed again
-local decoded, ndecoded = {}, 0
+-- the specs' texts as decoded: a server's entry is read on every
+-- tools/call and changes only when its tools are listed again
+local specs_of = require("mcp.protocol").decoder(64)
 local NONE = {}
 
 -- of_tool(key, name) -> the specs of the tool as last listed ({} if
@@ -137,13 +137,7 @@ local NONE = {}
 function M.of_tool(key, name)
   local v = mcp.cache_get("xhdr:" .. key)
   if not v then return NONE end
-  local all = decoded[v]
-  if not all then
-    all = json.decode(v)
-    if ndecoded >= 64 then decoded, ndecoded = {}, 0 end
-    decoded[v], ndecoded = all, ndecoded + 1
-  end
-  return all[name] or NONE
+  return specs_of(v)[name] or NONE
 end
 
 return M

@@ -33,4 +33,21 @@ function M.info(era, version, caps, server_info, instructions)
            instructions = type(instructions) == "string" and instructions or nil }
 end
 
+-- decoder(max) -> decode(text): json.decode, its values kept by their text
+-- (per Lua state; past max texts it starts over), for the engine-wide cache
+-- entries every call reads and that change seldom (a server's era, its
+-- tools' header specs). The values are shared: read them, never change them.
+function M.decoder(max)
+  local kept, n = {}, 0
+  return function(text)
+    local v = kept[text]
+    if v == nil then
+      v = json.decode(text)
+      if n >= max then kept, n = {}, 0 end
+      kept[text], n = v, n + 1
+    end
+    return v
+  end
+end
+
 return M
