@@ -26,7 +26,6 @@ function pmedian(label, base, key,    n, i, j, t, a) {
 function pratio(label, base, key,    r) { r = pmedian(label, base, key); return r == "" ? "–" : sprintf("%.2f×", r) }
 function server(l) { sub(/\/.*/, "", l); return l }
 function client(l) { sub(/^[^\/]*\//, "", l); return l }
-function ratio(x, base) { return (base == "" || base + 0 == 0 || x == "") ? "–" : sprintf("%.2f×", x / base) }
 function mb(kb) { return kb == "" ? "–" : sprintf("%.1f", kb / 1024) }
 function met(ok) { return ok ? "met" : "**missed**" }
 
