@@ -27,9 +27,13 @@ end
 -- The fingerprint keys cached sessions by credential without holding it:
 -- "<auth type>:<first 16 hex digits of the secret's SHA-256>", or the type's
 -- name alone when it sends nothing (oauth.tokens.evict builds the same key).
+-- The headers are shared: read them, never change them (mcp.client keeps
+-- them, and the MCP requests it makes copy them before adding any).
+local NO_HEADERS = {}
+
 function M.for_server(ctx, s)
   local t = authtypes.of(s)
-  if not t.headers then return {}, t.name end
+  if not t.headers then return NO_HEADERS, t.name end
   local v = t.shared and ctx.actor.tenant_id and store.cache_version(ctx.actor.tenant_id)
   if not v then return made(ctx, s, t) end
   local now, k = core.mono_ms(), kept[s.id]

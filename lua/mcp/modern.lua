@@ -26,27 +26,104 @@ local function copy(t)
   return c
 end
 
+-- What repeats from request to request is made once per Lua state and
+-- shared (read, never changed): the text of the _meta members for a
+-- revision and a set of client capabilities (input.capabilities hands out
+-- one table per set), and the headers for a client's credential headers
+-- (kept per server by lua/credentials.lua until a change or KEEP_MS ends
+-- them), revision, method and name. Keyed by those tables, weakly: a
+-- credential that is dropped takes its headers with it.
+local meta_texts = setmetatable({}, { __mode = "k" })
+local head_sets = setmetatable({}, { __mode = "k" })
+local HEAD_MAX = 256
+local texts, ntexts = {}, 0 -- method names and params keys as JSON strings
+
+local function text_of(s)
+  local t = texts[s]
+  if not t then
+    t = json.encode(s)
+    if ntexts >= HEAD_MAX then texts, ntexts = {}, 0 end
+    texts[s], ntexts = t, ntexts + 1
+  end
+  return t
+end
+
+local function meta_text(version, caps)
+  local by = meta_texts[caps]
+  if not by then by = {}; meta_texts[caps] = by end
+  local t = by[version]
+  if not t then
+    -- the members without their braces: a progress token goes before them
+    t = json.encode({ [META_VERSION] = version, [META_INFO] = protocol.CLIENT_INFO, [META_CAPS] = caps }):sub(2, -2)
+    by[version] = t
+  end
+  return t
+end
+
+-- base_headers(c, version, method, name) -> the shared headers; name: what
+-- Mcp-Name carries, as a string (nil: none)
+local function base_headers(c, version, method, name)
+  local cred = c.headers
+  local set = head_sets[cred]
+  if not set or set.n >= HEAD_MAX then set = { n = 0 }; head_sets[cred] = set end
+  local k = version .. " " .. method .. " " .. (name or "")
+  local h = set[k]
+  if not h then
+    h = transport.post_headers(c)
+    h["MCP-Protocol-Version"] = version
+    h["Mcp-Method"] = method
+    if name then h["Mcp-Name"] = headers.encode(name) end
+    set[k], set.n = h, set.n + 1
+  end
+  return h
+end
+
 -- request(c, id, method, params, version [, progress_token [, resumable]]) ->
 -- body, headers: _meta names the revision, the client and its capabilities
--- (what this call's host can answer); the headers repeat what intermediaries
--- route on (method, name, x-mcp-header parameters)
+-- (what this call's host can answer), after any members of the params' own
+-- _meta (ours win); the headers repeat what intermediaries route on (method,
+-- name, x-mcp-header parameters). The body is the id, each member of the
+-- params encoded and the _meta text joined; the headers are the shared ones
+-- unless a tool's x-mcp-header parameters add to them.
 local function request(c, id, method, params, version, token, resumable)
-  local p = copy(params)
-  local meta = copy(type(p._meta) == "table" and p._meta or nil)
-  meta[META_VERSION] = version
-  meta[META_INFO] = protocol.CLIENT_INFO
-  meta[META_CAPS] = input.capabilities(resumable)
-  if token then meta.progressToken = token end
-  p._meta = meta
-  local h = transport.post_headers(c)
-  h["MCP-Protocol-Version"] = version
-  h["Mcp-Method"] = method
-  local src = NAME_SOURCE[method]
-  if src and p[src] ~= nil then h["Mcp-Name"] = headers.encode(p[src]) end
-  if method == "tools/call" then
-    for k, v in pairs(headers.params(headers.of_tool(c.key, p.name), p.arguments)) do h[k] = v end
+  params = params or json.object()
+  local buf, n = { '{"jsonrpc":"2.0","id":', json.encode(id), ',"method":', text_of(method), ',"params":{' }, 5
+  for k, v in pairs(params) do
+    if k ~= "_meta" then
+      buf[n + 1], buf[n + 2], buf[n + 3], buf[n + 4] = text_of(tostring(k)), ":", json.encode(v), ","
+      n = n + 4
+    end
   end
-  return json.encode(jsonrpc.request(id, method, p)), h
+  n = n + 1
+  buf[n] = '"_meta":{'
+  local own = params._meta
+  if type(own) == "table" then
+    for k, v in pairs(own) do
+      k = tostring(k)
+      if k ~= META_VERSION and k ~= META_INFO and k ~= META_CAPS and not (token and k == "progressToken") then
+        buf[n + 1], buf[n + 2], buf[n + 3], buf[n + 4] = json.encode(k), ":", json.encode(v), ","
+        n = n + 4
+      end
+    end
+  end
+  if token then buf[n + 1] = '"progressToken":' .. json.encode(token) .. ","; n = n + 1 end
+  buf[n + 1], buf[n + 2] = meta_text(version, input.capabilities(resumable)), "}}}"
+  local src = NAME_SOURCE[method]
+  local name = src and params[src]
+  -- a number or boolean goes as its text (what headers.encode makes of it),
+  -- anything else but a string as no header
+  if type(name) ~= "string" then name = name ~= nil and headers.encode(name) or nil end
+  local h = base_headers(c, version, method, name)
+  if method == "tools/call" then
+    local specs = headers.of_tool(c.key, params.name)
+    if #specs > 0 then
+      local with = {}
+      for k, v in pairs(h) do with[k] = v end
+      for k, v in pairs(headers.params(specs, params.arguments)) do with[k] = v end
+      h = with
+    end
+  end
+  return table.concat(buf), h
 end
 
 -- final(method, res) -> res, the call's result: a result without resultType
