@@ -26,7 +26,7 @@ Client.__index = Client
 
 -- the era cache's text ({era, version}) as decoded: a server's entry is
 -- read on every call and changes only when it is found out again
-local era_of = require("mcp.protocol").decoder(64)
+local era_of = require("mcp.protocol").memo(json.decode, 64)
 
 -- new(ctx, opts) -> client; opts = {key, url, headers (read, never changed), timeout_ms, max_bytes,
 -- era = "modern"|"legacy"|"sse" (a hint: skips probing), version (hint),

@@ -129,7 +129,7 @@ end
 
 -- the specs' texts as decoded: a server's entry is read on every
 -- tools/call and changes only when its tools are listed again
-local specs_of = require("mcp.protocol").decoder(64)
+local specs_of = require("mcp.protocol").memo(json.decode, 64)
 local NONE = {}
 
 -- of_tool(key, name) -> the specs of the tool as last listed ({} if

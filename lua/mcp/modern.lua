@@ -36,17 +36,7 @@ end
 local meta_texts = setmetatable({}, { __mode = "k" })
 local head_sets = setmetatable({}, { __mode = "k" })
 local HEAD_MAX = 256
-local texts, ntexts = {}, 0 -- method names and params keys as JSON strings
-
-local function text_of(s)
-  local t = texts[s]
-  if not t then
-    t = json.encode(s)
-    if ntexts >= HEAD_MAX then texts, ntexts = {}, 0 end
-    texts[s], ntexts = t, ntexts + 1
-  end
-  return t
-end
+local text_of = protocol.memo(json.encode, HEAD_MAX) -- method names and params keys as JSON strings
 
 local function meta_text(version, caps)
   local by = meta_texts[caps]

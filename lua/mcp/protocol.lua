@@ -33,16 +33,17 @@ function M.info(era, version, caps, server_info, instructions)
            instructions = type(instructions) == "string" and instructions or nil }
 end
 
--- decoder(max) -> decode(text): json.decode, its values kept by their text
--- (per Lua state; past max texts it starts over), for the engine-wide cache
--- entries every call reads and that change seldom (a server's era, its
--- tools' header specs). The values are shared: read them, never change them.
-function M.decoder(max)
+-- memo(fn, max) -> fn as a function of one string argument whose results
+-- are kept by that string (per Lua state; past max strings it starts over):
+-- for what a call works out again every time from a few texts (a server's
+-- era and its tools' header specs from the engine-wide cache, as decoded;
+-- method names as JSON). The results are shared: read them, never change them.
+function M.memo(fn, max)
   local kept, n = {}, 0
   return function(text)
     local v = kept[text]
     if v == nil then
-      v = json.decode(text)
+      v = fn(text)
       if n >= max then kept, n = {}, 0 end
       kept[text], n = v, n + 1
     end
