@@ -19,6 +19,9 @@ int store_schema_latest(void);
  * at the start of every transaction. */
 struct store_conn;
 int store_schema_newer(struct store_conn *c, long long v);
+/* The schema version a backend's statement reads (its first row's first
+ * column) into *version: 0, or -1 with c->err set (no row: internal). */
+int store_schema_read(struct store_conn *c, const char *sql, int *version);
 /* Migration step (1-based) in a dialect ("sqlite", "postgresql"); NULL past
  * the latest. The steps are the same in both: append only, never edited. */
 const char *store_migration(const char *dialect, int step);

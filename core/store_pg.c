@@ -635,13 +635,7 @@ static int pg_resolve_actor(store_conn *c, const char *tenant, const char *user,
 }
 
 static int pg_schema_version(store_conn *c, int *version) {
-  store_rows r;
-  if (pg_exec(c, "SELECT schema_version FROM mcplink_meta WHERE id = 1", NULL, 0, &r, NULL) != 0) return -1;
-  int rc = r.ops->next(&r);
-  if (rc == 1) *version = (int)r.ops->get_int(&r, 0);
-  r.ops->done(&r);
-  if (rc != 1) store_err_set(&c->err, SE_INTERNAL, NULL, "the schema version row is missing");
-  return rc == 1 ? 0 : -1;
+  return store_schema_read(c, "SELECT schema_version FROM mcplink_meta WHERE id = 1", version);
 }
 
 const store_backend store_pg_backend = {

@@ -385,6 +385,16 @@ _Static_assert(sizeof sqlite_steps == sizeof pg_steps, "every step in both diale
 
 int store_schema_latest(void) { return NMIGRATIONS; }
 
+int store_schema_read(store_conn *c, const char *sql, int *version) {
+  store_rows r;
+  if (c->be->exec(c, sql, NULL, 0, &r, NULL) != 0) return -1;
+  int rc = r.ops->next(&r);
+  if (rc == 1) *version = (int)r.ops->get_int(&r, 0);
+  r.ops->done(&r);
+  if (rc == 0) store_err_set(&c->err, SE_INTERNAL, NULL, "the schema version row is missing");
+  return rc == 1 ? 0 : -1;
+}
+
 int store_schema_newer(store_conn *c, long long v) {
   if (v <= NMIGRATIONS) return 0;
   store_err_set(&c->err, SE_UNAVAILABLE, NULL,

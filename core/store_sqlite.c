@@ -201,12 +201,7 @@ static int sq_run(store_conn *c, const char *sql) { return sq_exec(c, sql, NULL,
  * deadlock upgrading; nested levels are savepoints. */
 /* PRAGMA user_version: the migration step the database is at */
 static int sq_schema_version(store_conn *c, int *version) {
-  store_rows r;
-  if (sq_exec(c, "PRAGMA user_version", NULL, 0, &r, NULL) != 0) return -1;
-  int rc = r.ops->next(&r);
-  if (rc == 1) *version = (int)r.ops->get_int(&r, 0);
-  r.ops->done(&r);
-  return rc == 1 ? 0 : -1;
+  return store_schema_read(c, "PRAGMA user_version", version);
 }
 
 static int sq_begin(store_conn *c) {
