@@ -42,7 +42,8 @@ struct pol_file {
   struct pol_src *base; /* tenant files: the default checked beneath it */
   char *base_err;       /* tenant files without a base: why the default failed */
   char **fns;           /* function names found by the self-check */
-  int pending;          /* read, not yet checked (see pol_settle_pending) */
+  atomic_int pending;   /* read, not yet checked (see pol_ensure_checked); cleared,
+                         * with release, once the fields above are settled */
 };
 
 /* An immutable, refcounted policy set: a reload builds a new one. */
@@ -55,6 +56,7 @@ struct pol_set {
   struct pol_file *tenants; /* sorted by name */
   size_t ntenants;
   int defer;                /* load: read the files, check them on first use */
+  size_t npending;          /* files still pending (under reload_mu) */
 };
 
 struct pol_entry {
@@ -77,7 +79,7 @@ typedef struct {
   long long budget;
   size_t mem;
   long gen;
-  atomic_int pending; /* cur's files are read but not yet checked */
+  atomic_int pending; /* some of cur's files are read but not yet checked */
 } pol_engine;
 
 int policy_valid_tenant(const char *t) {
@@ -271,7 +273,6 @@ static int pol_check(pol_engine *pe, struct pol_src *src, int tenant, struct pol
  * when out of memory. */
 static int pol_settle_file(pol_engine *pe, struct pol_set *s, struct pol_file *f, struct pol_src *src,
                            const struct pol_file *old, char *why) {
-  f->pending = 0;
   if (src) {
     int tenant = f->tenant != NULL;
     char **fns = NULL;
@@ -326,30 +327,43 @@ static int pol_load_file(pol_engine *pe, struct pol_set *s, struct pol_file *f, 
     if (!src) return -1;
     if (s->defer) {
       f->src = src;
-      f->pending = 1;
+      atomic_store(&f->pending, 1);
+      s->npending++;
       return 0;
     }
   }
   return pol_settle_file(pe, s, f, src, old, why);
 }
 
-/* Checks the files of a deferred set (the caller holds reload_mu), the
- * default first since a tenant file is checked above it. A deferred set is
- * only ever the first one, so there is no previous version to keep. */
-static void pol_settle_pending(pol_engine *pe, struct pol_set *s) {
+static void pol_log_file(mcpl_engine *e, const struct pol_file *f);
+
+/* Checks one file of a deferred set (the caller holds reload_mu; for a
+ * tenant file, the default is settled first: it is checked above it), logs
+ * the result, and only then clears its pending flag (release: a reader that
+ * sees it clear sees the file settled). A deferred set is only ever the
+ * first one, so there is no previous version to keep. */
+static void pol_settle_one(pol_engine *pe, struct pol_set *s, struct pol_file *f) {
   char why[POL_WHY];
-  for (size_t i = 0; i <= s->ntenants; i++) {
-    struct pol_file *f = i == 0 ? &s->def : &s->tenants[i - 1];
-    if (!f->pending) continue;
-    struct pol_src *src = f->src;
+  if (!atomic_load(&f->pending)) return;
+  struct pol_src *src = f->src;
+  f->src = NULL;
+  if (pol_settle_file(pe, s, f, src, NULL, why) != 0) {
+    f->status = POL_FAILED; /* out of memory: fails closed */
+    pol_src_unref(f->src);
     f->src = NULL;
-    if (pol_settle_file(pe, s, f, src, NULL, why) != 0) {
-      f->status = POL_FAILED; /* out of memory: fails closed */
-      pol_src_unref(f->src);
-      f->src = NULL;
-    }
   }
-  s->defer = 0;
+  s->npending--;
+  atomic_store_explicit(&f->pending, 0, memory_order_release);
+  pol_log_file(pe->e, f);
+}
+
+/* Checks what a decision needs of a deferred set: the default, then only
+ * the file given (NULL: every tenant file). */
+static void pol_settle_pending(pol_engine *pe, struct pol_set *s, struct pol_file *only, int all) {
+  pol_settle_one(pe, s, &s->def);
+  if (only) pol_settle_one(pe, s, only);
+  for (size_t i = 0; all && i < s->ntenants; i++) pol_settle_one(pe, s, &s->tenants[i]);
+  if (s->npending == 0) s->defer = 0;
 }
 
 /* The default: default.lua, or the built-in one when the directory (or the
@@ -371,7 +385,8 @@ static int pol_load_default(pol_engine *pe, struct pol_set *s, const struct pol_
   f->name = strdup(BUILTIN_NAME);
   f->src = pol_builtin_src();
   if (f->name && f->src && s->defer) {
-    f->pending = 1;
+    atomic_store(&f->pending, 1);
+    s->npending++;
     return 0;
   }
   if (f->name && f->src && pol_check(pe, f->src, 0, NULL, NULL, &f->fns, why, n) == 0) return 0;
@@ -470,6 +485,7 @@ fail:
 }
 
 static void pol_ensure_checked(pol_engine *pe);
+static void pol_ensure_file(pol_engine *pe, struct pol_set *s, const char *tenant);
 
 /* ---- the state cache (callers hold pe->mu) --------------------------------- */
 
@@ -610,7 +626,6 @@ int policy_call(mcpl_engine *e, lua_State *E, const char *tenant, const char *fn
   int rc = SB_FAIL, built = 1;
   input_idx = lua_absindex(E, input_idx);
   if (!pe) { snprintf(why, n, "policy runner not initialised"); return SB_FAIL; }
-  pol_ensure_checked(pe);
   if (tenant && !policy_valid_tenant(tenant)) {
     snprintf(why, n, "invalid tenant name");
     mcpl_log(e, "warn", "policy %s: refused: invalid tenant name", fname);
@@ -618,6 +633,7 @@ int policy_call(mcpl_engine *e, lua_State *E, const char *tenant, const char *fn
   }
   struct pol_entry *en = pol_acquire(pe, tenant ? tenant : "", &budget, &mem);
   if (!en) { snprintf(why, n, "out of memory"); return SB_FAIL; }
+  pol_ensure_file(pe, en->set, en->key);
   pthread_mutex_lock(&en->mu);
   if (!en->P) built = (en->P = pol_build(pe, en, budget, mem, why, n)) != NULL;
   if (en->P) {
@@ -651,20 +667,21 @@ static void pol_log_dir(mcpl_engine *e, const struct pol_set *s) {
 }
 
 static void pol_log_files(mcpl_engine *e, const struct pol_set *s) {
-  for (size_t i = 0; i <= s->ntenants; i++) {
-    const struct pol_file *f = i == 0 ? &s->def : &s->tenants[i - 1];
-    if (f->status == POL_LOADED) {
-      if (!f->builtin) mcpl_log(e, "info", "policy file %s: loaded", f->name);
-    } else if (f->status == POL_KEPT) {
-      mcpl_log(e, "error", "policy file %s failed to load, its previous version stays in force: %s",
-               f->name, f->err);
-    } else if (f->tenant) {
-      mcpl_log(e, "error", "policy file %s failed to load, tenant %s fails closed (every outbound "
-               "request is denied): %s", f->name, f->tenant, f->err);
-    } else {
-      mcpl_log(e, "error", "policy file %s failed to load, the system actor and every tenant without "
-               "a file of its own fail closed (every outbound request is denied): %s", f->name, f->err);
-    }
+  for (size_t i = 0; i <= s->ntenants; i++) pol_log_file(e, i == 0 ? &s->def : &s->tenants[i - 1]);
+}
+
+static void pol_log_file(mcpl_engine *e, const struct pol_file *f) {
+  if (f->status == POL_LOADED) {
+    if (!f->builtin) mcpl_log(e, "info", "policy file %s: loaded", f->name);
+  } else if (f->status == POL_KEPT) {
+    mcpl_log(e, "error", "policy file %s failed to load, its previous version stays in force: %s",
+             f->name, f->err);
+  } else if (f->tenant) {
+    mcpl_log(e, "error", "policy file %s failed to load, tenant %s fails closed (every outbound "
+             "request is denied): %s", f->name, f->tenant, f->err);
+  } else {
+    mcpl_log(e, "error", "policy file %s failed to load, the system actor and every tenant without "
+             "a file of its own fail closed (every outbound request is denied): %s", f->name, f->err);
   }
 }
 
@@ -681,7 +698,7 @@ static int pol_reload_set(pol_engine *pe, struct pol_set **out, int defer, char 
   /* a file of the set in force that fails now keeps its last good version:
    * which one that is needs the set in force checked */
   if (old && atomic_load(&pe->pending)) {
-    pol_settle_pending(pe, old);
+    pol_settle_pending(pe, old, NULL, 1);
     atomic_store(&pe->pending, 0);
   }
   struct pol_set *s = pol_set_load(pe, old, defer, why, sizeof why);
@@ -719,19 +736,32 @@ int policy_reload(mcpl_engine *e, char **err) {
 
 /* The engine opens with its policy files read but not yet checked: checking
  * compiles and runs each one in a sandbox of its own, most of what a
- * one-shot command that never decides anything (`mcplink server list`)
- * spent on policies. The first decision, policy.status or policy.has checks
- * them all, as loading did before, and logs the result; a reload checks
- * them at once. What is checked is the text read at open, so a file edited
- * since then still takes effect only on a reload. */
+ * one-shot command spent on policies, and it grows with the number of
+ * tenant files. A decision checks what it runs on, the default and its
+ * tenant's own file (pol_ensure_file); policy.status and a reload check
+ * them all (pol_ensure_checked). Each file's result is logged when it is
+ * checked. What is checked is the text read at open, so a file edited since
+ * then still takes effect only on a reload. */
 static void pol_ensure_checked(pol_engine *pe) {
   if (!atomic_load(&pe->pending)) return;
   pthread_mutex_lock(&pe->reload_mu);
   if (atomic_load(&pe->pending)) { /* cur changes only under reload_mu */
-    pol_settle_pending(pe, pe->cur);
-    pol_log_files(pe->e, pe->cur);
+    pol_settle_pending(pe, pe->cur, NULL, 1);
     atomic_store(&pe->pending, 0);
   }
+  pthread_mutex_unlock(&pe->reload_mu);
+}
+
+/* What a decision for tenant ("" or NULL: the default) needs of s, a set
+ * the caller holds a reference to: no lock once both files are settled. */
+static void pol_ensure_file(pol_engine *pe, struct pol_set *s, const char *tenant) {
+  struct pol_file *f = tenant && *tenant ? pol_find_file(s, tenant) : NULL;
+  if (!atomic_load_explicit(&s->def.pending, memory_order_acquire) &&
+      (!f || !atomic_load_explicit(&f->pending, memory_order_acquire)))
+    return;
+  pthread_mutex_lock(&pe->reload_mu);
+  pol_settle_pending(pe, s, f, 0);
+  if (s == pe->cur && s->npending == 0) atomic_store(&pe->pending, 0);
   pthread_mutex_unlock(&pe->reload_mu);
 }
 
@@ -916,13 +946,13 @@ static int l_has(lua_State *L) {
   const char *tenant = pol_opt_tenant(L, 1);
   const char *fname = luaL_checkstring(L, 2);
   int found = 0;
-  pol_ensure_checked(pe);
   if (!tenant || policy_valid_tenant(tenant)) {
-    pthread_mutex_lock(&pe->mu);
-    struct pol_file *f = pol_find_file(pe->cur, tenant);
-    if (!f) f = &pe->cur->def;
+    struct pol_set *s = pol_cur_ref(pe);
+    pol_ensure_file(pe, s, tenant);
+    struct pol_file *f = pol_find_file(s, tenant);
+    if (!f) f = &s->def;
     for (char **p = f->src ? f->fns : NULL; p && *p && !found; p++) found = strcmp(*p, fname) == 0;
-    pthread_mutex_unlock(&pe->mu);
+    pol_cur_unref(pe, s);
   }
   lua_pushboolean(L, found);
   return 1;

@@ -237,9 +237,11 @@ static void fx_open_checked_later(fx *f) {
   if (!f->e) fail_msg("mcpl_open: %s", err ? err : "?");
 }
 
-/* The engine opens with its policy files read, not checked: the first
- * decision checks them all and logs which failed, on the text read at open
- * (a file edited since then waits for a reload, as before). */
+/* The engine opens with its policy files read, not checked: a decision
+ * checks what it runs on (the default, its tenant's file) and logs it; the
+ * other tenants' files wait for their own first decision, policy.status or
+ * a reload. All on the text read at open (a file edited since then waits
+ * for a reload, as before). */
 static void test_checked_on_first_use(void **st) {
   (void)st;
   fx f;
@@ -253,16 +255,35 @@ static void test_checked_on_first_use(void **st) {
   lua_State *L = new_E(f.e);
   assert_string_equal(Q(L, "return policy.call('acme', 'f', {})"), "{v=acme1}|nil");
   assert_string_equal(Q(L, "return policy.call(nil, 'f', {})"), "{v=1}|nil");
+  if (!strstr(logbuf, "policy file tenants/acme.lua: loaded") || !strstr(logbuf, "policy file default.lua: loaded"))
+    fail_msg("a decision logs the files it runs on; log:\n%s", logbuf);
+  if (strstr(logbuf, "tenants/bad.lua"))
+    fail_msg("another tenant's file waits for that tenant's decision; log:\n%s", logbuf);
+  want(L, "return policy.has('bad', 'f')", "false", NULL);
   if (!strstr(logbuf, "policy file tenants/bad.lua failed to load, tenant bad fails closed"))
-    fail_msg("the first decision logs the file that failed; log:\n%s", logbuf);
-  if (!strstr(logbuf, "policy file tenants/acme.lua: loaded"))
-    fail_msg("and the files in force; log:\n%s", logbuf);
+    fail_msg("policy.has for a tenant checks its file and logs the failure; log:\n%s", logbuf);
   want(L, "return policy.call('bad', 'f', {})", "nil|tenants/bad.lua failed to load: line 1", NULL);
   want(L, FILE_STATE("tenants/bad.lua"), "failed|line 1", NULL);
   /* the edits take effect on a reload: the broken default keeps the version read at open */
   want(L, "return policy.reload().failed", "2|nil", NULL);
   want(L, FILE_STATE("default.lua"), "kept_previous|line 1", NULL);
   assert_string_equal(Q(L, "return policy.call('acme', 'f', {})"), "{v=acme2}|nil");
+  lua_close(L);
+  fx_close(&f);
+}
+
+/* policy.status before any decision checks every file, a tenant's that no
+ * decision has needed yet too, and logs each. */
+static void test_status_checks_all(void **st) {
+  (void)st;
+  fx f;
+  fx_open_checked_later(&f);
+  lua_State *L = new_E(f.e);
+  want(L, "return policy.status().failed", "1", NULL);
+  want(L, FILE_STATE("tenants/bad.lua"), "failed|line 1", NULL);
+  want(L, FILE_STATE("tenants/acme.lua"), "loaded", NULL);
+  if (!strstr(logbuf, "policy file tenants/bad.lua failed to load") || !strstr(logbuf, "policy file tenants/acme.lua: loaded"))
+    fail_msg("status logs every file it checked; log:\n%s", logbuf);
   lua_close(L);
   fx_close(&f);
 }
@@ -943,7 +964,8 @@ int main(void) {
     cmocka_unit_test(test_reload_per_file),
     cmocka_unit_test(test_kept_file_keeps_its_default),
     cmocka_unit_test(test_checked_on_first_use),
-    cmocka_unit_test(test_reload_before_first_use),
+    cmocka_unit_test(test_status_checks_all),
+      cmocka_unit_test(test_reload_before_first_use),
     cmocka_unit_test(test_tenant_default_delegation),
     cmocka_unit_test(test_results_and_inputs),
     cmocka_unit_test(test_builtin_default),
