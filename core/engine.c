@@ -73,7 +73,7 @@ static void set_err(char **err, const char *code, const char *msg) {
  * on a slot observes its flag, so they end promptly (timeout, reason
  * cancelled); callers still waiting for a state get the closing error. Only
  * then is anything freed. */
-void mcpl_close(mcpl_engine *e) {
+static void engine_close(mcpl_engine *e, void (*close_state)(lua_State *)) {
   if (!e) return;
   pthread_mutex_lock(&e->mu);
   e->closing = 1;
@@ -93,7 +93,7 @@ void mcpl_close(mcpl_engine *e) {
   e->base.arm_states = NULL;
   for (int i = 0; i < e->npool; i++) {
     atomic_store(&e->pool[i].cancel.L, NULL);
-    mcpl_state_close(e->pool[i].L);
+    close_state(e->pool[i].L);
   }
   for (int a = MCPL_AREA_COUNT - 1; a >= 0; a--)
     if (e->inited[a] && areas[a].engine_fini) areas[a].engine_fini(e);
@@ -103,6 +103,10 @@ void mcpl_close(mcpl_engine *e) {
   pthread_cond_destroy(&e->cv);
   free(e);
 }
+
+void mcpl_close(mcpl_engine *e) { engine_close(e, mcpl_state_close); }
+
+void mcpl_close_exiting(mcpl_engine *e) { engine_close(e, mcpl_state_abandon); }
 
 /* The engine interrupt (a signal handler may call it): every pool state's
  * hook is armed, through atomic reads only, no lock. */

@@ -59,6 +59,9 @@ const store_backend *store_backend_for(const char *target);
 store_conn *store_conn_of(lua_State *L);
 /* This state's connection if it has one; never opens one. */
 store_conn *store_conn_peek(lua_State *L);
+/* Closes this state's connection now, if it has one (what its finalizer
+ * does; the finalizer then has nothing left to do). */
+void store_conn_close(lua_State *L);
 /* Raises the Lua error for c->err. t may be NULL; rowidx (or 0) is the Lua
  * table whose values name a conflict; deleting: a foreign key failure means
  * "still in use". */

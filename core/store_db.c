@@ -47,11 +47,20 @@ void store_engine_fini(mcpl_engine *e) {
 
 /* ---- connections ------------------------------------------------------------------ */
 
-static int conn_gc(lua_State *L) {
-  store_conn *c = luaL_checkudata(L, 1, CONN_MT);
+static void conn_close(store_conn *c) {
   if (c->be) c->be->disconnect(c);
+  c->be = NULL;
   store_cache_free(c);
+}
+
+static int conn_gc(lua_State *L) {
+  conn_close(luaL_checkudata(L, 1, CONN_MT));
   return 0;
+}
+
+void store_conn_close(lua_State *L) {
+  store_conn *c = store_conn_peek(L);
+  if (c) conn_close(c);
 }
 
 store_conn *store_conn_peek(lua_State *L) {

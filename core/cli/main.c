@@ -388,7 +388,7 @@ static int call_script_cli(cli_ctx *c, const char *fn, int argc, char **argv) {
   if (lua_pcall(L, 4, 1, 0) != LUA_OK) fprintf(stderr, "mcplink: %s\n", lua_tostring(L, -1));
   else status = (int)lua_tointeger(L, -1);
   fflush(stdout);
-  mcpl_state_close(L);
+  mcpl_state_abandon(L); /* engine code only (no operator's finalizer), and the process exits next */
   return status;
 }
 
@@ -546,6 +546,6 @@ int main(int argc, char **argv) {
     status = cli_oauth_connect(&c, rest - 1, rargv + 1);
   else if (strcmp(cmd, "run") == 0) status = run_script(&c, "run", rargv[0], rest - 1, rargv + 1);
   else status = call_script_cli(&c, "cli", argc - i + 1, argv + i - 1);
-  mcpl_close(c.engine);
+  mcpl_close_exiting(c.engine); /* the process exits next: its memory goes whole */
   return status;
 }

@@ -272,4 +272,15 @@ check "server.get: awaiting_user, no discovery error" grep -q '"capabilities_sta
 "$bin" $A op oauth.discover '{"server":"Refused"}' > out 2> err; st=$?
 check "oauth.discover fails (exit 1)" test $st = 1
 check "oauth.discover: reason connect_failed" grep -q '"reason":"connect_failed"' err
+
+# ---- exit: a command leaves its memory to the exit, not its database ------------------
+# (core/cli/main.c: mcpl_close_exiting). Its connection is closed, so SQLite checkpoints the
+# write-ahead log and removes it, the friendly commands (on a state of their own) included.
+x=$tmp/db/exit.db
+"$bin" --db "$x" op tenant.create '{"name":"exiting"}' > out 2>&1
+check "an op writes and exits" grep -q '"name": "exiting"' out
+check "its write-ahead log is checkpointed and gone: the connection was closed" test ! -e "$x-wal"
+"$bin" --db "$x" tenant list > out 2>&1
+check "a friendly command reads what it wrote" grep -q '"name": "exiting"' out
+check "and leaves no write-ahead log either" test ! -e "$x-wal"
 done_testing
