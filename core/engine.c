@@ -7,6 +7,7 @@
 #include <string.h>
 #include <lauxlib.h>
 #include "engine_base.h"
+#include "store.h"
 
 #define POOL_DEFAULT 8
 
@@ -73,6 +74,23 @@ static void set_err(char **err, const char *code, const char *msg) {
  * on a slot observes its flag, so they end promptly (timeout, reason
  * cancelled); callers still waiting for a state get the closing error. Only
  * then is anything freed. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MCPL_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define MCPL_SANITIZED 1
+#endif
+#endif
+
+void mcpl_state_abandon(lua_State *L) {
+  if (!L) return;
+#ifdef MCPL_SANITIZED
+  mcpl_state_close(L);
+#else
+  store_conn_close(L);
+#endif
+}
+
 static void engine_close(mcpl_engine *e, void (*close_state)(lua_State *)) {
   if (!e) return;
   pthread_mutex_lock(&e->mu);

@@ -10,7 +10,6 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include "embed.h"
-#include "store.h"
 #include "engine.h"
 
 #define MAX_MODULE_BYTES (4 * 1024 * 1024)
@@ -484,23 +483,6 @@ void mcpl_state_close(lua_State *L) {
       free(b);
     }
   free(a);
-}
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define MCPL_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define MCPL_SANITIZED 1
-#endif
-#endif
-
-void mcpl_state_abandon(lua_State *L) {
-  if (!L) return;
-#ifdef MCPL_SANITIZED
-  mcpl_state_close(L);
-#else
-  store_conn_close(L);
-#endif
 }
 
 static lua_State *new_state(mcpl_engine *e) {
