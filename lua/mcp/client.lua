@@ -6,20 +6,37 @@ local errors = require "errors"
 local transport = require "mcp.transport"
 local incoming = require "mcp.incoming"
 local modern = require "mcp.modern"
-local legacy = require "mcp.legacy"
--- the list pager and the HTTP+SSE era load when a list or such a server is
--- first reached (a one-shot `mcplink call` to a stateless server needs neither)
+local core = require "core"
+-- the list pager and the eras before 2026-07-28 (initialize sessions, and
+-- HTTP+SSE) load when a list or such a server is first reached (a one-shot
+-- `mcplink call` to a stateless server needs none of them)
 local function paging() return require "mcp.paging" end
+local LAZY_ERAS = { legacy = "mcp.legacy", sse = "mcp.sse" }
 
 local M = {}
 
 -- Each era module offers call, discover and ping on a client.
-local ERAS = setmetatable({ modern = modern, legacy = legacy }, { __index = function(t, era)
-  if era ~= "sse" then return nil end
-  local m = require "mcp.sse"
+local ERAS = setmetatable({ modern = modern }, { __index = function(t, era)
+  if not LAZY_ERAS[era] then return nil end
+  local m = require(LAZY_ERAS[era])
   rawset(t, era, m)
   return m
 end })
+
+-- Idle sessions of every server end now and then (mcp.legacy.sweep, which
+-- asks the engine at most once per its SWEEP_ASK_MS). A Lua state asks from
+-- SWEEP_FIRST_MS after its first client on: a session any state left idle
+-- ends a moment later, and a one-shot command never loads mcp.legacy for it.
+M.SWEEP_FIRST_MS = 1000
+local first_client, sweeping
+local function sweep()
+  if sweeping then return ERAS.legacy.sweep() end
+  local t = core.mono_ms()
+  first_client = first_client or t
+  if t - first_client < M.SWEEP_FIRST_MS then return end
+  sweeping = true
+  return ERAS.legacy.sweep()
+end
 
 local Client = {}
 Client.__index = Client
@@ -46,7 +63,7 @@ function M.new(ctx, opts)
     timeout_ms = opts.timeout_ms or 60000, max_bytes = opts.max_bytes or 16 * 1024 * 1024,
     server = opts.server,
   }, Client)
-  legacy.sweep() -- idle sessions of every server end now and then
+  sweep()
   local cached = mcp.cache_get("era:" .. c.key)
   if cached then
     local e = era_of(cached)
@@ -79,7 +96,7 @@ function Client:discover(opts)
     if info then return self:remember(info) end
   end
   if probing or self.era == "legacy" then
-    local info = legacy.discover(self, bound)
+    local info = ERAS.legacy.discover(self, bound)
     if info then return self:remember(info) end
     if not probing then errors.raise("upstream_error", "initialize was refused by the MCP server") end
   end
@@ -157,7 +174,8 @@ end
 
 -- close(): forgets the client's session; only the legacy era has one to end
 function Client:close()
-  legacy.close(self)
+  if self.era == "legacy" then return ERAS.legacy.close(self) end
+  mcp.cache_del("sess:" .. self.key)
 end
 
 -- evict(prefix): forget the era, sessions (ended with DELETE), stale marks

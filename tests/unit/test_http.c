@@ -844,6 +844,51 @@ static void test_session_sweep_asked_seldom(void **st) {
          "if not kept then return 'a second sweep within SWEEP_ASK_MS asks nothing' end\n");
 }
 
+static int module_loaded(lua_State *Ls, const char *name) {
+  lua_getfield(Ls, LUA_REGISTRYINDEX, "mcpl.loaded");
+  lua_getfield(Ls, -1, name);
+  int loaded = !lua_isnil(Ls, -1);
+  lua_pop(Ls, 2);
+  return loaded;
+}
+
+static void run_in(lua_State *Ls, const char *code) {
+  if (luaL_dostring(Ls, code) != LUA_OK) fail_msg("%s", lua_tostring(Ls, -1));
+  if (lua_gettop(Ls) > 0 && lua_isstring(Ls, -1)) fail_msg("%s", lua_tostring(Ls, -1));
+  lua_settop(Ls, 0);
+}
+
+/* A state's clients ask for the sweep from SWEEP_FIRST_MS after its first
+ * client on (lua/mcp/client.lua): before then no sweep, and mcp.legacy is
+ * not even loaded; after, an idle entry is swept as mcp.legacy.sweep does. */
+static void test_session_sweep_from_first_client(void **st) {
+  (void)st;
+  char *err = NULL;
+  lua_State *Ls = mcpl_state_engine(E, &err);
+  assert_non_null(Ls);
+  run_in(Ls, "local client = require 'mcp.client'\n"
+             "client.SWEEP_FIRST_MS = 60000\n"
+             "client.new({ actor = { system = true } }, { url = 'https://127.0.0.1:1/mcp', key = 'sweep-a' })");
+  if (module_loaded(Ls, "mcp.legacy")) fail_msg("a state's first client loads mcp.legacy (a one-shot call pays for it)");
+  run_in(Ls, "local mcp, core = require 'mcp', require 'core'\n"
+             "local client, legacy = require 'mcp.client', require 'mcp.legacy'\n"
+             "sweep_saved = { legacy.SESSION_IDLE_MS, legacy.SWEEP_EVERY_MS, legacy.SWEEP_ASK_MS }\n"
+             "legacy.SESSION_IDLE_MS, legacy.SWEEP_EVERY_MS, legacy.SWEEP_ASK_MS = 1, 0, 0\n"
+             "mcp.cache_put('noget:first', 'x')\n"
+             "core.sleep_ms(5)\n"
+             "client.new({ actor = { system = true } }, { url = 'https://127.0.0.1:1/mcp', key = 'sweep-b' })\n"
+             "if not mcp.cache_get('noget:first') then return 'a client within SWEEP_FIRST_MS swept' end\n"
+             "client.SWEEP_FIRST_MS = 0\n"
+             "core.sleep_ms(5) -- idle again since the read above\n"
+             "client.new({ actor = { system = true } }, { url = 'https://127.0.0.1:1/mcp', key = 'sweep-c' })\n"
+             "local kept = mcp.cache_get('noget:first')\n"
+             "legacy.SESSION_IDLE_MS, legacy.SWEEP_EVERY_MS, legacy.SWEEP_ASK_MS = table.unpack(sweep_saved)\n"
+             "client.SWEEP_FIRST_MS = 1000\n"
+             "mcp.cache_evict('noget:')\n"
+             "if kept then return 'a client after SWEEP_FIRST_MS does not sweep' end");
+  mcpl_state_close(Ls);
+}
+
 /* An API-key server's headers are kept per Lua state (lua/credentials.lua):
  * the same headers while the change counters stay and KEEP_MS has not run
  * out; a change to the key, or the end of KEEP_MS, makes them again. */
@@ -1048,6 +1093,7 @@ int main(void) {
     cmocka_unit_test(test_cache_many_keys),
     cmocka_unit_test(test_session_sweep_throttled),
     cmocka_unit_test(test_session_sweep_asked_seldom),
+      cmocka_unit_test(test_session_sweep_from_first_client),
     cmocka_unit_test(test_api_key_headers_kept),
     cmocka_unit_test(test_tool_header_specs),
     cmocka_unit_test(test_json_find_key),
