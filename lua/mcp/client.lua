@@ -63,13 +63,24 @@ function M.new(ctx, opts)
     timeout_ms = opts.timeout_ms or 60000, max_bytes = opts.max_bytes or 16 * 1024 * 1024,
     server = opts.server,
   }, Client)
+  return M.renew(c, ctx, opts.era, opts.version)
+end
+
+-- renew(c, ctx [, era [, version]]) -> c: a client made ready for a call,
+-- new or kept from an earlier one (lua/connection.lua keeps one per server
+-- and credential in a Lua state): the call's context, and the era read
+-- again from the engine's cache (else the hint). A call sets nothing else on
+-- a client: its session, stale marks and header specs live in the engine's
+-- caches under c.key, read afresh by every call.
+function M.renew(c, ctx, era, version)
+  c.ctx, c.era, c.version = ctx, nil, nil
   sweep()
   local cached = mcp.cache_get("era:" .. c.key)
   if cached then
     local e = era_of(cached)
     c.era, c.version = e.era, e.version
-  elseif ERAS[opts.era] then
-    c.era, c.version = opts.era, opts.version
+  elseif ERAS[era] then
+    c.era, c.version = era, version
   end
   return c
 end

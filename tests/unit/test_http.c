@@ -889,6 +889,42 @@ static void test_session_sweep_from_first_client(void **st) {
   mcpl_state_close(Ls);
 }
 
+/* A Lua state keeps one client per server and credential between calls
+ * (lua/connection.lua), renewed for each: the call's context, the era read
+ * again from the engine's cache (a forgotten era is not carried over); a
+ * change to the server's URL, name or timeout makes a new one. */
+static void test_kept_client_renewed(void **st) {
+  (void)st;
+  lua_ok("local json, mcp = require 'json', require 'mcp'\n"
+         "local connection = require 'connection'\n"
+         "local s = { id = 'srv_kept', url = 'https://127.0.0.1:1/mcp', name = 'kept', auth_type = 'none',\n"
+         "            protocol_era = json.null, timeout_ms = json.null }\n"
+         "local ctx1, ctx2 = { actor = { system = true } }, { actor = { system = true } }\n"
+         "local c1, key = connection.open(ctx1, s)\n"
+         "if c1.era ~= nil then return 'a new client knows no era' end\n"
+         "c1:remember({ era = 'modern', protocol_version = '2026-07-28' })\n"
+         "local c2 = connection.open(ctx2, s)\n"
+         "if c2 ~= c1 then return 'the same server and credential: the kept client' end\n"
+         "if c2.ctx ~= ctx2 then return 'a kept client gets the call context' end\n"
+         "if c2.era ~= 'modern' or c2.version ~= '2026-07-28' then return 'and the era cached since' end\n"
+         "c2.version = '2025-11-25' -- what a call may set on it\n"
+         "mcp.cache_evict('era:' .. key)\n"
+         "local c3 = connection.open(ctx1, s)\n"
+         "if c3.era ~= nil or c3.version ~= nil then return 'a forgotten era is not carried over: ' .. tostring(c3.era) end\n"
+         "s.protocol_era = 'legacy'\n"
+         "if connection.open(ctx1, s).era ~= 'legacy' then return 'without a cached era, the stored hint' end\n"
+         "for field, v in pairs({ url = 'https://127.0.0.1:2/mcp', name = 'renamed', timeout_ms = 5000 }) do\n"
+         "  local before = connection.open(ctx1, s)\n"
+         "  s[field] = v\n"
+         "  local after = connection.open(ctx1, s)\n"
+         "  if after == before then return 'a changed ' .. field .. ' keeps the old client' end\n"
+         "  if after.url ~= s.url or after.server.name ~= s.name then return 'the new client has the new ' .. field end\n"
+         "end\n"
+         "local k = connection.open(ctx1, s)\n"
+         "if connection.open(ctx1, s, { fresh = true }) == k then return 'fresh makes a new client' end\n"
+         "mcp.cache_evict('era:srv_kept')\n");
+}
+
 /* An API-key server's headers are kept per Lua state (lua/credentials.lua):
  * the same headers while the change counters stay and KEEP_MS has not run
  * out; a change to the key, or the end of KEEP_MS, makes them again. */
@@ -1094,6 +1130,7 @@ int main(void) {
     cmocka_unit_test(test_session_sweep_throttled),
     cmocka_unit_test(test_session_sweep_asked_seldom),
       cmocka_unit_test(test_session_sweep_from_first_client),
+      cmocka_unit_test(test_kept_client_renewed),
     cmocka_unit_test(test_api_key_headers_kept),
     cmocka_unit_test(test_tool_header_specs),
     cmocka_unit_test(test_json_find_key),
