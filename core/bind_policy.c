@@ -619,12 +619,13 @@ static lua_State *pol_build(pol_engine *pe, struct pol_entry *en, long long budg
 }
 
 int policy_call(mcpl_engine *e, lua_State *E, const char *tenant, const char *fname, int input_idx,
-             char *why, size_t n) {
+                int key_idx, char *why, size_t n) {
   pol_engine *pe = pol_of(e);
   long long budget;
   size_t mem;
   int rc = SB_FAIL, built = 1;
   input_idx = lua_absindex(E, input_idx);
+  if (key_idx) key_idx = lua_absindex(E, key_idx);
   if (!pe) { snprintf(why, n, "policy runner not initialised"); return SB_FAIL; }
   if (tenant && !policy_valid_tenant(tenant)) {
     snprintf(why, n, "invalid tenant name");
@@ -637,7 +638,7 @@ int policy_call(mcpl_engine *e, lua_State *E, const char *tenant, const char *fn
   pthread_mutex_lock(&en->mu);
   if (!en->P) built = (en->P = pol_build(pe, en, budget, mem, why, n)) != NULL;
   if (en->P) {
-    rc = policy_sandbox_call(en->P, E, fname, input_idx, why, n);
+    rc = policy_sandbox_call(en->P, E, fname, input_idx, key_idx, why, n);
     /* After any kill the state is suspect: rebuilt on next use. */
     if (rc == SB_KILLED || policy_sandbox_killed(en->P)) {
       rc = SB_KILLED;
@@ -843,14 +844,18 @@ static const char *pol_opt_tenant(lua_State *L, int idx) {
   return lua_tostring(L, idx);
 }
 
-/* policy.call(tenant, fname, input) -> result | nil, reason */
+/* policy.call(tenant, fname, input [, key]) -> result | nil, reason; key (a
+ * string): the caller's word that inputs under one key are equal, so the
+ * sandbox keeps the input's frozen copy by it instead of walking the input
+ * on every call (lua/net.lua keys a URL decision's input) */
 static int l_call(lua_State *L) {
   pol_check_engine(L);
   const char *tenant = pol_opt_tenant(L, 1);
   const char *fname = luaL_checkstring(L, 2);
-  lua_settop(L, 3);
+  if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TSTRING);
+  lua_settop(L, 4);
   char why[POL_WHY];
-  int rc = policy_call(mcpl_engine_of(L), L, tenant, fname, 3, why, sizeof why);
+  int rc = policy_call(mcpl_engine_of(L), L, tenant, fname, 3, lua_isstring(L, 4) ? 4 : 0, why, sizeof why);
   if (rc == SB_OK) return 1;
   lua_pushnil(L);
   lua_pushstring(L, why);

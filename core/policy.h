@@ -40,9 +40,12 @@ int policy_sandbox_stub_default(lua_State *P, const char *msg, char *why, size_t
 char **policy_sandbox_function_names(lua_State *P);
 /* Calls policy function fname with a frozen deep copy of E's value at
  * input_idx. SB_OK: a plain-data copy of the result is pushed on E.
- * SB_KILLED: budget, memory cap or cancel tripped; the state is unusable. */
-int policy_sandbox_call(lua_State *P, lua_State *E, const char *fname, int input_idx, char *why,
-                        size_t n);
+ * SB_KILLED: budget, memory cap or cancel tripped; the state is unusable.
+ * The frozen copies are kept by the input's content (serialized on every
+ * call), or, when key_idx is not 0, by the string E holds there: the
+ * caller's word that inputs under one key are equal (it skips the walk). */
+int policy_sandbox_call(lua_State *P, lua_State *E, const char *fname, int input_idx, int key_idx,
+                        char *why, size_t n);
 /* True once a limit tripped in this state (sticky). */
 int policy_sandbox_killed(lua_State *P);
 
@@ -55,7 +58,7 @@ int policy_net_open(lua_State *L);
 int policy_valid_tenant(const char *t);
 /* Runs tenant's (NULL: the default) policy function; like policy_sandbox_call. */
 int policy_call(mcpl_engine *e, lua_State *E, const char *tenant, const char *fname, int input_idx,
-             char *why, size_t n);
+                int key_idx, char *why, size_t n);
 /* Loads and self-checks the policy directory; on success replaces the set
  * and drops cached states. On failure *err (malloc'd) names file and line. */
 int policy_reload(mcpl_engine *e, char **err);

@@ -773,6 +773,8 @@ struct sb_call_args {
   const char *fname;
   int nofunc;
   int items;
+  const char *key; /* the caller's key for the input (policy_sandbox_call), or NULL */
+  size_t keylen;
 };
 
 /* Deep-copies E's value at idx into L as frozen data. Reads E only through
@@ -901,7 +903,15 @@ static int sb_call_run(lua_State *L) {
   lua_pushstring(L, a->fname);
   if (lua_rawget(L, -2) != LUA_TFUNCTION) { a->nofunc = 1; return 0; }
   sb_key k = {.n = 0};
-  if (!sb_key_of(a->E, a->eidx, 0, &k)) {
+  if (a->key) { /* the caller's key: "K" + it, never a walked key (those start with a type letter) */
+    if (a->keylen > sizeof k.s - 1) a->key = NULL;
+    else {
+      k.s[0] = 'K';
+      memcpy(k.s + 1, a->key, a->keylen);
+      k.n = a->keylen + 1;
+    }
+  }
+  if (!a->key && !sb_key_of(a->E, a->eidx, 0, &k)) {
     sb_copy_in(L, a, a->eidx, 0);
   } else {
     sb_ctl *c = sb_ctl_of(L);
@@ -996,12 +1006,13 @@ static int sb_copy_out_run(lua_State *E) {
   return 1;
 }
 
-int policy_sandbox_call(lua_State *P, lua_State *E, const char *fname, int input_idx, char *why,
-                        size_t n) {
+int policy_sandbox_call(lua_State *P, lua_State *E, const char *fname, int input_idx, int key_idx,
+                        char *why, size_t n) {
   sb_ctl *c = sb_ctl_of(P);
   if (c->killed) { snprintf(why, n, "%s", c->why); return SB_KILLED; }
   int etop = lua_gettop(E);
-  struct sb_call_args a = {E, lua_absindex(E, input_idx), fname, 0, 0};
+  struct sb_call_args a = {E, lua_absindex(E, input_idx), fname, 0, 0, NULL, 0};
+  if (key_idx && lua_type(E, key_idx) == LUA_TSTRING) a.key = lua_tolstring(E, key_idx, &a.keylen);
   c->steps = 0;
   lua_settop(P, 0);
   lua_pushcfunction(P, sb_call_run);

@@ -52,14 +52,14 @@ function M.parse(url, field)
   blocked(reason, msg, field)
 end
 
-local function policy_call(tenant, req)
+local function policy_call(tenant, req, key)
   local ok, policy = pcall(require, "policy")
   if not ok or type(policy) ~= "table" or type(policy.call) ~= "function" then
     return nil, "policy runner unavailable"
   end
-  local res, why = policy.call(tenant, "url", req)
+  local res, why = policy.call(tenant, "url", req, key)
   if res == nil and why == "no_function" and tenant ~= nil then
-    res, why = policy.call(nil, "url", req) -- a tenant file without url(): the default decides
+    res, why = policy.call(nil, "url", req, key) -- a tenant file without url(): the default decides
   end
   if res == nil and why == "no_function" then
     return { allow = true } -- no url() anywhere: the settings and the C check decide
@@ -98,6 +98,31 @@ end
 
 -- decide(ctx, url, purpose) -> decision {allow, reason, message, url, guard, req}
 -- Runs settings and policy for one URL (one hop); never raises for a deny.
+-- The url() policy's input for a URL, tenant, purpose and the two settings
+-- it shows, made once per Lua state (by URL, weakly) and handed to the
+-- policy with its key: the sandbox keeps its frozen copy by that key
+-- instead of walking the input on every call. The policy still runs on
+-- every decision. Shared: read, never changed.
+local reqs_of = setmetatable({}, { __mode = "k" })
+local REQS_MAX = 64
+
+local function policy_input(u, p, tenant, purpose, set)
+  local private, plain = set.allow_private_urls == true, set.allow_http == true
+  local k = (tenant or "") .. "\0" .. purpose .. (private and "\0p" or "\0-") .. (plain and "h" or "-")
+  local by = reqs_of[u]
+  if not by or by.n >= REQS_MAX then by = { n = 0 }; reqs_of[u] = by end
+  local r = by[k]
+  if not r then
+    r = { {
+      url = p.url, scheme = p.scheme, host = p.host, port = p.port, path = p.path,
+      tenant = tenant, purpose = purpose,
+      settings = { allow_private_urls = private, allow_http = plain },
+    }, k .. "\0" .. p.url }
+    by[k], by.n = r, by.n + 1
+  end
+  return r[1], r[2]
+end
+
 function M.decide(ctx, url, purpose)
   purpose = purpose or "mcp"
   if not M.LIMITS[purpose] then errors.raise("invalid_argument", "unknown purpose '" .. tostring(purpose) .. "'", "purpose") end
@@ -106,12 +131,8 @@ function M.decide(ctx, url, purpose)
   if not p then p = u:parts(); parts_of[u] = p end
   local set = settings.current()
   local tenant = ctx and ctx.actor and ctx.actor.tenant or nil
-  local req = {
-    url = p.url, scheme = p.scheme, host = p.host, port = p.port, path = p.path,
-    tenant = tenant, purpose = purpose,
-    settings = { allow_private_urls = set.allow_private_urls == true, allow_http = set.allow_http == true },
-  }
-  local res, why = policy_call(tenant, req)
+  local req, key = policy_input(u, p, tenant, purpose, set)
+  local res, why = policy_call(tenant, req, key)
   local guard, reason = interpret(res, why, set)
   local d = { url = u, req = req, guard = guard }
   if not guard then

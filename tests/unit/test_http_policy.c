@@ -120,7 +120,48 @@ static void test_reload_and_failures(void **st) {
   tu_close(&env, e);
 }
 
+/* What url() is given: the tenant, the purpose and the settings in force at
+ * each decision, whatever an earlier decision on the same URL was given
+ * (lua/net.lua keeps the input per URL, tenant, purpose and settings). */
+static void test_policy_input_follows(void **st) {
+  (void)st;
+  tu_env env;
+  tu_paths(&env);
+  char pol[128];
+  snprintf(pol, sizeof pol, "%s/policies", env.dir);
+  assert_int_equal(mkdir(pol, 0700), 0);
+  write_file(pol, "default.lua",
+             "return { url = function(req) return { allow = false, reason = 'saw ' .. tostring(req.tenant) .. ' ' ..\n"
+             "  req.purpose .. ' ' .. tostring(req.settings.allow_http) .. ' ' .. tostring(req.settings.allow_private_urls) ..\n"
+             "  ' ' .. req.host } end }\n");
+  mcpl_options *o = mcpl_options_new();
+  mcpl_options_set(o, "db", env.db);
+  mcpl_options_set(o, "key_file", env.key);
+  mcpl_options_set(o, "policies", pol);
+  mcpl_options_set(o, "log_level", "error");
+  char *err = NULL;
+  mcpl_engine *e = mcpl_open(o, &err);
+  mcpl_options_free(o);
+  if (!e) fail_msg("open: %s", err);
+  mcpl_actor sys = {NULL, NULL, 1};
+  mcpl_free(op(e, &sys, "tenant.create", "{\"name\":\"acme\"}", MCPL_OK));
+  mcpl_free(op(e, &sys, "user.create", "{\"tenant\":\"acme\",\"name\":\"u\",\"role\":\"member\"}", MCPL_OK));
+  mcpl_actor u = {"acme", "u", 0};
+  expect(e, &sys, "https://a.example/", "saw nil mcp false false a.example");
+  expect(e, &u, "https://a.example/", "saw acme mcp false false a.example");
+  mcpl_free(op(e, &sys, "settings.set", "{\"allow_http\":true}", MCPL_OK));
+  expect(e, &sys, "https://a.example/", "saw nil mcp true false a.example");
+  mcpl_free(op(e, &sys, "settings.set", "{\"allow_private_urls\":true}", MCPL_OK));
+  expect(e, &u, "https://a.example/", "saw acme mcp true true a.example");
+  char *res = op(e, &u, "url.check", "{\"url\":\"https://a.example/\",\"purpose\":\"token\",\"resolve\":false}", MCPL_OK);
+  if (!strstr(res, "saw acme token true true")) fail_msg("the purpose: %s", res);
+  mcpl_free(res);
+  expect(e, &u, "https://b.example/", "saw acme mcp true true b.example");
+  tu_close(&env, e);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_reload_and_failures)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_reload_and_failures),
+                                     cmocka_unit_test(test_policy_input_follows)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -272,6 +272,26 @@ static void test_checked_on_first_use(void **st) {
   fx_close(&f);
 }
 
+/* policy.call's key: the sandbox keeps the input's frozen copy by the
+ * caller's key instead of walking the input (lua/net.lua passes one for a
+ * URL decision); the policy itself still runs on every call. */
+static void test_call_key(void **st) {
+  (void)st;
+  fx f;
+  fx_open(&f, "local n = 0\nreturn { f = function(req) n = n + 1; return { n = n, v = req.v } end }\n");
+  lua_State *L = new_E(f.e);
+  assert_string_equal(Q(L, "return policy.call(nil, 'f', { v = 'a' }, 'k1')"), "{n=1,v=a}|nil");
+  /* the same key: the copy kept under it (the caller said the inputs are equal), the policy run again */
+  assert_string_equal(Q(L, "return policy.call(nil, 'f', { v = 'b' }, 'k1')"), "{n=2,v=a}|nil");
+  assert_string_equal(Q(L, "return policy.call(nil, 'f', { v = 'b' }, 'k2')"), "{n=3,v=b}|nil");
+  /* without a key the input is walked: its own content, every time */
+  assert_string_equal(Q(L, "return policy.call(nil, 'f', { v = 'c' })"), "{n=4,v=c}|nil");
+  assert_string_equal(Q(L, "return policy.call(nil, 'f', { v = 'd' })"), "{n=5,v=d}|nil");
+  want(L, "return pcall(policy.call, nil, 'f', {}, 42)", "false", NULL);
+  lua_close(L);
+  fx_close(&f);
+}
+
 /* policy.status before any decision checks every file, a tenant's that no
  * decision has needed yet too, and logs each. */
 static void test_status_checks_all(void **st) {
@@ -964,6 +984,7 @@ int main(void) {
     cmocka_unit_test(test_reload_per_file),
     cmocka_unit_test(test_kept_file_keeps_its_default),
     cmocka_unit_test(test_checked_on_first_use),
+    cmocka_unit_test(test_call_key),
     cmocka_unit_test(test_status_checks_all),
       cmocka_unit_test(test_reload_before_first_use),
     cmocka_unit_test(test_tenant_default_delegation),

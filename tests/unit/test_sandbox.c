@@ -334,7 +334,7 @@ static void test_patterns_usable(void **st) {
   lua_setfield(E, -2, "url");
   lua_pushliteral(E, "api.example.com");
   lua_setfield(E, -2, "host");
-  assert_int_equal(policy_sandbox_call(P, E, "f", 1, why, sizeof why), SB_OK);
+  assert_int_equal(policy_sandbox_call(P, E, "f", 1, 0, why, sizeof why), SB_OK);
   lua_getglobal(E, "show");
   lua_insert(E, -2);
   lua_call(E, 1, 1);
@@ -380,7 +380,7 @@ static void test_in_cidr(void **st) {
     assert_int_equal(policy_sandbox_load(P, src, strlen(src), "=t", 0, why, sizeof why), SB_OK);
     lua_settop(E, 0);
     lua_newtable(E);
-    int rc = policy_sandbox_call(P, E, "f", 1, why, sizeof why);
+    int rc = policy_sandbox_call(P, E, "f", 1, 0, why, sizeof why);
     if (strncmp(cases[i].want, "ERR ", 4) == 0) {
       if (rc != SB_FAIL || !strstr(why, cases[i].want + 4))
         fail_msg("in_cidr(%s): wanted an error with \"%s\", got %d: %s", cases[i].args, cases[i].want + 4, rc, why);
