@@ -27,20 +27,53 @@ local function where(path, key)
   return join(path, key)
 end
 
+-- Each spec is turned once (per Lua state, weakly by the spec table) into a
+-- checker, fn(v, path, key) -> cleaned value, that holds its limits as
+-- upvalues, and each set of fields into a list sorted by name (so the first
+-- missing field reported is always the same one): an op's arguments are
+-- validated on every call, without walking each spec's keys again.
+local checkers = setmetatable({}, { __mode = "k" })
+local lists = setmetatable({}, { __mode = "k" })
+
+local function checker_of(spec)
+  local fn = checkers[spec]
+  if not fn then
+    fn = M.compile(spec)
+    checkers[spec] = fn
+  end
+  return fn
+end
+
+-- fields -> {n, names..., specs...} (names[i] at i, specs at n + i)
+local function list_of(fields)
+  local l = lists[fields]
+  if not l then
+    local names = {}
+    for k in pairs(fields) do names[#names + 1] = k end
+    table.sort(names)
+    l = { n = #names }
+    for i, k in ipairs(names) do l[i], l[l.n + i] = k, fields[k] end
+    lists[fields] = l
+  end
+  return l
+end
+
 local function check_fields(fields, v, path)
-  local out = {}
   for k in pairs(v) do
     if type(k) ~= "string" or not fields[k] then
       fail(join(path, tostring(k)), "is not a known field")
     end
   end
-  for k, fs in pairs(fields) do
+  local l = list_of(fields)
+  local out, n = {}, l.n
+  for i = 1, n do
+    local k, fs = l[i], l[n + i]
     local fv = v[k]
     if fv == nil then
       if fs.required then fail(join(path, k), "is required") end
       if fs.default ~= nil then out[k] = fs.default end
     else
-      out[k] = validate(fs, fv, path, k)
+      out[k] = checker_of(fs)(fv, path, k)
     end
   end
   return out
@@ -54,61 +87,96 @@ local function check_object(spec, v, path, key)
   return check_fields(spec.fields, v, where(path, key))
 end
 
--- validate(spec, v, path[, key]) -> cleaned value; the value's path is
--- path.key (or path when key is nil).
-validate = function(spec, v, path, key)
+local function null_or(spec, v, path, key, msg)
   if v == json.null then
     if spec.nullable then return json.null end
     fail(where(path, key), "must not be null")
   end
+  fail(where(path, key), msg)
+end
+
+-- compile(spec) -> fn(v, path, key) -> cleaned value | raises
+function M.compile(spec)
   local t = spec.type
-  if t == "any" then return v end
-  if t == "string" then
-    if type(v) ~= "string" then fail(where(path, key), "must be a string") end
-    if spec.min and #v < spec.min then fail(where(path, key), "must be at least " .. spec.min .. " characters") end
-    if spec.max and #v > spec.max then fail(where(path, key), "must be at most " .. spec.max .. " characters") end
-    if not utf8.len(v) then fail(where(path, key), "must be valid UTF-8") end
-    if spec.enum then
-      local okv = false
-      for _, e in ipairs(spec.enum) do if e == v then okv = true end end
-      if not okv then fail(where(path, key), "must be one of: " .. table.concat(spec.enum, ", ")) end
+  if t == "any" then
+    return function(v, path, key)
+      if v == json.null and not spec.nullable then fail(where(path, key), "must not be null") end
+      return v
     end
-    if spec.pattern and not v:match(spec.pattern) then
-      fail(where(path, key), spec.pattern_doc or ("does not match " .. spec.pattern))
+  elseif t == "string" then
+    local min, max, enum, pattern = spec.min, spec.max, spec.enum, spec.pattern
+    return function(v, path, key)
+      if type(v) ~= "string" then return null_or(spec, v, path, key, "must be a string") end
+      if min and #v < min then fail(where(path, key), "must be at least " .. min .. " characters") end
+      if max and #v > max then fail(where(path, key), "must be at most " .. max .. " characters") end
+
+      if not utf8.len(v) then fail(where(path, key), "must be valid UTF-8") end
+      if enum then
+        local okv = false
+        for _, e in ipairs(enum) do if e == v then okv = true end end
+        if not okv then fail(where(path, key), "must be one of: " .. table.concat(enum, ", ")) end
+      end
+      if pattern and not v:match(pattern) then
+        fail(where(path, key), spec.pattern_doc or ("does not match " .. pattern))
+      end
+      return v
     end
-    return v
   elseif t == "integer" then
-    if math.type(v) ~= "integer" then fail(where(path, key), "must be an integer") end
-    if spec.min and v < spec.min then fail(where(path, key), "must be >= " .. spec.min) end
-    if spec.max and v > spec.max then fail(where(path, key), "must be <= " .. spec.max) end
-    return v
+    local min, max = spec.min, spec.max
+    return function(v, path, key)
+      if math.type(v) ~= "integer" then return null_or(spec, v, path, key, "must be an integer") end
+      if min and v < min then fail(where(path, key), "must be >= " .. min) end
+      if max and v > max then fail(where(path, key), "must be <= " .. max) end
+      return v
+    end
   elseif t == "number" then
-    if type(v) ~= "number" then fail(where(path, key), "must be a number") end
-    if spec.min and v < spec.min then fail(where(path, key), "must be >= " .. spec.min) end
-    if spec.max and v > spec.max then fail(where(path, key), "must be <= " .. spec.max) end
-    return v
+    local min, max = spec.min, spec.max
+    return function(v, path, key)
+      if type(v) ~= "number" then return null_or(spec, v, path, key, "must be a number") end
+      if min and v < min then fail(where(path, key), "must be >= " .. min) end
+      if max and v > max then fail(where(path, key), "must be <= " .. max) end
+      return v
+    end
   elseif t == "boolean" then
-    if type(v) ~= "boolean" then fail(where(path, key), "must be a boolean") end
-    return v
+    return function(v, path, key)
+      if type(v) ~= "boolean" then return null_or(spec, v, path, key, "must be a boolean") end
+      return v
+    end
   elseif t == "object" then
-    return check_object(spec, v, path, key)
+    return function(v, path, key)
+      if v == json.null then return null_or(spec, v, path, key) end
+      return check_object(spec, v, path, key)
+    end
   elseif t == "array" then
-    path = where(path, key)
-    if type(v) ~= "table" then fail(path, "must be an array") end
-    local n = #v
-    for k in pairs(v) do
-      if math.type(k) ~= "integer" or k < 1 or k > n then fail(path, "must be an array") end
+    return function(v, path, key)
+      if v == json.null then return null_or(spec, v, path, key) end
+      path = where(path, key)
+      if type(v) ~= "table" then fail(path, "must be an array") end
+      local n = #v
+      for k in pairs(v) do
+        if math.type(k) ~= "integer" or k < 1 or k > n then fail(path, "must be an array") end
+      end
+      if n == 0 and next(v) == nil and not json.is_array(v) and getmetatable(v) ~= nil then
+        fail(path, "must be an array")
+      end
+      if spec.max_items and n > spec.max_items then fail(path, "must have at most " .. spec.max_items .. " items") end
+      local out = json.array()
+      local items = spec.items
+      local item = items and checker_of(items)
+      for i = 1, n do out[i] = item and item(v[i], path, i) or v[i] end
+      return out
     end
-    if n == 0 and next(v) == nil and not json.is_array(v) and getmetatable(v) ~= nil then
-      fail(path, "must be an array")
-    end
-    if spec.max_items and n > spec.max_items then fail(path, "must have at most " .. spec.max_items .. " items") end
-    local out = json.array()
-    local items = spec.items
-    for i = 1, n do out[i] = items and validate(items, v[i], path, i) or v[i] end
-    return out
   end
-  fail(where(path, key), "has an unknown type in its schema")
+  return function(v, path, key)
+    if v == json.null then return null_or(spec, v, path, key) end
+    fail(where(path, key), "has an unknown type in its schema")
+  end
+end
+
+-- validate(spec, v, path[, key]) -> cleaned value; the value's path is
+-- path.key (or path when key is nil).
+validate = function(spec, v, path, key)
+  return checker_of(spec)(v, path, key)
 end
 
 -- Checks a schema definition itself (at op registration).

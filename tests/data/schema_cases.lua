@@ -1,5 +1,6 @@
 -- tests/data/schema_cases.lua: cases for the engine's JSON Schema checks, run by test_schemas in an
--- engine Lua state: output schemas (lua/jsonschema.lua) and elicitation forms (lua/mcp/input.lua).
+-- engine Lua state: output schemas (lua/jsonschema.lua), elicitation forms (lua/mcp/input.lua) and
+-- op arguments (lua/schema.lua).
 local json = require "json"
 local null = json.null
 local arr = json.array
@@ -123,6 +124,63 @@ M.answers = {
   { "date-time", PROFILE, { name = "A", at = "2024-02-29T10:20:30.5+01:00" }, true },
   { "not a date-time", PROFILE, { name = "A", at = "2024-02-29 10:20" }, false, "c.at" },
   { "content must be an object", PROFILE, arr({ 1 }), false, "c" },
+}
+
+-- op arguments (lua/schema.lua, before every handler): {name, fields, args, ok, cleaned args |
+-- {error field, message part}}
+local S = { type = "string", required = true, min = 2, max = 4 }
+local OP = {
+  s = S,
+  n = { type = "integer", min = 1, max = 5, default = 2 },
+  f = { type = "number", min = 0.5, max = 9.5 },
+  b = { type = "boolean" },
+  e = { type = "string", enum = { "x", "y" } },
+  p = { type = "string", pattern = "^[a-z]+$", pattern_doc = "must be lower-case letters" },
+  q = { type = "string", pattern = "^%d+$" },
+  u = { type = "string", nullable = true },
+  a = { type = "any" },
+  o = { type = "object", fields = { k = { type = "integer", required = true }, d = { type = "string", default = "dd" } } },
+  free = { type = "object" },
+  l = { type = "array", items = { type = "integer", max = 9 }, max_items = 2 },
+  raw = { type = "array" },
+}
+M.args = {
+  { "defaults filled in", OP, { s = "abc" }, true, { s = "abc", n = 2 } },
+  { "every type", OP, { s = "ab", n = 5, f = 1, b = false, e = "y", p = "ok", q = "12", u = null, a = { 1 },
+      o = { k = 1 }, free = { z = { 1 } }, l = arr({ 1, 2 }), raw = arr({ "v", 1 }) }, true,
+    { s = "ab", n = 5, f = 1, b = false, e = "y", p = "ok", q = "12", u = null, a = { 1 },
+      o = { k = 1, d = "dd" }, free = { z = { 1 } }, l = { 1, 2 }, raw = { "v", 1 } } },
+  { "an empty array is an array", OP, { s = "ab", l = arr({}) }, true, { s = "ab", n = 2, l = arr({}) } },
+  { "unknown field", OP, { s = "ab", zz = 1 }, false, { "zz", "is not a known field" } },
+  { "required", OP, { n = 1 }, false, { "s", "is required" } },
+  { "too short", OP, { s = "a" }, false, { "s", "must be at least 2 characters" } },
+  { "too long", OP, { s = "abcde" }, false, { "s", "must be at most 4 characters" } },
+  { "not a string", OP, { s = 12 }, false, { "s", "must be a string" } },
+  { "not UTF-8", OP, { s = "a\xff" }, false, { "s", "must be valid UTF-8" } },
+  { "null refused", OP, { s = null }, false, { "s", "must not be null" } },
+  { "integer", OP, { s = "ab", n = 1.5 }, false, { "n", "must be an integer" } },
+  { "integer min", OP, { s = "ab", n = 0 }, false, { "n", "must be >= 1" } },
+  { "integer max", OP, { s = "ab", n = 6 }, false, { "n", "must be <= 5" } },
+  { "number", OP, { s = "ab", f = "1" }, false, { "f", "must be a number" } },
+  { "number min", OP, { s = "ab", f = 0.25 }, false, { "f", "must be >= 0.5" } },
+  { "number max", OP, { s = "ab", f = 10 }, false, { "f", "must be <= 9.5" } },
+  { "boolean", OP, { s = "ab", b = 1 }, false, { "b", "must be a boolean" } },
+  { "enum", OP, { s = "ab", e = "z" }, false, { "e", "must be one of: x, y" } },
+  { "pattern with its words", OP, { s = "ab", p = "A" }, false, { "p", "must be lower-case letters" } },
+  { "pattern", OP, { s = "ab", q = "a" }, false, { "q", "does not match ^%d+$" } },
+  { "any refuses null", OP, { s = "ab", a = null }, false, { "a", "must not be null" } },
+  { "object", OP, { s = "ab", o = arr({ 1 }) }, false, { "o", "must be an object" } },
+  { "object field required", OP, { s = "ab", o = {} }, false, { "o.k", "is required" } },
+  { "object field checked", OP, { s = "ab", o = { k = "1" } }, false, { "o.k", "must be an integer" } },
+  { "object unknown field", OP, { s = "ab", o = { k = 1, x = 2 } }, false, { "o.x", "is not a known field" } },
+  { "object null", OP, { s = "ab", o = null }, false, { "o", "must not be null" } },
+  { "free object", OP, { s = "ab", free = "x" }, false, { "free", "must be an object" } },
+  { "array", OP, { s = "ab", l = { a = 1 } }, false, { "l", "must be an array" } },
+  { "array item", OP, { s = "ab", l = { 1, "2" } }, false, { "l[2]", "must be an integer" } },
+  { "array item max", OP, { s = "ab", l = { 10 } }, false, { "l[1]", "must be <= 9" } },
+  { "array length", OP, { s = "ab", l = { 1, 2, 3 } }, false, { "l", "must have at most 2 items" } },
+  { "an object is not an array", OP, { s = "ab", raw = obj({}) }, false, { "raw", "must be an array" } },
+  { "the arguments are an object", OP, arr({ 1 }), false, { nil, "must be an object" } },
 }
 
 return M

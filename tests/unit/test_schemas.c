@@ -1,5 +1,6 @@
 /* test_schemas.c: the engine's JSON Schema checks, case by case (tests/data/schema_cases.lua) in
- * an engine Lua state: tool output schemas (jsonschema.lua) and elicitation forms (mcp/input.lua). */
+ * an engine Lua state: tool output schemas (jsonschema.lua), elicitation forms (mcp/input.lua) and
+ * op arguments (schema.lua). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,6 +38,19 @@ static const char RUNNER[] =
   "    for _, u in ipairs(un) do if u.keyword:find(unchecked or '\\0', 1, true) then got_un = true end end\n"
   "    if (unchecked ~= nil) ~= got_un then bad(name, 'unchecked ' .. json.encode(un)) end\n"
   "  end\n"
+  "elseif kind == 'args' then\n"
+  "  local schema = require 'schema'\n"
+  "  for _, c in ipairs(cases.args) do\n"
+  "    local name, fields, args, want, expect = c[1], c[2], c[3], c[4], c[5]\n"
+  "    local ok, res = pcall(schema.validate_args, fields, args)\n"
+  "    if ok ~= want then bad(name, 'ok=' .. tostring(ok) .. ' ' .. tostring(type(res) == 'table' and res.message or json.encode(res)))\n"
+  "    elseif ok and json.encode(res, {sort = true}) ~= json.encode(expect, {sort = true}) then\n"
+  "      bad(name, 'got ' .. json.encode(res, {sort = true}))\n"
+  "    elseif not ok and (res.code ~= 'invalid_argument' or res.field ~= expect[1] or\n"
+  "                       not tostring(res.message):find(expect[2], 1, true)) then\n"
+  "      bad(name, 'error ' .. tostring(res.code) .. ' ' .. tostring(res.field) .. ': ' .. tostring(res.message))\n"
+  "    end\n"
+  "  end\n"
   "elseif kind == 'forms' then\n"
   "  local input = require 'mcp.input'\n"
   "  for _, c in ipairs(cases.forms) do\n"
@@ -63,12 +77,14 @@ static void run(const char *kind) { tc_run(CASES, RUNNER, sizeof RUNNER - 1, kin
 static void test_output_schemas(void **st) { (void)st; run("validate"); }
 static void test_form_schemas(void **st) { (void)st; run("forms"); }
 static void test_form_answers(void **st) { (void)st; run("answers"); }
+static void test_op_arguments(void **st) { (void)st; run("args"); }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_output_schemas),
     cmocka_unit_test(test_form_schemas),
     cmocka_unit_test(test_form_answers),
+    cmocka_unit_test(test_op_arguments),
   };
   return cmocka_run_group_tests(tests, tc_setup, tc_teardown);
 }
