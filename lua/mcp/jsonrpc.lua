@@ -54,8 +54,9 @@ function M.kind(msg)
   return nil
 end
 
--- parse(text [, lazy]) -> list of messages | raises upstream_error. A batch
--- (array) is split; anything that is not a JSON-RPC message is refused.
+-- parse(text [, lazy]) -> list of messages, their kinds (kind() of each, at
+-- the same index) | raises upstream_error. A batch (array) is split;
+-- anything that is not a JSON-RPC message is refused.
 -- lazy: a path of object keys (json.decode's lazy option) whose array is
 -- left as a lazy array, its items decoded as they are read (json.items): a
 -- list page's items need not all exist at once (mcp.paging).
@@ -72,12 +73,15 @@ function M.parse(text, lazy)
   end
   local list = (type(v) == "table" and json.is_array(v)) and v or { v }
   if #list == 0 then errors.raise("upstream_error", "the server sent an empty JSON-RPC batch", nil, { reason = "invalid_message" }) end
-  for _, m in ipairs(list) do
-    if not M.kind(m) then
+  local kinds = {}
+  for i, m in ipairs(list) do
+    local k = M.kind(m)
+    if not k then
       errors.raise("upstream_error", "the server sent something that is not a JSON-RPC message", nil, { reason = "invalid_message" })
     end
+    kinds[i] = k
   end
-  return list
+  return list, kinds
 end
 
 -- same_id(a, b): ids compare by type and value (1 and "1" differ).

@@ -55,9 +55,9 @@ local function operation(c, method, params, opts)
       return false
     end
     if ev.event ~= "message" then return false end
-    local list = jsonrpc.parse(ev.data, opts.lazy)
-    for _, m in ipairs(list) do
-      if jsonrpc.kind(m) == "response" and jsonrpc.same_id(m.id, init_id) then
+    local list, kinds = jsonrpc.parse(ev.data, opts.lazy)
+    for i, m in ipairs(list) do
+      if kinds[i] == "response" and jsonrpc.same_id(m.id, init_id) then
         if type(m.error) == "table" then failure = m.error; return true end
         init = m.result
         post(jsonrpc.notification("notifications/initialized"))
@@ -65,7 +65,7 @@ local function operation(c, method, params, opts)
         local p = copy(params)
         if token then local meta = copy(p._meta); meta.progressToken = token; p._meta = meta end
         post(jsonrpc.request(req_id, method, p))
-      elseif jsonrpc.kind(m) == "response" and jsonrpc.same_id(m.id, req_id) then
+      elseif kinds[i] == "response" and jsonrpc.same_id(m.id, req_id) then
         result = m
         return true
       else

@@ -315,10 +315,10 @@ function M.exchange(c, req)
   local function on_event(ev, on_message)
     on_message = on_message or req.on_message
     if ev.data == "" then return false end -- priming events and empty keep-alives
-    local ok, list = pcall(jsonrpc.parse, ev.data, req.lazy)
+    local ok, list, kinds = pcall(jsonrpc.parse, ev.data, req.lazy)
     if not ok then proto_err = list; return true end
-    for _, m in ipairs(list) do
-      if jsonrpc.kind(m) == "response" then
+    for i, m in ipairs(list) do
+      if kinds[i] == "response" then
         if req.id ~= nil and jsonrpc.same_id(m.id, req.id) then response = m; return true end
         -- a response to something else: not ours, ignored
       elseif on_message then
@@ -395,9 +395,9 @@ function M.exchange(c, req)
       if response then r.message = response
       elseif req.id ~= nil and not r.sse and is2xx(r.status) then
         -- a JSON body: exactly our response (ids checked), maybe in a batch
-        local list = jsonrpc.parse(r.body, req.lazy)
-        for _, m in ipairs(list) do
-          if jsonrpc.kind(m) == "response" then
+        local list, kinds = jsonrpc.parse(r.body, req.lazy)
+        for i, m in ipairs(list) do
+          if kinds[i] == "response" then
             if jsonrpc.same_id(m.id, req.id) then r.message = m
             elseif m.id == nil or m.id == json.null then
               if type(m.error) == "table" then r.message = m

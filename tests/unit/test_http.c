@@ -858,6 +858,23 @@ static void run_in(lua_State *Ls, const char *code) {
   lua_settop(Ls, 0);
 }
 
+/* jsonrpc.parse hands back each message's kind beside it (the readers of
+ * a response use it instead of classifying every message again). */
+static void test_jsonrpc_parse_kinds(void **st) {
+  (void)st;
+  lua_ok("local jsonrpc = require 'mcp.jsonrpc'\n"
+         "local list, kinds = jsonrpc.parse('[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}},'\n"
+         "  .. '{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"},'\n"
+         "  .. '{\"jsonrpc\":\"2.0\",\"id\":\"r\",\"method\":\"elicitation/create\"}]')\n"
+         "if #list ~= 3 or #kinds ~= 3 then return 'three messages, three kinds' end\n"
+         "for i, want in ipairs({ 'response', 'notification', 'request' }) do\n"
+         "  if kinds[i] ~= want or jsonrpc.kind(list[i]) ~= want then return 'message ' .. i .. ': ' .. tostring(kinds[i]) end\n"
+         "end\n"
+         "local one, k1 = jsonrpc.parse('{\"jsonrpc\":\"2.0\",\"id\":2,\"error\":{\"code\":1,\"message\":\"m\"}}')\n"
+         "if #one ~= 1 or k1[1] ~= 'response' then return 'a single error response' end\n"
+         "if pcall(jsonrpc.parse, '[{\"x\":1}]') then return 'not a message: refused' end");
+}
+
 /* A state's clients ask for the sweep from SWEEP_FIRST_MS after its first
  * client on (lua/mcp/client.lua): before then no sweep, and mcp.legacy is
  * not even loaded; after, an idle entry is swept as mcp.legacy.sweep does. */
@@ -1129,6 +1146,7 @@ int main(void) {
     cmocka_unit_test(test_cache_many_keys),
     cmocka_unit_test(test_session_sweep_throttled),
     cmocka_unit_test(test_session_sweep_asked_seldom),
+      cmocka_unit_test(test_jsonrpc_parse_kinds),
       cmocka_unit_test(test_session_sweep_from_first_client),
       cmocka_unit_test(test_kept_client_renewed),
     cmocka_unit_test(test_api_key_headers_kept),
