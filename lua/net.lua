@@ -52,10 +52,15 @@ function M.parse(url, field)
   blocked(reason, msg, field)
 end
 
+local policy_mod -- the policy runner, once loaded
 local function policy_call(tenant, req, key)
-  local ok, policy = pcall(require, "policy")
-  if not ok or type(policy) ~= "table" or type(policy.call) ~= "function" then
-    return nil, "policy runner unavailable"
+  local policy = policy_mod
+  if not policy then
+    local ok, p = pcall(require, "policy")
+    if not ok or type(p) ~= "table" or type(p.call) ~= "function" then
+      return nil, "policy runner unavailable"
+    end
+    policy, policy_mod = p, p
   end
   local res, why = policy.call(tenant, "url", req, key)
   if res == nil and why == "no_function" and tenant ~= nil then
@@ -67,6 +72,16 @@ local function policy_call(tenant, req, key)
   return res, why
 end
 
+-- The guards of the results without allow_cidrs, one per combination of
+-- the two flags, shared (read, never changed: the C binding copies them).
+local PLAIN_GUARDS = {}
+for _, private in ipairs({ true, false }) do
+  PLAIN_GUARDS[private] = {}
+  for _, plain in ipairs({ true, false }) do
+    PLAIN_GUARDS[private][plain] = { allow_private = private, allow_http = plain, allow_cidrs = {} }
+  end
+end
+
 -- Turns a policy result into a decision; anything malformed is a deny.
 local function interpret(res, why, set)
   if res == nil then return nil, "policy: " .. tostring(why or "error") end
@@ -75,25 +90,22 @@ local function interpret(res, why, set)
     local r = res.reason
     return nil, "policy: " .. ((type(r) == "string" and r ~= "") and r or "denied")
   end
-  local cidrs = {}
-  if res.allow_cidrs ~= nil then
-    if type(res.allow_cidrs) ~= "table" or #res.allow_cidrs > M.MAX_CIDRS then
-      return nil, "policy: allow_cidrs must be a list of at most " .. M.MAX_CIDRS .. " CIDRs"
-    end
-    for i, c in ipairs(res.allow_cidrs) do
-      if not http.cidr_valid(c) then
-        return nil, "policy: allow_cidrs[" .. i .. "] is not a valid address or CIDR"
-      end
-      cidrs[i] = c
-    end
+  -- The policy narrows allow_private_urls (allow_private=false) but
+  -- cannot turn it on; per-range widening goes through allow_cidrs.
+  local private = set.allow_private_urls == true and res.allow_private ~= false
+  local plain = set.allow_http == true or res.allow_http == true
+  if res.allow_cidrs == nil then return PLAIN_GUARDS[private][plain] end
+  if type(res.allow_cidrs) ~= "table" or #res.allow_cidrs > M.MAX_CIDRS then
+    return nil, "policy: allow_cidrs must be a list of at most " .. M.MAX_CIDRS .. " CIDRs"
   end
-  return {
-    -- The policy narrows allow_private_urls (allow_private=false) but
-    -- cannot turn it on; per-range widening goes through allow_cidrs.
-    allow_private = set.allow_private_urls == true and res.allow_private ~= false,
-    allow_http = set.allow_http == true or res.allow_http == true,
-    allow_cidrs = cidrs,
-  }
+  local cidrs = {}
+  for i, c in ipairs(res.allow_cidrs) do
+    if not http.cidr_valid(c) then
+      return nil, "policy: allow_cidrs[" .. i .. "] is not a valid address or CIDR"
+    end
+    cidrs[i] = c
+  end
+  return { allow_private = private, allow_http = plain, allow_cidrs = cidrs }
 end
 
 -- decide(ctx, url, purpose) -> decision {allow, reason, message, url, guard, req}
