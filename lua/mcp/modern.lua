@@ -73,10 +73,21 @@ end
 -- (what this call's host can answer), after any members of the params' own
 -- _meta (ours win); the headers repeat what intermediaries route on (method,
 -- name, x-mcp-header parameters). The body is the id, each member of the
--- params encoded and the _meta text joined; the headers are the shared ones
+-- params encoded and the _meta text joined (params without a _meta of
+-- their own, and no progress token: the params encoded whole, the _meta
+-- text put before their closing brace); the headers are the shared ones
 -- unless a tool's x-mcp-header parameters add to them.
-local function request(c, id, method, params, version, token, resumable)
-  params = params or json.object()
+local function body_of(id, method, params, version, token, resumable)
+  local meta = meta_text(version, input.capabilities(resumable))
+  if params._meta == nil and not token and math.type(id) == "integer" then
+    local p = json.encode(params)
+    if p == "{}" then
+      return '{"jsonrpc":"2.0","id":' .. id .. ',"method":' .. text_of(method) .. ',"params":{"_meta":{' .. meta .. "}}}"
+    elseif p:byte(1) == 123 then -- "{"
+      return '{"jsonrpc":"2.0","id":' .. id .. ',"method":' .. text_of(method) .. ',"params":' .. p:sub(1, -2) ..
+        ',"_meta":{' .. meta .. "}}}"
+    end
+  end
   local buf, n = { '{"jsonrpc":"2.0","id":', json.encode(id), ',"method":', text_of(method), ',"params":{' }, 5
   for k, v in pairs(params) do
     if k ~= "_meta" then
@@ -97,7 +108,13 @@ local function request(c, id, method, params, version, token, resumable)
     end
   end
   if token then buf[n + 1] = '"progressToken":' .. json.encode(token) .. ","; n = n + 1 end
-  buf[n + 1], buf[n + 2] = meta_text(version, input.capabilities(resumable)), "}}}"
+  buf[n + 1], buf[n + 2] = meta, "}}}"
+  return table.concat(buf)
+end
+
+local function request(c, id, method, params, version, token, resumable)
+  params = params or json.object()
+  local body = body_of(id, method, params, version, token, resumable)
   local src = NAME_SOURCE[method]
   local name = src and params[src]
   -- a number or boolean goes as its text (what headers.encode makes of it),
@@ -113,7 +130,7 @@ local function request(c, id, method, params, version, token, resumable)
       h = with
     end
   end
-  return table.concat(buf), h
+  return body, h
 end
 
 -- final(method, res) -> res, the call's result: a result without resultType
