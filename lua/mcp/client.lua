@@ -114,14 +114,19 @@ function Client:discover(opts)
   return self:remember(ERAS.sse.discover(self, bound))
 end
 
--- call(method, params, opts) -> result | mcp.input.suspend{...}: routed to
--- the server's era, within one deadline (opts.timeout_ms, else the server's
--- timeout); opts = {timeout_ms?, deadline?, progress?, resumable?}.
--- resumable: an elicitation the host does not answer now suspends the call
--- (the op hands out a continuation) instead of being cancelled.
-function Client:call(method, params, opts)
-  local o = {}
-  for k, v in pairs(opts or {}) do o[k] = v end
+-- call(method, params, opts [, own]) -> result | mcp.input.suspend{...}:
+-- routed to the server's era, within one deadline (opts.timeout_ms, else
+-- the server's timeout); opts = {timeout_ms?, deadline?, progress?,
+-- resumable?}. resumable: an elicitation the host does not answer now
+-- suspends the call (the op hands out a continuation) instead of being
+-- cancelled. own: opts was made for this call and is the callee's to
+-- change, so it is not copied.
+function Client:call(method, params, opts, own)
+  local o = opts
+  if not own then
+    o = {}
+    for k, v in pairs(opts or {}) do o[k] = v end
+  end
   o.deadline, o.timeout_ms = transport.deadline(self, o)
   if self.era == nil then self:discover(o) end
   return ERAS[self.era].call(self, method, params, o)
@@ -152,7 +157,7 @@ function Client:call_tool(name, arguments, opts)
   local args = arguments
   if args == nil or (type(args) == "table" and next(args) == nil and not json.is_array(args)) then args = json.object() end
   return self:call("tools/call", { name = name, arguments = args },
-    { timeout_ms = opts.timeout_ms, progress = opts.progress, resumable = opts.resumable })
+    { timeout_ms = opts.timeout_ms, progress = opts.progress, resumable = opts.resumable }, true)
 end
 
 function Client:read_resource(uri, opts)
