@@ -70,27 +70,19 @@ static void set_err(char **err, const char *code, const char *msg) {
   if (err) *err = mcpl_json_error(code, msg, NULL);
 }
 
-/* Calls in flight are cancelled, not awaited to their timeouts: every wait
- * on a slot observes its flag, so they end promptly (timeout, reason
- * cancelled); callers still waiting for a state get the closing error. Only
- * then is anything freed. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define MCPL_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define MCPL_SANITIZED 1
-#endif
-#endif
-
 void mcpl_state_abandon(lua_State *L) {
   if (!L) return;
-#ifdef MCPL_SANITIZED
-  mcpl_state_close(L);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  mcpl_state_close(L); /* the sanitizers' leak check sees every state freed */
 #else
   store_conn_close(L);
 #endif
 }
 
+/* Calls in flight are cancelled, not awaited to their timeouts: every wait
+ * on a slot observes its flag, so they end promptly (timeout, reason
+ * cancelled); callers still waiting for a state get the closing error. Only
+ * then is anything freed. */
 static void engine_close(mcpl_engine *e, void (*close_state)(lua_State *)) {
   if (!e) return;
   pthread_mutex_lock(&e->mu);

@@ -108,8 +108,6 @@ local function interpret(res, why, set)
   return { allow_private = private, allow_http = plain, allow_cidrs = cidrs }
 end
 
--- decide(ctx, url, purpose) -> decision {allow, reason, message, url, guard, req}
--- Runs settings and policy for one URL (one hop); never raises for a deny.
 -- The url() policy's input for a URL, tenant, purpose and the two settings
 -- it shows, made once per Lua state (by URL, weakly) and handed to the
 -- policy with its key: the sandbox keeps its frozen copy by that key
@@ -135,6 +133,8 @@ local function policy_input(u, p, tenant, purpose, set)
   return r[1], r[2]
 end
 
+-- decide(ctx, url, purpose) -> decision {allow, reason, message, url, guard, req}
+-- Runs settings and policy for one URL (one hop); never raises for a deny.
 function M.decide(ctx, url, purpose)
   purpose = purpose or "mcp"
   if not M.LIMITS[purpose] then errors.raise("invalid_argument", "unknown purpose '" .. tostring(purpose) .. "'", "purpose") end

@@ -18,8 +18,6 @@ local function join(path, k)
   return path .. "." .. k
 end
 
-local validate
-
 -- The path of a value is (path, key): key nil means path itself. The joined
 -- string is only built when a check fails or a nested value is descended into.
 local function where(path, key)
@@ -175,7 +173,7 @@ end
 
 -- validate(spec, v, path[, key]) -> cleaned value; the value's path is
 -- path.key (or path when key is nil).
-validate = function(spec, v, path, key)
+function M.validate(spec, v, path, key)
   return checker_of(spec)(v, path, key)
 end
 
@@ -197,7 +195,6 @@ function M.validate_args(fields, args)
   return check_fields(fields, args, "")
 end
 
-M.validate = validate
 
 -- describe(spec): a JSON-friendly copy of a schema for op.list.
 function M.describe(spec)

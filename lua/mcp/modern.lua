@@ -68,24 +68,18 @@ local function base_headers(c, version, method, name)
   return h
 end
 
--- request(c, id, method, params, version [, progress_token [, resumable]]) ->
--- body, headers: _meta names the revision, the client and its capabilities
--- (what this call's host can answer), after any members of the params' own
--- _meta (ours win); the headers repeat what intermediaries route on (method,
--- name, x-mcp-header parameters). The body is the id, each member of the
--- params encoded and the _meta text joined (params without a _meta of
--- their own, and no progress token: the params encoded whole, the _meta
--- text put before their closing brace); the headers are the shared ones
--- unless a tool's x-mcp-header parameters add to them.
+-- body_of(id, method, params, version, token, resumable) -> the request's
+-- text: the params without a _meta of their own (and no progress token)
+-- encoded whole, the _meta text put before their closing brace; else the
+-- id, each member of the params encoded and the _meta text joined.
 local function body_of(id, method, params, version, token, resumable)
   local meta = meta_text(version, input.capabilities(resumable))
   if params._meta == nil and not token and math.type(id) == "integer" then
     local p = json.encode(params)
-    if p == "{}" then
-      return '{"jsonrpc":"2.0","id":' .. id .. ',"method":' .. text_of(method) .. ',"params":{"_meta":{' .. meta .. "}}}"
-    elseif p:byte(1) == 123 then -- "{"
-      return '{"jsonrpc":"2.0","id":' .. id .. ',"method":' .. text_of(method) .. ',"params":' .. p:sub(1, -2) ..
-        ',"_meta":{' .. meta .. "}}}"
+    if p:byte(1) == 123 then -- "{": an object, its members then ours
+      local open = p == "{}" and "{" or p:sub(1, -2) .. ","
+      return '{"jsonrpc":"2.0","id":' .. id .. ',"method":' .. text_of(method) .. ',"params":' .. open ..
+        '"_meta":{' .. meta .. "}}}"
     end
   end
   local buf, n = { '{"jsonrpc":"2.0","id":', json.encode(id), ',"method":', text_of(method), ',"params":{' }, 5
@@ -112,6 +106,12 @@ local function body_of(id, method, params, version, token, resumable)
   return table.concat(buf)
 end
 
+-- request(c, id, method, params, version [, progress_token [, resumable]]) ->
+-- body, headers: _meta names the revision, the client and its capabilities
+-- (what this call's host can answer), after any members of the params' own
+-- _meta (ours win); the headers repeat what intermediaries route on (method,
+-- name, x-mcp-header parameters): the shared ones unless a tool's
+-- x-mcp-header parameters add to them.
 local function request(c, id, method, params, version, token, resumable)
   params = params or json.object()
   local body = body_of(id, method, params, version, token, resumable)
