@@ -28,6 +28,9 @@ browse() {
 # connect USER: `mcplink oauth connect fx` with its loopback listener, completed by the browser;
 # sets $bj (the driver's JSON) and $out (what the CLI printed), returns the CLI's exit status
 connect() {
+  # a user's earlier connect left its output here: gone first, so the wait below never reads the old
+  # URL before the new process has truncated the file (it races the shell's redirection)
+  rm -f "$work/connect-$1.out"
   as "$1" oauth connect "${SRV:-fx}" --timeout-ms 90000 > "$work/connect-$1.out" 2>&1 &
   cpid=$!; pids="$pids $cpid"
   # until the CLI prints the URL (or gives up): under load that can take a while
