@@ -299,6 +299,32 @@ static void test_limits(void **st) {
          "if e then return e end\n");
 }
 
+/* Responses come decoded in any content encoding libcurl knows (gzip is what
+ * requests offer; deflate and br sent unasked decode too), on both transfer
+ * paths, and a body's limit counts the decoded bytes: a small compressed
+ * body that inflates past it is refused (a decompression bomb). */
+static void test_compressed_bodies(void **st) {
+  (void)st;
+  lua_ok("local r = net.request(ctx, { url = S .. '/echo' })\n"
+         "local ae = json.decode(r.body).headers['accept-encoding']\n"
+         "if ae ~= 'gzip' then return 'offered: ' .. tostring(ae) end\n"
+         "for _, enc in ipairs({ 'gzip', 'deflate', 'br' }) do\n"
+         "  r = net.request(ctx, { url = S .. '/compressed?n=200000&enc=' .. enc })\n"
+         "  if tonumber(r.headers['x-packed-bytes']) >= 10000 then return enc .. ' sent unpacked' end\n"
+         "  if r.body ~= string.rep('x', 200000) then return enc .. ': ' .. #r.body .. ' bytes decoded' end\n"
+         "end\n"
+         "local mcp = require 'mcp'\n"
+         "local u = net.parse(S .. '/compressed?n=300000&enc=gzip')\n"
+         "local lim = { timeout_ms = 5000, connect_timeout_ms = 5000, max_bytes = 1048576, max_header_bytes = 65536 }\n"
+         "r = mcp.stream({ url = u, method = 'GET', guard = net.decide(ctx, u, 'mcp').guard, limits = lim })\n"
+         "if r.body ~= string.rep('x', 300000) then return 'mcp.stream: ' .. #r.body .. ' bytes decoded' end\n"
+         "local e = fails({ url = S .. '/compressed?n=20000000&enc=gzip', max_bytes = 1000000 }, 'too_large')\n"
+         "if e then return 'bomb: ' .. e end\n"
+         "u = net.parse(S .. '/compressed?n=20000000&enc=br')\n"
+         "local r2, err = mcp.stream({ url = u, method = 'GET', guard = net.decide(ctx, u, 'mcp').guard, limits = lim })\n"
+         "if r2 or err.code ~= 'too_large' then return 'mcp.stream bomb: ' .. tostring(r2 and #r2.body or err.code) end\n");
+}
+
 /* Concurrency is seen at the server: /barrier answers the six only once all
  * six are in flight together (one after another, each would see just 1). */
 static void test_request_many(void **st) {
@@ -1134,6 +1160,7 @@ int main(void) {
     cmocka_unit_test(test_proxy_env_ignored),
     cmocka_unit_test(test_limits),
     cmocka_unit_test(test_request_many),
+    cmocka_unit_test(test_compressed_bodies),
     cmocka_unit_test(test_untrusted_certificate),
     cmocka_unit_test(test_c_streaming),
     cmocka_unit_test(test_c_cancellation),
