@@ -1675,10 +1675,117 @@ static int json_is_array(lua_State *L) {
   return 1;
 }
 
+/* json.check_fields(list, v [, path]) -> cleaned copy | nothing: the fast path
+ * of the op-argument checker (lua/schema.lua, check_fields) for a decoded
+ * object. list is schema.lua's compiled field list: n, the names sorted at
+ * 1..n, their specs at n+i, kinds (CF_*) at 2n+i, Lua checkers at 3n+i, and
+ * fields, the spec's own table. A field of a kind checked here (strings with
+ * no enum or pattern, integers, booleans, any, free-form objects) is checked
+ * here; any other goes through its Lua checker, which raises as the Lua path
+ * would. Whenever a value fails a check made here, or is not a plain decoded
+ * table, it answers nothing and raises nothing: the Lua path then runs and
+ * names the problem. So it accepts exactly what that path accepts. */
+enum { CF_LUA = 0, CF_STRING = 1, CF_INTEGER = 2, CF_BOOLEAN = 3, CF_ANY = 4, CF_OBJECT = 5 };
+
+/* 1 if the table at idx has no metatable or json's object mark: then [k] is
+ * a raw get and pairs a raw walk, as in the Lua path */
+static int cf_plain(lua_State *L, int idx) {
+  if (!lua_getmetatable(L, idx)) return 1;
+  luaL_getmetatable(L, OBJECT_MT);
+  int same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same;
+}
+
+/* the spec's integer limit k (schema.lua makes sure it is one) -> 1, or 0 */
+static int cf_limit(lua_State *L, int spec, const char *k, lua_Integer *out) {
+  int got = lua_getfield(L, spec, k) != LUA_TNIL;
+  if (got) *out = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return got;
+}
+
+/* 1 when the value at idx passes the native check of its kind */
+static int cf_native(lua_State *L, int kind, int spec, int idx) {
+  lua_Integer lim, len;
+  switch (kind) {
+  case CF_STRING: {
+    size_t n;
+    const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
+    if (!s) return 0;
+    for (size_t i = 0; i < n; i++)
+      if ((unsigned char)s[i] >= 0x80) return 0; /* UTF-8 checked by Lua */
+    len = (lua_Integer)n;
+    if (cf_limit(L, spec, "min", &lim) && len < lim) return 0;
+    if (cf_limit(L, spec, "max", &lim) && len > lim) return 0;
+    return 1;
+  }
+  case CF_INTEGER:
+    if (!lua_isinteger(L, idx)) return 0;
+    len = lua_tointeger(L, idx);
+    if (cf_limit(L, spec, "min", &lim) && len < lim) return 0;
+    if (cf_limit(L, spec, "max", &lim) && len > lim) return 0;
+    return 1;
+  case CF_BOOLEAN:
+    return lua_isboolean(L, idx);
+  case CF_ANY:
+    return !(lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL);
+  case CF_OBJECT:
+    return lua_istable(L, idx) && cf_plain(L, idx) && lua_rawlen(L, idx) == 0;
+  }
+  return 0;
+}
+
+static int json_check_fields(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 3);
+  if (lua_isnil(L, 3)) { lua_pushliteral(L, ""); lua_replace(L, 3); }
+  if (!lua_istable(L, 2) || !cf_plain(L, 2)) return 0;
+  lua_getfield(L, 1, "n");
+  lua_Integer n = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (lua_getfield(L, 1, "fields") != LUA_TTABLE) return 0; /* 4 */
+  lua_pushnil(L);
+  while (lua_next(L, 2)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) return 0;
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, 4) == LUA_TNIL) return 0;
+    lua_pop(L, 1);
+  }
+  lua_createtable(L, 0, (int)n); /* 5 */
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_settop(L, 5);
+    lua_rawgeti(L, 1, i);      /* 6: name */
+    lua_rawgeti(L, 1, n + i);  /* 7: spec */
+    lua_pushvalue(L, 6);
+    if (lua_rawget(L, 2) == LUA_TNIL) { /* 8: the value */
+      if (lua_getfield(L, 7, "required") != LUA_TNIL && lua_toboolean(L, -1)) return 0;
+      if (lua_getfield(L, 7, "default") == LUA_TNIL) continue;
+    } else {
+      lua_rawgeti(L, 1, 2 * n + i);
+      int kind = (int)lua_tointeger(L, -1);
+      lua_pop(L, 1);
+      if (kind == CF_LUA) {
+        lua_rawgeti(L, 1, 3 * n + i);
+        lua_pushvalue(L, 8);
+        lua_pushvalue(L, 3);
+        lua_pushvalue(L, 6);
+        lua_call(L, 3, 1);
+      } else if (!cf_native(L, kind, 7, 8)) return 0;
+    }
+    lua_pushvalue(L, 6);
+    lua_insert(L, -2);
+    lua_rawset(L, 5);
+  }
+  lua_settop(L, 5);
+  return 1;
+}
+
 int luaopen_mcpl_json(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"decode", json_decode}, {"encode", json_encode}, {"canonical", json_canonical}, {"array", json_array},
-    {"object", json_object}, {"is_array", json_is_array}, {"find_key", json_find_key}, {"items", json_items},
+    {"object", json_object}, {"is_array", json_is_array}, {"check_fields", json_check_fields}, {"find_key", json_find_key}, {"items", json_items},
     {"is_lazy", json_is_lazy}, {"canonical_items", json_canonical_items}, {"list_builder", json_list_builder},
     {NULL, NULL}};
   static const luaL_Reg list_methods[] = {{"drop", jlist_drop}, {"count", jlist_count}, {"text", jlist_text}, {NULL, NULL}};

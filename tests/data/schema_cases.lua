@@ -144,8 +144,16 @@ local OP = {
   l = { type = "array", items = { type = "integer", max = 9 }, max_items = 2 },
   raw = { type = "array" },
 }
+-- a sixth item true: json.check_fields (the fast path) must take the case whole, not leave it to the Lua path
 M.args = {
-  { "defaults filled in", OP, { s = "abc" }, true, { s = "abc", n = 2 } },
+  { "defaults filled in", OP, { s = "abc" }, true, { s = "abc", n = 2 }, true },
+  { "every kind the fast path checks, and the rest through their checkers", OP,
+    { s = "abcd", n = 1, b = true, a = obj({}), free = obj({ x = { 1 } }), e = "x", p = "ok", q = "7",
+      f = 2, o = { k = 5 }, l = arr({ 9 }), raw = arr({}) }, true,
+    { s = "abcd", n = 1, b = true, a = obj({}), free = { x = { 1 } }, e = "x", p = "ok", q = "7",
+      f = 2, o = { k = 5, d = "dd" }, l = { 9 }, raw = arr({}) }, true },
+  { "a string beyond ASCII", OP, { s = "\u{e9}t" }, true, { s = "\u{e9}t", n = 2 } },
+  { "at most 4 bytes, not characters", OP, { s = "\u{e9}\u{e9}\u{e9}" }, false, { "s", "must be at most 4 characters" } },
   { "every type", OP, { s = "ab", n = 5, f = 1, b = false, e = "y", p = "ok", q = "12", u = null, a = { 1 },
       o = { k = 1 }, free = { z = { 1 } }, l = arr({ 1, 2 }), raw = arr({ "v", 1 }) }, true,
     { s = "ab", n = 5, f = 1, b = false, e = "y", p = "ok", q = "12", u = null, a = { 1 },

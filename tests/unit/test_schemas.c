@@ -50,6 +50,16 @@ static const char RUNNER[] =
   "                       not tostring(res.message):find(expect[2], 1, true)) then\n"
   "      bad(name, 'error ' .. tostring(res.code) .. ' ' .. tostring(res.field) .. ': ' .. tostring(res.message))\n"
   "    end\n"
+  /* the fast path alone: what it answers is the Lua path's answer; what it
+   * refuses it leaves to that path (nothing) or raises as that path would */
+  "    local fok, fres = pcall(json.check_fields, schema.list_of(fields), args)\n"
+  "    if fok and fres ~= nil and not want then bad(name, 'the fast path took an invalid value')\n"
+  "    elseif fok and fres ~= nil and json.encode(fres, {sort = true}) ~= json.encode(expect, {sort = true}) then\n"
+  "      bad(name, 'fast path got ' .. json.encode(fres, {sort = true}))\n"
+  "    elseif fok and fres == nil and c[6] then bad(name, 'left to the Lua path')\n"
+  "    elseif not fok and (want or fres.field ~= expect[1]) then\n"
+  "      bad(name, 'fast path raised ' .. tostring(fres.field) .. ': ' .. tostring(fres.message))\n"
+  "    end\n"
   "  end\n"
   "elseif kind == 'forms' then\n"
   "  local input = require 'mcp.input'\n"
