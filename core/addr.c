@@ -78,11 +78,19 @@ static const struct block blocks[] = {
 #define NBLOCKS (sizeof blocks / sizeof blocks[0])
 
 static addr_cidr parsed[NBLOCKS];
+/* blocks[] holds the IPv4 blocks first, then the IPv6 ones (parse_blocks
+ * checks): a lookup walks its family's part only */
+static size_t nv4;
 static pthread_once_t parsed_once = PTHREAD_ONCE_INIT;
 
 static void parse_blocks(void) {
-  for (size_t i = 0; i < NBLOCKS; i++)
+  for (size_t i = 0; i < NBLOCKS; i++) {
     if (addr_cidr_parse(blocks[i].cidr, &parsed[i]) != 0) abort(); /* table typo */
+    if (parsed[i].a.family == AF_INET) {
+      if (nv4 != i) abort(); /* an IPv4 block after an IPv6 one */
+      nv4 = i + 1;
+    }
+  }
 }
 
 int addr_parse(const char *s, addr_t *out, int *zoned) {
@@ -190,7 +198,8 @@ static int embed_v4(const addr_t *a, const char *cidr, addr_t *v4, addr_t *v4b) 
 
 static int lookup(const addr_t *a) {
   int best = -1, bestbits = -1;
-  for (size_t i = 0; i < NBLOCKS; i++)
+  size_t from = a->family == AF_INET ? 0 : nv4, to = a->family == AF_INET ? nv4 : NBLOCKS;
+  for (size_t i = from; i < to; i++)
     if (parsed[i].bits > bestbits && addr_in_cidr(a, &parsed[i])) {
       best = (int)i;
       bestbits = parsed[i].bits;

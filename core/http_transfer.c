@@ -570,6 +570,7 @@ static int judge_and_pin(xfer *x) {
         snprintf(rs->message, sizeof rs->message, "%s resolves to %s (%s)", u->host, t, block);
       return -1;
     }
+    if (u->host_is_ip) continue;  /* curl connects to the address itself: no pin */
     char t[64];
     addr_text(&addrs[i], t, sizeof t);
     pl += (size_t)snprintf(pin + pl, sizeof pin - pl, "%s%s%s%s", i ? "," : "",
