@@ -620,13 +620,53 @@ static int idle_put(struct http_state *st, struct idle_pool *p, void *h, int use
   return kept;
 }
 
-/* An idle easy handle of the engine, reset to its defaults (a reset keeps
- * no option of the last transfer: URL, headers, pins, callbacks), or a new
- * one; *uses counts its use. */
-static CURL *easy_take(struct http_state *st, int *uses) {
+/* The options every transfer of the engine has alike, set once on a new
+ * easy handle (setup sets all the others on every transfer). */
+static void easy_static(CURL *h, struct http_state *st, CURLSH *share) {
+  curl_easy_setopt(h, CURLOPT_SHARE, share);
+  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);  /* the engine follows */
+  curl_easy_setopt(h, CURLOPT_PROXY, "");            /* ignore *_proxy variables */
+  curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(h, CURLOPT_NETRC, (long)CURL_NETRC_IGNORED);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  /* curl loads no bundle of its own: the callback installs the engine's */
+  curl_easy_setopt(h, CURLOPT_CAINFO, NULL);
+  curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+  curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+  curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, st);
+  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  /* No PIPEWAIT. Each call runs its own multi handle over the shared
+   * connection cache, and libcurl multiplexes a transfer only onto a
+   * connection of its own multi handle; waiting could only park it behind
+   * another thread's connection attempt that it can never use, and libcurl
+   * (7.88) neither wakes such a parked transfer from another multi handle
+   * nor times it out: calls hung for good when a server died under load. */
+  curl_easy_setopt(h, CURLOPT_PIPEWAIT, 0L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  /* Offers gzip alone: what servers compress with, and each encoding offered is
+   * formatted into every request (the full list cost ~2% of a tool call). A body
+   * in another encoding libcurl knows still decodes; on_write counts decoded bytes. */
+  curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "gzip");
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "mcplink/" MCPL_VERSION);
+  curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+  curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+}
+
+/* An idle easy handle of the engine (its static options set, and the last
+ * transfer's others all set again by setup: URL, headers, pins, method,
+ * body, limits, callback data), or a new one with its static options;
+ * *uses counts its use. */
+static CURL *easy_take(struct http_state *st, CURLSH *share, int *uses) {
   CURL *h = idle_take(st, &st->easies, uses);
-  if (!h) return curl_easy_init();
-  curl_easy_reset(h);
+  if (h) return h;
+  h = curl_easy_init();
+  if (h) easy_static(h, st, share);
   return h;
 }
 
@@ -652,64 +692,39 @@ static int setup(xfer *x) {
   if (judge_and_pin(x) != 0) return -1;
   CURLSH *share = share_of(x->st);
   if (!share) { set_err(rs, "internal", "internal", "libcurl initialisation failed"); return -1; }
-  CURL *h = x->h = easy_take(x->st, &x->easy_uses);
+  CURL *h = x->h = easy_take(x->st, share, &x->easy_uses);
   if (!h) { set_err(rs, "internal", "internal", "curl_easy_init failed"); return -1; }
   for (size_t i = 0; i < rq->nheaders; i++) x->hdrs = curl_slist_append(x->hdrs, rq->headers[i]);
   x->hdrs = curl_slist_append(x->hdrs, "Expect:");
+  /* every option a transfer sets differently, set on every transfer */
   curl_easy_setopt(h, CURLOPT_PRIVATE, x);
   curl_easy_setopt(h, CURLOPT_CURLU, u->h);
-  curl_easy_setopt(h, CURLOPT_SHARE, share);
-  if (x->pin) curl_easy_setopt(h, CURLOPT_RESOLVE, x->pin);
+  curl_easy_setopt(h, CURLOPT_RESOLVE, x->pin);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, rq->allow_http ? "http,https" : "https");
-  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);  /* the engine follows */
-  curl_easy_setopt(h, CURLOPT_PROXY, "");            /* ignore *_proxy variables */
-  curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt(h, CURLOPT_NETRC, (long)CURL_NETRC_IGNORED);
-  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-  /* curl loads no bundle of its own: the callback installs the engine's */
-  curl_easy_setopt(h, CURLOPT_CAINFO, NULL);
-  curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
-  curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
-  curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, x->st);
-  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  /* No PIPEWAIT. Each call runs its own multi handle over the shared
-   * connection cache, and libcurl multiplexes a transfer only onto a
-   * connection of its own multi handle; waiting could only park it behind
-   * another thread's connection attempt that it can never use, and libcurl
-   * (7.88) neither wakes such a parked transfer from another multi handle
-   * nor times it out: calls hung for good when a server died under load. */
-  curl_easy_setopt(h, CURLOPT_PIPEWAIT, 0L);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  /* Offers gzip alone: what servers compress with, and each encoding offered is
-   * formatted into every request (the full list cost ~2% of a tool call). A body
-   * in another encoding libcurl knows still decodes; on_write counts decoded bytes. */
-  curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "gzip");
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "mcplink/" MCPL_VERSION);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs);
-  curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
   curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, x);
-  curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
   curl_easy_setopt(h, CURLOPT_PREREQDATA, x);
-  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
-  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, x->connect_ms + BACKSTOP_MS);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, x->total_ms + BACKSTOP_MS);
   curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
   const char *m = rq->method ? rq->method : (rq->body ? "POST" : "GET");
+  int get = strcmp(m, "GET") == 0 && !rq->body, head = strcmp(m, "HEAD") == 0;
+  /* The method from scratch: a body makes a POST, no body a GET (never a
+   * POST without its fields, which libcurl would read from stdin); then the
+   * method's name, and HEAD's no-body. */
   if (rq->body) {
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body);
+  } else {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
   }
-  if (strcmp(m, "GET") == 0 && !rq->body) curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-  else if (strcmp(m, "HEAD") == 0) curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-  else if (strcmp(m, "POST") != 0) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, get || head || strcmp(m, "POST") == 0 ? NULL : m);
+  curl_easy_setopt(h, CURLOPT_NOBODY, head ? 1L : 0L);
   return 0;
 }
 
