@@ -7,7 +7,11 @@ local credentials = require "credentials"
 local authtypes = require "authtypes"
 -- the MCP client (and its protocol modules) loads when a server is first
 -- reached, not with the ops that only read records (server list)
-local function mcpclient() return require "mcp.client" end
+local client_mod
+local function mcpclient()
+  client_mod = client_mod or require "mcp.client"
+  return client_mod
+end
 
 local M = {}
 

@@ -21,9 +21,14 @@ end
 -- current() -> the settings {allow_private_urls=bool, allow_http=bool,
 -- input_timeout_ms=int}, shared with later calls while they stay the same:
 -- read it, never change it (the network layer reads it on every request)
+local store_mod -- the store binding, once found (a state without one reads the defaults)
 function M.current()
-  local ok, store = pcall(require, "store")
-  if not (ok and type(store) == "table" and store.setting_get) then return M.DEFAULTS end
+  local store = store_mod
+  if not store then
+    local ok, s = pcall(require, "store")
+    if not (ok and type(s) == "table" and s.setting_get) then return M.DEFAULTS end
+    store, store_mod = s, s
+  end
   local version = store.settings_version and store.settings_version()
   if version ~= nil and version == cached_version then return cached end
   local out = copy(M.DEFAULTS)
