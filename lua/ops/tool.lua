@@ -60,10 +60,9 @@ registry.op {
   end,
 }
 
--- usable_tool(a, assistant_ref, tool, timeout_ms, field) -> asst, entry,
--- server row, timeout: the attachment, enablement, classification and
--- approval, checked at every call and at every continuation of one
-local function usable_tool(a, assistant_ref, tool, timeout_ms, field)
+-- checks(a, assistant_ref, tool, field) -> {asst, entry, server row, its
+-- timeout}: the attachment, enablement, classification and approval
+local function checks(a, assistant_ref, tool, field)
   -- the assistant and server rows are shared under the op's change counters
   -- (model.shared_row): read here and by the call, never changed
   local asst = assistants.get(a, assistant_ref, field or "assistant", true)
@@ -77,9 +76,24 @@ local function usable_tool(a, assistant_ref, tool, timeout_ms, field)
       "' changed its definition and awaits a tenant admin's approval (tool.approve)", field or "tool")
   end
   local s = model.shared_row(a, "servers", en.server.id) or store.get(a, "servers", en.server.id)
-  local timeout = connection.timeout_of(s)
+  return { asst, en, s, connection.timeout_of(s) }
+end
+
+-- usable_tool(a, assistant_ref, tool, timeout_ms, field) -> asst, entry,
+-- server row, timeout: the checks, at every call and at every continuation
+-- of one. What they read is the tenant's rows under the op's change
+-- counters, so a pass is kept under those counters for the user, assistant
+-- and tool (model.under_counters), as the rows are: any change to the
+-- tenant's rows or the settings, on any instance, makes the next call check
+-- again. A refusal is never kept: it raises each time.
+local function usable_tool(a, assistant_ref, tool, timeout_ms, field)
+  -- the user's id and the reference length-prefixed: no two triples share a key
+  local uid = tostring(a.user_id)
+  local plan = model.under_counters(a, "usable|" .. #uid .. "|" .. uid .. #assistant_ref .. "|" .. assistant_ref ..
+    tool, checks, a, assistant_ref, tool, field)
+  local timeout = plan[4]
   if timeout_ms and timeout_ms < timeout then timeout = timeout_ms end
-  return asst, en, s, timeout
+  return plan[1], plan[2], plan[3], timeout
 end
 
 -- checked(en, r) -> r: a complete result of a tool that declares an
