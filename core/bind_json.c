@@ -1675,6 +1675,78 @@ static int json_is_array(lua_State *L) {
   return 1;
 }
 
+/* The JSON-RPC kind of the message at idx (lua/mcp/jsonrpc.lua, kind):
+ * "response", "request", "notification", or NULL when it is none. */
+static const char *rpc_kind(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (!lua_istable(L, idx)) return NULL;
+  if (lua_getmetatable(L, idx)) {
+    int arr = lua_rawequal(L, -1, UV_ARRAY);
+    lua_pop(L, 1);
+    if (arr) return NULL;
+  }
+  lua_pushliteral(L, "id");
+  int it = lua_rawget(L, idx);
+  int id_ok = it == LUA_TSTRING || lua_isinteger(L, -1);
+  int id_null = it == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL;
+  lua_pop(L, 1);
+  lua_pushliteral(L, "method");
+  int mt = lua_rawget(L, idx);
+  lua_pop(L, 1);
+  if (mt == LUA_TSTRING) {
+    if (it == LUA_TNIL) return "notification";
+    return id_ok ? "request" : NULL;
+  }
+  lua_pushliteral(L, "result");
+  int rt = lua_rawget(L, idx);
+  lua_pop(L, 1);
+  lua_pushliteral(L, "error");
+  int et = lua_rawget(L, idx);
+  lua_pop(L, 1);
+  if ((rt != LUA_TNIL || et == LUA_TTABLE) && (id_ok || id_null || it == LUA_TNIL)) return "response";
+  return NULL;
+}
+
+/* json.messages(text [, {lazy = {keys}}]) -> list, kinds | nil, "empty" |
+ * nil, "invalid" | raises as json.decode: what a server sent, decoded as
+ * JSON-RPC (lua/mcp/jsonrpc.lua, parse): a batch's messages or the one
+ * message in a list, each message's kind at the same index in kinds. */
+static int json_messages(lua_State *L) {
+  json_decode(L); /* leaves the value on top: arguments at 1 and 2 */
+  int v = lua_gettop(L);
+  int batch = 0;
+  if (lua_istable(L, v) && lua_getmetatable(L, v)) {
+    batch = lua_rawequal(L, -1, UV_ARRAY);
+    lua_pop(L, 1);
+  }
+  if (!batch) {
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, v);
+    lua_rawseti(L, -2, 1);
+    lua_replace(L, v);
+  }
+  lua_Integer n = (lua_Integer)lua_rawlen(L, v);
+  if (n == 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "empty");
+    return 2;
+  }
+  lua_createtable(L, (int)(n < 64 ? n : 64), 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, v, i);
+    const char *k = rpc_kind(L, -1);
+    lua_pop(L, 1);
+    if (!k) {
+      lua_pushnil(L);
+      lua_pushliteral(L, "invalid");
+      return 2;
+    }
+    lua_pushstring(L, k);
+    lua_rawseti(L, -2, i);
+  }
+  return 2;
+}
+
 /* json.check_fields(list, v [, path]) -> cleaned copy | nothing: the fast path
  * of the op-argument checker (lua/schema.lua, check_fields) for a decoded
  * object. list is schema.lua's compiled field list: n, the names sorted at
@@ -1785,7 +1857,8 @@ static int json_check_fields(lua_State *L) {
 int luaopen_mcpl_json(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"decode", json_decode}, {"encode", json_encode}, {"canonical", json_canonical}, {"array", json_array},
-    {"object", json_object}, {"is_array", json_is_array}, {"check_fields", json_check_fields}, {"find_key", json_find_key}, {"items", json_items},
+    {"object", json_object}, {"is_array", json_is_array}, {"check_fields", json_check_fields},
+    {"messages", json_messages}, {"find_key", json_find_key}, {"items", json_items},
     {"is_lazy", json_is_lazy}, {"canonical_items", json_canonical_items}, {"list_builder", json_list_builder},
     {NULL, NULL}};
   static const luaL_Reg list_methods[] = {{"drop", jlist_drop}, {"count", jlist_count}, {"text", jlist_text}, {NULL, NULL}};

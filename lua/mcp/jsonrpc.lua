@@ -64,22 +64,18 @@ end
 -- far (mcp.paging bounds a whole list by it without encoding it again)
 M.bytes_parsed = 0
 
+-- (json.messages decodes and classifies in one pass, as kind() does)
 function M.parse(text, lazy)
   if type(text) ~= "string" then errors.raise("upstream_error", "expected a JSON-RPC message") end
   M.bytes_parsed = M.bytes_parsed + #text
-  local ok, v = pcall(json.decode, text, lazy and { lazy = lazy } or nil)
+  local ok, list, kinds = pcall(json.messages, text, lazy and { lazy = lazy } or nil)
   if not ok then
     errors.raise("upstream_error", "the server sent invalid JSON", nil, { reason = "invalid_json" })
   end
-  local list = (type(v) == "table" and json.is_array(v)) and v or { v }
-  if #list == 0 then errors.raise("upstream_error", "the server sent an empty JSON-RPC batch", nil, { reason = "invalid_message" }) end
-  local kinds = {}
-  for i, m in ipairs(list) do
-    local k = M.kind(m)
-    if not k then
-      errors.raise("upstream_error", "the server sent something that is not a JSON-RPC message", nil, { reason = "invalid_message" })
-    end
-    kinds[i] = k
+  if kinds == "empty" then
+    errors.raise("upstream_error", "the server sent an empty JSON-RPC batch", nil, { reason = "invalid_message" })
+  elseif not list then
+    errors.raise("upstream_error", "the server sent something that is not a JSON-RPC message", nil, { reason = "invalid_message" })
   end
   return list, kinds
 end

@@ -902,7 +902,29 @@ static void test_jsonrpc_parse_kinds(void **st) {
          "end\n"
          "local one, k1 = jsonrpc.parse('{\"jsonrpc\":\"2.0\",\"id\":2,\"error\":{\"code\":1,\"message\":\"m\"}}')\n"
          "if #one ~= 1 or k1[1] ~= 'response' then return 'a single error response' end\n"
-         "if pcall(jsonrpc.parse, '[{\"x\":1}]') then return 'not a message: refused' end");
+         "if pcall(jsonrpc.parse, '[{\"x\":1}]') then return 'not a message: refused' end\n"
+         /* the kinds json.messages gives (C) are kind()'s (Lua), message by message */
+         "local json = require 'json'\n"
+         "local texts = { '{\"id\":1,\"result\":{}}', '{\"id\":\"a\",\"result\":null}', '{\"id\":1.5,\"result\":{}}',\n"
+         "  '{\"id\":null,\"error\":{}}', '{\"error\":{}}', '{\"error\":\"x\",\"id\":1}', '{\"id\":true,\"method\":\"m\"}',\n"
+         "  '{\"method\":\"m\"}', '{\"method\":\"m\",\"id\":null}', '{\"method\":5,\"id\":1,\"result\":1}',\n"
+         "  '{\"method\":\"m\",\"id\":7}', '{\"id\":1}', '5', '\"s\"', '[[1]]', '[{\"id\":2,\"result\":0},{\"id\":{},\"result\":0}]' }\n"
+         "for _, t in ipairs(texts) do\n"
+         "  local v = json.decode(t)\n"
+         "  local msgs = (type(v) == 'table' and json.is_array(v)) and v or { v }\n"
+         "  local want = true\n"
+         "  for _, m in ipairs(msgs) do if not jsonrpc.kind(m) then want = false end end\n"
+         "  local ok, list, kinds = pcall(jsonrpc.parse, t)\n"
+         "  if ok ~= want then return t .. ': parsed=' .. tostring(ok) end\n"
+         "  if ok then for i, m in ipairs(msgs) do\n"
+         "    if kinds[i] ~= jsonrpc.kind(m) then return t .. ': kind ' .. tostring(kinds[i]) end\n"
+         "  end end\n"
+         "  if not ok and list.reason ~= 'invalid_message' then return t .. ': ' .. tostring(list.reason) end\n"
+         "end\n"
+         "local ok, e = pcall(jsonrpc.parse, '[]')\n"
+         "if ok or not tostring(e.message):find('empty JSON-RPC batch', 1, true) then return 'empty batch' end\n"
+         "ok, e = pcall(jsonrpc.parse, '{\"id\":1,')\n"
+         "if ok or e.reason ~= 'invalid_json' then return 'invalid JSON' end");
 }
 
 /* A state's clients ask for the sweep from SWEEP_FIRST_MS after its first
