@@ -106,16 +106,17 @@ static int hs_on_body(void *ud, const char *data, size_t len) {
 }
 
 static void push_result(lua_State *L, const hs_ctx *c, const http_response *rs) {
-  lua_createtable(L, 0, 9);
+  lua_createtable(L, 0, c->sse_mode ? 8 : 5);
   lua_pushinteger(L, rs->status); lua_setfield(L, -2, "status");
   http_lua_push_headers(L, rs); lua_setfield(L, -2, "headers");
   lua_pushboolean(L, c->sse_mode); lua_setfield(L, -2, "sse");
-  lua_pushboolean(L, c->stopped); lua_setfield(L, -2, "stopped");
-  lua_pushinteger(L, (lua_Integer)c->sse.events); lua_setfield(L, -2, "events");
-  lua_pushstring(L, sse_last_id(&c->sse)); lua_setfield(L, -2, "last_event_id");
-  lua_pushinteger(L, sse_retry(&c->sse)); lua_setfield(L, -2, "retry_ms");
   lua_pushstring(L, rs->primary_ip); lua_setfield(L, -2, "primary_ip");
-  if (!c->sse_mode) {
+  if (c->sse_mode) { /* what only a stream has */
+    lua_pushboolean(L, c->stopped); lua_setfield(L, -2, "stopped");
+    lua_pushinteger(L, (lua_Integer)c->sse.events); lua_setfield(L, -2, "events");
+    lua_pushstring(L, sse_last_id(&c->sse)); lua_setfield(L, -2, "last_event_id");
+    lua_pushinteger(L, sse_retry(&c->sse)); lua_setfield(L, -2, "retry_ms");
+  } else {
     lua_pushlstring(L, c->body ? c->body : "", c->body_len);
     lua_setfield(L, -2, "body");
   }
@@ -137,7 +138,8 @@ static void push_err(lua_State *L, const char *code, const char *reason, const c
  * A 2xx text/event-stream body is parsed and each event passed to
  * on_event(ev); a truthy return ends the exchange early (stopped=true). Other
  * bodies are returned whole in response.body. response = {status, headers,
- * sse, stopped, events, last_event_id, retry_ms, body?}. On a transport
+ * sse, primary_ip, and a stream's stopped, events, last_event_id and
+ * retry_ms, or another body's body}. On a transport
  * failure (or a stream cut short) err = {code, reason, message} and partial
  * carries what was seen, so the caller can resume or re-issue. */
 int http_stream_lua(lua_State *L) {

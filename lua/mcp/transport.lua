@@ -296,8 +296,8 @@ end
 -- pump_handle (a parked pump to read on), listen (the session's GET stream
 -- read alongside: see pumped), lazy (a path of keys whose array each message
 -- leaves undecoded: jsonrpc.parse)}.
--- r = {status, headers, body?, sse, message?, last_event_id, retry_ms,
---      cut = err when an SSE stream broke before the response, url,
+-- r = {status, headers, body?, sse, message?, last_event_id and retry_ms (a
+--      stream's), cut = err when an SSE stream broke before the response, url,
 --      parked = the pump of a parked call}
 -- Raises url_blocked, timeout, too_large and upstream_error (transport,
 -- invalid JSON, wrong or missing ids, redirect loops).
