@@ -289,6 +289,97 @@ void http_lua_push_headers(lua_State *L, const http_response *rs) {
   }
 }
 
+/* The headers as a view: one userdata holding every field's name and value
+ * in one block (n, then each field's name and value offsets, then the text),
+ * read by name on demand, so a response makes no Lua string or table per
+ * header it carries. */
+#define HVIEW_MT "mcpl.http.header_view"
+typedef struct {
+  size_t n;
+  size_t off[]; /* 2n: name, value; into the text after them */
+} hview;
+
+static const char *hv_text(const hview *v) { return (const char *)(v->off + 2 * v->n); }
+
+/* view[name] -> the value of that lowercase field name, repeated fields
+ * joined with ", " | nil */
+static int hview_index(lua_State *L) {
+  const hview *v = luaL_checkudata(L, 1, HVIEW_MT);
+  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+  const char *t = hv_text(v), *first = NULL;
+  luaL_Buffer b;
+  int many = 0;
+  for (size_t i = 0; k && i < v->n; i++) {
+    if (strcmp(t + v->off[2 * i], k) != 0) continue;
+    const char *val = t + v->off[2 * i + 1];
+    if (!first) { first = val; continue; }
+    if (!many) { luaL_buffinit(L, &b); luaL_addstring(&b, first); many = 1; }
+    luaL_addstring(&b, ", ");
+    luaL_addstring(&b, val);
+  }
+  if (many) luaL_pushresult(&b);
+  else if (first) lua_pushstring(L, first);
+  else lua_pushnil(L);
+  return 1;
+}
+
+static int hview_next(lua_State *L) {
+  lua_settop(L, 2);
+  if (lua_next(L, 1)) return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
+/* pairs(view): over a table of them all, as http_lua_push_headers makes */
+static int hview_pairs(lua_State *L) {
+  const hview *v = luaL_checkudata(L, 1, HVIEW_MT);
+  const char *t = hv_text(v);
+  lua_pushcfunction(L, hview_next);
+  lua_createtable(L, 0, (int)v->n);
+  for (size_t i = 0; i < v->n; i++) {
+    const char *name = t + v->off[2 * i];
+    if (lua_getfield(L, -1, name) == LUA_TSTRING) {
+      lua_pushstring(L, ", ");
+      lua_pushstring(L, t + v->off[2 * i + 1]);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushstring(L, t + v->off[2 * i + 1]);
+    }
+    lua_setfield(L, -2, name);
+  }
+  lua_pushnil(L);
+  return 3;
+}
+
+void http_lua_push_header_view(lua_State *L, const http_response *rs) {
+  size_t text = 0;
+  for (size_t i = 0; i < rs->nheaders; i++)
+    text += strlen(rs->headers[i].name) + strlen(rs->headers[i].value) + 2;
+  hview *v = lua_newuserdatauv(L, sizeof *v + 2 * rs->nheaders * sizeof v->off[0] + text, 0);
+  v->n = rs->nheaders;
+  char *t = (char *)(v->off + 2 * v->n);
+  size_t at = 0;
+  for (size_t i = 0; i < rs->nheaders; i++) {
+    size_t nl = strlen(rs->headers[i].name) + 1, vl = strlen(rs->headers[i].value) + 1;
+    v->off[2 * i] = at;
+    memcpy(t + at, rs->headers[i].name, nl);
+    at += nl;
+    v->off[2 * i + 1] = at;
+    memcpy(t + at, rs->headers[i].value, vl);
+    at += vl;
+  }
+  if (luaL_newmetatable(L, HVIEW_MT)) {
+    lua_pushcfunction(L, hview_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, hview_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+  }
+  lua_setmetatable(L, -2);
+}
+
 /* http.request(spec) -> response | nil, {code, reason, message} */
 static int l_request(lua_State *L) {
   http_request rq;

@@ -168,5 +168,9 @@ long http_lua_opt_long(lua_State *L, int idx, const char *k);
 void http_lua_spec(lua_State *L, int idx, http_request *rq);
 /* Pushes a response's headers as {lowercase name = value, repeated joined}. */
 void http_lua_push_headers(lua_State *L, const http_response *rs);
+/* Pushes them as a read-only view that answers the same by name
+ * (view[name]; pairs(view) walks such a table), made without a Lua string
+ * per header: the MCP transfers' responses (mcp.stream, mcp.pump). */
+void http_lua_push_header_view(lua_State *L, const http_response *rs);
 
 #endif

@@ -108,7 +108,7 @@ static int hs_on_body(void *ud, const char *data, size_t len) {
 static void push_result(lua_State *L, const hs_ctx *c, const http_response *rs) {
   lua_createtable(L, 0, c->sse_mode ? 8 : 5);
   lua_pushinteger(L, rs->status); lua_setfield(L, -2, "status");
-  http_lua_push_headers(L, rs); lua_setfield(L, -2, "headers");
+  http_lua_push_header_view(L, rs); lua_setfield(L, -2, "headers");
   lua_pushboolean(L, c->sse_mode); lua_setfield(L, -2, "sse");
   lua_pushstring(L, rs->primary_ip); lua_setfield(L, -2, "primary_ip");
   if (c->sse_mode) { /* what only a stream has */

@@ -508,7 +508,7 @@ static void push_end(lua_State *L, mcp_pump *p) {
   lua_createtable(L, 0, 10);
   lua_pushliteral(L, "end"); lua_setfield(L, -2, "kind");
   lua_pushinteger(L, p->rs.status); lua_setfield(L, -2, "status");
-  http_lua_push_headers(L, &p->rs); lua_setfield(L, -2, "headers");
+  http_lua_push_header_view(L, &p->rs); lua_setfield(L, -2, "headers");
   lua_pushboolean(L, p->sse_mode); lua_setfield(L, -2, "sse");
   lua_pushstring(L, sse_last_id(&p->sse)); lua_setfield(L, -2, "last_event_id");
   lua_pushinteger(L, sse_retry(&p->sse)); lua_setfield(L, -2, "retry_ms");

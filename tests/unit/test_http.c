@@ -303,6 +303,31 @@ static void test_limits(void **st) {
          "if e then return e end\n");
 }
 
+/* An MCP transfer's response headers are a view read by name (no Lua value
+ * per header until asked): the same answers as net.request's table, a
+ * repeated field joined with ", ", pairs() walking them all. */
+static void test_stream_header_view(void **st) {
+  (void)st;
+  lua_ok("local mcp = require 'mcp'\n"
+         "local u = net.parse(S .. '/repeat')\n"
+         "local lim = { timeout_ms = 5000, connect_timeout_ms = 5000, max_bytes = 1048576, max_header_bytes = 65536 }\n"
+         "local r = mcp.stream({ url = u, method = 'GET', guard = net.decide(ctx, u, 'mcp').guard, limits = lim })\n"
+         "local h = r.headers\n"
+         "if type(h) ~= 'userdata' then return 'a ' .. type(h) end\n"
+         "if h['x-rep'] ~= 'a, b' then return 'repeated: ' .. tostring(h['x-rep']) end\n"
+         "if h['x-one'] ~= '1' or h['content-type'] ~= 'text/plain' then return 'fields' end\n"
+         "if h['X-One'] ~= nil or h.absent ~= nil or h[1] ~= nil then return 'names are lowercase strings' end\n"
+         "local all, n = {}, 0\n"
+         "for k, v in pairs(h) do all[k] = v; n = n + 1 end\n"
+         "if all['x-rep'] ~= 'a, b' or all['x-one'] ~= '1' or all['content-type'] ~= 'text/plain' then return 'pairs' end\n"
+         "local plain = net.request(ctx, { url = S .. '/repeat' }).headers\n"
+         "local m = 0\n"
+         "for k, v in pairs(plain) do m = m + 1; if all[k] ~= v then return 'differs from net.request at ' .. k end end\n"
+         "if m ~= n then return n .. ' fields, net.request ' .. m end\n"
+         "if getmetatable(h) ~= false then return 'its metatable shows' end\n"
+         "if pcall(function() h.x = 1 end) then return 'written to' end\n");
+}
+
 /* Responses come decoded in any content encoding libcurl knows (gzip is what
  * requests offer; deflate and br sent unasked decode too), on both transfer
  * paths, and a body's limit counts the decoded bytes: a small compressed
@@ -1187,6 +1212,7 @@ int main(void) {
     cmocka_unit_test(test_limits),
     cmocka_unit_test(test_request_many),
     cmocka_unit_test(test_compressed_bodies),
+    cmocka_unit_test(test_stream_header_view),
     cmocka_unit_test(test_untrusted_certificate),
     cmocka_unit_test(test_c_streaming),
     cmocka_unit_test(test_c_cancellation),
