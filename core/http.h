@@ -50,7 +50,7 @@ typedef struct {
 } http_limits;
 
 typedef struct {
-  char *name;   /* lower case */
+  char *name;   /* lower case; one allocation with the value, freed by name */
   char *value;
 } http_header;
 

@@ -217,10 +217,7 @@ static void set_err(http_response *rs, const char *code, const char *reason, con
 static int cancelled(xfer *x) { return mcpl_cancel_requested(x->e, x->rq->cancel); }
 
 static void headers_clear(http_response *rs) {
-  for (size_t i = 0; i < rs->nheaders; i++) {
-    free(rs->headers[i].name);
-    free(rs->headers[i].value);
-  }
+  for (size_t i = 0; i < rs->nheaders; i++) free(rs->headers[i].name); /* and its value */
   free(rs->headers);
   rs->headers = NULL;
   rs->nheaders = 0;
@@ -296,11 +293,17 @@ static int add_header(http_response *rs, const char *line, size_t n) {
   const char *v = colon + 1, *end = line + n;
   while (v < end && (*v == ' ' || *v == '\t')) v++;
   while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t')) end--;
-  http_header *nh = realloc(rs->headers, (rs->nheaders + 1) * sizeof *nh);
-  if (!nh) return -1;
-  rs->headers = nh;
-  char *name = malloc(nl + 1), *val = malloc((size_t)(end - v) + 1);
-  if (!name || !val) { free(name); free(val); return -1; }
+  /* the list grows to 8, then doubles at each power of two */
+  size_t have = rs->nheaders;
+  if (have == 0 || (have >= 8 && (have & (have - 1)) == 0)) {
+    http_header *nh = realloc(rs->headers, (have ? 2 * have : 8) * sizeof *nh);
+    if (!nh) return -1;
+    rs->headers = nh;
+  }
+  /* one block per field: its name, then its value (freed by the name) */
+  char *name = malloc(nl + 1 + (size_t)(end - v) + 1);
+  if (!name) return -1;
+  char *val = name + nl + 1;
   for (size_t i = 0; i < nl; i++) {
     char c = line[i];
     name[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
