@@ -86,11 +86,25 @@ end
 -- and tool (model.under_counters), as the rows are: any change to the
 -- tenant's rows or the settings, on any instance, makes the next call check
 -- again. A refusal is never kept: it raises each time.
+local function new_passes() return { n = 0, by = {} } end
+local PASSES_MAX = 1024
+
 local function usable_tool(a, assistant_ref, tool, timeout_ms, field)
-  -- the user's id and the reference length-prefixed: no two triples share a key
-  local uid = tostring(a.user_id)
-  local plan = model.under_counters(a, "usable|" .. #uid .. "|" .. uid .. #assistant_ref .. "|" .. assistant_ref ..
-    tool, checks, a, assistant_ref, tool, field)
+  -- by user, assistant reference and tool, in tables (no key text to build);
+  -- without counters to keep them under, under_counters hands out a new set
+  local passes = model.under_counters(a, "usable", new_passes)
+  local uid = a.user_id or ""
+  local by_u = passes.by[uid]
+  local by_a = by_u and by_u[assistant_ref]
+  local plan = by_a and by_a[tool]
+  if not plan then
+    plan = checks(a, assistant_ref, tool, field)
+    if passes.n >= PASSES_MAX then passes.by, passes.n, by_u = {}, 0, nil end
+    if not by_u then by_u = {}; passes.by[uid] = by_u end
+    by_a = by_u[assistant_ref]
+    if not by_a then by_a = {}; by_u[assistant_ref] = by_a end
+    by_a[tool], passes.n = plan, passes.n + 1
+  end
   local timeout = plan[4]
   if timeout_ms and timeout_ms < timeout then timeout = timeout_ms end
   return plan[1], plan[2], plan[3], timeout
