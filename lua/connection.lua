@@ -47,14 +47,16 @@ function M.open(ctx, s, opts)
   end
   local headers, fp = credentials.for_server(ctx, s)
   if fresh then M.forget(s.id) end
-  local key = s.id .. ":" .. fp
   local timeout = M.timeout_of(s)
   local era = (not fresh and s.protocol_era ~= json.null) and s.protocol_era or nil
-  local c = kept[key]
+  -- by server, then credential fingerprint: the key text is made with the client
+  local by_fp = kept[s.id]
+  local c = by_fp and by_fp[fp]
   if c and not fresh and c.headers == headers and c.url == s.url and c.timeout_ms == timeout and
       c.server.name == s.name then
-    return mcpclient().renew(c, ctx, era), key
+    return mcpclient().renew(c, ctx, era), c.key
   end
+  local key = s.id .. ":" .. fp
   c = mcpclient().new(ctx, {
     key = key,
     url = s.url,
@@ -64,11 +66,12 @@ function M.open(ctx, s, opts)
     era = era,
     server = { id = s.id, name = s.name, url = s.url },
   })
-  if not kept[key] then
-    if nkept >= KEEP_MAX then kept, nkept = {}, 0 end
+  if not (by_fp and by_fp[fp]) then
+    if nkept >= KEEP_MAX then kept, nkept, by_fp = {}, 0, nil end
     nkept = nkept + 1
   end
-  kept[key] = c
+  if not by_fp then by_fp = {}; kept[s.id] = by_fp end
+  by_fp[fp] = c
   return c, key
 end
 
