@@ -88,21 +88,26 @@ function M.note_stale(ctx, s, key)
   end
 end
 
--- run(ctx, s, fn) -> fn(client)'s result: how the ops that use a server
--- (tool.call, resource.read, prompt.get) call it. Each attempt opens its own
--- connection inside the auth type's guard, so the retry after OAuth's 401
--- refresh carries the new token; a list_changed seen during the call marks
--- the server stale.
-function M.run(ctx, s, fn)
+-- run(ctx, s, fn, ...) -> fn(client, ...)'s result: how the ops that use a
+-- server (tool.call, resource.read, prompt.get) call it. Each attempt opens
+-- its own connection inside the auth type's guard, so the retry after
+-- OAuth's 401 refresh carries the new token; a list_changed seen during the
+-- call marks the server stale. (fn and its arguments are passed, not a
+-- closure, so a call without a guard makes none.)
+local function attempt(ctx, s, fn, ...)
+  local c, key = M.open(ctx, s)
+  local result = fn(c, ...)
+  M.note_stale(ctx, s, key)
+  return result
+end
+
+function M.run(ctx, s, fn, ...)
   local t = authtypes.of(s)
-  local function attempt()
-    local c, key = M.open(ctx, s)
-    local result = fn(c)
-    M.note_stale(ctx, s, key)
-    return result
+  if t.guard then
+    local args = table.pack(...)
+    return t.guard(ctx, s, function() return attempt(ctx, s, fn, table.unpack(args, 1, args.n)) end)
   end
-  if t.guard then return t.guard(ctx, s, attempt) end
-  return attempt()
+  return attempt(ctx, s, fn, ...)
 end
 
 return M

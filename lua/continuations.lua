@@ -107,10 +107,13 @@ function M.answers(state, given)
   return input.responses(state.requests, given, "input_responses")
 end
 
--- finish(ctx, s, bind, r) -> the op's result: r, or, for a call that waits
--- for its user's answers, a continuation of it (create)
-function M.finish(ctx, s, bind, r)
-  if input.is_suspended(r) then return M.create(ctx, s, bind, r) end
+-- finish(ctx, s, kind, assistant_id, target, r) -> the op's result: r, or,
+-- for a call that waits for its user's answers, a continuation of it
+-- (create, bound to {kind, assistant_id, target})
+function M.finish(ctx, s, kind, assistant_id, target, r)
+  if input.is_suspended(r) then
+    return M.create(ctx, s, { kind = kind, assistant_id = assistant_id, target = target }, r)
+  end
   return r
 end
 

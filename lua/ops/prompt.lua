@@ -23,7 +23,7 @@ registry.op {
       if type(v) ~= "string" then errors.raise("invalid_argument", "prompt arguments must be strings", "arguments." .. tostring(k)) end
     end
     local r = connection.run(ctx, s, function(c) return c:get_prompt(args.name, argv, { resumable = true }) end)
-    return continuations.finish(ctx, s, { kind = "prompt", assistant_id = asst.id, target = args.name }, r)
+    return continuations.finish(ctx, s, "prompt", asst.id, args.name, r)
   end,
 }
 
@@ -41,6 +41,6 @@ registry.op {
     local answers = continuations.answers(state, args.input_responses)
     continuations.consume(ctx, row)
     local r = connection.run(ctx, s, function(c) return c:resume(state, answers) end)
-    return continuations.finish(ctx, s, { kind = "prompt", assistant_id = asst.id, target = row.target }, r)
+    return continuations.finish(ctx, s, "prompt", asst.id, row.target, r)
   end,
 }

@@ -16,7 +16,7 @@ registry.op {
     local asst = assistants.get(ctx.actor, args.assistant, "assistant")
     local s = assistants.usable_server(ctx.actor, asst, args.server)
     local r = connection.run(ctx, s, function(c) return c:read_resource(args.uri, { resumable = true }) end)
-    return continuations.finish(ctx, s, { kind = "resource", assistant_id = asst.id, target = args.uri }, r)
+    return continuations.finish(ctx, s, "resource", asst.id, args.uri, r)
   end,
 }
 
@@ -34,6 +34,6 @@ registry.op {
     local answers = continuations.answers(state, args.input_responses)
     continuations.consume(ctx, row)
     local r = connection.run(ctx, s, function(c) return c:resume(state, answers) end)
-    return continuations.finish(ctx, s, { kind = "resource", assistant_id = asst.id, target = row.target }, r)
+    return continuations.finish(ctx, s, "resource", asst.id, row.target, r)
   end,
 }

@@ -133,6 +133,10 @@ local function checked(en, r)
   return r
 end
 
+local function call_tool(c, name, arguments, timeout)
+  return c:call_tool(name, arguments, { timeout_ms = timeout, resumable = true })
+end
+
 -- tool.call checks the attachment, enablement, classification and approval,
 -- then routes the call with the server's credentials (connection.run). A
 -- call that waits for its user's answers (an elicitation nobody answered
@@ -149,10 +153,8 @@ registry.op {
   handler = function(ctx, args)
     local asst, en, s, timeout = usable_tool(ctx.actor, args.assistant, args.tool, args.timeout_ms)
     log.info("tool.call", asst.id, s.id, en.cap.name)
-    local r = connection.run(ctx, s, function(c)
-      return c:call_tool(en.cap.name, args.arguments or json.object(), { timeout_ms = timeout, resumable = true })
-    end)
-    return checked(en, continuations.finish(ctx, s, { kind = "tool", assistant_id = asst.id, target = args.tool }, r))
+    local r = connection.run(ctx, s, call_tool, en.cap.name, args.arguments or json.object(), timeout)
+    return checked(en, continuations.finish(ctx, s, "tool", asst.id, args.tool, r))
   end,
 }
 
@@ -175,7 +177,7 @@ registry.op {
     continuations.consume(ctx, row)
     log.info("tool.continue", asst.id, s.id, en.cap.name)
     local r = connection.run(ctx, s, function(c) return c:resume(state, answers, { timeout_ms = timeout }) end)
-    return checked(en, continuations.finish(ctx, s, { kind = "tool", assistant_id = asst.id, target = row.target }, r))
+    return checked(en, continuations.finish(ctx, s, "tool", asst.id, row.target, r))
   end,
 }
 
