@@ -283,4 +283,13 @@ check "its write-ahead log is checkpointed and gone: the connection was closed" 
 "$bin" --db "$x" tenant list > out 2>&1
 check "a friendly command reads what it wrote" grep -q '"name": "exiting"' out
 check "and leaves no write-ahead log either" test ! -e "$x-wal"
+# output that cannot be written (a full device) is an error, said once on stderr, exit 1,
+# whether the command succeeded or not; the database is left as it was
+"$bin" --db "$x" tenant list > /dev/full 2> err; st=$?
+is "$st" 1 "a successful command whose output cannot be written exits 1"
+is "$(cat err)" "mcplink: cannot write the output" "and says so on stderr"
+"$bin" --db "$x" op tenant.create '{"name":"full"}' > /dev/full 2> err; st=$?
+is "$st" 1 "an op whose answer cannot be written exits 1"
+"$bin" --db "$x" tenant list > out 2>&1
+check "what it did is stored, no write-ahead log is left" sh -c "grep -q '\"name\": \"full\"' out && test ! -e '$x-wal'"
 done_testing
