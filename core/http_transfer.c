@@ -182,6 +182,8 @@ void http_engine_fini(mcpl_engine *e) {
 
 /* ---- one transfer ------------------------------------------------------- */
 
+#define XFER_HDRS_INLINE 16
+
 typedef struct {
   mcpl_engine *e;
   struct http_state *st;
@@ -190,6 +192,10 @@ typedef struct {
   CURL *h;
   int easy_uses;      /* of h, reused from the engine's idle handles */
   struct curl_slist *hdrs, *pin;
+  /* the request's header lines as libcurl's list, its nodes here (or, for a
+   * request with more lines, hdr_heap) and their text the request's own:
+   * no allocation per line on every request */
+  struct curl_slist hdr_inline[XFER_HDRS_INLINE], *hdr_heap;
   size_t body_cap, header_bytes;
   size_t max_body, max_header;
   int started;        /* the final response's headers were handed out */
@@ -693,12 +699,23 @@ static int setup(xfer *x) {
       return -1;
     }
   if (judge_and_pin(x) != 0) return -1;
+  size_t nh = rq->nheaders + 1; /* and "Expect:", which turns off 100-continue */
+  struct curl_slist *nodes = x->hdr_inline;
+  if (nh > XFER_HDRS_INLINE && !(nodes = x->hdr_heap = malloc(nh * sizeof *nodes))) {
+    set_err(rs, "internal", "internal", "out of memory");
+    return -1;
+  }
+  for (size_t i = 0; i < rq->nheaders; i++) {
+    nodes[i].data = (char *)rq->headers[i]; /* libcurl reads the list, never writes it */
+    nodes[i].next = &nodes[i + 1];
+  }
+  nodes[nh - 1].data = (char *)"Expect:";
+  nodes[nh - 1].next = NULL;
+  x->hdrs = nodes;
   CURLSH *share = share_of(x->st);
   if (!share) { set_err(rs, "internal", "internal", "libcurl initialisation failed"); return -1; }
   CURL *h = x->h = easy_take(x->st, share, &x->easy_uses);
   if (!h) { set_err(rs, "internal", "internal", "curl_easy_init failed"); return -1; }
-  for (size_t i = 0; i < rq->nheaders; i++) x->hdrs = curl_slist_append(x->hdrs, rq->headers[i]);
-  x->hdrs = curl_slist_append(x->hdrs, "Expect:");
   /* every option a transfer sets differently, set on every transfer */
   curl_easy_setopt(h, CURLOPT_PRIVATE, x);
   curl_easy_setopt(h, CURLOPT_CURLU, u->h);
@@ -817,7 +834,9 @@ static void xfer_cleanup(xfer *x) {
     http_lookup_wait(x->lookup, x->e, 0, NULL, a, 1, &n, r, sizeof r);
   }
   if (x->h) easy_give(x->st, x->h, x->easy_uses);
-  curl_slist_free_all(x->hdrs);
+  free(x->hdr_heap);
+  x->hdr_heap = NULL;
+  x->hdrs = NULL;
   curl_slist_free_all(x->pin);
   if (x->rs->code) { free(x->rs->body); x->rs->body = NULL; x->rs->body_len = 0; }
 }
