@@ -25,7 +25,7 @@
 #define BOUND_MS (CALL_TIMEOUT_MS + MARGIN_MS)
 #define THREADS 12             /* more than the default pool of 8 */
 #define POOL 8
-#define MAX_CALLS 8000
+#define FIRST_RECS 1024      /* each caller's record of its calls, grown as it calls */
 #define GRACE_MS 500           /* after the restart, calls started later than this must succeed */
 
 static char bindir[512];
@@ -226,15 +226,19 @@ typedef struct {
   mcpl_engine *e;
   const char *args;
   int id, once;
-  call_rec *recs;
-  int n, overflow;
+  call_rec *recs;         /* every call it made, n of them (cap allocated) */
+  int n, cap, overflow;   /* overflow: a record could not grow, so a call went unchecked */
   atomic_long busy_since;  /* start of the call in flight; 0 when none */
 } caller;
 
 static atomic_int stop_callers;
 
 static void one_call(caller *c) {
-  call_rec *r = &c->recs[c->n < MAX_CALLS ? c->n : MAX_CALLS - 1];
+  if (c->n == c->cap) { /* the caller's own array: nobody reads it before the join */
+    call_rec *more = realloc(c->recs, sizeof *more * (size_t)c->cap * 2);
+    if (more) c->recs = more, c->cap *= 2;
+  }
+  call_rec *r = &c->recs[c->n < c->cap ? c->n : c->cap - 1];
   char *res = NULL;
   r->t0 = now_ms();
   atomic_store(&c->busy_since, r->t0);
@@ -250,7 +254,7 @@ static void one_call(caller *c) {
     snprintf(r->code, sizeof r->code, "bad_result");
   }
   mcpl_free(res);
-  if (c->n < MAX_CALLS) c->n++;
+  if (c->n < c->cap) c->n++;
   else c->overflow = 1;
   if (r->rc != MCPL_OK) usleep(2000); /* a host backs off a little after a failure */
 }
@@ -305,7 +309,8 @@ static void start_callers(caller *cs, pthread_t *t, int n, mcpl_engine *e, const
     cs[i].id = i;
     cs[i].once = once;
     cs[i].n = 0;
-    if (!cs[i].recs) cs[i].recs = calloc(MAX_CALLS, sizeof(call_rec));
+    if (!cs[i].recs) cs[i].recs = calloc(cs[i].cap = FIRST_RECS, sizeof(call_rec));
+    assert_non_null(cs[i].recs);
     atomic_store(&cs[i].busy_since, 0);
     assert_int_equal(pthread_create(&t[i], NULL, caller_main, &cs[i]), 0);
   }
