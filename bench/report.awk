@@ -145,10 +145,9 @@ END {
   e1 = median("https-json/engine-1t", "p50_us"); r1 = median("https-json/raw", "p50_us")
   q1 = pmedian("https-json/engine-1t", "https-json/raw", "p50_us")
   if (q1 != "") printf "| `tool.call` p50 ≤ 1.5× raw floor (fast fixture, HTTPS) | %.2f× (%.0f vs %.0f µs) | %s |\n", q1, e1, r1, met(q1 <= 1.5)
-  ec = median("https-json/engine-1t", "calls_s")
+  ec = median("https-json/engine-1t", "calls_s"); rc = median("https-json/raw", "calls_s")
   for (v = 2; v >= 1; v--) {
     sc = median("https-json/sdk-v" v, "calls_s")
-    rc = median("https-json/raw", "calls_s")
     # the floor's own ratio bounds the engine's: no client of this server gets past it
     fl = rc != "" && sc != "" ? sprintf("; the raw libcurl floor itself: %.1f×", rc / sc) : ""
     if (ec != "" && sc != "") printf "| throughput ≥ 15× SDK v%d client (same server) | %.1f× (%.0f vs %.0f calls/s%s) | %s |\n", v, ec / sc, ec, sc, fl, met(ec / sc >= 15)

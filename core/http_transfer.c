@@ -191,7 +191,7 @@ typedef struct {
   http_response *rs;
   CURL *h;
   int easy_uses;      /* of h, reused from the engine's idle handles */
-  struct curl_slist *hdrs, *pin;
+  struct curl_slist *pin;
   /* the request's header lines as libcurl's list, its nodes here (or, for a
    * request with more lines, hdr_heap) and their text the request's own:
    * no allocation per line on every request */
@@ -711,7 +711,6 @@ static int setup(xfer *x) {
   }
   nodes[nh - 1].data = (char *)"Expect:";
   nodes[nh - 1].next = NULL;
-  x->hdrs = nodes;
   CURLSH *share = share_of(x->st);
   if (!share) { set_err(rs, "internal", "internal", "libcurl initialisation failed"); return -1; }
   CURL *h = x->h = easy_take(x->st, share, &x->easy_uses);
@@ -721,7 +720,7 @@ static int setup(xfer *x) {
   curl_easy_setopt(h, CURLOPT_CURLU, u->h);
   curl_easy_setopt(h, CURLOPT_RESOLVE, x->pin);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, rq->allow_http ? "http,https" : "https");
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, nodes);
   curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, x);
   curl_easy_setopt(h, CURLOPT_PREREQDATA, x);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
@@ -836,7 +835,6 @@ static void xfer_cleanup(xfer *x) {
   if (x->h) easy_give(x->st, x->h, x->easy_uses);
   free(x->hdr_heap);
   x->hdr_heap = NULL;
-  x->hdrs = NULL;
   curl_slist_free_all(x->pin);
   if (x->rs->code) { free(x->rs->body); x->rs->body = NULL; x->rs->body_len = 0; }
 }

@@ -309,8 +309,11 @@ static void start_callers(caller *cs, pthread_t *t, int n, mcpl_engine *e, const
     cs[i].id = i;
     cs[i].once = once;
     cs[i].n = 0;
-    if (!cs[i].recs) cs[i].recs = calloc(cs[i].cap = FIRST_RECS, sizeof(call_rec));
-    assert_non_null(cs[i].recs);
+    if (!cs[i].recs) {
+      cs[i].cap = FIRST_RECS;
+      cs[i].recs = calloc(FIRST_RECS, sizeof(call_rec));
+      assert_non_null(cs[i].recs);
+    }
     atomic_store(&cs[i].busy_since, 0);
     assert_int_equal(pthread_create(&t[i], NULL, caller_main, &cs[i]), 0);
   }
