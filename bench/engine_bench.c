@@ -382,10 +382,11 @@ static int eb_discover(const eb_opts *o) {
 
 /* ---- CLI one process per call ------------------------------------------------------ */
 
-static double eb_spawn(const char *const *argv, double *cpu_us, long *rss_kb) {
+/* eb_spawn_to: runs argv with its stdout in the file out; its wall time in µs, its CPU and peak RSS */
+static double eb_spawn_to(const char *const *argv, const char *out, double *cpu_us, long *rss_kb) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   pid_t pid;
   double t0 = bu_now_us();
   if (posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ) != 0) { perror("posix_spawn"); exit(1); }
@@ -400,11 +401,15 @@ static double eb_spawn(const char *const *argv, double *cpu_us, long *rss_kb) {
   return wall;
 }
 
+static double eb_spawn(const char *const *argv, double *cpu_us, long *rss_kb) {
+  return eb_spawn_to(argv, "/dev/null", cpu_us, rss_kb);
+}
+
 /* one `mcplink` process per call: `op server.list` and `op tool.call`, and the same in their
  * friendly forms (`server list`, `call ASSISTANT TOOL ARGS`: the CLI start-up rows), on a database the
  * C API set up first; each process starts cold (no Lua state, no connection, no session); then
  * the calls of one `mcplink run` process (label_run: its p50_us is the mean cost of a call in
- * the loop, start-up excluded) */
+ * the loop as the script's own clock times it, start-up excluded) */
 static int eb_cli(const eb_opts *o) {
   mcpl_engine *e = eb_open(o, 0);
   char sid[64], aid[64], tool[128], args[512];
@@ -468,41 +473,54 @@ static int eb_cli(const eb_opts *o) {
            lat[n / 2], lat[(n * 99) / 100], cpu / n, rss, n);
   }
   free(lat);
-  /* one `mcplink run` process calling tool.call in a loop: the cost of a call inside it is the
-   * process with n calls less the same process with none (start-up, the first connection), per
-   * call; three such pairs, the median kept */
-  char script[200];
+  /* one `mcplink run` process calling tool.call in a loop: the script makes one call (start-up,
+   * the first connection), then calls until at least min_ms have passed on its own clock and
+   * prints how many calls it made, in how long, with how much CPU; three such processes, the
+   * median kept. Timed inside the process, the figure cannot go below zero the way a difference
+   * of two processes' wall times did on a loaded machine. */
+  char script[200], outf[200];
   snprintf(script, sizeof script, "%s/loop.lua", eb_dir);
+  snprintf(outf, sizeof outf, "%s/loop.out", eb_dir);
   FILE *f = fopen(script, "w");
   if (!f) { perror(script); exit(1); }
-  fprintf(f, "local n = tonumber(arg[1])\n"
+  fprintf(f, "local min_ms, max_n = tonumber(arg[1]), tonumber(arg[2])\n"
              "local function one()\n"
              "  local r, e = mcplink.op('tool.call', { assistant = '%s', tool = '%s', arguments = { text = 'hello' } })\n"
              "  if not r then error('tool.call: ' .. tostring(e and e.message)) end\n"
              "end\n"
              "one()\n"
-             "for _ = 1, n do one() end\n", aid, tool);
+             "local t0, c0, n = mcplink.now_ms(), os.clock(), 0\n"
+             "repeat one(); n = n + 1 until n >= max_n or mcplink.now_ms() - t0 >= min_ms\n"
+             "print(string.format('loop n=%%d ms=%%d cpu_s=%%.6f', n, mcplink.now_ms() - t0, os.clock() - c0))\n",
+          aid, tool);
   fclose(f);
-  char nbuf[32], zero[] = "0";
-  snprintf(nbuf, sizeof nbuf, "%d", n * 20);
+  char minb[32], maxb[32];
+  snprintf(minb, sizeof minb, "%d", n >= 30 ? 1000 : 100); /* quick runs: 0.1 s, 1 ms of clock = 1% */
+  snprintf(maxb, sizeof maxb, "%d", 1000000);
   const char *loop[] = {o->bin, "--db", eb_db, "--key-file", eb_keyf, "--policies", "policies",
                         "--ca-file", o->ca ? o->ca : "/dev/null", "--tenant", "bench", "--user", "mo",
-                        "run", script, nbuf, NULL};
-  const char *none[] = {o->bin, "--db", eb_db, "--key-file", eb_keyf, "--policies", "policies",
-                        "--ca-file", o->ca ? o->ca : "/dev/null", "--tenant", "bench", "--user", "mo",
-                        "run", script, zero, NULL};
+                        "run", script, minb, maxb, NULL};
   double per[3], cpu_per[3];
-  long rss = 0;
+  long rss = 0, calls = 0;
   for (int k = 0; k < 3; k++) {
-    double cl, c0;
-    double wl = eb_spawn(loop, &cl, &rss), w0 = eb_spawn(none, &c0, &rss);
-    per[k] = (wl - w0) / (n * 20);
-    cpu_per[k] = (cl - c0) / (n * 20);
+    double c;
+    eb_spawn_to(loop, outf, &c, &rss);
+    long ln = 0, ms = 0;
+    double cs = 0;
+    FILE *r = fopen(outf, "r");
+    if (!r || fscanf(r, "loop n=%ld ms=%ld cpu_s=%lf", &ln, &ms, &cs) != 3 || ln <= 0 || ms <= 0) {
+      fprintf(stderr, "engine_bench: the `mcplink run` loop printed no count and time (%s)\n", outf);
+      exit(1);
+    }
+    fclose(r);
+    per[k] = ms * 1000.0 / ln;
+    cpu_per[k] = cs * 1e6 / ln;
+    calls += ln;
   }
   qsort(per, 3, sizeof *per, bu_cmp);
   qsort(cpu_per, 3, sizeof *cpu_per, bu_cmp);
-  printf("@ %s_run calls_s=%.1f p50_us=%.1f cpu_us=%.1f rss_kb=%ld n=%d\n", o->label, 1e6 / per[1], per[1],
-         cpu_per[1], rss, n * 20);
+  printf("@ %s_run calls_s=%.1f p50_us=%.1f cpu_us=%.1f rss_kb=%ld n=%ld\n", o->label, 1e6 / per[1], per[1],
+         cpu_per[1], rss, calls);
   fflush(stdout);
   return 0;
 }
