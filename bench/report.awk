@@ -74,7 +74,8 @@ END {
     if (cnt[l, "calls_s"] == 0) continue
     s = server(l); c = client(l)
     cs = median(l, "calls_s"); p50 = median(l, "p50_us")
-    printf "| %s | %s | %.0f | %.1f | %.1f | %.1f | %s | %s | %s |\n", s, c, cs, p50, median(l, "p99_us"),
+    p99 = median(l, "p99_us"); if (p99 != "") p99 = sprintf("%.1f", p99) # a loop's mean has none
+    printf "| %s | %s | %.0f | %.1f | %s | %.1f | %s | %s | %s |\n", s, c, cs, p50, p99,
       median(l, "cpu_us"), mb(median(l, "rss_kb")), c == "raw" ? "1.00×" : pratio(l, s "/raw", "p50_us"), c == "raw" ? "1.00×" : pratio(l, s "/raw", "calls_s")
   }
   print ""
